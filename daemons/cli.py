@@ -1,0 +1,119 @@
+"""The ``netd`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from daemons import __version__
+from daemons.core import logging as netd_logging
+from daemons.core.config import ConfigError, Loaded, load
+from daemons.core.lifecycle import (
+    Daemon,
+    Runner,
+    StartupError,
+    close_stores,
+    open_stores,
+)
+from daemons.core.status import status_listener_for
+from daemons.store import migrate
+
+DAEMONS = ("radius", "acs", "voltha", "poller", "api")
+
+
+def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
+    from daemons.acs.service import AcsService
+    from daemons.api.service import ApiService
+    from daemons.poller.service import PollerService
+    from daemons.radius.service import RadiusService
+    from daemons.voltha.service import VolthaService
+
+    table: dict[str, type[Daemon]] = {
+        "api": ApiService, "radius": RadiusService, "acs": AcsService,
+        "voltha": VolthaService, "poller": PollerService,
+    }
+    types = [table[n] for n in names]
+    if "api" not in names:  # no API in this process: serve health/metrics on a status port
+        types.insert(0, status_listener_for(names[0]))
+    return types
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="netd",
+        description="dotmac-netd: RADIUS, TR-069 ACS, VOLTHA, SNMP and device config daemons.",
+        epilog="Config is read from --config, $NETD_CONFIG, ./netd.toml or /etc/netd/netd.toml; "
+        "NETD_<SECTION>_<KEY> environment variables override it. With no database.url or "
+        "redis.url, embedded PostgreSQL and Redis start under state_dir.",
+    )
+    parser.add_argument("--config", metavar="PATH", help="the TOML config file")
+    parser.add_argument("--version", action="version", version=f"netd {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("up", help="run every daemon in one process")
+    for name in DAEMONS:
+        sub.add_parser(name, help=f"run the {name} daemon alone")
+    mig = sub.add_parser("migrate", help="apply pending database migrations")
+    mig.add_argument("--status", action="store_true", help="list migrations, apply nothing")
+    sub.add_parser("check-config", help="validate the config and say where it came from")
+    return parser
+
+
+async def _migrate(loaded: Loaded, show_status: bool) -> int:
+    try:
+        stores = await open_stores(loaded.config, with_redis=False)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        migrations = migrate.available()
+        async with stores.pool.acquire() as conn:
+            if show_status:
+                states = await migrate.status(conn, migrations)
+                for st in states:
+                    when = st.applied_at.isoformat() if st.applied_at else "pending"
+                    print(f"{st.migration.filename:40} {when}")
+                pending = sum(1 for st in states if st.applied_at is None)
+                print(f"{len(states)} migrations, {pending} pending")
+            else:
+                done = await migrate.apply(conn, migrations)
+                for mig in done:
+                    print(f"applied {mig.filename}")
+                print(f"{len(done)} applied, schema at version "
+                      f"{migrations[-1].version if migrations else 0:04d}")
+    except migrate.MigrationError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        await close_stores(stores)
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        loaded = load(args.config)
+    except ConfigError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+    cfg = loaded.config
+    netd_logging.setup(cfg.log.level, cfg.log.format)
+    if args.command == "check-config":
+        print(f"config ok: {loaded.path or 'defaults (no config file found)'}")
+        return 0
+    if args.command == "migrate":
+        return uvloop.run(_migrate(loaded, args.status))
+    names = [n for n in DAEMONS if n != "api"] if args.command == "up" else [args.command]
+    if args.command == "up":
+        names = ["api", *names]
+    runner = Runner(loaded, _daemon_types(names))
+    try:
+        return uvloop.run(runner.run())
+    except KeyboardInterrupt:  # a signal before the loop installed its handlers
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

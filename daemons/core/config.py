@@ -1,0 +1,295 @@
+"""Configuration: one TOML file, ``NETD_*`` environment overrides, secrets from ``*_file`` keys.
+
+Where the file comes from, first match wins: ``--config PATH``, ``$NETD_CONFIG``,
+``./netd.toml``, ``/etc/netd/netd.toml``; with none of them every key takes its default.
+
+Every problem is reported as one :class:`ConfigError` naming the key, where the value came
+from (the file, or the environment variable) and what was expected. The CLI turns it into a
+single line on stderr and exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+
+ENV_PREFIX = "NETD_"
+ENV_CONFIG = "NETD_CONFIG"
+DEFAULT_LOCATIONS = (Path("netd.toml"), Path("/etc/netd/netd.toml"))
+
+# Marks a field whose value may instead be read from a file named by ``<key>_file``.
+_SECRET = {"secret": True}
+
+Port = Annotated[int, Field(ge=1, le=65535)]
+StatusPort = Annotated[int, Field(ge=0, le=65535)]
+Seconds = Annotated[float, Field(gt=0, le=3600)]
+
+
+class ConfigError(Exception):
+    """A configuration value is missing, unknown or of the wrong shape."""
+
+    def __init__(self, key: str, source: str, expected: str) -> None:
+        super().__init__(key, source, expected)
+        self.key = key
+        self.source = source
+        self.expected = expected
+
+    def __str__(self) -> str:
+        where = f"{self.key} in {self.source}" if self.key else self.source
+        return f"config error: {where}: {self.expected}"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "json", "text"] = "auto"
+
+
+class DatabaseConfig(_Section):
+    url: SecretStr = Field(default=SecretStr(""), json_schema_extra=_SECRET)
+    password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    pool_min_size: int = Field(default=1, ge=0, le=200)
+    pool_max_size: int = Field(default=10, ge=1, le=1000)
+    connect_timeout: Seconds = 5.0
+    command_timeout: Seconds = 30.0
+    migrate_on_start: bool = True
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url.get_secret_value()
+
+
+class RedisConfig(_Section):
+    url: SecretStr = Field(default=SecretStr(""), json_schema_extra=_SECRET)
+    password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    connect_timeout: Seconds = 2.0
+    socket_timeout: Seconds = 5.0
+    key_prefix: str = Field(default="netd", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+    @property
+    def embedded(self) -> bool:
+        return not self.url.get_secret_value()
+
+
+class EmbeddedConfig(_Section):
+    run_as: str = Field(default="netd", pattern=r"^[a-z_][a-z0-9_-]{0,31}$")
+    start_timeout: Seconds = 60.0
+
+
+class LifecycleConfig(_Section):
+    drain_timeout: Seconds = 10.0
+    heartbeat_interval: Seconds = 5.0
+
+
+class PoliciesConfig(_Section):
+    dir: Path = Path("policies")
+
+
+class ApiConfig(_Section):
+    host: str = "127.0.0.1"
+    port: Port = 8080
+
+
+class _DaemonConfig(_Section):
+    status_host: str = "127.0.0.1"
+
+
+class RadiusConfig(_DaemonConfig):
+    status_port: StatusPort = 9181
+
+
+class AcsConfig(_DaemonConfig):
+    status_port: StatusPort = 9182
+
+
+class VolthaConfig(_DaemonConfig):
+    status_port: StatusPort = 9183
+
+
+class PollerConfig(_DaemonConfig):
+    status_port: StatusPort = 9184
+
+
+class Config(_Section):
+    state_dir: Path = Path("var/netd")
+    instance_name: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
+    log: LogConfig = LogConfig()
+    database: DatabaseConfig = DatabaseConfig()
+    redis: RedisConfig = RedisConfig()
+    embedded: EmbeddedConfig = EmbeddedConfig()
+    lifecycle: LifecycleConfig = LifecycleConfig()
+    policies: PoliciesConfig = PoliciesConfig()
+    api: ApiConfig = ApiConfig()
+    radius: RadiusConfig = RadiusConfig()
+    acs: AcsConfig = AcsConfig()
+    voltha: VolthaConfig = VolthaConfig()
+    poller: PollerConfig = PollerConfig()
+
+    @property
+    def instance(self) -> str:
+        return self.instance_name or socket.gethostname()
+
+
+class Loaded(BaseModel):
+    """A validated config and the file it came from (``None``: defaults only)."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+    config: Config
+    path: Path | None
+
+
+def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            yield from _leaves(ann, (*prefix, name))
+        else:
+            yield (*prefix, name)
+            extra = field.json_schema_extra
+            if isinstance(extra, dict) and extra.get("secret"):
+                yield (*prefix, f"{name}_file")
+
+
+def env_name(path: tuple[str, ...]) -> str:
+    return ENV_PREFIX + "_".join(path).upper()
+
+
+_ENV_KEYS: dict[str, tuple[str, ...]] = {env_name(p): p for p in _leaves(Config)}
+
+
+def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
+    """Return the config file to read, or ``None`` to run on defaults.
+
+    Raises ConfigError when a file named by ``--config`` or ``$NETD_CONFIG`` does not exist.
+    """
+    for given, source in ((explicit, "--config"), (environ.get(ENV_CONFIG), ENV_CONFIG)):
+        if given:
+            path = Path(given)
+            if not path.is_file():
+                raise ConfigError("", f"{source} {given}", "file not found")
+            return path
+    for candidate in DEFAULT_LOCATIONS:
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) -> Loaded:
+    """Find, read, override and validate the configuration.
+
+    Raises ConfigError on any problem; never anything else for bad input.
+    """
+    env = os.environ if environ is None else environ
+    path = find_config_file(explicit, env)
+    data: dict[str, Any] = {}
+    origins: dict[tuple[str, ...], str] = {}
+    file_label = str(path) if path else "defaults"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError("", str(path), f"cannot read file: {exc}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError("", str(path), f"invalid TOML: {exc}") from None
+        for leaf in _walk(data):
+            origins[leaf] = str(path)
+    for name, value in env.items():
+        if not name.startswith(ENV_PREFIX) or name == ENV_CONFIG:
+            continue
+        key = _ENV_KEYS.get(name)
+        if key is None:
+            raise ConfigError(name, "the environment", "unknown setting (no such config key)")
+        _set(data, key, value, name)
+        origins[key] = f"environment variable {name}"
+    _resolve_secret_files(data, origins, file_label)
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, origins, file_label) from None
+    return Loaded(config=config, path=path)
+
+
+def _walk(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
+    for key, value in data.items():
+        if isinstance(value, Mapping):
+            yield from _walk(value, (*prefix, key))
+        else:
+            yield (*prefix, key)
+
+
+def _set(data: dict[str, Any], key: tuple[str, ...], value: str, source: str) -> None:
+    node = data
+    for part in key[:-1]:
+        child = node.setdefault(part, {})
+        if not isinstance(child, dict):
+            raise ConfigError(".".join(key[:-1]), source, "conflicts with a non-table value")
+        node = child
+    node[key[-1]] = value
+
+
+def _resolve_secret_files(
+    data: dict[str, Any], origins: dict[tuple[str, ...], str], file_label: str
+) -> None:
+    """Replace every ``<secret>_file`` key by the contents of the file it names."""
+    for leaf in list(_walk(data)):
+        if not leaf[-1].endswith("_file") or leaf not in _ENV_KEYS.values():
+            continue
+        node = data
+        for part in leaf[:-1]:
+            node = node[part]
+        target = leaf[-1].removesuffix("_file")
+        source = origins.get(leaf, file_label)
+        dotted = ".".join(leaf)
+        if target in node:
+            raise ConfigError(dotted, source, f"give either {target} or {leaf[-1]}, not both")
+        secret_path = Path(str(node.pop(leaf[-1])))
+        try:
+            node[target] = secret_path.read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(dotted, source, f"cannot read secret file: {exc}") from None
+        origins[(*leaf[:-1], target)] = f"{source} (via {dotted})"
+
+
+def _first_error(
+    exc: ValidationError, origins: dict[tuple[str, ...], str], file_label: str
+) -> ConfigError:
+    errors = exc.errors()
+    err = errors[0]
+    loc = tuple(str(p) for p in err["loc"])
+    source = origins.get(loc, file_label)
+    if err["type"] == "extra_forbidden":
+        expected = "unknown key"
+    else:
+        msg = str(err["msg"])
+        expected = msg.replace("Input should be", "expected", 1)
+        value = err.get("input")
+        if not isinstance(value, Mapping) and value is not None and "_file" not in loc[-1]:
+            shown = "<secret>" if _is_secret(loc) else repr(value)
+            expected += f", got {shown}"
+    if len(errors) > 1:
+        expected += f" (and {len(errors) - 1} more problem(s))"
+    return ConfigError(".".join(loc), source, expected)
+
+
+def _is_secret(loc: tuple[str, ...]) -> bool:
+    model: type[BaseModel] = Config
+    for part in loc:
+        field = model.model_fields.get(part)
+        if field is None:
+            return False
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            model = ann
+            continue
+        extra = field.json_schema_extra
+        return isinstance(extra, dict) and bool(extra.get("secret"))
+    return False

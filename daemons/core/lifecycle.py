@@ -1,0 +1,441 @@
+"""Process lifecycle: open the stores, start daemons, serve signals, drain, close.
+
+One :class:`Runner` per process. ``netd up`` gives it every daemon; ``netd radius`` one.
+SIGTERM/SIGINT drain: stop accepting, finish in-flight work within
+``lifecycle.drain_timeout``, close the stores, exit 0 (a second signal cuts the drain short).
+SIGHUP reloads ``policies/`` without stopping traffic. Under systemd the runner sends
+READY=1, STOPPING=1 and WATCHDOG=1 from the event loop, so a stuck loop stops the pings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import asyncpg
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    GCCollector,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
+
+from daemons import __version__
+from daemons.core.config import Config, Loaded
+from daemons.core.health import Health
+from daemons.core.policies import PolicyError, PolicySet, load_policies
+from daemons.core.systemd import Notifier
+from daemons.store import migrate
+from daemons.store.cache import Cache
+from daemons.store.cache import connect as connect_cache
+from daemons.store.embedded import EmbeddedError, EmbeddedStores
+from daemons.store.events import append_event
+from daemons.store.pg import StoreUnavailable, create_pool, redact
+
+log = logging.getLogger("netd.lifecycle")
+
+
+class StartupError(Exception):
+    """Startup cannot go on; the message is for the operator. ``status`` is the exit code."""
+
+    def __init__(self, message: str, status: int = 1) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+@dataclass
+class Stores:
+    pool: asyncpg.Pool
+    cache: Cache | None
+    postgres_url: str
+    redis_url: str
+    embedded: EmbeddedStores | None = None
+
+    @property
+    def redis(self) -> Cache:
+        if self.cache is None:
+            raise RuntimeError("these stores were opened without Redis")
+        return self.cache
+
+
+class RunnerMetrics:
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.build = Info("netd_build", "netd version", registry=registry)
+        self.build.info({"version": __version__})
+        self.up = Gauge("netd_daemon_up", "1 while a daemon runs", ["daemon"], registry=registry)
+        self.draining = Gauge("netd_draining", "1 while the process drains", registry=registry)
+        self.startup_seconds = Gauge("netd_startup_seconds", "time to become ready",
+                                     registry=registry)
+        self.heartbeat_failures = Counter("netd_heartbeat_failures_total",
+                                          "heartbeats not written to Redis", registry=registry)
+        self.policy_generation = Gauge("netd_policy_generation",
+                                       "generation of the policy set in force", registry=registry)
+        self.policy_files = Gauge("netd_policy_files", "policy files in force", registry=registry)
+        self.policy_reloads = Counter("netd_policy_reloads_total", "policy reloads by result",
+                                      ["result"], registry=registry)
+        self.drain_overruns = Counter("netd_drain_overruns_total",
+                                      "drains cut short by the deadline or a second signal",
+                                      registry=registry)
+
+
+@dataclass
+class Context:
+    """What a daemon gets from the process: config, stores, metrics, policies."""
+
+    config: Config
+    config_path: Path | None
+    stores: Stores
+    registry: CollectorRegistry
+    health: Health
+    policies: PolicySet
+    instance: str
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def pool(self) -> asyncpg.Pool:
+        return self.stores.pool
+
+    @property
+    def cache(self) -> Cache:
+        return self.stores.redis
+
+
+class Daemon:
+    """Base of every daemon. Subclasses override the hooks they need.
+
+    ``start`` begins serving; ``drain`` stops accepting and waits for in-flight work (the
+    runner bounds it by the deadline); ``close`` releases what ``start`` took.
+    """
+
+    name: ClassVar[str] = "daemon"
+    heartbeat: ClassVar[bool] = True
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+
+    async def start(self) -> None:
+        return None
+
+    async def drain(self) -> None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+    def check_policies(self, policies: PolicySet) -> None:
+        """Raise PolicyError if ``policies`` cannot be applied; change nothing."""
+
+    def apply_policies(self, policies: PolicySet) -> None:
+        """Switch to ``policies`` (already checked)."""
+
+    def counters(self) -> dict[str, float]:
+        """Key counters for the heartbeat and the status API."""
+        return {}
+
+
+async def open_stores(config: Config, with_redis: bool = True) -> Stores:
+    """Connect to the configured stores, starting embedded ones for what is not configured.
+
+    Raises StartupError when a store cannot be reached or started.
+    """
+    embedded: EmbeddedStores | None = None
+    pg_url = config.database.url.get_secret_value()
+    redis_url = config.redis.url.get_secret_value()
+    embed_redis = with_redis and config.redis.embedded
+    if config.database.embedded or embed_redis:
+        embedded = EmbeddedStores(
+            config.state_dir, postgres=config.database.embedded, redis=embed_redis,
+            run_as=config.embedded.run_as, timeout=config.embedded.start_timeout,
+        )
+        try:
+            await asyncio.to_thread(embedded.acquire)
+        except (EmbeddedError, OSError) as exc:
+            raise StartupError(f"cannot start embedded stores in {config.state_dir}: {exc}") \
+                from None
+        if embedded.postgres is not None:
+            pg_url = embedded.postgres.dsn
+        if embedded.redis is not None:
+            redis_url = embedded.redis.url
+    try:
+        pool = await create_pool(config.database, pg_url, f"netd-{os.getpid()}")
+        try:
+            cache = await connect_cache(config.redis, redis_url) if with_redis else None
+        except StoreUnavailable:
+            await pool.close()
+            raise
+    except StoreUnavailable as exc:
+        if embedded is not None:
+            await asyncio.to_thread(embedded.release)
+        raise StartupError(str(exc)) from None
+    return Stores(pool, cache, pg_url, redis_url, embedded)
+
+
+async def close_stores(stores: Stores, timeout: float = 5.0) -> None:
+    try:
+        await asyncio.wait_for(stores.pool.close(), timeout)
+    except TimeoutError:
+        stores.pool.terminate()
+    if stores.cache is not None:
+        with contextlib.suppress(Exception):
+            await stores.cache.close()
+    if stores.embedded is not None:
+        await asyncio.to_thread(stores.embedded.release)
+
+
+async def ensure_schema(pool: asyncpg.Pool, apply: bool) -> None:
+    """Apply pending migrations, or with ``apply`` False refuse to run on an old schema."""
+    migrations = migrate.available()
+    async with pool.acquire() as conn:
+        try:
+            if apply:
+                done = await migrate.apply(conn, migrations)
+                for mig in done:
+                    log.info("migration applied", extra={"fields": {"migration": mig.filename}})
+                return
+            states = await migrate.status(conn, migrations)
+        except migrate.MigrationError as exc:
+            raise StartupError(str(exc)) from None
+    pending = [s.migration.filename for s in states if s.applied_at is None]
+    if pending:
+        raise StartupError(f"database schema is behind ({', '.join(pending)} pending): "
+                           "run `netd migrate` or set database.migrate_on_start = true")
+
+
+class Runner:
+    def __init__(self, loaded: Loaded, daemons: list[type[Daemon]],
+                 environ: Mapping[str, str] | None = None) -> None:
+        self.loaded = loaded
+        self.config = loaded.config
+        self.daemon_types = daemons
+        self.notifier = Notifier(environ)
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+        self.startup_seconds = 0.0
+        self.metrics = RunnerMetrics(self.registry)
+        self.daemons: list[Daemon] = []
+        self.ctx: Context | None = None
+        self._stop = asyncio.Event()
+        self._signals = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._drain_task: asyncio.Task[None] | None = None
+
+    def _instance_id(self, daemon: Daemon) -> str:
+        return f"{self.config.instance}:{daemon.name}:{os.getpid()}"
+
+    # --- signals ---
+
+    def _on_stop_signal(self, signum: int) -> None:
+        self._signals += 1
+        if self._signals == 1:
+            log.info("stop requested, draining", extra={"fields": {"signal": signum}})
+            self._stop.set()
+        elif self._drain_task is not None and not self._drain_task.done():
+            log.warning("second stop signal: cutting the drain short")
+            self.metrics.drain_overruns.inc()
+            self._drain_task.cancel()
+
+    def _on_hup(self) -> None:
+        self._spawn(self.reload_policies())
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # --- policies ---
+
+    async def reload_policies(self) -> bool:
+        """Load ``policies/`` anew; on any error keep the set in force. Return success."""
+        ctx = self.ctx
+        if ctx is None:
+            return False
+        try:
+            new = await asyncio.to_thread(
+                load_policies, self.config.policies.dir, ctx.policies.generation + 1)
+            for daemon in self.daemons:
+                daemon.check_policies(new)
+        except PolicyError as exc:
+            self.metrics.policy_reloads.labels("error").inc()
+            log.error("policy reload rejected; the previous policies stay in force",
+                      extra={"fields": {"file": exc.path, "problem": exc.problem}})
+            return False
+        for daemon in self.daemons:
+            daemon.apply_policies(new)
+        ctx.policies = new
+        self.metrics.policy_reloads.labels("ok").inc()
+        self.metrics.policy_generation.set(new.generation)
+        self.metrics.policy_files.set(len(new.documents))
+        log.info("policies reloaded", extra={"fields": {
+            "generation": new.generation, "files": len(new.documents), "digest": new.digest[:12]}})
+        return True
+
+    # --- periodic tasks ---
+
+    async def _heartbeats(self, status: str = "running") -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        ttl = self.config.lifecycle.heartbeat_interval * 3
+        now = time.time()
+        for daemon in self.daemons:
+            if not daemon.heartbeat:
+                continue
+            beat = {
+                "instance_id": self._instance_id(daemon), "daemon": daemon.name,
+                "instance": ctx.instance, "pid": os.getpid(), "version": __version__,
+                "started_at": ctx.started_at, "uptime": now - ctx.started_at, "ts": now,
+                "status": status, "counters": daemon.counters(),
+            }
+            await ctx.cache.put_heartbeat(beat["instance_id"], beat, ttl)
+
+    async def _heartbeat_loop(self) -> None:
+        failing = False
+        while True:
+            try:
+                await self._heartbeats()
+                if failing:
+                    log.info("heartbeats written again")
+                failing = False
+            except Exception as exc:  # a cache outage must never stop the daemon
+                self.metrics.heartbeat_failures.inc()
+                if not failing:  # one line per outage, not one per beat
+                    log.warning("heartbeat not written", extra={"fields": {"error": repr(exc)}})
+                failing = True
+            await asyncio.sleep(self.config.lifecycle.heartbeat_interval)
+
+    async def _watchdog_loop(self, interval: float) -> None:
+        while True:
+            self.notifier.notify("WATCHDOG=1")
+            await asyncio.sleep(interval)
+
+    # --- the whole life ---
+
+    async def _startup(self) -> None:
+        t0 = time.monotonic()
+        stores = await open_stores(self.config)
+        try:
+            await ensure_schema(stores.pool, self.config.database.migrate_on_start)
+            try:
+                policies = await asyncio.to_thread(load_policies, self.config.policies.dir, 1)
+            except PolicyError as exc:
+                raise StartupError(str(exc), status=2) from None
+            health = Health(stores.pool, stores.redis)
+            self.ctx = Context(self.config, self.loaded.path, stores, self.registry, health,
+                               policies, self.config.instance)
+            self.daemons = [cls(self.ctx) for cls in self.daemon_types]
+            for daemon in self.daemons:
+                daemon.check_policies(policies)
+                daemon.apply_policies(policies)
+            for daemon in self.daemons:
+                await daemon.start()
+                self.metrics.up.labels(daemon.name).set(1)
+        except BaseException:
+            for daemon in reversed(self.daemons):
+                with contextlib.suppress(Exception):
+                    await daemon.close()
+            await close_stores(stores)
+            raise
+        self.metrics.policy_generation.set(policies.generation)
+        self.metrics.policy_files.set(len(policies.documents))
+        health.started = True
+        self.startup_seconds = time.monotonic() - t0
+        self.metrics.startup_seconds.set(self.startup_seconds)
+
+    async def run(self) -> int:
+        """Run until a stop signal; return the process exit status."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._on_hup)
+        try:
+            await self._startup()
+        except PolicyError as exc:
+            log.error("startup failed: %s", exc)
+            return 2
+        except StartupError as exc:
+            log.error("startup failed: %s", exc)
+            return exc.status
+        ctx = self.ctx
+        assert ctx is not None
+        self._spawn(self._heartbeat_loop())
+        if self.notifier.watchdog_interval:
+            self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
+        names = ",".join(d.name for d in self.daemons if d.heartbeat)
+        self.notifier.notify("READY=1", f"STATUS=serving {names}", f"MAINPID={os.getpid()}")
+        log.info("ready", extra={"fields": {
+            "daemons": names, "postgres": redact(ctx.stores.postgres_url),
+            "redis": ctx.stores.redis_url, "embedded": ctx.stores.embedded is not None,
+            "startup_seconds": round(self.startup_seconds, 3)}})
+        await self._event("daemon.started")
+        await self._stop.wait()
+        return await self._shutdown()
+
+    async def _event(self, kind: str) -> None:
+        ctx = self.ctx
+        assert ctx is not None
+        for daemon in self.daemons:
+            if not daemon.heartbeat:
+                continue
+            try:
+                async with asyncio.timeout(2.0):
+                    await append_event(ctx.pool, daemon.name, kind, self._instance_id(daemon),
+                                       {"version": __version__, "pid": os.getpid()})
+            except Exception as exc:  # best effort: the store may be the reason we stop
+                log.warning("event not recorded", extra={"fields": {"kind": kind,
+                                                                     "error": repr(exc)}})
+
+    async def _drain(self) -> None:
+        # The first daemon (api or status listener) serves health: it drains last, so
+        # /health/ready answers 503 while the others finish their in-flight work.
+        first, rest = self.daemons[0], self.daemons[1:]
+        await asyncio.gather(*(d.drain() for d in rest))
+        await first.drain()
+
+    async def _shutdown(self) -> int:
+        ctx = self.ctx
+        assert ctx is not None
+        t0 = time.monotonic()
+        self.notifier.notify("STOPPING=1", "STATUS=draining")
+        ctx.health.draining = True
+        self.metrics.draining.set(1)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self._heartbeats("draining"), 2.0)
+        self._drain_task = asyncio.get_running_loop().create_task(self._drain())
+        try:
+            await asyncio.wait_for(self._drain_task, self.config.lifecycle.drain_timeout)
+        except (TimeoutError, asyncio.CancelledError):
+            self.metrics.drain_overruns.inc()
+            log.warning("drain did not finish in time; in-flight work was cut off",
+                        extra={"fields": {"drain_timeout": self.config.lifecycle.drain_timeout}})
+        for daemon in reversed(self.daemons):
+            try:
+                await asyncio.wait_for(daemon.close(), 5.0)
+            except Exception as exc:
+                log.warning("daemon did not close cleanly",
+                            extra={"fields": {"daemon": daemon.name, "error": repr(exc)}})
+            self.metrics.up.labels(daemon.name).set(0)
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._event("daemon.stopped")
+        for daemon in self.daemons:
+            if daemon.heartbeat:
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(ctx.cache.remove_heartbeat(self._instance_id(daemon)),
+                                           2.0)
+        await close_stores(ctx.stores)
+        self.notifier.close()
+        log.info("stopped", extra={"fields": {"drain_seconds": round(time.monotonic() - t0, 3)}})
+        return 0
