@@ -9,6 +9,8 @@ from collections.abc import Sequence
 import uvloop
 
 from daemons import __version__
+from daemons.acs.service import AcsService
+from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core.config import ConfigError, Loaded, load
 from daemons.core.lifecycle import (
@@ -19,21 +21,21 @@ from daemons.core.lifecycle import (
     open_stores,
 )
 from daemons.core.status import status_listener_for
+from daemons.poller.service import PollerService
+from daemons.radius.service import RadiusService
 from daemons.store import migrate
+from daemons.voltha.service import VolthaService
 
 DAEMONS = ("radius", "acs", "voltha", "poller", "api")
 
 
 def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
-    from daemons.acs.service import AcsService
-    from daemons.api.service import ApiService
-    from daemons.poller.service import PollerService
-    from daemons.radius.service import RadiusService
-    from daemons.voltha.service import VolthaService
-
     table: dict[str, type[Daemon]] = {
-        "api": ApiService, "radius": RadiusService, "acs": AcsService,
-        "voltha": VolthaService, "poller": PollerService,
+        "api": ApiService,
+        "radius": RadiusService,
+        "acs": AcsService,
+        "voltha": VolthaService,
+        "poller": PollerService,
     }
     types = [table[n] for n in names]
     if "api" not in names:  # no API in this process: serve health/metrics on a status port
@@ -81,8 +83,10 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
                 done = await migrate.apply(conn, migrations)
                 for mig in done:
                     print(f"applied {mig.filename}")
-                print(f"{len(done)} applied, schema at version "
-                      f"{migrations[-1].version if migrations else 0:04d}")
+                print(
+                    f"{len(done)} applied, schema at version "
+                    f"{migrations[-1].version if migrations else 0:04d}"
+                )
     except migrate.MigrationError as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 1

@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from daemons import __version__
 from daemons.core.http import HttpServer, health_router
+from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
 
 
@@ -26,11 +27,16 @@ class ApiService(Daemon):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         cfg = ctx.config.api
-        self.server = HttpServer(build_app(ctx), cfg.host, cfg.port,
-                                 ctx.config.lifecycle.drain_timeout)
+        self.server = HttpServer(
+            build_app(ctx), cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout
+        )
 
     async def start(self) -> None:
         await self.server.start()
+
+    def endpoints(self) -> dict[str, str]:
+        url = f"http://{_hostport(self.server.host, self.server.port)}"
+        return {"api": url, "health": f"{url}/health/ready", "metrics": f"{url}/metrics"}
 
     async def drain(self) -> None:
         await self.server.stop()

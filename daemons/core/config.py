@@ -17,14 +17,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.config import JsonDict
 
 ENV_PREFIX = "NETD_"
 ENV_CONFIG = "NETD_CONFIG"
 DEFAULT_LOCATIONS = (Path("netd.toml"), Path("/etc/netd/netd.toml"))
 
 # Marks a field whose value may instead be read from a file named by ``<key>_file``.
-_SECRET = {"secret": True}
+_SECRET: JsonDict = {"secret": True}
 
 Port = Annotated[int, Field(ge=1, le=65535)]
 StatusPort = Annotated[int, Field(ge=0, le=65535)]
@@ -45,6 +46,13 @@ class ConfigError(Exception):
         return f"config error: {where}: {self.expected}"
 
 
+def _check_scheme(value: SecretStr, schemes: tuple[str, ...]) -> SecretStr:
+    url = value.get_secret_value()
+    if url and not url.startswith(schemes):
+        raise ValueError(f"a URL starting with {' or '.join(schemes)}, or empty for embedded")
+    return value
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -63,6 +71,11 @@ class DatabaseConfig(_Section):
     command_timeout: Seconds = 30.0
     migrate_on_start: bool = True
 
+    @field_validator("url")
+    @classmethod
+    def _postgres_url(cls, value: SecretStr) -> SecretStr:
+        return _check_scheme(value, ("postgresql://", "postgres://"))
+
     @property
     def embedded(self) -> bool:
         return not self.url.get_secret_value()
@@ -74,6 +87,11 @@ class RedisConfig(_Section):
     connect_timeout: Seconds = 2.0
     socket_timeout: Seconds = 5.0
     key_prefix: str = Field(default="netd", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+
+    @field_validator("url")
+    @classmethod
+    def _redis_url(cls, value: SecretStr) -> SecretStr:
+        return _check_scheme(value, ("redis://", "rediss://", "unix://"))
 
     @property
     def embedded(self) -> bool:

@@ -15,6 +15,11 @@ from daemons.core.health import Health
 log = logging.getLogger("netd.http")
 
 
+def hostport(host: str, port: int) -> str:
+    """``host:port`` with IPv6 literals bracketed, for URLs."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def health_router(health: Health, registry: CollectorRegistry) -> APIRouter:
     """``/health/live``, ``/health/ready``, ``/health/startup`` and ``/metrics``."""
     router = APIRouter(tags=["health"])
@@ -46,8 +51,14 @@ class HttpServer:
 
     def __init__(self, app: FastAPI | Any, host: str, port: int, drain_timeout: float) -> None:
         config = uvicorn.Config(
-            app, host=host, port=port, log_config=None, access_log=False, lifespan="off",
-            timeout_graceful_shutdown=int(max(1, drain_timeout)), server_header=False,
+            app,
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            timeout_graceful_shutdown=int(max(1, drain_timeout)),
+            server_header=False,
         )
         config.load()
         self._server = uvicorn.Server(config)

@@ -75,18 +75,24 @@ class RunnerMetrics:
         self.build.info({"version": __version__})
         self.up = Gauge("netd_daemon_up", "1 while a daemon runs", ["daemon"], registry=registry)
         self.draining = Gauge("netd_draining", "1 while the process drains", registry=registry)
-        self.startup_seconds = Gauge("netd_startup_seconds", "time to become ready",
-                                     registry=registry)
-        self.heartbeat_failures = Counter("netd_heartbeat_failures_total",
-                                          "heartbeats not written to Redis", registry=registry)
-        self.policy_generation = Gauge("netd_policy_generation",
-                                       "generation of the policy set in force", registry=registry)
+        self.startup_seconds = Gauge(
+            "netd_startup_seconds", "time to become ready", registry=registry
+        )
+        self.heartbeat_failures = Counter(
+            "netd_heartbeat_failures_total", "heartbeats not written to Redis", registry=registry
+        )
+        self.policy_generation = Gauge(
+            "netd_policy_generation", "generation of the policy set in force", registry=registry
+        )
         self.policy_files = Gauge("netd_policy_files", "policy files in force", registry=registry)
-        self.policy_reloads = Counter("netd_policy_reloads_total", "policy reloads by result",
-                                      ["result"], registry=registry)
-        self.drain_overruns = Counter("netd_drain_overruns_total",
-                                      "drains cut short by the deadline or a second signal",
-                                      registry=registry)
+        self.policy_reloads = Counter(
+            "netd_policy_reloads_total", "policy reloads by result", ["result"], registry=registry
+        )
+        self.drain_overruns = Counter(
+            "netd_drain_overruns_total",
+            "drains cut short by the deadline or a second signal",
+            registry=registry,
+        )
 
 
 @dataclass
@@ -143,6 +149,10 @@ class Daemon:
         """Key counters for the heartbeat and the status API."""
         return {}
 
+    def endpoints(self) -> dict[str, str]:
+        """What this daemon listens on, for the startup log line (name -> address)."""
+        return {}
+
 
 async def open_stores(config: Config, with_redis: bool = True) -> Stores:
     """Connect to the configured stores, starting embedded ones for what is not configured.
@@ -155,14 +165,18 @@ async def open_stores(config: Config, with_redis: bool = True) -> Stores:
     embed_redis = with_redis and config.redis.embedded
     if config.database.embedded or embed_redis:
         embedded = EmbeddedStores(
-            config.state_dir, postgres=config.database.embedded, redis=embed_redis,
-            run_as=config.embedded.run_as, timeout=config.embedded.start_timeout,
+            config.state_dir,
+            postgres=config.database.embedded,
+            redis=embed_redis,
+            run_as=config.embedded.run_as,
+            timeout=config.embedded.start_timeout,
         )
         try:
             await asyncio.to_thread(embedded.acquire)
         except (EmbeddedError, OSError) as exc:
-            raise StartupError(f"cannot start embedded stores in {config.state_dir}: {exc}") \
-                from None
+            raise StartupError(
+                f"cannot start embedded stores in {config.state_dir}: {exc}"
+            ) from None
         if embedded.postgres is not None:
             pg_url = embedded.postgres.dsn
         if embedded.redis is not None:
@@ -181,9 +195,9 @@ async def open_stores(config: Config, with_redis: bool = True) -> Stores:
     return Stores(pool, cache, pg_url, redis_url, embedded)
 
 
-async def close_stores(stores: Stores, timeout: float = 5.0) -> None:
+async def close_stores(stores: Stores) -> None:
     try:
-        await asyncio.wait_for(stores.pool.close(), timeout)
+        await asyncio.wait_for(stores.pool.close(), 5.0)
     except TimeoutError:
         stores.pool.terminate()
     if stores.cache is not None:
@@ -208,13 +222,16 @@ async def ensure_schema(pool: asyncpg.Pool, apply: bool) -> None:
             raise StartupError(str(exc)) from None
     pending = [s.migration.filename for s in states if s.applied_at is None]
     if pending:
-        raise StartupError(f"database schema is behind ({', '.join(pending)} pending): "
-                           "run `netd migrate` or set database.migrate_on_start = true")
+        raise StartupError(
+            f"database schema is behind ({', '.join(pending)} pending): "
+            "run `netd migrate` or set database.migrate_on_start = true"
+        )
 
 
 class Runner:
-    def __init__(self, loaded: Loaded, daemons: list[type[Daemon]],
-                 environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, loaded: Loaded, daemons: list[type[Daemon]], environ: Mapping[str, str] | None = None
+    ) -> None:
         self.loaded = loaded
         self.config = loaded.config
         self.daemon_types = daemons
@@ -264,13 +281,16 @@ class Runner:
             return False
         try:
             new = await asyncio.to_thread(
-                load_policies, self.config.policies.dir, ctx.policies.generation + 1)
+                load_policies, self.config.policies.dir, ctx.policies.generation + 1
+            )
             for daemon in self.daemons:
                 daemon.check_policies(new)
         except PolicyError as exc:
             self.metrics.policy_reloads.labels("error").inc()
-            log.error("policy reload rejected; the previous policies stay in force",
-                      extra={"fields": {"file": exc.path, "problem": exc.problem}})
+            log.error(
+                "policy reload rejected; the previous policies stay in force",
+                extra={"fields": {"file": exc.path, "problem": exc.problem}},
+            )
             return False
         for daemon in self.daemons:
             daemon.apply_policies(new)
@@ -278,8 +298,16 @@ class Runner:
         self.metrics.policy_reloads.labels("ok").inc()
         self.metrics.policy_generation.set(new.generation)
         self.metrics.policy_files.set(len(new.documents))
-        log.info("policies reloaded", extra={"fields": {
-            "generation": new.generation, "files": len(new.documents), "digest": new.digest[:12]}})
+        log.info(
+            "policies reloaded",
+            extra={
+                "fields": {
+                    "generation": new.generation,
+                    "files": len(new.documents),
+                    "digest": new.digest[:12],
+                }
+            },
+        )
         return True
 
     # --- periodic tasks ---
@@ -292,13 +320,20 @@ class Runner:
         for daemon in self.daemons:
             if not daemon.heartbeat:
                 continue
+            instance_id = self._instance_id(daemon)
             beat = {
-                "instance_id": self._instance_id(daemon), "daemon": daemon.name,
-                "instance": ctx.instance, "pid": os.getpid(), "version": __version__,
-                "started_at": ctx.started_at, "uptime": now - ctx.started_at, "ts": now,
-                "status": status, "counters": daemon.counters(),
+                "instance_id": instance_id,
+                "daemon": daemon.name,
+                "instance": ctx.instance,
+                "pid": os.getpid(),
+                "version": __version__,
+                "started_at": ctx.started_at,
+                "uptime": now - ctx.started_at,
+                "ts": now,
+                "status": status,
+                "counters": daemon.counters(),
             }
-            await ctx.cache.put_heartbeat(beat["instance_id"], beat, ttl)
+            await ctx.cache.put_heartbeat(instance_id, beat, ttl)
 
     async def _heartbeat_loop(self) -> None:
         failing = False
@@ -308,7 +343,7 @@ class Runner:
                 if failing:
                     log.info("heartbeats written again")
                 failing = False
-            except Exception as exc:  # a cache outage must never stop the daemon
+            except Exception as exc:  # noqa: BLE001 - a cache outage must never stop the daemon
                 self.metrics.heartbeat_failures.inc()
                 if not failing:  # one line per outage, not one per beat
                     log.warning("heartbeat not written", extra={"fields": {"error": repr(exc)}})
@@ -332,8 +367,15 @@ class Runner:
             except PolicyError as exc:
                 raise StartupError(str(exc), status=2) from None
             health = Health(stores.pool, stores.redis)
-            self.ctx = Context(self.config, self.loaded.path, stores, self.registry, health,
-                               policies, self.config.instance)
+            self.ctx = Context(
+                self.config,
+                self.loaded.path,
+                stores,
+                self.registry,
+                health,
+                policies,
+                self.config.instance,
+            )
             self.daemons = [cls(self.ctx) for cls in self.daemon_types]
             for daemon in self.daemons:
                 daemon.check_policies(policies)
@@ -374,13 +416,29 @@ class Runner:
             self._spawn(self._watchdog_loop(self.notifier.watchdog_interval))
         names = ",".join(d.name for d in self.daemons if d.heartbeat)
         self.notifier.notify("READY=1", f"STATUS=serving {names}", f"MAINPID={os.getpid()}")
-        log.info("ready", extra={"fields": {
-            "daemons": names, "postgres": redact(ctx.stores.postgres_url),
-            "redis": ctx.stores.redis_url, "embedded": ctx.stores.embedded is not None,
-            "startup_seconds": round(self.startup_seconds, 3)}})
+        endpoints: dict[str, str] = {}
+        for daemon in self.daemons:
+            endpoints.update(daemon.endpoints())
+        log.info(
+            "ready",
+            extra={
+                "fields": {
+                    "daemons": names,
+                    **endpoints,
+                    "postgres": redact(ctx.stores.postgres_url),
+                    "redis": ctx.stores.redis_url,
+                    "embedded": ctx.stores.embedded is not None,
+                    "startup_seconds": round(self.startup_seconds, 3),
+                }
+            },
+        )
         await self._event("daemon.started")
         await self._stop.wait()
-        return await self._shutdown()
+        try:
+            return await self._shutdown()
+        finally:
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
 
     async def _event(self, kind: str) -> None:
         ctx = self.ctx
@@ -390,11 +448,17 @@ class Runner:
                 continue
             try:
                 async with asyncio.timeout(2.0):
-                    await append_event(ctx.pool, daemon.name, kind, self._instance_id(daemon),
-                                       {"version": __version__, "pid": os.getpid()})
-            except Exception as exc:  # best effort: the store may be the reason we stop
-                log.warning("event not recorded", extra={"fields": {"kind": kind,
-                                                                     "error": repr(exc)}})
+                    await append_event(
+                        ctx.pool,
+                        daemon.name,
+                        kind,
+                        subject=self._instance_id(daemon),
+                        data={"version": __version__, "pid": os.getpid()},
+                    )
+            except Exception as exc:  # noqa: BLE001 - best effort: the store may be why we stop
+                log.warning(
+                    "event not recorded", extra={"fields": {"kind": kind, "error": repr(exc)}}
+                )
 
     async def _drain(self) -> None:
         # The first daemon (api or status listener) serves health: it drains last, so
@@ -417,14 +481,18 @@ class Runner:
             await asyncio.wait_for(self._drain_task, self.config.lifecycle.drain_timeout)
         except (TimeoutError, asyncio.CancelledError):
             self.metrics.drain_overruns.inc()
-            log.warning("drain did not finish in time; in-flight work was cut off",
-                        extra={"fields": {"drain_timeout": self.config.lifecycle.drain_timeout}})
+            log.warning(
+                "drain did not finish in time; in-flight work was cut off",
+                extra={"fields": {"drain_timeout": self.config.lifecycle.drain_timeout}},
+            )
         for daemon in reversed(self.daemons):
             try:
                 await asyncio.wait_for(daemon.close(), 5.0)
-            except Exception as exc:
-                log.warning("daemon did not close cleanly",
-                            extra={"fields": {"daemon": daemon.name, "error": repr(exc)}})
+            except Exception as exc:  # noqa: BLE001 - one daemon must not stop the others closing
+                log.warning(
+                    "daemon did not close cleanly",
+                    extra={"fields": {"daemon": daemon.name, "error": repr(exc)}},
+                )
             self.metrics.up.labels(daemon.name).set(0)
         for task in list(self._tasks):
             task.cancel()
@@ -433,8 +501,9 @@ class Runner:
         for daemon in self.daemons:
             if daemon.heartbeat:
                 with contextlib.suppress(Exception):
-                    await asyncio.wait_for(ctx.cache.remove_heartbeat(self._instance_id(daemon)),
-                                           2.0)
+                    await asyncio.wait_for(
+                        ctx.cache.remove_heartbeat(self._instance_id(daemon)), 2.0
+                    )
         await close_stores(ctx.stores)
         self.notifier.close()
         log.info("stopped", extra={"fields": {"drain_seconds": round(time.monotonic() - t0, 3)}})

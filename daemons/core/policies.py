@@ -54,13 +54,11 @@ def load_policies(root: Path, generation: int) -> PolicySet:
         for path in sorted(root.rglob("*.toml")):
             rel = path.relative_to(root).as_posix()
             try:
-                if path.stat().st_size > MAX_POLICY_FILE:
-                    raise PolicyError(rel, f"larger than {MAX_POLICY_FILE} bytes")
                 raw = path.read_bytes()
                 docs[rel] = tomllib.loads(raw.decode("utf-8"))
-            except PolicyError:
-                raise
             except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
                 raise PolicyError(rel, str(exc)) from None
+            if len(raw) > MAX_POLICY_FILE:
+                raise PolicyError(rel, f"larger than {MAX_POLICY_FILE} bytes")
             digest.update(rel.encode() + b"\0" + raw + b"\0")
     return PolicySet(root, generation, docs, digest.hexdigest(), time.time())

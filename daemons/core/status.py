@@ -10,7 +10,7 @@ from typing import ClassVar
 
 from fastapi import FastAPI
 
-from daemons.core.http import HttpServer, health_router
+from daemons.core.http import HttpServer, health_router, hostport
 from daemons.core.lifecycle import Context, Daemon
 
 
@@ -29,6 +29,12 @@ class StatusListener(Daemon):
     async def start(self) -> None:
         if self.server is not None:
             await self.server.start()
+
+    def endpoints(self) -> dict[str, str]:
+        if self.server is None:
+            return {}
+        url = f"http://{hostport(self.server.host, self.server.port)}"
+        return {"health": f"{url}/health/ready", "metrics": f"{url}/metrics"}
 
     async def drain(self) -> None:
         if self.server is not None:

@@ -63,9 +63,9 @@ class Cache:
         ids = await self.client.zrange(self.key("hb", "index"), 0, -1)
         if not ids:
             return []
-        keys = [self.key("hb", "i", i.decode()) for i in ids]
+        keys = [self.key("hb", "i", i.decode() if isinstance(i, bytes) else str(i)) for i in ids]
         values = await self.client.mget(keys)
-        return [unpack(v) for v in values if v is not None]
+        return [unpack(v) for v in values if isinstance(v, bytes)]
 
 
 async def connect(cfg: RedisConfig, url: str) -> Cache:

@@ -87,9 +87,18 @@ def resolve_run_as(name: str) -> RunAs:
     except KeyError:
         useradd = shutil.which("useradd") or "/usr/sbin/useradd"
         proc = subprocess.run(
-            [useradd, "--system", "--user-group", "--no-create-home",
-             "--shell", "/usr/sbin/nologin", name],
-            capture_output=True, text=True, check=False,
+            [
+                useradd,
+                "--system",
+                "--user-group",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                name,
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
         )
         if proc.returncode not in (0, 9):  # 9: already exists (a race with another netd)
             raise EmbeddedError(
@@ -107,8 +116,10 @@ def _make_traversable(path: Path) -> None:
         mode = parent.stat().st_mode
         if not mode & 0o001:
             parent.chmod(mode | 0o001)
-            log.warning("made directory traversable for the embedded stores' user",
-                        extra={"fields": {"path": str(parent)}})
+            log.warning(
+                "made directory traversable for the embedded stores' user",
+                extra={"fields": {"path": str(parent)}},
+            )
 
 
 def socket_dir(state_dir: Path) -> Path:
@@ -138,8 +149,13 @@ class EmbeddedPostgres:
             kwargs = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
         env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "TZ": "UTC"}
         proc = subprocess.run(
-            [str(self.bin / args[0]), *args[1:]], capture_output=True, text=True,
-            check=False, env=env, timeout=self.timeout, **kwargs,  # type: ignore[call-overload]
+            [str(self.bin / args[0]), *args[1:]],
+            capture_output=True,
+            text=True,
+            check=False,
+            env=env,
+            timeout=self.timeout,
+            **kwargs,  # type: ignore[call-overload]
         )
         if check and proc.returncode != 0:
             detail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
@@ -160,9 +176,19 @@ class EmbeddedPostgres:
             self.data.chmod(0o700)
             if not self.run_as.is_self:
                 os.chown(self.data, self.run_as.uid, self.run_as.gid)
-            log.info("initialising embedded PostgreSQL", extra={"fields": {"pgdata": str(self.data)}})
-            self._run("initdb", "-D", str(self.data), "--username=postgres", "--auth=trust",
-                      "--encoding=UTF8", "--no-locale", "--no-instructions")
+            log.info(
+                "initialising embedded PostgreSQL", extra={"fields": {"pgdata": str(self.data)}}
+            )
+            self._run(
+                "initdb",
+                "-D",
+                str(self.data),
+                "--username=postgres",
+                "--auth=trust",
+                "--encoding=UTF8",
+                "--no-locale",
+                "--no-instructions",
+            )
             with (self.data / "postgresql.conf").open("a", encoding="utf-8") as conf:
                 conf.write("\ninclude_if_exists = 'netd.conf'\n")
         if self.running():
@@ -181,8 +207,17 @@ class EmbeddedPostgres:
         if not self.run_as.is_self:
             os.chown(conf_path, self.run_as.uid, self.run_as.gid)
         log_path = self.data / "server.log"
-        self._run("pg_ctl", "start", "-D", str(self.data), "-w", "-t", str(int(self.timeout)),
-                  "-l", str(log_path))
+        self._run(
+            "pg_ctl",
+            "start",
+            "-D",
+            str(self.data),
+            "-w",
+            "-t",
+            str(int(self.timeout)),
+            "-l",
+            str(log_path),
+        )
         self._ensure_database()
         return True
 
@@ -195,8 +230,17 @@ class EmbeddedPostgres:
 
     def stop(self) -> None:
         if self.running():
-            self._run("pg_ctl", "stop", "-D", str(self.data), "-m", "fast", "-w",
-                      "-t", str(int(self.timeout)))
+            self._run(
+                "pg_ctl",
+                "stop",
+                "-D",
+                str(self.data),
+                "-m",
+                "fast",
+                "-w",
+                "-t",
+                str(int(self.timeout)),
+            )
 
     def pid(self) -> int | None:
         pidfile = self.data / "postmaster.pid"
@@ -268,15 +312,22 @@ class EmbeddedRedis:
                 os.chown(existing, self.run_as.uid, self.run_as.gid)
             kwargs = {"user": self.run_as.uid, "group": self.run_as.gid, "extra_groups": []}
         self.socket.unlink(missing_ok=True)
-        proc = subprocess.run([str(self.bin), str(conf)], capture_output=True, text=True,
-                              check=False, timeout=self.timeout, **kwargs)  # type: ignore[call-overload]
+        proc = subprocess.run(
+            [str(self.bin), str(conf)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=self.timeout,
+            **kwargs,
+        )  # type: ignore[call-overload]
         if proc.returncode != 0:
             raise EmbeddedError(f"redis-server failed to start: {proc.stderr.strip()}")
         deadline = time.monotonic() + self.timeout
         while not self._ping():
             if time.monotonic() > deadline:
-                raise EmbeddedError(f"redis-server did not answer on {self.socket}; "
-                                    f"see {self.dir / 'redis.log'}")
+                raise EmbeddedError(
+                    f"redis-server did not answer on {self.socket}; see {self.dir / 'redis.log'}"
+                )
             time.sleep(0.05)
         return True
 
@@ -314,8 +365,9 @@ class EmbeddedStores:
     back and stops the servers when no other process holds one.
     """
 
-    def __init__(self, state_dir: Path, *, postgres: bool, redis: bool, run_as: str,
-                 timeout: float) -> None:
+    def __init__(
+        self, state_dir: Path, *, postgres: bool, redis: bool, run_as: str, timeout: float
+    ) -> None:
         self.state_dir = state_dir.resolve()
         self.want_postgres = postgres
         self.want_redis = redis
@@ -344,13 +396,17 @@ class EmbeddedStores:
             if self.want_postgres:
                 self.postgres = EmbeddedPostgres(self.state_dir, sockets, run_as, self.timeout)
                 started = self.postgres.start()
-                log.info("embedded PostgreSQL " + ("started" if started else "reused"),
-                         extra={"fields": {"pid": self.postgres.pid(), "sockets": str(sockets)}})
+                log.info(
+                    "embedded PostgreSQL " + ("started" if started else "reused"),
+                    extra={"fields": {"pid": self.postgres.pid(), "sockets": str(sockets)}},
+                )
             if self.want_redis:
                 self.redis = EmbeddedRedis(self.state_dir, sockets, run_as, self.timeout)
                 started = self.redis.start()
-                log.info("embedded Redis " + ("started" if started else "reused"),
-                         extra={"fields": {"pid": self.redis.pid(), "socket": str(self.redis.socket)}})
+                log.info(
+                    "embedded Redis " + ("started" if started else "reused"),
+                    extra={"fields": {"pid": self.redis.pid(), "socket": str(self.redis.socket)}},
+                )
             lease = (self.state_dir / "embedded.lock").open("a+b")
             fcntl.flock(lease, fcntl.LOCK_SH)
             self._lease = lease

@@ -14,6 +14,7 @@ async def append_event(
     pool: asyncpg.Pool,
     source: str,
     kind: str,
+    *,
     subject: str = "",
     data: dict[str, Any] | None = None,
     severity: Severity = "info",
@@ -22,7 +23,11 @@ async def append_event(
     event_id: int = await pool.fetchval(
         "INSERT INTO events (source, kind, severity, subject, data) "
         "VALUES ($1, $2, $3, $4, $5::jsonb) RETURNING id",
-        source, kind, severity, subject, json.dumps(data or {}, default=str),
+        source,
+        kind,
+        severity,
+        subject,
+        json.dumps(data or {}, default=str),
     )
     return event_id
 
@@ -34,6 +39,7 @@ async def recent_events(
     rows = await pool.fetch(
         "SELECT id, ts, source, kind, severity, subject, data FROM events "
         "WHERE ($1::text IS NULL OR kind = $1) ORDER BY id DESC LIMIT $2",
-        kind, limit,
+        kind,
+        limit,
     )
     return [{**dict(row), "data": json.loads(row["data"])} for row in rows]

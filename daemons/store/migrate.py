@@ -15,6 +15,8 @@ from importlib import resources
 
 import asyncpg
 
+from daemons.store.pg import Conn
+
 _NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x6E657464  # "netd": the advisory lock that serialises migrators
 
@@ -69,7 +71,7 @@ def available(package: str = "daemons.store.migrations") -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
-async def _applied(conn: asyncpg.Connection) -> dict[int, asyncpg.Record]:
+async def _applied(conn: Conn) -> dict[int, asyncpg.Record]:
     rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations")
     return {row["version"]: row for row in rows}
 
@@ -90,7 +92,7 @@ def _check(migrations: list[Migration], applied: dict[int, asyncpg.Record]) -> N
             )
 
 
-async def status(conn: asyncpg.Connection, migrations: list[Migration]) -> list[MigrationState]:
+async def status(conn: Conn, migrations: list[Migration]) -> list[MigrationState]:
     """Each migration and when it was applied (None: pending). Raises MigrationError."""
     await conn.execute(_BOOKKEEPING)
     applied = await _applied(conn)
@@ -101,7 +103,7 @@ async def status(conn: asyncpg.Connection, migrations: list[Migration]) -> list[
     ]
 
 
-async def apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[Migration]:
+async def apply(conn: Conn, migrations: list[Migration]) -> list[Migration]:
     """Apply every pending migration in order; return those applied. Raises MigrationError."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
@@ -116,8 +118,11 @@ async def apply(conn: asyncpg.Connection, migrations: list[Migration]) -> list[M
                 async with conn.transaction():
                     await conn.execute(mig.sql)
                     await conn.execute(
-                        "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                        mig.version, mig.name, mig.checksum,
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES ($1, $2, $3)",
+                        mig.version,
+                        mig.name,
+                        mig.checksum,
                     )
             except asyncpg.PostgresError as exc:
                 raise MigrationError(f"migration {mig.filename} failed: {exc}") from None

@@ -5,8 +5,12 @@ from __future__ import annotations
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 from daemons.core.config import DatabaseConfig
+
+# A connection of its own or one borrowed from the pool: both run queries alike.
+Conn = asyncpg.Connection | PoolConnectionProxy
 
 
 class StoreUnavailable(Exception):
