@@ -1,0 +1,104 @@
+"""Helpers for tests that run ``netd`` as a real process on loopback."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that was free a moment ago on ``host``."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def with_database(dsn: str, name: str) -> str:
+    parts = urlsplit(dsn)
+    return urlunsplit(parts._replace(path=f"/{name}"))
+
+
+def netd_env(overrides: Mapping[str, str]) -> dict[str, str]:
+    """The test process's environment without any NETD_* variable, plus ``overrides``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
+    env.pop("NOTIFY_SOCKET", None)
+    env.update(overrides)
+    return env
+
+
+class NetdProcess:
+    """``python -m daemons.cli ARGS`` with its output in a file, stopped at the end."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path) -> None:
+        self.log_path = cwd / f"netd-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemons.cli", *args],
+            env=dict(env),
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def wait_http(self, url: str, status: int = 200, timeout: float = 20.0) -> httpx.Response:
+        """Poll ``url`` until it answers ``status``; fail with the process output if not."""
+        deadline = time.monotonic() + timeout
+        last: object = None
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise AssertionError(f"netd exited {self.proc.returncode}:\n{self.output()}")
+            try:
+                resp = httpx.get(url, timeout=2.0)
+                if resp.status_code == status:
+                    return resp
+                last = resp.status_code
+            except httpx.HTTPError as exc:
+                last = exc
+            time.sleep(0.1)
+        raise AssertionError(f"{url} never answered {status} (last: {last}):\n{self.output()}")
+
+    def signal(self, signum: int) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"netd did not exit in {timeout}s:\n{self.output()}") from None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        with contextlib.suppress(OSError):
+            self._log.close()
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie still answers kill(0); look at its state.
+    with contextlib.suppress(OSError):
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        return state != "Z"
+    return True

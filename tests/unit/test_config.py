@@ -1,0 +1,184 @@
+"""Config loading: discovery, validation, environment overrides, secret files."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from daemons.core.config import Config, ConfigError, _leaves, env_name, load
+
+REPO = Path(__file__).resolve().parents[2]
+EXAMPLE = REPO / "config" / "netd.example.toml"
+
+
+@pytest.fixture(autouse=True)
+def _no_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)  # so ./netd.toml is whatever the test writes
+
+
+def write(tmp_path: Path, text: str, name: str = "netd.toml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+def test_defaults_without_any_file() -> None:
+    loaded = load(None, {})
+    assert loaded.path is None
+    cfg = loaded.config
+    assert cfg.database.embedded and cfg.redis.embedded
+    assert cfg.api.host == "127.0.0.1" and cfg.api.port == 8080
+    assert cfg.state_dir == Path("var/netd")
+
+
+def test_discovery_order(tmp_path: Path) -> None:
+    local = write(tmp_path, "[api]\nport = 1001\n")
+    env_file = write(tmp_path, "[api]\nport = 1002\n", "env.toml")
+    explicit = write(tmp_path, "[api]\nport = 1003\n", "explicit.toml")
+    assert load(None, {}).path == Path("netd.toml")
+    assert load(None, {}).config.api.port == 1001 and local.exists()
+    assert load(None, {"NETD_CONFIG": str(env_file)}).config.api.port == 1002
+    assert load(str(explicit), {"NETD_CONFIG": str(env_file)}).config.api.port == 1003
+
+
+def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(str(tmp_path / "nope.toml"), {})
+    assert "file not found" in str(err.value) and "nope.toml" in str(err.value)
+    with pytest.raises(ConfigError, match="NETD_CONFIG"):
+        load(None, {"NETD_CONFIG": str(tmp_path / "gone.toml")})
+
+
+def test_bad_type_names_key_file_and_expectation(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\npool_max_size = "ten"\n')
+    with pytest.raises(ConfigError) as err:
+        load(str(path), {})
+    e = err.value
+    assert e.key == "database.pool_max_size"
+    assert e.source == str(path)
+    assert "expected a valid integer" in e.expected and "'ten'" in e.expected
+
+
+def test_out_of_range_and_bad_choice(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"api\.port.*less than or equal to 65535"):
+        load(str(write(tmp_path, "[api]\nport = 70000\n")), {})
+    with pytest.raises(ConfigError, match=r"log\.level.*'debug', 'info'"):
+        load(str(write(tmp_path, '[log]\nlevel = "loud"\n')), {})
+
+
+def test_unknown_key_and_section(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(str(write(tmp_path, "[radius]\nbogus = 1\n")), {})
+    assert err.value.key == "radius.bogus" and err.value.expected == "unknown key"
+    with pytest.raises(ConfigError) as err:
+        load(str(write(tmp_path, "[nosuch]\nx = 1\n")), {})
+    assert err.value.key == "nosuch"
+
+
+def test_invalid_toml(tmp_path: Path) -> None:
+    path = write(tmp_path, "[api\nport = 1\n")
+    with pytest.raises(ConfigError, match="invalid TOML") as err:
+        load(str(path), {})
+    assert err.value.source == str(path)
+
+
+def test_environment_overrides_file(tmp_path: Path) -> None:
+    path = write(tmp_path, "[api]\nport = 8000\n[lifecycle]\ndrain_timeout = 3\n")
+    cfg = load(str(path), {"NETD_API_PORT": "9000", "NETD_LOG_LEVEL": "debug"}).config
+    assert cfg.api.port == 9000 and cfg.log.level == "debug"
+    assert cfg.lifecycle.drain_timeout == 3.0
+
+
+def test_bad_environment_value_names_the_variable(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as err:
+        load(None, {"NETD_API_PORT": "http"})
+    assert err.value.key == "api.port"
+    assert err.value.source == "environment variable NETD_API_PORT"
+
+
+def test_unknown_environment_variable() -> None:
+    with pytest.raises(ConfigError) as err:
+        load(None, {"NETD_API_PROT": "1"})
+    assert err.value.key == "NETD_API_PROT" and "unknown" in err.value.expected
+
+
+def test_secret_from_file(tmp_path: Path) -> None:
+    secret = tmp_path / "pw"
+    secret.write_text("s3cret\n")
+    path = write(tmp_path, f'[database]\npassword_file = "{secret}"\n')
+    cfg = load(str(path), {}).config
+    assert cfg.database.password is not None
+    assert cfg.database.password.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(cfg)  # secrets never print
+    env_cfg = load(None, {"NETD_REDIS_PASSWORD_FILE": str(secret)}).config
+    assert env_cfg.redis.password is not None
+    assert env_cfg.redis.password.get_secret_value() == "s3cret"
+
+
+def test_secret_file_problems(tmp_path: Path) -> None:
+    both = write(tmp_path, '[database]\npassword = "a"\npassword_file = "/x"\n')
+    with pytest.raises(ConfigError, match="not both"):
+        load(str(both), {})
+    missing = write(tmp_path, f'[redis]\nurl_file = "{tmp_path / "none"}"\n', "m.toml")
+    with pytest.raises(ConfigError) as err:
+        load(str(missing), {})
+    assert err.value.key == "redis.url_file" and "cannot read secret file" in err.value.expected
+
+
+def test_bad_url_does_not_echo_the_secret(tmp_path: Path) -> None:
+    path = write(tmp_path, '[database]\nurl = "mysql://u:hunter2@db/x"\n')
+    with pytest.raises(ConfigError) as err:
+        load(str(path), {})
+    assert err.value.key == "database.url"
+    assert "hunter2" not in str(err.value) and "postgresql://" in str(err.value)
+
+
+def test_example_config_is_valid_and_documents_every_key() -> None:
+    cfg = load(str(EXAMPLE), {}).config
+    assert cfg == Config()  # the example shows the defaults
+    text = EXAMPLE.read_text()
+    parsed = tomllib.loads(text)
+    for leaf in _leaves(Config):
+        name = leaf[-1]
+        if name.endswith("_file") or name == "password":
+            assert f"{name} =" in text, f"{'.'.join(leaf)} is not shown in the example"
+            continue
+        node = parsed
+        for part in leaf:
+            assert part in node, f"{'.'.join(leaf)} is not in the example config"
+            node = node[part]
+        assert env_name(leaf).startswith("NETD_")
+
+
+def test_cli_config_error_is_one_line_and_status_2(tmp_path: Path) -> None:
+    bad = write(tmp_path, '[database]\npool_max_size = "ten"\n')
+    for args in (
+        ["--config", str(bad), "check-config"],
+        ["--config", str(tmp_path / "missing.toml"), "up"],
+    ):
+        proc = subprocess.run(
+            [sys.executable, "-m", "daemons.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=tmp_path,
+            env={"PATH": "/usr/bin:/bin"},
+        )
+        assert proc.returncode == 2, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        assert lines[0].startswith("netd: config error")
+        assert "Traceback" not in proc.stderr
+    ok = subprocess.run(
+        [sys.executable, "-m", "daemons.cli", "--config", str(EXAMPLE), "check-config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+    )
+    assert ok.returncode == 0 and "config ok" in ok.stdout
