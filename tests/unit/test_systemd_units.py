@@ -56,7 +56,7 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     netd = Path(sys.executable).with_name("netd")
     assert netd.exists(), f"{netd} is missing: install the package (make install)"
     copies = []
-    for unit in sorted(UNITS.glob("netd*.service")) + [UNITS / "netd.target"]:
+    for unit in [*sorted(UNITS.glob("netd*.service")), UNITS / "netd.target"]:
         copy = tmp_path / unit.name
         copy.write_text(unit.read_text().replace("/opt/netd/bin/netd", str(netd)))
         copies.append(str(copy))
