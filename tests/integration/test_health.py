@@ -44,6 +44,22 @@ async def test_endpoints(migrated: str, cache: Cache) -> None:
             assert "netd_test_things_total 3.0" in metrics.text
             health.draining = True
             assert (await http.get("/health/ready")).status_code == 503
+            health.draining = False
+            # Many probes at once share one store check.
+            health.result_ttl = 0
+            calls = 0
+            original = health._check_stores
+
+            async def counting() -> tuple[str, str]:
+                nonlocal calls
+                calls += 1
+                await asyncio.sleep(0.05)
+                return await original()
+
+            health._check_stores = counting  # type: ignore[method-assign]
+            answers = await asyncio.gather(*(http.get("/health/ready") for _ in range(50)))
+            assert {a.status_code for a in answers} == {200}
+            assert calls == 1
     finally:
         await pool.close()
 
@@ -54,7 +70,7 @@ async def test_ready_turns_503_when_a_store_stops(tmp_path: Path) -> None:
     assert emb.postgres is not None and emb.redis is not None
     pool = await create_pool(DatabaseConfig(), emb.postgres.dsn, "test")
     cache = await connect(RedisConfig(), emb.redis.url)
-    health = Health(pool, cache, timeout=1.0)
+    health = Health(pool, cache, timeout=1.0, result_ttl=0)
     health.started = True
     try:
         async with client(health, CollectorRegistry()) as http:

@@ -1,0 +1,165 @@
+"""Foundation: how fast `netd up` becomes ready and stops, and what /health/ready serves.
+
+Runs `netd up` as a real process on loopback:
+- cold start: empty state directory (initdb of the embedded PostgreSQL) until /health/ready
+  answers 200; warm start: the same directory again (servers stopped); stop: SIGTERM until
+  the process has exited and stopped the embedded servers;
+- external stores: ready time when PostgreSQL and Redis already run (URLs configured);
+- /health/live and /health/ready under load from wrk (32 connections, one thread, DURATION
+  seconds): requests/s and latency percentiles. ready runs `SELECT 1` on PostgreSQL and
+  `PING` on Redis per request; live touches no store. (httpx as a client tops out near
+  260 req/s here, so the load comes from wrk.)
+There is no reference tool for these; figures are absolute, medians of RUNS runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.common import median, table, write
+from daemons.store.embedded import EmbeddedStores
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DURATION = int(os.environ.get("BENCH_DURATION", "5"))
+CONCURRENCY = 32
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def env(extra: dict[str, str]) -> dict[str, str]:
+    base = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
+    base.update({"NETD_LOG_LEVEL": "warning", **extra})
+    return base
+
+
+def start(cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
+    port = free_port()
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "daemons.cli", "up"],
+        cwd=cwd,
+        env=env({"NETD_API_PORT": str(port), **extra}),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"netd exited with {proc.returncode}")
+        try:
+            if httpx.get(url + "/health/ready", timeout=1).status_code == 200:
+                return proc, url, time.perf_counter() - t0
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.02)
+    proc.kill()
+    raise RuntimeError("netd never became ready")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> float:
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGTERM)
+    code = proc.wait(60)
+    if code != 0:
+        raise RuntimeError(f"netd exited with {code} on SIGTERM")
+    return time.perf_counter() - t0
+
+
+def wrk(url: str) -> dict[str, float]:
+    """Load ``url`` with wrk (C, one thread): requests/s and latency percentiles in ms."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("wrk is missing: apt-get install wrk (the HTTP load generator)")
+    out = subprocess.run(
+        [exe, "-t1", f"-c{CONCURRENCY}", f"-d{DURATION}s", "--latency", url],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=DURATION + 30,
+    ).stdout
+    result: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result[parts[0]] = _ms(parts[1])
+        elif "Non-2xx" in line:
+            raise RuntimeError(f"{url}: {line.strip()}")
+    return result
+
+
+def _ms(text: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(text)
+
+
+def run() -> list[dict[str, Any]]:
+    cold, warm, stops, external = [], [], [], []
+    live: list[dict[str, float]] = []
+    ready: list[dict[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="netd-bench-") as tmp:
+        for i in range(RUNS):
+            cwd = Path(tmp) / f"run{i}"
+            cwd.mkdir()
+            proc, _, t = start(cwd, {})
+            cold.append(t)
+            stops.append(stop(proc))
+            proc, _, t = start(cwd, {})
+            warm.append(t)
+            stops.append(stop(proc))
+        stores = EmbeddedStores(
+            Path(tmp) / "shared", postgres=True, redis=True, run_as="netd", timeout=60
+        )
+        stores.acquire()
+        try:
+            assert stores.postgres is not None and stores.redis is not None
+            urls = {"NETD_DATABASE_URL": stores.postgres.dsn, "NETD_REDIS_URL": stores.redis.url}
+            for i in range(RUNS):
+                cwd = Path(tmp) / f"ext{i}"
+                cwd.mkdir()
+                proc, url, t = start(cwd, urls)
+                external.append(t)
+                for path, sink in (("/health/live", live), ("/health/ready", ready)):
+                    sink.append(wrk(url + path))
+                stop(proc)
+        finally:
+            stores.release()
+    return [
+        {"measure": "cold start to ready (initdb)", "median": median(cold), "unit": "s"},
+        {"measure": "warm start to ready (embedded)", "median": median(warm), "unit": "s"},
+        {"measure": "start to ready (external stores)", "median": median(external), "unit": "s"},
+        {"measure": "SIGTERM to exit (embedded stop)", "median": median(stops), "unit": "s"},
+    ] + [
+        {
+            "measure": f"{path} {key}",
+            "median": median([r[key] for r in rows]),
+            "unit": "req/s" if key == "rps" else "ms",
+        }
+        for path, rows in (("/health/live", live), ("/health/ready", ready))
+        for key in ("rps", "50%", "99%")
+    ]
+
+
+if __name__ == "__main__":
+    rows = run()
+    print(table(rows))
+    write("lifecycle", rows)
