@@ -22,7 +22,8 @@ from daemons.core.lifecycle import (
 )
 from daemons.core.status import status_listener_for
 from daemons.poller.service import PollerService
-from daemons.radius.service import RadiusService
+from daemons.radius import admin as radius_admin
+from daemons.radius.service import RadiusService, RadiusWorker, die_with_parent
 from daemons.store import migrate
 from daemons.voltha.service import VolthaService
 
@@ -60,6 +61,9 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     mig.add_argument("--status", action="store_true", help="list migrations, apply nothing")
     sub.add_parser("check-config", help="validate the config and say where it came from")
+    worker = sub.add_parser("radius-worker", help=argparse.SUPPRESS)  # `netd radius` starts it
+    worker.add_argument("--parent", type=int, required=True)
+    radius_admin.add_parsers(sub)
     return parser
 
 
@@ -109,6 +113,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
+    if args.command in ("nas", "subscriber"):
+        return uvloop.run(radius_admin.run(loaded, args))
+    if args.command == "radius-worker":
+        die_with_parent(args.parent)
+        return uvloop.run(Runner(loaded, [RadiusWorker]).run())
     names = [n for n in DAEMONS if n != "api"] if args.command == "up" else [args.command]
     if args.command == "up":
         names = ["api", *names]

@@ -121,8 +121,21 @@ class _DaemonConfig(_Section):
     status_host: str = "127.0.0.1"
 
 
+class SecretsConfig(_Section):
+    key: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+
+
 class RadiusConfig(_DaemonConfig):
     status_port: StatusPort = 9181
+    listen: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], min_length=1)
+    auth_port: Port = 1812
+    workers: int = Field(default=1, ge=1, le=64)
+    dictionaries: list[Path] = Field(default_factory=list)
+    duplicate_window: Seconds = 5.0
+    max_inflight: int = Field(default=4096, ge=16, le=1_000_000)
+    nas_refresh_interval: Seconds = 60.0
+    negative_cache_ttl: Seconds = 30.0
+    eap_state_ttl: Seconds = 30.0
 
 
 class AcsConfig(_DaemonConfig):
@@ -144,6 +157,7 @@ class Config(_Section):
     database: DatabaseConfig = DatabaseConfig()
     redis: RedisConfig = RedisConfig()
     embedded: EmbeddedConfig = EmbeddedConfig()
+    secrets: SecretsConfig = SecretsConfig()
     lifecycle: LifecycleConfig = LifecycleConfig()
     policies: PoliciesConfig = PoliciesConfig()
     api: ApiConfig = ApiConfig()
@@ -177,11 +191,23 @@ def _leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> Iterator[tu
                 yield (*prefix, f"{name}_file")
 
 
+def _list_leaves(model: type[BaseModel], prefix: tuple[str, ...] = ()) -> set[tuple[str, ...]]:
+    out: set[tuple[str, ...]] = set()
+    for name, field in model.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            out |= _list_leaves(ann, (*prefix, name))
+        elif getattr(ann, "__origin__", None) is list:
+            out.add((*prefix, name))
+    return out
+
+
 def env_name(path: tuple[str, ...]) -> str:
     return ENV_PREFIX + "_".join(path).upper()
 
 
 _ENV_KEYS: dict[str, tuple[str, ...]] = {env_name(p): p for p in _leaves(Config)}
+_LIST_KEYS = _list_leaves(Config)
 
 
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
@@ -226,7 +252,11 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
         key = _ENV_KEYS.get(name)
         if key is None:
             raise ConfigError(name, "the environment", "unknown setting (no such config key)")
-        _set(data, key, value, name)
+        # A list from the environment is comma-separated: NETD_RADIUS_LISTEN="0.0.0.0,::"
+        parsed: str | list[str] = value
+        if key in _LIST_KEYS:
+            parsed = [item.strip() for item in value.split(",") if item.strip()]
+        _set(data, key, parsed, name)
         origins[key] = f"environment variable {name}"
     _resolve_secret_files(data, origins, file_label)
     try:
@@ -244,7 +274,7 @@ def _walk(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tup
             yield (*prefix, key)
 
 
-def _set(data: dict[str, Any], key: tuple[str, ...], value: str, source: str) -> None:
+def _set(data: dict[str, Any], key: tuple[str, ...], value: object, source: str) -> None:
     node = data
     for part in key[:-1]:
         child = node.setdefault(part, {})

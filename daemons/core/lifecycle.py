@@ -35,6 +35,7 @@ from daemons import __version__
 from daemons.core.config import Config, Loaded
 from daemons.core.health import Health
 from daemons.core.policies import PolicyError, PolicySet, load_policies
+from daemons.core.secrets import Sealer, load_or_create_key
 from daemons.core.systemd import Notifier
 from daemons.store import migrate
 from daemons.store.cache import Cache
@@ -107,6 +108,14 @@ class Context:
     policies: PolicySet
     instance: str
     started_at: float = field(default_factory=time.time)
+    _sealer: Sealer | None = field(default=None, init=False, repr=False)
+
+    @property
+    def sealer(self) -> Sealer:
+        """Seals secrets at rest. Raises ValueError for a malformed key."""
+        if self._sealer is None:
+            self._sealer = make_sealer(self.config)
+        return self._sealer
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -152,6 +161,12 @@ class Daemon:
     def endpoints(self) -> dict[str, str]:
         """What this daemon listens on, for the startup log line (name -> address)."""
         return {}
+
+
+def make_sealer(config: Config) -> Sealer:
+    """The sealer for ``secrets.key``, or a key kept under state_dir. Raises ValueError."""
+    key = config.secrets.key.get_secret_value() if config.secrets.key else None
+    return Sealer(load_or_create_key(key, config.state_dir))
 
 
 async def open_stores(config: Config, with_redis: bool = True) -> Stores:

@@ -1,15 +1,619 @@
-"""The `radius` daemon's service shell.
+"""The RADIUS authentication daemon: the asyncio shell around codec, auth and policy.
 
-Until its protocol lands it runs the shared lifecycle only: it starts, writes heartbeats,
-reports healthy, reloads policies and drains on SIGTERM.
+Per datagram: NAS by source address → decode → Message-Authenticator → duplicate cache →
+(Status-Server answered at once) → subscriber from Redis (PostgreSQL on a miss) → engine →
+signed reply. Everything that is not a valid request from a known NAS is dropped silently,
+counted by reason and logged at most once per reason per 10 s.
+
+``radius.workers = N`` runs N processes on the same port (SO_REUSEPORT): this one and N-1
+children (``netd radius-worker``) that it starts, and stops on drain.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, ClassVar
 
-from daemons.core.lifecycle import Daemon
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+
+from daemons.core.lifecycle import Context, Daemon, StartupError
+from daemons.core.policies import PolicySet
+from daemons.core.ratelog import RateLimitedLog
+from daemons.core.secrets import Sealer, SealError
+from daemons.radius import hashes
+from daemons.radius.auth import (
+    EngineConfig,
+    HashCheck,
+    Nas,
+    Outcome,
+    Subscriber,
+    authenticate,
+    method_of,
+    user_name,
+)
+from daemons.radius.codec import (
+    Code,
+    DecodeError,
+    DropReason,
+    Packet,
+    check_message_authenticator,
+    decode,
+    encode_reply,
+)
+from daemons.radius.dictionary import Dictionary, DictionaryError
+from daemons.radius.policy import Policy, load_policy
+from daemons.store import radius as store
+
+log = logging.getLogger("netd.radius")
+
+_LATENCY_BUCKETS = (
+    0.0002,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+class RadiusMetrics:
+    def __init__(self, ctx: Context) -> None:
+        r = ctx.registry
+        self.requests = Counter(
+            "netd_radius_requests_total",
+            "requests received from known NAS",
+            ["nas", "code"],
+            registry=r,
+        )
+        self.responses = Counter(
+            "netd_radius_responses_total", "replies sent", ["nas", "code"], registry=r
+        )
+        self.rejects = Counter(
+            "netd_radius_rejects_total", "Access-Rejects by reason", ["nas", "reason"], registry=r
+        )
+        self.drops = Counter(
+            "netd_radius_drops_total",
+            "datagrams discarded, by reason",
+            ["nas", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "netd_radius_duplicates_total",
+            "retransmits answered from the duplicate cache",
+            ["nas"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "netd_radius_request_seconds",
+            "from datagram in to reply out",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookups = Counter(
+            "netd_radius_subscriber_lookups_total",
+            "subscriber lookups by where they were answered",
+            ["source"],
+            registry=r,
+        )
+        self.inflight = Gauge("netd_radius_inflight", "requests being processed", registry=r)
+        self.nas_clients = Gauge("netd_radius_nas_clients", "NAS clients loaded", registry=r)
+
+
+class NasTable:
+    """NAS clients by source address: exact addresses first, then longest prefix."""
+
+    def __init__(self, entries: Sequence[Nas]) -> None:
+        self.exact: dict[str, Nas] = {}
+        self.prefixes: list[Nas] = []
+        for nas in entries:
+            if nas.network.num_addresses == 1:
+                self.exact[str(nas.network.network_address)] = nas
+            else:
+                self.prefixes.append(nas)
+        self.prefixes.sort(key=lambda n: n.network.prefixlen, reverse=True)
+        self._memo: dict[str, Nas | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.exact) + len(self.prefixes)
+
+    def lookup(self, host: str) -> Nas | None:
+        nas = self.exact.get(host)
+        if nas is not None or not self.prefixes:
+            return nas
+        if host in self._memo:
+            return self._memo[host]
+        try:
+            addr = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return None
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped:
+            addr = addr.ipv4_mapped
+        found = next((n for n in self.prefixes if addr in n.network), None)
+        if len(self._memo) > 65536:
+            self._memo.clear()
+        self._memo[host] = found
+        return found
+
+
+_IN_PROGRESS = b""
+
+
+class DuplicateCache:
+    """RFC 5080 §2.2.2: (source, identifier, authenticator) → the reply sent, for a while."""
+
+    def __init__(self, window: float, max_entries: int = 200_000) -> None:
+        self.window = window
+        self.max_entries = max_entries
+        self._entries: OrderedDict[tuple[Any, ...], tuple[float, bytes]] = OrderedDict()
+
+    def get(self, key: tuple[Any, ...], now: float) -> bytes | None:
+        self._expire(now)
+        hit = self._entries.get(key)
+        return hit[1] if hit is not None else None
+
+    def put(self, key: tuple[Any, ...], reply: bytes, now: float) -> None:
+        self._entries[key] = (now + self.window, reply)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.max_entries:
+            self._entries.popitem(last=False)
+
+    def forget(self, key: tuple[Any, ...]) -> None:
+        self._entries.pop(key, None)
+
+    def _expire(self, now: float) -> None:
+        entries = self._entries
+        while entries:
+            key, (expires, _) = next(iter(entries.items()))
+            if expires > now:
+                return
+            del entries[key]
+
+
+def nas_from_row(row: store.NasRow, sealer: Sealer) -> Nas:
+    """Raises SealError if the secret cannot be opened with this key."""
+    secret = sealer.open(row.secret_enc, f"nas:{row.name}".encode())
+    return Nas(
+        row.name,
+        ipaddress.ip_network(row.network),
+        secret,
+        row.vendor,
+        row.require_message_authenticator,
+        row.coa_port,
+    )
+
+
+def open_subscriber(row: store.SubscriberRow, sealer: Sealer) -> Subscriber:
+    """Raises SealError if a sealed credential cannot be opened."""
+    ctx = f"sub:{row.username}:".encode()
+    return Subscriber(
+        row.username,
+        row.plan,
+        row.state,
+        row.mac,
+        row.framed_ip,
+        sealer.open(row.password_enc, ctx + b"pw") if row.password_enc else None,
+        sealer.open(row.nt_hash_enc, ctx + b"nt") if row.nt_hash_enc else None,
+        row.password_hash,
+    )
+
+
+class _Protocol(asyncio.DatagramProtocol):
+    def __init__(self, service: RadiusService) -> None:
+        self.service = service
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        assert self.transport is not None
+        self.service.received(data, addr, self.transport)
+
+    def error_received(self, exc: Exception) -> None:
+        self.service.ratelog.log(logging.WARNING, "socket", "socket error", error=repr(exc))
+
+
+def bind_udp(host: str, port: int) -> socket.socket:
+    """A UDP socket with SO_REUSEPORT (so workers share it) and IPv6-only for v6."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    if family == socket.AF_INET6:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+    with contextlib.suppress(OSError):
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+    sock.bind((host, port))
+    sock.setblocking(False)
+    return sock
 
 
 class RadiusService(Daemon):
     name: ClassVar[str] = "radius"
+    spawns_workers: ClassVar[bool] = True
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.cfg = ctx.config.radius
+        try:
+            self.dictionary = Dictionary(self.cfg.dictionaries)
+            self.sealer = ctx.sealer
+        except (DictionaryError, ValueError) as exc:
+            raise StartupError(f"radius: {exc}", status=2) from None
+        self.metrics = RadiusMetrics(ctx)
+        self.ratelog = RateLimitedLog(log)
+        self.nas = NasTable([])
+        self.dupes = DuplicateCache(self.cfg.duplicate_window)
+        self.engine: EngineConfig | None = None
+        self._pending_policy: Policy | None = None
+        self._transports: list[asyncio.DatagramTransport] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._nas_task: asyncio.Task[None] | None = None
+        self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
+        self._workers: list[subprocess.Popen[bytes]] = []
+        self._handled = 0
+
+    # --- policies ---
+
+    def check_policies(self, policies: PolicySet) -> None:
+        self._pending_policy = load_policy(policies, self.dictionary)
+
+    def apply_policies(self, policies: PolicySet) -> None:
+        policy = self._pending_policy or load_policy(policies, self.dictionary)
+        self.engine = EngineConfig(
+            self.dictionary, policy, self.sealer.derive(b"eap-state"), self.cfg.eap_state_ttl
+        )
+        self._pending_policy = None
+
+    # --- NAS clients ---
+
+    async def reload_nas(self) -> None:
+        rows = await store.list_nas(self.ctx.pool)
+        entries = []
+        for row in rows:
+            try:
+                entries.append(nas_from_row(row, self.sealer))
+            except SealError:
+                log.error(
+                    "NAS secret cannot be opened with this secrets key; NAS ignored",
+                    extra={"fields": {"nas": row.name}},
+                )
+        self.nas = NasTable(entries)
+        self.metrics.nas_clients.set(len(self.nas))
+
+    async def _watch_nas(self) -> None:
+        changed = asyncio.Event()
+        conn: Any = None
+        while True:
+            try:
+                if conn is None or conn.is_closed():
+                    conn = await self.ctx.pool.acquire()
+                    await conn.add_listener(store.NAS_CHANNEL, lambda *_: changed.set())
+                await self.reload_nas()
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                self.ratelog.log(
+                    logging.WARNING,
+                    "nas-reload",
+                    "NAS clients not reloaded; keeping the current table",
+                    error=repr(exc),
+                )
+                if conn is not None:
+                    with contextlib.suppress(Exception):
+                        await self.ctx.pool.release(conn)
+                    conn = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(changed.wait(), self.cfg.nas_refresh_interval)
+            changed.clear()
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        await self.reload_nas()
+        loop = asyncio.get_running_loop()
+        for host in self.cfg.listen:
+            try:
+                sock = bind_udp(host, self.cfg.auth_port)
+            except OSError as exc:
+                raise StartupError(
+                    f"radius: cannot listen on [{host}]:{self.cfg.auth_port}: {exc}"
+                ) from None
+            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
+            self._transports.append(transport)
+        self._nas_task = loop.create_task(self._watch_nas())
+        if self.spawns_workers and self.cfg.workers > 1:
+            self._spawn_workers(self.cfg.workers - 1)
+
+    def endpoints(self) -> dict[str, str]:
+        hosts = ",".join(self.cfg.listen)
+        return {
+            "radius_auth": f"udp {hosts} port {self.cfg.auth_port}"
+            + (f" ({self.cfg.workers} workers)" if self.cfg.workers > 1 else "")
+        }
+
+    def counters(self) -> dict[str, float]:
+        return {"handled": self._handled, "inflight": len(self._tasks), "nas": len(self.nas)}
+
+    def _spawn_workers(self, count: int) -> None:
+        args = [sys.executable, "-m", "daemons.cli"]
+        if self.ctx.config_path is not None:
+            args += ["--config", str(self.ctx.config_path)]
+        for _ in range(count):
+            self._workers.append(
+                subprocess.Popen([*args, "radius-worker", "--parent", str(os.getpid())])
+            )
+        log.info(
+            "radius workers started", extra={"fields": {"pids": [w.pid for w in self._workers]}}
+        )
+
+    async def drain(self) -> None:
+        for transport in self._transports:
+            transport.close()
+        for worker in self._workers:
+            with contextlib.suppress(ProcessLookupError):
+                worker.send_signal(signal.SIGTERM)
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for worker in self._workers:
+            await asyncio.to_thread(worker.wait)
+
+    async def close(self) -> None:
+        if self._nas_task is not None:
+            self._nas_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._nas_task
+        for worker in self._workers:
+            if worker.poll() is None:
+                worker.kill()
+        self._hash_pool.shutdown(wait=False, cancel_futures=True)
+
+    # --- the hot path ---
+
+    def _drop(self, reason: DropReason, nas: str, addr: Any, detail: str = "") -> None:
+        self.metrics.drops.labels(nas, reason.value).inc()
+        self.ratelog.log(
+            logging.INFO,
+            reason.value,
+            "request dropped",
+            reason=reason.value,
+            nas=nas or None,
+            source=addr[0],
+            detail=detail or None,
+        )
+
+    def received(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport) -> None:
+        t0 = time.perf_counter()
+        nas = self.nas.lookup(addr[0])
+        if nas is None:
+            self._drop(DropReason.UNKNOWN_NAS, "", addr)
+            return
+        try:
+            pkt = decode(data)
+            if pkt.code not in (Code.ACCESS_REQUEST, Code.STATUS_SERVER):
+                raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
+            check_message_authenticator(
+                pkt, nas.secret, nas.require_message_authenticator or pkt.code == Code.STATUS_SERVER
+            )
+        except DecodeError as exc:
+            self._drop(exc.reason, nas.name, addr, exc.detail)
+            return
+        self.metrics.requests.labels(nas.name, Code(pkt.code).name).inc()
+        key = (addr[0], addr[1], pkt.identifier, pkt.authenticator)
+        now = time.monotonic()
+        cached = self.dupes.get(key, now)
+        if cached is not None:
+            if not cached:  # _IN_PROGRESS
+                self._drop(DropReason.DUPLICATE_IN_PROGRESS, nas.name, addr)
+            else:
+                self.metrics.duplicates.labels(nas.name).inc()
+                transport.sendto(cached, addr)
+            return
+        if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
+            self._send(Code.ACCESS_ACCEPT, pkt, nas, [], addr, transport, key, "status", t0)
+            return
+        if len(self._tasks) >= self.cfg.max_inflight or self.engine is None:
+            self._drop(DropReason.OVERLOAD, nas.name, addr)
+            return
+        self.dupes.put(key, _IN_PROGRESS, now)
+        task = asyncio.get_running_loop().create_task(
+            self._handle(pkt, nas, addr, transport, key, t0)
+        )
+        self._tasks.add(task)
+        self.metrics.inflight.set(len(self._tasks))
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self.metrics.inflight.set(len(self._tasks))
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.ratelog.log(logging.ERROR, "internal", "request failed", error=repr(exc))
+
+    def _send(
+        self,
+        code: int,
+        pkt: Packet,
+        nas: Nas,
+        attrs: list[tuple[int, bytes]],
+        addr: Any,
+        transport: asyncio.DatagramTransport,
+        key: tuple[Any, ...],
+        method: str,
+        t0: float,
+    ) -> None:
+        try:
+            reply = encode_reply(code, pkt, attrs, nas.secret)
+        except ValueError as exc:
+            self.dupes.forget(key)
+            self._drop(DropReason.MALFORMED, nas.name, addr, f"reply not encodable: {exc}")
+            return
+        transport.sendto(reply, addr)
+        self.dupes.put(key, reply, time.monotonic())
+        self._handled += 1
+        self.metrics.responses.labels(nas.name, Code(code).name).inc()
+        self.metrics.latency.labels(method).observe(time.perf_counter() - t0)
+
+    async def _lookup(self, username: str) -> tuple[store.SubscriberRow | None, int]:
+        """The record and live session count: Redis, then PostgreSQL. Raises on both down."""
+        cache = self.ctx.cache
+        try:
+            hit, row, sessions = await store.cached_subscriber(cache, username)
+        except (RedisError, OSError) as exc:
+            self.ratelog.log(
+                logging.WARNING,
+                "redis",
+                "Redis unavailable; reading subscribers from PostgreSQL",
+                error=repr(exc),
+            )
+            self.metrics.lookups.labels("postgres").inc()
+            return await store.fetch_subscriber_db(self.ctx.pool, username), 0
+        if hit:
+            self.metrics.lookups.labels("redis" if row else "redis_negative").inc()
+            return row, sessions
+        self.metrics.lookups.labels("postgres").inc()
+        row = await store.fetch_subscriber_db(self.ctx.pool, username)
+        with contextlib.suppress(RedisError, OSError):
+            await store.cache_subscriber(cache, username, row, self.cfg.negative_cache_ttl)
+        return row, sessions
+
+    async def _handle(
+        self,
+        pkt: Packet,
+        nas: Nas,
+        addr: Any,
+        transport: asyncio.DatagramTransport,
+        key: tuple[Any, ...],
+        t0: float,
+    ) -> None:
+        engine = self.engine
+        assert engine is not None
+        try:
+            username = user_name(pkt)
+            sub: Subscriber | None = None
+            sessions = 0
+            if username is not None:
+                try:
+                    row, sessions = await self._lookup(username)
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    TimeoutError,
+                ) as exc:
+                    self.dupes.forget(key)
+                    self._drop(DropReason.STORE_ERROR, nas.name, addr, repr(exc))
+                    return
+                if row is not None:
+                    try:
+                        sub = open_subscriber(row, self.sealer)
+                    except SealError:
+                        log.error(
+                            "subscriber credentials cannot be opened with this key",
+                            extra={"fields": {"user": username}},
+                        )
+            now = time.time()
+            outcome = authenticate(pkt, nas, sub, sessions, engine, now, os.urandom)
+            if isinstance(outcome, HashCheck):
+                ok = await asyncio.get_running_loop().run_in_executor(
+                    self._hash_pool, hashes.verify, outcome.hash, outcome.password
+                )
+                outcome = authenticate(pkt, nas, sub, sessions, engine, now, os.urandom, ok)
+                assert not isinstance(outcome, HashCheck)
+        except DecodeError as exc:
+            self.dupes.forget(key)
+            self._drop(exc.reason, nas.name, addr, exc.detail)
+            return
+        self._reply(outcome, pkt, nas, username, addr, transport, key, t0)
+
+    def _reply(
+        self,
+        outcome: Outcome,
+        pkt: Packet,
+        nas: Nas,
+        username: str | None,
+        addr: Any,
+        transport: asyncio.DatagramTransport,
+        key: tuple[Any, ...],
+        t0: float,
+    ) -> None:
+        try:
+            attrs = self.dictionary.encode(
+                outcome.attributes, nas.secret, pkt.authenticator, os.urandom
+            )
+        except (KeyError, ValueError) as exc:
+            log.error(
+                "reply attributes not encodable; check the plan",
+                extra={"fields": {"user": username, "error": str(exc)}},
+            )
+            attrs = []
+            outcome = Outcome(Code.ACCESS_REJECT, outcome.method, "policy_error")
+        if outcome.code == Code.ACCESS_REJECT:
+            self.metrics.rejects.labels(nas.name, outcome.reason).inc()
+            log.info(
+                "access rejected",
+                extra={
+                    "fields": {
+                        "user": username,
+                        "nas": nas.name,
+                        "method": outcome.method.value,
+                        "reason": outcome.reason,
+                        "calling_station": _calling(pkt),
+                    }
+                },
+            )
+        self._send(
+            outcome.code,
+            pkt,
+            nas,
+            [*attrs, *outcome.raw],
+            addr,
+            transport,
+            key,
+            outcome.method.value,
+            t0,
+        )
+
+
+def _calling(pkt: Packet) -> str | None:
+    raw = pkt.get(31)
+    return raw.decode("utf-8", "replace") if raw is not None else None
+
+
+def die_with_parent(parent: int) -> None:
+    """In a worker: SIGTERM when the parent dies (PR_SET_PDEATHSIG), or now if it already
+    has."""
+    import ctypes  # noqa: PLC0415 - Linux only, workers only
+
+    ctypes.CDLL(None).prctl(1, signal.SIGTERM)
+    if os.getppid() != parent:
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+class RadiusWorker(RadiusService):
+    """A worker process: the same service, without children of its own."""
+
+    spawns_workers: ClassVar[bool] = False
+
+
+__all__ = ["NasTable", "RadiusService", "RadiusWorker", "die_with_parent", "method_of"]

@@ -1,0 +1,235 @@
+"""``netd nas ...`` and ``netd subscriber ...``: manage NAS clients and subscribers.
+
+Secrets are read from stdin or a file, never from the command line (where ``ps`` shows
+them), and are sealed before they reach PostgreSQL or Redis.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import json
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import asyncpg
+
+from daemons.core.config import Loaded
+from daemons.core.lifecycle import (
+    StartupError,
+    close_stores,
+    ensure_schema,
+    make_sealer,
+    open_stores,
+)
+from daemons.core.secrets import Sealer
+from daemons.radius import hashes, mschap
+from daemons.radius.auth import normalize_mac
+from daemons.store import radius as store
+from daemons.store.cache import Cache
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    nas = sub.add_parser("nas", help="manage RADIUS NAS clients")
+    nas_sub = nas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = nas_sub.add_parser("add", help="add a NAS client (secret from stdin or a file)")
+    add.add_argument("name")
+    add.add_argument("--address", required=True, help="source address or prefix (CIDR)")
+    src = add.add_mutually_exclusive_group(required=True)
+    src.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="read the shared secret from the first line of stdin",
+    )
+    src.add_argument("--secret-file", type=Path, help="read the shared secret from a file")
+    add.add_argument(
+        "--vendor",
+        default="generic",
+        help="reply dialect: a [vendors.*] table in policies/radius "
+        "(mikrotik, cisco, juniper, huawei, nokia, ericsson, wispr, generic)",
+    )
+    add.add_argument(
+        "--no-require-message-authenticator",
+        action="store_true",
+        help="accept Access-Requests without Message-Authenticator (unsafe: "
+        "BlastRADIUS, CVE-2024-3596)",
+    )
+    add.add_argument("--coa-port", type=int, default=3799)
+    add.add_argument("--description", default="")
+    nas_sub.add_parser("list", help="list NAS clients (secrets are not shown)")
+    rm = nas_sub.add_parser("remove", help="remove a NAS client")
+    rm.add_argument("name")
+
+    subs = sub.add_parser("subscriber", help="manage RADIUS subscribers")
+    s_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
+    for action in ("add", "set"):
+        p = s_sub.add_parser(action, help=f"{action} a subscriber")
+        p.add_argument("username")
+        pw = p.add_mutually_exclusive_group()
+        pw.add_argument(
+            "--password-stdin",
+            action="store_true",
+            help="read the password from the first line of stdin",
+        )
+        pw.add_argument("--password-file", type=Path)
+        p.add_argument(
+            "--hash",
+            choices=["none", *hashes.SCHEMES],
+            default="none",
+            help="store a one-way hash instead of the sealed cleartext "
+            "(PAP only: CHAP, MS-CHAP and EAP-MD5 need the cleartext)",
+        )
+        p.add_argument("--plan")
+        p.add_argument("--state", choices=["active", "suspended", "disabled"])
+        p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
+        p.add_argument("--ip", help="static Framed-IP-Address ('' to clear)")
+    lst = s_sub.add_parser("list", help="list subscribers")
+    lst.add_argument("--plan")
+    lst.add_argument("--after", default="", help="start after this username (paging)")
+    lst.add_argument("--limit", type=int, default=100)
+    for action in ("show", "remove"):
+        p = s_sub.add_parser(action, help=f"{action} one subscriber")
+        p.add_argument("username")
+
+
+def _read_secret(from_stdin: bool, path: Path | None, what: str) -> str | None:
+    if from_stdin:
+        line = sys.stdin.readline().rstrip("\r\n")
+    elif path is not None:
+        line = path.read_text(encoding="utf-8").rstrip("\r\n")
+    else:
+        return None
+    if not line:
+        raise ValueError(f"the {what} is empty")
+    return line
+
+
+async def run(loaded: Loaded, args: argparse.Namespace) -> int:
+    try:
+        stores = await open_stores(loaded.config)
+        await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        sealer = make_sealer(loaded.config)
+        if args.command == "nas":
+            return await _nas(stores.pool, sealer, args)
+        return await _subscriber(stores.pool, stores.redis, sealer, args)
+    except (ValueError, OSError) as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+    except asyncpg.UniqueViolationError as exc:
+        print(f"netd: already exists: {exc.detail or exc}", file=sys.stderr)
+        return 1
+    finally:
+        await close_stores(stores)
+
+
+async def _nas(pool: asyncpg.Pool, sealer: Sealer, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        secret = _read_secret(args.secret_stdin, args.secret_file, "shared secret")
+        assert secret is not None
+        network = ipaddress.ip_network(args.address, strict=False)
+        if not 1 <= args.coa_port <= 65535:
+            raise ValueError("--coa-port must be 1..65535")
+        await store.add_nas(
+            pool,
+            store.NasRow(
+                args.name,
+                str(network),
+                sealer.seal(secret.encode(), f"nas:{args.name}".encode()),
+                args.vendor,
+                not args.no_require_message_authenticator,
+                args.coa_port,
+                args.description,
+            ),
+        )
+        print(f"added NAS {args.name} ({network}, vendor {args.vendor})")
+        return 0
+    if args.action == "list":
+        for row in await store.list_nas(pool):
+            print(
+                json.dumps(
+                    {
+                        "name": row.name,
+                        "network": row.network,
+                        "vendor": row.vendor,
+                        "require_message_authenticator": row.require_message_authenticator,
+                        "coa_port": row.coa_port,
+                        "description": row.description,
+                    }
+                )
+            )
+        return 0
+    if await store.remove_nas(pool, args.name):
+        print(f"removed NAS {args.name}")
+        return 0
+    print(f"netd: no NAS named {args.name}", file=sys.stderr)
+    return 1
+
+
+async def _subscriber(
+    pool: asyncpg.Pool, cache: Cache, sealer: Sealer, args: argparse.Namespace
+) -> int:
+    if args.action == "list":
+        for row in await store.list_subscribers(pool, args.after, args.limit, args.plan):
+            print(json.dumps(store.public_view(row)))
+        return 0
+    if args.action in ("show", "remove"):
+        if args.action == "remove":
+            if await store.remove_subscriber(pool, cache, args.username):
+                print(f"removed subscriber {args.username}")
+                return 0
+        else:
+            found = await store.fetch_subscriber_db(pool, args.username)
+            if found is not None:
+                print(json.dumps(store.public_view(found), indent=2))
+                return 0
+        print(f"netd: no subscriber {args.username}", file=sys.stderr)
+        return 1
+    existing = await store.fetch_subscriber_db(pool, args.username)
+    if args.action == "add" and existing is not None:
+        print(f"netd: subscriber {args.username} already exists", file=sys.stderr)
+        return 1
+    if args.action == "set" and existing is None:
+        print(f"netd: no subscriber {args.username}", file=sys.stderr)
+        return 1
+    row = existing or store.SubscriberRow(args.username)
+    password = _read_secret(args.password_stdin, args.password_file, "password")
+    if password is not None:
+        row = credentials(row, password, args.hash, sealer)
+    if args.plan is not None:
+        row = replace(row, plan=args.plan)
+    if args.state is not None:
+        row = replace(row, state=args.state)
+    if args.mac is not None:
+        row = replace(row, mac=normalize_mac(args.mac) if args.mac else None)
+    if args.ip is not None:
+        row = replace(row, framed_ip=str(ipaddress.ip_address(args.ip)) if args.ip else None)
+    await store.upsert_subscriber(pool, cache, row)
+    print(f"{'added' if args.action == 'add' else 'updated'} subscriber {args.username}")
+    return 0
+
+
+def credentials(
+    row: store.SubscriberRow, password: str, scheme: str, sealer: Sealer
+) -> store.SubscriberRow:
+    """The row with new credentials: a one-way hash, or the sealed cleartext and NT hash."""
+    if len(password.encode()) > 128:
+        raise ValueError("RADIUS passwords are at most 128 octets (RFC 2865 §5.2)")
+    ctx = f"sub:{row.username}:".encode()
+    if scheme != "none":
+        return replace(
+            row,
+            password_hash=hashes.make_hash(password, scheme),
+            password_enc=None,
+            nt_hash_enc=None,
+        )
+    return replace(
+        row,
+        password_hash=None,
+        password_enc=sealer.seal(password.encode(), ctx + b"pw"),
+        nt_hash_enc=sealer.seal(mschap.nt_password_hash(password), ctx + b"nt"),
+    )

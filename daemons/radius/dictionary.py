@@ -1,0 +1,188 @@
+"""RADIUS dictionaries: pyrad's FreeRADIUS-format parser, our typed value encoding.
+
+``config/dictionaries/dictionary`` ships with netd; ``radius.dictionaries`` adds files or
+directories an operator already has (e.g. ``/usr/share/freeradius``).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from pyrad.dictionary import Dictionary as PyradDictionary
+from pyrad.dictionary import ParseError
+
+from daemons.radius.codec import hide_password, salt_encrypt, vsa
+
+SHIPPED = Path(__file__).resolve().parents[2] / "config" / "dictionaries" / "dictionary"
+
+
+class DictionaryError(Exception):
+    """A dictionary file is missing or cannot be parsed."""
+
+
+@dataclass(frozen=True, slots=True)
+class AttrDef:
+    name: str
+    code: int
+    vendor: int  # 0: a standard attribute
+    type: str
+    encrypt: int = 0
+    has_tag: bool = False
+    values: tuple[tuple[str, int], ...] = ()
+
+    def value_number(self, name: str) -> int | None:
+        for n, v in self.values:
+            if n == name:
+                return v
+        return None
+
+    def value_name(self, number: int) -> str | None:
+        for n, v in self.values:
+            if v == number:
+                return n
+        return None
+
+
+@dataclass(frozen=True, slots=True)
+class ReplyAttr:
+    """An attribute to send, by dictionary name. ``tag`` for RFC 2868 tagged attributes."""
+
+    name: str
+    value: Any
+    tag: int | None = None
+
+
+class Dictionary:
+    def __init__(self, extra: Sequence[Path] = (), shipped: Path = SHIPPED) -> None:
+        """Load the shipped dictionary plus ``extra`` files or directories.
+
+        Raises DictionaryError naming the file.
+        """
+        files = [shipped]
+        for path in extra:
+            files.append(path / "dictionary" if path.is_dir() else path)
+        self._py = PyradDictionary()
+        for f in files:
+            if not f.is_file():
+                raise DictionaryError(f"dictionary file not found: {f}")
+            try:
+                self._py.ReadDictionary(str(f))
+            except (ParseError, OSError, ValueError) as exc:
+                raise DictionaryError(f"cannot read dictionary {f}: {exc}") from None
+        self._by_name: dict[str, AttrDef] = {}
+        self._by_code: dict[tuple[int, int], AttrDef] = {}
+        for name, attr in self._py.attributes.items():
+            vendor = self._py.vendors.GetForward(attr.vendor) if attr.vendor else 0
+            values = tuple(
+                (str(k), int.from_bytes(v, "big") if isinstance(v, bytes) else int(v))
+                for k, v in attr.values.forward.items()
+            )
+            code = attr.code if isinstance(attr.code, int) else attr.code[-1]
+            d = AttrDef(name, code, vendor, attr.type, attr.encrypt, attr.has_tag, values)
+            self._by_name[name] = d
+            self._by_code.setdefault((vendor, code), d)
+
+    def __getitem__(self, name: str) -> AttrDef:
+        return self._by_name[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._by_name
+
+    def __len__(self) -> int:
+        return len(self._by_name)
+
+    def by_code(self, vendor: int, code: int) -> AttrDef | None:
+        return self._by_code.get((vendor, code))
+
+    def vendor_id(self, name: str) -> int:
+        return int(self._py.vendors.GetForward(name))
+
+    def encode(
+        self,
+        attrs: Iterable[ReplyAttr],
+        secret: bytes,
+        authenticator: bytes,
+        rand: Callable[[int], bytes],
+    ) -> list[tuple[int, bytes]]:
+        """Wire (type, value) pairs. ``rand`` gives salts. Raises KeyError, ValueError."""
+        out: list[tuple[int, bytes]] = []
+        for a in attrs:
+            d = self._by_name[a.name]
+            raw = encode_value(d, a.value)
+            if d.has_tag:
+                tag = a.tag or 0
+                if not 0 <= tag <= 0x1F:
+                    raise ValueError(f"{a.name}: tag {tag} outside 0..31")
+                if d.type == "integer":
+                    raw = bytes((tag,)) + raw[1:]
+                elif d.encrypt != 2 and (tag or (raw and raw[0] <= 0x1F)):
+                    raw = bytes((tag,)) + raw
+            if d.encrypt == 1:
+                raw = hide_password(raw, secret, authenticator)
+            elif d.encrypt == 2:
+                raw = salt_encrypt(raw, secret, authenticator, rand(2))
+                if d.has_tag:
+                    raw = bytes((a.tag or 0,)) + raw
+            out.append(vsa(d.vendor, d.code, raw) if d.vendor else (d.code, raw))
+        return out
+
+
+def encode_value(d: AttrDef, value: Any) -> bytes:
+    """One value in ``d``'s data type. Raises ValueError on a value that does not fit."""
+    t = d.type
+    if isinstance(value, str) and t in ("integer", "short", "byte", "signed", "integer64"):
+        number = d.value_number(value)
+        if number is None:
+            try:
+                number = int(value)
+            except ValueError:
+                raise ValueError(f"{d.name}: {value!r} is no number or VALUE name") from None
+        value = number
+    try:
+        if t == "string":
+            return value.encode() if isinstance(value, str) else bytes(value)
+        if t in ("octets", "abinary", "tlv"):
+            if isinstance(value, str):
+                return bytes.fromhex(value[2:]) if value.startswith("0x") else value.encode()
+            return bytes(value)
+        if t in ("integer", "date"):
+            return struct.pack("!I", int(value))
+        if t == "signed":
+            return struct.pack("!i", int(value))
+        if t == "short":
+            return struct.pack("!H", int(value))
+        if t == "byte":
+            return struct.pack("!B", int(value))
+        if t == "integer64":
+            return struct.pack("!Q", int(value))
+        if t == "ipaddr":
+            return ipaddress.IPv4Address(value).packed
+        if t == "ipv6addr":
+            return ipaddress.IPv6Address(value).packed
+        if t == "ipv6prefix":
+            net = ipaddress.IPv6Network(value, strict=False)
+            nbytes = (net.prefixlen + 7) // 8
+            return bytes((0, net.prefixlen)) + net.network_address.packed[:nbytes]
+        if t == "ifid":
+            raw = bytes.fromhex(str(value).replace(":", ""))
+            if len(raw) != 8:
+                raise ValueError("an interface id is 8 octets")
+            return raw
+        if t == "ether":
+            raw = bytes.fromhex(str(value).replace(":", "").replace("-", ""))
+            if len(raw) != 6:
+                raise ValueError("a MAC address is 6 octets")
+            return raw
+    except (
+        struct.error,
+        ipaddress.AddressValueError,
+        ipaddress.NetmaskValueError,
+        TypeError,
+    ) as exc:
+        raise ValueError(f"{d.name}: {value!r} does not fit type {t}: {exc}") from None
+    raise ValueError(f"{d.name}: cannot encode type {t}")

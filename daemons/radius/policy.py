@@ -1,0 +1,203 @@
+"""RADIUS plans: what an accepted subscriber gets, per NAS vendor. Pure.
+
+Policy files live under ``policies/radius/``: ``[plans.<name>]`` tables and
+``[vendors.<name>]`` tables (how a rate limit is spelled for that NAS vendor). Vendor quirks
+are data, not branches: a new BNG needs a table, not code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemons.core.policies import PolicyError, PolicySet
+from daemons.radius.dictionary import Dictionary, ReplyAttr, encode_value
+
+_RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgG]?)\s*$")
+_SCALE = {"": 1, "k": 1_000, "m": 1_000_000, "g": 1_000_000_000}
+_PLACEHOLDERS = ("down", "up", "down_bps", "up_bps", "down_kbps", "up_kbps", "plan")
+_PLAN_KEYS = {
+    "download",
+    "upload",
+    "session_timeout",
+    "idle_timeout",
+    "interim_interval",
+    "framed_pool",
+    "filter_id",
+    "class",
+    "simultaneous_use",
+    "reply_message",
+    "attributes",
+}
+
+
+def parse_rate(text: str) -> int:
+    """``"20M"`` → 20000000 bits/s. Raises ValueError."""
+    m = _RATE.match(str(text))
+    if not m:
+        raise ValueError(f"rate {text!r} is not like 20M, 512k or 1G")
+    return int(float(m.group(1)) * _SCALE[m.group(2).lower()])
+
+
+@dataclass(frozen=True)
+class Plan:
+    name: str
+    download: str | None = None
+    upload: str | None = None
+    session_timeout: int | None = None
+    idle_timeout: int | None = None
+    interim_interval: int | None = None
+    framed_pool: str | None = None
+    filter_id: str | None = None
+    class_: str | None = None
+    simultaneous_use: int | None = None
+    reply_message: str | None = None
+    attributes: tuple[tuple[str, Any], ...] = ()
+
+
+@dataclass(frozen=True)
+class VendorMap:
+    name: str
+    rate_limit: tuple[tuple[str, str], ...] = ()  # (attribute name, value template)
+
+
+@dataclass(frozen=True)
+class Policy:
+    plans: Mapping[str, Plan] = field(default_factory=dict)
+    vendors: Mapping[str, VendorMap] = field(default_factory=dict)
+    walled_garden_plan: str | None = None
+    disabled_message: str = "Account disabled"
+    default_plan: str = "default"
+
+    def plan_for(self, name: str) -> Plan | None:
+        return self.plans.get(name)
+
+    def reply(self, plan: Plan, vendor: str, framed_ip: str | None) -> list[ReplyAttr]:
+        """The reply attributes of ``plan`` on a NAS of ``vendor``."""
+        out: list[ReplyAttr] = []
+        if plan.download and plan.upload:
+            vmap = self.vendors.get(vendor)
+            if vmap is not None:
+                values = _rate_values(plan)
+                out += [ReplyAttr(attr, _render(tmpl, values)) for attr, tmpl in vmap.rate_limit]
+        for name, value in (
+            ("Session-Timeout", plan.session_timeout),
+            ("Idle-Timeout", plan.idle_timeout),
+            ("Acct-Interim-Interval", plan.interim_interval),
+            ("Filter-Id", plan.filter_id),
+            ("Class", plan.class_),
+        ):
+            if value is not None and value != "":
+                out.append(ReplyAttr(name, value))
+        if framed_ip:
+            out.append(ReplyAttr("Framed-IP-Address", framed_ip))
+        elif plan.framed_pool:
+            out.append(ReplyAttr("Framed-Pool", plan.framed_pool))
+        out += [ReplyAttr(name, value) for name, value in plan.attributes]
+        return out
+
+
+def _rate_values(plan: Plan) -> dict[str, str]:
+    down, up = parse_rate(plan.download or "0"), parse_rate(plan.upload or "0")
+    return {
+        "down": str(plan.download),
+        "up": str(plan.upload),
+        "down_bps": str(down),
+        "up_bps": str(up),
+        "down_kbps": str(down // 1000),
+        "up_kbps": str(up // 1000),
+        "plan": plan.name,
+    }
+
+
+def _render(template: str, values: Mapping[str, str]) -> Any:
+    text = template.format_map(values)
+    return int(text) if text.isdigit() else text
+
+
+def load_policy(policies: PolicySet, dictionary: Dictionary) -> Policy:
+    """Build the RADIUS policy from ``policies/radius/*.toml``. Raises PolicyError."""
+    plans: dict[str, Plan] = {}
+    vendors: dict[str, VendorMap] = {}
+    settings: dict[str, Any] = {}
+    for path, doc in sorted(policies.under("radius").items()):
+        try:
+            unknown = set(doc) - {"plans", "vendors", "settings"}
+            if unknown:
+                raise ValueError(f"unknown table(s) {sorted(unknown)}")
+            settings.update(doc.get("settings", {}))
+            for name, spec in doc.get("plans", {}).items():
+                if name in plans:
+                    raise ValueError(f"plan {name!r} is defined twice")
+                plans[name] = _plan(name, spec, dictionary)
+            for name, spec in doc.get("vendors", {}).items():
+                vendors[name] = _vendor(name, spec, dictionary)
+        except (ValueError, TypeError, KeyError) as exc:
+            raise PolicyError(path, str(exc).strip("'\"")) from None
+    policy = Policy(
+        plans,
+        vendors,
+        settings.get("walled_garden_plan"),
+        str(settings.get("disabled_message", "Account disabled")),
+        str(settings.get("default_plan", "default")),
+    )
+    unknown_settings = set(settings) - {"walled_garden_plan", "disabled_message", "default_plan"}
+    if unknown_settings:
+        raise PolicyError("radius/", f"unknown settings {sorted(unknown_settings)}")
+    if policy.walled_garden_plan and policy.walled_garden_plan not in plans:
+        raise PolicyError(
+            "radius/", f"walled_garden_plan {policy.walled_garden_plan!r} is not a plan"
+        )
+    return policy
+
+
+def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
+    unknown = set(spec) - _PLAN_KEYS
+    if unknown:
+        raise ValueError(f"plan {name!r}: unknown key(s) {sorted(unknown)}")
+    for key in ("download", "upload"):
+        if key in spec:
+            parse_rate(spec[key])
+    if ("download" in spec) != ("upload" in spec):
+        raise ValueError(f"plan {name!r}: give both download and upload, or neither")
+    extra = tuple((str(k), v) for k, v in dict(spec.get("attributes", {})).items())
+    for attr, value in extra:
+        if attr not in dictionary:
+            raise ValueError(f"plan {name!r}: no attribute {attr!r} in the dictionaries")
+        encode_value(dictionary[attr], value)
+    ints = {
+        k: int(spec[k])
+        for k in ("session_timeout", "idle_timeout", "interim_interval", "simultaneous_use")
+        if k in spec
+    }
+    return Plan(
+        name=name,
+        download=spec.get("download"),
+        upload=spec.get("upload"),
+        framed_pool=spec.get("framed_pool"),
+        filter_id=spec.get("filter_id"),
+        class_=spec.get("class"),
+        reply_message=spec.get("reply_message"),
+        attributes=extra,
+        **ints,
+    )
+
+
+def _vendor(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> VendorMap:
+    unknown = set(spec) - {"rate_limit"}
+    if unknown:
+        raise ValueError(f"vendor {name!r}: unknown key(s) {sorted(unknown)}")
+    pairs: list[tuple[str, str]] = []
+    sample = {k: "1" for k in _PLACEHOLDERS}
+    for item in spec.get("rate_limit", []):
+        attr, tmpl = str(item["attribute"]), str(item["value"])
+        if attr not in dictionary:
+            raise ValueError(f"vendor {name!r}: no attribute {attr!r} in the dictionaries")
+        try:
+            tmpl.format_map(sample)
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ValueError(f"vendor {name!r}: bad template {tmpl!r}: {exc}") from None
+        pairs.append((attr, tmpl))
+    return VendorMap(name, tuple(pairs))

@@ -1,0 +1,240 @@
+"""Store verbs for RADIUS authentication: NAS clients and subscribers.
+
+PostgreSQL is the source of truth. Subscriber records are cached in Redis (written through
+on every change, secrets still sealed) so the auth hot path needs no PostgreSQL round trip.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import asyncpg
+
+from daemons.store.cache import Cache, pack, unpack
+
+NAS_CHANNEL = "netd_nas_changed"
+_NEGATIVE = b"\xc0"  # msgpack nil: "no such subscriber", cached briefly
+
+
+@dataclass(frozen=True, slots=True)
+class NasRow:
+    name: str
+    network: str
+    secret_enc: bytes
+    vendor: str
+    require_message_authenticator: bool
+    coa_port: int
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriberRow:
+    username: str
+    password_hash: str | None = None
+    password_enc: bytes | None = None
+    nt_hash_enc: bytes | None = None
+    plan: str = "default"
+    state: str = "active"
+    mac: str | None = None
+    framed_ip: str | None = None
+
+
+_SUB_COLUMNS = (
+    "username, password_hash, password_enc, nt_hash_enc, plan, state, "
+    "mac::text AS mac, host(framed_ip) AS framed_ip"
+)
+
+
+def _sub(row: asyncpg.Record) -> SubscriberRow:
+    return SubscriberRow(**dict(row))
+
+
+# --- NAS clients -------------------------------------------------------------------------
+
+
+async def list_nas(pool: asyncpg.Pool) -> list[NasRow]:
+    rows = await pool.fetch(
+        "SELECT name, network::text AS network, secret_enc, vendor, "
+        "require_message_authenticator, coa_port, description FROM nas_clients ORDER BY name"
+    )
+    return [NasRow(**dict(r)) for r in rows]
+
+
+async def add_nas(pool: asyncpg.Pool, nas: NasRow) -> None:
+    """Insert a NAS client and notify running daemons. Raises asyncpg.UniqueViolationError."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "INSERT INTO nas_clients (name, network, secret_enc, vendor, "
+            "require_message_authenticator, coa_port, description) "
+            "VALUES ($1, $2::cidr, $3, $4, $5, $6, $7)",
+            nas.name,
+            str(ipaddress.ip_network(nas.network, strict=False)),
+            nas.secret_enc,
+            nas.vendor,
+            nas.require_message_authenticator,
+            nas.coa_port,
+            nas.description,
+        )
+        await conn.execute(f"NOTIFY {NAS_CHANNEL}")
+
+
+async def remove_nas(pool: asyncpg.Pool, name: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute("DELETE FROM nas_clients WHERE name = $1", name)
+        await conn.execute(f"NOTIFY {NAS_CHANNEL}")
+    return bool(status.endswith(" 1"))
+
+
+# --- subscribers -------------------------------------------------------------------------
+
+
+def _cache_key(cache: Cache, username: str) -> str:
+    return cache.key("u:" + username, "sub")
+
+
+def sessions_key(cache: Cache, username: str) -> str:
+    """The set of a subscriber's live session ids (kept by accounting)."""
+    return cache.key("u:" + username, "sessions")
+
+
+async def fetch_subscriber_db(pool: asyncpg.Pool, username: str) -> SubscriberRow | None:
+    row = await pool.fetchrow(
+        f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE username = $1", username
+    )
+    return _sub(row) if row else None
+
+
+async def cached_subscriber(cache: Cache, username: str) -> tuple[bool, SubscriberRow | None, int]:
+    """One Redis round trip: (cache hit?, record, live session count)."""
+    async with cache.client.pipeline(transaction=False) as pipe:
+        pipe.get(_cache_key(cache, username))
+        pipe.scard(sessions_key(cache, username))
+        raw, sessions = await pipe.execute()
+    if raw is None:
+        return False, None, int(sessions)
+    if raw == _NEGATIVE:
+        return True, None, int(sessions)
+    return True, SubscriberRow(**unpack(raw)), int(sessions)
+
+
+async def cache_subscriber(
+    cache: Cache, username: str, row: SubscriberRow | None, negative_ttl: float
+) -> None:
+    key = _cache_key(cache, username)
+    if row is None:
+        await cache.client.set(key, _NEGATIVE, px=int(negative_ttl * 1000))
+    else:
+        await cache.client.set(key, pack(asdict(row)))
+
+
+async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow) -> None:
+    """Insert or replace a subscriber in PostgreSQL, then write the cache through."""
+    await pool.execute(
+        "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, plan, "
+        "state, mac, framed_ip) VALUES ($1, $2, $3, $4, $5, $6, $7::macaddr, $8::inet) "
+        "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+        "password_enc = EXCLUDED.password_enc, nt_hash_enc = EXCLUDED.nt_hash_enc, "
+        "plan = EXCLUDED.plan, state = EXCLUDED.state, mac = EXCLUDED.mac, "
+        "framed_ip = EXCLUDED.framed_ip, updated_at = now()",
+        sub.username,
+        sub.password_hash,
+        sub.password_enc,
+        sub.nt_hash_enc,
+        sub.plan,
+        sub.state,
+        sub.mac,
+        sub.framed_ip,
+    )
+    fresh = await fetch_subscriber_db(pool, sub.username)  # normalised mac/ip, as stored
+    await cache_subscriber(cache, sub.username, fresh, 0)
+
+
+async def bulk_upsert_subscribers(
+    pool: asyncpg.Pool, cache: Cache, subs: Sequence[SubscriberRow]
+) -> None:
+    """Many subscribers in one transaction (COPY into a temp table), cache written through."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "CREATE TEMP TABLE sub_load (LIKE subscribers INCLUDING DEFAULTS) ON COMMIT DROP"
+        )
+        await conn.copy_records_to_table(
+            "sub_load",
+            records=[
+                (
+                    s.username,
+                    s.password_hash,
+                    s.password_enc,
+                    s.nt_hash_enc,
+                    s.plan,
+                    s.state,
+                    s.mac,
+                    s.framed_ip,
+                )
+                for s in subs
+            ],
+            columns=[
+                "username",
+                "password_hash",
+                "password_enc",
+                "nt_hash_enc",
+                "plan",
+                "state",
+                "mac",
+                "framed_ip",
+            ],
+        )
+        await conn.execute(
+            "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, "
+            "plan, state, mac, framed_ip) SELECT username, password_hash, password_enc, "
+            "nt_hash_enc, plan, state, mac, framed_ip FROM sub_load "
+            "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
+            "password_enc = EXCLUDED.password_enc, nt_hash_enc = EXCLUDED.nt_hash_enc, "
+            "plan = EXCLUDED.plan, state = EXCLUDED.state, mac = EXCLUDED.mac, "
+            "framed_ip = EXCLUDED.framed_ip, updated_at = now()"
+        )
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for s in subs:
+            pipe.set(_cache_key(cache, s.username), pack(asdict(s)))
+        await pipe.execute()
+
+
+async def remove_subscriber(pool: asyncpg.Pool, cache: Cache, username: str) -> bool:
+    status = await pool.execute("DELETE FROM subscribers WHERE username = $1", username)
+    await cache.client.delete(_cache_key(cache, username))
+    return bool(status.endswith(" 1"))
+
+
+async def list_subscribers(
+    pool: asyncpg.Pool, after: str = "", limit: int = 100, plan: str | None = None
+) -> list[SubscriberRow]:
+    rows = await pool.fetch(
+        f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE username > $1 "
+        "AND ($2::text IS NULL OR plan = $2) ORDER BY username LIMIT $3",
+        after,
+        plan,
+        limit,
+    )
+    return [_sub(r) for r in rows]
+
+
+def public_view(sub: SubscriberRow) -> dict[str, Any]:
+    """A subscriber for display: which credentials exist, never their values."""
+    return {
+        "username": sub.username,
+        "plan": sub.plan,
+        "state": sub.state,
+        "mac": sub.mac,
+        "framed_ip": sub.framed_ip,
+        "credentials": [
+            name
+            for name, present in (
+                ("cleartext", sub.password_enc),
+                ("nt-hash", sub.nt_hash_enc),
+                ("hash", sub.password_hash),
+            )
+            if present
+        ],
+    }
