@@ -51,7 +51,8 @@ class NetdProcess:
         )
 
     def output(self) -> str:
-        self._log.flush()
+        if not self._log.closed:
+            self._log.flush()
         return self.log_path.read_text(errors="replace")
 
     def wait_http(self, url: str, status: int = 200, timeout: float = 20.0) -> httpx.Response:

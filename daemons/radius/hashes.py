@@ -17,7 +17,7 @@ def make_hash(password: str, scheme: str = "argon2") -> str:
     """Hash ``password``. Raises ValueError for an unknown scheme."""
     if scheme not in SCHEMES:
         raise ValueError(f"hash scheme must be one of {', '.join(SCHEMES)}")
-    return str(_CONTEXT.hash(password, scheme=scheme))
+    return str(_CONTEXT.handler(scheme).hash(password))
 
 
 def is_supported(hashed: str) -> bool:

@@ -1,0 +1,164 @@
+"""A real `netd radius` process on loopback, with NAS clients and subscribers in a fresh
+database, shared by a test module."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from daemons.core.config import DatabaseConfig, RedisConfig
+from daemons.core.secrets import Sealer
+from daemons.radius.admin import credentials
+from daemons.store import migrate
+from daemons.store import radius as store
+from daemons.store.cache import Cache, connect
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls
+from tests.support import NetdProcess, free_port, netd_env, with_database
+
+REPO = Path(__file__).resolve().parents[2]
+SECRET = b"s3cret-lo"
+STRICT_SECRET = b"s3cret-strict"
+
+
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class RadiusServer:
+    port: int
+    status_port: int
+    database: str
+    prefix: str
+    key: bytes
+    proc: NetdProcess
+    cache: Cache
+    pool: asyncpg.Pool
+
+    def metrics(self) -> str:
+        return httpx.get(f"http://127.0.0.1:{self.status_port}/metrics", timeout=5).text
+
+    def metric(self, name: str, **labels: str) -> float:
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        for line in self.metrics().splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                series, value = line.rsplit(" ", 1)
+                got = series[len(name) :].strip("{}")
+                if all(part in got.split(",") for part in want.split(",") if part):
+                    return float(value)
+        return 0.0
+
+    def alive(self) -> bool:
+        return self.proc.proc.poll() is None
+
+
+NAS = [
+    ("lo", "127.0.0.1/32", SECRET, "mikrotik", False),
+    ("strict", "127.0.0.2/32", STRICT_SECRET, "cisco", True),
+    ("v6", "::1/128", SECRET, "huawei", False),
+    ("lab", "127.0.1.0/24", SECRET, "juniper", False),
+]
+SUBSCRIBERS = [
+    # username, password, hash scheme, plan, state, mac, ip
+    ("alice", "pw1", "none", "fiber-100", "active", None, None),
+    ("bob", "pw2", "argon2", "fiber-100", "active", None, None),
+    ("carol", "pw3", "none", "fiber-100", "disabled", None, None),
+    ("dave", "pw4", "none", "fiber-100", "suspended", None, None),
+    ("erin", "pw5", "none", "fiber-100", "active", "aa:bb:cc:dd:ee:ff", None),
+    ("frank", "pw6", "none", "default", "active", None, None),
+    ("grace", "pw7", "none", "fiber-1000", "active", None, "100.64.0.7"),
+    ("User", "clientPass", "none", "fiber-100", "active", None, None),
+]
+
+
+@pytest.fixture(scope="module")
+async def radius(
+    store_urls: StoreUrls, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[RadiusServer]:
+    tmp = tmp_path_factory.mktemp("radius")
+    name = "r_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(store_urls.postgres)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = with_database(store_urls.postgres, name)
+    conn = await asyncpg.connect(dsn)
+    await migrate.apply(conn, migrate.available())
+    await conn.close()
+    key = os.urandom(32)
+    sealer = Sealer(key)
+    prefix = "r" + uuid.uuid4().hex[:10]
+    pool = await create_pool(DatabaseConfig(), dsn, "test")
+    cache = await connect(RedisConfig(key_prefix=prefix), store_urls.redis)
+    for nas_name, net, secret, vendor, strict in NAS:
+        await store.add_nas(
+            pool,
+            store.NasRow(
+                nas_name, net, sealer.seal(secret, f"nas:{nas_name}".encode()), vendor, strict, 3799
+            ),
+        )
+    for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS:
+        row = credentials(
+            store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip),
+            pw,
+            scheme,
+            sealer,
+        )
+        await store.upsert_subscriber(pool, cache, row)
+    # frank already has a live session: his plan allows one.
+    await cache.client.sadd(store.sessions_key(cache, "frank"), "sess-1")
+    policies = tmp / "policies"
+    shutil.copytree(REPO / "policies", policies)
+    port, status_port = free_udp_port(), free_port()
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": dsn,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": prefix,
+            "NETD_SECRETS_KEY": key.hex(),
+            "NETD_RADIUS_AUTH_PORT": str(port),
+            "NETD_RADIUS_STATUS_PORT": str(status_port),
+            "NETD_RADIUS_LISTEN": "127.0.0.1,::1",
+            "NETD_POLICIES_DIR": str(policies),
+            "NETD_STATE_DIR": str(tmp / "state"),
+            "NETD_LOG_FORMAT": "json",
+            "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+        }
+    )
+    proc = NetdProcess(["radius"], env, tmp)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
+        yield RadiusServer(port, status_port, dsn, prefix, key, proc, cache, pool)
+    finally:
+        proc.stop()
+        out = proc.output()
+        await pool.close()
+        await cache.close()
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
+        assert "Traceback" not in out, out
+        for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), key.hex()):
+            assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
+
+
+def wait_until(check: object, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():  # type: ignore[operator]
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
