@@ -7,6 +7,8 @@ directories an operator already has (e.g. ``/usr/share/freeradius``).
 from __future__ import annotations
 
 import ipaddress
+import logging
+import re
 import struct
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -19,6 +21,8 @@ from pyrad.dictionary import ParseError
 from daemons.radius.codec import hide_password, salt_encrypt, vsa
 
 SHIPPED = Path(__file__).resolve().parents[2] / "config" / "dictionaries" / "dictionary"
+_INCLUDE = re.compile(r"^\$INCLUDE(-?)\s+(\S+)", re.MULTILINE)
+log = logging.getLogger("netd.radius")
 
 
 class DictionaryError(Exception):
@@ -63,17 +67,10 @@ class Dictionary:
 
         Raises DictionaryError naming the file.
         """
-        files = [shipped]
-        for path in extra:
-            files.append(path / "dictionary" if path.is_dir() else path)
         self._py = PyradDictionary()
-        for f in files:
-            if not f.is_file():
-                raise DictionaryError(f"dictionary file not found: {f}")
-            try:
-                self._py.ReadDictionary(str(f))
-            except (ParseError, OSError, ValueError) as exc:
-                raise DictionaryError(f"cannot read dictionary {f}: {exc}") from None
+        self._read(shipped)
+        for path in extra:
+            self._read_extra(path / "dictionary" if path.is_dir() else path)
         self._by_name: dict[str, AttrDef] = {}
         self._by_code: dict[tuple[int, int], AttrDef] = {}
         for name, attr in self._py.attributes.items():
@@ -86,6 +83,36 @@ class Dictionary:
             d = AttrDef(name, code, vendor, attr.type, attr.encrypt, attr.has_tag, values)
             self._by_name[name] = d
             self._by_code.setdefault((vendor, code), d)
+
+    def _read(self, path: Path) -> None:
+        if not path.is_file():
+            raise DictionaryError(f"dictionary file not found: {path}")
+        try:
+            self._py.ReadDictionary(str(path))
+        except (ParseError, OSError, ValueError) as exc:
+            raise DictionaryError(f"cannot read dictionary {path}: {exc}") from None
+
+    def _read_extra(self, top: Path) -> None:
+        """An operator's dictionary tree. If the whole tree does not parse (FreeRADIUS's own
+        has files pyrad rejects), read its includes one by one and skip, with a warning,
+        the files that fail."""
+        try:
+            self._read(top)
+            return
+        except DictionaryError as whole:
+            includes = _INCLUDE.findall(top.read_text(errors="replace")) if top.is_file() else []
+            if not includes:
+                raise
+            log.warning("dictionary tree does not parse as a whole; reading it file by file",
+                        extra={"fields": {"file": str(top), "error": str(whole)}})
+        for optional, name in includes:
+            path = top.parent / name
+            if optional and not path.exists():
+                continue
+            try:
+                self._read(path)
+            except DictionaryError as exc:
+                log.warning("dictionary file skipped", extra={"fields": {"error": str(exc)}})
 
     def __getitem__(self, name: str) -> AttrDef:
         return self._by_name[name]

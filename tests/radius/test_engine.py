@@ -272,3 +272,17 @@ def test_rates_and_policy_errors(tmp_path: Path) -> None:
     with pytest.raises(PolicyError, match="fast"):
         load_policy(load_policies(tmp_path, 1), DICT)
     assert load_policy(PolicySet(tmp_path / "none", 1), DICT).plans == {}
+
+
+def test_operator_dictionaries_load_beside_ours(caplog: pytest.LogCaptureFixture) -> None:
+    """radius.dictionaries = ["/usr/share/freeradius"]: FreeRADIUS's tree has a file pyrad
+    cannot parse; the rest loads, that file is skipped with a warning naming it."""
+    tree = Path("/usr/share/freeradius")
+    assert (tree / "dictionary").is_file(), "install the Debian package freeradius-utils"
+    d = Dictionary([tree])
+    assert len(d) > len(DICT) * 5
+    for name in ("User-Password", "Mikrotik-Rate-Limit", "MS-CHAP2-Success", "EAP-Message"):
+        assert (d[name].code, d[name].vendor) == (DICT[name].code, DICT[name].vendor)
+    assert "Ascend-Data-Filter" in d  # from FreeRADIUS's files, not ours
+    assert any("dictionary.juniper" in r.getMessage() or "juniper" in str(r.__dict__)
+               for r in caplog.records)
