@@ -29,7 +29,7 @@ from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import load_policy
 
 DICT = Dictionary()
-VENDORS = ["mikrotik", "cisco", "juniper", "huawei", "nokia", "wispr", "generic"]
+VENDORS = ["mikrotik", "cisco", "juniper", "huawei", "nokia", "ericsson", "wispr", "generic"]
 SECRET = b"scapy-secret"
 
 rates = st.sampled_from(["512k", "1M", "20M", "100M", "1G", "2.5G"])
