@@ -103,8 +103,10 @@ class Dictionary:
             includes = _INCLUDE.findall(top.read_text(errors="replace")) if top.is_file() else []
             if not includes:
                 raise
-            log.warning("dictionary tree does not parse as a whole; reading it file by file",
-                        extra={"fields": {"file": str(top), "error": str(whole)}})
+            log.warning(
+                "dictionary tree does not parse as a whole; reading it file by file",
+                extra={"fields": {"file": str(top), "error": str(whole)}},
+            )
         for optional, name in includes:
             path = top.parent / name
             if optional and not path.exists():

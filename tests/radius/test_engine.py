@@ -284,5 +284,7 @@ def test_operator_dictionaries_load_beside_ours(caplog: pytest.LogCaptureFixture
     for name in ("User-Password", "Mikrotik-Rate-Limit", "MS-CHAP2-Success", "EAP-Message"):
         assert (d[name].code, d[name].vendor) == (DICT[name].code, DICT[name].vendor)
     assert "Ascend-Data-Filter" in d  # from FreeRADIUS's files, not ours
-    assert any("dictionary.juniper" in r.getMessage() or "juniper" in str(r.__dict__)
-               for r in caplog.records)
+    assert any(
+        "dictionary.juniper" in r.getMessage() or "juniper" in str(r.__dict__)
+        for r in caplog.records
+    )
