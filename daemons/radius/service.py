@@ -341,6 +341,8 @@ class RadiusService(Daemon):
                 ) from None
             transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
             self._transports.append(transport)
+        if not self._transports:
+            raise StartupError("radius: no address in radius.listen could be bound")
         self._nas_task = loop.create_task(self._watch_nas())
         if self.spawns_workers and self.cfg.workers > 1:
             self._spawn_workers(self.cfg.workers - 1)

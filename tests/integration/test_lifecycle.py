@@ -27,7 +27,7 @@ from daemons.core.lifecycle import Daemon, Runner
 from daemons.core.status import StatusListener
 from daemons.store.cache import Cache
 from tests.conftest import StoreUrls
-from tests.support import NetdProcess, free_port, netd_env, pid_alive
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env, pid_alive
 
 ALL = ["api", "radius", "acs", "voltha", "poller"]
 
@@ -118,7 +118,13 @@ def test_embedded_default_ready_within_15s_and_stops_clean(
     tmp_path: Path, netd: list[NetdProcess]
 ) -> None:
     port = free_port()
-    env = netd_env({"NETD_API_PORT": str(port), "NETD_LOG_FORMAT": "json"})
+    env = netd_env(
+        {
+            "NETD_API_PORT": str(port),
+            "NETD_LOG_FORMAT": "json",
+            "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
+        }
+    )
     t0 = time.monotonic()
     proc = NetdProcess(["up"], env, tmp_path)  # no URLs: embedded stores under ./var/netd
     netd.append(proc)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -24,17 +23,11 @@ from daemons.store import radius as store
 from daemons.store.cache import Cache, connect
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls
-from tests.support import NetdProcess, free_port, netd_env, with_database
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env, with_database
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b"s3cret-lo"
 STRICT_SECRET = b"s3cret-strict"
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -11,8 +11,8 @@ from pathlib import Path
 
 from daemons.radius.codec import Attr, Code, encode_request, hide_password
 from tests.conftest import StoreUrls
-from tests.radius.conftest import REPO, SECRET, RadiusServer, free_udp_port
-from tests.support import NetdProcess, free_port, netd_env, pid_alive
+from tests.radius.conftest import REPO, SECRET, RadiusServer
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env, pid_alive
 
 
 def request(user: bytes, password: bytes) -> bytes:
