@@ -250,6 +250,23 @@ def _pack_attrs(attributes: Iterable[tuple[int, bytes]]) -> bytes:
     return bytes(out)
 
 
+def _frame(
+    code: int,
+    identifier: int,
+    authenticator: bytes,
+    attributes: Sequence[tuple[int, bytes]],
+    message_auth: bool,
+) -> bytearray:
+    """Header and attributes, with a zeroed Message-Authenticator first when asked for.
+    Raises ValueError past 4096 octets or 253 per attribute."""
+    first = [(Attr.MESSAGE_AUTHENTICATOR, bytes(16))] if message_auth else []
+    body = _pack_attrs(first + list(attributes))
+    length = HEADER + len(body)
+    if length > MAX_PACKET:
+        raise ValueError(f"packet of {length} bytes exceeds {MAX_PACKET}")
+    return bytearray(struct.pack("!BBH", code, identifier, length) + authenticator + body)
+
+
 def encode_reply(
     code: int,
     request: Packet,
@@ -267,13 +284,7 @@ def encode_reply(
         (t, v) for t, v in attributes if t not in (Attr.MESSAGE_AUTHENTICATOR, Attr.PROXY_STATE)
     ]
     attrs += [(Attr.PROXY_STATE, v) for v in request.get_all(Attr.PROXY_STATE)]
-    body = _pack_attrs(([(Attr.MESSAGE_AUTHENTICATOR, bytes(16))] if message_auth else []) + attrs)
-    length = HEADER + len(body)
-    if length > MAX_PACKET:
-        raise ValueError(f"reply of {length} bytes exceeds {MAX_PACKET}")
-    raw = bytearray(
-        struct.pack("!BBH", code, request.identifier, length) + request.authenticator + body
-    )
+    raw = _frame(code, request.identifier, request.authenticator, attrs, message_auth)
     if message_auth:
         raw[HEADER + 2 : HEADER + 18] = message_authenticator(bytes(raw), secret)
     raw[4:HEADER] = response_authenticator(bytes(raw), request.authenticator, secret)
@@ -289,22 +300,16 @@ def encode_request(
     message_auth: bool = True,
 ) -> bytes:
     """Build a request. Access-Request/Status-Server take a random ``authenticator``;
-    accounting, CoA and Disconnect requests compute theirs (pass None)."""
+    accounting, CoA and Disconnect requests compute theirs (pass None). Raises ValueError."""
+    if authenticator is not None and len(authenticator) != AUTH_LEN:
+        raise ValueError("the request authenticator is 16 octets")
     attrs = [(t, v) for t, v in attributes if t != Attr.MESSAGE_AUTHENTICATOR]
-    body = _pack_attrs(([(Attr.MESSAGE_AUTHENTICATOR, bytes(16))] if message_auth else []) + attrs)
-    length = HEADER + len(body)
-    if length > MAX_PACKET:
-        raise ValueError(f"request of {length} bytes exceeds {MAX_PACKET}")
-    raw = bytearray(struct.pack("!BBH", code, identifier, length) + bytes(16) + body)
-    if authenticator is not None:
-        if len(authenticator) != AUTH_LEN:
-            raise ValueError("the request authenticator is 16 octets")
-        raw[4:HEADER] = authenticator
-        if message_auth:
-            raw[HEADER + 2 : HEADER + 18] = message_authenticator(bytes(raw), secret)
-    else:
-        if message_auth:  # RFC 5176 §3.1: signed with a zero authenticator first
-            raw[HEADER + 2 : HEADER + 18] = message_authenticator(bytes(raw), secret)
+    raw = _frame(code, identifier, authenticator or bytes(16), attrs, message_auth)
+    # RFC 5176 §3.1: a computed authenticator is taken over a signed packet whose
+    # authenticator field is still zero; a random one is in place before signing.
+    if message_auth:
+        raw[HEADER + 2 : HEADER + 18] = message_authenticator(bytes(raw), secret)
+    if authenticator is None:
         raw[4:HEADER] = request_authenticator(bytes(raw), secret)
     return bytes(raw)
 
