@@ -73,6 +73,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help="read the password from the first line of stdin",
         )
         pw.add_argument("--password-file", type=Path)
+        pw.add_argument(
+            "--nt-hash-stdin",
+            action="store_true",
+            help="read an NT hash (32 hex digits) from stdin instead of a password: "
+            "enough for MS-CHAP, not for PAP, CHAP or EAP-MD5",
+        )
         p.add_argument(
             "--hash",
             choices=["none", *hashes.SCHEMES],
@@ -200,6 +206,17 @@ async def _subscriber(
     password = _read_secret(args.password_stdin, args.password_file, "password")
     if password is not None:
         row = credentials(row, password, args.hash, sealer)
+    nt_hex = _read_secret(args.nt_hash_stdin, None, "NT hash")
+    if nt_hex is not None:
+        nt = bytes.fromhex(nt_hex.strip())
+        if len(nt) != 16:
+            raise ValueError("an NT hash is 16 octets (32 hex digits)")
+        row = replace(
+            row,
+            password_hash=None,
+            password_enc=None,
+            nt_hash_enc=sealer.seal(nt, f"sub:{row.username}:nt".encode()),
+        )
     if args.plan is not None:
         row = replace(row, plan=args.plan)
     if args.state is not None:
