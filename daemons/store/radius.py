@@ -157,8 +157,10 @@ async def bulk_upsert_subscribers(
 ) -> None:
     """Many subscribers in one transaction (COPY into a temp table), cache written through."""
     async with pool.acquire() as conn, conn.transaction():
+        # mac and framed_ip travel as text: asyncpg's binary COPY has no macaddr encoder.
         await conn.execute(
-            "CREATE TEMP TABLE sub_load (LIKE subscribers INCLUDING DEFAULTS) ON COMMIT DROP"
+            "CREATE TEMP TABLE sub_load (username text, password_hash text, password_enc bytea, "
+            "nt_hash_enc bytea, plan text, state text, mac text, framed_ip text) ON COMMIT DROP"
         )
         await conn.copy_records_to_table(
             "sub_load",
@@ -189,7 +191,7 @@ async def bulk_upsert_subscribers(
         await conn.execute(
             "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, "
             "plan, state, mac, framed_ip) SELECT username, password_hash, password_enc, "
-            "nt_hash_enc, plan, state, mac, framed_ip FROM sub_load "
+            "nt_hash_enc, plan, state, mac::macaddr, framed_ip::inet FROM sub_load "
             "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
             "password_enc = EXCLUDED.password_enc, nt_hash_enc = EXCLUDED.nt_hash_enc, "
             "plan = EXCLUDED.plan, state = EXCLUDED.state, mac = EXCLUDED.mac, "

@@ -1,0 +1,43 @@
+"""Store verbs for subscribers against real PostgreSQL and Redis."""
+
+from __future__ import annotations
+
+from daemons.core.config import DatabaseConfig
+from daemons.store import radius as store
+from daemons.store.cache import Cache
+from daemons.store.pg import create_pool
+
+
+async def test_bulk_upsert_and_cache(migrated: str, cache: Cache) -> None:
+    pool = await create_pool(DatabaseConfig(), migrated, "test")
+    try:
+        subs = [
+            store.SubscriberRow(
+                f"user{i:05d}",
+                password_enc=b"sealed",
+                plan="fiber-100",
+                mac="aa:bb:cc:00:00:01" if i == 3 else None,
+                framed_ip="100.64.0.3" if i == 3 else None,
+            )
+            for i in range(2000)
+        ]
+        await store.bulk_upsert_subscribers(pool, cache, subs)
+        assert await pool.fetchval("SELECT count(*) FROM subscribers") == 2000
+        row = await store.fetch_subscriber_db(pool, "user00003")
+        assert row is not None and row.mac == "aa:bb:cc:00:00:01"
+        assert row.framed_ip == "100.64.0.3"
+        hit, cached, sessions = await store.cached_subscriber(cache, "user00003")
+        assert hit and cached == row and sessions == 0
+        # Upserting again replaces, never duplicates.
+        await store.bulk_upsert_subscribers(
+            pool, cache, [store.SubscriberRow("user00003", password_enc=b"other", plan="default")]
+        )
+        again = await store.fetch_subscriber_db(pool, "user00003")
+        assert again is not None and again.plan == "default" and again.mac is None
+        assert await pool.fetchval("SELECT count(*) FROM subscribers") == 2000
+        # Unknown users are remembered briefly, sparing PostgreSQL.
+        await store.cache_subscriber(cache, "ghost", None, 30)
+        assert await store.cached_subscriber(cache, "ghost") == (True, None, 0)
+        assert await store.cached_subscriber(cache, "never-seen") == (False, None, 0)
+    finally:
+        await pool.close()
