@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import ipaddress
 import logging
 import os
@@ -24,6 +25,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, ClassVar, cast
 
 import asyncpg
@@ -38,6 +40,7 @@ from daemons.radius import hashes
 from daemons.radius.auth import (
     EngineConfig,
     HashCheck,
+    Method,
     Nas,
     Outcome,
     Subscriber,
@@ -204,19 +207,39 @@ def nas_from_row(row: store.NasRow, sealer: Sealer) -> Nas:
     )
 
 
-def open_subscriber(row: store.SubscriberRow, sealer: Sealer) -> Subscriber:
-    """Raises SealError if a sealed credential cannot be opened."""
+def open_subscriber(row: store.SubscriberRow, sealer: Sealer, method: Method) -> Subscriber:
+    """The subscriber with the one credential ``method`` needs opened (MS-CHAP: the NT hash
+    if stored, else the cleartext). Raises SealError if it cannot be opened."""
     ctx = f"sub:{row.username}:".encode()
+    password = nt_hash = None
+    wants_nt = method in (Method.MSCHAP1, Method.MSCHAP2)
+    if wants_nt and row.nt_hash_enc is not None:
+        nt_hash = sealer.open(row.nt_hash_enc, ctx + b"nt")
+    elif row.password_enc is not None:
+        password = sealer.open(row.password_enc, ctx + b"pw")
     return Subscriber(
         row.username,
         row.plan,
         row.state,
         row.mac,
         row.framed_ip,
-        sealer.open(row.password_enc, ctx + b"pw") if row.password_enc else None,
-        sealer.open(row.nt_hash_enc, ctx + b"nt") if row.nt_hash_enc else None,
+        password,
+        nt_hash,
         row.password_hash,
     )
+
+
+@dataclass(slots=True)
+class _Job:
+    """One Access-Request between its datagram and its reply."""
+
+    pkt: Packet
+    nas: Nas
+    addr: Any
+    transport: asyncio.DatagramTransport
+    key: tuple[Any, ...]
+    t0: float
+    username: str | None
 
 
 class _Protocol(asyncio.DatagramProtocol):
@@ -270,6 +293,9 @@ class RadiusService(Daemon):
         self._pending_policy: Policy | None = None
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._pending: list[_Job] = []
+        self._flush_scheduled = False
+        self._in_progress = 0
         self._nas_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -336,6 +362,13 @@ class RadiusService(Daemon):
             try:
                 sock = bind_udp(host, self.cfg.auth_port)
             except OSError as exc:
+                if ":" in host and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                    # A host without IPv6 (or without this address) still serves IPv4.
+                    log.warning(
+                        "IPv6 address not available; not listening on it",
+                        extra={"fields": {"address": host, "error": str(exc)}},
+                    )
+                    continue
                 raise StartupError(
                     f"radius: cannot listen on [{host}]:{self.cfg.auth_port}: {exc}"
                 ) from None
@@ -355,7 +388,7 @@ class RadiusService(Daemon):
         }
 
     def counters(self) -> dict[str, float]:
-        return {"handled": self._handled, "inflight": len(self._tasks), "nas": len(self.nas)}
+        return {"handled": self._handled, "inflight": self._load(), "nas": len(self.nas)}
 
     def _spawn_workers(self, count: int) -> None:
         args = [sys.executable, "-m", "daemons.cli"]
@@ -417,6 +450,7 @@ class RadiusService(Daemon):
             check_message_authenticator(
                 pkt, nas.secret, nas.require_message_authenticator or pkt.code == Code.STATUS_SERVER
             )
+            username = user_name(pkt)
         except DecodeError as exc:
             self._drop(exc.reason, nas.name, addr, exc.detail)
             return
@@ -431,56 +465,76 @@ class RadiusService(Daemon):
                 self.metrics.duplicates.labels(nas.name).inc()
                 transport.sendto(cached, addr)
             return
+        job = _Job(pkt, nas, addr, transport, key, t0, username)
         if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
-            self._send(Code.ACCESS_ACCEPT, pkt, nas, [], addr, transport, key, "status", t0)
+            self._send(Code.ACCESS_ACCEPT, job, [], "status")
             return
-        if len(self._tasks) >= self.cfg.max_inflight or self.engine is None:
+        if self._load() >= self.cfg.max_inflight or self.engine is None:
             self._drop(DropReason.OVERLOAD, nas.name, addr)
             return
         self.dupes.put(key, _IN_PROGRESS, now)
-        task = asyncio.get_running_loop().create_task(
-            self._handle(pkt, nas, addr, transport, key, t0)
-        )
+        self._pending.append(job)
+        if not self._flush_scheduled:
+            # Everything that arrives before the loop comes round joins this batch: one
+            # Redis round trip for all of them instead of one each.
+            self._flush_scheduled = True
+            self._spawn(self._flush())
+
+    def _load(self) -> int:
+        return len(self._pending) + self._in_progress + len(self._tasks)
+
+    def _spawn(self, coro: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
-        self.metrics.inflight.set(len(self._tasks))
         task.add_done_callback(self._done)
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        self.metrics.inflight.set(len(self._tasks))
+        self.metrics.inflight.set(self._load())
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self.ratelog.log(logging.ERROR, "internal", "request failed", error=repr(exc))
 
-    def _send(
-        self,
-        code: int,
-        pkt: Packet,
-        nas: Nas,
-        attrs: list[tuple[int, bytes]],
-        addr: Any,
-        transport: asyncio.DatagramTransport,
-        key: tuple[Any, ...],
-        method: str,
-        t0: float,
-    ) -> None:
+    def _send(self, code: int, job: _Job, attrs: list[tuple[int, bytes]], method: str) -> None:
         try:
-            reply = encode_reply(code, pkt, attrs, nas.secret)
+            reply = encode_reply(code, job.pkt, attrs, job.nas.secret)
         except ValueError as exc:
-            self.dupes.forget(key)
-            self._drop(DropReason.MALFORMED, nas.name, addr, f"reply not encodable: {exc}")
+            self.dupes.forget(job.key)
+            self._drop(DropReason.MALFORMED, job.nas.name, job.addr, f"reply not encodable: {exc}")
             return
-        transport.sendto(reply, addr)
-        self.dupes.put(key, reply, time.monotonic())
+        job.transport.sendto(reply, job.addr)
+        self.dupes.put(job.key, reply, time.monotonic())
         self._handled += 1
-        self.metrics.responses.labels(nas.name, Code(code).name).inc()
-        self.metrics.latency.labels(method).observe(time.perf_counter() - t0)
+        self.metrics.responses.labels(job.nas.name, Code(code).name).inc()
+        self.metrics.latency.labels(method).observe(time.perf_counter() - job.t0)
 
-    async def _lookup(self, username: str) -> tuple[store.SubscriberRow | None, int]:
-        """The record and live session count: Redis, then PostgreSQL. Raises on both down."""
+    async def _flush(self) -> None:
+        self._flush_scheduled = False
+        jobs, self._pending = self._pending, []
+        self._in_progress += len(jobs)
+        self.metrics.inflight.set(self._load())
+        try:
+            names = list({j.username for j in jobs if j.username is not None})
+            records, failed = await self._lookup(names) if names else ({}, set())
+            for job in jobs:
+                if job.username in failed:
+                    self.dupes.forget(job.key)
+                    self._drop(DropReason.STORE_ERROR, job.nas.name, job.addr)
+                    continue
+                row, sessions = records.get(job.username or "", (None, 0))
+                self._decide(job, row, sessions)
+        finally:
+            self._in_progress -= len(jobs)
+
+    async def _lookup(
+        self, names: list[str]
+    ) -> tuple[dict[str, tuple[store.SubscriberRow | None, int]], set[str]]:
+        """Records and live session counts: Redis, PostgreSQL for misses. Also returns the
+        names that could not be looked up at all (both stores failing)."""
+        out: dict[str, tuple[store.SubscriberRow | None, int]] = {}
         cache = self.ctx.cache
         try:
-            hit, row, sessions = await store.cached_subscriber(cache, username)
+            cached = await store.cached_subscribers(cache, names)
         except (RedisError, OSError) as exc:
             self.ratelog.log(
                 logging.WARNING,
@@ -488,113 +542,98 @@ class RadiusService(Daemon):
                 "Redis unavailable; reading subscribers from PostgreSQL",
                 error=repr(exc),
             )
-            self.metrics.lookups.labels("postgres").inc()
-            return await store.fetch_subscriber_db(self.ctx.pool, username), 0
-        if hit:
-            self.metrics.lookups.labels("redis" if row else "redis_negative").inc()
-            return row, sessions
-        self.metrics.lookups.labels("postgres").inc()
-        row = await store.fetch_subscriber_db(self.ctx.pool, username)
+            cached = {n: (False, None, 0) for n in names}
+        misses = []
+        for name, (hit, row, sessions) in cached.items():
+            if hit:
+                self.metrics.lookups.labels("redis" if row else "redis_negative").inc()
+                out[name] = (row, sessions)
+            else:
+                misses.append(name)
+        if not misses:
+            return out, set()
+        self.metrics.lookups.labels("postgres").inc(len(misses))
+        try:
+            found = await store.fetch_subscribers_db(self.ctx.pool, misses)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.ratelog.log(
+                logging.WARNING,
+                "postgres",
+                "PostgreSQL unavailable for a subscriber lookup",
+                error=repr(exc),
+            )
+            return out, set(misses)
         with contextlib.suppress(RedisError, OSError):
-            await store.cache_subscriber(cache, username, row, self.cfg.negative_cache_ttl)
-        return row, sessions
+            await store.cache_subscribers(
+                cache, {n: found.get(n) for n in misses}, self.cfg.negative_cache_ttl
+            )
+        for name in misses:
+            out[name] = (found.get(name), cached[name][2])
+        return out, set()
 
-    async def _handle(
-        self,
-        pkt: Packet,
-        nas: Nas,
-        addr: Any,
-        transport: asyncio.DatagramTransport,
-        key: tuple[Any, ...],
-        t0: float,
-    ) -> None:
+    def _decide(self, job: _Job, row: store.SubscriberRow | None, sessions: int) -> None:
         engine = self.engine
         assert engine is not None
+        sub: Subscriber | None = None
         try:
-            username = user_name(pkt)
-            sub: Subscriber | None = None
-            sessions = 0
-            if username is not None:
+            if row is not None:
                 try:
-                    row, sessions = await self._lookup(username)
-                except (
-                    OSError,
-                    asyncpg.PostgresError,
-                    asyncpg.InterfaceError,
-                    TimeoutError,
-                ) as exc:
-                    self.dupes.forget(key)
-                    self._drop(DropReason.STORE_ERROR, nas.name, addr, repr(exc))
-                    return
-                if row is not None:
-                    try:
-                        sub = open_subscriber(row, self.sealer)
-                    except SealError:
-                        log.error(
-                            "subscriber credentials cannot be opened with this key",
-                            extra={"fields": {"user": username}},
-                        )
-            now = time.time()
-            outcome = authenticate(pkt, nas, sub, sessions, engine, now, os.urandom)
-            if isinstance(outcome, HashCheck):
-                ok = await asyncio.get_running_loop().run_in_executor(
-                    self._hash_pool, hashes.verify, outcome.hash, outcome.password
-                )
-                outcome = authenticate(pkt, nas, sub, sessions, engine, now, os.urandom, ok)
-                assert not isinstance(outcome, HashCheck)
+                    sub = open_subscriber(row, self.sealer, method_of(job.pkt))
+                except SealError:
+                    log.error(
+                        "subscriber credentials cannot be opened with this key",
+                        extra={"fields": {"user": job.username}},
+                    )
+            outcome = authenticate(job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom)
         except DecodeError as exc:
-            self.dupes.forget(key)
-            self._drop(exc.reason, nas.name, addr, exc.detail)
+            self.dupes.forget(job.key)
+            self._drop(exc.reason, job.nas.name, job.addr, exc.detail)
             return
-        self._reply(outcome, pkt, nas, username, addr, transport, key, t0)
+        if isinstance(outcome, HashCheck):
+            self._spawn(self._check_hash(job, sub, sessions, outcome))
+            return
+        self._reply(outcome, job)
 
-    def _reply(
-        self,
-        outcome: Outcome,
-        pkt: Packet,
-        nas: Nas,
-        username: str | None,
-        addr: Any,
-        transport: asyncio.DatagramTransport,
-        key: tuple[Any, ...],
-        t0: float,
+    async def _check_hash(
+        self, job: _Job, sub: Subscriber | None, sessions: int, check: HashCheck
     ) -> None:
+        """PAP against a one-way hash: hundreds of ms of CPU, off the event loop."""
+        engine = self.engine
+        assert engine is not None
+        ok = await asyncio.get_running_loop().run_in_executor(
+            self._hash_pool, hashes.verify, check.hash, check.password
+        )
+        outcome = authenticate(job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom, ok)
+        assert not isinstance(outcome, HashCheck)
+        self._reply(outcome, job)
+
+    def _reply(self, outcome: Outcome, job: _Job) -> None:
         try:
             attrs = self.dictionary.encode(
-                outcome.attributes, nas.secret, pkt.authenticator, os.urandom
+                outcome.attributes, job.nas.secret, job.pkt.authenticator, os.urandom
             )
         except (KeyError, ValueError) as exc:
             log.error(
                 "reply attributes not encodable; check the plan",
-                extra={"fields": {"user": username, "error": str(exc)}},
+                extra={"fields": {"user": job.username, "error": str(exc)}},
             )
             attrs = []
             outcome = Outcome(Code.ACCESS_REJECT, outcome.method, "policy_error")
         if outcome.code == Code.ACCESS_REJECT:
-            self.metrics.rejects.labels(nas.name, outcome.reason).inc()
+            self.metrics.rejects.labels(job.nas.name, outcome.reason).inc()
             log.info(
                 "access rejected",
                 extra={
                     "fields": {
-                        "user": username,
-                        "nas": nas.name,
+                        "user": job.username,
+                        "nas": job.nas.name,
                         "method": outcome.method.value,
                         "reason": outcome.reason,
-                        "calling_station": _calling(pkt),
+                        "calling_station": _calling(job.pkt),
                     }
                 },
             )
-        self._send(
-            outcome.code,
-            pkt,
-            nas,
-            [*attrs, *outcome.raw],
-            addr,
-            transport,
-            key,
-            outcome.method.value,
-            t0,
-        )
+        self._send(outcome.code, job, [*attrs, *outcome.raw], outcome.method.value)
 
 
 def _calling(pkt: Packet) -> str | None:

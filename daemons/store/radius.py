@@ -107,27 +107,60 @@ async def fetch_subscriber_db(pool: asyncpg.Pool, username: str) -> SubscriberRo
     return _sub(row) if row else None
 
 
-async def cached_subscriber(cache: Cache, username: str) -> tuple[bool, SubscriberRow | None, int]:
-    """One Redis round trip: (cache hit?, record, live session count)."""
+async def fetch_subscribers_db(
+    pool: asyncpg.Pool, usernames: Sequence[str]
+) -> dict[str, SubscriberRow]:
+    """Many subscribers in one query; absent names are absent from the result."""
+    rows = await pool.fetch(
+        f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE username = ANY($1::text[])", list(usernames)
+    )
+    return {r["username"]: _sub(r) for r in rows}
+
+
+async def cached_subscribers(
+    cache: Cache, usernames: Sequence[str]
+) -> dict[str, tuple[bool, SubscriberRow | None, int]]:
+    """One Redis round trip for many users: name → (cache hit?, record, live sessions)."""
     async with cache.client.pipeline(transaction=False) as pipe:
-        pipe.get(_cache_key(cache, username))
-        pipe.scard(sessions_key(cache, username))
-        raw, sessions = await pipe.execute()
-    if raw is None:
-        return False, None, int(sessions)
-    if raw == _NEGATIVE:
-        return True, None, int(sessions)
-    return True, SubscriberRow(**unpack(raw)), int(sessions)
+        for name in usernames:
+            pipe.get(_cache_key(cache, name))
+            pipe.scard(sessions_key(cache, name))
+        replies = await pipe.execute()
+    out: dict[str, tuple[bool, SubscriberRow | None, int]] = {}
+    for i, name in enumerate(usernames):
+        raw, sessions = replies[2 * i], int(replies[2 * i + 1])
+        if raw is None:
+            out[name] = (False, None, sessions)
+        elif raw == _NEGATIVE:
+            out[name] = (True, None, sessions)
+        else:
+            out[name] = (True, SubscriberRow(**unpack(raw)), sessions)
+    return out
+
+
+async def cached_subscriber(cache: Cache, username: str) -> tuple[bool, SubscriberRow | None, int]:
+    """One user: (cache hit?, record, live session count)."""
+    return (await cached_subscribers(cache, [username]))[username]
+
+
+async def cache_subscribers(
+    cache: Cache, rows: dict[str, SubscriberRow | None], negative_ttl: float
+) -> None:
+    """Write records (None: "no such user", kept ``negative_ttl`` seconds) in one round trip."""
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for name, row in rows.items():
+            key = _cache_key(cache, name)
+            if row is None:
+                pipe.set(key, _NEGATIVE, px=max(1, int(negative_ttl * 1000)))
+            else:
+                pipe.set(key, pack(asdict(row)))
+        await pipe.execute()
 
 
 async def cache_subscriber(
     cache: Cache, username: str, row: SubscriberRow | None, negative_ttl: float
 ) -> None:
-    key = _cache_key(cache, username)
-    if row is None:
-        await cache.client.set(key, _NEGATIVE, px=int(negative_ttl * 1000))
-    else:
-        await cache.client.set(key, pack(asdict(row)))
+    await cache_subscribers(cache, {username: row}, negative_ttl)
 
 
 async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow) -> None:

@@ -200,3 +200,9 @@ def test_flood_of_garbage_keeps_serving(radius: RadiusServer) -> None:
         c = Client(server="127.0.0.1", authport=radius.port, secret=b"x", dict=DICT)
         c.timeout, c.retries = 0.5, 1
         c.SendPacket(c.CreateAuthPacket(code=packet.AccessRequest, User_Name="a"))
+
+
+def test_unavailable_ipv6_address_is_skipped_with_a_warning(radius: RadiusServer) -> None:
+    # The fixture lists 2001:db8::1, which this host does not have.
+    assert "IPv6 address not available" in radius.proc.output()
+    assert accepted(radius)
