@@ -70,12 +70,30 @@ class Policy:
     walled_garden_plan: str | None = None
     disabled_message: str = "Account disabled"
     default_plan: str = "default"
+    _replies: dict[tuple[str, str], tuple[ReplyAttr, ...]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
     def plan_for(self, name: str) -> Plan | None:
         return self.plans.get(name)
 
     def reply(self, plan: Plan, vendor: str, framed_ip: str | None) -> list[ReplyAttr]:
-        """The reply attributes of ``plan`` on a NAS of ``vendor``."""
+        """The reply attributes of ``plan`` on a NAS of ``vendor``. The per-plan part is
+        built once per (plan, vendor): a Policy never changes, a reload makes a new one."""
+        key = (plan.name, vendor)
+        base = self._replies.get(key)
+        if base is None:
+            base = self._plan_reply(plan, vendor)
+            self._replies[key] = base
+        out = list(base)
+        if framed_ip:
+            out.append(ReplyAttr("Framed-IP-Address", framed_ip))
+        elif plan.framed_pool:
+            out.append(ReplyAttr("Framed-Pool", plan.framed_pool))
+        out += [ReplyAttr(name, value) for name, value in plan.attributes]
+        return out
+
+    def _plan_reply(self, plan: Plan, vendor: str) -> tuple[ReplyAttr, ...]:
         out: list[ReplyAttr] = []
         if plan.download and plan.upload:
             vmap = self.vendors.get(vendor)
@@ -91,12 +109,7 @@ class Policy:
         ):
             if value is not None and value != "":
                 out.append(ReplyAttr(name, value))
-        if framed_ip:
-            out.append(ReplyAttr("Framed-IP-Address", framed_ip))
-        elif plan.framed_pool:
-            out.append(ReplyAttr("Framed-Pool", plan.framed_pool))
-        out += [ReplyAttr(name, value) for name, value in plan.attributes]
-        return out
+        return tuple(out)
 
 
 def _rate_values(plan: Plan) -> dict[str, str]:
