@@ -114,6 +114,16 @@ def _proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def _machine_cpu() -> tuple[float, float]:
+    """Busy and steal CPU seconds of the whole machine so far (/proc/stat, all cores)."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    tick = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal (guest time is within user)
+    busy = sum(fields[:8]) - fields[3] - fields[4]
+    return busy / tick, fields[7] / tick
+
+
 def _self_cpu() -> float:
     ru = resource.getrusage(resource.RUSAGE_SELF)
     return ru.ru_utime + ru.ru_stime
@@ -140,7 +150,10 @@ class Generator:
         self.closed = args.mode == "closed"
         self.nslots = args.sockets * 256
         self.slots: list[tuple[int, bytes, bool] | None] = [None] * self.nslots
-        self.free: deque[int] = deque(range(self.nslots))
+        # consecutive sends rotate over the sockets (slot k → socket k % S, id k // S), so
+        # that SO_REUSEPORT spreads them over the server's workers
+        self.order = [(k % args.sockets) * 256 + k // args.sockets for k in range(self.nslots)]
+        self.free: deque[int] = deque(self.order)
         self.transports: list[Any] = []
         self.next_user = 0
         self.phase = 0  # 0 warm-up, 1 measuring, 2 draining
@@ -238,12 +251,11 @@ class Generator:
         t0 = loop.time()
         t_measure, t_end = t0 + a.warmup, t0 + a.warmup + a.duration
         cpu0 = wall0 = 0.0
+        busy0 = busy1 = (0.0, 0.0)
         watch0: dict[str, float] = {}
         if self.closed:
-            for slot in range(a.window):
-                # spread the window over the sockets: slot k → socket k % S
-                s = (slot % a.sockets) * 256 + slot // a.sockets
-                self.send(s)
+            for k in range(a.window):
+                self.send(self.order[k])
         issued = 0
         t_pace = t0
         next_sweep = t0 + _SWEEP
@@ -253,10 +265,12 @@ class Generator:
                 self.phase = 1
                 cpu0, wall0 = _self_cpu(), time.perf_counter()
                 watch0 = {k: sum(_proc_cpu(p) for p in v) for k, v in watch.items()}
+                busy0 = _machine_cpu()
                 t_pace, issued = now, 0
             elif self.phase == 1 and now >= t_end:
                 cpu1, wall1 = _self_cpu(), time.perf_counter()
                 watch1 = {k: sum(_proc_cpu(p) for p in v) for k, v in watch.items()}
+                busy1 = _machine_cpu()
                 self.phase = 2
                 drain_until = now + a.timeout
             if self.phase == 2 and (self.inflight == 0 or now >= drain_until):
@@ -311,6 +325,9 @@ class Generator:
             "cpu_us_per_req": 1e6 * cpu / valid if valid else None,
             "watch_cpu_s": {k: watch1[k] - watch0[k] for k in watch},
             "watch_cpu_pct": {k: 100 * (watch1[k] - watch0[k]) / elapsed for k in watch},
+            # every process on the machine (all cores, % of one core), and steal
+            "machine_cpu_pct": 100 * (busy1[0] - busy0[0]) / elapsed,
+            "steal_pct": 100 * (busy1[1] - busy0[1]) / elapsed,
         }
         return out
 

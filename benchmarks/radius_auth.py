@@ -1,0 +1,518 @@
+"""RADIUS authentication: PAP Access-Requests per second and their latency.
+
+Embedded PostgreSQL and Redis in a temporary directory, schema migrated, one NAS client
+(127.0.0.1, vendor mikrotik, Message-Authenticator required) and 10,000 PAP subscribers
+(user00000..user09999, sealed cleartext, plan fiber-100) bulk-loaded. `netd radius` runs
+as a real process on loopback (1 worker, then 2 sharing the port); the load comes from
+another process, benchmarks/radius_loadgen.py (uvloop, 32 source sockets, a fresh
+Request Authenticator per request, replies checked by Response Authenticator):
+- closed loop, 64 and 256 requests in flight: maximum throughput, with latency;
+- open loop, paced at 70% of that maximum: latency at a sustainable load;
+- the same generator against a reflector (a plain-Python UDP responder in this module that
+  answers each request with a signed Access-Accept at once): the generator's own ceiling,
+  to show it is not what limits netd.
+CPU is utime+stime over the measurement window, as % of one core: netd's processes and
+Redis from /proc/PID/stat, the generator's from getrusage. Every reply must be an
+Access-Accept: rejects, or timeouts over 0.1%, are flagged in the notes. Figures are
+medians of BENCH_RUNS runs of BENCH_DURATION seconds (after a 2 s warm-up). The machine
+has 2 cores shared by netd, Redis and the generator: netd with 2 workers competes with
+the generator for CPU.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from benchmarks.common import median, table, write
+from daemons.core.config import DatabaseConfig, RedisConfig
+from daemons.core.secrets import Sealer
+from daemons.radius import codec
+from daemons.radius.admin import credentials
+from daemons.store import migrate
+from daemons.store import radius as store
+from daemons.store.cache import connect
+from daemons.store.embedded import EmbeddedStores
+from daemons.store.pg import create_pool
+
+RUNS = int(os.environ.get("BENCH_RUNS", "3"))
+DURATION = float(os.environ.get("BENCH_DURATION", "8"))
+WARMUP = 2.0
+USERS = 10_000
+WINDOWS = (64, 256)
+OPEN_FRACTION = 0.7
+SOCKETS = 32  # source sockets of the generator (SO_REUSEPORT hashes them to workers)
+WORKERS = tuple(int(w) for w in os.environ.get("BENCH_RADIUS_WORKERS", "1,2").split(","))
+SECRET = "bench-s3cret"
+REPO = Path(__file__).resolve().parents[1]
+LOADGEN_TIMEOUT = WARMUP + DURATION + 60
+
+
+def user(i: int) -> str:
+    return f"user{i:05d}"
+
+
+def password(i: int) -> str:
+    return f"pw-{i:05d}"
+
+
+def free_port(kind: int = socket.SOCK_STREAM) -> int:
+    with socket.socket(socket.AF_INET, kind) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+# --- the reflector -----------------------------------------------------------------------
+
+
+def reflect(secret: bytes, seconds: float) -> None:
+    """Answer every datagram at once with a minimal signed Access-Accept, for ``seconds``.
+
+    Prints the bound port on stdout first. Plain blocking socket: one recvfrom, one MD5
+    and one sendto per request.
+    """
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    for opt in (socket.SO_RCVBUF, socket.SO_SNDBUF):
+        sock.setsockopt(socket.SOL_SOCKET, opt, 1 << 22)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.5)
+    print(sock.getsockname()[1], flush=True)
+    deadline = time.monotonic() + seconds
+    recv, send, md5 = sock.recvfrom, sock.sendto, hashlib.md5
+    while time.monotonic() < deadline:
+        for _ in range(4096):  # check the deadline every 4096 requests or 0.5 s idle
+            try:
+                data, addr = recv(4096)
+            except TimeoutError:
+                break
+            head = b"\x02" + data[1:2] + b"\x00\x14"
+            send(head + md5(head + data[4:20] + secret, usedforsecurity=False).digest(), addr)
+    sock.close()
+
+
+@contextmanager
+def reflector() -> Iterator[tuple[int, int]]:
+    """The reflector as a process of its own: (its UDP port, its pid)."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "benchmarks.radius_auth", "reflect", SECRET, "1800"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        port = int(proc.stdout.readline())
+        yield port, proc.pid
+    finally:
+        _stop(proc)
+
+
+# --- processes ---------------------------------------------------------------------------
+
+
+def _stop(proc: subprocess.Popen[Any], timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
+
+
+def _udp_listeners(port: int) -> int:
+    """How many sockets are bound to 127.0.0.1:port (SO_REUSEPORT workers)."""
+    want = f"0100007F:{port:04X}"
+    lines = Path("/proc/net/udp").read_text().splitlines()[1:]
+    return sum(1 for line in lines if line.split()[1] == want)
+
+
+class Netd:
+    """`netd radius` with ``workers`` processes, on a fresh UDP port."""
+
+    def __init__(self, cwd: Path, urls: dict[str, str], workers: int) -> None:
+        self.port = free_port(socket.SOCK_DGRAM)
+        self.status_port = free_port()
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("NETD_") and k != "NOTIFY_SOCKET"
+        }
+        env.update(urls)
+        env.update(
+            {
+                "NETD_RADIUS_AUTH_PORT": str(self.port),
+                "NETD_RADIUS_STATUS_PORT": str(self.status_port),
+                "NETD_RADIUS_LISTEN": "127.0.0.1",
+                "NETD_RADIUS_WORKERS": str(workers),
+                "NETD_POLICIES_DIR": str(cwd / "policies"),
+                "NETD_STATE_DIR": str(cwd / f"state-w{workers}"),
+                "NETD_LOG_LEVEL": "warning",
+            }
+        )
+        self.log_path = cwd / f"netd-w{workers}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "daemons.cli", "radius"],
+            cwd=cwd,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
+        self.workers = workers
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_ready(self) -> None:
+        url = f"http://127.0.0.1:{self.status_port}/health/ready"
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"netd exited {self.proc.returncode}:\n{self.output()}")
+            with suppress(httpx.HTTPError):
+                ready = httpx.get(url, timeout=1).status_code == 200
+                if ready and _udp_listeners(self.port) >= self.workers:
+                    return
+            time.sleep(0.1)
+        raise RuntimeError(f"netd never became ready:\n{self.output()}")
+
+    def pids(self) -> list[int]:
+        return [self.proc.pid, *_children(self.proc.pid)]
+
+    def output(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        _stop(self.proc)
+        self._log.close()
+
+
+def loadgen(port: int, watch: dict[str, list[int]], **opts: Any) -> dict[str, Any]:
+    args = [
+        sys.executable,
+        "-m",
+        "benchmarks.radius_loadgen",
+        "--port",
+        str(port),
+        "--secret",
+        SECRET,
+        "--users",
+        str(USERS),
+        "--warmup",
+        str(WARMUP),
+        "--duration",
+        str(DURATION),
+        "--sockets",
+        str(SOCKETS),
+    ]
+    for key, value in opts.items():
+        args += [f"--{key}", str(value)]
+    for name, pids in watch.items():
+        args += ["--watch", f"{name}={','.join(map(str, pids))}"]
+    out = subprocess.run(
+        args, cwd=REPO, capture_output=True, text=True, timeout=LOADGEN_TIMEOUT, check=False
+    )
+    if out.returncode != 0:
+        raise RuntimeError(f"load generator failed ({out.returncode}):\n{out.stderr}")
+    return dict(json.loads(out.stdout))
+
+
+# --- the database ------------------------------------------------------------------------
+
+
+async def seed(dsn: str, redis_url: str, prefix: str, sealer: Sealer) -> dict[str, float]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await migrate.apply(conn, migrate.available())
+    finally:
+        await conn.close()
+    pool = await create_pool(DatabaseConfig(), dsn, "bench")
+    cache = await connect(RedisConfig(key_prefix=prefix), redis_url)
+    try:
+        await store.add_nas(
+            pool,
+            store.NasRow(
+                "bench",
+                "127.0.0.1/32",
+                sealer.seal(SECRET.encode(), b"nas:bench"),
+                "mikrotik",
+                True,
+                3799,
+            ),
+        )
+        t0 = time.perf_counter()
+        rows = [
+            credentials(store.SubscriberRow(user(i), plan="fiber-100"), password(i), "none", sealer)
+            for i in range(USERS)
+        ]
+        t1 = time.perf_counter()
+        await store.bulk_upsert_subscribers(pool, cache, rows)
+        t2 = time.perf_counter()
+        count = await pool.fetchval("SELECT count(*) FROM subscribers")
+        cached, _, _ = await store.cached_subscriber(cache, user(USERS - 1))
+        if count != USERS or not cached:
+            raise RuntimeError(f"{count} subscribers loaded (cached: {cached}), expected {USERS}")
+        return {"seal": t1 - t0, "load": t2 - t1}
+    finally:
+        await pool.close()
+        await cache.close()
+
+
+def probe(port: int) -> None:
+    """One good and one bad PAP request, checked by hand: the set-up is what we think."""
+    secret = SECRET.encode()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(5)
+        sock.connect(("127.0.0.1", port))
+        for ident, pw, want in ((1, password(42), codec.Code.ACCESS_ACCEPT), (2, "nope", 3)):
+            auth = os.urandom(16)
+            req = codec.encode_request(
+                codec.Code.ACCESS_REQUEST,
+                ident,
+                [
+                    (codec.Attr.USER_NAME, user(42).encode()),
+                    (codec.Attr.USER_PASSWORD, codec.hide_password(pw.encode(), secret, auth)),
+                ],
+                secret,
+                auth,
+            )
+            sock.send(req)
+            reply = sock.recv(4096)
+            if not codec.check_response_authenticator(reply, auth, secret):
+                raise RuntimeError("probe: bad Response Authenticator")
+            if reply[0] != want:
+                raise RuntimeError(f"probe: {pw!r} got code {reply[0]}, expected {int(want)}")
+
+
+# --- the runs ----------------------------------------------------------------------------
+
+
+def _other(r: dict[str, Any]) -> float:
+    """CPU used during the window by processes outside this benchmark (% of one core)."""
+    ours = r["cpu_pct"] + sum(v for k, v in r["watch_cpu_pct"].items() if "#" not in k)
+    return max(0.0, r["machine_cpu_pct"] - ours)
+
+
+def _flags(results: list[dict[str, Any]]) -> str:
+    notes = []
+    for r in results:
+        lost = r["timeouts"] / r["sent"] if r["sent"] else 1.0
+        if r["rejects"] or r["other"]:
+            notes.append(f"{r['rejects']} rejects, {r['other']} other")
+        if lost > 0.001:
+            notes.append(f"{r['timeouts']}/{r['sent']} timeouts")
+        if r["unsent"]:
+            notes.append(f"{r['unsent']} not sent (ids exhausted)")
+        if r["errors"]:
+            notes.append(f"{r['errors']} socket errors")
+        if r["target_rate"] and r["send_rate"] < 0.98 * r["target_rate"]:
+            notes.append(f"sent {r['send_rate']:.0f}/s of {r['target_rate']:.0f}/s")
+        if _other(r) > 25 or r["steal_pct"] > 10:
+            notes.append(
+                f"noisy: {_other(r):.0f}% core used by others, {r['steal_pct']:.0f}% stolen"
+            )
+    return "; ".join(dict.fromkeys(notes))
+
+
+def _row(
+    measure: str, values: list[float], unit: str, notes: str = "", ratio: float | None = None
+) -> dict[str, Any]:
+    clean = [v for v in values if v is not None]
+    return {
+        "measure": measure,
+        "median": median(clean),
+        "unit": unit,
+        "min": min(clean) if clean else None,
+        "max": max(clean) if clean else None,
+        "ratio": ratio,
+        "notes": notes,
+    }
+
+
+def _rows(label: str, results: list[dict[str, Any]], watch: list[str]) -> list[dict[str, Any]]:
+    """Throughput, latency and CPU rows for one setting (medians over runs).
+
+    ``watch`` names with a ``#`` are the processes of a group (netd#1, netd#2): their
+    shares go into the notes of the group's row."""
+    flags = _flags(results)
+    rows = [
+        _row(f"{label}: throughput", [r["rate"] for r in results], "req/s", flags),
+        _row(f"{label}: latency p50", [r["p50_ms"] for r in results], "ms"),
+        _row(f"{label}: latency p99", [r["p99_ms"] for r in results], "ms"),
+        _row(f"{label}: latency p99.9", [r["p999_ms"] for r in results], "ms"),
+        _row(
+            f"{label}: generator CPU",
+            [r["cpu_pct"] for r in results],
+            "% core",
+            f"{median([r['cpu_us_per_req'] for r in results]):.0f} us per request",
+        ),
+    ]
+    for name in watch:
+        if "#" in name:
+            continue
+        pct = [r["watch_cpu_pct"][name] for r in results]
+        parts = sorted(k for k in watch if k.startswith(name + "#"))
+        notes = (
+            "per process: "
+            + " / ".join(f"{median([r['watch_cpu_pct'][k] for r in results]):.0f}%" for k in parts)
+            if parts
+            else ""
+        )
+        rows.append(_row(f"{label}: {name} CPU", pct, "% core", notes))
+        if name == "netd":
+            per = [1e6 * r["watch_cpu_s"][name] / (r["rate"] * r["duration"]) for r in results]
+            rows.append(_row(f"{label}: netd CPU per request", per, "us"))
+    rows.append(
+        _row(
+            f"{label}: CPU of other processes",
+            [_other(r) for r in results],
+            "% core",
+            f"steal {median([r['steal_pct'] for r in results]):.0f}%",
+        )
+    )
+    return rows
+
+
+def _log(message: str) -> None:
+    print(f"   {message}", file=sys.stderr, flush=True)
+
+
+def run() -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    reflector_max: dict[int, float] = {}
+    with tempfile.TemporaryDirectory(prefix="netd-bench-radius-") as tmp_name:
+        tmp = Path(tmp_name)
+        shutil.copytree(REPO / "policies", tmp / "policies")
+        key = os.urandom(32)
+        sealer = Sealer(key)
+        prefix = "bench"
+        # The generator's ceiling first: against the reflector, same settings.
+        with reflector() as (port, pid):
+            for window in WINDOWS:
+                results = []
+                for i in range(RUNS):
+                    results.append(
+                        loadgen(port, {"reflector": [pid]}, mode="closed", window=window)
+                    )
+                    _log(f"reflector w{window} run {i}: {results[-1]['rate']:.0f} req/s")
+                reflector_max[window] = median([r["rate"] for r in results])
+                got = _rows(f"reflector, closed loop, window {window}", results, ["reflector"])
+                rows += [got[0], got[1], got[4], got[5]]  # rate, p50, generator, reflector CPU
+        stores = EmbeddedStores(
+            tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60
+        )
+        stores.acquire()
+        try:
+            assert stores.postgres is not None and stores.redis is not None
+            dsn, redis_url = stores.postgres.dsn, stores.redis.url
+            times = asyncio.run(seed(dsn, redis_url, prefix, sealer))
+            rows.append(_row("seal 10,000 PAP credentials (AES-GCM)", [times["seal"]], "s"))
+            rows.append(
+                _row(
+                    "bulk-load 10,000 subscribers (COPY + Redis)",
+                    [times["load"]],
+                    "s",
+                )
+            )
+            urls = {
+                "NETD_DATABASE_URL": dsn,
+                "NETD_REDIS_URL": redis_url,
+                "NETD_REDIS_KEY_PREFIX": prefix,
+                "NETD_SECRETS_KEY": key.hex(),
+            }
+            redis_pid = stores.redis.pid()
+            for workers in WORKERS:
+                rows += _bench_netd(tmp, urls, workers, redis_pid, reflector_max)
+        finally:
+            stores.release()
+    return rows
+
+
+def _bench_netd(
+    tmp: Path, urls: dict[str, str], workers: int, redis_pid: int | None, ref: dict[int, float]
+) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    netd = Netd(tmp, urls, workers)
+    try:
+        probe(netd.port)
+        pids = netd.pids()
+        watch = {"netd": pids}
+        if len(pids) > 1:
+            watch.update({f"netd#{i + 1}": [pid] for i, pid in enumerate(pids)})
+        _log(f"netd pids {watch['netd']}, udp port {netd.port}")
+        if redis_pid:
+            watch["redis"] = [redis_pid]
+        tag = f"netd {workers} worker{'s' if workers > 1 else ''}"
+        best = 0.0
+        for window in WINDOWS:
+            results = []
+            for i in range(RUNS):
+                results.append(loadgen(netd.port, watch, mode="closed", window=window))
+                _log(f"{tag} w{window} run {i}: {json.dumps(_brief(results[-1]))}")
+            got = _rows(f"{tag}, closed loop, window {window}", results, list(watch))
+            rate = got[0]["median"]
+            got[0]["ratio"] = ref[window] / rate if rate else None
+            got[0]["notes"] = "; ".join(
+                n for n in (got[0]["notes"], "ratio = reflector rate / this") if n
+            )
+            rows += got
+            best = max(best, rate)
+        target = round(best * OPEN_FRACTION)
+        results = []
+        for i in range(RUNS):
+            results.append(loadgen(netd.port, watch, mode="open", rate=target))
+            _log(f"{tag} open {target}/s run {i}: {json.dumps(_brief(results[-1]))}")
+        rows += _rows(f"{tag}, open loop at {target} req/s (70% of max)", results, list(watch))
+        if netd.proc.poll() is not None:
+            raise RuntimeError(f"netd died:\n{netd.output()}")
+        out = netd.output()
+        if "Traceback" in out:
+            _log("netd log has a traceback:\n" + out[-4000:])
+    finally:
+        netd.stop()
+    return rows
+
+
+def _brief(r: dict[str, Any]) -> dict[str, Any]:
+    keys = ("rate", "sent", "accepts", "rejects", "timeouts", "stale", "p50_ms", "p99_ms")
+    out = {k: round(r[k], 3) if isinstance(r[k], float) else r[k] for k in keys}
+    out["cpu%"] = round(r["cpu_pct"], 1)
+    out.update({f"{k}%": round(v, 1) for k, v in r["watch_cpu_pct"].items()})
+    return out
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["reflect"]:
+        reflect(sys.argv[2].encode(), float(sys.argv[3]))
+        sys.exit(0)
+    rows = run()
+    print(table(rows))
+    write("radius_auth", rows)
