@@ -49,6 +49,7 @@ from daemons.radius.auth import (
     user_name,
 )
 from daemons.radius.codec import (
+    Attr,
     Code,
     DecodeError,
     DropReason,
@@ -296,6 +297,7 @@ class RadiusService(Daemon):
         self._pending: list[_Job] = []
         self._flush_scheduled = False
         self._in_progress = 0
+        self._draining = False
         self._nas_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -403,13 +405,15 @@ class RadiusService(Daemon):
         )
 
     async def drain(self) -> None:
-        for transport in self._transports:
-            transport.close()
+        """Take no new requests, answer those in flight, then close the sockets."""
+        self._draining = True
         for worker in self._workers:
             with contextlib.suppress(ProcessLookupError):
                 worker.send_signal(signal.SIGTERM)
-        if self._tasks:
+        while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        for transport in self._transports:
+            transport.close()
         for worker in self._workers:
             await asyncio.to_thread(worker.wait)
 
@@ -438,6 +442,8 @@ class RadiusService(Daemon):
         )
 
     def received(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport) -> None:
+        if self._draining:  # the NAS retries another server; in-flight work still finishes
+            return
         t0 = time.perf_counter()
         nas = self.nas.lookup(addr[0])
         if nas is None:
@@ -637,7 +643,7 @@ class RadiusService(Daemon):
 
 
 def _calling(pkt: Packet) -> str | None:
-    raw = pkt.get(31)
+    raw = pkt.get(Attr.CALLING_STATION_ID)
     return raw.decode("utf-8", "replace") if raw is not None else None
 
 
@@ -657,4 +663,4 @@ class RadiusWorker(RadiusService):
     spawns_workers: ClassVar[bool] = False
 
 
-__all__ = ["NasTable", "RadiusService", "RadiusWorker", "die_with_parent", "method_of"]
+__all__ = ["NasTable", "RadiusService", "RadiusWorker", "die_with_parent"]

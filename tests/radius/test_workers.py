@@ -85,3 +85,37 @@ async def test_two_workers_share_the_port(
         assert not pid_alive(child)
     finally:
         proc.stop()
+
+
+async def test_sigterm_answers_requests_in_flight(
+    radius: RadiusServer, store_urls: StoreUrls, tmp_path: Path
+) -> None:
+    port, status = free_udp_port(), free_port()
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": radius.database,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": radius.prefix,
+            "NETD_SECRETS_KEY": radius.key.hex(),
+            "NETD_RADIUS_AUTH_PORT": str(port),
+            "NETD_RADIUS_STATUS_PORT": str(status),
+            "NETD_RADIUS_LISTEN": "127.0.0.1",
+            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_STATE_DIR": str(tmp_path / "s"),
+        }
+    )
+    proc = NetdProcess(["radius"], env, tmp_path)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status}/health/ready")
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            sock.settimeout(5)
+            # bob's password is an argon2 hash: hundreds of ms of work, still in flight...
+            sock.sendto(request(b"bob", b"pw2"), ("127.0.0.1", port))
+            time.sleep(0.05)
+            proc.signal(signal.SIGTERM)  # ...when the stop comes
+            reply = sock.recv(4096)
+        assert reply[0] == Code.ACCESS_ACCEPT
+        assert proc.wait(20) == 0, proc.output()
+    finally:
+        proc.stop()
