@@ -47,13 +47,26 @@ def env(extra: dict[str, str]) -> dict[str, str]:
     return base
 
 
+def free_udp_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def start(cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], str, float]:
     port = free_port()
     t0 = time.perf_counter()
     proc = subprocess.Popen(
         [sys.executable, "-m", "daemons.cli", "up"],
         cwd=cwd,
-        env=env({"NETD_API_PORT": str(port), **extra}),
+        env=env(
+            {
+                "NETD_API_PORT": str(port),
+                "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
+                "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
+                **extra,
+            }
+        ),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

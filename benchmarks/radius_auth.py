@@ -166,6 +166,7 @@ class Netd:
         env.update(
             {
                 "NETD_RADIUS_AUTH_PORT": str(self.port),
+                "NETD_RADIUS_ACCT_PORT": str(free_port(socket.SOCK_DGRAM)),
                 "NETD_RADIUS_STATUS_PORT": str(self.status_port),
                 "NETD_RADIUS_LISTEN": "127.0.0.1",
                 "NETD_RADIUS_WORKERS": str(workers),

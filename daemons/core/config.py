@@ -129,6 +129,9 @@ class RadiusConfig(_DaemonConfig):
     status_port: StatusPort = 9181
     listen: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], min_length=1)
     auth_port: Port = 1812
+    acct_port: Port = 1813
+    acct_batch_max: int = Field(default=256, ge=1, le=10_000)
+    acct_batch_window: float = Field(default=0.003, gt=0, le=1.0)
     workers: int = Field(default=1, ge=1, le=64)
     dictionaries: list[Path] = Field(default_factory=list)
     duplicate_window: Seconds = 5.0

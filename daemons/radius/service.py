@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -36,7 +37,7 @@ from daemons.core.lifecycle import Context, Daemon, StartupError
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
-from daemons.radius import hashes
+from daemons.radius import acct, hashes
 from daemons.radius.auth import (
     EngineConfig,
     HashCheck,
@@ -55,12 +56,16 @@ from daemons.radius.codec import (
     DropReason,
     Packet,
     check_message_authenticator,
+    check_request_authenticator,
     decode,
     encode_reply,
 )
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.policy import Policy, load_policy
+from daemons.store import accounting
 from daemons.store import radius as store
+
+_STATUS = {1: "start", 2: "stop", 3: "interim", 7: "accounting_on", 8: "accounting_off"}
 
 log = logging.getLogger("netd.radius")
 
@@ -123,6 +128,24 @@ class RadiusMetrics:
         )
         self.inflight = Gauge("netd_radius_inflight", "requests being processed", registry=r)
         self.nas_clients = Gauge("netd_radius_nas_clients", "NAS clients loaded", registry=r)
+        self.acct_records = Counter(
+            "netd_radius_acct_records_total",
+            "accounting records committed and acknowledged",
+            ["nas", "status"],
+            registry=r,
+        )
+        self.acct_batch = Histogram(
+            "netd_radius_acct_batch_records",
+            "records per commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.acct_commit = Histogram(
+            "netd_radius_acct_commit_seconds",
+            "time to commit a batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
 
 
 class NasTable:
@@ -244,8 +267,9 @@ class _Job:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, service: RadiusService) -> None:
+    def __init__(self, service: RadiusService, accounting: bool) -> None:
         self.service = service
+        self.accounting = accounting
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -254,7 +278,10 @@ class _Protocol(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
         assert self.transport is not None
-        self.service.received(data, addr, self.transport)
+        if self.accounting:
+            self.service.received_accounting(data, addr, self.transport)
+        else:
+            self.service.received(data, addr, self.transport)
 
     def error_received(self, exc: Exception) -> None:
         self.service.ratelog.log(logging.WARNING, "socket", "socket error", error=repr(exc))
@@ -298,6 +325,9 @@ class RadiusService(Daemon):
         self._flush_scheduled = False
         self._in_progress = 0
         self._draining = False
+        self._acct_pending: list[tuple[acct.AcctRecord, _Job]] = []
+        self._acct_timer: asyncio.TimerHandle | None = None
+        self._partitions_until = 0.0
         self._nas_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -361,21 +391,22 @@ class RadiusService(Daemon):
         await self.reload_nas()
         loop = asyncio.get_running_loop()
         for host in self.cfg.listen:
-            try:
-                sock = bind_udp(host, self.cfg.auth_port)
-            except OSError as exc:
-                if ":" in host and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
-                    # A host without IPv6 (or without this address) still serves IPv4.
-                    log.warning(
-                        "IPv6 address not available; not listening on it",
-                        extra={"fields": {"address": host, "error": str(exc)}},
-                    )
-                    continue
-                raise StartupError(
-                    f"radius: cannot listen on [{host}]:{self.cfg.auth_port}: {exc}"
-                ) from None
-            transport, _ = await loop.create_datagram_endpoint(lambda: _Protocol(self), sock=sock)
-            self._transports.append(transport)
+            for port, is_acct in ((self.cfg.auth_port, False), (self.cfg.acct_port, True)):
+                try:
+                    sock = bind_udp(host, port)
+                except OSError as exc:
+                    if ":" in host and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
+                        # A host without IPv6 (or without this address) still serves IPv4.
+                        log.warning(
+                            "IPv6 address not available; not listening on it",
+                            extra={"fields": {"address": host, "error": str(exc)}},
+                        )
+                        break
+                    raise StartupError(f"radius: cannot listen on [{host}]:{port}: {exc}") from None
+                transport, _ = await loop.create_datagram_endpoint(
+                    functools.partial(_Protocol, self, is_acct), sock=sock
+                )
+                self._transports.append(transport)
         if not self._transports:
             raise StartupError("radius: no address in radius.listen could be bound")
         self._nas_task = loop.create_task(self._watch_nas())
@@ -407,6 +438,7 @@ class RadiusService(Daemon):
     async def drain(self) -> None:
         """Take no new requests, answer those in flight, then close the sockets."""
         self._draining = True
+        self._commit_now()
         for worker in self._workers:
             with contextlib.suppress(ProcessLookupError):
                 worker.send_signal(signal.SIGTERM)
@@ -501,9 +533,16 @@ class RadiusService(Daemon):
             exc = task.exception()
             self.ratelog.log(logging.ERROR, "internal", "request failed", error=repr(exc))
 
-    def _send(self, code: int, job: _Job, attrs: list[tuple[int, bytes]], method: str) -> None:
+    def _send(
+        self,
+        code: int,
+        job: _Job,
+        attrs: list[tuple[int, bytes]],
+        method: str,
+        message_auth: bool = True,
+    ) -> None:
         try:
-            reply = encode_reply(code, job.pkt, attrs, job.nas.secret)
+            reply = encode_reply(code, job.pkt, attrs, job.nas.secret, message_auth)
         except ValueError as exc:
             self.dupes.forget(job.key)
             self._drop(DropReason.MALFORMED, job.nas.name, job.addr, f"reply not encodable: {exc}")
@@ -640,6 +679,109 @@ class RadiusService(Daemon):
                 },
             )
         self._send(outcome.code, job, [*attrs, *outcome.raw], outcome.method.value)
+
+    # --- accounting: acknowledged only once durable ---
+
+    def received_accounting(
+        self, data: bytes, addr: Any, transport: asyncio.DatagramTransport
+    ) -> None:
+        if self._draining:
+            return
+        t0 = time.perf_counter()
+        nas = self.nas.lookup(addr[0])
+        if nas is None:
+            self._drop(DropReason.UNKNOWN_NAS, "", addr)
+            return
+        try:
+            pkt = decode(data)
+            if pkt.code != Code.ACCOUNTING_REQUEST:
+                raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
+            # RFC 2866 §3: the Request Authenticator is an MD5 keyed over the whole packet.
+            check_request_authenticator(pkt, nas.secret)
+        except DecodeError as exc:
+            self._drop(exc.reason, nas.name, addr, exc.detail)
+            return
+        self.metrics.requests.labels(nas.name, Code(pkt.code).name).inc()
+        key = (addr[0], addr[1], pkt.identifier, pkt.authenticator)
+        now = time.monotonic()
+        cached = self.dupes.get(key, now)
+        if cached is not None:
+            if not cached:
+                self._drop(DropReason.DUPLICATE_IN_PROGRESS, nas.name, addr)
+            else:
+                self.metrics.duplicates.labels(nas.name).inc()
+                transport.sendto(cached, addr)
+            return
+        try:
+            record = acct.parse(pkt, nas.name, self.dictionary, time.time())
+        except DecodeError as exc:
+            self._drop(exc.reason, nas.name, addr, exc.detail)
+            return
+        if self._load() >= self.cfg.max_inflight:
+            self._drop(DropReason.OVERLOAD, nas.name, addr)
+            return
+        self.dupes.put(key, _IN_PROGRESS, now)
+        self._acct_pending.append(
+            (record, _Job(pkt, nas, addr, transport, key, t0, record.username))
+        )
+        if len(self._acct_pending) >= self.cfg.acct_batch_max:
+            self._commit_now()
+        elif self._acct_timer is None:
+            self._acct_timer = asyncio.get_running_loop().call_later(
+                self.cfg.acct_batch_window, self._commit_now
+            )
+
+    def _commit_now(self) -> None:
+        if self._acct_timer is not None:
+            self._acct_timer.cancel()
+            self._acct_timer = None
+        batch, self._acct_pending = self._acct_pending, []
+        if batch:
+            self._spawn(self._commit(batch))
+
+    async def _commit(self, batch: list[tuple[acct.AcctRecord, _Job]]) -> None:
+        """One transaction for the batch; then, and only then, the Accounting-Responses."""
+        records = [r for r, _ in batch]
+        self._in_progress += len(batch)
+        t0 = time.perf_counter()
+        try:
+            now = time.time()
+            if now >= self._partitions_until:
+                await accounting.ensure_partitions(self.ctx.pool, now)
+                await accounting.prune_dedup(self.ctx.pool)
+                self._partitions_until = now + 3600
+            _, closed = await accounting.append_accounting(self.ctx.pool, records)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            # Not durable, so not acknowledged: the NAS retransmits.
+            self.ratelog.log(
+                logging.WARNING,
+                "acct-commit",
+                "accounting batch not committed; not acknowledged",
+                error=repr(exc),
+                records=len(batch),
+            )
+            for _, job in batch:
+                self.dupes.forget(job.key)
+                self.metrics.drops.labels(job.nas.name, DropReason.STORE_ERROR.value).inc()
+            return
+        finally:
+            self._in_progress -= len(batch)
+        self.metrics.acct_commit.observe(time.perf_counter() - t0)
+        self.metrics.acct_batch.observe(len(batch))
+        for record, job in batch:
+            self.metrics.acct_records.labels(
+                job.nas.name, _STATUS.get(record.status, "other")
+            ).inc()
+            self._send(Code.ACCOUNTING_RESPONSE, job, [], "accounting", message_auth=False)
+        try:
+            await accounting.update_live_sessions(self.ctx.cache, records, closed)
+        except (RedisError, OSError) as exc:
+            self.ratelog.log(
+                logging.WARNING,
+                "live-sessions",
+                "live sessions not updated in Redis",
+                error=repr(exc),
+            )
 
 
 def _calling(pkt: Packet) -> str | None:

@@ -58,6 +58,8 @@ def external_env(store_urls: StoreUrls, database: str, prefix: str, tmp: Path) -
         "NETD_API_PORT": str(free_port()),
         "NETD_LIFECYCLE_HEARTBEAT_INTERVAL": "0.5",
         "NETD_INSTANCE_NAME": "test",
+        "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
+        "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
     }
 
 
@@ -123,6 +125,7 @@ def test_embedded_default_ready_within_15s_and_stops_clean(
             "NETD_API_PORT": str(port),
             "NETD_LOG_FORMAT": "json",
             "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
+            "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
         }
     )
     t0 = time.monotonic()

@@ -33,6 +33,7 @@ STRICT_SECRET = b"s3cret-strict"
 @dataclass
 class RadiusServer:
     port: int
+    acct_port: int
     status_port: int
     database: str
     prefix: str
@@ -113,7 +114,7 @@ async def radius(
     await cache.client.sadd(store.sessions_key(cache, "frank"), "sess-1")
     policies = tmp / "policies"
     shutil.copytree(REPO / "policies", policies)
-    port, status_port = free_udp_port(), free_port()
+    port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
     env = netd_env(
         {
             "NETD_DATABASE_URL": dsn,
@@ -121,6 +122,7 @@ async def radius(
             "NETD_REDIS_KEY_PREFIX": prefix,
             "NETD_SECRETS_KEY": key.hex(),
             "NETD_RADIUS_AUTH_PORT": str(port),
+            "NETD_RADIUS_ACCT_PORT": str(acct_port),
             "NETD_RADIUS_STATUS_PORT": str(status_port),
             "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
             "NETD_POLICIES_DIR": str(policies),
@@ -132,7 +134,7 @@ async def radius(
     proc = NetdProcess(["radius"], env, tmp)
     try:
         proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-        yield RadiusServer(port, status_port, dsn, prefix, key, proc, cache, pool)
+        yield RadiusServer(port, acct_port, status_port, dsn, prefix, key, proc, cache, pool)
     finally:
         proc.stop()
         out = proc.output()

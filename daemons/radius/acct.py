@@ -1,0 +1,166 @@
+"""Accounting-Request → ledger record (RFC 2866, RFC 2869 §5.1-5.3). Pure.
+
+Idempotency: a NAS retransmits with a new Identifier and a larger Acct-Delay-Time, so the
+packet bytes differ. The key is what stays the same:
+- Start and Stop: NAS, Acct-Session-Id and status (one of each per session);
+- Interim-Update: the same plus Acct-Session-Time (successive interims differ in it);
+- Accounting-On/Off: NAS, status and the event time to 10 s (they carry no session).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any
+
+from daemons.radius.codec import Attr, DecodeError, DropReason, Packet, iter_vsa
+from daemons.radius.dictionary import Dictionary
+
+
+class AcctStatus(IntEnum):
+    START = 1
+    STOP = 2
+    INTERIM_UPDATE = 3
+    ACCOUNTING_ON = 7
+    ACCOUNTING_OFF = 8
+
+
+# RFC 2866 §5, RFC 2869 §5.1-5.3, RFC 2865 §5.5
+STATUS_TYPE, DELAY_TIME, INPUT_OCTETS, OUTPUT_OCTETS, SESSION_ID = 40, 41, 42, 43, 44
+SESSION_TIME, INPUT_PACKETS, OUTPUT_PACKETS, TERMINATE_CAUSE = 46, 47, 48, 49
+INPUT_GIGAWORDS, OUTPUT_GIGAWORDS, EVENT_TIMESTAMP, NAS_PORT, NAS_PORT_ID = 52, 53, 55, 5, 87
+
+
+@dataclass(frozen=True, slots=True)
+class AcctRecord:
+    nas: str
+    status: int
+    acct_session_id: str
+    unique_id: str
+    idem_key: str
+    event_time: float
+    username: str = ""
+    nas_port: str = ""
+    framed_ip: str | None = None
+    input_octets: int = 0
+    output_octets: int = 0
+    input_packets: int = 0
+    output_packets: int = 0
+    session_time: int = 0
+    terminate_cause: int | None = None
+    delay_time: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def is_session_event(self) -> bool:
+        return self.status in (AcctStatus.START, AcctStatus.INTERIM_UPDATE, AcctStatus.STOP)
+
+
+def _int(pkt: Packet, attr: int) -> int | None:
+    raw = pkt.get(attr)
+    if raw is None:
+        return None
+    if len(raw) != 4:
+        raise DecodeError(DropReason.MALFORMED, f"attribute {attr} is not 4 octets")
+    return int(struct.unpack("!I", raw)[0])
+
+
+def _text(pkt: Packet, attr: int) -> str:
+    raw = pkt.get(attr)
+    return raw.decode("utf-8", "replace") if raw is not None else ""
+
+
+def _key(*parts: object) -> str:
+    return hashlib.sha256("\0".join(str(p) for p in parts).encode()).hexdigest()[:40]
+
+
+def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctRecord:
+    """The ledger record of an Accounting-Request (authenticator already verified).
+
+    Raises DecodeError(MALFORMED) without Acct-Status-Type, or without Acct-Session-Id on a
+    session event, or with integers of the wrong size.
+    """
+    status = _int(pkt, STATUS_TYPE)
+    if status is None:
+        raise DecodeError(DropReason.MALFORMED, "no Acct-Status-Type")
+    delay = _int(pkt, DELAY_TIME) or 0
+    stamp = _int(pkt, EVENT_TIMESTAMP)
+    event_time = float(stamp) if stamp is not None else now - delay
+    sid = _text(pkt, SESSION_ID)
+    session_event = status in (AcctStatus.START, AcctStatus.INTERIM_UPDATE, AcctStatus.STOP)
+    if session_event and not sid:
+        raise DecodeError(DropReason.MALFORMED, "session event without Acct-Session-Id")
+    session_time = _int(pkt, SESSION_TIME) or 0
+    port = _text(pkt, NAS_PORT_ID) or (str(_int(pkt, NAS_PORT)) if pkt.get(NAS_PORT) else "")
+    if status == AcctStatus.INTERIM_UPDATE:
+        idem = _key(nas, sid, status, session_time)
+    elif session_event:
+        idem = _key(nas, sid, status)
+    else:
+        idem = _key(nas, sid, status, int(event_time) // 10)
+    framed = pkt.get(Attr.FRAMED_IP_ADDRESS)
+    return AcctRecord(
+        nas=nas,
+        status=status,
+        acct_session_id=sid,
+        unique_id=_key(nas, sid, port) if sid else "",
+        idem_key=idem,
+        event_time=event_time,
+        username=_text(pkt, Attr.USER_NAME),
+        nas_port=port,
+        framed_ip=str(ipaddress.IPv4Address(framed)) if framed and len(framed) == 4 else None,
+        input_octets=((_int(pkt, INPUT_GIGAWORDS) or 0) << 32) + (_int(pkt, INPUT_OCTETS) or 0),
+        output_octets=((_int(pkt, OUTPUT_GIGAWORDS) or 0) << 32) + (_int(pkt, OUTPUT_OCTETS) or 0),
+        input_packets=_int(pkt, INPUT_PACKETS) or 0,
+        output_packets=_int(pkt, OUTPUT_PACKETS) or 0,
+        session_time=session_time,
+        terminate_cause=_int(pkt, TERMINATE_CAUSE),
+        delay_time=delay,
+        attributes=describe(pkt, dictionary),
+    )
+
+
+def describe(pkt: Packet, dictionary: Dictionary) -> dict[str, Any]:
+    """Every attribute by dictionary name (unknown ones as ``Attr-N`` / ``Vendor-V-Attr-N``),
+    values typed where the dictionary says how; repeated attributes become lists."""
+    out: dict[str, Any] = {}
+
+    def put(name: str, value: Any) -> None:
+        if name in out:
+            prev = out[name]
+            out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
+        else:
+            out[name] = value
+
+    for atype, raw in pkt.attributes:
+        if atype == Attr.MESSAGE_AUTHENTICATOR:
+            continue
+        if atype == Attr.VENDOR_SPECIFIC:
+            for vendor, vtype, value in iter_vsa(raw):
+                d = dictionary.by_code(vendor, vtype)
+                put(
+                    d.name if d else f"Vendor-{vendor}-Attr-{vtype}",
+                    _value(d.type if d else "octets", value),
+                )
+            continue
+        d = dictionary.by_code(0, atype)
+        put(d.name if d else f"Attr-{atype}", _value(d.type if d else "octets", raw))
+    return out
+
+
+def _value(kind: str, raw: bytes) -> Any:
+    try:
+        if kind in ("integer", "date") and len(raw) == 4:
+            return struct.unpack("!I", raw)[0]
+        if kind == "ipaddr" and len(raw) == 4:
+            return str(ipaddress.IPv4Address(raw))
+        if kind == "ipv6addr" and len(raw) == 16:
+            return str(ipaddress.IPv6Address(raw))
+        if kind == "string":
+            return raw.decode("utf-8")
+    except (UnicodeDecodeError, ValueError, struct.error):
+        pass
+    return "0x" + raw.hex()

@@ -1,0 +1,211 @@
+"""Store verbs for RADIUS accounting: the ledger, the sessions table, live sessions."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+
+from daemons.radius.acct import AcctRecord, AcctStatus
+from daemons.store.cache import Cache, pack
+from daemons.store.radius import sessions_key
+
+NAS_REBOOT = 11  # RFC 2866 §5.10 Acct-Terminate-Cause NAS-Reboot
+
+_EVENT_COLUMNS = (
+    "event_time",
+    "idem_key",
+    "nas",
+    "status_type",
+    "acct_session_id",
+    "unique_id",
+    "username",
+    "nas_port",
+    "framed_ip",
+    "input_octets",
+    "output_octets",
+    "input_packets",
+    "output_packets",
+    "session_time",
+    "terminate_cause",
+    "delay_time",
+    "attributes",
+)
+
+_INSERT_EVENTS = f"""
+INSERT INTO accounting_events ({", ".join(_EVENT_COLUMNS)})
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::smallint[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::inet[], $10::bigint[],
+                     $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[],
+                     $16::int[], $17::jsonb[])
+ON CONFLICT (idem_key, event_time) DO NOTHING
+"""
+
+_GATE = """
+INSERT INTO accounting_dedup (idem_key) SELECT unnest($1::text[])
+ON CONFLICT (idem_key) DO NOTHING
+RETURNING idem_key
+"""
+
+# Counters only grow: GREATEST keeps an out-of-order Interim from moving them back.
+_UPSERT_SESSION = """
+INSERT INTO radius_sessions AS s (unique_id, nas, acct_session_id, username, nas_port,
+    framed_ip, started_at, updated_at, stopped_at, session_time, input_octets,
+    output_octets, input_packets, output_packets, terminate_cause)
+VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+ON CONFLICT (unique_id) DO UPDATE SET
+    updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
+    started_at = LEAST(s.started_at, EXCLUDED.started_at),
+    stopped_at = COALESCE(s.stopped_at, EXCLUDED.stopped_at),
+    session_time = GREATEST(s.session_time, EXCLUDED.session_time),
+    input_octets = GREATEST(s.input_octets, EXCLUDED.input_octets),
+    output_octets = GREATEST(s.output_octets, EXCLUDED.output_octets),
+    input_packets = GREATEST(s.input_packets, EXCLUDED.input_packets),
+    output_packets = GREATEST(s.output_packets, EXCLUDED.output_packets),
+    terminate_cause = COALESCE(s.terminate_cause, EXCLUDED.terminate_cause),
+    framed_ip = COALESCE(EXCLUDED.framed_ip, s.framed_ip),
+    username = CASE WHEN s.username = '' THEN EXCLUDED.username ELSE s.username END
+"""
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def ensure_partitions(pool: asyncpg.Pool, now: float) -> None:
+    """Monthly ledger partitions for this month and the next (idempotent)."""
+    day = _ts(now).date().replace(day=1)
+    for _ in range(2):
+        nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
+        name = f"accounting_events_{day:%Y_%m}"
+        await pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF accounting_events "
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')"
+        )
+        day = nxt
+
+
+async def append_accounting(
+    pool: asyncpg.Pool, records: Sequence[AcctRecord]
+) -> tuple[set[str], list[tuple[str, str]]]:
+    """Write a batch in one transaction: ledger rows (duplicates skipped) and sessions.
+
+    Returns the idem keys that were new, and the (unique_id, username) of sessions closed by
+    Accounting-On/Off. Raises asyncpg/OS errors; then nothing of the batch was written.
+    """
+    unique: dict[str, AcctRecord] = {}
+    for r in records:  # retransmits may land in the same batch
+        unique.setdefault(r.idem_key, r)
+    closed: list[tuple[str, str]] = []
+    async with pool.acquire() as conn, conn.transaction():
+        new = {row["idem_key"] for row in await conn.fetch(_GATE, list(unique))}
+        fresh = [r for k, r in unique.items() if k in new]
+        if fresh:
+            await conn.execute(_INSERT_EVENTS, *_columns(fresh))
+        for r in fresh:
+            if r.is_session_event:
+                stop = r.status == AcctStatus.STOP
+                await conn.execute(
+                    _UPSERT_SESSION,
+                    r.unique_id,
+                    r.nas,
+                    r.acct_session_id,
+                    r.username,
+                    r.nas_port,
+                    r.framed_ip,
+                    _ts(r.event_time - r.session_time),
+                    _ts(r.event_time),
+                    _ts(r.event_time) if stop else None,
+                    r.session_time,
+                    r.input_octets,
+                    r.output_octets,
+                    r.input_packets,
+                    r.output_packets,
+                    r.terminate_cause if stop else None,
+                )
+            elif r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
+                rows = await conn.fetch(
+                    "UPDATE radius_sessions SET stopped_at = $2, updated_at = $2, "
+                    "terminate_cause = $3 WHERE nas = $1 AND stopped_at IS NULL "
+                    "RETURNING unique_id, username",
+                    r.nas,
+                    _ts(r.event_time),
+                    NAS_REBOOT,
+                )
+                closed += [(row["unique_id"], row["username"]) for row in rows]
+    return new, closed
+
+
+def _columns(records: Sequence[AcctRecord]) -> list[list[object]]:
+    cols: list[list[object]] = [[] for _ in _EVENT_COLUMNS]
+    for r in records:
+        row = (
+            _ts(r.event_time),
+            r.idem_key,
+            r.nas,
+            r.status,
+            r.acct_session_id,
+            r.unique_id,
+            r.username,
+            r.nas_port,
+            r.framed_ip,
+            r.input_octets,
+            r.output_octets,
+            r.input_packets,
+            r.output_packets,
+            r.session_time,
+            r.terminate_cause,
+            r.delay_time,
+            json.dumps(r.attributes, default=str),
+        )
+        for col, value in zip(cols, row, strict=True):
+            col.append(value)
+    return cols
+
+
+async def prune_dedup(pool: asyncpg.Pool, days: int = 7) -> None:
+    await pool.execute(
+        "DELETE FROM accounting_dedup WHERE created_at < now() - $1::interval", timedelta(days=days)
+    )
+
+
+def _session_key(cache: Cache, unique_id: str) -> str:
+    return cache.key("s:" + unique_id, "session")
+
+
+async def update_live_sessions(
+    cache: Cache, records: Sequence[AcctRecord], closed: Sequence[tuple[str, str]]
+) -> None:
+    """Mirror session state into Redis: a hash per session, and the per-user set that
+    Simultaneous-Use counts. Stops and Accounting-On/Off remove sessions."""
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for r in records:
+            if not r.is_session_event:
+                continue
+            if r.status == AcctStatus.STOP:
+                pipe.srem(sessions_key(cache, r.username), r.unique_id)
+                pipe.delete(_session_key(cache, r.unique_id))
+                continue
+            pipe.sadd(sessions_key(cache, r.username), r.unique_id)
+            pipe.set(
+                _session_key(cache, r.unique_id),
+                pack(
+                    {
+                        "user": r.username,
+                        "nas": r.nas,
+                        "nas_port": r.nas_port,
+                        "ip": r.framed_ip,
+                        "acct_session_id": r.acct_session_id,
+                        "start": r.event_time - r.session_time,
+                        "updated": r.event_time,
+                        "in": r.input_octets,
+                        "out": r.output_octets,
+                    }
+                ),
+            )
+        for unique_id, username in closed:
+            pipe.srem(sessions_key(cache, username), unique_id)
+            pipe.delete(_session_key(cache, unique_id))
+        await pipe.execute()
