@@ -26,7 +26,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any, ClassVar, cast
 
 import asyncpg
@@ -64,6 +64,7 @@ from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.policy import Policy, load_policy
 from daemons.store import accounting
 from daemons.store import radius as store
+from daemons.store.spool import Spool, SpoolError
 
 _STATUS = {1: "start", 2: "stop", 3: "interim", 7: "accounting_on", 8: "accounting_off"}
 
@@ -139,6 +140,14 @@ class RadiusMetrics:
             "records per commit",
             buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
             registry=r,
+        )
+        self.acct_spooled = Counter(
+            "netd_radius_acct_spooled_total",
+            "accounting records written to the local spool",
+            registry=r,
+        )
+        self.acct_replayed = Counter(
+            "netd_radius_acct_replayed_total", "spooled records moved into the ledger", registry=r
         )
         self.acct_commit = Histogram(
             "netd_radius_acct_commit_seconds",
@@ -328,6 +337,8 @@ class RadiusService(Daemon):
         self._acct_pending: list[tuple[acct.AcctRecord, _Job]] = []
         self._acct_timer: asyncio.TimerHandle | None = None
         self._partitions_until = 0.0
+        self.spool = Spool(ctx.config.state_dir / "spool" / "accounting")
+        self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -410,6 +421,9 @@ class RadiusService(Daemon):
         if not self._transports:
             raise StartupError("radius: no address in radius.listen could be bound")
         self._nas_task = loop.create_task(self._watch_nas())
+        if self.spool.pending_segments():  # left by a previous run: replay it first
+            self._spooling = True
+            self._spawn(self._replay())
         if self.spawns_workers and self.cfg.workers > 1:
             self._spawn_workers(self.cfg.workers - 1)
 
@@ -740,32 +754,39 @@ class RadiusService(Daemon):
             self._spawn(self._commit(batch))
 
     async def _commit(self, batch: list[tuple[acct.AcctRecord, _Job]]) -> None:
-        """One transaction for the batch; then, and only then, the Accounting-Responses."""
+        """Make the batch durable (ledger, or the local spool when PostgreSQL is down);
+        then, and only then, send the Accounting-Responses."""
         records = [r for r, _ in batch]
         self._in_progress += len(batch)
         t0 = time.perf_counter()
+        closed: list[tuple[str, str]] = []
         try:
-            now = time.time()
-            if now >= self._partitions_until:
-                await accounting.ensure_partitions(self.ctx.pool, now)
-                await accounting.prune_dedup(self.ctx.pool)
-                self._partitions_until = now + 3600
-            _, closed = await accounting.append_accounting(self.ctx.pool, records)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-            # Not durable, so not acknowledged: the NAS retransmits.
-            self.ratelog.log(
-                logging.WARNING,
-                "acct-commit",
-                "accounting batch not committed; not acknowledged",
-                error=repr(exc),
-                records=len(batch),
-            )
+            if self._spooling:  # older records wait in the spool: keep the order
+                durable = await self._to_spool(records)
+            else:
+                try:
+                    closed = await self._to_ledger(records)
+                    durable = True
+                except (
+                    OSError,
+                    asyncpg.PostgresError,
+                    asyncpg.InterfaceError,
+                    TimeoutError,
+                ) as exc:
+                    self.ratelog.log(
+                        logging.WARNING,
+                        "acct-commit",
+                        "PostgreSQL unavailable; spooling accounting locally",
+                        error=repr(exc),
+                    )
+                    durable = await self._to_spool(records)
+        finally:
+            self._in_progress -= len(batch)
+        if not durable:  # not durable, so not acknowledged: the NAS retransmits
             for _, job in batch:
                 self.dupes.forget(job.key)
                 self.metrics.drops.labels(job.nas.name, DropReason.STORE_ERROR.value).inc()
             return
-        finally:
-            self._in_progress -= len(batch)
         self.metrics.acct_commit.observe(time.perf_counter() - t0)
         self.metrics.acct_batch.observe(len(batch))
         for record, job in batch:
@@ -782,6 +803,58 @@ class RadiusService(Daemon):
                 "live sessions not updated in Redis",
                 error=repr(exc),
             )
+
+    async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str]]:
+        now = time.time()
+        if now >= self._partitions_until:
+            await accounting.ensure_partitions(self.ctx.pool, now)
+            await accounting.prune_dedup(self.ctx.pool)
+            self._partitions_until = now + 3600
+        _, closed = await accounting.append_accounting(self.ctx.pool, records)
+        return closed
+
+    async def _to_spool(self, records: list[acct.AcctRecord]) -> bool:
+        """fsync the batch to the local spool; True once it is on disk."""
+        try:
+            await asyncio.to_thread(self.spool.append, [asdict(r) for r in records])
+        except SpoolError as exc:
+            self.ratelog.log(
+                logging.ERROR,
+                "spool",
+                "accounting spool not writable; records not acknowledged",
+                error=str(exc),
+            )
+            return False
+        self.metrics.acct_spooled.inc(len(records))
+        if not self._spooling:
+            self._spooling = True
+            self._spawn(self._replay())
+        return True
+
+    async def _replay(self) -> None:
+        """Move the spool into the ledger, oldest segment first, once PostgreSQL answers.
+        Replay is idempotent (the dedup gate): a crash in the middle repeats nothing."""
+        backoff = 0.5
+        while True:
+            item = await asyncio.to_thread(self.spool.oldest)
+            if item is None:
+                self._spooling = False
+                log.info("accounting spool replayed into the ledger")
+                return
+            path, rows = item
+            records = [acct.AcctRecord(**row) for row in rows]
+            try:
+                for i in range(0, len(records), 1000):
+                    await self._to_ledger(records[i : i + 1000])
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
+                if self._draining:
+                    return  # the spool stays on disk; the next start replays it
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                continue
+            backoff = 0.5
+            await asyncio.to_thread(self.spool.remove, path)
+            self.metrics.acct_replayed.inc(len(records))
 
 
 def _calling(pkt: Packet) -> str | None:
