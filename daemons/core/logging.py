@@ -55,6 +55,21 @@ class TextFormatter(logging.Formatter):
         return line
 
 
+class OneLineLibraryErrors(logging.Filter):
+    """Libraries (asyncpg's pool, uvicorn) log expected outages with a traceback. Keep
+    their line, fold the exception into it, drop the stack: an operator's log carries no
+    tracebacks for a store that is down."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and not record.name.startswith("netd"):
+            exc = record.exc_info[1]
+            record.msg = f"{record.getMessage()}: {exc!r}"
+            record.args = None
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 def setup(
     level: str = "info",
     fmt: Literal["auto", "json", "text"] = "auto",
@@ -65,6 +80,7 @@ def setup(
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     handler = logging.StreamHandler(out)
     handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
+    handler.addFilter(OneLineLibraryErrors())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

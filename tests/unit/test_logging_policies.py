@@ -64,3 +64,15 @@ def test_broken_policy_names_the_file(tmp_path: Path) -> None:
 
 def test_missing_policy_dir_is_empty(tmp_path: Path) -> None:
     assert load_policies(tmp_path / "none", 1).documents == {}
+
+
+def test_library_exceptions_are_one_line(restore_root_logger: object) -> None:
+    out = io.StringIO()
+    netd_logging.setup("info", "json", out)
+    try:
+        raise ConnectionRefusedError("no server")
+    except ConnectionRefusedError:
+        logging.getLogger("asyncpg.pool").warning("Failed to restore %s", "floor", exc_info=True)
+    doc = json.loads(out.getvalue())
+    assert "exc" not in doc and "Traceback" not in out.getvalue()
+    assert doc["msg"] == "Failed to restore floor: ConnectionRefusedError('no server')"
