@@ -139,6 +139,7 @@ class RadiusConfig(_DaemonConfig):
     nas_refresh_interval: Seconds = 60.0
     negative_cache_ttl: Seconds = 30.0
     eap_state_ttl: Seconds = 30.0
+    live_sessions_check_interval: Seconds = 5.0
 
 
 class AcsConfig(_DaemonConfig):

@@ -340,6 +340,7 @@ class RadiusService(Daemon):
         self.spool = Spool(ctx.config.state_dir / "spool" / "accounting")
         self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
+        self._live_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
         self._handled = 0
@@ -421,6 +422,8 @@ class RadiusService(Daemon):
         if not self._transports:
             raise StartupError("radius: no address in radius.listen could be bound")
         self._nas_task = loop.create_task(self._watch_nas())
+        if self.spawns_workers:  # one process per instance keeps the live sessions whole
+            self._live_task = loop.create_task(self._watch_live())
         if self.spool.pending_segments():  # left by a previous run: replay it first
             self._spooling = True
             self._spawn(self._replay())
@@ -463,7 +466,33 @@ class RadiusService(Daemon):
         for worker in self._workers:
             await asyncio.to_thread(worker.wait)
 
+    async def _watch_live(self) -> None:
+        """Rebuild Redis's live sessions from the ledger when Redis has lost them."""
+        while True:
+            try:
+                if not await accounting.live_sessions_present(self.ctx.cache):
+                    count = await accounting.rebuild_live_sessions(self.ctx.pool, self.ctx.cache)
+                    log.info(
+                        "live sessions rebuilt from the ledger",
+                        extra={"fields": {"sessions": count}},
+                    )
+            except (
+                RedisError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                TimeoutError,
+            ) as exc:
+                self.ratelog.log(
+                    logging.WARNING, "live-rebuild", "live sessions not checked", error=repr(exc)
+                )
+            await asyncio.sleep(self.cfg.live_sessions_check_interval)
+
     async def close(self) -> None:
+        if self._live_task is not None:
+            self._live_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._live_task
         if self._nas_task is not None:
             self._nas_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -209,3 +209,43 @@ async def update_live_sessions(
             pipe.srem(sessions_key(cache, username), unique_id)
             pipe.delete(_session_key(cache, unique_id))
         await pipe.execute()
+
+
+def _live_marker(cache: Cache) -> str:
+    return cache.key("live", "built")
+
+
+async def live_sessions_present(cache: Cache) -> bool:
+    """False after Redis lost its data (flush, restart without persistence)."""
+    return bool(await cache.client.exists(_live_marker(cache)))
+
+
+async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> int:
+    """Rebuild Redis's live sessions from the open sessions in the ledger; return how many."""
+    rows = await pool.fetch(
+        "SELECT unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS ip, "
+        "extract(epoch FROM started_at) AS start, extract(epoch FROM updated_at) AS updated, "
+        "input_octets, output_octets FROM radius_sessions WHERE stopped_at IS NULL"
+    )
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for r in rows:
+            pipe.sadd(sessions_key(cache, r["username"]), r["unique_id"])
+            pipe.set(
+                _session_key(cache, r["unique_id"]),
+                pack(
+                    {
+                        "user": r["username"],
+                        "nas": r["nas"],
+                        "nas_port": r["nas_port"],
+                        "ip": r["ip"],
+                        "acct_session_id": r["acct_session_id"],
+                        "start": float(r["start"]),
+                        "updated": float(r["updated"]),
+                        "in": r["input_octets"],
+                        "out": r["output_octets"],
+                    }
+                ),
+            )
+        pipe.set(_live_marker(cache), b"1")
+        await pipe.execute()
+    return len(rows)

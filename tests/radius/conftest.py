@@ -123,6 +123,7 @@ async def radius(
             "NETD_SECRETS_KEY": key.hex(),
             "NETD_RADIUS_AUTH_PORT": str(port),
             "NETD_RADIUS_ACCT_PORT": str(acct_port),
+            "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
             "NETD_RADIUS_STATUS_PORT": str(status_port),
             "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
             "NETD_POLICIES_DIR": str(policies),

@@ -3,6 +3,7 @@ acknowledged only once committed, idempotent, 64-bit counters, sessions and live
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import subprocess
 import uuid
@@ -192,3 +193,19 @@ async def test_radclient_accounting_file(radius: RadiusServer, tmp_path: Path) -
     rows = await ledger(radius, sid)
     assert [r["status_type"] for r in rows] == [1, 3, 2]
     assert rows[1]["output_octets"] == 12345 and rows[2]["terminate_cause"] == 4
+
+
+async def test_live_sessions_come_back_after_redis_loses_them(radius: RadiusServer) -> None:
+    c = client(radius)
+    sid = uuid.uuid4().hex[:12]
+    acct(c, "Start", sid, "grace")
+    key = store.sessions_key(radius.cache, "grace")
+    assert await radius.cache.client.scard(key) == 1
+    lost = [k async for k in radius.cache.client.scan_iter(match=f"{radius.prefix}:*")]
+    await radius.cache.client.delete(*lost)  # what a FLUSHALL does to this suite's keys
+    for _ in range(50):
+        if await radius.cache.client.scard(key) == 1:
+            break
+        await asyncio.sleep(0.1)
+    assert await radius.cache.client.scard(key) == 1
+    acct(c, "Stop", sid, "grace", Acct_Session_Time=1)
