@@ -140,6 +140,8 @@ class RadiusConfig(_DaemonConfig):
     negative_cache_ttl: Seconds = 30.0
     eap_state_ttl: Seconds = 30.0
     live_sessions_check_interval: Seconds = 5.0
+    interim_interval: Seconds = 300.0
+    reaper_interval: Seconds = 60.0
 
 
 class AcsConfig(_DaemonConfig):

@@ -149,6 +149,11 @@ class RadiusMetrics:
         self.acct_replayed = Counter(
             "netd_radius_acct_replayed_total", "spooled records moved into the ledger", registry=r
         )
+        self.reaped = Counter(
+            "netd_radius_sessions_reaped_total",
+            "sessions closed for missing interim updates",
+            registry=r,
+        )
         self.acct_commit = Histogram(
             "netd_radius_acct_commit_seconds",
             "time to commit a batch",
@@ -341,6 +346,7 @@ class RadiusService(Daemon):
         self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
         self._live_task: asyncio.Task[None] | None = None
+        self._reaper_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
         self._handled = 0
@@ -424,6 +430,7 @@ class RadiusService(Daemon):
         self._nas_task = loop.create_task(self._watch_nas())
         if self.spawns_workers:  # one process per instance keeps the live sessions whole
             self._live_task = loop.create_task(self._watch_live())
+            self._reaper_task = loop.create_task(self._reap())
         if self.spool.pending_segments():  # left by a previous run: replay it first
             self._spooling = True
             self._spawn(self._replay())
@@ -488,11 +495,35 @@ class RadiusService(Daemon):
                 )
             await asyncio.sleep(self.cfg.live_sessions_check_interval)
 
+    async def _reap(self) -> None:
+        """Close sessions that missed their interim updates for 2.5 intervals."""
+        while True:
+            await asyncio.sleep(self.cfg.reaper_interval)
+            try:
+                n = await accounting.reap_stale_sessions(
+                    self.ctx.pool, self.ctx.cache, 2.5 * self.cfg.interim_interval, time.time()
+                )
+            except (
+                RedisError,
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                TimeoutError,
+            ) as exc:
+                self.ratelog.log(
+                    logging.WARNING, "reaper", "stale sessions not reaped", error=repr(exc)
+                )
+                continue
+            if n:
+                self.metrics.reaped.inc(n)
+                log.info("stale sessions closed", extra={"fields": {"sessions": n}})
+
     async def close(self) -> None:
-        if self._live_task is not None:
-            self._live_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._live_task
+        for task in (self._live_task, self._reaper_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         if self._nas_task is not None:
             self._nas_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):

@@ -53,8 +53,9 @@ RETURNING idem_key
 _UPSERT_SESSION = """
 INSERT INTO radius_sessions AS s (unique_id, nas, acct_session_id, username, nas_port,
     framed_ip, started_at, updated_at, stopped_at, session_time, input_octets,
-    output_octets, input_packets, output_packets, terminate_cause)
-VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15)
+    output_octets, input_packets, output_packets, terminate_cause, close_reason)
+VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END)
 ON CONFLICT (unique_id) DO UPDATE SET
     updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
@@ -65,6 +66,7 @@ ON CONFLICT (unique_id) DO UPDATE SET
     input_packets = GREATEST(s.input_packets, EXCLUDED.input_packets),
     output_packets = GREATEST(s.output_packets, EXCLUDED.output_packets),
     terminate_cause = COALESCE(s.terminate_cause, EXCLUDED.terminate_cause),
+    close_reason = COALESCE(s.close_reason, EXCLUDED.close_reason),
     framed_ip = COALESCE(EXCLUDED.framed_ip, s.framed_ip),
     username = CASE WHEN s.username = '' THEN EXCLUDED.username ELSE s.username END
 """
@@ -128,7 +130,8 @@ async def append_accounting(
             elif r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
                 rows = await conn.fetch(
                     "UPDATE radius_sessions SET stopped_at = $2, updated_at = $2, "
-                    "terminate_cause = $3 WHERE nas = $1 AND stopped_at IS NULL "
+                    "terminate_cause = $3, close_reason = 'nas-restart' "
+                    "WHERE nas = $1 AND stopped_at IS NULL "
                     "RETURNING unique_id, username",
                     r.nas,
                     _ts(r.event_time),
@@ -247,5 +250,59 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> int:
                 ),
             )
         pipe.set(_live_marker(cache), b"1")
+        await pipe.execute()
+    return len(rows)
+
+
+LOST_SERVICE = 3  # RFC 2866 §5.10 Acct-Terminate-Cause Lost-Service
+
+
+async def reap_stale_sessions(
+    pool: asyncpg.Pool, cache: Cache, stale_after: float, now: float
+) -> int:
+    """Close sessions with no update for ``stale_after`` seconds: a synthetic Stop in the
+    ledger (once: the dedup gate), the session closed as "stale", Redis cleaned."""
+    async with pool.acquire() as conn, conn.transaction():
+        rows = await conn.fetch(
+            "UPDATE radius_sessions SET stopped_at = updated_at, terminate_cause = $2, "
+            "close_reason = 'stale' WHERE stopped_at IS NULL AND updated_at < $1 "
+            "RETURNING unique_id, nas, acct_session_id, username, nas_port, "
+            "host(framed_ip) AS ip, extract(epoch FROM updated_at) AS at, session_time, "
+            "input_octets, output_octets, input_packets, output_packets",
+            _ts(now - stale_after),
+            LOST_SERVICE,
+        )
+        if not rows:
+            return 0
+        keys = [f"reaper:{r['unique_id']}" for r in rows]
+        new = {x["idem_key"] for x in await conn.fetch(_GATE, keys)}
+        synthetic = [
+            AcctRecord(
+                nas=r["nas"],
+                status=AcctStatus.STOP,
+                acct_session_id=r["acct_session_id"],
+                unique_id=r["unique_id"],
+                idem_key=k,
+                event_time=float(r["at"]),
+                username=r["username"],
+                nas_port=r["nas_port"],
+                framed_ip=r["ip"],
+                input_octets=r["input_octets"],
+                output_octets=r["output_octets"],
+                input_packets=r["input_packets"],
+                output_packets=r["output_packets"],
+                session_time=r["session_time"],
+                terminate_cause=LOST_SERVICE,
+                attributes={"netd-synthetic-stop": f"no interim update for {stale_after:.0f} s"},
+            )
+            for r, k in zip(rows, keys, strict=True)
+            if k in new
+        ]
+        if synthetic:
+            await conn.execute(_INSERT_EVENTS, *_columns(synthetic))
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for r in rows:
+            pipe.srem(sessions_key(cache, r["username"]), r["unique_id"])
+            pipe.delete(_session_key(cache, r["unique_id"]))
         await pipe.execute()
     return len(rows)

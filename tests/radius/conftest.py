@@ -80,8 +80,11 @@ SUBSCRIBERS = [
 
 @pytest.fixture(scope="module")
 async def radius(
-    store_urls: StoreUrls, tmp_path_factory: pytest.TempPathFactory
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[RadiusServer]:
+    """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
     tmp = tmp_path_factory.mktemp("radius")
     name = "r_" + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(store_urls.postgres)
@@ -132,6 +135,7 @@ async def radius(
             "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
         }
     )
+    env.update(getattr(request.module, "RADIUS_ENV", {}))
     proc = NetdProcess(["radius"], env, tmp)
     try:
         proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")

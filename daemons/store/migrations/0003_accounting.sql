@@ -58,7 +58,8 @@ CREATE TABLE radius_sessions (
     output_octets   bigint NOT NULL DEFAULT 0,
     input_packets   bigint NOT NULL DEFAULT 0,
     output_packets  bigint NOT NULL DEFAULT 0,
-    terminate_cause integer
+    terminate_cause integer,
+    close_reason    text                          -- stop | nas-restart | stale (reaped)
 );
 
 CREATE INDEX radius_sessions_open_user_idx ON radius_sessions (username) WHERE stopped_at IS NULL;
