@@ -7,6 +7,7 @@ them), and are sealed before they reach PostgreSQL or Redis.
 from __future__ import annotations
 
 import argparse
+import getpass
 import ipaddress
 import json
 import sys
@@ -23,9 +24,14 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
+from daemons.core.policies import PolicyError, load_policies
 from daemons.core.secrets import Sealer
 from daemons.radius import hashes, mschap
 from daemons.radius.auth import normalize_mac
+from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
+from daemons.radius.policy import load_policy
+from daemons.radius.sessions import CoaError, act, plan_change
+from daemons.store import accounting
 from daemons.store import radius as store
 from daemons.store.cache import Cache
 
@@ -90,6 +96,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--state", choices=["active", "suspended", "disabled"])
         p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
         p.add_argument("--ip", help="static Framed-IP-Address ('' to clear)")
+    _add_session_parsers(sub)
     lst = s_sub.add_parser("list", help="list subscribers")
     lst.add_argument("--plan")
     lst.add_argument("--after", default="", help="start after this username (paging)")
@@ -97,6 +104,38 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     for action in ("show", "remove"):
         p = s_sub.add_parser(action, help=f"{action} one subscriber")
         p.add_argument("username")
+
+
+def _add_session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sess = sub.add_parser("session", help="live RADIUS sessions: list, show, disconnect, CoA")
+    ss = sess.add_subparsers(dest="action", required=True, metavar="ACTION")
+    sl = ss.add_parser("list", help="open sessions (with --closed, closed ones too)")
+    sl.add_argument("--user")
+    sl.add_argument("--nas")
+    sl.add_argument("--ip")
+    sl.add_argument("--closed", action="store_true")
+    sl.add_argument("--limit", type=int, default=100)
+    sh = ss.add_parser("show", help="one session")
+    sh.add_argument("session_id")
+    for action in ("disconnect", "coa"):
+        p = ss.add_parser(
+            action,
+            help=f"send a {'Disconnect' if action == 'disconnect' else 'CoA'}"
+            "-Request to the session's NAS (RFC 5176)",
+        )
+        target = p.add_mutually_exclusive_group(required=True)
+        target.add_argument("session_id", nargs="?")
+        target.add_argument("--user", help="every open session of this user")
+        p.add_argument("--retries", type=int, default=3)
+        if action == "coa":
+            p.add_argument("--plan", help="move the session to this plan's attributes")
+            p.add_argument(
+                "--attr",
+                action="append",
+                default=[],
+                metavar="NAME=VALUE",
+                help="an attribute to send, by dictionary name (repeatable)",
+            )
 
 
 def _read_secret(from_stdin: bool, path: Path | None, what: str) -> str | None:
@@ -122,8 +161,10 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         sealer = make_sealer(loaded.config)
         if args.command == "nas":
             return await _nas(stores.pool, sealer, args)
+        if args.command == "session":
+            return await _session(loaded, stores.pool, sealer, args)
         return await _subscriber(stores.pool, stores.redis, sealer, args)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, CoaError, DictionaryError, PolicyError) as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 2
     except asyncpg.UniqueViolationError as exc:
@@ -250,3 +291,76 @@ def credentials(
         password_enc=sealer.seal(password.encode(), ctx + b"pw"),
         nt_hash_enc=sealer.seal(mschap.nt_password_hash(password), ctx + b"nt"),
     )
+
+
+def _json(row: dict[str, object]) -> str:
+    return json.dumps(row, default=str)
+
+
+async def _session(
+    loaded: Loaded, pool: asyncpg.Pool, sealer: Sealer, args: argparse.Namespace
+) -> int:
+    if args.action == "list":
+        for row in await accounting.find_sessions(
+            pool,
+            username=args.user,
+            nas=args.nas,
+            ip=args.ip,
+            include_closed=args.closed,
+            limit=args.limit,
+        ):
+            print(_json(row))
+        return 0
+    if args.action == "show":
+        found = await accounting.find_sessions(
+            pool, unique_id=args.session_id, include_closed=True, limit=1
+        )
+        if not found:
+            print(f"netd: no session {args.session_id}", file=sys.stderr)
+            return 1
+        print(json.dumps(found[0], default=str, indent=2))
+        return 0
+    targets = await accounting.find_sessions(pool, unique_id=args.session_id, username=args.user)
+    if not targets:
+        print("netd: no open session matches", file=sys.stderr)
+        return 1
+    config = loaded.config
+    dictionary = Dictionary(config.radius.dictionaries)
+    policy = load_policy(load_policies(config.policies.dir, 1), dictionary)
+    worst = 0
+    for session in targets:
+        extra: list[ReplyAttr] = []
+        if args.action == "coa":
+            nas = await store.get_nas(pool, str(session["nas"]))
+            if args.plan:
+                extra += plan_change(policy, args.plan, nas.vendor if nas else "generic")
+            for item in args.attr:
+                name, _, value = item.partition("=")
+                if name not in dictionary:
+                    raise ValueError(f"no attribute {name!r} in the dictionaries")
+                extra.append(ReplyAttr(name, value))
+        outcome = await act(
+            pool,
+            sealer,
+            dictionary,
+            policy,
+            session,
+            args.action,
+            extra,
+            actor=f"cli:{getpass.getuser()}",
+            retries=args.retries,
+        )
+        print(
+            _json(
+                {
+                    "session": session["unique_id"],
+                    "user": session["username"],
+                    "nas": session["nas"],
+                    "result": outcome.result,
+                    "error_cause": outcome.error_cause,
+                    "attempts": outcome.attempts,
+                }
+            )
+        )
+        worst = max(worst, 0 if outcome.result == "ack" else 1)
+    return worst

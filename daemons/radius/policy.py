@@ -61,6 +61,7 @@ class Plan:
 class VendorMap:
     name: str
     rate_limit: tuple[tuple[str, str], ...] = ()  # (attribute name, value template)
+    coa_identify: tuple[str, ...] = ()  # how its NAS wants a session named in CoA
 
 
 @dataclass(frozen=True)
@@ -199,7 +200,7 @@ def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
 
 
 def _vendor(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> VendorMap:
-    unknown = set(spec) - {"rate_limit"}
+    unknown = set(spec) - {"rate_limit", "coa_identify"}
     if unknown:
         raise ValueError(f"vendor {name!r}: unknown key(s) {sorted(unknown)}")
     pairs: list[tuple[str, str]] = []
@@ -213,4 +214,8 @@ def _vendor(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Vendo
         except (KeyError, ValueError, IndexError) as exc:
             raise ValueError(f"vendor {name!r}: bad template {tmpl!r}: {exc}") from None
         pairs.append((attr, tmpl))
-    return VendorMap(name, tuple(pairs))
+    identify = tuple(str(a) for a in spec.get("coa_identify", ()))
+    for attr in identify:
+        if attr not in ("Acct-Session-Id", "User-Name", "Framed-IP-Address", "NAS-IP-Address"):
+            raise ValueError(f"vendor {name!r}: coa_identify cannot use {attr!r}")
+    return VendorMap(name, tuple(pairs), identify)

@@ -306,3 +306,82 @@ async def reap_stale_sessions(
             pipe.delete(_session_key(cache, r["unique_id"]))
         await pipe.execute()
     return len(rows)
+
+
+_SESSION_COLUMNS = (
+    "unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS framed_ip, "
+    "started_at, updated_at, stopped_at, session_time, input_octets, output_octets, "
+    "terminate_cause, close_reason"
+)
+
+
+async def find_sessions(
+    pool: asyncpg.Pool,
+    *,
+    unique_id: str | None = None,
+    username: str | None = None,
+    nas: str | None = None,
+    ip: str | None = None,
+    include_closed: bool = False,
+    limit: int = 100,
+) -> list[dict[str, object]]:
+    """Sessions, newest first, filtered by any of id, user, NAS and address."""
+    rows = await pool.fetch(
+        f"SELECT {_SESSION_COLUMNS} FROM radius_sessions WHERE "
+        "($1::text IS NULL OR unique_id = $1) AND ($2::text IS NULL OR username = $2) AND "
+        "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4) AND "
+        "($5 OR stopped_at IS NULL) ORDER BY started_at DESC LIMIT $6",
+        unique_id,
+        username,
+        nas,
+        ip,
+        include_closed,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def session_nas_ip(pool: asyncpg.Pool, unique_id: str) -> str | None:
+    """The NAS-IP-Address its NAS reported for a session, from the ledger."""
+    value = await pool.fetchval(
+        "SELECT attributes->>'NAS-IP-Address' FROM accounting_events WHERE unique_id = $1 "
+        "AND attributes ? 'NAS-IP-Address' ORDER BY id LIMIT 1",
+        unique_id,
+    )
+    return str(value) if value else None
+
+
+async def audit_coa(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    kind: str,
+    nas: str,
+    unique_id: str,
+    username: str,
+    attributes: dict[str, object],
+) -> int:
+    audit_id: int = await pool.fetchval(
+        "INSERT INTO coa_requests (actor, kind, nas, unique_id, username, attributes) "
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb) RETURNING id",
+        actor,
+        kind,
+        nas,
+        unique_id,
+        username,
+        json.dumps(attributes, default=str),
+    )
+    return audit_id
+
+
+async def finish_coa(
+    pool: asyncpg.Pool, audit_id: int, result: str, error_cause: int | None, attempts: int
+) -> None:
+    await pool.execute(
+        "UPDATE coa_requests SET finished_at = now(), result = $2, error_cause = $3, "
+        "attempts = $4 WHERE id = $1",
+        audit_id,
+        result,
+        error_cause,
+        attempts,
+    )

@@ -63,6 +63,13 @@ async def list_nas(pool: asyncpg.Pool) -> list[NasRow]:
     return [NasRow(**dict(r)) for r in rows]
 
 
+async def get_nas(pool: asyncpg.Pool, name: str) -> NasRow | None:
+    for row in await list_nas(pool):
+        if row.name == name:
+            return row
+    return None
+
+
 async def add_nas(pool: asyncpg.Pool, nas: NasRow) -> None:
     """Insert a NAS client and notify running daemons. Raises asyncpg.UniqueViolationError."""
     async with pool.acquire() as conn, conn.transaction():

@@ -41,6 +41,7 @@ class RadiusServer:
     proc: NetdProcess
     cache: Cache
     pool: asyncpg.Pool
+    redis_url: str = ""
 
     def metrics(self) -> str:
         return httpx.get(f"http://127.0.0.1:{self.status_port}/metrics", timeout=5).text
@@ -139,7 +140,9 @@ async def radius(
     proc = NetdProcess(["radius"], env, tmp)
     try:
         proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-        yield RadiusServer(port, acct_port, status_port, dsn, prefix, key, proc, cache, pool)
+        yield RadiusServer(
+            port, acct_port, status_port, dsn, prefix, key, proc, cache, pool, store_urls.redis
+        )
     finally:
         proc.stop()
         out = proc.output()

@@ -64,3 +64,20 @@ CREATE TABLE radius_sessions (
 
 CREATE INDEX radius_sessions_open_user_idx ON radius_sessions (username) WHERE stopped_at IS NULL;
 CREATE INDEX radius_sessions_open_nas_idx ON radius_sessions (nas) WHERE stopped_at IS NULL;
+
+-- Every Disconnect-/CoA-Request sent (RFC 5176) and what came of it.
+CREATE TABLE coa_requests (
+    id           bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    finished_at  timestamptz,
+    actor        text NOT NULL,                 -- cli:<user>, api:<token name>, quota
+    kind         text NOT NULL CHECK (kind IN ('disconnect', 'coa')),
+    nas          text NOT NULL,
+    unique_id    text NOT NULL DEFAULT '',
+    username     text NOT NULL DEFAULT '',
+    attributes   jsonb NOT NULL DEFAULT '{}'::jsonb,
+    result       text CHECK (result IN ('ack', 'nak', 'timeout', 'error')),
+    error_cause  integer,                      -- RFC 5176 §3.6 Error-Cause of a NAK
+    attempts     integer NOT NULL DEFAULT 0
+);
+CREATE INDEX coa_requests_created_idx ON coa_requests (created_at DESC);
