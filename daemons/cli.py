@@ -113,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
-    if args.command in ("nas", "subscriber", "session"):
+    if args.command in ("nas", "subscriber", "session", "pool"):
         return uvloop.run(radius_admin.run(loaded, args))
     if args.command == "radius-worker":
         die_with_parent(args.parent)

@@ -31,7 +31,7 @@ from daemons.radius.auth import normalize_mac
 from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
 from daemons.radius.policy import load_policy
 from daemons.radius.sessions import CoaError, act, plan_change
-from daemons.store import accounting
+from daemons.store import accounting, pools
 from daemons.store import radius as store
 from daemons.store.cache import Cache
 
@@ -97,6 +97,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
         p.add_argument("--ip", help="static Framed-IP-Address ('' to clear)")
     _add_session_parsers(sub)
+    pl = sub.add_parser("pool", help="IP pools allocated by netd at Access-Accept")
+    pls = pl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pa = pls.add_parser("add", help="create a pool, or add addresses to it")
+    pa.add_argument("name")
+    pa.add_argument("ranges", nargs="+", metavar="CIDR")
+    pa.add_argument("--lease", type=int, default=900, help="lease time in seconds")
+    pls.add_parser("list", help="pools with their size and addresses leased")
     lst = s_sub.add_parser("list", help="list subscribers")
     lst.add_argument("--plan")
     lst.add_argument("--after", default="", help="start after this username (paging)")
@@ -163,6 +170,14 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
             return await _nas(stores.pool, sealer, args)
         if args.command == "session":
             return await _session(loaded, stores.pool, sealer, args)
+        if args.command == "pool":
+            if args.action == "add":
+                added = await pools.add_pool(stores.pool, args.name, args.ranges, args.lease)
+                print(f"pool {args.name}: {added} addresses added")
+            else:
+                for row in await pools.usage(stores.pool):
+                    print(_json(row))
+            return 0
         return await _subscriber(stores.pool, stores.redis, sealer, args)
     except (ValueError, OSError, CoaError, DictionaryError, PolicyError) as exc:
         print(f"netd: {exc}", file=sys.stderr)

@@ -60,9 +60,9 @@ from daemons.radius.codec import (
     decode,
     encode_reply,
 )
-from daemons.radius.dictionary import Dictionary, DictionaryError
+from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
 from daemons.radius.policy import Policy, load_policy
-from daemons.store import accounting
+from daemons.store import accounting, pools
 from daemons.store import radius as store
 from daemons.store.spool import Spool, SpoolError
 
@@ -346,6 +346,7 @@ class RadiusService(Daemon):
         self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
         self._live_task: asyncio.Task[None] | None = None
+        self._pools: set[str] = set()
         self._reaper_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
@@ -378,6 +379,7 @@ class RadiusService(Daemon):
                 )
         self.nas = NasTable(entries)
         self.metrics.nas_clients.set(len(self.nas))
+        self._pools = await pools.pool_names(self.ctx.pool)
 
     async def _watch_nas(self) -> None:
         changed = asyncio.Event()
@@ -711,7 +713,39 @@ class RadiusService(Daemon):
         if isinstance(outcome, HashCheck):
             self._spawn(self._check_hash(job, sub, sessions, outcome))
             return
+        self._finish(outcome, job)
+
+    def _finish(self, outcome: Outcome, job: _Job) -> None:
+        """Reply, after allocating an address when the plan names one of our pools."""
+        if outcome.code == Code.ACCESS_ACCEPT and self._pools:
+            pool = next(
+                (
+                    a.value
+                    for a in outcome.attributes
+                    if a.name == "Framed-Pool" and a.value in self._pools
+                ),
+                None,
+            )
+            if pool is not None:
+                self._spawn(self._allocate(outcome, job, str(pool)))
+                return
         self._reply(outcome, job)
+
+    async def _allocate(self, outcome: Outcome, job: _Job, pool: str) -> None:
+        try:
+            address = await pools.allocate(self.ctx.pool, pool, job.username or "", job.nas.name)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.dupes.forget(job.key)
+            self._drop(DropReason.STORE_ERROR, job.nas.name, job.addr, repr(exc))
+            return
+        if address is None:
+            self._reply(Outcome(Code.ACCESS_REJECT, outcome.method, "pool_exhausted"), job)
+            return
+        attrs = tuple(
+            ReplyAttr("Framed-IP-Address", address) if a.name == "Framed-Pool" else a
+            for a in outcome.attributes
+        )
+        self._reply(Outcome(outcome.code, outcome.method, outcome.reason, attrs, outcome.raw), job)
 
     async def _check_hash(
         self, job: _Job, sub: Subscriber | None, sessions: int, check: HashCheck
@@ -724,7 +758,7 @@ class RadiusService(Daemon):
         )
         outcome = authenticate(job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom, ok)
         assert not isinstance(outcome, HashCheck)
-        self._reply(outcome, job)
+        self._finish(outcome, job)
 
     def _reply(self, outcome: Outcome, job: _Job) -> None:
         try:
@@ -854,6 +888,8 @@ class RadiusService(Daemon):
                 job.nas.name, _STATUS.get(record.status, "other")
             ).inc()
             self._send(Code.ACCOUNTING_RESPONSE, job, [], "accounting", message_auth=False)
+        if self._pools:
+            self._spawn(self._leases(records))
         try:
             await accounting.update_live_sessions(self.ctx.cache, records, closed)
         except (RedisError, OSError) as exc:
@@ -862,6 +898,27 @@ class RadiusService(Daemon):
                 "live-sessions",
                 "live sessions not updated in Redis",
                 error=repr(exc),
+            )
+
+    async def _leases(self, records: list[acct.AcctRecord]) -> None:
+        """Interim refreshes an address lease, Stop releases it (best effort: a lease left
+        behind expires by itself)."""
+        refresh = [
+            (r.framed_ip, r.username)
+            for r in records
+            if r.framed_ip and r.status in (acct.AcctStatus.START, acct.AcctStatus.INTERIM_UPDATE)
+        ]
+        release = [
+            (r.framed_ip, r.username)
+            for r in records
+            if r.framed_ip and r.status == acct.AcctStatus.STOP
+        ]
+        try:
+            await pools.refresh_many(self.ctx.pool, refresh)
+            await pools.release_many(self.ctx.pool, release)
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.ratelog.log(
+                logging.WARNING, "leases", "address leases not updated", error=repr(exc)
             )
 
     async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str]]:

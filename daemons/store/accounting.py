@@ -300,6 +300,12 @@ async def reap_stale_sessions(
         ]
         if synthetic:
             await conn.execute(_INSERT_EVENTS, *_columns(synthetic))
+    await pool.execute(
+        "UPDATE ip_pool_addresses a SET expires_at = now() FROM unnest($1::inet[], "
+        "$2::text[]) AS l(ip, u) WHERE a.address = l.ip AND a.username = l.u",
+        [r["ip"] for r in rows if r["ip"]],
+        [r["username"] for r in rows if r["ip"]],
+    )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
             pipe.srem(sessions_key(cache, r["username"]), r["unique_id"])

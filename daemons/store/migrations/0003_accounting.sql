@@ -81,3 +81,22 @@ CREATE TABLE coa_requests (
     attempts     integer NOT NULL DEFAULT 0
 );
 CREATE INDEX coa_requests_created_idx ON coa_requests (created_at DESC);
+
+-- IP pools managed by netd (like FreeRADIUS sqlippool). A plan's framed_pool naming one of
+-- these gets a Framed-IP-Address at Access-Accept; other names go to the NAS as Framed-Pool.
+CREATE TABLE ip_pools (
+    name        text PRIMARY KEY,
+    lease_time  integer NOT NULL DEFAULT 900 CHECK (lease_time > 0),  -- seconds
+    description text NOT NULL DEFAULT ''
+);
+
+CREATE TABLE ip_pool_addresses (
+    address      inet PRIMARY KEY,
+    pool         text NOT NULL REFERENCES ip_pools (name) ON DELETE CASCADE,
+    username     text,                      -- holder, kept after release for stickiness
+    nas          text,
+    allocated_at timestamptz,
+    expires_at   timestamptz                -- free when NULL or past
+);
+CREATE INDEX ip_pool_addresses_free_idx ON ip_pool_addresses (pool, expires_at);
+CREATE INDEX ip_pool_addresses_user_idx ON ip_pool_addresses (pool, username);
