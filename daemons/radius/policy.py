@@ -30,7 +30,15 @@ _PLAN_KEYS = {
     "simultaneous_use",
     "reply_message",
     "attributes",
+    "data_cap",
+    "time_limit",
+    "quota_action",
 }
+
+
+def parse_bytes(text: object) -> int:
+    """``"100G"`` → 100 * 10**9 octets (decimal units, as operators sell them)."""
+    return parse_rate(str(text).upper().removesuffix("B"))
 
 
 def parse_rate(text: str) -> int:
@@ -55,6 +63,13 @@ class Plan:
     simultaneous_use: int | None = None
     reply_message: str | None = None
     attributes: tuple[tuple[str, Any], ...] = ()
+    data_cap: int | None = None  # octets per calendar month, both directions
+    time_limit: int | None = None  # seconds online per calendar month
+    quota_action: str | None = None  # "disconnect" or "coa:<plan>"
+
+    @property
+    def has_quota(self) -> bool:
+        return self.data_cap is not None or self.time_limit is not None
 
 
 @dataclass(frozen=True)
@@ -160,6 +175,12 @@ def load_policy(policies: PolicySet, dictionary: Dictionary) -> Policy:
     unknown_settings = set(settings) - {"walled_garden_plan", "disabled_message", "default_plan"}
     if unknown_settings:
         raise PolicyError("radius/", f"unknown settings {sorted(unknown_settings)}")
+    for plan in plans.values():
+        target = (plan.quota_action or "").removeprefix("coa:")
+        if plan.quota_action and plan.quota_action != "disconnect" and target not in plans:
+            raise PolicyError(
+                "radius/", f"plan {plan.name!r}: quota_action names no plan {target!r}"
+            )
     if policy.walled_garden_plan and policy.walled_garden_plan not in plans:
         raise PolicyError(
             "radius/", f"walled_garden_plan {policy.walled_garden_plan!r} is not a plan"
@@ -186,7 +207,17 @@ def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
         for k in ("session_timeout", "idle_timeout", "interim_interval", "simultaneous_use")
         if k in spec
     }
+    data_cap = parse_bytes(spec["data_cap"]) if "data_cap" in spec else None
+    time_limit = int(spec["time_limit"]) if "time_limit" in spec else None
+    action = spec.get("quota_action")
+    if (data_cap is not None or time_limit is not None) and action is None:
+        raise ValueError(f"plan {name!r}: a data_cap or time_limit needs a quota_action")
+    if action is not None and action != "disconnect" and not str(action).startswith("coa:"):
+        raise ValueError(f"plan {name!r}: quota_action is 'disconnect' or 'coa:<plan>'")
     return Plan(
+        data_cap=data_cap,
+        time_limit=time_limit,
+        quota_action=action,
         name=name,
         download=spec.get("download"),
         upload=spec.get("upload"),

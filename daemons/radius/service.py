@@ -62,6 +62,7 @@ from daemons.radius.codec import (
 )
 from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
 from daemons.radius.policy import Policy, load_policy
+from daemons.radius.sessions import CoaError, act, plan_change
 from daemons.store import accounting, pools
 from daemons.store import radius as store
 from daemons.store.spool import Spool, SpoolError
@@ -149,6 +150,12 @@ class RadiusMetrics:
         self.acct_replayed = Counter(
             "netd_radius_acct_replayed_total", "spooled records moved into the ledger", registry=r
         )
+        self.quota_actions = Counter(
+            "netd_radius_quota_actions_total",
+            "quota actions by kind and NAS answer",
+            ["kind", "result"],
+            registry=r,
+        )
         self.reaped = Counter(
             "netd_radius_sessions_reaped_total",
             "sessions closed for missing interim updates",
@@ -178,6 +185,12 @@ class NasTable:
 
     def __len__(self) -> int:
         return len(self.exact) + len(self.prefixes)
+
+    def lookup_name(self, name: str) -> Nas | None:
+        for nas in (*self.exact.values(), *self.prefixes):
+            if nas.name == name:
+                return nas
+        return None
 
     def lookup(self, host: str) -> Nas | None:
         nas = self.exact.get(host)
@@ -890,6 +903,8 @@ class RadiusService(Daemon):
             self._send(Code.ACCOUNTING_RESPONSE, job, [], "accounting", message_auth=False)
         if self._pools:
             self._spawn(self._leases(records))
+        if any(r.status == acct.AcctStatus.INTERIM_UPDATE for r in records):
+            self._spawn(self._quotas(records))
         try:
             await accounting.update_live_sessions(self.ctx.cache, records, closed)
         except (RedisError, OSError) as exc:
@@ -899,6 +914,89 @@ class RadiusService(Daemon):
                 "live sessions not updated in Redis",
                 error=repr(exc),
             )
+
+    async def _quotas(self, records: list[acct.AcctRecord]) -> None:
+        """On Interim-Update: a plan's monthly data cap or time limit, once exceeded, runs
+        its action (CoA to another plan, or Disconnect) once per session, audited."""
+        engine = self.engine
+        interims = {
+            r.unique_id: r
+            for r in records
+            if r.status == acct.AcctStatus.INTERIM_UPDATE and r.username
+        }
+        if (
+            engine is None
+            or not interims
+            or not any(p.has_quota for p in engine.policy.plans.values())
+        ):
+            return
+        policy = engine.policy
+        try:
+            names = list({r.username for r in interims.values()})
+            found = await store.fetch_subscribers_db(self.ctx.pool, names)
+            for r in interims.values():
+                sub = found.get(r.username)
+                plan = policy.plan_for(sub.plan) if sub and sub.state == "active" else None
+                if plan is None or not plan.has_quota or plan.quota_action is None:
+                    continue
+                octets, seconds = await accounting.month_usage(
+                    self.ctx.pool, r.username, time.time()
+                )
+                over = (plan.data_cap is not None and octets >= plan.data_cap) or (
+                    plan.time_limit is not None and seconds >= plan.time_limit
+                )
+                if not over or not await accounting.claim_quota_action(self.ctx.pool, r.unique_id):
+                    continue
+                found_sessions = await accounting.find_sessions(
+                    self.ctx.pool, unique_id=r.unique_id
+                )
+                if not found_sessions:
+                    continue
+                nas = self.nas.lookup_name(r.nas)
+                if plan.quota_action == "disconnect":
+                    kind, extra = "disconnect", []
+                else:
+                    kind = "coa"
+                    extra = plan_change(
+                        policy,
+                        plan.quota_action.removeprefix("coa:"),
+                        nas.vendor if nas else "generic",
+                    )
+                outcome = await act(
+                    self.ctx.pool,
+                    self.sealer,
+                    self.dictionary,
+                    policy,
+                    found_sessions[0],
+                    kind,
+                    extra,
+                    actor="quota",
+                )
+                self.metrics.quota_actions.labels(kind, outcome.result).inc()
+                log.info(
+                    "quota exceeded: action taken",
+                    extra={
+                        "fields": {
+                            "user": r.username,
+                            "plan": plan.name,
+                            "octets": octets,
+                            "seconds": seconds,
+                            "action": plan.quota_action,
+                            "result": outcome.result,
+                        }
+                    },
+                )
+        except (
+            OSError,
+            asyncpg.PostgresError,
+            asyncpg.InterfaceError,
+            TimeoutError,
+            CoaError,
+            SealError,
+            KeyError,
+            ValueError,
+        ) as exc:
+            self.ratelog.log(logging.WARNING, "quota", "quota check failed", error=repr(exc))
 
     async def _leases(self, records: list[acct.AcctRecord]) -> None:
         """Interim refreshes an address lease, Stop releases it (best effort: a lease left

@@ -391,3 +391,27 @@ async def finish_coa(
         error_cause,
         attempts,
     )
+
+
+async def month_usage(pool: asyncpg.Pool, username: str, now: float) -> tuple[int, int]:
+    """(octets, seconds) the user's sessions used in the calendar month of ``now``."""
+    start = _ts(now).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    row = await pool.fetchrow(
+        "SELECT coalesce(sum(input_octets + output_octets), 0) AS octets, "
+        "coalesce(sum(session_time), 0) AS seconds FROM radius_sessions "
+        "WHERE username = $1 AND updated_at >= $2",
+        username,
+        start,
+    )
+    assert row is not None
+    return int(row["octets"]), int(row["seconds"])
+
+
+async def claim_quota_action(pool: asyncpg.Pool, unique_id: str) -> bool:
+    """True once per session: the caller runs the quota action."""
+    status = await pool.execute(
+        "UPDATE radius_sessions SET quota_acted_at = now() WHERE unique_id = $1 "
+        "AND quota_acted_at IS NULL",
+        unique_id,
+    )
+    return bool(status.endswith(" 1"))

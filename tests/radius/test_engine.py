@@ -288,3 +288,19 @@ def test_operator_dictionaries_load_beside_ours(caplog: pytest.LogCaptureFixture
         "dictionary.juniper" in r.getMessage() or "juniper" in str(r.__dict__)
         for r in caplog.records
     )
+
+
+def test_quota_policy_checks(tmp_path: Path) -> None:
+    (tmp_path / "radius").mkdir()
+    plans = tmp_path / "radius" / "plans.toml"
+    plans.write_text('[plans.x]\ndata_cap = "10G"\n')
+    with pytest.raises(PolicyError, match="needs a quota_action"):
+        load_policy(load_policies(tmp_path, 1), DICT)
+    plans.write_text('[plans.x]\ndata_cap = "10G"\nquota_action = "coa:nowhere"\n')
+    with pytest.raises(PolicyError, match="nowhere"):
+        load_policy(load_policies(tmp_path, 1), DICT)
+    plans.write_text('[plans.x]\ntime_limit = 3600\nquota_action = "disconnect"\n')
+    plan = load_policy(load_policies(tmp_path, 1), DICT).plans["x"]
+    assert plan.has_quota and plan.time_limit == 3600 and plan.data_cap is None
+    capped = POLICY.plans["fiber-100-capped"]
+    assert capped.data_cap == 100_000_000_000 and capped.quota_action == "coa:throttled"

@@ -59,8 +59,10 @@ CREATE TABLE radius_sessions (
     input_packets   bigint NOT NULL DEFAULT 0,
     output_packets  bigint NOT NULL DEFAULT 0,
     terminate_cause integer,
-    close_reason    text                          -- stop | nas-restart | stale (reaped)
+    close_reason    text,                         -- stop | nas-restart | stale (reaped)
+    quota_acted_at  timestamptz                   -- when its plan's quota action ran
 );
+CREATE INDEX radius_sessions_user_updated_idx ON radius_sessions (username, updated_at);
 
 CREATE INDEX radius_sessions_open_user_idx ON radius_sessions (username) WHERE stopped_at IS NULL;
 CREATE INDEX radius_sessions_open_nas_idx ON radius_sessions (nas) WHERE stopped_at IS NULL;
