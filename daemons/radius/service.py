@@ -866,7 +866,7 @@ class RadiusService(Daemon):
         records = [r for r, _ in batch]
         self._in_progress += len(batch)
         t0 = time.perf_counter()
-        closed: list[tuple[str, str]] = []
+        closed: list[tuple[str, str, str | None]] = []
         try:
             if self._spooling:  # older records wait in the spool: keep the order
                 durable = await self._to_spool(records)
@@ -896,15 +896,8 @@ class RadiusService(Daemon):
             return
         self.metrics.acct_commit.observe(time.perf_counter() - t0)
         self.metrics.acct_batch.observe(len(batch))
-        for record, job in batch:
-            self.metrics.acct_records.labels(
-                job.nas.name, _STATUS.get(record.status, "other")
-            ).inc()
-            self._send(Code.ACCOUNTING_RESPONSE, job, [], "accounting", message_auth=False)
-        if self._pools:
-            self._spawn(self._leases(records))
-        if any(r.status == acct.AcctStatus.INTERIM_UPDATE for r in records):
-            self._spawn(self._quotas(records))
+        # Live sessions first, so that a NAS (or Simultaneous-Use) acting on the ack sees
+        # them; a Redis outage does not hold the acks back.
         try:
             await accounting.update_live_sessions(self.ctx.cache, records, closed)
         except (RedisError, OSError) as exc:
@@ -914,6 +907,15 @@ class RadiusService(Daemon):
                 "live sessions not updated in Redis",
                 error=repr(exc),
             )
+        for record, job in batch:
+            self.metrics.acct_records.labels(
+                job.nas.name, _STATUS.get(record.status, "other")
+            ).inc()
+            self._send(Code.ACCOUNTING_RESPONSE, job, [], "accounting", message_auth=False)
+        if self._pools:
+            self._spawn(self._leases(records))
+        if any(r.status == acct.AcctStatus.INTERIM_UPDATE for r in records):
+            self._spawn(self._quotas(records))
 
     async def _quotas(self, records: list[acct.AcctRecord]) -> None:
         """On Interim-Update: a plan's monthly data cap or time limit, once exceeded, runs
@@ -1019,7 +1021,7 @@ class RadiusService(Daemon):
                 logging.WARNING, "leases", "address leases not updated", error=repr(exc)
             )
 
-    async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str]]:
+    async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str, str | None]]:
         now = time.time()
         if now >= self._partitions_until:
             await accounting.ensure_partitions(self.ctx.pool, now)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import asyncpg
 
@@ -91,7 +92,7 @@ async def ensure_partitions(pool: asyncpg.Pool, now: float) -> None:
 
 async def append_accounting(
     pool: asyncpg.Pool, records: Sequence[AcctRecord]
-) -> tuple[set[str], list[tuple[str, str]]]:
+) -> tuple[set[str], list[tuple[str, str, str | None]]]:
     """Write a batch in one transaction: ledger rows (duplicates skipped) and sessions.
 
     Returns the idem keys that were new, and the (unique_id, username) of sessions closed by
@@ -100,7 +101,7 @@ async def append_accounting(
     unique: dict[str, AcctRecord] = {}
     for r in records:  # retransmits may land in the same batch
         unique.setdefault(r.idem_key, r)
-    closed: list[tuple[str, str]] = []
+    closed: list[tuple[str, str, str | None]] = []
     async with pool.acquire() as conn, conn.transaction():
         new = {row["idem_key"] for row in await conn.fetch(_GATE, list(unique))}
         fresh = [r for k, r in unique.items() if k in new]
@@ -132,12 +133,12 @@ async def append_accounting(
                     "UPDATE radius_sessions SET stopped_at = $2, updated_at = $2, "
                     "terminate_cause = $3, close_reason = 'nas-restart' "
                     "WHERE nas = $1 AND stopped_at IS NULL "
-                    "RETURNING unique_id, username",
+                    "RETURNING unique_id, username, host(framed_ip) AS ip",
                     r.nas,
                     _ts(r.event_time),
                     NAS_REBOOT,
                 )
-                closed += [(row["unique_id"], row["username"]) for row in rows]
+                closed += [(row["unique_id"], row["username"], row["ip"]) for row in rows]
     return new, closed
 
 
@@ -178,39 +179,77 @@ def _session_key(cache: Cache, unique_id: str) -> str:
     return cache.key("s:" + unique_id, "session")
 
 
-async def update_live_sessions(
-    cache: Cache, records: Sequence[AcctRecord], closed: Sequence[tuple[str, str]]
+def nas_sessions_key(cache: Cache, nas: str) -> str:
+    """The set of a NAS's live session ids."""
+    return cache.key("nas:" + nas, "sessions")
+
+
+def ip_session_key(cache: Cache, address: str) -> str:
+    """The live session holding an address."""
+    return cache.key("ip:" + address, "session")
+
+
+def _forget(
+    pipe: Any, cache: Cache, unique_id: str, username: str, nas: str, address: str | None
 ) -> None:
-    """Mirror session state into Redis: a hash per session, and the per-user set that
-    Simultaneous-Use counts. Stops and Accounting-On/Off remove sessions."""
+    pipe.srem(sessions_key(cache, username), unique_id)
+    pipe.srem(nas_sessions_key(cache, nas), unique_id)
+    pipe.delete(_session_key(cache, unique_id))
+    if address:
+        pipe.delete(ip_session_key(cache, address))
+
+
+def _remember(
+    pipe: Any,
+    cache: Cache,
+    unique_id: str,
+    username: str,
+    nas: str,
+    address: str | None,
+    details: dict[str, object],
+) -> None:
+    pipe.sadd(sessions_key(cache, username), unique_id)
+    pipe.sadd(nas_sessions_key(cache, nas), unique_id)
+    pipe.set(_session_key(cache, unique_id), pack(details))
+    if address:
+        pipe.set(ip_session_key(cache, address), unique_id.encode())
+
+
+async def update_live_sessions(
+    cache: Cache, records: Sequence[AcctRecord], closed: Sequence[tuple[str, str, str | None]]
+) -> None:
+    """Mirror session state into Redis: a hash per session, indexed by user (the set that
+    Simultaneous-Use counts), by NAS and by address. Stops and Accounting-On/Off remove
+    sessions."""
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in records:
             if not r.is_session_event:
                 continue
             if r.status == AcctStatus.STOP:
-                pipe.srem(sessions_key(cache, r.username), r.unique_id)
-                pipe.delete(_session_key(cache, r.unique_id))
+                _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
                 continue
-            pipe.sadd(sessions_key(cache, r.username), r.unique_id)
-            pipe.set(
-                _session_key(cache, r.unique_id),
-                pack(
-                    {
-                        "user": r.username,
-                        "nas": r.nas,
-                        "nas_port": r.nas_port,
-                        "ip": r.framed_ip,
-                        "acct_session_id": r.acct_session_id,
-                        "start": r.event_time - r.session_time,
-                        "updated": r.event_time,
-                        "in": r.input_octets,
-                        "out": r.output_octets,
-                    }
-                ),
+            _remember(
+                pipe,
+                cache,
+                r.unique_id,
+                r.username,
+                r.nas,
+                r.framed_ip,
+                {
+                    "user": r.username,
+                    "nas": r.nas,
+                    "nas_port": r.nas_port,
+                    "ip": r.framed_ip,
+                    "acct_session_id": r.acct_session_id,
+                    "start": r.event_time - r.session_time,
+                    "updated": r.event_time,
+                    "in": r.input_octets,
+                    "out": r.output_octets,
+                },
             )
-        for unique_id, username in closed:
-            pipe.srem(sessions_key(cache, username), unique_id)
-            pipe.delete(_session_key(cache, unique_id))
+        nas = next((r.nas for r in records if not r.is_session_event), "")
+        for unique_id, username, address in closed:
+            _forget(pipe, cache, unique_id, username, nas, address)
         await pipe.execute()
 
 
@@ -232,22 +271,24 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> int:
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
-            pipe.sadd(sessions_key(cache, r["username"]), r["unique_id"])
-            pipe.set(
-                _session_key(cache, r["unique_id"]),
-                pack(
-                    {
-                        "user": r["username"],
-                        "nas": r["nas"],
-                        "nas_port": r["nas_port"],
-                        "ip": r["ip"],
-                        "acct_session_id": r["acct_session_id"],
-                        "start": float(r["start"]),
-                        "updated": float(r["updated"]),
-                        "in": r["input_octets"],
-                        "out": r["output_octets"],
-                    }
-                ),
+            _remember(
+                pipe,
+                cache,
+                r["unique_id"],
+                r["username"],
+                r["nas"],
+                r["ip"],
+                {
+                    "user": r["username"],
+                    "nas": r["nas"],
+                    "nas_port": r["nas_port"],
+                    "ip": r["ip"],
+                    "acct_session_id": r["acct_session_id"],
+                    "start": float(r["start"]),
+                    "updated": float(r["updated"]),
+                    "in": r["input_octets"],
+                    "out": r["output_octets"],
+                },
             )
         pipe.set(_live_marker(cache), b"1")
         await pipe.execute()
@@ -308,8 +349,7 @@ async def reap_stale_sessions(
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
-            pipe.srem(sessions_key(cache, r["username"]), r["unique_id"])
-            pipe.delete(_session_key(cache, r["unique_id"]))
+            _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
         await pipe.execute()
     return len(rows)
 

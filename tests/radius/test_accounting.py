@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import socket
 import subprocess
 import uuid
 from pathlib import Path
@@ -14,11 +15,29 @@ from pyrad import packet
 from pyrad.client import Client, Timeout
 from pyrad.dictionary import Dictionary
 
+from daemons.radius.codec import Attr, Code, encode_request
 from daemons.radius.dictionary import SHIPPED
+from daemons.store import accounting
 from daemons.store import radius as store
-from tests.radius.conftest import SECRET, RadiusServer
+from tests.radius.conftest import SECRET, RadiusServer, wait_until
 
 DICT = Dictionary(str(SHIPPED))
+BAD_ACCT = {
+    "truncated": b"\x04\x02\x00",
+    "length_mismatch": b"\x04\x02\x00\x40" + bytes(16),
+    "bad_attribute": b"\x04\x02\x00\x16" + bytes(16) + b"\x01\x00",
+    "oversized": b"\x04\x02\x10\x01" + bytes(4200),
+    "unknown_code": b"\x63\x02\x00\x14" + bytes(16),
+    "unexpected_code": encode_request(
+        Code.ACCESS_REQUEST, 3, [(Attr.USER_NAME, b"x")], SECRET, bytes(16)
+    ),
+    "bad_authenticator": encode_request(
+        Code.ACCOUNTING_REQUEST, 3, [(40, b"\0\0\0\1"), (44, b"s")], b"not-the-secret"
+    ),
+    "malformed": encode_request(
+        Code.ACCOUNTING_REQUEST, 4, [(Attr.USER_NAME, b"no-status")], SECRET
+    ),
+}
 
 
 def client(radius: RadiusServer, secret: bytes = SECRET) -> Client:
@@ -209,3 +228,33 @@ async def test_live_sessions_come_back_after_redis_loses_them(radius: RadiusServ
         await asyncio.sleep(0.1)
     assert await radius.cache.client.scard(key) == 1
     acct(c, "Stop", sid, "grace", Acct_Session_Time=1)
+
+
+async def test_live_sessions_are_indexed_by_user_nas_and_address(radius: RadiusServer) -> None:
+    c = client(radius)
+    sid = uuid.uuid4().hex[:12]
+    acct(c, "Start", sid, "grace", Framed_IP_Address="100.64.7.7")
+    cache = radius.cache
+    row = await radius.pool.fetchrow(
+        "SELECT unique_id FROM radius_sessions WHERE acct_session_id = $1", sid
+    )
+    assert row is not None
+    uid = row["unique_id"]
+    assert uid.encode() in await cache.client.smembers(accounting.nas_sessions_key(cache, "lo"))
+    assert await cache.client.get(accounting.ip_session_key(cache, "100.64.7.7")) == uid.encode()
+    acct(c, "Stop", sid, "grace", Acct_Session_Time=3, Framed_IP_Address="100.64.7.7")
+    assert uid.encode() not in await cache.client.smembers(accounting.nas_sessions_key(cache, "lo"))
+    assert await cache.client.get(accounting.ip_session_key(cache, "100.64.7.7")) is None
+
+
+@pytest.mark.parametrize("reason", sorted(BAD_ACCT))
+def test_bad_accounting_input_is_discarded(radius: RadiusServer, reason: str) -> None:
+    before = radius.metric("netd_radius_drops_total", reason=reason)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.4)
+        sock.sendto(BAD_ACCT[reason], ("127.0.0.1", radius.acct_port))
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)
+    wait_until(lambda: radius.metric("netd_radius_drops_total", reason=reason) > before)
+    acct(client(radius), "Accounting-On", "")  # still answering
