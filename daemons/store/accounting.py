@@ -107,11 +107,11 @@ async def append_accounting(
         fresh = [r for k, r in unique.items() if k in new]
         if fresh:
             await conn.execute(_INSERT_EVENTS, *_columns(fresh))
-        for r in fresh:
-            if r.is_session_event:
-                stop = r.status == AcctStatus.STOP
-                await conn.execute(
-                    _UPSERT_SESSION,
+        # Sessions in one pipelined round trip, in arrival order (Start, Interim, Stop).
+        await conn.executemany(
+            _UPSERT_SESSION,
+            [
+                (
                     r.unique_id,
                     r.nas,
                     r.acct_session_id,
@@ -120,15 +120,20 @@ async def append_accounting(
                     r.framed_ip,
                     _ts(r.event_time - r.session_time),
                     _ts(r.event_time),
-                    _ts(r.event_time) if stop else None,
+                    _ts(r.event_time) if r.status == AcctStatus.STOP else None,
                     r.session_time,
                     r.input_octets,
                     r.output_octets,
                     r.input_packets,
                     r.output_packets,
-                    r.terminate_cause if stop else None,
+                    r.terminate_cause if r.status == AcctStatus.STOP else None,
                 )
-            elif r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
+                for r in fresh
+                if r.is_session_event
+            ],
+        )
+        for r in fresh:
+            if r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
                 rows = await conn.fetch(
                     "UPDATE radius_sessions SET stopped_at = $2, updated_at = $2, "
                     "terminate_cause = $3, close_reason = 'nas-restart' "
