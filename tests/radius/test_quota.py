@@ -4,6 +4,7 @@ throttled plan by CoA, once, audited."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import uuid
 from collections.abc import Iterator
 
@@ -66,3 +67,33 @@ async def test_data_cap_throttles_by_coa_once(radius: RadiusServer, nas: NasSimu
     audit = await radius.pool.fetch("SELECT actor, kind, result FROM coa_requests")
     assert [(a["actor"], a["kind"], a["result"]) for a in audit] == [("quota", "coa", "ack")]
     assert radius.metric("netd_radius_quota_actions_total", kind="coa", result="ack") == 1
+
+
+async def test_time_limit_disconnects(radius: RadiusServer, nas: NasSimulator) -> None:
+    plans = radius.proc.log_path.parent / "policies" / "radius" / "plans.toml"
+    original = plans.read_text()
+    plans.write_text(
+        original + '\n[plans.hourly]\ntime_limit = 3600\nquota_action = "disconnect"\n'
+    )
+    try:
+        radius.proc.signal(signal.SIGHUP)
+        await asyncio.sleep(1.0)
+        await store.upsert_subscriber(
+            radius.pool,
+            radius.cache,
+            credentials(
+                store.SubscriberRow("capped", plan="hourly"), "pw", "none", Sealer(radius.key)
+            ),
+        )
+        sid = uuid.uuid4().hex[:12]
+        send(radius, "Start", sid)
+        send(radius, "Interim-Update", sid, Acct_Session_Time=3700)  # over one hour
+        for _ in range(50):
+            if nas.seen:
+                break
+            await asyncio.sleep(0.1)
+        assert [s["code"] for s in nas.seen] == [packet.DisconnectRequest]
+        assert nas.seen[0]["Acct-Session-Id"] == [sid]
+    finally:
+        plans.write_text(original)
+        radius.proc.signal(signal.SIGHUP)
