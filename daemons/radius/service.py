@@ -1027,8 +1027,17 @@ class RadiusService(Daemon):
             await accounting.ensure_partitions(self.ctx.pool, now)
             await accounting.prune_dedup(self.ctx.pool)
             self._partitions_until = now + 3600
-        _, closed = await accounting.append_accounting(self.ctx.pool, records)
-        return closed
+        for attempt in range(3):
+            try:
+                _, closed = await accounting.append_accounting(self.ctx.pool, records)
+                return closed
+            except (asyncpg.DeadlockDetectedError, asyncpg.SerializationError):
+                # A conflict with a concurrent batch, not an outage: the transaction rolled
+                # back whole, so running it again is safe.
+                if attempt == 2:
+                    raise
+                await asyncio.sleep(0.005 * (attempt + 1))
+        raise AssertionError("unreachable")
 
     async def _to_spool(self, records: list[acct.AcctRecord]) -> bool:
         """fsync the batch to the local spool; True once it is on disk."""

@@ -99,11 +99,13 @@ async def append_accounting(
     Accounting-On/Off. Raises asyncpg/OS errors; then nothing of the batch was written.
     """
     unique: dict[str, AcctRecord] = {}
-    for r in records:  # retransmits may land in the same batch
-        unique.setdefault(r.idem_key, r)
+    # Rows are locked in one order (by session, then arrival) so that two batches touching
+    # the same sessions cannot deadlock; arrival order within a session is kept (stable).
+    for r in sorted(records, key=lambda rec: rec.unique_id):
+        unique.setdefault(r.idem_key, r)  # retransmits may land in the same batch
     closed: list[tuple[str, str, str | None]] = []
     async with pool.acquire() as conn, conn.transaction():
-        new = {row["idem_key"] for row in await conn.fetch(_GATE, list(unique))}
+        new = {row["idem_key"] for row in await conn.fetch(_GATE, sorted(unique))}
         fresh = [r for k, r in unique.items() if k in new]
         if fresh:
             await conn.execute(_INSERT_EVENTS, *_columns(fresh))
