@@ -395,28 +395,36 @@ class RadiusService(Daemon):
         self._pools = await pools.pool_names(self.ctx.pool)
 
     async def _watch_nas(self) -> None:
+        """Reload NAS clients and pools on NOTIFY, and every nas_refresh_interval anyway.
+        The LISTEN connection goes back to the pool when this task ends (at close), or the
+        pool's close would wait for it."""
         changed = asyncio.Event()
         conn: Any = None
-        while True:
-            try:
-                if conn is None or conn.is_closed():
-                    conn = await self.ctx.pool.acquire()
-                    await conn.add_listener(store.NAS_CHANNEL, lambda *_: changed.set())
-                await self.reload_nas()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                self.ratelog.log(
-                    logging.WARNING,
-                    "nas-reload",
-                    "NAS clients not reloaded; keeping the current table",
-                    error=repr(exc),
-                )
-                if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await self.ctx.pool.release(conn)
-                    conn = None
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(changed.wait(), self.cfg.nas_refresh_interval)
-            changed.clear()
+        try:
+            while True:
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await self.ctx.pool.acquire()
+                        await conn.add_listener(store.NAS_CHANNEL, lambda *_: changed.set())
+                    await self.reload_nas()
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self.ratelog.log(
+                        logging.WARNING,
+                        "nas-reload",
+                        "NAS clients not reloaded; keeping the current table",
+                        error=repr(exc),
+                    )
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await self.ctx.pool.release(conn)
+                        conn = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), self.cfg.nas_refresh_interval)
+                changed.clear()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self.ctx.pool.release(conn)
 
     # --- lifecycle ---
 
@@ -454,9 +462,10 @@ class RadiusService(Daemon):
 
     def endpoints(self) -> dict[str, str]:
         hosts = ",".join(self.cfg.listen)
+        workers = f" ({self.cfg.workers} workers)" if self.cfg.workers > 1 else ""
         return {
-            "radius_auth": f"udp {hosts} port {self.cfg.auth_port}"
-            + (f" ({self.cfg.workers} workers)" if self.cfg.workers > 1 else "")
+            "radius_auth": f"udp {hosts} port {self.cfg.auth_port}{workers}",
+            "radius_acct": f"udp {hosts} port {self.cfg.acct_port}{workers}",
         }
 
     def counters(self) -> dict[str, float]:

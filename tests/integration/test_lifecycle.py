@@ -103,7 +103,7 @@ async def test_up_serves_notifies_beats_and_drains(
         proc.signal(signal.SIGTERM)
         await asyncio.to_thread(recv_until, notify, "STOPPING=1", 10.0)
         assert await asyncio.to_thread(proc.wait, 15.0) == 0, proc.output()
-        assert time.monotonic() - t0 < 10.0
+        assert time.monotonic() - t0 < 4.0  # no store connection left behind to wait for
     assert await cache.list_heartbeats() == []
     conn = await asyncpg.connect(database)
     try:
