@@ -26,26 +26,41 @@ def request(user: bytes, password: bytes) -> bytes:
     )
 
 
-async def test_two_workers_share_the_port(
-    radius: RadiusServer, store_urls: StoreUrls, tmp_path: Path
-) -> None:
-    port, status = free_udp_port(), free_port()
-    env = netd_env(
+def second_daemon_env(
+    radius: RadiusServer, port: int, status: int, tmp: Path, extra: dict[str, str]
+) -> dict[str, str]:
+    """Another netd radius on the module's database, Redis prefix and key."""
+    return netd_env(
         {
             "NETD_DATABASE_URL": radius.database,
-            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_URL": radius.redis_url,
             "NETD_REDIS_KEY_PREFIX": radius.prefix,
             "NETD_SECRETS_KEY": radius.key.hex(),
             "NETD_RADIUS_AUTH_PORT": str(port),
             "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
             "NETD_RADIUS_STATUS_PORT": str(status),
             "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_RADIUS_WORKERS": "2",
             "NETD_POLICIES_DIR": str(REPO / "policies"),
-            "NETD_STATE_DIR": str(tmp_path / "s"),
+            "NETD_STATE_DIR": str(tmp / "s"),
+            **extra,
+        }
+    )
+
+
+async def test_two_workers_share_the_port(
+    radius: RadiusServer, store_urls: StoreUrls, tmp_path: Path
+) -> None:
+    port, status = free_udp_port(), free_port()
+    env = second_daemon_env(
+        radius,
+        port,
+        status,
+        tmp_path,
+        {
+            "NETD_RADIUS_WORKERS": "2",
             "NETD_LIFECYCLE_HEARTBEAT_INTERVAL": "0.3",
             "NETD_INSTANCE_NAME": "workers-test",
-        }
+        },
     )
     proc = NetdProcess(["radius"], env, tmp_path)
     try:
@@ -92,20 +107,7 @@ async def test_sigterm_answers_requests_in_flight(
     radius: RadiusServer, store_urls: StoreUrls, tmp_path: Path
 ) -> None:
     port, status = free_udp_port(), free_port()
-    env = netd_env(
-        {
-            "NETD_DATABASE_URL": radius.database,
-            "NETD_REDIS_URL": store_urls.redis,
-            "NETD_REDIS_KEY_PREFIX": radius.prefix,
-            "NETD_SECRETS_KEY": radius.key.hex(),
-            "NETD_RADIUS_AUTH_PORT": str(port),
-            "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
-            "NETD_RADIUS_STATUS_PORT": str(status),
-            "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
-            "NETD_STATE_DIR": str(tmp_path / "s"),
-        }
-    )
+    env = second_daemon_env(radius, port, status, tmp_path, {})
     proc = NetdProcess(["radius"], env, tmp_path)
     try:
         proc.wait_http(f"http://127.0.0.1:{status}/health/ready")
