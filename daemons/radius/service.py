@@ -571,25 +571,35 @@ class RadiusService(Daemon):
             detail=detail or None,
         )
 
-    def received(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport) -> None:
+    def _admit(
+        self, data: bytes, addr: Any, transport: asyncio.DatagramTransport, accounting: bool
+    ) -> tuple[Packet, Nas, tuple[Any, ...], float] | None:
+        """What both ports do first: NAS by source, decode, the port's authenticator check,
+        the duplicate cache. None when the datagram was dropped or answered from the cache."""
         if self._draining:  # the NAS retries another server; in-flight work still finishes
-            return
-        t0 = time.perf_counter()
+            return None
         nas = self.nas.lookup(addr[0])
         if nas is None:
             self._drop(DropReason.UNKNOWN_NAS, "", addr)
-            return
+            return None
         try:
             pkt = decode(data)
-            if pkt.code not in (Code.ACCESS_REQUEST, Code.STATUS_SERVER):
-                raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
-            check_message_authenticator(
-                pkt, nas.secret, nas.require_message_authenticator or pkt.code == Code.STATUS_SERVER
-            )
-            username = user_name(pkt)
+            if accounting:
+                if pkt.code != Code.ACCOUNTING_REQUEST:
+                    raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
+                # RFC 2866 §3: the Request Authenticator is an MD5 keyed over the packet.
+                check_request_authenticator(pkt, nas.secret)
+            else:
+                if pkt.code not in (Code.ACCESS_REQUEST, Code.STATUS_SERVER):
+                    raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
+                check_message_authenticator(
+                    pkt,
+                    nas.secret,
+                    nas.require_message_authenticator or pkt.code == Code.STATUS_SERVER,
+                )
         except DecodeError as exc:
             self._drop(exc.reason, nas.name, addr, exc.detail)
-            return
+            return None
         self.metrics.requests.labels(nas.name, Code(pkt.code).name).inc()
         key = (addr[0], addr[1], pkt.identifier, pkt.authenticator)
         now = time.monotonic()
@@ -600,6 +610,19 @@ class RadiusService(Daemon):
             else:
                 self.metrics.duplicates.labels(nas.name).inc()
                 transport.sendto(cached, addr)
+            return None
+        return pkt, nas, key, now
+
+    def received(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport) -> None:
+        t0 = time.perf_counter()
+        admitted = self._admit(data, addr, transport, accounting=False)
+        if admitted is None:
+            return
+        pkt, nas, key, now = admitted
+        try:
+            username = user_name(pkt)
+        except DecodeError as exc:
+            self._drop(exc.reason, nas.name, addr, exc.detail)
             return
         job = _Job(pkt, nas, addr, transport, key, t0, username)
         if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
@@ -815,33 +838,11 @@ class RadiusService(Daemon):
     def received_accounting(
         self, data: bytes, addr: Any, transport: asyncio.DatagramTransport
     ) -> None:
-        if self._draining:
-            return
         t0 = time.perf_counter()
-        nas = self.nas.lookup(addr[0])
-        if nas is None:
-            self._drop(DropReason.UNKNOWN_NAS, "", addr)
+        admitted = self._admit(data, addr, transport, accounting=True)
+        if admitted is None:
             return
-        try:
-            pkt = decode(data)
-            if pkt.code != Code.ACCOUNTING_REQUEST:
-                raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
-            # RFC 2866 §3: the Request Authenticator is an MD5 keyed over the whole packet.
-            check_request_authenticator(pkt, nas.secret)
-        except DecodeError as exc:
-            self._drop(exc.reason, nas.name, addr, exc.detail)
-            return
-        self.metrics.requests.labels(nas.name, Code(pkt.code).name).inc()
-        key = (addr[0], addr[1], pkt.identifier, pkt.authenticator)
-        now = time.monotonic()
-        cached = self.dupes.get(key, now)
-        if cached is not None:
-            if not cached:
-                self._drop(DropReason.DUPLICATE_IN_PROGRESS, nas.name, addr)
-            else:
-                self.metrics.duplicates.labels(nas.name).inc()
-                transport.sendto(cached, addr)
-            return
+        pkt, nas, key, now = admitted
         try:
             record = acct.parse(pkt, nas.name, self.dictionary, time.time())
         except DecodeError as exc:
