@@ -53,7 +53,8 @@ import asyncpg
 import httpx
 
 from benchmarks.common import median, table, write
-from benchmarks.radius_auth import _children, _row, _stop, _udp_listeners, free_port
+from benchmarks.radius_auth import Netd as AuthNetd
+from benchmarks.radius_auth import _row, _stop
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.radius import codec
@@ -128,63 +129,13 @@ def reflector() -> Iterator[tuple[int, int]]:
 # --- netd ----------------------------------------------------------------------------------
 
 
-class Netd:
-    """`netd radius` with ``workers`` processes; accounting on a fresh UDP port."""
+class Netd(AuthNetd):
+    """`netd radius` as the auth benchmark runs it, with the reaper out of the way and a
+    reader for its /metrics."""
 
     def __init__(self, cwd: Path, urls: dict[str, str], workers: int) -> None:
-        self.acct_port = free_port(socket.SOCK_DGRAM)
-        self.status_port = free_port()
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith("NETD_") and k != "NOTIFY_SOCKET"
-        }
-        env.update(urls)
-        env.update(
-            {
-                "NETD_RADIUS_AUTH_PORT": str(free_port(socket.SOCK_DGRAM)),
-                "NETD_RADIUS_ACCT_PORT": str(self.acct_port),
-                "NETD_RADIUS_STATUS_PORT": str(self.status_port),
-                "NETD_RADIUS_LISTEN": "127.0.0.1",
-                "NETD_RADIUS_WORKERS": str(workers),
-                "NETD_RADIUS_INTERIM_INTERVAL": "3600",  # reaper: stale after 2.5 h
-                "NETD_POLICIES_DIR": str(cwd / "policies"),
-                "NETD_STATE_DIR": str(cwd / f"state-w{workers}"),
-                "NETD_LOG_LEVEL": "warning",
-            }
-        )
-        self.log_path = cwd / f"netd-w{workers}.log"
-        self._log = self.log_path.open("wb")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemons.cli", "radius"],
-            cwd=cwd,
-            env=env,
-            stdout=self._log,
-            stderr=subprocess.STDOUT,
-        )
-        self.workers = workers
-        self.spool = cwd / f"state-w{workers}" / "spool" / "accounting"
-        try:
-            self._wait_ready()
-        except BaseException:
-            self.stop()
-            raise
-
-    def _wait_ready(self) -> None:
-        url = f"http://127.0.0.1:{self.status_port}/health/ready"
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"netd exited {self.proc.returncode}:\n{self.output()}")
-            with suppress(httpx.HTTPError):
-                ready = httpx.get(url, timeout=1).status_code == 200
-                if ready and _udp_listeners(self.acct_port) >= self.workers:
-                    return
-            time.sleep(0.1)
-        raise RuntimeError(f"netd never became ready:\n{self.output()}")
-
-    def pids(self) -> list[int]:
-        return [self.proc.pid, *_children(self.proc.pid)]
+        # A session is stale after 2.5 intervals: keep the reaper out of the measurement.
+        super().__init__(cwd, urls, workers, {"NETD_RADIUS_INTERIM_INTERVAL": "3600"})
 
     def metrics(self) -> dict[str, float]:
         """netd's /metrics (the first process's registry) as {series: value}."""
@@ -194,14 +145,6 @@ class Netd:
             _log(f"/metrics not read: {exc!r}")
             return {}
         return parse_metrics(text)
-
-    def output(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text(errors="replace")
-
-    def stop(self) -> None:
-        _stop(self.proc)
-        self._log.close()
 
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?)\s+(\S+)")

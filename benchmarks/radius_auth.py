@@ -152,11 +152,15 @@ def _udp_listeners(port: int) -> int:
 
 
 class Netd:
-    """`netd radius` with ``workers`` processes, on a fresh UDP port."""
+    """`netd radius` with ``workers`` processes, on fresh auth and accounting UDP ports."""
 
-    def __init__(self, cwd: Path, urls: dict[str, str], workers: int) -> None:
+    def __init__(
+        self, cwd: Path, urls: dict[str, str], workers: int, extra_env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port(socket.SOCK_DGRAM)
+        self.acct_port = free_port(socket.SOCK_DGRAM)
         self.status_port = free_port()
+        self.spool = cwd / f"state-w{workers}" / "spool" / "accounting"
         env = {
             k: v
             for k, v in os.environ.items()
@@ -166,13 +170,14 @@ class Netd:
         env.update(
             {
                 "NETD_RADIUS_AUTH_PORT": str(self.port),
-                "NETD_RADIUS_ACCT_PORT": str(free_port(socket.SOCK_DGRAM)),
+                "NETD_RADIUS_ACCT_PORT": str(self.acct_port),
                 "NETD_RADIUS_STATUS_PORT": str(self.status_port),
                 "NETD_RADIUS_LISTEN": "127.0.0.1",
                 "NETD_RADIUS_WORKERS": str(workers),
                 "NETD_POLICIES_DIR": str(cwd / "policies"),
                 "NETD_STATE_DIR": str(cwd / f"state-w{workers}"),
                 "NETD_LOG_LEVEL": "warning",
+                **(extra_env or {}),
             }
         )
         self.log_path = cwd / f"netd-w{workers}.log"
