@@ -10,6 +10,7 @@ import uvloop
 
 from daemons import __version__
 from daemons.acs.service import AcsService
+from daemons.api import admin as api_admin
 from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core.config import ConfigError, Loaded, load
@@ -64,6 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("radius-worker", help=argparse.SUPPRESS)  # `netd radius` starts it
     worker.add_argument("--parent", type=int, required=True)
     radius_admin.add_parsers(sub)
+    api_admin.add_parsers(sub)
     return parser
 
 
@@ -113,6 +115,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
+    if args.command == "token":
+        return uvloop.run(api_admin.run(loaded, args))
     if args.command in ("nas", "subscriber", "session", "pool"):
         return uvloop.run(radius_admin.run(loaded, args))
     if args.command == "radius-worker":

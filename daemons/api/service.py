@@ -1,6 +1,8 @@
 """The admin/status API daemon: FastAPI on uvicorn, on ``api.host:api.port``.
 
-It serves the health endpoints and ``/metrics`` for its whole process.
+``/api/v1`` for NOC staff and the platform (bearer tokens, roles, an audit row for every
+mutating call), ``/docs`` and ``/openapi.json``, and the health endpoints and ``/metrics``
+for its whole process.
 """
 
 from __future__ import annotations
@@ -10,14 +12,60 @@ from typing import ClassVar
 from fastapi import FastAPI
 
 from daemons import __version__
+from daemons.api import errors, routes_core, routes_radius
+from daemons.api.auth import Authenticator
+from daemons.api.middleware import ApiMiddleware
+from daemons.api.state import ApiState
 from daemons.core.http import HttpServer, health_router
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
+from daemons.core.policies import PolicySet
+from daemons.radius.dictionary import Dictionary
+from daemons.radius.policy import load_policy
+
+DESCRIPTION = """\
+The admin and status API of dotmac-netd.
+
+Authenticate with `Authorization: Bearer <token>` (create one with
+`netd token create --role viewer|operator|admin --name NAME`). Viewers read; operators
+also act on sessions and devices; admins also manage NAS clients, subscribers, plans and
+tokens. Lists are paged with `?limit=` and the `next_cursor` of the previous page. Every
+error is `{"error": {"code", "message", "details", "request_id"}}`.
+"""
 
 
 def build_app(ctx: Context) -> FastAPI:
-    app = FastAPI(title="dotmac-netd", version=__version__)
+    app = FastAPI(
+        title="dotmac-netd",
+        version=__version__,
+        description=DESCRIPTION,
+        responses=errors.ERROR_RESPONSES,
+    )
+    dictionary = Dictionary(ctx.config.radius.dictionaries)
+    auth = Authenticator(
+        ctx.pool,
+        ctx.cache,
+        ctx.config.api.token_cache_ttl,
+        ctx.config.api.rate_limit,
+        ctx.config.api.rate_burst,
+    )
+    app.state.pool = ctx.pool
+    app.state.auth = auth
+    app.state.api = ApiState(
+        ctx.config,
+        ctx.pool,
+        ctx.cache,
+        ctx.sealer,
+        ctx.health,
+        dictionary,
+        ctx.policies,
+        auth,
+    )
+    errors.install(app)
     app.include_router(health_router(ctx.health, ctx.registry))
+    app.include_router(routes_core.router)
+    app.include_router(routes_radius.router)
+    app.add_middleware(ApiMiddleware)
     return app
 
 
@@ -27,16 +75,34 @@ class ApiService(Daemon):
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
         cfg = ctx.config.api
+        self.app = build_app(ctx)
         self.server = HttpServer(
-            build_app(ctx), cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout
+            self.app,
+            cfg.host,
+            cfg.port,
+            ctx.config.lifecycle.drain_timeout,
+            tls=(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None,
         )
+
+    def check_policies(self, policies: PolicySet) -> None:
+        state: ApiState = self.app.state.api
+        load_policy(policies, state.dictionary)
+
+    def apply_policies(self, policies: PolicySet) -> None:
+        self.app.state.api.policies = policies
 
     async def start(self) -> None:
         await self.server.start()
 
     def endpoints(self) -> dict[str, str]:
-        url = f"http://{_hostport(self.server.host, self.server.port)}"
-        return {"api": url, "health": f"{url}/health/ready", "metrics": f"{url}/metrics"}
+        scheme = "https" if self.ctx.config.api.tls_cert else "http"
+        url = f"{scheme}://{_hostport(self.server.host, self.server.port)}"
+        return {
+            "api": f"{url}/api/v1",
+            "docs": f"{url}/docs",
+            "health": f"{url}/health/ready",
+            "metrics": f"{url}/metrics",
+        }
 
     async def drain(self) -> None:
         await self.server.stop()

@@ -17,7 +17,15 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic.config import JsonDict
 
 ENV_PREFIX = "NETD_"
@@ -87,6 +95,7 @@ class RedisConfig(_Section):
     connect_timeout: Seconds = 2.0
     socket_timeout: Seconds = 5.0
     key_prefix: str = Field(default="netd", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
+    event_stream_max_len: int = Field(default=200_000, ge=1_000, le=100_000_000)
 
     @field_validator("url")
     @classmethod
@@ -115,6 +124,20 @@ class PoliciesConfig(_Section):
 class ApiConfig(_Section):
     host: str = "127.0.0.1"
     port: Port = 8080
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    rate_limit: float = Field(default=50.0, gt=0, le=1_000_000)
+    rate_burst: int = Field(default=200, ge=1, le=10_000_000)
+    token_cache_ttl: Seconds = 5.0
+    sse_keepalive: Seconds = 15.0
+    coa_timeout: Seconds = 1.0
+    coa_retries: int = Field(default=3, ge=1, le=10)
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ApiConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        return self
 
 
 class _DaemonConfig(_Section):

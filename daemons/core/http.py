@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -49,7 +50,14 @@ def health_router(health: Health, registry: CollectorRegistry) -> APIRouter:
 class HttpServer:
     """A uvicorn server driven by our lifecycle (no signal handling of its own)."""
 
-    def __init__(self, app: FastAPI | Any, host: str, port: int, drain_timeout: float) -> None:
+    def __init__(
+        self,
+        app: FastAPI | Any,
+        host: str,
+        port: int,
+        drain_timeout: float,
+        tls: tuple[Path, Path] | None = None,
+    ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
@@ -59,6 +67,8 @@ class HttpServer:
             lifespan="off",
             timeout_graceful_shutdown=int(max(1, drain_timeout)),
             server_header=False,
+            ssl_certfile=str(tls[0]) if tls else None,
+            ssl_keyfile=str(tls[1]) if tls else None,
         )
         config.load()
         self._server = uvicorn.Server(config)

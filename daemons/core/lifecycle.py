@@ -469,6 +469,7 @@ class Runner:
                         kind,
                         subject=self._instance_id(daemon),
                         data={"version": __version__, "pid": os.getpid()},
+                        cache=ctx.cache,
                     )
             except Exception as exc:  # noqa: BLE001 - best effort: the store may be why we stop
                 log.warning(

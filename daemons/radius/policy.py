@@ -146,12 +146,27 @@ def _render(template: str, values: Mapping[str, str]) -> Any:
     return int(text) if text.isdigit() else text
 
 
-def load_policy(policies: PolicySet, dictionary: Dictionary) -> Policy:
-    """Build the RADIUS policy from ``policies/radius/*.toml``. Raises PolicyError."""
+def load_policy(
+    policies: PolicySet,
+    dictionary: Dictionary,
+    managed: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Policy:
+    """Build the RADIUS policy from ``policies/radius/*.toml`` and the plans managed through
+    the API (``managed``: name → the keys of a plan table; a file plan of the same name
+    wins). Raises PolicyError."""
     plans: dict[str, Plan] = {}
     vendors: dict[str, VendorMap] = {}
     settings: dict[str, Any] = {}
-    for path, doc in sorted(policies.under("radius").items()):
+    docs = sorted(policies.under("radius").items())
+    if managed:
+        in_files = {n for _, doc in docs for n in doc.get("plans", {})}
+        docs.append(
+            (
+                "api:radius_plans",
+                {"plans": {k: v for k, v in managed.items() if k not in in_files}},
+            )
+        )
+    for path, doc in docs:
         try:
             unknown = set(doc) - {"plans", "vendors", "settings"}
             if unknown:

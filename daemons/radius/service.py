@@ -34,7 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from daemons.core.lifecycle import Context, Daemon, StartupError
-from daemons.core.policies import PolicySet
+from daemons.core.policies import PolicyError, PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
 from daemons.radius import acct, hashes
@@ -64,6 +64,7 @@ from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
 from daemons.radius.policy import Policy, load_policy
 from daemons.radius.sessions import CoaError, act, plan_change
 from daemons.store import accounting, pools
+from daemons.store import api as api_store
 from daemons.store import radius as store
 from daemons.store.spool import Spool, SpoolError
 
@@ -346,6 +347,8 @@ class RadiusService(Daemon):
         self.dupes = DuplicateCache(self.cfg.duplicate_window)
         self.engine: EngineConfig | None = None
         self._pending_policy: Policy | None = None
+        self._policy_set: PolicySet | None = None
+        self._managed_plans: dict[str, dict[str, Any]] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._pending: list[_Job] = []
@@ -368,14 +371,35 @@ class RadiusService(Daemon):
     # --- policies ---
 
     def check_policies(self, policies: PolicySet) -> None:
-        self._pending_policy = load_policy(policies, self.dictionary)
+        self._pending_policy = load_policy(policies, self.dictionary, self._managed_plans)
 
     def apply_policies(self, policies: PolicySet) -> None:
-        policy = self._pending_policy or load_policy(policies, self.dictionary)
+        policy = self._pending_policy or load_policy(policies, self.dictionary, self._managed_plans)
+        self._policy_set = policies
         self.engine = EngineConfig(
             self.dictionary, policy, self.sealer.derive(b"eap-state"), self.cfg.eap_state_ttl
         )
         self._pending_policy = None
+
+    async def reload_managed_plans(self) -> None:
+        """Plans created through the API: rebuild the policy when they changed. A set that
+        does not load (a plan naming an attribute no longer in the dictionaries) leaves the
+        current policy in force."""
+        managed = await api_store.list_plans(self.ctx.pool)
+        if managed == self._managed_plans or self._policy_set is None:
+            return
+        try:
+            policy = load_policy(self._policy_set, self.dictionary, managed)
+        except PolicyError as exc:
+            self.ratelog.log(
+                logging.ERROR, "managed-plans", "API-managed plans not applied", error=str(exc)
+            )
+            return
+        self._managed_plans = managed
+        self.engine = EngineConfig(
+            self.dictionary, policy, self.sealer.derive(b"eap-state"), self.cfg.eap_state_ttl
+        )
+        log.info("API-managed plans applied", extra={"fields": {"plans": len(managed)}})
 
     # --- NAS clients ---
 
@@ -406,7 +430,9 @@ class RadiusService(Daemon):
                     if conn is None or conn.is_closed():
                         conn = await self.ctx.pool.acquire()
                         await conn.add_listener(store.NAS_CHANNEL, lambda *_: changed.set())
+                        await conn.add_listener(api_store.PLANS_CHANNEL, lambda *_: changed.set())
                     await self.reload_nas()
+                    await self.reload_managed_plans()
                 except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                     self.ratelog.log(
                         logging.WARNING,
@@ -430,6 +456,7 @@ class RadiusService(Daemon):
 
     async def start(self) -> None:
         await self.reload_nas()
+        await self.reload_managed_plans()
         loop = asyncio.get_running_loop()
         for host in self.cfg.listen:
             for port, is_acct in ((self.cfg.auth_port, False), (self.cfg.acct_port, True)):

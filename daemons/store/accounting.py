@@ -10,7 +10,8 @@ from typing import Any
 import asyncpg
 
 from daemons.radius.acct import AcctRecord, AcctStatus
-from daemons.store.cache import Cache, pack
+from daemons.store import stream
+from daemons.store.cache import Cache, pack, unpack
 from daemons.store.radius import sessions_key
 
 NAS_REBOOT = 11  # RFC 2866 §5.10 Acct-Terminate-Cause NAS-Reboot
@@ -196,11 +197,42 @@ def ip_session_key(cache: Cache, address: str) -> str:
     return cache.key("ip:" + address, "session")
 
 
+def live_index_key(cache: Cache) -> str:
+    """Every live session id, in one sorted set (score 0: ordered by id) for paging."""
+    return cache.key("live", "index")
+
+
+def live_session_key(cache: Cache, unique_id: str) -> str:
+    return _session_key(cache, unique_id)
+
+
+_STATUS_KIND: dict[int, str] = {AcctStatus.START: "start", AcctStatus.INTERIM_UPDATE: "interim"}
+
+
+def _stream_data(r: AcctRecord) -> dict[str, object]:
+    return {
+        "session": r.unique_id,
+        "user": r.username,
+        "nas": r.nas,
+        "nas_port": r.nas_port,
+        "ip": r.framed_ip,
+        "acct_session_id": r.acct_session_id,
+        "time": r.event_time,
+        "session_time": r.session_time,
+        "in": r.input_octets,
+        "out": r.output_octets,
+        "in_packets": r.input_packets,
+        "out_packets": r.output_packets,
+        "terminate_cause": r.terminate_cause,
+    }
+
+
 def _forget(
     pipe: Any, cache: Cache, unique_id: str, username: str, nas: str, address: str | None
 ) -> None:
     pipe.srem(sessions_key(cache, username), unique_id)
     pipe.srem(nas_sessions_key(cache, nas), unique_id)
+    pipe.zrem(live_index_key(cache), unique_id)
     pipe.delete(_session_key(cache, unique_id))
     if address:
         pipe.delete(ip_session_key(cache, address))
@@ -217,6 +249,7 @@ def _remember(
 ) -> None:
     pipe.sadd(sessions_key(cache, username), unique_id)
     pipe.sadd(nas_sessions_key(cache, nas), unique_id)
+    pipe.zadd(live_index_key(cache), {unique_id: 0})
     pipe.set(_session_key(cache, unique_id), pack(details))
     if address:
         pipe.set(ip_session_key(cache, address), unique_id.encode())
@@ -226,15 +259,17 @@ async def update_live_sessions(
     cache: Cache, records: Sequence[AcctRecord], closed: Sequence[tuple[str, str, str | None]]
 ) -> None:
     """Mirror session state into Redis: a hash per session, indexed by user (the set that
-    Simultaneous-Use counts), by NAS and by address. Stops and Accounting-On/Off remove
-    sessions."""
+    Simultaneous-Use counts), by NAS, by address and in one index of all. Stops and
+    Accounting-On/Off remove sessions. Each change goes to the event stream as well."""
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in records:
             if not r.is_session_event:
                 continue
             if r.status == AcctStatus.STOP:
                 _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
+                stream.add(pipe, cache, "session.stop", {**_stream_data(r), "reason": "stop"})
                 continue
+            stream.add(pipe, cache, f"session.{_STATUS_KIND[r.status]}", _stream_data(r))
             _remember(
                 pipe,
                 cache,
@@ -257,6 +292,19 @@ async def update_live_sessions(
         nas = next((r.nas for r in records if not r.is_session_event), "")
         for unique_id, username, address in closed:
             _forget(pipe, cache, unique_id, username, nas, address)
+            stream.add(
+                pipe,
+                cache,
+                "session.stop",
+                {
+                    "session": unique_id,
+                    "user": username,
+                    "nas": nas,
+                    "ip": address,
+                    "reason": "nas-restart",
+                    "terminate_cause": NAS_REBOOT,
+                },
+            )
         await pipe.execute()
 
 
@@ -357,6 +405,23 @@ async def reap_stale_sessions(
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
             _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+            stream.add(
+                pipe,
+                cache,
+                "session.stop",
+                {
+                    "session": r["unique_id"],
+                    "user": r["username"],
+                    "nas": r["nas"],
+                    "ip": r["ip"],
+                    "time": float(r["at"]),
+                    "session_time": r["session_time"],
+                    "in": r["input_octets"],
+                    "out": r["output_octets"],
+                    "reason": "stale",
+                    "terminate_cause": LOST_SERVICE,
+                },
+            )
         await pipe.execute()
     return len(rows)
 
@@ -392,6 +457,123 @@ async def find_sessions(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+def _live_view(unique_id: str, details: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "unique_id": unique_id,
+        "username": details.get("user", ""),
+        "nas": details.get("nas", ""),
+        "nas_port": details.get("nas_port", ""),
+        "framed_ip": details.get("ip"),
+        "acct_session_id": details.get("acct_session_id", ""),
+        "started_at": _ts(float(details.get("start", 0))),
+        "updated_at": _ts(float(details.get("updated", 0))),
+        "input_octets": int(details.get("in", 0)),
+        "output_octets": int(details.get("out", 0)),
+    }
+
+
+def _texts(values: Any) -> set[str]:
+    return {v.decode() if isinstance(v, bytes) else str(v) for v in values}
+
+
+async def live_session_ids(
+    cache: Cache,
+    *,
+    after: str = "",
+    limit: int = 100,
+    username: str | None = None,
+    nas: str | None = None,
+    ip: str | None = None,
+) -> list[str]:
+    """Live session ids in id order after ``after``: a stable order, so paging while
+    sessions come and go neither repeats nor skips a session that stays up throughout."""
+    client = cache.client
+    if username is None and nas is None and ip is None:
+        start = "(" + after if after else "-"
+        raw = await client.zrangebylex(live_index_key(cache), start, "+", 0, limit)
+        return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
+    candidates: set[str] | None = None
+    lookups: list[set[str]] = []
+    if ip is not None:
+        held = await client.get(ip_session_key(cache, ip))
+        lookups.append(_texts([held] if held else []))
+    if username is not None:
+        lookups.append(_texts(await client.smembers(sessions_key(cache, username))))
+    if nas is not None:
+        lookups.append(_texts(await client.smembers(nas_sessions_key(cache, nas))))
+    for found in lookups:
+        candidates = found if candidates is None else candidates & found
+    return sorted(i for i in candidates or () if i > after)[:limit]
+
+
+async def live_sessions(cache: Cache, ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The live sessions with these ids, in the same order (ended ones are left out)."""
+    if not ids:
+        return []
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for unique_id in ids:
+            pipe.get(_session_key(cache, unique_id))
+        values = await pipe.execute()
+    return [
+        _live_view(unique_id, unpack(raw))
+        for unique_id, raw in zip(ids, values, strict=True)
+        if isinstance(raw, bytes)
+    ]
+
+
+async def live_session_count(cache: Cache) -> int:
+    return int(await cache.client.zcard(live_index_key(cache)))
+
+
+async def ledger_records(
+    pool: asyncpg.Pool,
+    username: str,
+    since: datetime,
+    until: datetime,
+    after_id: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A user's accounting records with event time in [since, until), in id order."""
+    rows = await pool.fetch(
+        "SELECT id, event_time, received_at, nas, status_type, acct_session_id, unique_id, "
+        "username, nas_port, host(framed_ip) AS framed_ip, input_octets, output_octets, "
+        "input_packets, output_packets, session_time, terminate_cause FROM accounting_events "
+        "WHERE username = $1 AND event_time >= $2 AND event_time < $3 "
+        "AND ($4::bigint IS NULL OR id > $4) ORDER BY id LIMIT $5",
+        username,
+        since,
+        until,
+        after_id,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def ledger_usage(
+    pool: asyncpg.Pool, username: str, since: datetime, until: datetime
+) -> dict[str, int]:
+    """Totals for a user over [since, until): the sessions active in it (with the counters
+    their last record in the period reported) and the number of records."""
+    row = await pool.fetchrow(
+        "WITH last AS (SELECT DISTINCT ON (unique_id) unique_id, input_octets, output_octets, "
+        "session_time FROM accounting_events WHERE username = $1 AND event_time >= $2 "
+        "AND event_time < $3 ORDER BY unique_id, event_time DESC, id DESC) "
+        "SELECT count(*) AS sessions, coalesce(sum(input_octets), 0) AS input_octets, "
+        "coalesce(sum(output_octets), 0) AS output_octets, "
+        "coalesce(sum(session_time), 0) AS session_time, "
+        "(SELECT count(*) FROM accounting_events WHERE username = $1 AND event_time >= $2 "
+        "AND event_time < $3) AS records FROM last",
+        username,
+        since,
+        until,
+    )
+    assert row is not None
+    return {
+        k: int(row[k])
+        for k in ("sessions", "records", "input_octets", "output_octets", "session_time")
+    }
 
 
 async def session_nas_ip(pool: asyncpg.Pool, unique_id: str) -> str | None:

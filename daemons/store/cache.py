@@ -28,9 +28,10 @@ def unpack(data: bytes) -> Any:
 class Cache:
     """A thin layer over a redis-py asyncio client with verb-named operations."""
 
-    def __init__(self, client: aioredis.Redis, prefix: str) -> None:
+    def __init__(self, client: aioredis.Redis, prefix: str, stream_max_len: int = 200_000) -> None:
         self.client = client
         self.prefix = prefix
+        self.stream_max_len = stream_max_len  # entries kept in the event stream
 
     def key(self, tag: str, *parts: str) -> str:
         return ":".join((self.prefix, "{" + tag + "}", *parts))
@@ -78,7 +79,7 @@ async def connect(cfg: RedisConfig, url: str) -> Cache:
         socket_timeout=cfg.socket_timeout,
         health_check_interval=30,
     )
-    cache = Cache(client, cfg.key_prefix)
+    cache = Cache(client, cfg.key_prefix, cfg.event_stream_max_len)
     try:
         await cache.ping()
     except (RedisError, OSError) as exc:

@@ -88,6 +88,36 @@ async def add_nas(pool: asyncpg.Pool, nas: NasRow) -> None:
         await conn.execute(f"NOTIFY {NAS_CHANNEL}")
 
 
+async def update_nas(pool: asyncpg.Pool, nas: NasRow) -> bool:
+    """Replace a NAS client's settings; False if there is none of that name."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute(
+            "UPDATE nas_clients SET network = $2::cidr, secret_enc = $3, vendor = $4, "
+            "require_message_authenticator = $5, coa_port = $6, description = $7, "
+            "updated_at = now() WHERE name = $1",
+            nas.name,
+            str(ipaddress.ip_network(nas.network, strict=False)),
+            nas.secret_enc,
+            nas.vendor,
+            nas.require_message_authenticator,
+            nas.coa_port,
+            nas.description,
+        )
+        await conn.execute(f"NOTIFY {NAS_CHANNEL}")
+    return bool(status.endswith(" 1"))
+
+
+async def list_nas_page(pool: asyncpg.Pool, after: str, limit: int) -> list[NasRow]:
+    rows = await pool.fetch(
+        "SELECT name, network::text AS network, secret_enc, vendor, "
+        "require_message_authenticator, coa_port, description FROM nas_clients "
+        "WHERE name > $1 ORDER BY name LIMIT $2",
+        after,
+        limit,
+    )
+    return [NasRow(**dict(r)) for r in rows]
+
+
 async def remove_nas(pool: asyncpg.Pool, name: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.execute("DELETE FROM nas_clients WHERE name = $1", name)
@@ -250,14 +280,20 @@ async def remove_subscriber(pool: asyncpg.Pool, cache: Cache, username: str) -> 
 
 
 async def list_subscribers(
-    pool: asyncpg.Pool, after: str = "", limit: int = 100, plan: str | None = None
+    pool: asyncpg.Pool,
+    after: str = "",
+    limit: int = 100,
+    plan: str | None = None,
+    state: str | None = None,
 ) -> list[SubscriberRow]:
     rows = await pool.fetch(
         f"SELECT {_SUB_COLUMNS} FROM subscribers WHERE username > $1 "
-        "AND ($2::text IS NULL OR plan = $2) ORDER BY username LIMIT $3",
+        "AND ($2::text IS NULL OR plan = $2) AND ($4::text IS NULL OR state = $4) "
+        "ORDER BY username LIMIT $3",
         after,
         plan,
         limit,
+        state,
     )
     return [_sub(r) for r in rows]
 

@@ -1,0 +1,152 @@
+"""Bearer tokens, roles and the per-token rate limit.
+
+A token is looked up by its SHA-256 in PostgreSQL and the answer cached in the process for
+``api.token_cache_ttl`` seconds (hits and misses), so a request costs no PostgreSQL round
+trip. The rate limit is a GCRA token bucket kept in Redis, shared by every API process.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+import asyncpg
+from fastapi import Request
+
+from daemons.api.errors import ApiError
+from daemons.store import api as api_store
+from daemons.store.cache import Cache
+
+RANK = {"viewer": 0, "operator": 1, "admin": 2}
+_CACHE_MAX = 10_000
+
+# GCRA (the generic cell rate algorithm): one key per token holding the theoretical
+# arrival time in ms. Returns 0 if the request is allowed, else the ms to wait.
+_GCRA = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local interval = tonumber(ARGV[1])
+local tolerance = tonumber(ARGV[2])
+local tat = tonumber(redis.call('GET', KEYS[1]) or now)
+if tat < now then tat = now end
+local new_tat = tat + interval
+if new_tat - tolerance > now then
+  return math.ceil(new_tat - tolerance - now)
+end
+redis.call('SET', KEYS[1], tostring(new_tat), 'PX', math.ceil(new_tat - now) + 1000)
+return 0
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    token_id: int
+    name: str
+    role: str
+
+    @property
+    def actor(self) -> str:
+        return f"api:{self.name}"
+
+    def may(self, role: str) -> bool:
+        return RANK[self.role] >= RANK[role]
+
+
+class Authenticator:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cache: Cache,
+        ttl: float,
+        rate_limit: float,
+        rate_burst: int,
+    ) -> None:
+        self.pool = pool
+        self.cache = cache
+        self.ttl = ttl
+        self._known: OrderedDict[bytes, tuple[float, Principal | None]] = OrderedDict()
+        self._interval_ms = 1000.0 / rate_limit
+        self._tolerance_ms = self._interval_ms * rate_burst
+        self._gcra = cache.client.register_script(_GCRA)
+        self._used: set[int] = set()
+        self._last_touch = time.monotonic()
+
+    def forget(self) -> None:
+        """Drop cached lookups (after a revoke in this process)."""
+        self._known.clear()
+
+    async def principal(self, token: str) -> Principal | None:
+        digest = api_store.hash_token(token)
+        now = time.monotonic()
+        hit = self._known.get(digest)
+        if hit is not None and hit[0] > now:
+            return hit[1]
+        row = await api_store.lookup_token(self.pool, token)
+        found = Principal(row.id, row.name, row.role) if row else None
+        self._known[digest] = (now + self.ttl, found)
+        self._known.move_to_end(digest)
+        while len(self._known) > _CACHE_MAX:
+            self._known.popitem(last=False)
+        return found
+
+    async def retry_after(self, principal: Principal) -> float:
+        """0 if the token may make this request now, else the seconds to wait."""
+        wait_ms = await self._gcra(
+            keys=[self.cache.key("rl:" + str(principal.token_id), "api")],
+            args=[repr(self._interval_ms), repr(self._tolerance_ms)],
+        )
+        return int(wait_ms) / 1000.0
+
+    async def note_use(self, principal: Principal) -> None:
+        """Record last_used_at, at most once a minute for all tokens together."""
+        self._used.add(principal.token_id)
+        now = time.monotonic()
+        if now - self._last_touch >= 60.0:
+            used, self._used = list(self._used), set()
+            self._last_touch = now
+            await api_store.touch_tokens(self.pool, used)
+
+
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization", "")
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        return None
+    return value.strip()
+
+
+def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
+    """A dependency: the caller's principal, if its token holds ``role`` or better."""
+
+    async def dependency(request: Request) -> Principal:
+        auth: Authenticator = request.app.state.auth
+        token = _bearer(request)
+        if token is None:
+            raise ApiError(
+                401,
+                "a bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = await auth.principal(token) if len(token) <= 256 else None
+        if found is None:
+            raise ApiError(
+                401,
+                "the token is unknown or revoked",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        request.state.principal = found
+        wait = await auth.retry_after(found)
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"rate limit of this token exceeded; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
+        if not found.may(role):
+            raise ApiError(403, f"this needs the {role} role; the token has {found.role}")
+        await auth.note_use(found)
+        return found
+
+    return dependency

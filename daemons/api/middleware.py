@@ -1,0 +1,112 @@
+"""The API's one middleware (plain ASGI, no per-request task): request ids, the audit row of
+every mutating call, and the last line of defence against an unhandled exception.
+
+The audit row is written when the handler starts its response and before the response
+goes out, so a client that sees the answer can find the row. A denied or invalid call is
+audited too: who tried what matters as much as who did it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from daemons.api.errors import envelope
+from daemons.core.ratelog import RateLimitedLog
+from daemons.store import api as api_store
+
+log = logging.getLogger("netd.api")
+_ratelog = RateLimitedLog(log)
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+def _result(status: int) -> str:
+    if status < 400:
+        return "ok"
+    if status in (401, 403):
+        return "denied"
+    if status < 500:
+        return "invalid"
+    return "error"
+
+
+class ApiMiddleware:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        given = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                given = value.decode("latin-1")
+                break
+        request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        audited = scope["method"] in MUTATING and scope["path"].startswith("/api/")
+        started = False
+
+        async def send_wrapper(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                headers = list(message.get("headers", []))
+                headers.append((b"x-request-id", request_id.encode()))
+                message = {**message, "headers": headers}
+                if audited:
+                    await self._audit(scope, int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_wrapper)
+        except Exception as exc:  # noqa: BLE001 - the one place a stray exception ends up
+            _ratelog.log(
+                logging.ERROR,
+                "api-unhandled",
+                "unhandled error in an API request",
+                path=scope.get("path", ""),
+                error=type(exc).__name__,
+                request_id=request_id,
+            )
+            if started:
+                return  # the response is under way: the connection is closed as it is
+            response = envelope(500, "internal", "internal error", request_id)
+            await response(scope, receive, send_wrapper)
+
+    async def _audit(self, scope: Scope, status: int) -> None:
+        app: Any = scope.get("app")
+        state: dict[str, Any] = scope.get("state", {})
+        route = scope.get("route")
+        principal = state.get("principal")
+        params: dict[str, Any] = scope.get("path_params", {})
+        try:
+            await api_store.append_audit(
+                app.state.pool,
+                actor=principal.actor if principal else "anonymous",
+                role=principal.role if principal else "",
+                method=scope["method"],
+                path=scope["path"][:512],
+                action=getattr(route, "name", None) or "unrouted",
+                target=str(state.get("audit_target") or "/".join(map(str, params.values())))[:256],
+                status=status,
+                result=_result(status),
+                request_id=state["request_id"],
+                details=state.get("audit_details") or {},
+            )
+        except Exception as exc:  # noqa: BLE001 - never turn an answered call into a crash
+            _ratelog.log(
+                logging.ERROR,
+                "api-audit",
+                "audit row not written",
+                path=scope.get("path", ""),
+                error=type(exc).__name__,
+                request_id=state.get("request_id", ""),
+            )

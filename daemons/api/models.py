@@ -1,0 +1,311 @@
+"""Request and response bodies of the API (they are its OpenAPI contract)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from fastapi import Query
+from pydantic import BaseModel, ConfigDict, Field
+
+from daemons.api.errors import ApiError
+
+T = TypeVar("T")
+Role = Literal["viewer", "operator", "admin"]
+SubscriberState = Literal["active", "suspended", "disabled"]
+NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+PAGE_MAX = 1000
+
+Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"page size, at most {PAGE_MAX}")]
+Cursor = Annotated[
+    str | None,
+    Query(max_length=512, description="next_cursor of the previous page; omit for the first"),
+]
+
+
+class Page(BaseModel, Generic[T]):
+    items: list[T]
+    next_cursor: str | None = Field(
+        description="pass as ?cursor= for the next page; null on the last page"
+    )
+
+
+def re_name(text: str) -> bool:
+    return re.match(NAME, text) is not None
+
+
+def encode_cursor(value: str | int) -> str:
+    return base64.urlsafe_b64encode(str(value).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> str:
+    """The key after which a page starts ("" for the first page). Raises ApiError 400."""
+    if not cursor:
+        return ""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        return raw.decode()
+    except (binascii.Error, UnicodeDecodeError, ValueError):
+        raise ApiError(400, "the cursor is not one this API gave out") from None
+
+
+def decode_int_cursor(cursor: str | None) -> int | None:
+    text = decode_cursor(cursor)
+    if not text:
+        return None
+    if not text.isdigit() or len(text) > 19:
+        raise ApiError(400, "the cursor is not one this API gave out")
+    return int(text)
+
+
+def page(items: list[T], limit: int, key: Any) -> Page[T]:
+    """A page whose next cursor is the key of its last item (None when it is not full)."""
+    nxt = encode_cursor(key(items[-1])) if len(items) == limit and items else None
+    return Page[T](items=items, next_cursor=nxt)
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- status ------------------------------------------------------------------------------
+
+
+class Instance(BaseModel):
+    instance_id: str
+    daemon: str
+    instance: str
+    pid: int
+    version: str
+    started_at: datetime
+    uptime: float = Field(description="seconds")
+    last_beat: datetime
+    status: str
+    counters: dict[str, float]
+
+
+class Status(BaseModel):
+    version: str
+    stores: dict[str, str] = Field(description="postgres and redis: ok or the problem")
+    live_sessions: int
+    instances: list[Instance]
+
+
+# --- NAS clients ---------------------------------------------------------------------------
+
+
+class Nas(BaseModel):
+    name: str
+    network: str
+    vendor: str
+    require_message_authenticator: bool
+    coa_port: int
+    description: str
+
+
+class NasCreate(_Body):
+    name: str = Field(pattern=NAME)
+    network: str = Field(max_length=64, description="source address or prefix (CIDR)")
+    secret: str = Field(min_length=1, max_length=128, description="the shared secret")
+    vendor: str = Field(default="generic", pattern=NAME)
+    require_message_authenticator: bool = True
+    coa_port: int = Field(default=3799, ge=1, le=65535)
+    description: str = Field(default="", max_length=512)
+
+
+class NasUpdate(_Body):
+    network: str | None = Field(default=None, max_length=64)
+    secret: str | None = Field(default=None, min_length=1, max_length=128)
+    vendor: str | None = Field(default=None, pattern=NAME)
+    require_message_authenticator: bool | None = None
+    coa_port: int | None = Field(default=None, ge=1, le=65535)
+    description: str | None = Field(default=None, max_length=512)
+
+
+# --- subscribers ---------------------------------------------------------------------------
+
+
+class Subscriber(BaseModel):
+    username: str
+    plan: str
+    state: SubscriberState
+    mac: str | None
+    framed_ip: str | None
+    credentials: list[str] = Field(description="which are stored: cleartext, nt-hash, hash")
+
+
+class SubscriberFields(_Body):
+    password: str | None = Field(
+        default=None, min_length=1, max_length=128, description="stored sealed, or hashed"
+    )
+    hash: Literal["none", "argon2", "bcrypt", "sha512_crypt", "sha256_crypt", "md5_crypt"] = Field(
+        default="none",
+        description="store a one-way hash of the password (PAP only) instead of sealing it",
+    )
+    plan: str | None = Field(default=None, pattern=NAME)
+    state: SubscriberState | None = None
+    mac: str | None = Field(default=None, max_length=32, description="'' unbinds")
+    framed_ip: str | None = Field(default=None, max_length=64, description="'' clears")
+
+
+class SubscriberCreate(SubscriberFields):
+    username: str = Field(min_length=1, max_length=253, pattern=r"^[^\x00-\x1f\x7f]+$")
+
+
+# --- plans -------------------------------------------------------------------------------
+
+
+class PlanSpec(_Body):
+    download: str | None = Field(default=None, max_length=16, examples=["100M"])
+    upload: str | None = Field(default=None, max_length=16, examples=["20M"])
+    session_timeout: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    idle_timeout: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    interim_interval: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    framed_pool: str | None = Field(default=None, max_length=253)
+    filter_id: str | None = Field(default=None, max_length=253)
+    class_: str | None = Field(default=None, alias="class", max_length=253)
+    simultaneous_use: int | None = Field(default=None, ge=0, le=1_000_000)
+    reply_message: str | None = Field(default=None, max_length=253)
+    attributes: dict[str, str | int] | None = Field(default=None, max_length=64)
+    data_cap: str | None = Field(default=None, max_length=16, examples=["100G"])
+    time_limit: int | None = Field(default=None, ge=0, le=2**31 - 1)
+    quota_action: str | None = Field(default=None, max_length=80)
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Plan(BaseModel):
+    name: str
+    source: Literal["file", "api"] = Field(description="a policy file, or created here")
+    spec: dict[str, Any]
+
+
+# --- sessions ------------------------------------------------------------------------------
+
+
+class Session(BaseModel):
+    unique_id: str
+    username: str
+    nas: str
+    nas_port: str
+    framed_ip: str | None
+    acct_session_id: str
+    started_at: datetime
+    updated_at: datetime
+    input_octets: int
+    output_octets: int
+
+
+class SessionDetail(Session):
+    live: bool
+    stopped_at: datetime | None = None
+    session_time: int | None = None
+    terminate_cause: int | None = None
+    close_reason: str | None = None
+
+
+class DisconnectRequest(_Body):
+    retries: int | None = Field(default=None, ge=1, le=10)
+
+
+class CoaRequest(_Body):
+    plan: str | None = Field(default=None, pattern=NAME, description="move to this plan")
+    attributes: dict[str, str | int] = Field(
+        default_factory=dict, max_length=64, description="further attributes by name"
+    )
+    retries: int | None = Field(default=None, ge=1, le=10)
+
+
+class CoaResult(BaseModel):
+    session: str
+    nas: str
+    result: Literal["ack", "nak", "timeout"]
+    error_cause: int | None
+    attempts: int
+    audit_id: int = Field(description="the coa_requests row")
+
+
+# --- accounting ----------------------------------------------------------------------------
+
+
+class AccountingRecord(BaseModel):
+    id: int
+    event_time: datetime
+    received_at: datetime
+    nas: str
+    status_type: int
+    acct_session_id: str
+    unique_id: str
+    username: str
+    nas_port: str
+    framed_ip: str | None
+    input_octets: int
+    output_octets: int
+    input_packets: int
+    output_packets: int
+    session_time: int
+    terminate_cause: int | None
+
+
+class Usage(BaseModel):
+    username: str
+    since: datetime
+    until: datetime
+    sessions: int = Field(description="sessions active in the period")
+    records: int = Field(description="ledger records in the period")
+    input_octets: int
+    output_octets: int
+    session_time: int = Field(description="seconds")
+
+
+# --- events and audit ----------------------------------------------------------------------
+
+
+class Event(BaseModel):
+    id: int
+    ts: datetime
+    source: str
+    kind: str
+    severity: str
+    subject: str
+    data: dict[str, Any]
+
+
+class AuditEntry(BaseModel):
+    id: int
+    ts: datetime
+    actor: str
+    role: str
+    method: str
+    path: str
+    action: str
+    target: str
+    status: int
+    result: str
+    request_id: str
+    details: dict[str, Any]
+
+
+# --- tokens ------------------------------------------------------------------------------
+
+
+class Token(BaseModel):
+    id: int
+    name: str
+    role: Role
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+class TokenCreate(_Body):
+    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    role: Role
+
+
+class TokenCreated(Token):
+    token: str = Field(description="the secret: shown once, never again")

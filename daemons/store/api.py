@@ -1,0 +1,186 @@
+"""Store verbs for the admin API: tokens, the audit log, and plans managed through the API."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+ROLES = ("viewer", "operator", "admin")
+TOKEN_PREFIX = "netd_"  # noqa: S105 - a marker, not a secret
+PLANS_CHANNEL = "netd_plans_changed"
+
+
+@dataclass(frozen=True, slots=True)
+class Token:
+    id: int
+    name: str
+    role: str
+    created_at: datetime
+    created_by: str
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+def hash_token(token: str) -> bytes:
+    return hashlib.sha256(token.encode()).digest()
+
+
+def new_token() -> str:
+    """``netd_`` and 256 random bits, base64url: easy to spot in a leak scanner."""
+    return TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
+
+
+_TOKEN_COLUMNS = "id, name, role, created_at, created_by, last_used_at, revoked_at"  # noqa: S105
+
+
+async def create_token(
+    pool: asyncpg.Pool, name: str, role: str, created_by: str
+) -> tuple[Token, str]:
+    """A new token: its row and the secret, which is never stored or shown again.
+    Raises asyncpg.UniqueViolationError for a name in use, ValueError for a bad role."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}")
+    secret = new_token()
+    row = await pool.fetchrow(
+        f"INSERT INTO api_tokens (name, role, token_hash, created_by) VALUES ($1, $2, $3, $4) "
+        f"RETURNING {_TOKEN_COLUMNS}",
+        name,
+        role,
+        hash_token(secret),
+        created_by,
+    )
+    assert row is not None
+    return Token(**dict(row)), secret
+
+
+async def lookup_token(pool: asyncpg.Pool, token: str) -> Token | None:
+    """The live (not revoked) token with this secret, or None."""
+    row = await pool.fetchrow(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
+        hash_token(token),
+    )
+    return Token(**dict(row)) if row else None
+
+
+async def touch_tokens(pool: asyncpg.Pool, ids: list[int]) -> None:
+    await pool.execute(
+        "UPDATE api_tokens SET last_used_at = now() WHERE id = ANY($1::integer[])", ids
+    )
+
+
+async def revoke_token(pool: asyncpg.Pool, name_or_id: str) -> Token | None:
+    """Revoke by name (or numeric id); the revoked token, or None if there was none live."""
+    token_id = int(name_or_id) if name_or_id.isdigit() and len(name_or_id) < 10 else None
+    row = await pool.fetchrow(
+        f"UPDATE api_tokens SET revoked_at = now() WHERE (name = $1 OR id = $2) "
+        f"AND revoked_at IS NULL RETURNING {_TOKEN_COLUMNS}",
+        name_or_id,
+        token_id,
+    )
+    return Token(**dict(row)) if row else None
+
+
+async def list_tokens(
+    pool: asyncpg.Pool, after: int = 0, limit: int = 100, include_revoked: bool = False
+) -> list[Token]:
+    rows = await pool.fetch(
+        f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE id > $1 "
+        "AND ($2 OR revoked_at IS NULL) ORDER BY id LIMIT $3",
+        after,
+        include_revoked,
+        limit,
+    )
+    return [Token(**dict(r)) for r in rows]
+
+
+# --- audit -------------------------------------------------------------------------------
+
+
+async def append_audit(
+    pool: asyncpg.Pool,
+    *,
+    actor: str,
+    role: str,
+    method: str,
+    path: str,
+    action: str,
+    target: str,
+    status: int,
+    result: str,
+    request_id: str,
+    details: dict[str, Any] | None = None,
+) -> int:
+    audit_id: int = await pool.fetchval(
+        "INSERT INTO audit_log (actor, role, method, path, action, target, status, result, "
+        "request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
+        "RETURNING id",
+        actor,
+        role,
+        method,
+        path,
+        action,
+        target,
+        status,
+        result,
+        request_id,
+        json.dumps(details or {}, default=str),
+    )
+    return audit_id
+
+
+async def list_audit(
+    pool: asyncpg.Pool,
+    *,
+    before: int | None,
+    limit: int,
+    actor: str | None = None,
+    action: str | None = None,
+) -> list[dict[str, Any]]:
+    """Newest first; ``before`` is the last id of the previous page."""
+    rows = await pool.fetch(
+        "SELECT id, ts, actor, role, method, path, action, target, status, result, "
+        "request_id, details FROM audit_log WHERE ($1::bigint IS NULL OR id < $1) "
+        "AND ($2::text IS NULL OR actor = $2) AND ($3::text IS NULL OR action = $3) "
+        "ORDER BY id DESC LIMIT $4",
+        before,
+        actor,
+        action,
+        limit,
+    )
+    return [{**dict(r), "details": json.loads(r["details"])} for r in rows]
+
+
+# --- plans managed through the API ---------------------------------------------------------
+
+
+async def list_plans(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch("SELECT name, spec FROM radius_plans ORDER BY name")
+    return {r["name"]: json.loads(r["spec"]) for r in rows}
+
+
+async def put_plan(pool: asyncpg.Pool, name: str, spec: dict[str, Any]) -> bool:
+    """Create or replace a plan; True if it was created. Notifies the radius daemons."""
+    async with pool.acquire() as conn, conn.transaction():
+        created: bool = await conn.fetchval(
+            "INSERT INTO radius_plans (name, spec) VALUES ($1, $2::jsonb) "
+            "ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now() "
+            "RETURNING (xmax = 0)",
+            name,
+            json.dumps(spec),
+        )
+        await conn.execute(f"NOTIFY {PLANS_CHANNEL}")
+    return created
+
+
+async def delete_plan(pool: asyncpg.Pool, name: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute("DELETE FROM radius_plans WHERE name = $1", name)
+        await conn.execute(f"NOTIFY {PLANS_CHANNEL}")
+    return bool(status.endswith(" 1"))
