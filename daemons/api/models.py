@@ -46,10 +46,12 @@ def decode_cursor(cursor: str | None) -> str:
     if not cursor:
         return ""
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        return raw.decode()
+        text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (binascii.Error, UnicodeDecodeError, ValueError):
-        raise ApiError(400, "the cursor is not one this API gave out") from None
+        text = None
+    if text is None or encode_cursor(text) != cursor:  # only what encode_cursor gives out
+        raise ApiError(400, "the cursor is not one this API gave out")
+    return text
 
 
 def decode_int_cursor(cursor: str | None) -> int | None:

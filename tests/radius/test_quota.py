@@ -16,7 +16,7 @@ from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
 from daemons.store import radius as store
 from tests.radius.conftest import SECRET, RadiusServer
-from tests.radius.test_coa import DICT, NasSimulator
+from tests.radius.nas_sim import DICT, NasSimulator
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
 from daemons.radius.codec import Attr, Code, encode_request, hide_password
 from daemons.radius.dictionary import SHIPPED
+from daemons.store import api as api_store
 from daemons.store import radius as store
 from tests.radius.conftest import SECRET, RadiusServer, wait_until
 
@@ -206,3 +207,24 @@ def test_unavailable_ipv6_address_is_skipped_with_a_warning(radius: RadiusServer
     # The fixture lists 2001:db8::1, which this host does not have.
     assert "IPv6 address not available" in radius.proc.output()
     assert accepted(radius)
+
+
+async def test_api_managed_plan_reaches_the_daemon_by_notify(radius: RadiusServer) -> None:
+    """A plan written through the API's store verb (NOTIFY netd_plans_changed) is in force
+    within moments, without SIGHUP; removing it again restores the file plans alone."""
+    sealer = Sealer(radius.key)
+    await api_store.put_plan(
+        radius.pool, "api-turbo", {"download": "300M", "upload": "30M", "session_timeout": 4321}
+    )
+    row = credentials(store.SubscriberRow("turbo", plan="api-turbo"), "pw-t", "none", sealer)
+    await store.upsert_subscriber(radius.pool, radius.cache, row)
+    try:
+
+        def turbo() -> bool:
+            reply = send_raw(radius, pap_request(b"turbo", b"pw-t"), wait=2)
+            return reply is not None and reply[0] == Code.ACCESS_ACCEPT and b"30M/300M" in reply
+
+        wait_until(turbo, timeout=5)  # NOTIFY, not the 30 s refresh
+    finally:
+        await api_store.delete_plan(radius.pool, "api-turbo")
+        await store.remove_subscriber(radius.pool, radius.cache, "turbo")
