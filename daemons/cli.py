@@ -11,6 +11,7 @@ import uvloop
 from daemons import __version__
 from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
+from daemons.api import client as api_client
 from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core.config import ConfigError, Loaded, load
@@ -55,6 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", metavar="PATH", help="the TOML config file")
     parser.add_argument("--version", action="version", version=f"netd {__version__}")
+    api_client.add_arguments(parser)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     sub.add_parser("up", help="run every daemon in one process")
     for name in DAEMONS:
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     mig = sub.add_parser("migrate", help="apply pending database migrations")
     mig.add_argument("--status", action="store_true", help="list migrations, apply nothing")
     sub.add_parser("check-config", help="validate the config and say where it came from")
-    worker = sub.add_parser("radius-worker", help=argparse.SUPPRESS)  # `netd radius` starts it
+    worker = sub.add_parser("radius-worker")  # `netd radius` starts it; not for people
     worker.add_argument("--parent", type=int, required=True)
     radius_admin.add_parsers(sub)
     api_admin.add_parsers(sub)
@@ -115,6 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
+    if args.api and args.command in ("nas", "subscriber", "session", "pool", "token"):
+        return api_client.run(args)
     if args.command == "token":
         return uvloop.run(api_admin.run(loaded, args))
     if args.command in ("nas", "subscriber", "session", "pool"):
