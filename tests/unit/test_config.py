@@ -144,7 +144,11 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
     parsed = tomllib.loads(text)
     for leaf in _leaves(Config):
         name = leaf[-1]
-        if name.endswith("_file") or (_is_secret(leaf) and name != "url"):  # shown commented
+        default: object = cfg
+        for part in leaf:
+            default = getattr(default, part, None)
+        unset = default is None  # TOML has no null: an optional key is shown commented
+        if name.endswith("_file") or unset or (_is_secret(leaf) and name != "url"):
             assert f"{name} =" in text, f"{'.'.join(leaf)} is not shown in the example"
             continue
         node = parsed
