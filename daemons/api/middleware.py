@@ -11,8 +11,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 from typing import Any
 
+from prometheus_client import CollectorRegistry, Counter, Histogram
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from daemons.api.errors import envelope
@@ -36,8 +38,21 @@ def _result(status: int) -> str:
 
 
 class ApiMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, registry: CollectorRegistry | None = None) -> None:
         self.app = app
+        self.requests = Counter(
+            "netd_api_requests_total",
+            "API requests answered, by operation and status",
+            ["operation", "status"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "netd_api_request_seconds",
+            "time to the start of the response, by operation",
+            ["operation"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=registry,
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -53,6 +68,7 @@ class ApiMiddleware:
         state["request_id"] = request_id
         audited = scope["method"] in MUTATING and scope["path"].startswith("/api/")
         started = False
+        t0 = time.perf_counter()
 
         async def send_wrapper(message: Message) -> None:
             nonlocal started
@@ -63,6 +79,10 @@ class ApiMiddleware:
                 message = {**message, "headers": headers}
                 if audited:
                     await self._audit(scope, int(message["status"]))
+                route = scope.get("route")
+                operation = getattr(route, "name", None) or "unrouted"
+                self.requests.labels(operation, str(message["status"])).inc()
+                self.seconds.labels(operation).observe(time.perf_counter() - t0)
             await send(message)
 
         try:

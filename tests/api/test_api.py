@@ -272,6 +272,12 @@ async def test_health_and_metrics_need_no_token(api: ApiServer) -> None:
     async with httpx.AsyncClient(base_url=api.url, timeout=5) as c:
         for path in ("/health/live", "/health/ready", "/metrics", "/openapi.json", "/docs"):
             assert (await c.get(path)).status_code == 200, path
+        await c.get("/api/v1/status", headers=api.headers("viewer"))
+        await c.get("/api/v1/status")
+        metrics = (await c.get("/metrics")).text
+    assert 'netd_api_requests_total{operation="status.get",status="200"}' in metrics
+    assert 'netd_api_requests_total{operation="status.get",status="401"}' in metrics
+    assert 'netd_api_request_seconds_count{operation="status.get"}' in metrics
 
 
 # --- the error envelope ---------------------------------------------------------------------
