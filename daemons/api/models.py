@@ -210,7 +210,7 @@ class SessionDetail(Session):
 
 
 class DisconnectRequest(_Body):
-    retries: int | None = Field(default=None, ge=1, le=10)
+    retries: int | None = Field(default=None, ge=1, le=5)
 
 
 class CoaRequest(_Body):
@@ -218,7 +218,7 @@ class CoaRequest(_Body):
     attributes: dict[str, str | int] = Field(
         default_factory=dict, max_length=64, description="further attributes by name"
     )
-    retries: int | None = Field(default=None, ge=1, le=10)
+    retries: int | None = Field(default=None, ge=1, le=5)
 
 
 class CoaResult(BaseModel):

@@ -254,7 +254,12 @@ async def get_plan(name: str, st: State, _: Viewer) -> m.Plan:
     raise ApiError(404, f"no plan {name!r}")
 
 
-@router.put("/plans/{name}", name="plans.put", tags=["plans"])
+@router.put(
+    "/plans/{name}",
+    name="plans.put",
+    tags=["plans"],
+    responses={201: {"model": m.Plan, "description": "Created"}},
+)
 async def put_plan(
     name: str, request: Request, response: Response, st: State, _: Admin, body: m.PlanSpec
 ) -> m.Plan:

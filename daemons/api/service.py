@@ -62,10 +62,12 @@ def build_app(ctx: Context) -> FastAPI:
         auth,
     )
     errors.install(app)
-    app.include_router(health_router(ctx.health, ctx.registry))
+    # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose
+    # every operation answers with the error envelope (the status listeners serve no schema).
+    app.include_router(health_router(ctx.health, ctx.registry), include_in_schema=False)
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
-    app.add_middleware(ApiMiddleware)
+    app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 
 

@@ -161,6 +161,9 @@ class Dictionary:
         return out
 
 
+MAX_VALUE = 253  # RFC 2865 §5: an attribute's value is at most 253 octets
+
+
 def encode_value(d: AttrDef, value: Any) -> bytes:
     """One value in ``d``'s data type. Raises ValueError on a value that does not fit."""
     t = d.type
@@ -173,12 +176,19 @@ def encode_value(d: AttrDef, value: Any) -> bytes:
                 raise ValueError(f"{d.name}: {value!r} is no number or VALUE name") from None
         value = number
     try:
-        if t == "string":
-            return value.encode() if isinstance(value, str) else bytes(value)
-        if t in ("octets", "abinary", "tlv"):
+        if t in ("string", "octets", "abinary", "tlv"):
+            if isinstance(value, int | float):  # a number in TOML or JSON: its text
+                value = str(value)
             if isinstance(value, str):
-                return bytes.fromhex(value[2:]) if value.startswith("0x") else value.encode()
-            return bytes(value)
+                if t != "string" and value.startswith("0x"):
+                    raw = bytes.fromhex(value[2:])
+                else:
+                    raw = value.encode()
+            else:
+                raw = bytes(value)
+            if len(raw) > MAX_VALUE:
+                raise ValueError(f"{d.name}: {len(raw)} octets, more than {MAX_VALUE}")
+            return raw
         if t in ("integer", "date"):
             return struct.pack("!I", int(value))
         if t == "signed":

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -103,6 +104,22 @@ async def list_tokens(
 # --- audit -------------------------------------------------------------------------------
 
 
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _storable(value: Any) -> Any:
+    """``value`` with every NUL and lone surrogate replaced by U+FFFD: PostgreSQL text and
+    jsonb cannot hold them, and an audit row must not be lost because a client sent one (in
+    a path, the name of a JSON key)."""
+    if isinstance(value, str):
+        return _UNSTORABLE.sub("\ufffd", value)
+    if isinstance(value, dict):
+        return {_storable(k): _storable(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_storable(v) for v in value]
+    return value
+
+
 async def append_audit(
     pool: asyncpg.Pool,
     *,
@@ -121,16 +138,11 @@ async def append_audit(
         "INSERT INTO audit_log (actor, role, method, path, action, target, status, result, "
         "request_id, details) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10::jsonb) "
         "RETURNING id",
-        actor,
-        role,
-        method,
-        path,
-        action,
-        target,
+        *(_storable(v) for v in (actor, role, method, path, action, target)),
         status,
         result,
-        request_id,
-        json.dumps(details or {}, default=str),
+        _storable(request_id),
+        json.dumps(_storable(json.loads(json.dumps(details or {}, default=str)))),
     )
     return audit_id
 

@@ -304,3 +304,17 @@ def test_quota_policy_checks(tmp_path: Path) -> None:
     assert plan.has_quota and plan.time_limit == 3600 and plan.data_cap is None
     capped = POLICY.plans["fiber-100-capped"]
     assert capped.data_cap == 100_000_000_000 and capped.quota_action == "coa:throttled"
+
+
+def test_text_attributes_take_numbers_as_text_and_cap_length() -> None:
+    """A number given to a string or octets attribute (TOML, JSON) is its decimal text, not
+    that many NUL octets; a value over 253 octets (RFC 2865 §5) is refused."""
+    from daemons.radius.dictionary import Dictionary as NetdDictionary
+    from daemons.radius.dictionary import encode_value
+
+    d = NetdDictionary([])
+    assert encode_value(d["Class"], 5) == b"5"
+    assert encode_value(d["Class"], 2**70) == str(2**70).encode()
+    assert encode_value(d["Reply-Message"], "x" * 253) == b"x" * 253
+    with pytest.raises(ValueError, match="253"):
+        encode_value(d["Reply-Message"], "x" * 254)
