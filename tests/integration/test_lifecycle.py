@@ -176,7 +176,8 @@ def test_sighup_reloads_policies_and_keeps_old_on_error(
     env = external_env(store_urls, database, key_prefix, tmp_path)
     policies = tmp_path / "policies"
     (policies / "radius").mkdir(parents=True)
-    (policies / "radius" / "plans.toml").write_text('[plans.basic]\ndownload = "20M"\nupload = "5M"\n')
+    plans = '[plans.basic]\ndownload = "20M"\nupload = "5M"\n'
+    (policies / "radius" / "plans.toml").write_text(plans)
     proc = NetdProcess(["api"], netd_env(env), tmp_path)
     netd.append(proc)
     base = f"http://127.0.0.1:{env['NETD_API_PORT']}"

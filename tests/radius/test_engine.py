@@ -33,7 +33,7 @@ from daemons.radius.codec import (
     salt_decrypt,
     vsa,
 )
-from daemons.radius.dictionary import Dictionary
+from daemons.radius.dictionary import Dictionary, encode_value
 from daemons.radius.policy import load_policy, parse_rate
 from tests.radius import vectors as v
 
@@ -309,10 +309,7 @@ def test_quota_policy_checks(tmp_path: Path) -> None:
 def test_text_attributes_take_numbers_as_text_and_cap_length() -> None:
     """A number given to a string or octets attribute (TOML, JSON) is its decimal text, not
     that many NUL octets; a value over 253 octets (RFC 2865 §5) is refused."""
-    from daemons.radius.dictionary import Dictionary as NetdDictionary
-    from daemons.radius.dictionary import encode_value
-
-    d = NetdDictionary([])
+    d = Dictionary([])
     assert encode_value(d["Class"], 5) == b"5"
     assert encode_value(d["Class"], 2**70) == str(2**70).encode()
     assert encode_value(d["Reply-Message"], "x" * 253) == b"x" * 253
