@@ -351,8 +351,11 @@ def parse(body: bytes) -> Envelope:
 # --- writing -------------------------------------------------------------------------------
 
 
+_ENTITIES = {'"': "&quot;", "\r": "&#13;"}  # a bare CR would be read back as LF
+
+
 def _e(value: object) -> str:
-    return escape(str(value), {'"': "&quot;"})
+    return escape(str(value), _ENTITIES)
 
 
 def envelope(ns: str, cwmp_id: str | None, body: str) -> bytes:

@@ -1,0 +1,345 @@
+"""The ACS's decisions for one CWMP session. Pure: no I/O, no asyncio, no store.
+
+The service feeds each envelope a CPE sends to ``Session.receive`` and gets back the body
+to answer with (None: end the session) and the effects to record (device facts, parameter
+values, task results, faults). Requests to the CPE come from a queue: the device's tasks in
+order, then discovery of an unknown tree, in batches so no session grows too long.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemons.acs import cwmp
+
+ROOTS = ("InternetGatewayDevice.", "Device.")
+TASK_KINDS = (
+    "getParameterNames",
+    "getParameterValues",
+    "getParameterAttributes",
+    "setParameterValues",
+    "setParameterAttributes",
+    "addObject",
+    "deleteObject",
+    "reboot",
+    "factoryReset",
+    "download",
+    "upload",
+    "scheduleInform",
+    "refreshObject",
+)
+
+
+@dataclass(frozen=True)
+class Task:
+    id: int
+    kind: str
+    args: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def command_key(self) -> str:
+        return f"netd-task-{self.id}"
+
+
+# --- effects: what the service records ------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DeviceSeen:
+    device: cwmp.DeviceId
+    ns: str
+    events: list[tuple[str, str]]
+    params: list[cwmp.ParamValue]
+
+
+@dataclass(frozen=True)
+class Params:
+    """Values (and, from GetParameterNames, writable flags and objects) read from the CPE."""
+
+    values: list[cwmp.ParamValue] = field(default_factory=list)
+    names: list[tuple[str, bool]] = field(default_factory=list)  # (name, writable)
+    discovered: bool = False  # the full tree has now been read once
+
+
+@dataclass(frozen=True)
+class TaskResult:
+    task_id: int
+    status: str  # done | fault | running (waits for TransferComplete)
+    result: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Fault:
+    code: int
+    message: str
+    task_id: int | None = None
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class TransferDone:
+    command_key: str
+    fault_code: int
+    fault_string: str
+    autonomous: bool
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class DownloadRequested:
+    file_type: str
+    args: dict[str, str]
+
+
+Effect = DeviceSeen | Params | TaskResult | Fault | TransferDone | DownloadRequested
+
+
+@dataclass
+class Step:
+    """What to answer (``body`` is the inside of soap Body; None ends the session) and
+    what happened."""
+
+    body: str | None
+    effects: list[Effect] = field(default_factory=list)
+    http_status: int = 200
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    batch: int = 100  # parameter names per GetParameterValues
+    discover: bool = True  # read an unknown tree (names, then values)
+
+
+@dataclass
+class _Pending:
+    expect: str  # the response method expected
+    task: Task | None
+    on_reply: Callable[[cwmp.Envelope], list[Effect]]
+
+
+class SessionError(Exception):
+    """The CPE broke the session protocol (answered with a 400 and the session dropped)."""
+
+
+class Session:
+    """One session of one CPE, from its Inform to the ACS's empty answer."""
+
+    def __init__(self, cfg: EngineConfig, inform: cwmp.Envelope) -> None:
+        if inform.method != "Inform":
+            raise SessionError("a session starts with an Inform")
+        self.cfg = cfg
+        self.ns = inform.ns
+        self.device: cwmp.DeviceId = inform.args["device"]
+        self.events = [code for code, _key in inform.args["events"]]
+        self.inform_params: list[cwmp.ParamValue] = inform.args["params"]
+        self.root = next(
+            (r for r in ROOTS for p in self.inform_params if p.name.startswith(r)), ROOTS[1]
+        )
+        self._queue: deque[tuple[str, str, Task | None, Callable[..., list[Effect]]]] = deque()
+        self._pending: _Pending | None = None
+        self._tasks_started: set[int] = set()
+        self.rpcs_sent = 0
+        self.finished = False
+
+    @property
+    def device_id(self) -> str:
+        return self.device.key
+
+    def first(self, inform: cwmp.Envelope) -> Step:
+        """The answer to the Inform that opened the session."""
+        return Step(
+            cwmp.inform_response(1),
+            [DeviceSeen(self.device, self.ns, inform.args["events"], self.inform_params)],
+        )
+
+    # --- planning: tasks and discovery ---
+
+    def plan(self, tasks: list[Task], discovered: bool) -> None:
+        """Queue the device's tasks in order, then discovery if its tree is not known."""
+        for task in tasks:
+            self._queue_task(task)
+        if self.cfg.discover and not discovered:
+            self._queue_refresh(None, self.root, final=True)
+
+    def _queue_task(self, task: Task) -> None:
+        a = task.args
+        k = task.kind
+        key = task.command_key
+        if k == "refreshObject":
+            self._queue_refresh(task, str(a.get("path", self.root)), final=False)
+            return
+        if k == "getParameterValues":
+            names = [str(n) for n in a.get("names", [])]
+            self._queue_values(task, names)
+            return
+        body: Callable[[], str] | None = {
+            "getParameterNames": lambda: cwmp.get_parameter_names(
+                str(a.get("path", self.root)), bool(a.get("next_level", False))
+            ),
+            "getParameterAttributes": lambda: cwmp.get_parameter_attributes(
+                [str(n) for n in a.get("names", [])]
+            ),
+            "setParameterValues": lambda: cwmp.set_parameter_values(
+                [cwmp.ParamValue(str(v[0]), str(v[1]), str(v[2])) for v in a.get("values", [])],
+                key,
+            ),
+            "setParameterAttributes": lambda: cwmp.set_parameter_attributes(
+                list(a.get("attributes", []))
+            ),
+            "addObject": lambda: cwmp.add_object(str(a["name"]), key),
+            "deleteObject": lambda: cwmp.delete_object(str(a["name"]), key),
+            "reboot": lambda: cwmp.reboot(key),
+            "factoryReset": cwmp.factory_reset,
+            "download": lambda: cwmp.download(
+                key,
+                str(a.get("file_type", "1 Firmware Upgrade Image")),
+                str(a["url"]),
+                str(a.get("username", "")),
+                str(a.get("password", "")),
+                int(a.get("file_size", 0)),
+                str(a.get("target_file_name", "")),
+                int(a.get("delay", 0)),
+            ),
+            "upload": lambda: cwmp.upload(
+                key,
+                str(a.get("file_type", "1 Vendor Configuration File")),
+                str(a["url"]),
+                str(a.get("username", "")),
+                str(a.get("password", "")),
+            ),
+            "scheduleInform": lambda: cwmp.schedule_inform(int(a.get("delay", 1)), key),
+        }.get(k)
+        if body is None:
+            self._queue.append(("", "", task, lambda _e: [_bad_task(task, f"unknown kind {k}")]))
+            return
+        try:
+            xml = body()
+        except (KeyError, ValueError, TypeError, IndexError) as exc:
+            why = f"bad args: {exc!r}"
+            self._queue.append(("", "", task, lambda _e: [_bad_task(task, why)]))
+            return
+        method = xml[len("<cwmp:") :].split(">", 1)[0].split(" ", 1)[0].rstrip("/")
+        self._queue.append((xml, method + "Response", task, self._task_reply(task)))
+
+    def _task_reply(self, task: Task) -> Callable[[cwmp.Envelope], list[Effect]]:
+        def handle(env: cwmp.Envelope) -> list[Effect]:
+            args = env.args
+            if task.kind == "getParameterNames":
+                names = args["params"]
+                return [
+                    Params(names=names),
+                    TaskResult(task.id, "done", {"names": [[n, w] for n, w in names]}),
+                ]
+            if task.kind == "getParameterAttributes":
+                return [TaskResult(task.id, "done", {"attributes": args["params"]})]
+            if task.kind in ("download", "upload"):
+                later = args.get("status") == 1  # the transfer completes in a later session
+                return [
+                    TaskResult(task.id, "running" if later else "done", {"status": args["status"]})
+                ]
+            if task.kind == "setParameterValues":
+                values = [
+                    cwmp.ParamValue(str(v[0]), str(v[1]), str(v[2]))
+                    for v in task.args.get("values", [])
+                ]
+                return [Params(values=values), TaskResult(task.id, "done", dict(args))]
+            return [TaskResult(task.id, "done", dict(args))]
+
+        return handle
+
+    def _queue_values(self, task: Task | None, names: list[str], final: bool = False) -> None:
+        """GetParameterValues in batches; the task is done with the last batch."""
+        batches = [names[i : i + self.cfg.batch] for i in range(0, len(names), self.cfg.batch)]
+        if not batches:
+            batches = [[]]
+        for i, batch in enumerate(batches):
+            last = i == len(batches) - 1
+
+            def handle(env: cwmp.Envelope, last: bool = last) -> list[Effect]:
+                out: list[Effect] = [Params(values=env.args["params"], discovered=final and last)]
+                if task is not None and last:
+                    out.append(TaskResult(task.id, "done", {"parameters": len(names)}))
+                return out
+
+            self._queue.append(
+                (cwmp.get_parameter_values(batch), "GetParameterValuesResponse", task, handle)
+            )
+
+    def _queue_refresh(self, task: Task | None, path: str, final: bool) -> None:
+        """GetParameterNames of a subtree, then the values of its leaves in batches."""
+
+        def names(env: cwmp.Envelope) -> list[Effect]:
+            found: list[tuple[str, bool]] = env.args["params"]
+            leaves = [n for n, _w in found if n and not n.endswith(".")]
+            # The values come next, ahead of anything queued after this refresh.
+            rest = list(self._queue)
+            self._queue.clear()
+            self._queue_values(task, leaves, final=final)
+            self._queue.extend(rest)
+            return [Params(names=found)]
+
+        self._queue.append(
+            (cwmp.get_parameter_names(path, False), "GetParameterNamesResponse", task, names)
+        )
+
+    # --- the conversation ---
+
+    def receive(self, env: cwmp.Envelope) -> Step:
+        """The answer to one envelope after the Inform."""
+        m = env.method
+        if m == "Inform":
+            raise SessionError("an Inform inside a session")  # the service starts a new one
+        if m == "GetRPCMethods":
+            return Step(cwmp.get_rpc_methods_response())
+        if m in ("TransferComplete", "AutonomousTransferComplete"):
+            a = env.args
+            autonomous = m == "AutonomousTransferComplete"
+            done = TransferDone(
+                a["command_key"], a["fault_code"], a["fault_string"], autonomous, dict(a)
+            )
+            return Step(cwmp.transfer_complete_response(autonomous), [done])
+        if m == "RequestDownload":
+            asked = DownloadRequested(env.args["file_type"], env.args["args"])
+            return Step(cwmp.request_download_response(), [asked])
+        effects: list[Effect] = []
+        if m == "":
+            if self._pending is not None:  # an empty POST while we wait for an answer
+                raise SessionError(f"an empty POST while {self._pending.expect} was due")
+        elif self._pending is not None and m in (self._pending.expect, "Fault"):
+            pending, self._pending = self._pending, None
+            if m == "Fault":
+                f = env.args
+                tid = pending.task.id if pending.task else None
+                effects.append(Fault(f["code"], f["string"], tid, {"params": f["params"]}))
+                if pending.task is not None:
+                    effects.append(TaskResult(pending.task.id, "fault", dict(f)))
+                    self._drop_task(pending.task.id)
+            else:
+                effects += pending.on_reply(env)
+        elif m.endswith("Response"):
+            raise SessionError(f"unexpected {m}")
+        else:
+            return Step(cwmp.fault(cwmp.METHOD_NOT_SUPPORTED, f"{m} is not supported"), effects)
+        return self._next(effects)
+
+    def _drop_task(self, task_id: int) -> None:
+        self._queue = deque(q for q in self._queue if q[2] is None or q[2].id != task_id)
+
+    def _next(self, effects: list[Effect]) -> Step:
+        while self._queue:
+            xml, expect, task, handle = self._queue.popleft()
+            if not xml:  # a task that cannot be sent: its handler reports why
+                effects += handle(None)
+                continue
+            self._pending = _Pending(expect, task, handle)
+            self.rpcs_sent += 1
+            return Step(xml, effects)
+        self.finished = True
+        return Step(None, effects)
+
+
+def _bad_task(task: Task, why: str) -> TaskResult:
+    return TaskResult(task.id, "fault", {"code": cwmp.INVALID_ARGUMENTS, "string": why})

@@ -1,0 +1,405 @@
+"""A CPE simulator: each simulated CPE replays a real data model from ../shared/cwmp-models/
+and answers every ACS RPC. Many CPEs share one asyncio loop; each uses one keep-alive
+connection per session and a minimal HTTP/1.1 client of its own (httpx would be the
+bottleneck with thousands of CPEs).
+
+Written for the tests and the benchmark; its envelopes are built with lxml-free string
+templates of its own, independent of the ACS's writer, and read with lxml.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import csv
+import hashlib
+import itertools
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from xml.sax.saxutils import escape
+
+from lxml import etree
+
+# Copies of ../shared/cwmp-models (MIT-licensed data of genieacs-sim; see models/README.md),
+# kept here so the tests run from any clone.
+MODELS = Path(__file__).resolve().parent / "models"
+SOAP = "http://schemas.xmlsoap.org/soap/envelope/"
+
+
+@dataclass
+class Param:
+    object: bool
+    writable: bool
+    value: str
+    type: str
+
+
+def load_model(path: Path) -> dict[str, Param]:
+    tree: dict[str, Param] = {}
+    with path.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            name = row["Parameter"]
+            is_obj = row["Object"] == "true"
+            tree[name + "." if is_obj else name] = Param(
+                is_obj,
+                row["Writable"] == "true",
+                row["Value"] or "",
+                row["Value type"] or "xsd:string",
+            )
+    return tree
+
+
+def model_files() -> list[Path]:
+    return sorted(MODELS.glob("*.csv"))
+
+
+_ENTITIES = {'"': "&quot;", "\r": "&#13;"}  # a bare CR would be read back as LF
+
+
+def _e(text: str) -> str:
+    return escape(text, _ENTITIES)
+
+
+def _local(tag: object) -> str:
+    return etree.QName(tag).localname if isinstance(tag, str) else ""
+
+
+@dataclass
+class Cpe:
+    """One simulated device."""
+
+    tree: dict[str, Param]
+    serial_suffix: str = ""
+    ns: str = "urn:dslforum-org:cwmp-1-0"
+    username: str = ""
+    password: str = ""
+    preemptive_basic: bool = False
+    bad_array_type: bool = True
+    events: list[str] = field(default_factory=lambda: ["2 PERIODIC"])
+    transfer_pending: list[str] = field(default_factory=list)  # command keys
+    seen: list[str] = field(default_factory=list)  # RPC names received
+    cookie: str | None = None
+    _ids: Any = field(default_factory=lambda: itertools.count(1))
+
+    @property
+    def root(self) -> str:
+        return "InternetGatewayDevice." if "InternetGatewayDevice." in self.tree else "Device."
+
+    def _get(self, suffix: str) -> str:
+        p = self.tree.get(self.root + suffix)
+        return p.value if p else ""
+
+    @property
+    def oui(self) -> str:
+        return self._get("DeviceInfo.ManufacturerOUI") or "000000"
+
+    @property
+    def product_class(self) -> str:
+        return self._get("DeviceInfo.ProductClass") or "SIM"
+
+    @property
+    def serial(self) -> str:
+        return (self._get("DeviceInfo.SerialNumber") or "SIM") + self.serial_suffix
+
+    @property
+    def device_id(self) -> str:
+        return f"{self.oui}-{self.product_class}-{self.serial}"
+
+    def envelope(self, body: str) -> bytes:
+        return (
+            f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:soapenc="http://schemas.xmlsoap.org/'
+            'soap/encoding/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
+            f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cwmp="{self.ns}">'
+            f'<soap:Header><cwmp:ID soap:mustUnderstand="1">{next(self._ids)}</cwmp:ID>'
+            f"</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
+        ).encode()
+
+    def _count(self, n: int) -> int:
+        return n + 3 if self.bad_array_type else n  # the quirk: a wrong arrayType count
+
+    def _values(self, names: list[str]) -> str:
+        items = "".join(
+            f'<ParameterValueStruct><Name>{_e(n)}</Name><Value xsi:type="{_e(self.tree[n].type)}">'
+            f"{_e(self.tree[n].value)}</Value></ParameterValueStruct>"
+            for n in names
+        )
+        n = self._count(len(names))
+        return (
+            f'<ParameterList soapenc:arrayType="cwmp:ParameterValueStruct[{n}]">'
+            f"{items}</ParameterList>"
+        )
+
+    def inform(self) -> bytes:
+        inform_params = [
+            n
+            for n in (
+                self.root + "DeviceInfo.HardwareVersion",
+                self.root + "DeviceInfo.SoftwareVersion",
+                self.root + "ManagementServer.ConnectionRequestURL",
+                self.root + "ManagementServer.ParameterKey",
+            )
+            if n in self.tree
+        ]
+        events = "".join(
+            f"<EventStruct><EventCode>{_e(code)}</EventCode><CommandKey>{_e(key)}</CommandKey>"
+            "</EventStruct>"
+            for code, key in [(e, "") for e in self.events]
+            + [("M Download", k) for k in self.transfer_pending]
+        )
+        n_events = len(self.events) + len(self.transfer_pending)
+        return self.envelope(
+            "<cwmp:Inform><DeviceId>"
+            f"<Manufacturer>{_e(self._get('DeviceInfo.Manufacturer'))}</Manufacturer>"
+            f"<OUI>{_e(self.oui)}</OUI><ProductClass>{_e(self.product_class)}</ProductClass>"
+            f"<SerialNumber>{_e(self.serial)}</SerialNumber></DeviceId>"
+            f'<Event soapenc:arrayType="cwmp:EventStruct[{self._count(n_events)}]">{events}</Event>'
+            "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-23T00:00:00Z</CurrentTime>"
+            f"<RetryCount>0</RetryCount>{self._values(inform_params)}</cwmp:Inform>"
+        )
+
+    def transfer_complete(self, key: str) -> bytes:
+        return self.envelope(
+            f"<cwmp:TransferComplete><CommandKey>{_e(key)}</CommandKey><FaultStruct>"
+            "<FaultCode>0</FaultCode><FaultString></FaultString></FaultStruct>"
+            "<StartTime>2026-11-23T00:00:00Z</StartTime>"
+            "<CompleteTime>2026-11-23T00:00:05Z</CompleteTime></cwmp:TransferComplete>"
+        )
+
+    def fault(self, code: int, text: str) -> bytes:
+        return self.envelope(
+            "<soap:Fault><faultcode>Client</faultcode><faultstring>CWMP fault</faultstring>"
+            f"<detail><cwmp:Fault><FaultCode>{code}</FaultCode><FaultString>{_e(text)}"
+            "</FaultString></cwmp:Fault></detail></soap:Fault>"
+        )
+
+    def answer(self, body: bytes) -> bytes:
+        """The CPE's answer to one ACS request."""
+        root = etree.fromstring(body)
+        rpc = next(c for c in root.find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
+        name = _local(rpc.tag)
+        self.seen.append(name)
+
+        def text(tag: str) -> str:
+            el = next((c for c in rpc.iter() if _local(c.tag) == tag), None)
+            return (el.text or "") if el is not None else ""
+
+        def strings() -> list[str]:
+            return [(c.text or "") for c in rpc.iter() if _local(c.tag) == "string"]
+
+        if name == "GetParameterNames":
+            path = text("ParameterPath") or self.root
+            next_level = text("NextLevel") in ("1", "true")
+            if path not in self.tree and path != "":
+                return self.fault(9005, f"Invalid parameter name {path}")
+            names = [
+                n
+                for n in self.tree
+                if n.startswith(path)
+                and n != path
+                and (not next_level or "." not in n[len(path) :].rstrip("."))
+            ]
+            items = "".join(
+                f"<ParameterInfoStruct><Name>{_e(n)}</Name><Writable>"
+                f"{'1' if self.tree[n].writable else '0'}</Writable></ParameterInfoStruct>"
+                for n in names
+            )
+            count = self._count(len(names))
+            return self.envelope(
+                "<cwmp:GetParameterNamesResponse>"
+                f'<ParameterList soapenc:arrayType="cwmp:ParameterInfoStruct[{count}]">'
+                f"{items}</ParameterList></cwmp:GetParameterNamesResponse>"
+            )
+        if name == "GetParameterValues":
+            wanted: list[str] = []
+            for n in strings():
+                if n.endswith(".") or n == "":
+                    wanted += [k for k in self.tree if k.startswith(n) and not k.endswith(".")]
+                elif n in self.tree:
+                    wanted.append(n)
+                else:
+                    return self.fault(9005, f"Invalid parameter name {n}")
+            return self.envelope(
+                f"<cwmp:GetParameterValuesResponse>{self._values(wanted)}"
+                "</cwmp:GetParameterValuesResponse>"
+            )
+        if name == "GetParameterAttributes":
+            items = "".join(
+                f"<ParameterAttributeStruct><Name>{_e(n)}</Name><Notification>0</Notification>"
+                '<AccessList soapenc:arrayType="xsd:string[0]"></AccessList>'
+                "</ParameterAttributeStruct>"
+                for n in strings()
+            )
+            return self.envelope(
+                f"<cwmp:GetParameterAttributesResponse><ParameterList>{items}</ParameterList>"
+                "</cwmp:GetParameterAttributesResponse>"
+            )
+        if name == "SetParameterValues":
+            for struct in (c for c in rpc.iter() if _local(c.tag) == "ParameterValueStruct"):
+                n = next(c.text or "" for c in struct if _local(c.tag) == "Name")
+                v = next(c.text or "" for c in struct if _local(c.tag) == "Value")
+                p = self.tree.get(n)
+                if p is None:
+                    return self.fault(9005, f"Invalid parameter name {n}")
+                if not p.writable:
+                    return self.fault(9008, f"{n} is not writable")
+                p.value = v
+            return self.envelope(
+                "<cwmp:SetParameterValuesResponse><Status>0</Status>"
+                "</cwmp:SetParameterValuesResponse>"
+            )
+        if name == "SetParameterAttributes":
+            return self.envelope("<cwmp:SetParameterAttributesResponse/>")
+        if name == "AddObject":
+            obj = text("ObjectName")
+            if obj not in self.tree:
+                return self.fault(9005, f"Invalid parameter name {obj}")
+            nums = [
+                int(k[len(obj) :].split(".")[0])
+                for k in self.tree
+                if k.startswith(obj) and k[len(obj) :].split(".")[0].isdigit()
+            ]
+            inst = max(nums, default=0) + 1
+            self.tree[f"{obj}{inst}."] = Param(True, True, "", "")
+            return self.envelope(
+                f"<cwmp:AddObjectResponse><InstanceNumber>{inst}</InstanceNumber>"
+                "<Status>0</Status></cwmp:AddObjectResponse>"
+            )
+        if name == "DeleteObject":
+            obj = text("ObjectName")
+            if obj not in self.tree:
+                return self.fault(9005, f"Invalid parameter name {obj}")
+            for k in [k for k in self.tree if k.startswith(obj)]:
+                del self.tree[k]
+            return self.envelope(
+                "<cwmp:DeleteObjectResponse><Status>0</Status></cwmp:DeleteObjectResponse>"
+            )
+        if name in ("Reboot", "FactoryReset", "ScheduleInform"):
+            return self.envelope(f"<cwmp:{name}Response/>")
+        if name in ("Download", "Upload"):
+            self.transfer_pending.append(text("CommandKey"))
+            self.last_transfer_url = text("URL")
+            return self.envelope(
+                f"<cwmp:{name}Response><Status>1</Status><StartTime>0001-01-01T00:00:00Z"
+                "</StartTime><CompleteTime>0001-01-01T00:00:00Z</CompleteTime>"
+                f"</cwmp:{name}Response>"
+            )
+        return self.fault(9000, f"{name} not supported")
+
+
+# --- the wire ------------------------------------------------------------------------------
+
+
+_STATUS = re.compile(rb"^HTTP/1\.[01] (\d{3})")
+
+
+class Http:
+    """One keep-alive HTTP/1.1 connection, enough for CWMP (Content-Length bodies)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader, self.writer = reader, writer
+
+    @classmethod
+    async def open(cls, host: str, port: int) -> Http:
+        reader, writer = await asyncio.open_connection(host, port)
+        return cls(reader, writer)
+
+    async def post(
+        self, path: str, body: bytes, headers: dict[str, str]
+    ) -> tuple[int, dict[str, str], bytes]:
+        head = [f"POST {path} HTTP/1.1", "Host: acs", f"Content-Length: {len(body)}"]
+        if body:
+            head.append('Content-Type: text/xml; charset="utf-8"')
+        head += [f"{k}: {v}" for k, v in headers.items()]
+        self.writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
+        raw = await self.reader.readuntil(b"\r\n\r\n")
+        m = _STATUS.match(raw)
+        if not m:
+            raise ConnectionError("not an HTTP response")
+        lines = raw.decode("latin-1").split("\r\n")[1:]
+        got: dict[str, str] = {}
+        for line in lines:
+            if ":" in line:
+                k, v = line.split(":", 1)
+                k = k.strip().lower()
+                got[k] = f"{got[k]}, {v.strip()}" if k in got else v.strip()
+        length = int(got.get("content-length", "0"))
+        data = await self.reader.readexactly(length) if length else b""
+        return int(m.group(1)), got, data
+
+    async def close(self) -> None:
+        self.writer.close()
+        with contextlib.suppress(OSError):
+            await self.writer.wait_closed()
+
+
+def _digest(cpe: Cpe, challenge: str, path: str) -> str:
+    params = dict(re.findall(r'(\w+)="?([^",]*)"?', challenge))
+    realm, nonce = params.get("realm", ""), params.get("nonce", "")
+    qop = "auth" if "auth" in params.get("qop", "") else ""
+    ha1 = hashlib.md5(f"{cpe.username}:{realm}:{cpe.password}".encode()).hexdigest()
+    ha2 = hashlib.md5(f"POST:{path}".encode()).hexdigest()
+    cnonce, nc = os.urandom(8).hex(), "00000001"
+    if qop:
+        resp = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()).hexdigest()
+    else:
+        resp = hashlib.md5(f"{ha1}:{nonce}:{ha2}".encode()).hexdigest()
+    out = (
+        f'Digest username="{cpe.username}", realm="{realm}", nonce="{nonce}", uri="{path}", '
+        f'response="{resp}"'
+    )
+    if qop:
+        out += f', qop={qop}, nc={nc}, cnonce="{cnonce}"'
+    if "opaque" in params:
+        out += f', opaque="{params["opaque"]}"'
+    return out
+
+
+async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[int]:
+    """One session: Inform, pending TransferCompletes, then answer until the ACS ends it.
+    Returns the HTTP statuses seen."""
+    conn = await Http.open(host, port)
+    statuses: list[int] = []
+    headers: dict[str, str] = {}
+    if cpe.cookie:  # the quirk: an old session's cookie echoed on the next Inform
+        headers["Cookie"] = cpe.cookie
+    if cpe.preemptive_basic:
+        token = base64.b64encode(f"{cpe.username}:{cpe.password}".encode()).decode()
+        headers["Authorization"] = f"Basic {token}"
+    try:
+        body = cpe.inform()
+        status, got, data = await conn.post(path, body, headers)
+        statuses.append(status)
+        if status == 401 and cpe.username:
+            challenge = got.get("www-authenticate", "")
+            if challenge.lower().startswith("digest"):
+                headers["Authorization"] = _digest(cpe, challenge, path)
+            else:
+                token = base64.b64encode(f"{cpe.username}:{cpe.password}".encode()).decode()
+                headers["Authorization"] = f"Basic {token}"
+            status, got, data = await conn.post(path, body, headers)
+            statuses.append(status)
+        if status != 200:
+            return statuses
+        if "set-cookie" in got:
+            cpe.cookie = got["set-cookie"].split(";", 1)[0]
+            headers["Cookie"] = cpe.cookie
+        headers.pop("Authorization", None) if not cpe.preemptive_basic else None
+        cpe.events = ["2 PERIODIC"]
+        for key in list(cpe.transfer_pending):
+            status, got, data = await conn.post(path, cpe.transfer_complete(key), headers)
+            statuses.append(status)
+            cpe.transfer_pending.remove(key)
+        status, got, data = await conn.post(path, b"", headers)
+        statuses.append(status)
+        for _ in range(100_000):
+            if status != 200 or not data:
+                return statuses
+            status, got, data = await conn.post(path, cpe.answer(data), headers)
+            statuses.append(status)
+        raise AssertionError("the ACS never ended the session")
+    finally:
+        await conn.close()
