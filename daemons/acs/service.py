@@ -1,15 +1,450 @@
-"""The `acs` daemon's service shell.
+"""The ACS daemon: CWMP over HTTP(S) on ``acs.host:acs.port`` (7547).
 
-Until its protocol lands it runs the shared lifecycle only: it starts, writes heartbeats,
-reports healthy, reloads policies and drains on SIGTERM.
+A plain ASGI app on uvicorn. A session is found by its TCP connection (uvicorn keeps one
+``client`` address per connection) and, failing that, by the ``netd_acs`` cookie; an Inform
+always starts a new session, whatever cookie it carries. The session's decisions are
+``daemons.acs.engine``; this shell reads bodies (gzip, size cap), authenticates CPEs, and
+records what the engine reports in PostgreSQL before it answers.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import base64
+import contextlib
+import gzip
+import hashlib
+import hmac
+import logging
+import re
+import secrets
+import time
+import zlib
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
 
-from daemons.core.lifecycle import Daemon
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+
+from daemons.acs import cwmp
+from daemons.acs import engine as eng
+from daemons.core.http import HttpServer
+from daemons.core.http import hostport as _hostport
+from daemons.core.lifecycle import Context, Daemon
+from daemons.core.ratelog import RateLimitedLog
+from daemons.store import acs as store
+from daemons.store.events import append_event
+
+log = logging.getLogger("netd.acs")
+COOKIE = "netd_acs"
+_DIGEST_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]+))')
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+
+
+@dataclass
+class _Live:
+    session: eng.Session
+    sid: str
+    conn: tuple[Any, ...]
+    ip: str | None
+    started: float = field(default_factory=time.monotonic)
+    last: float = field(default_factory=time.monotonic)
+    tasks: list[int] = field(default_factory=list)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class _Reject(Exception):
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
+        super().__init__(message)
+        self.status = status
+        self.headers = headers or []
+
+
+class _Metrics:
+    def __init__(self, registry: Any) -> None:
+        self.sessions = Counter(
+            "netd_acs_sessions_total", "CWMP sessions by outcome", ["outcome"], registry=registry
+        )
+        self.live = Gauge("netd_acs_sessions_live", "CWMP sessions open now", registry=registry)
+        self.rpcs = Counter(
+            "netd_acs_messages_total",
+            "CWMP messages received by method",
+            ["method"],
+            registry=registry,
+        )
+        self.rejects = Counter(
+            "netd_acs_rejects_total", "requests refused, by reason", ["reason"], registry=registry
+        )
+        self.faults = Counter(
+            "netd_acs_cpe_faults_total",
+            "faults CPEs answered with, by code",
+            ["code"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "netd_acs_session_seconds",
+            "session duration",
+            registry=registry,
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
+        )
+
+
+class AcsApp:
+    """The CWMP endpoint (any path, POST)."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self.cfg = ctx.config.acs
+        self.engine_cfg = eng.EngineConfig(batch=self.cfg.batch)
+        self.by_conn: dict[tuple[Any, ...], _Live] = {}
+        self.by_sid: dict[str, _Live] = {}
+        self.metrics = _Metrics(ctx.registry)
+        self.ratelog = RateLimitedLog(log)
+        self._nonce_key = secrets.token_bytes(32)
+        password = self.cfg.password.get_secret_value() if self.cfg.password else ""
+        self._ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
+            f"{self.cfg.username}:netd-acs:{password}".encode()
+        ).hexdigest()
+        self._basic = base64.b64encode(f"{self.cfg.username}:{password}".encode()).decode()
+
+    # --- ASGI ---
+
+    async def __call__(self, scope: dict[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        status, body = 500, b""
+        headers: list[tuple[bytes, bytes]] = []
+        try:
+            status, headers, body = await self._handle(scope, receive)
+        except _Reject as exc:
+            self.metrics.rejects.labels(exc.args[0].split(":")[0][:40]).inc()
+            self.ratelog.log(
+                logging.INFO,
+                f"reject-{exc.status}",
+                "CWMP request refused",
+                status=exc.status,
+                reason=str(exc),
+                client=str(scope.get("client")),
+            )
+            status, headers, body = exc.status, exc.headers, b""
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.ratelog.log(logging.WARNING, "acs-store", "store unavailable", error=repr(exc))
+            self._drop(scope)
+            status, headers, body = 503, [(b"retry-after", b"30")], b""
+        except Exception as exc:  # noqa: BLE001 - a CPE must never take the daemon down
+            self.ratelog.log(logging.ERROR, "acs-bug", "unhandled error", error=repr(exc))
+            self._drop(scope)
+            status, headers, body = 500, [], b""
+        headers = [*headers, (b"content-length", str(len(body)).encode())]
+        if body:
+            headers.append((b"content-type", b'text/xml; charset="utf-8"'))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _read(self, scope: dict[str, Any], receive: Receive) -> bytes:
+        cap = self.cfg.max_body
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            msg = await receive()
+            if msg["type"] == "http.disconnect":
+                raise _Reject(400, "client went away")
+            chunk = msg.get("body", b"")
+            size += len(chunk)
+            if size > cap:
+                raise _Reject(413, f"body over {cap} bytes")
+            chunks.append(chunk)
+            if not msg.get("more_body"):
+                break
+        body = b"".join(chunks)
+        encoding = _header(scope, b"content-encoding").lower()
+        if encoding in ("gzip", "x-gzip", "deflate"):
+            try:
+                d = zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
+                body = d.decompress(body, cap + 1)
+                if len(body) > cap or d.unconsumed_tail:
+                    raise _Reject(413, f"decoded body over {cap} bytes")
+            except (zlib.error, gzip.BadGzipFile):
+                raise _Reject(400, "bad gzip body") from None
+        elif encoding not in ("", "identity"):
+            raise _Reject(415, f"content-encoding {encoding[:20]}")
+        return body
+
+    # --- CPE authentication ---
+
+    def _challenge(self) -> list[tuple[bytes, bytes]]:
+        if self.cfg.auth == "basic":
+            return [(b"www-authenticate", b'Basic realm="netd-acs"')]
+        stamp = str(int(time.time()))
+        mac = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+        nonce = f"{stamp}.{mac}"
+        value = f'Digest realm="netd-acs", qop="auth", nonce="{nonce}", algorithm=MD5'
+        return [(b"www-authenticate", value.encode())]
+
+    def _authenticated(self, scope: dict[str, Any]) -> bool:
+        header = _header(scope, b"authorization")
+        scheme, _, rest = header.partition(" ")
+        if scheme.lower() == "basic":  # preemptive Basic is accepted under either mode
+            return self.cfg.auth == "basic" and hmac.compare_digest(rest.strip(), self._basic)
+        if scheme.lower() != "digest" or self.cfg.auth != "digest":
+            return False
+        p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
+        nonce = p.get("nonce", "")
+        stamp, _, mac = nonce.partition(".")
+        good = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
+        if not stamp.isdigit() or not hmac.compare_digest(mac, good):
+            return False
+        if time.time() - int(stamp) > 300 or p.get("username") != self.cfg.username:
+            return False
+        ha2 = hashlib.md5(f"{scope['method']}:{p.get('uri', '')}".encode()).hexdigest()  # noqa: S324
+        if p.get("qop"):
+            raw = f"{self._ha1}:{nonce}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
+        else:
+            raw = f"{self._ha1}:{nonce}:{ha2}"
+        expected = hashlib.md5(raw.encode()).hexdigest()  # noqa: S324
+        return hmac.compare_digest(expected, p.get("response", ""))
+
+    # --- sessions ---
+
+    def _conn(self, scope: dict[str, Any]) -> tuple[Any, ...]:
+        return (tuple(scope.get("client") or ()), tuple(scope.get("server") or ()))
+
+    def _find(self, scope: dict[str, Any]) -> _Live | None:
+        live = self.by_conn.get(self._conn(scope))
+        if live is None:
+            cookie = _cookie(scope)
+            live = self.by_sid.get(cookie) if cookie else None
+            if live is not None:  # the CPE reconnected: follow it
+                self.by_conn.pop(live.conn, None)
+                live.conn = self._conn(scope)
+                self.by_conn[live.conn] = live
+        return live
+
+    def _drop(self, scope: dict[str, Any]) -> None:
+        live = self.by_conn.get(self._conn(scope))
+        if live is not None:
+            self._forget(live, "error")
+
+    def _forget(self, live: _Live, outcome: str) -> None:
+        if self.by_conn.get(live.conn) is live:
+            del self.by_conn[live.conn]
+        if self.by_sid.get(live.sid) is live:
+            del self.by_sid[live.sid]
+        self.metrics.sessions.labels(outcome).inc()
+        self.metrics.seconds.observe(time.monotonic() - live.started)
+        self.metrics.live.set(len(self.by_sid))
+        unfinished = live.tasks
+        if unfinished:
+            asyncio.get_running_loop().create_task(self._requeue(list(unfinished)))
+
+    async def _requeue(self, task_ids: list[int]) -> None:
+        try:
+            await store.requeue_unfinished(
+                self.ctx.pool, task_ids, self.cfg.task_max_attempts, self.cfg.task_backoff
+            )
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            self.ratelog.log(logging.WARNING, "acs-requeue", "tasks not requeued", error=repr(exc))
+
+    def sweep(self) -> int:
+        """Drop sessions idle longer than session_timeout; how many."""
+        limit = time.monotonic() - self.cfg.session_timeout
+        stale = [s for s in list(self.by_sid.values()) if s.last < limit]
+        for live in stale:
+            self._forget(live, "timeout")
+        return len(stale)
+
+    async def _handle(
+        self, scope: dict[str, Any], receive: Receive
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        if scope["method"] != "POST":
+            raise _Reject(405, "method: CWMP is POST", [(b"allow", b"POST")])
+        body = await self._read(scope, receive)
+        live = self._find(scope)
+        try:
+            env = cwmp.parse(body)
+        except cwmp.EnvelopeError as exc:
+            if live is not None:
+                self._forget(live, "bad-envelope")
+            raise _Reject(400, f"envelope: {exc}") from None
+        self.metrics.rpcs.labels(env.method or "empty" if env.method in _KNOWN else "other").inc()
+        if env.method == "Inform":
+            if live is not None:
+                self._forget(live, "replaced")
+            if self.cfg.auth != "none" and not self._authenticated(scope):
+                raise _Reject(401, "auth: credentials missing or wrong", self._challenge())
+            return await self._inform(scope, env)
+        if live is None:
+            raise _Reject(400, "no session: a session starts with an Inform")
+        async with live.lock:
+            live.last = time.monotonic()
+            try:
+                step = live.session.receive(env)
+            except eng.SessionError as exc:
+                self._forget(live, "protocol")
+                raise _Reject(400, f"protocol: {exc}") from None
+            await self._record(live, step.effects)
+            if step.body is None:
+                live.tasks = []  # every started task has answered
+                self._forget(live, "ok")
+                return (200 if self.cfg.end_with_200 else 204), [], b""
+            return 200, [], cwmp.envelope(live.session.ns, secrets.token_hex(4), step.body)
+
+    async def _inform(
+        self, scope: dict[str, Any], env: cwmp.Envelope
+    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+        session = eng.Session(self.engine_cfg, env)
+        client = scope.get("client")
+        ip = str(client[0]) if client else None
+        known = await store.register_device(
+            self.ctx.pool,
+            session.device,
+            ns=session.ns,
+            root=session.root,
+            ip=ip,
+            events=session.events,
+            params=session.inform_params,
+            auto_register=self.cfg.auto_register,
+        )
+        if known is None:
+            raise _Reject(403, "unknown device: acs.auto_register is off")
+        was_known, discovered = known
+        if not was_known:
+            with contextlib.suppress(Exception):
+                await append_event(
+                    self.ctx.pool,
+                    "acs",
+                    "cpe.registered",
+                    subject=session.device_id,
+                    data={"ip": ip, "events": session.events},
+                    cache=self.ctx.cache,
+                )
+        tasks = await store.start_tasks(self.ctx.pool, session.device_id)
+        session.plan(tasks, discovered)
+        sid = secrets.token_urlsafe(18)
+        live = _Live(session, sid, self._conn(scope), ip, tasks=[t.id for t in tasks])
+        self.by_conn[live.conn] = live
+        self.by_sid[sid] = live
+        self.metrics.live.set(len(self.by_sid))
+        step = session.first(env)
+        cookie = f"{COOKIE}={sid}; Path=/; HttpOnly".encode()
+        return (
+            200,
+            [(b"set-cookie", cookie)],
+            cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
+        )
+
+    async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
+        pool = self.ctx.pool
+        device_id = live.session.device_id
+        for e in effects:
+            if isinstance(e, eng.Params):
+                await store.put_params(pool, device_id, e.values, e.names, e.discovered)
+            elif isinstance(e, eng.TaskResult):
+                await store.finish_task(pool, e.task_id, e.status, e.result)
+                if e.task_id in live.tasks:
+                    live.tasks.remove(e.task_id)
+            elif isinstance(e, eng.Fault):
+                self.metrics.faults.labels(str(e.code)).inc()
+                await store.record_fault(pool, device_id, e.task_id, e.code, e.message, e.detail)
+            elif isinstance(e, eng.TransferDone):
+                task_id = await store.transfer_complete(
+                    pool, device_id, e.command_key, e.fault_code, e.detail
+                )
+                if e.fault_code:
+                    await store.record_fault(
+                        pool, device_id, task_id, e.fault_code, e.fault_string, e.detail
+                    )
+            elif isinstance(e, eng.DownloadRequested):
+                await append_event(
+                    pool,
+                    "acs",
+                    "cpe.download_requested",
+                    subject=device_id,
+                    data={"file_type": e.file_type, "args": e.args},
+                    cache=self.ctx.cache,
+                )
+
+
+_KNOWN = frozenset(
+    {*cwmp.CPE_TO_ACS, "", "Fault"}
+    | {
+        f"{m}Response"
+        for m in (
+            "GetParameterNames",
+            "GetParameterValues",
+            "GetParameterAttributes",
+            "SetParameterValues",
+            "SetParameterAttributes",
+            "AddObject",
+            "DeleteObject",
+            "Reboot",
+            "FactoryReset",
+            "Download",
+            "Upload",
+            "ScheduleInform",
+            "GetRPCMethods",
+        )
+    }
+)
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    for k, v in scope.get("headers", ()):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return ""
+
+
+def _cookie(scope: dict[str, Any]) -> str:
+    for part in _header(scope, b"cookie").split(";"):
+        k, _, v = part.strip().partition("=")
+        if k == COOKIE:
+            return v
+    return ""
 
 
 class AcsService(Daemon):
     name: ClassVar[str] = "acs"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        cfg = ctx.config.acs
+        self.app = AcsApp(ctx)
+        self.server = HttpServer(
+            self.app,
+            cfg.host,
+            cfg.port,
+            ctx.config.lifecycle.drain_timeout,
+            tls=(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None,
+        )
+        self._sweeper: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        if self.ctx.config.acs.auth == "none":
+            log.warning('CPE authentication is off (acs.auth = "none")')
+        await self.server.start()
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        while True:
+            await asyncio.sleep(max(0.2, self.ctx.config.acs.session_timeout / 4))
+            self.app.sweep()
+
+    def endpoints(self) -> dict[str, str]:
+        scheme = "https" if self.ctx.config.acs.tls_cert else "http"
+        return {"cwmp": f"{scheme}://{_hostport(self.server.host, self.server.port)}/"}
+
+    def counters(self) -> dict[str, float]:
+        return {"sessions": len(self.app.by_sid)}
+
+    async def drain(self) -> None:
+        await self.server.stop()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sweeper
+
+
+__all__ = ["AcsApp", "AcsService"]

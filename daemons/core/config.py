@@ -169,6 +169,28 @@ class RadiusConfig(_DaemonConfig):
 
 class AcsConfig(_DaemonConfig):
     status_port: StatusPort = 9182
+    host: str = "127.0.0.1"
+    port: Port = 7547
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    max_body: int = Field(default=4 * 1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
+    session_timeout: Seconds = 30.0
+    auth: Literal["none", "basic", "digest"] = "none"
+    username: str = ""
+    password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    auto_register: bool = True
+    end_with_200: bool = False
+    batch: int = Field(default=100, ge=1, le=5000)
+    task_max_attempts: int = Field(default=5, ge=1, le=100)
+    task_backoff: Seconds = 30.0
+
+    @model_validator(mode="after")
+    def _acs_pairs(self) -> AcsConfig:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.auth != "none" and (not self.username or self.password is None):
+            raise ValueError(f"auth = {self.auth!r} needs username and password")
+        return self
 
 
 class VolthaConfig(_DaemonConfig):

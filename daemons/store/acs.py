@@ -1,0 +1,251 @@
+"""Store verbs for the TR-069 ACS: devices, parameter trees, tasks and faults."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from daemons.acs import cwmp
+from daemons.acs.engine import Task
+
+TASK_PREFIX = "netd-task-"
+
+
+async def register_device(
+    pool: asyncpg.Pool,
+    device: cwmp.DeviceId,
+    *,
+    ns: str,
+    root: str,
+    ip: str | None,
+    events: Sequence[str],
+    params: Sequence[cwmp.ParamValue],
+    auto_register: bool,
+) -> tuple[bool, bool] | None:
+    """Record an Inform: (known before?, tree discovered?), or None for an unknown device
+    when ``auto_register`` is off (nothing is written then)."""
+    values = {p.name: p.value for p in params}
+    software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
+    cr_url = next(
+        (v for k, v in values.items() if k.endswith("ManagementServer.ConnectionRequestURL")), ""
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        row = await conn.fetchrow(
+            "SELECT discovered_at FROM cpe_devices WHERE id = $1 FOR UPDATE", device.key
+        )
+        if row is None and not auto_register:
+            return None
+        await conn.execute(
+            "INSERT INTO cpe_devices (id, oui, product_class, serial, manufacturer, "
+            "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, "
+            "last_events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10, now(), $11) "
+            "ON CONFLICT (id) DO UPDATE SET manufacturer = EXCLUDED.manufacturer, "
+            "software_version = CASE WHEN EXCLUDED.software_version = '' "
+            "THEN cpe_devices.software_version ELSE EXCLUDED.software_version END, "
+            "root = EXCLUDED.root, cwmp_ns = EXCLUDED.cwmp_ns, ip = EXCLUDED.ip, "
+            "connection_request_url = CASE WHEN EXCLUDED.connection_request_url = '' "
+            "THEN cpe_devices.connection_request_url ELSE EXCLUDED.connection_request_url END, "
+            "last_inform = now(), last_events = EXCLUDED.last_events",
+            device.key,
+            device.oui,
+            device.product_class,
+            device.serial,
+            device.manufacturer,
+            software,
+            root.rstrip("."),
+            ns,
+            ip,
+            cr_url,
+            list(events),
+        )
+        if params:
+            await _put_values(conn, device.key, params)
+    return row is not None, bool(row and row["discovered_at"])
+
+
+async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
+    await conn.execute(
+        "INSERT INTO cpe_parameters (device_id, name, value, type) "
+        "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) "
+        "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
+        "type = EXCLUDED.type, updated_at = now()",
+        device_id,
+        [p.name for p in params],
+        [p.value.replace("\x00", "") for p in params],
+        [p.type for p in params],
+    )
+
+
+async def put_params(
+    pool: asyncpg.Pool,
+    device_id: str,
+    values: Sequence[cwmp.ParamValue],
+    names: Sequence[tuple[str, bool]],
+    discovered: bool,
+) -> None:
+    """Values read, and names with their writable flag (objects end in a dot)."""
+    async with pool.acquire() as conn, conn.transaction():
+        if names:
+            await conn.execute(
+                "INSERT INTO cpe_parameters (device_id, name, object, writable) "
+                "SELECT $1, n, n LIKE '%.', w FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "
+                "ON CONFLICT (device_id, name) DO UPDATE SET writable = EXCLUDED.writable, "
+                "object = EXCLUDED.object, updated_at = now()",
+                device_id,
+                [n for n, _ in names],
+                [w for _, w in names],
+            )
+        if values:
+            await _put_values(conn, device_id, values)
+        if discovered:
+            await conn.execute(
+                "UPDATE cpe_devices SET discovered_at = coalesce(discovered_at, now()), "
+                "refreshed_at = now() WHERE id = $1",
+                device_id,
+            )
+
+
+async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
+    """The device's due tasks, in order, now marked running (one more attempt each).
+    Tasks past their expiry are marked expired instead."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE cpe_tasks SET status = 'expired', finished_at = now() WHERE device_id = $1 "
+            "AND status IN ('queued', 'running') AND expires_at < now()",
+            device_id,
+        )
+        rows = await conn.fetch(
+            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 AND status = 'queued' "
+            "AND not_before <= now() ORDER BY id FOR UPDATE SKIP LOCKED) "
+            "RETURNING id, kind, args",
+            device_id,
+        )
+    return [
+        Task(r["id"], r["kind"], json.loads(r["args"])) for r in sorted(rows, key=lambda r: r["id"])
+    ]
+
+
+async def finish_task(
+    pool: asyncpg.Pool, task_id: int, status: str, result: dict[str, Any]
+) -> None:
+    """``done``/``fault`` end a task; ``running`` keeps it open (a transfer in progress)."""
+    await pool.execute(
+        "UPDATE cpe_tasks SET status = $2, result = $3::jsonb, "
+        "finished_at = CASE WHEN $2 IN ('done', 'fault') THEN now() END WHERE id = $1",
+        task_id,
+        status,
+        json.dumps(result, default=str),
+    )
+
+
+async def requeue_unfinished(
+    pool: asyncpg.Pool, task_ids: Sequence[int], max_attempts: int, backoff: float
+) -> None:
+    """Tasks a session started but did not finish (the CPE vanished): queued again after an
+    exponential backoff, or failed after ``max_attempts``."""
+    await pool.execute(
+        "UPDATE cpe_tasks SET status = CASE WHEN attempts >= $2 THEN 'fault' ELSE 'queued' END, "
+        "not_before = now() + make_interval(secs => $3 * power(2, attempts - 1)), "
+        'result = CASE WHEN attempts >= $2 THEN \'{"string": "no answer after retries"}\'::jsonb '
+        "ELSE result END, finished_at = CASE WHEN attempts >= $2 THEN now() END "
+        "WHERE id = ANY($1::bigint[]) AND status = 'running' AND result IS NULL",
+        list(task_ids),
+        max_attempts,
+        backoff,
+    )
+
+
+async def transfer_complete(
+    pool: asyncpg.Pool, device_id: str, command_key: str, fault_code: int, detail: dict[str, Any]
+) -> int | None:
+    """Close the Download/Upload task a TransferComplete names; its id."""
+    if not command_key.startswith(TASK_PREFIX) or not command_key[len(TASK_PREFIX) :].isdigit():
+        return None
+    task_id = int(command_key[len(TASK_PREFIX) :])
+    status = "done" if fault_code == 0 else "fault"
+    row = await pool.fetchval(
+        "UPDATE cpe_tasks SET status = $3, result = coalesce(result, '{}'::jsonb) || $4::jsonb, "
+        "finished_at = now() WHERE id = $1 AND device_id = $2 RETURNING id",
+        task_id,
+        device_id,
+        status,
+        json.dumps({"transfer": detail}, default=str),
+    )
+    return int(row) if row is not None else None
+
+
+async def record_fault(
+    pool: asyncpg.Pool,
+    device_id: str,
+    task_id: int | None,
+    code: int,
+    message: str,
+    detail: dict[str, Any],
+) -> None:
+    await pool.execute(
+        "INSERT INTO cpe_faults (device_id, task_id, code, message, detail) "
+        "VALUES ($1, $2, $3, $4, $5::jsonb)",
+        device_id,
+        task_id,
+        code,
+        message or cwmp.CPE_FAULTS.get(code, ""),
+        json.dumps(detail, default=str),
+    )
+
+
+async def queue_task(
+    pool: asyncpg.Pool,
+    device_id: str,
+    kind: str,
+    args: dict[str, Any],
+    created_by: str,
+    expires_at: datetime | None = None,
+) -> int:
+    task_id: int = await pool.fetchval(
+        "INSERT INTO cpe_tasks (device_id, kind, args, created_by, expires_at) "
+        "VALUES ($1, $2, $3::jsonb, $4, $5) RETURNING id",
+        device_id,
+        kind,
+        json.dumps(args),
+        created_by,
+        expires_at,
+    )
+    return task_id
+
+
+async def cancel_task(pool: asyncpg.Pool, task_id: int) -> bool:
+    status = await pool.execute(
+        "UPDATE cpe_tasks SET status = 'cancelled', finished_at = now() "
+        "WHERE id = $1 AND status = 'queued'",
+        task_id,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def get_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
+    row = await pool.fetchrow(
+        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
+        "created_at, created_by, finished_at, result FROM cpe_tasks WHERE id = $1",
+        task_id,
+    )
+    if row is None:
+        return None
+    out = dict(row)
+    out["args"] = json.loads(row["args"])
+    out["result"] = json.loads(row["result"]) if row["result"] is not None else None
+    return out
+
+
+async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") -> dict[str, Any]:
+    rows = await pool.fetch(
+        "SELECT name, object, writable, value, type, updated_at FROM cpe_parameters "
+        "WHERE device_id = $1 AND name LIKE $2 || '%' ORDER BY name",
+        device_id,
+        prefix.replace("%", r"\%").replace("_", r"\_"),
+    )
+    return {r["name"]: dict(r) for r in rows}

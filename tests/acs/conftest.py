@@ -1,0 +1,88 @@
+"""A real `netd acs` process on loopback over a fresh database, shared by a test module.
+A module may tune it with a module-level ACS_ENV dict."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import asyncpg
+import httpx
+import pytest
+
+from daemons.core.config import DatabaseConfig
+from daemons.store import migrate
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls
+from tests.support import NetdProcess, free_port, netd_env, with_database
+
+
+@dataclass
+class AcsServer:
+    port: int
+    status_port: int
+    pool: asyncpg.Pool
+    proc: NetdProcess
+
+    def metric(self, name: str, **labels: str) -> float:
+        text = httpx.get(f"http://127.0.0.1:{self.status_port}/metrics", timeout=5).text
+        want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+        total = 0.0
+        for line in text.splitlines():
+            if line.startswith(name + "{") or line.startswith(name + " "):
+                series, value = line.rsplit(" ", 1)
+                got = series[len(name) :].strip("{}")
+                if all(part in got.split(",") for part in want.split(",") if part):
+                    total += float(value)
+        return total
+
+
+@pytest.fixture(scope="module")
+async def acs(
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[AcsServer]:
+    tmp = tmp_path_factory.mktemp("acs")
+    name = "c_" + uuid.uuid4().hex[:12]
+    admin = await asyncpg.connect(store_urls.postgres)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    dsn = with_database(store_urls.postgres, name)
+    conn = await asyncpg.connect(dsn)
+    await migrate.apply(conn, migrate.available())
+    await conn.close()
+    pool = await create_pool(DatabaseConfig(), dsn, "test")
+    port, status_port = free_port(), free_port()
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": dsn,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": "c" + uuid.uuid4().hex[:10],
+            "NETD_SECRETS_KEY": os.urandom(32).hex(),
+            "NETD_ACS_PORT": str(port),
+            "NETD_ACS_STATUS_PORT": str(status_port),
+            "NETD_ACS_BATCH": "200",
+            "NETD_ACS_SESSION_TIMEOUT": "2",
+            "NETD_STATE_DIR": str(tmp / "state"),
+            "NETD_LOG_FORMAT": "json",
+        }
+    )
+    env.update(getattr(request.module, "ACS_ENV", {}))
+    proc = NetdProcess(["acs"], env, tmp)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
+        yield AcsServer(port, status_port, pool, proc)
+    finally:
+        proc.stop()
+        out = proc.output()
+        await pool.close()
+        await admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
+        )
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        await admin.close()
+        assert "Traceback" not in out, out
+        password = env.get("NETD_ACS_PASSWORD")
+        assert not password or password not in out, "the CPE password is in the log"

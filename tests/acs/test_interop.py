@@ -1,0 +1,200 @@
+"""The CPE simulator against a real `netd acs`: several real data models on both roots,
+every RPC as a task, a firmware Download finished by TransferComplete in a later session,
+and the quirks of real CPE stacks."""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+
+import httpx
+import pytest
+
+from daemons.store import acs as store
+from tests.acs.conftest import AcsServer
+from tests.acs.sim import Cpe, Http, load_model, model_files, run_session
+
+MODELS = {p.stem: p for p in model_files()}
+IGD = MODELS["device-00259E-EG8145V5-48575443A94196A5-2023-03-28T154335106Z"]
+TR181 = MODELS["device-1C61B4-EX220-2226469000523"]
+
+
+async def _wait_no_sessions(acs: AcsServer) -> None:
+    for _ in range(100):
+        if acs.metric("netd_acs_sessions_live") == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("a session was left behind")
+
+
+@pytest.mark.parametrize(
+    "model",
+    [IGD, TR181, MODELS["device-9CA2F4-EC220_G5_V2-22282X5007025"]],
+    ids=lambda p: p.stem[:30],
+)
+async def test_first_session_discovers_the_whole_tree(acs: AcsServer, model: object) -> None:
+    cpe = Cpe(load_model(model), serial_suffix="-disc")  # type: ignore[arg-type]
+    statuses = await run_session(cpe, "127.0.0.1", acs.port)
+    assert statuses[0] == 200 and statuses[-1] == 204
+    leaves = {
+        n: p.value for n, p in cpe.tree.items() if n.startswith(cpe.root) and not n.endswith(".")
+    }
+    stored = await store.device_params(acs.pool, cpe.device_id)
+    assert {
+        n: r["value"] for n, r in stored.items() if not r["object"] and r["value"] is not None
+    } == leaves
+    writable = {n for n, p in cpe.tree.items() if p.writable and n.startswith(cpe.root)}
+    assert {n for n, r in stored.items() if r["writable"]} == writable
+    dev = await acs.pool.fetchrow("SELECT * FROM cpe_devices WHERE id = $1", cpe.device_id)
+    assert dev["root"] == cpe.root.rstrip(".") and dev["discovered_at"] is not None
+    assert dev["last_events"] == ["2 PERIODIC"]
+    # The next session reads nothing again: the tree is known.
+    cpe.seen.clear()
+    assert (await run_session(cpe, "127.0.0.1", acs.port))[-1] == 204
+    assert cpe.seen == []
+    await _wait_no_sessions(acs)
+
+
+async def test_tasks_run_in_order_in_the_next_session(acs: AcsServer) -> None:
+    cpe = Cpe(load_model(TR181), serial_suffix="-tasks", ns="urn:dslforum-org:cwmp-1-4")
+    await run_session(cpe, "127.0.0.1", acs.port)
+    wifi = next(n for n, p in cpe.tree.items() if p.writable and n.endswith(".SSID"))
+    ids = [
+        await store.queue_task(acs.pool, cpe.device_id, kind, args, "test")
+        for kind, args in (
+            ("setParameterValues", {"values": [[wifi, "netd-wifi", "xsd:string"]]}),
+            ("getParameterValues", {"names": [wifi]}),
+            ("setParameterValues", {"values": [["Device.Nope", "1", "xsd:string"]]}),
+            ("download", {"url": "http://127.0.0.1:1/fw.bin", "file_size": 100}),
+            ("reboot", {}),
+        )
+    ]
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == [
+        "SetParameterValues",
+        "GetParameterValues",
+        "SetParameterValues",
+        "Download",
+        "Reboot",
+    ]
+    assert cpe.tree[wifi].value == "netd-wifi"
+    tasks = [await store.get_task(acs.pool, i) for i in ids]
+    assert [t["status"] for t in tasks if t] == ["done", "done", "fault", "running", "done"]
+    fault = await acs.pool.fetchrow("SELECT * FROM cpe_faults WHERE task_id = $1", ids[2])
+    assert fault["code"] == 9005
+    stored = await store.device_params(acs.pool, cpe.device_id, wifi)
+    assert stored[wifi]["value"] == "netd-wifi"
+    # The firmware lands later: TransferComplete in the next session closes the task.
+    cpe.seen.clear()
+    statuses = await run_session(cpe, "127.0.0.1", acs.port)
+    assert statuses[-1] == 204
+    done = await store.get_task(acs.pool, ids[3])
+    assert (
+        done is not None
+        and done["status"] == "done"
+        and done["result"]["transfer"]["fault_code"] == 0
+    )
+    await _wait_no_sessions(acs)
+
+
+async def test_quirks_old_cookie_odd_prefix_and_gzip(acs: AcsServer) -> None:
+    cpe = Cpe(load_model(IGD), serial_suffix="-quirk")
+    await run_session(cpe, "127.0.0.1", acs.port)
+    old = cpe.cookie
+    assert old
+    # An Inform with a previous session's cookie starts a new session all the same.
+    assert (await run_session(cpe, "127.0.0.1", acs.port))[-1] == 204
+    assert cpe.cookie != old
+    # A gzip body, and the cookie fallback across a new TCP connection.
+    first = await Http.open("127.0.0.1", acs.port)
+    status, got, _ = await first.post(
+        "/", gzip.compress(cpe.inform()), {"Content-Encoding": "gzip"}
+    )
+    assert status == 200
+    cookie = got["set-cookie"].split(";", 1)[0]
+    await first.close()
+    second = await Http.open("127.0.0.1", acs.port)
+    status, _, _ = await second.post("/", b"", {"Cookie": cookie})
+    assert status == 204
+    await second.close()
+    await _wait_no_sessions(acs)
+
+
+async def test_every_rpc_over_the_wire(acs: AcsServer) -> None:
+    cpe = Cpe(
+        load_model(MODELS["device-C0B101-ZXHN_H199A-ZTEYH86LCN10105-2023-03-28T154022233Z"]),
+        serial_suffix="-all",
+    )
+    await run_session(cpe, "127.0.0.1", acs.port)
+    root = cpe.root
+    writable = next(n for n, p in cpe.tree.items() if p.writable and not p.object)
+    table = next(n for n, p in cpe.tree.items() if p.object and p.writable and n.count(".") >= 2)
+    kinds = [
+        ("getParameterNames", {"path": root, "next_level": True}),
+        ("getParameterAttributes", {"names": [writable]}),
+        ("setParameterAttributes", {"attributes": [{"name": writable, "notification": 2}]}),
+        ("addObject", {"name": table}),
+        ("deleteObject", {"name": table + "1."}),
+        ("refreshObject", {"path": root + "DeviceInfo."}),
+        ("upload", {"url": "http://127.0.0.1:1/up"}),
+        ("scheduleInform", {"delay": 5}),
+        ("factoryReset", {}),
+    ]
+    ids = [await store.queue_task(acs.pool, cpe.device_id, k, a, "test") for k, a in kinds]
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    statuses = [(await store.get_task(acs.pool, i))["status"] for i in ids]  # type: ignore[index]
+    assert statuses == ["done"] * 6 + ["running", "done", "done"]
+    assert cpe.seen == [
+        "GetParameterNames",
+        "GetParameterAttributes",
+        "SetParameterAttributes",
+        "AddObject",
+        "DeleteObject",
+        "GetParameterNames",
+        "GetParameterValues",
+        "Upload",
+        "ScheduleInform",
+        "FactoryReset",
+    ]
+
+
+async def test_hostile_and_broken_input_gets_4xx_and_leaves_no_session(acs: AcsServer) -> None:
+    url = f"http://127.0.0.1:{acs.port}/"
+    cpe = Cpe(load_model(IGD), serial_suffix="-bad")
+    bodies = {
+        "billion laughs": b'<?xml version="1.0"?><!DOCTYPE l [<!ENTITY a "aaaa">'
+        b'<!ENTITY b "&a;&a;">]><l>&b;</l>',
+        "xxe": b'<?xml version="1.0"?><!DOCTYPE f [<!ENTITY x SYSTEM "file:///etc/passwd">]><f>&x;</f>',
+        "malformed": b"<soap:Envelope",
+        "wrong namespace": cpe.inform()
+        .replace(b"<cwmp:Inform>", b'<x:Inform xmlns:x="urn:x">')
+        .replace(b"</cwmp:Inform>", b"</x:Inform>"),
+        "no session": cpe.envelope("<cwmp:GetParameterValuesResponse/>"),
+    }
+    async with httpx.AsyncClient(timeout=10) as c:
+        for what, body in bodies.items():
+            resp = await c.post(url, content=body)
+            assert resp.status_code == 400, what
+        big = await c.post(url, content=b"<x>" + b"a" * (5 * 1024 * 1024) + b"</x>")
+        assert big.status_code == 413
+        bomb = gzip.compress(b"a" * (64 * 1024 * 1024))
+        resp = await c.post(url, content=bomb, headers={"Content-Encoding": "gzip"})
+        assert resp.status_code == 413
+        assert (await c.get(url)).status_code == 405
+        # A CPE that vanishes mid-session: the session is dropped after session_timeout.
+        conn = await Http.open("127.0.0.1", acs.port)
+        status, _, _ = await conn.post("/", cpe.inform(), {})
+        assert status == 200
+        await conn.close()
+        # An unknown method inside a session gets fault 8000.
+        conn = await Http.open("127.0.0.1", acs.port)
+        await conn.post("/", cpe.inform(), {})
+        status, _, data = await conn.post("/", cpe.envelope("<cwmp:Kick/>"), {})
+        assert status == 200 and b"<FaultCode>8000</FaultCode>" in data
+        await conn.close()
+    await asyncio.sleep(2.5)
+    await _wait_no_sessions(acs)
+    assert acs.metric("netd_acs_sessions_total", outcome="timeout") >= 2
+    assert acs.proc.proc.poll() is None
