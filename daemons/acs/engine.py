@@ -16,6 +16,7 @@ from typing import Any
 from daemons.acs import cwmp
 
 ROOTS = ("InternetGatewayDevice.", "Device.")
+PRESET_KEY = "netd-preset"  # the ParameterKey of values set by presets
 TASK_KINDS = (
     "getParameterNames",
     "getParameterValues",
@@ -157,10 +158,26 @@ class Session:
 
     # --- planning: tasks and discovery ---
 
-    def plan(self, tasks: list[Task], discovered: bool) -> None:
-        """Queue the device's tasks in order, then discovery if its tree is not known."""
+    def plan(
+        self,
+        tasks: list[Task],
+        discovered: bool,
+        preset_values: list[cwmp.ParamValue] | None = None,
+    ) -> None:
+        """Queue the device's tasks in order, then the preset values that differ, then
+        discovery if its tree is not known."""
         for task in tasks:
             self._queue_task(task)
+        if preset_values:
+            values = list(preset_values)
+            self._queue.append(
+                (
+                    cwmp.set_parameter_values(values, PRESET_KEY),
+                    "SetParameterValuesResponse",
+                    None,
+                    lambda _env: [Params(values=values)],
+                )
+            )
         if self.cfg.discover and not discovered:
             self._queue_refresh(None, self.root, final=True)
 

@@ -27,11 +27,12 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp
+from daemons.acs import cwmp, presets
 from daemons.acs import engine as eng
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
+from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
 from daemons.store.events import append_event
@@ -107,6 +108,7 @@ class AcsApp:
         self._ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
             f"{self.cfg.username}:netd-acs:{password}".encode()
         ).hexdigest()
+        self.presets: list[presets.Preset] = []
         self._basic = base64.b64encode(f"{self.cfg.username}:{password}".encode()).decode()
 
     # --- ASGI ---
@@ -320,8 +322,9 @@ class AcsApp:
                     data={"ip": ip, "events": session.events},
                     cache=self.ctx.cache,
                 )
+        preset_values = await self._presets(session, ip)
         tasks = await store.start_tasks(self.ctx.pool, session.device_id)
-        session.plan(tasks, discovered)
+        session.plan(tasks, discovered, preset_values)
         sid = secrets.token_urlsafe(18)
         live = _Live(session, sid, self._conn(scope), ip, tasks=[t.id for t in tasks])
         self.by_conn[live.conn] = live
@@ -334,6 +337,46 @@ class AcsApp:
             [(b"set-cookie", cookie)],
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
+
+    async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:
+        """The preset values this device lacks; a Download task queued for the preset's
+        firmware when it runs another version (once: not while one is in flight)."""
+        if not self.presets:
+            return []
+        pool = self.ctx.pool
+        device = await store.get_device(pool, session.device_id)
+        if device is None:
+            return []
+        facts = presets.Facts(
+            session.device.oui,
+            session.device.product_class,
+            str(device["software_version"]),
+            tuple(session.events),
+            tuple(device["tags"]),
+        )
+        fw = presets.firmware(self.presets, facts)
+        if fw is not None and not await store.firmware_in_flight(pool, session.device_id, fw[0]):
+            version, name = fw
+            base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
+            await store.queue_task(
+                pool,
+                session.device_id,
+                "download",
+                {
+                    "url": f"{base.rstrip('/')}/files/{name}",
+                    "file_type": "1 Firmware Upgrade Image",
+                    "version": version,
+                    "file": name,
+                    "username": self.cfg.username if self.cfg.auth != "none" else "",
+                    "password": "",
+                },
+                "preset",
+            )
+        want = presets.desired(self.presets, facts, session.root)
+        if not want:
+            return []
+        stored = await store.stored_values(pool, session.device_id, list(want))
+        return presets.diff(want, stored)
 
     async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
         pool = self.ctx.pool
@@ -420,6 +463,16 @@ class AcsService(Daemon):
             tls=(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None,
         )
         self._sweeper: asyncio.Task[None] | None = None
+        self._pending: list[presets.Preset] | None = None
+
+    def check_policies(self, policies: PolicySet) -> None:
+        self._pending = presets.load_presets(policies)
+
+    def apply_policies(self, policies: PolicySet) -> None:
+        self.app.presets = (
+            self._pending if self._pending is not None else presets.load_presets(policies)
+        )
+        self._pending = None
 
     async def start(self) -> None:
         if self.ctx.config.acs.auth == "none":

@@ -183,6 +183,10 @@ class AcsConfig(_DaemonConfig):
     batch: int = Field(default=100, ge=1, le=5000)
     task_max_attempts: int = Field(default=5, ge=1, le=100)
     task_backoff: Seconds = 30.0
+    connection_request_username: str = ""
+    connection_request_password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    connection_request_timeout: Seconds = 3.0
+    public_url: str = ""
 
     @model_validator(mode="after")
     def _acs_pairs(self) -> AcsConfig:

@@ -249,3 +249,112 @@ async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") ->
         prefix.replace("%", r"\%").replace("_", r"\_"),
     )
     return {r["name"]: dict(r) for r in rows}
+
+
+_DEVICE_COLUMNS = (
+    "id, oui, product_class, serial, manufacturer, software_version, root, cwmp_ns, "
+    "host(ip) AS ip, connection_request_url, last_inform, last_events, tags, discovered_at, "
+    "refreshed_at, registered_at"
+)
+
+
+async def get_device(pool: asyncpg.Pool, device_id: str) -> dict[str, Any] | None:
+    row = await pool.fetchrow(f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id = $1", device_id)
+    return dict(row) if row else None
+
+
+async def list_devices(
+    pool: asyncpg.Pool,
+    *,
+    after: str,
+    limit: int,
+    q: str | None = None,
+    tag: str | None = None,
+    product_class: str | None = None,
+) -> list[dict[str, Any]]:
+    """Devices in id order; ``q`` finds a part of the id (OUI, product class, serial)."""
+    rows = await pool.fetch(
+        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id > $1 "
+        "AND ($2::text IS NULL OR strpos(id, $2) > 0) AND ($3::text IS NULL OR $3 = ANY(tags)) "
+        "AND ($4::text IS NULL OR product_class = $4) ORDER BY id LIMIT $5",
+        after,
+        q,
+        tag,
+        product_class,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def set_tags(pool: asyncpg.Pool, device_id: str, tags: Sequence[str]) -> bool:
+    status = await pool.execute(
+        "UPDATE cpe_devices SET tags = $2 WHERE id = $1", device_id, sorted(set(tags))
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def stored_values(
+    pool: asyncpg.Pool, device_id: str, names: Sequence[str]
+) -> dict[str, tuple[str | None, str | None]]:
+    rows = await pool.fetch(
+        "SELECT name, value, type FROM cpe_parameters WHERE device_id = $1 "
+        "AND name = ANY($2::text[])",
+        device_id,
+        list(names),
+    )
+    return {r["name"]: (r["value"], r["type"]) for r in rows}
+
+
+async def list_tasks(
+    pool: asyncpg.Pool,
+    *,
+    device_id: str | None,
+    status: str | None,
+    after: int | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
+        "created_at, created_by, finished_at, result FROM cpe_tasks "
+        "WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR status = $2) "
+        "AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
+        device_id,
+        status,
+        after,
+        limit,
+    )
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["args"] = json.loads(r["args"])
+        d["result"] = json.loads(r["result"]) if r["result"] is not None else None
+        out.append(d)
+    return out
+
+
+async def list_faults(
+    pool: asyncpg.Pool, *, device_id: str | None, before: int | None, limit: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, ts, device_id, task_id, code, message, detail FROM cpe_faults "
+        "WHERE ($1::text IS NULL OR device_id = $1) AND ($2::bigint IS NULL OR id < $2) "
+        "ORDER BY id DESC LIMIT $3",
+        device_id,
+        before,
+        limit,
+    )
+    return [{**dict(r), "detail": json.loads(r["detail"])} for r in rows]
+
+
+async def firmware_in_flight(pool: asyncpg.Pool, device_id: str, version: str) -> bool:
+    """A Download of this firmware version is queued, running or done. Done counts: a
+    device that took the file but still reports its old version is not sent it again and
+    again (a failed Download, a fault, is retried)."""
+    return bool(
+        await pool.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM cpe_tasks WHERE device_id = $1 AND kind = 'download' "
+            "AND status IN ('queued', 'running', 'done') AND args->>'version' = $2)",
+            device_id,
+            version,
+        )
+    )

@@ -403,3 +403,67 @@ async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[i
         raise AssertionError("the ACS never ended the session")
     finally:
         await conn.close()
+
+
+class ConnectionRequests:
+    """A CPE's connection request listener (TR-069 §3.2.2): answers GET with a Digest
+    challenge, then 200 to the right credentials, and counts the requests it accepted."""
+
+    def __init__(self, username: str, password: str) -> None:
+        self.username, self.password = username, password
+        self.accepted = 0
+        self.called = asyncio.Event()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+
+    async def start(self) -> str:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{self.port}/cr"
+
+    async def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+            await self.server.wait_closed()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonce = os.urandom(8).hex()
+        try:
+            for _ in range(3):
+                head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
+                auth = next(
+                    (
+                        line.split(":", 1)[1].strip()
+                        for line in head.split("\r\n")
+                        if line.lower().startswith("authorization:")
+                    ),
+                    "",
+                )
+                if self._valid(auth, nonce):
+                    self.accepted += 1
+                    self.called.set()
+                    writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                else:
+                    writer.write(
+                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+                        b'WWW-Authenticate: Digest realm="cpe", qop="auth", nonce="'
+                        + nonce.encode()
+                        + b'"\r\n\r\n'
+                    )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    def _valid(self, header: str, nonce: str) -> bool:
+        if not header.lower().startswith("digest "):
+            return False
+        p = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', header)}
+        if p.get("nonce") != nonce or p.get("username") != self.username:
+            return False
+        ha1 = hashlib.md5(f"{self.username}:cpe:{self.password}".encode()).hexdigest()
+        ha2 = hashlib.md5(f"GET:{p.get('uri', '')}".encode()).hexdigest()
+        nc, cnonce, qop = p.get("nc", ""), p.get("cnonce", ""), p.get("qop", "")
+        want = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()).hexdigest()
+        return want == p.get("response")

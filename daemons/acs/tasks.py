@@ -1,0 +1,92 @@
+"""Queueing CPE tasks (API and CLI alike) and poking the CPE with a connection request."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from daemons.acs.connreq import connection_request
+from daemons.acs.engine import TASK_KINDS
+from daemons.core.config import AcsConfig
+from daemons.store import acs as store
+
+
+class TaskError(ValueError):
+    """The task cannot be queued: unknown device or kind, bad arguments."""
+
+
+_REQUIRED = {
+    "getParameterValues": ("names",),
+    "getParameterAttributes": ("names",),
+    "setParameterValues": ("values",),
+    "setParameterAttributes": ("attributes",),
+    "addObject": ("name",),
+    "deleteObject": ("name",),
+    "download": ("url",),
+    "upload": ("url",),
+}
+
+
+def check(kind: str, args: dict[str, Any]) -> None:
+    if kind not in TASK_KINDS:
+        raise TaskError(f"kind must be one of {', '.join(TASK_KINDS)}")
+    missing = [k for k in _REQUIRED.get(kind, ()) if k not in args]
+    if missing:
+        raise TaskError(f"{kind} needs {', '.join(missing)}")
+    if kind == "setParameterValues":
+        values = args["values"]
+        if not isinstance(values, list) or not all(
+            isinstance(v, list) and len(v) == 3 and all(isinstance(x, str) for x in v)
+            for v in values
+        ):
+            raise TaskError("values is a list of [name, value, xsd type]")
+    if kind in ("getParameterValues", "getParameterAttributes"):
+        names = args["names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise TaskError("names is a list of parameter names")
+
+
+async def queue(
+    pool: asyncpg.Pool,
+    cfg: AcsConfig,
+    device_id: str,
+    kind: str,
+    args: dict[str, Any],
+    actor: str,
+    expires_in: float | None = None,
+    poke: bool = True,
+) -> tuple[int, str]:
+    """Queue a task; then, if the device gave a ConnectionRequestURL, ask it to call in.
+    Returns the task id and the connection request's outcome (``not-sent`` without one)."""
+    check(kind, args)
+    device = await store.get_device(pool, device_id)
+    if device is None:
+        raise TaskError(f"no device {device_id}")
+    expires = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
+    task_id = await store.queue_task(pool, device_id, kind, args, actor, expires)
+    outcome = "not-sent"
+    if poke and device["connection_request_url"]:
+        outcome = await poke_device(pool, cfg, device)
+    return task_id, outcome
+
+
+async def poke_device(pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any]) -> str:
+    username = cfg.connection_request_username
+    if not username:
+        found = await store.device_params(
+            pool, str(device["id"]), f"{device['root']}.ManagementServer.ConnectionRequestUsername"
+        )
+        username = next((str(r["value"] or "") for r in found.values()), "")
+    password = (
+        cfg.connection_request_password.get_secret_value()
+        if cfg.connection_request_password
+        else ""
+    )
+    return await connection_request(
+        str(device["connection_request_url"]),
+        username,
+        password,
+        cfg.connection_request_timeout,
+    )

@@ -1,0 +1,90 @@
+"""Presets from policies/cwmp and connection requests, against a real `netd acs`."""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from pathlib import Path
+
+from daemons.acs import tasks
+from daemons.core.config import AcsConfig
+from daemons.store import acs as store
+from tests.acs.conftest import AcsServer
+from tests.acs.sim import ConnectionRequests, Cpe, load_model, model_files, run_session
+
+POLICIES = Path(tempfile.mkdtemp(prefix="netd-presets-"))
+(POLICIES / "cwmp").mkdir()
+(POLICIES / "cwmp" / "presets.toml").write_text(
+    """
+[presets.interval]
+events = ["1 BOOT"]
+periodic_inform_interval = 120
+
+[presets.lab-ssid]
+tags = ["lab"]
+parameters = { "Device.WiFi.SSID.1.SSID" = "netd-lab" }
+
+[presets.fw]
+product_class = "Device2"
+firmware = { version = "9.9.9", file = "ex220-9.9.9.bin" }
+"""
+)
+ACS_ENV = {"NETD_POLICIES_DIR": str(POLICIES)}
+TR181 = next(p for p in model_files() if "EX220" in p.name)
+
+
+async def test_presets_send_only_what_differs_and_queue_firmware_once(acs: AcsServer) -> None:
+    cpe = Cpe(load_model(TR181), serial_suffix="-preset", events=["1 BOOT"])
+    await run_session(cpe, "127.0.0.1", acs.port)  # discovery (the preset values, too)
+    interval = "Device.ManagementServer.PeriodicInformInterval"
+    assert cpe.tree[interval].value == "120"
+    fw = await store.list_tasks(
+        acs.pool, device_id=cpe.device_id, status=None, after=None, limit=10
+    )
+    assert [(t["kind"], t["args"]["version"], t["created_by"]) for t in fw] == [
+        ("download", "9.9.9", "preset")
+    ]
+    assert fw[0]["args"]["url"].endswith("/files/ex220-9.9.9.bin")
+    # Tagged now: the next BOOT session sets only the SSID; the interval is in force already,
+    # and no second firmware Download is queued while the first is in flight.
+    await store.set_tags(acs.pool, cpe.device_id, ["lab"])
+    cpe.events = ["1 BOOT"]
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == ["SetParameterValues"]
+    assert cpe.tree["Device.WiFi.SSID.1.SSID"].value == "netd-lab"
+    again = await store.list_tasks(
+        acs.pool, device_id=cpe.device_id, status=None, after=None, limit=10
+    )
+    assert len(again) == 1
+    cpe.events = ["1 BOOT"]
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == []  # everything in force: nothing to send
+
+
+async def test_a_queued_task_makes_an_online_cpe_call_in(acs: AcsServer) -> None:
+    listener = ConnectionRequests("cr-user", "cr-pass")
+    url = await listener.start()
+    cpe = Cpe(load_model(TR181), serial_suffix="-cr")
+    cpe.tree["Device.ManagementServer.ConnectionRequestURL"].value = url
+    cpe.tree["Device.ManagementServer.ConnectionRequestUsername"].value = "cr-user"
+    try:
+        await run_session(cpe, "127.0.0.1", acs.port)
+        cfg = AcsConfig(connection_request_password="cr-pass")  # type: ignore[arg-type]
+        task_id, outcome = await tasks.queue(acs.pool, cfg, cpe.device_id, "reboot", {}, "test")
+        assert outcome == "ok" and listener.accepted == 1
+        await asyncio.wait_for(listener.called.wait(), 5)
+        cpe.seen.clear()
+        await run_session(cpe, "127.0.0.1", acs.port)  # what the CPE does when poked
+        assert cpe.seen == ["Reboot"]
+        task = await store.get_task(acs.pool, task_id)
+        assert task is not None and task["status"] == "done"
+        bad = AcsConfig(connection_request_password="wrong")  # type: ignore[arg-type]
+        _, refused = await tasks.queue(acs.pool, bad, cpe.device_id, "reboot", {}, "test")
+        assert refused == "unauthorized"
+        await listener.close()
+        _, gone = await tasks.queue(acs.pool, cfg, cpe.device_id, "reboot", {}, "test")
+        assert gone == "unreachable"
+    finally:
+        await listener.close()
