@@ -12,7 +12,7 @@ from typing import ClassVar
 from fastapi import FastAPI
 
 from daemons import __version__
-from daemons.api import errors, routes_core, routes_radius
+from daemons.api import errors, routes_acs, routes_core, routes_radius
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -67,6 +67,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(health_router(ctx.health, ctx.registry), include_in_schema=False)
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
+    app.include_router(routes_acs.router)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 

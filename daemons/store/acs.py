@@ -244,9 +244,9 @@ async def get_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
 async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") -> dict[str, Any]:
     rows = await pool.fetch(
         "SELECT name, object, writable, value, type, updated_at FROM cpe_parameters "
-        "WHERE device_id = $1 AND name LIKE $2 || '%' ORDER BY name",
+        "WHERE device_id = $1 AND starts_with(name, $2) ORDER BY name",
         device_id,
-        prefix.replace("%", r"\%").replace("_", r"\_"),
+        prefix,
     )
     return {r["name"]: dict(r) for r in rows}
 
@@ -358,3 +358,17 @@ async def firmware_in_flight(pool: asyncpg.Pool, device_id: str, version: str) -
             version,
         )
     )
+
+
+async def device_params_page(
+    pool: asyncpg.Pool, device_id: str, prefix: str, after: str, limit: int
+) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT name, object, writable, value, type, updated_at FROM cpe_parameters "
+        "WHERE device_id = $1 AND starts_with(name, $2) AND name > $3 ORDER BY name LIMIT $4",
+        device_id,
+        prefix,
+        after,
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -203,6 +203,53 @@ CALLS = [
         path=lambda: "/api/v1/accounting/usage?user=alice",
     ),
 ]
+CALLS += [
+    Call("GET", "/api/v1/cpes", "viewer", 200),
+    Call("GET", "/api/v1/cpes/{device_id}", "viewer", 200, path=lambda: f"/api/v1/cpes/{CPE}"),
+    Call(
+        "PUT",
+        "/api/v1/cpes/{device_id}/tags",
+        "operator",
+        200,
+        path=lambda: f"/api/v1/cpes/{CPE}/tags",
+        body=lambda: {"tags": ["lab"]},
+    ),
+    Call(
+        "GET",
+        "/api/v1/cpes/{device_id}/parameters",
+        "viewer",
+        200,
+        path=lambda: f"/api/v1/cpes/{CPE}/parameters",
+    ),
+    Call(
+        "POST",
+        "/api/v1/cpes/{device_id}/tasks",
+        "operator",
+        201,
+        path=lambda: f"/api/v1/cpes/{CPE}/tasks",
+        body=lambda: {"kind": "reboot"},
+    ),
+    Call(
+        "POST",
+        "/api/v1/cpes/{device_id}/connection-request",
+        "operator",
+        200,
+        path=lambda: f"/api/v1/cpes/{CPE}/connection-request",
+    ),
+    Call("GET", "/api/v1/cpe-tasks", "viewer", 200),
+    Call("GET", "/api/v1/cpe-tasks/{task_id}", "viewer", 200, path=lambda: "/api/v1/cpe-tasks/1"),
+    Call(
+        "DELETE",
+        "/api/v1/cpe-tasks/{task_id}",
+        "operator",
+        204,
+        path=lambda: f"/api/v1/cpe-tasks/{next(_cancellable)}",
+    ),
+    Call("GET", "/api/v1/cpe-faults", "viewer", 200),
+    Call("GET", "/api/v1/presets", "viewer", 200),
+]
+CPE = "00259E-EG8145V5-RBAC0001"
+_cancellable = iter(range(2, 10))
 _octets = iter(range(1, 250))
 
 
@@ -222,6 +269,15 @@ async def _prepare_rbac(api: ApiServer) -> None:
         (await c.post("/api/v1/subscribers", json={"username": "rbac-sub"})).raise_for_status()
         (await c.put("/api/v1/plans/rbac-plan", json={"session_timeout": 60})).raise_for_status()
     await start_session(api, "rbac-s1", "alice", "100.64.9.1")
+    await api.pool.execute(
+        "INSERT INTO cpe_devices (id, oui, product_class, serial) VALUES ($1, '00259E', "
+        "'EG8145V5', 'RBAC0001')",
+        CPE,
+    )
+    # Task 1 to read; DELETE takes the next id on each of its 5 calls (ids 2 to 6: the
+    # operator's 5 and the admin's 6 are queued, the first made by the POST row above).
+    for _ in range(5):
+        await api.pool.execute("INSERT INTO cpe_tasks (device_id, kind) VALUES ($1, 'reboot')", CPE)
 
 
 async def _call(c: httpx.AsyncClient, call: Call, headers: dict[str, str]) -> int:

@@ -1,0 +1,279 @@
+"""TR-069 resources: CPEs, their parameters, tasks, faults, connection requests, presets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Request, Response
+from pydantic import BaseModel, Field
+
+from daemons.acs import presets as acs_presets
+from daemons.acs import tasks as acs_tasks
+from daemons.acs.engine import TASK_KINDS
+from daemons.api import models as m
+from daemons.api.errors import ApiError
+from daemons.api.state import Operator, State, Viewer, audit
+from daemons.core.policies import PolicyError
+from daemons.store import acs as store
+
+router = APIRouter(prefix="/api/v1")
+TaskKind = Literal[
+    "getParameterNames",
+    "getParameterValues",
+    "getParameterAttributes",
+    "setParameterValues",
+    "setParameterAttributes",
+    "addObject",
+    "deleteObject",
+    "reboot",
+    "factoryReset",
+    "download",
+    "upload",
+    "scheduleInform",
+    "refreshObject",
+]
+assert set(TaskKind.__args__) == set(TASK_KINDS)  # type: ignore[attr-defined]
+TaskStatus = Literal["queued", "running", "done", "fault", "cancelled", "expired"]
+
+
+class Cpe(BaseModel):
+    id: str = Field(description="OUI-ProductClass-SerialNumber")
+    oui: str
+    product_class: str
+    serial: str
+    manufacturer: str
+    software_version: str
+    root: str
+    cwmp_ns: str
+    ip: str | None
+    connection_request_url: str
+    last_inform: datetime | None
+    last_events: list[str]
+    tags: list[str]
+    discovered_at: datetime | None
+    refreshed_at: datetime | None
+    registered_at: datetime
+
+
+class Parameter(BaseModel):
+    name: str
+    object: bool
+    writable: bool | None
+    value: str | None
+    type: str | None
+    updated_at: datetime
+
+
+class TaskCreate(m._Body):
+    kind: TaskKind
+    args: dict[str, Any] = Field(default_factory=dict, description="per kind, see the docs")
+    expires_in: float | None = Field(
+        default=None, gt=0, le=30 * 86400, description="seconds until the task expires"
+    )
+    connection_request: bool = Field(default=True, description="poke the CPE now")
+
+
+class CpeTask(BaseModel):
+    id: int
+    device_id: str
+    kind: str
+    args: dict[str, Any]
+    status: TaskStatus
+    attempts: int
+    not_before: datetime
+    expires_at: datetime | None
+    created_at: datetime
+    created_by: str
+    finished_at: datetime | None
+    result: dict[str, Any] | None
+
+
+class TaskQueued(BaseModel):
+    task: CpeTask
+    connection_request: str = Field(
+        description="ok, unauthorized, unreachable, no-url, http-<status>, or not-sent"
+    )
+
+
+class ConnectionRequestResult(BaseModel):
+    device_id: str
+    outcome: str
+
+
+class CpeFault(BaseModel):
+    id: int
+    ts: datetime
+    device_id: str
+    task_id: int | None
+    code: int
+    message: str
+    detail: dict[str, Any]
+
+
+class Tags(m._Body):
+    tags: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]] = Field(max_length=64)
+
+
+class Preset(BaseModel):
+    name: str
+    source: str
+    spec: dict[str, Any]
+
+
+async def _device(st: State, device_id: str) -> dict[str, Any]:
+    found = await store.get_device(st.pool, device_id)
+    if found is None:
+        raise ApiError(404, f"no CPE {device_id}")
+    return found
+
+
+@router.get("/cpes", name="cpes.list", tags=["cpes"])
+async def list_cpes(
+    st: State,
+    _: Viewer,
+    q: Annotated[str | None, Query(max_length=128, description="part of the id")] = None,
+    tag: Annotated[str | None, Query(max_length=64)] = None,
+    product_class: Annotated[str | None, Query(max_length=128)] = None,
+    limit: m.Limit = 100,
+    cursor: m.Cursor = None,
+) -> m.Page[Cpe]:
+    rows = await store.list_devices(
+        st.pool,
+        after=m.decode_cursor(cursor),
+        limit=limit,
+        q=q,
+        tag=tag,
+        product_class=product_class,
+    )
+    return m.page([Cpe(**r) for r in rows], limit, lambda c: c.id)
+
+
+@router.get("/cpes/{device_id}", name="cpes.get", tags=["cpes"])
+async def get_cpe(device_id: str, st: State, _: Viewer) -> Cpe:
+    return Cpe(**await _device(st, device_id))
+
+
+@router.put("/cpes/{device_id}/tags", name="cpes.tags", tags=["cpes"])
+async def put_tags(device_id: str, request: Request, st: State, _: Operator, body: Tags) -> Cpe:
+    audit(request, device_id, tags=body.tags)
+    if not await store.set_tags(st.pool, device_id, body.tags):
+        raise ApiError(404, f"no CPE {device_id}")
+    return Cpe(**await _device(st, device_id))
+
+
+@router.get("/cpes/{device_id}/parameters", name="cpes.parameters", tags=["cpes"])
+async def parameters(
+    device_id: str,
+    st: State,
+    _: Viewer,
+    prefix: Annotated[str, Query(max_length=512)] = "",
+    limit: m.Limit = 1000,
+    cursor: m.Cursor = None,
+) -> m.Page[Parameter]:
+    """The stored parameter tree, by name (objects end in a dot)."""
+    await _device(st, device_id)
+    after = m.decode_cursor(cursor)
+    rows = await store.device_params_page(st.pool, device_id, prefix, after, limit)
+    return m.page([Parameter(**r) for r in rows], limit, lambda p: p.name)
+
+
+@router.post("/cpes/{device_id}/tasks", name="cpes.tasks.create", tags=["cpes"], status_code=201)
+async def create_task(
+    device_id: str, request: Request, st: State, who: Operator, body: TaskCreate
+) -> TaskQueued:
+    """Queue a task for the CPE's next session (in order), and poke it to call in now."""
+    audit(request, device_id, kind=body.kind)
+    try:
+        task_id, outcome = await acs_tasks.queue(
+            st.pool,
+            st.config.acs,
+            device_id,
+            body.kind,
+            body.args,
+            who.actor,
+            body.expires_in,
+            poke=body.connection_request,
+        )
+    except acs_tasks.TaskError as exc:
+        status = 404 if str(exc).startswith("no device") else 422
+        raise ApiError(status, str(exc)) from None
+    task = await store.get_task(st.pool, task_id)
+    assert task is not None
+    audit(request, device_id, kind=body.kind, task=task_id, connection_request=outcome)
+    return TaskQueued(task=CpeTask(**task), connection_request=outcome)
+
+
+@router.post("/cpes/{device_id}/connection-request", name="cpes.connection_request", tags=["cpes"])
+async def poke(device_id: str, request: Request, st: State, _: Operator) -> ConnectionRequestResult:
+    """Ask the CPE to open a session now (TR-069 §3.2.2)."""
+    audit(request, device_id)
+    device = await _device(st, device_id)
+    outcome = await acs_tasks.poke_device(st.pool, st.config.acs, device)
+    audit(request, device_id, outcome=outcome)
+    return ConnectionRequestResult(device_id=device_id, outcome=outcome)
+
+
+@router.get("/cpe-tasks", name="cpe_tasks.list", tags=["cpes"])
+async def list_tasks(
+    st: State,
+    _: Viewer,
+    device: Annotated[str | None, Query(max_length=256)] = None,
+    status: TaskStatus | None = None,
+    limit: m.Limit = 100,
+    cursor: m.Cursor = None,
+) -> m.Page[CpeTask]:
+    rows = await store.list_tasks(
+        st.pool,
+        device_id=device,
+        status=status,
+        after=m.decode_int_cursor(cursor),
+        limit=limit,
+    )
+    return m.page([CpeTask(**r) for r in rows], limit, lambda t: t.id)
+
+
+@router.get("/cpe-tasks/{task_id}", name="cpe_tasks.get", tags=["cpes"])
+async def get_task(task_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: Viewer) -> CpeTask:
+    task = await store.get_task(st.pool, task_id)
+    if task is None:
+        raise ApiError(404, f"no task {task_id}")
+    return CpeTask(**task)
+
+
+@router.delete("/cpe-tasks/{task_id}", name="cpe_tasks.cancel", tags=["cpes"], status_code=204)
+async def cancel_task(
+    task_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, st: State, _: Operator
+) -> Response:
+    """Cancel a task that has not started."""
+    audit(request, str(task_id))
+    if not await store.cancel_task(st.pool, task_id):
+        if await store.get_task(st.pool, task_id) is None:
+            raise ApiError(404, f"no task {task_id}")
+        raise ApiError(409, f"task {task_id} has started or ended; it cannot be cancelled")
+    return Response(status_code=204)
+
+
+@router.get("/cpe-faults", name="cpe_faults.list", tags=["cpes"])
+async def faults(
+    st: State,
+    _: Viewer,
+    device: Annotated[str | None, Query(max_length=256)] = None,
+    limit: m.Limit = 100,
+    cursor: m.Cursor = None,
+) -> m.Page[CpeFault]:
+    """Faults CPEs answered with (9000-9032 with their text), newest first."""
+    rows = await store.list_faults(
+        st.pool, device_id=device, before=m.decode_int_cursor(cursor), limit=limit
+    )
+    return m.page([CpeFault(**r) for r in rows], limit, lambda f: f.id)
+
+
+@router.get("/presets", name="presets.list", tags=["cpes"])
+async def list_presets(st: State, _: Viewer) -> list[Preset]:
+    """The presets of policies/cwmp/ in force (edit the files and SIGHUP to change them)."""
+    try:
+        found = acs_presets.load_presets(st.policies)
+    except PolicyError as exc:
+        raise ApiError(409, str(exc)) from None
+    return [Preset(name=p.name, source=p.source, spec=p.spec()) for p in found]
