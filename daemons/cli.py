@@ -9,6 +9,7 @@ from collections.abc import Sequence
 import uvloop
 
 from daemons import __version__
+from daemons.acs import admin as acs_admin
 from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
@@ -68,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.add_argument("--parent", type=int, required=True)
     radius_admin.add_parsers(sub)
     api_admin.add_parsers(sub)
+    acs_admin.add_parsers(sub)
     return parser
 
 
@@ -117,10 +119,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
-    if args.api and args.command in ("nas", "subscriber", "session", "pool", "token"):
+    if args.api and args.command in ("nas", "subscriber", "session", "pool", "token", "cpe"):
         return api_client.run(args)
     if args.command == "token":
         return uvloop.run(api_admin.run(loaded, args))
+    if args.command == "cpe":
+        return uvloop.run(acs_admin.run(loaded, args))
     if args.command in ("nas", "subscriber", "session", "pool"):
         return uvloop.run(radius_admin.run(loaded, args))
     if args.command == "radius-worker":

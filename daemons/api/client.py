@@ -114,7 +114,13 @@ def _print(item: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     try:
         api = Api(args)
-        handler = {"nas": _nas, "subscriber": _subscriber, "session": _session, "token": _tok}
+        handler = {
+            "nas": _nas,
+            "subscriber": _subscriber,
+            "session": _session,
+            "token": _tok,
+            "cpe": _cpe,
+        }
         if args.command not in handler:
             raise CliError(f"netd {args.command} works only on the local stores, not via --api", 2)
         return handler[args.command](api, args)
@@ -252,4 +258,48 @@ def _tok(api: Api, args: argparse.Namespace) -> int:
     else:
         api.call("DELETE", f"/tokens/{_q(args.name)}")
         print(f"revoked token {args.name}")
+    return 0
+
+
+def _cpe(api: Api, args: argparse.Namespace) -> int:
+    a = args.action
+    if a == "list":
+        for item in api.pages("/cpes", {"q": args.q, "tag": args.tag}, args.limit):
+            _print(item)
+    elif a == "show":
+        print(json.dumps(api.call("GET", f"/cpes/{_q(args.device_id)}"), indent=2))
+    elif a == "params":
+        path = f"/cpes/{_q(args.device_id)}/parameters"
+        for item in api.pages(path, {"prefix": args.prefix}):
+            _print(item)
+    elif a == "task":
+        from daemons.acs.admin import task_args  # noqa: PLC0415 - the CLI's own parser
+
+        out = api.call(
+            "POST",
+            f"/cpes/{_q(args.device_id)}/tasks",
+            json={
+                "kind": args.kind,
+                "args": task_args(args.args),
+                "connection_request": not args.no_poke,
+            },
+        )
+        _print({"task": out["task"]["id"], "connection_request": out["connection_request"]})
+    elif a == "tasks":
+        params = {"device": args.device, "status": args.status}
+        for item in api.pages("/cpe-tasks", params, args.limit):
+            _print(item)
+    elif a == "cancel":
+        api.call("DELETE", f"/cpe-tasks/{args.task_id}")
+        print(f"cancelled task {args.task_id}")
+    elif a == "connreq":
+        out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
+        _print(out)
+        return 0 if out["outcome"] == "ok" else 1
+    elif a == "faults":
+        for item in api.pages("/cpe-faults", {"device": args.device}, args.limit):
+            _print(item)
+    else:
+        for item in api.call("GET", "/presets"):
+            _print(item)
     return 0

@@ -25,6 +25,7 @@ class AcsServer:
     status_port: int
     pool: asyncpg.Pool
     proc: NetdProcess
+    env: dict[str, str]
 
     def metric(self, name: str, **labels: str) -> float:
         text = httpx.get(f"http://127.0.0.1:{self.status_port}/metrics", timeout=5).text
@@ -73,7 +74,7 @@ async def acs(
     proc = NetdProcess(["acs"], env, tmp)
     try:
         proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-        yield AcsServer(port, status_port, pool, proc)
+        yield AcsServer(port, status_port, pool, proc, env)
     finally:
         proc.stop()
         out = proc.output()

@@ -1,0 +1,156 @@
+"""``netd cpe ...``: TR-069 devices, parameters, tasks, faults and presets on the stores.
+
+The same commands run through the API with ``netd --api URL --token-file F cpe ...``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import getpass
+import json
+import sys
+from typing import Any
+
+import asyncpg
+
+from daemons.acs import presets
+from daemons.acs import tasks as acs_tasks
+from daemons.acs.engine import TASK_KINDS
+from daemons.core.config import Loaded
+from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
+from daemons.core.policies import PolicyError, load_policies
+from daemons.store import acs as store
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    cpe = sub.add_parser("cpe", help="TR-069 CPEs: list, show, parameters, tasks, faults")
+    cs = cpe.add_subparsers(dest="action", required=True, metavar="ACTION")
+    lst = cs.add_parser("list", help="list CPEs")
+    lst.add_argument("--q", help="part of the id (OUI-ProductClass-SerialNumber)")
+    lst.add_argument("--tag")
+    lst.add_argument("--limit", type=int, default=100)
+    show = cs.add_parser("show", help="one CPE")
+    show.add_argument("device_id")
+    params = cs.add_parser("params", help="a CPE's stored parameters")
+    params.add_argument("device_id")
+    params.add_argument("--prefix", default="", help="e.g. Device.WiFi.")
+    task = cs.add_parser(
+        "task", help="queue a task for the CPE's next session (and poke it to call in)"
+    )
+    task.add_argument("device_id")
+    task.add_argument("kind", choices=TASK_KINDS)
+    task.add_argument(
+        "--args",
+        default="{}",
+        metavar="JSON",
+        help='the task\'s arguments, e.g. \'{"names": ["Device.DeviceInfo.UpTime"]}\'',
+    )
+    task.add_argument("--no-poke", action="store_true", help="send no connection request")
+    tl = cs.add_parser("tasks", help="list tasks")
+    tl.add_argument("--device")
+    tl.add_argument(
+        "--status", choices=["queued", "running", "done", "fault", "cancelled", "expired"]
+    )
+    tl.add_argument("--limit", type=int, default=100)
+    cancel = cs.add_parser("cancel", help="cancel a task that has not started")
+    cancel.add_argument("task_id", type=int)
+    poke = cs.add_parser("connreq", help="send a connection request now")
+    poke.add_argument("device_id")
+    faults = cs.add_parser("faults", help="faults CPEs answered with, newest first")
+    faults.add_argument("--device")
+    faults.add_argument("--limit", type=int, default=100)
+    cs.add_parser("presets", help="the presets of policies/cwmp in force")
+
+
+def task_args(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise ValueError(f"--args is not JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ValueError("--args is a JSON object")  # noqa: TRY004 - a usage error, exit 2
+    return value
+
+
+def _print(row: dict[str, Any]) -> None:
+    print(json.dumps(row, default=str))
+
+
+async def run(loaded: Loaded, args: argparse.Namespace) -> int:
+    if args.action == "presets":
+        try:
+            found = presets.load_presets(load_policies(loaded.config.policies.dir, 1))
+        except PolicyError as exc:
+            print(f"netd: {exc}", file=sys.stderr)
+            return 2
+        for p in found:
+            _print({"name": p.name, "source": p.source, "spec": p.spec()})
+        return 0
+    try:
+        stores = await open_stores(loaded.config, with_redis=False)
+        await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        return await _run(loaded, stores.pool, args)
+    except (ValueError, acs_tasks.TaskError) as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        await close_stores(stores)
+
+
+async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    a = args.action
+    if a == "list":
+        for row in await store.list_devices(
+            pool, after="", limit=args.limit, q=args.q, tag=args.tag
+        ):
+            _print(row)
+        return 0
+    if a in ("show", "connreq"):
+        device = await store.get_device(pool, args.device_id)
+        if device is None:
+            print(f"netd: no CPE {args.device_id}", file=sys.stderr)
+            return 1
+        if a == "show":
+            print(json.dumps(device, default=str, indent=2))
+            return 0
+        outcome = await acs_tasks.poke_device(pool, loaded.config.acs, device)
+        _print({"device_id": args.device_id, "outcome": outcome})
+        return 0 if outcome == "ok" else 1
+    if a == "params":
+        for row in (await store.device_params(pool, args.device_id, args.prefix)).values():
+            _print(row)
+        return 0
+    if a == "task":
+        task_id, outcome = await acs_tasks.queue(
+            pool,
+            loaded.config.acs,
+            args.device_id,
+            args.kind,
+            task_args(args.args),
+            f"cli:{getpass.getuser()}",
+            poke=not args.no_poke,
+        )
+        _print({"task": task_id, "connection_request": outcome})
+        return 0
+    if a == "tasks":
+        for row in await store.list_tasks(
+            pool, device_id=args.device, status=args.status, after=None, limit=args.limit
+        ):
+            _print(row)
+        return 0
+    if a == "cancel":
+        if await store.cancel_task(pool, args.task_id):
+            print(f"cancelled task {args.task_id}")
+            return 0
+        print(f"netd: task {args.task_id} is unknown, started or ended", file=sys.stderr)
+        return 1
+    for row in await store.list_faults(pool, device_id=args.device, before=None, limit=args.limit):
+        _print(row)
+    return 0
+
+
+__all__ = ["add_parsers", "run", "task_args"]
