@@ -105,11 +105,8 @@ class AcsApp:
         self.ratelog = RateLimitedLog(log)
         self._nonce_key = secrets.token_bytes(32)
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
-        self._ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
-            f"{self.cfg.username}:netd-acs:{password}".encode()
-        ).hexdigest()
+        self._global = (self.cfg.username, password)
         self.presets: list[presets.Preset] = []
-        self._basic = base64.b64encode(f"{self.cfg.username}:{password}".encode()).decode()
 
     # --- ASGI ---
 
@@ -176,8 +173,16 @@ class AcsApp:
 
     # --- CPE authentication ---
 
-    def _challenge(self) -> list[tuple[bytes, bytes]]:
-        if self.cfg.auth == "basic":
+    async def _credentials(self, device_id: str) -> tuple[str, tuple[str, str]]:
+        """The auth mode and (username, password) for a device: its own credentials (Digest
+        unless acs.auth is basic), else the global ones under acs.auth."""
+        own = await store.get_credentials(self.ctx.pool, self.ctx.sealer, device_id)
+        if own is not None:
+            return ("basic" if self.cfg.auth == "basic" else "digest"), own
+        return self.cfg.auth, self._global
+
+    def _challenge(self, mode: str) -> list[tuple[bytes, bytes]]:
+        if mode == "basic":
             return [(b"www-authenticate", b'Basic realm="netd-acs"')]
         stamp = str(int(time.time()))
         mac = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
@@ -185,12 +190,14 @@ class AcsApp:
         value = f'Digest realm="netd-acs", qop="auth", nonce="{nonce}", algorithm=MD5'
         return [(b"www-authenticate", value.encode())]
 
-    def _authenticated(self, scope: dict[str, Any]) -> bool:
+    def _authenticated(self, scope: dict[str, Any], mode: str, creds: tuple[str, str]) -> bool:
+        username, password = creds
         header = _header(scope, b"authorization")
         scheme, _, rest = header.partition(" ")
-        if scheme.lower() == "basic":  # preemptive Basic is accepted under either mode
-            return self.cfg.auth == "basic" and hmac.compare_digest(rest.strip(), self._basic)
-        if scheme.lower() != "digest" or self.cfg.auth != "digest":
+        if scheme.lower() == "basic":  # preemptive Basic, accepted when the mode is Basic
+            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
+            return mode == "basic" and hmac.compare_digest(rest.strip(), basic)
+        if scheme.lower() != "digest" or mode != "digest":
             return False
         p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
         nonce = p.get("nonce", "")
@@ -198,13 +205,16 @@ class AcsApp:
         good = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
         if not stamp.isdigit() or not hmac.compare_digest(mac, good):
             return False
-        if time.time() - int(stamp) > 300 or p.get("username") != self.cfg.username:
+        if time.time() - int(stamp) > 300 or p.get("username") != username:
             return False
+        ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
+            f"{username}:netd-acs:{password}".encode()
+        ).hexdigest()
         ha2 = hashlib.md5(f"{scope['method']}:{p.get('uri', '')}".encode()).hexdigest()  # noqa: S324
         if p.get("qop"):
-            raw = f"{self._ha1}:{nonce}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
+            raw = f"{ha1}:{nonce}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
         else:
-            raw = f"{self._ha1}:{nonce}:{ha2}"
+            raw = f"{ha1}:{nonce}:{ha2}"
         expected = hashlib.md5(raw.encode()).hexdigest()  # noqa: S324
         return hmac.compare_digest(expected, p.get("response", ""))
 
@@ -274,8 +284,9 @@ class AcsApp:
         if env.method == "Inform":
             if live is not None:
                 self._forget(live, "replaced")
-            if self.cfg.auth != "none" and not self._authenticated(scope):
-                raise _Reject(401, "auth: credentials missing or wrong", self._challenge())
+            mode, creds = await self._credentials(env.args["device"].key)
+            if mode != "none" and not self._authenticated(scope, mode, creds):
+                raise _Reject(401, "auth: credentials missing or wrong", self._challenge(mode))
             return await self._inform(scope, env)
         if live is None:
             raise _Reject(400, "no session: a session starts with an Inform")

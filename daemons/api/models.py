@@ -33,6 +33,11 @@ class Page(BaseModel, Generic[T]):
     )
 
 
+def re_device(text: str) -> bool:
+    """OUI-ProductClass-SerialNumber, printable, not absurdly long."""
+    return 3 <= len(text) <= 256 and text.isprintable() and text.count("-") >= 2
+
+
 def re_name(text: str) -> bool:
     return re.match(NAME, text) is not None
 

@@ -13,7 +13,7 @@ from daemons.acs import tasks as acs_tasks
 from daemons.acs.engine import TASK_KINDS
 from daemons.api import models as m
 from daemons.api.errors import ApiError
-from daemons.api.state import Operator, State, Viewer, audit
+from daemons.api.state import Admin, Operator, State, Viewer, audit
 from daemons.core.policies import PolicyError
 from daemons.store import acs as store
 
@@ -277,3 +277,36 @@ async def list_presets(st: State, _: Viewer) -> list[Preset]:
     except PolicyError as exc:
         raise ApiError(409, str(exc)) from None
     return [Preset(name=p.name, source=p.source, spec=p.spec()) for p in found]
+
+
+class Credentials(m._Body):
+    username: str = Field(min_length=1, max_length=256)
+    password: str = Field(min_length=1, max_length=256)
+
+
+@router.put(
+    "/cpes/{device_id}/credentials", name="cpes.credentials.put", tags=["cpes"], status_code=204
+)
+async def put_credentials(
+    device_id: str, request: Request, st: State, _: Admin, body: Credentials
+) -> Response:
+    """The CPE's own CWMP credentials (Digest), sealed at rest. The device need not have
+    called in yet."""
+    audit(request, device_id, username=body.username)
+    if not m.re_device(device_id):
+        raise ApiError(422, "a device id is OUI-ProductClass-SerialNumber")
+    await store.set_credentials(st.pool, st.sealer, device_id, body.username, body.password)
+    return Response(status_code=204)
+
+
+@router.delete(
+    "/cpes/{device_id}/credentials",
+    name="cpes.credentials.delete",
+    tags=["cpes"],
+    status_code=204,
+)
+async def delete_credentials(device_id: str, request: Request, st: State, _: Admin) -> Response:
+    audit(request, device_id)
+    if not await store.delete_credentials(st.pool, device_id):
+        raise ApiError(404, f"no credentials for {device_id}")
+    return Response(status_code=204)

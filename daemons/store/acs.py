@@ -11,6 +11,7 @@ import asyncpg
 
 from daemons.acs import cwmp
 from daemons.acs.engine import Task
+from daemons.core.secrets import Sealer
 
 TASK_PREFIX = "netd-task-"
 
@@ -372,3 +373,33 @@ async def device_params_page(
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def set_credentials(
+    pool: asyncpg.Pool, sealer: Sealer, device_id: str, username: str, password: str
+) -> None:
+    await pool.execute(
+        "INSERT INTO cpe_credentials (device_id, username, password_enc) VALUES ($1, $2, $3) "
+        "ON CONFLICT (device_id) DO UPDATE SET username = EXCLUDED.username, "
+        "password_enc = EXCLUDED.password_enc, updated_at = now()",
+        device_id,
+        username,
+        sealer.seal(password.encode(), f"cpe:{device_id}".encode()),
+    )
+
+
+async def get_credentials(
+    pool: asyncpg.Pool, sealer: Sealer, device_id: str
+) -> tuple[str, str] | None:
+    row = await pool.fetchrow(
+        "SELECT username, password_enc FROM cpe_credentials WHERE device_id = $1", device_id
+    )
+    if row is None:
+        return None
+    password = sealer.open(row["password_enc"], f"cpe:{device_id}".encode()).decode()
+    return str(row["username"]), password
+
+
+async def delete_credentials(pool: asyncpg.Pool, device_id: str) -> bool:
+    status = await pool.execute("DELETE FROM cpe_credentials WHERE device_id = $1", device_id)
+    return bool(status.endswith(" 1"))

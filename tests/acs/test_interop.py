@@ -10,6 +10,7 @@ import gzip
 import httpx
 import pytest
 
+from daemons.core.secrets import Sealer
 from daemons.store import acs as store
 from tests.acs.conftest import AcsServer
 from tests.acs.sim import Cpe, Http, load_model, model_files, run_session
@@ -198,3 +199,19 @@ async def test_hostile_and_broken_input_gets_4xx_and_leaves_no_session(acs: AcsS
     await _wait_no_sessions(acs)
     assert acs.metric("netd_acs_sessions_total", outcome="timeout") >= 2
     assert acs.proc.proc.poll() is None
+
+
+async def test_per_device_credentials_need_digest_even_when_auth_is_off(acs: AcsServer) -> None:
+    cpe = Cpe(load_model(IGD), serial_suffix="-own", username="own-user", password="own-pw")
+    sealer = Sealer(bytes.fromhex(acs.env["NETD_SECRETS_KEY"]))
+    await store.set_credentials(acs.pool, sealer, cpe.device_id, "own-user", "own-pw")
+    statuses = await run_session(cpe, "127.0.0.1", acs.port)
+    assert statuses[:2] == [401, 200] and statuses[-1] == 204
+    thief = Cpe(load_model(IGD), serial_suffix="-own", username="own-user", password="guess")
+    assert await run_session(thief, "127.0.0.1", acs.port) == [401, 401]
+    sealed = await acs.pool.fetchval(
+        "SELECT password_enc FROM cpe_credentials WHERE device_id = $1", cpe.device_id
+    )
+    assert b"own-pw" not in sealed
+    assert await store.delete_credentials(acs.pool, cpe.device_id)
+    assert (await run_session(cpe, "127.0.0.1", acs.port))[0] == 200

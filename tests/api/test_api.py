@@ -247,6 +247,21 @@ CALLS += [
     ),
     Call("GET", "/api/v1/cpe-faults", "viewer", 200),
     Call("GET", "/api/v1/presets", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/cpes/{device_id}/credentials",
+        "admin",
+        204,
+        path=lambda: f"/api/v1/cpes/{CPE}/credentials",
+        body=lambda: {"username": "cpe", "password": "cpe-pw"},
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/cpes/{device_id}/credentials",
+        "admin",
+        204,
+        path=lambda: f"/api/v1/cpes/{CPE}/credentials",
+    ),
 ]
 CPE = "00259E-EG8145V5-RBAC0001"
 _cancellable = iter(range(2, 10))
