@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, presets
+from daemons.acs import cwmp, files, presets
 from daemons.acs import engine as eng
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -107,6 +107,7 @@ class AcsApp:
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
         self.presets: list[presets.Preset] = []
+        self.files = file_store(ctx.config)
 
     # --- ASGI ---
 
@@ -115,6 +116,18 @@ class AcsApp:
             return
         status, body = 500, b""
         headers: list[tuple[bytes, bytes]] = []
+        if scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/files/"):
+            mode = self.cfg.auth
+            await files.serve(
+                self.files,
+                self.ctx.pool,
+                scope,
+                receive,
+                send,
+                lambda sc: mode == "none" or self._authenticated(sc, mode, self._global),
+                lambda: self._challenge(mode),
+            )
+            return
         try:
             status, headers, body = await self._handle(scope, receive)
         except _Reject as exc:
@@ -334,7 +347,10 @@ class AcsApp:
                     cache=self.ctx.cache,
                 )
         preset_values = await self._presets(session, ip)
-        tasks = await store.start_tasks(self.ctx.pool, session.device_id)
+        tasks = [
+            self._with_credentials(t)
+            for t in await store.start_tasks(self.ctx.pool, session.device_id)
+        ]
         session.plan(tasks, discovered, preset_values)
         sid = secrets.token_urlsafe(18)
         live = _Live(session, sid, self._conn(scope), ip, tasks=[t.id for t in tasks])
@@ -348,6 +364,16 @@ class AcsApp:
             [(b"set-cookie", cookie)],
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
+
+    def _with_credentials(self, task: eng.Task) -> eng.Task:
+        """A transfer from our file store carries the CWMP credentials, added here in
+        memory: the password is never written into the task row."""
+        if task.kind in ("download", "upload") and task.args.get("acs_credentials"):
+            user, password = self._global if self.cfg.auth != "none" else ("", "")
+            return eng.Task(
+                task.id, task.kind, {**task.args, "username": user, "password": password}
+            )
+        return task
 
     async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:
         """The preset values this device lacks; a Download task queued for the preset's
@@ -368,21 +394,30 @@ class AcsApp:
         fw = presets.firmware(self.presets, facts)
         if fw is not None and not await store.firmware_in_flight(pool, session.device_id, fw[0]):
             version, name = fw
-            base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
-            await store.queue_task(
-                pool,
-                session.device_id,
-                "download",
-                {
-                    "url": f"{base.rstrip('/')}/files/{name}",
-                    "file_type": "1 Firmware Upgrade Image",
-                    "version": version,
-                    "file": name,
-                    "username": self.cfg.username if self.cfg.auth != "none" else "",
-                    "password": "",
-                },
-                "preset",
-            )
+            info = await self.files.get(pool, name)
+            if info is None:
+                self.ratelog.log(
+                    logging.WARNING,
+                    f"fw-missing-{name}",
+                    "a preset names a firmware file that is not in the file store",
+                    file=name,
+                )
+            else:
+                base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
+                await store.queue_task(
+                    pool,
+                    session.device_id,
+                    "download",
+                    {
+                        "url": f"{base.rstrip('/')}/files/{name}",
+                        "file_type": info.file_type,
+                        "file_size": info.size,
+                        "version": version,
+                        "file": name,
+                        "acs_credentials": True,
+                    },
+                    "preset",
+                )
         want = presets.desired(self.presets, facts, session.root)
         if not want:
             return []
@@ -486,6 +521,8 @@ class AcsService(Daemon):
         self._pending = None
 
     async def start(self) -> None:
+        with contextlib.suppress(OSError):
+            await self.app.files.sweep(self.ctx.pool)  # temp and orphan files of a crash
         if self.ctx.config.acs.auth == "none":
             log.warning('CPE authentication is off (acs.auth = "none")')
         await self.server.start()
@@ -512,3 +549,10 @@ class AcsService(Daemon):
 
 
 __all__ = ["AcsApp", "AcsService"]
+
+
+def file_store(config: Any) -> files.FileStore:
+    """The ACS file store of this config (shared by the ACS and the API)."""
+    root = config.acs.files_dir or config.state_dir / "acs-files"
+    root.mkdir(parents=True, exist_ok=True)
+    return files.FileStore(root, config.acs.max_file_size)

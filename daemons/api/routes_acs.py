@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
+from daemons.acs import files
 from daemons.acs import presets as acs_presets
 from daemons.acs import tasks as acs_tasks
 from daemons.acs.engine import TASK_KINDS
@@ -309,4 +310,98 @@ async def delete_credentials(device_id: str, request: Request, st: State, _: Adm
     audit(request, device_id)
     if not await store.delete_credentials(st.pool, device_id):
         raise ApiError(404, f"no credentials for {device_id}")
+    return Response(status_code=204)
+
+
+class StoredFile(BaseModel):
+    name: str
+    file_type: str
+    oui: str
+    product_class: str
+    version: str
+    size: int
+    sha256: str
+    created_at: datetime
+    created_by: str
+    url_path: str = Field(description="where CPEs fetch it on the ACS: /files/<name>")
+
+
+def _files(st: State) -> files.FileStore:
+    assert st.files is not None
+    return st.files
+
+
+def _stored(info: files.FileInfo) -> StoredFile:
+    return StoredFile(**info.as_dict(), url_path=f"/files/{info.name}")
+
+
+@router.get("/files", name="files.list", tags=["files"])
+async def list_files(
+    st: State, _: Viewer, limit: m.Limit = 100, cursor: m.Cursor = None
+) -> m.Page[StoredFile]:
+    """The ACS file store: firmware images and configuration files for Download."""
+    rows = await _files(st).list(st.pool, m.decode_cursor(cursor), limit)
+    return m.page([_stored(r) for r in rows], limit, lambda f: f.name)
+
+
+@router.get("/files/{name}", name="files.get", tags=["files"])
+async def get_file(name: str, st: State, _: Viewer) -> StoredFile:
+    info = await _files(st).get(st.pool, name)
+    if info is None:
+        raise ApiError(404, f"no file {name}")
+    return _stored(info)
+
+
+@router.put(
+    "/files/{name}",
+    name="files.put",
+    tags=["files"],
+    responses={201: {"model": StoredFile, "description": "Created"}},
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}
+            },
+        }
+    },
+)
+async def put_file(
+    name: str,
+    request: Request,
+    response: Response,
+    st: State,
+    who: Admin,
+    file_type: Annotated[str, Query(max_length=64)] = files.FIRMWARE,
+    version: Annotated[str, Query(max_length=128)] = "",
+    oui: Annotated[str, Query(max_length=6)] = "",
+    product_class: Annotated[str, Query(max_length=128)] = "",
+) -> StoredFile:
+    """Upload (or replace) a file: the raw body is its content."""
+    audit(request, name, file_type=file_type, version=version)
+    store_ = _files(st)
+    existed = await store_.get(st.pool, name) is not None
+    try:
+        info = await store_.put(
+            st.pool,
+            name,
+            request.stream(),
+            file_type=file_type,
+            oui=oui,
+            product_class=product_class,
+            version=version,
+            created_by=who.actor,
+        )
+    except files.FileError as exc:
+        raise ApiError(413 if "file over" in str(exc) else 422, str(exc)) from None
+    audit(request, name, file_type=file_type, version=version, sha256=info.sha256)
+    response.status_code = 200 if existed else 201
+    return _stored(info)
+
+
+@router.delete("/files/{name}", name="files.delete", tags=["files"], status_code=204)
+async def delete_file(name: str, request: Request, st: State, _: Admin) -> Response:
+    audit(request, name)
+    if not await _files(st).delete(st.pool, name):
+        raise ApiError(404, f"no file {name}")
     return Response(status_code=204)

@@ -12,6 +12,7 @@ from typing import ClassVar
 from fastapi import FastAPI
 
 from daemons import __version__
+from daemons.acs.service import file_store
 from daemons.api import errors, routes_acs, routes_core, routes_radius
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
@@ -60,6 +61,7 @@ def build_app(ctx: Context) -> FastAPI:
         dictionary,
         ctx.policies,
         auth,
+        files=file_store(ctx.config),
     )
     errors.install(app)
     # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose

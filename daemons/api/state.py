@@ -8,6 +8,7 @@ from typing import Annotated
 import asyncpg
 from fastapi import Depends, Request
 
+from daemons.acs.files import FileStore
 from daemons.api.auth import Authenticator, Principal, require
 from daemons.core.config import Config
 from daemons.core.health import Health
@@ -30,13 +31,14 @@ class ApiState:
     policies: PolicySet
     auth: Authenticator
     extra: dict[str, object] = field(default_factory=dict)
+    files: FileStore | None = None
 
     async def policy(self) -> Policy:
         """The RADIUS policy as the radius daemons see it: files plus API-managed plans."""
         return load_policy(self.policies, self.dictionary, await api_store.list_plans(self.pool))
 
 
-def _state(request: Request) -> ApiState:
+async def _state(request: Request) -> ApiState:  # async: no worker thread per request
     state: ApiState = request.app.state.api
     return state
 

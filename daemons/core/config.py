@@ -187,6 +187,8 @@ class AcsConfig(_DaemonConfig):
     connection_request_password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
     connection_request_timeout: Seconds = 3.0
     public_url: str = ""
+    files_dir: Path | None = None
+    max_file_size: int = Field(default=1024**3, ge=1024, le=64 * 1024**3)
 
     @model_validator(mode="after")
     def _acs_pairs(self) -> AcsConfig:

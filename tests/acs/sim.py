@@ -83,6 +83,7 @@ class Cpe:
     transfer_pending: list[str] = field(default_factory=list)  # command keys
     seen: list[str] = field(default_factory=list)  # RPC names received
     cookie: str | None = None
+    last_transfer_url: str = ""
     _ids: Any = field(default_factory=lambda: itertools.count(1))
 
     def __post_init__(self) -> None:

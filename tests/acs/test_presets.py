@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import tempfile
 from pathlib import Path
 
+import httpx
+
 from daemons.acs import tasks
+from daemons.acs.files import FIRMWARE, FileStore
 from daemons.core.config import AcsConfig
 from daemons.store import acs as store
 from tests.acs.conftest import AcsServer
@@ -34,8 +38,18 @@ TR181 = next(p for p in model_files() if "EX220" in p.name)
 
 
 async def test_presets_send_only_what_differs_and_queue_firmware_once(acs: AcsServer) -> None:
+    image = os.urandom(300_000)
+    fs = FileStore(Path(acs.env["NETD_STATE_DIR"]) / "acs-files")
+    await fs.put(acs.pool, "ex220-9.9.9.bin", image, file_type=FIRMWARE, version="9.9.9")
     cpe = Cpe(load_model(TR181), serial_suffix="-preset", events=["1 BOOT"])
     await run_session(cpe, "127.0.0.1", acs.port)  # discovery (the preset values, too)
+    # The Download points at the ACS's file store, and the file comes whole, with Range.
+    assert cpe.last_transfer_url.endswith("/files/ex220-9.9.9.bin")
+    async with httpx.AsyncClient() as c:
+        got = await c.get(cpe.last_transfer_url)
+        part = await c.get(cpe.last_transfer_url, headers={"Range": "bytes=100-199"})
+    assert got.content == image and got.headers["etag"]
+    assert part.status_code == 206 and part.content == image[100:200]
     interval = "Device.ManagementServer.PeriodicInformInterval"
     assert cpe.tree[interval].value == "120"
     fw = await store.list_tasks(
@@ -45,6 +59,7 @@ async def test_presets_send_only_what_differs_and_queue_firmware_once(acs: AcsSe
         ("download", "9.9.9", "preset")
     ]
     assert fw[0]["args"]["url"].endswith("/files/ex220-9.9.9.bin")
+    assert fw[0]["args"]["file_size"] == len(image) and "password" not in fw[0]["args"]
     # Tagged now: the next BOOT session sets only the SSID; the interval is in force already,
     # and no second firmware Download is queued while the first is in flight.
     await store.set_tags(acs.pool, cpe.device_id, ["lab"])

@@ -83,6 +83,7 @@ class Call:
     ok: int  # the status when allowed
     path: Callable[[], str] | None = None
     body: Callable[[], Any] | None = None
+    content: Callable[[], bytes] | None = None
 
 
 def _uniq() -> str:
@@ -255,6 +256,17 @@ CALLS += [
         path=lambda: f"/api/v1/cpes/{CPE}/credentials",
         body=lambda: {"username": "cpe", "password": "cpe-pw"},
     ),
+    Call("GET", "/api/v1/files", "viewer", 200),
+    Call("GET", "/api/v1/files/{name}", "viewer", 200, path=lambda: "/api/v1/files/rbac.bin"),
+    Call(
+        "PUT",
+        "/api/v1/files/{name}",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/files/fw-{_uniq()}.bin?version=1.0",
+        content=lambda: b"firmware image",
+    ),
+    Call("DELETE", "/api/v1/files/{name}", "admin", 204, path=lambda: "/api/v1/files/rbac.bin"),
     Call(
         "DELETE",
         "/api/v1/cpes/{device_id}/credentials",
@@ -284,6 +296,9 @@ async def _prepare_rbac(api: ApiServer) -> None:
         (await c.post("/api/v1/subscribers", json={"username": "rbac-sub"})).raise_for_status()
         (await c.put("/api/v1/plans/rbac-plan", json={"session_timeout": 60})).raise_for_status()
     await start_session(api, "rbac-s1", "alice", "100.64.9.1")
+    async with api.client("admin") as c:
+        up = await c.put("/api/v1/files/rbac.bin", content=b"x" * 1000)
+        assert up.status_code == 201, up.text
     await api.pool.execute(
         "INSERT INTO cpe_devices (id, oui, product_class, serial) VALUES ($1, '00259E', "
         "'EG8145V5', 'RBAC0001')",
@@ -301,7 +316,10 @@ async def _call(c: httpx.AsyncClient, call: Call, headers: dict[str, str]) -> in
     if call.template.endswith("/stream"):
         async with c.stream("GET", path, headers=headers) as resp:
             return resp.status_code  # the stream is left at once
-    resp = await c.request(call.method, path, json=body, headers=headers)
+    if call.content is not None:
+        resp = await c.request(call.method, path, content=call.content(), headers=headers)
+    else:
+        resp = await c.request(call.method, path, json=body, headers=headers)
     if resp.status_code >= 400:
         err = resp.json()["error"]
         assert err["code"] and err["request_id"] == resp.headers["x-request-id"], resp.text
