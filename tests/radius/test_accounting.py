@@ -240,10 +240,10 @@ async def test_live_sessions_are_indexed_by_user_nas_and_address(radius: RadiusS
     )
     assert row is not None
     uid = row["unique_id"]
-    assert uid.encode() in await cache.client.smembers(accounting.nas_sessions_key(cache, "lo"))
+    assert await cache.client.zscore(accounting.nas_sessions_key(cache, "lo"), uid) is not None
     assert await cache.client.get(accounting.ip_session_key(cache, "100.64.7.7")) == uid.encode()
     acct(c, "Stop", sid, "grace", Acct_Session_Time=3, Framed_IP_Address="100.64.7.7")
-    assert uid.encode() not in await cache.client.smembers(accounting.nas_sessions_key(cache, "lo"))
+    assert await cache.client.zscore(accounting.nas_sessions_key(cache, "lo"), uid) is None
     assert await cache.client.get(accounting.ip_session_key(cache, "100.64.7.7")) is None
 
 
