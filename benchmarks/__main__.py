@@ -35,19 +35,39 @@ def main(selected: list[str]) -> int:
         "```",
         "",
     ]
+    sections: dict[str, str] = {}
     for path in sorted(RESULTS.glob("*.json")):
         doc = json.loads(path.read_text())
-        summary += [
-            f"## {doc['benchmark']}",
-            "",
-            doc.get("notes", ""),
-            "",
-            f"Measured {doc['machine']['when']}.",
-            "",
-            table(doc["rows"]),
-        ]
+        sections[doc["benchmark"]] = "\n".join(
+            [
+                f"## {doc['benchmark']}",
+                "",
+                doc.get("notes", ""),
+                "",
+                f"Measured {doc['machine']['when']}.",
+                "",
+                table(doc["rows"]),
+            ]
+        )
+    for name, text in _kept_sections().items():
+        sections.setdefault(name, text)
+    summary += [sections[name] for name in sorted(sections)]
     (HERE / "RESULTS.md").write_text("\n".join(summary))
     return 0
+
+
+def _kept_sections() -> dict[str, str]:
+    """The sections of the current RESULTS.md, by benchmark. results/*.json stay on the
+    machine that measured them, so a section with no JSON here is kept as it is: running
+    one module does not drop the others' figures."""
+    path = HERE / "RESULTS.md"
+    if not path.exists():
+        return {}
+    out = {}
+    for chunk in path.read_text().split("\n## ")[1:]:
+        name = chunk.split("\n", 1)[0].strip()
+        out[name] = "## " + chunk
+    return out
 
 
 if __name__ == "__main__":

@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import os
 import platform
+import shutil
 import statistics
+import subprocess
 import sys
 import time
 from importlib.metadata import PackageNotFoundError, version
@@ -73,6 +75,40 @@ def table(rows: list[dict[str, Any]]) -> str:
     for row in rows:
         out.append("| " + " | ".join(_fmt(row.get(c)) for c in cols) + " |")
     return "\n".join(out) + "\n"
+
+
+def wrk(
+    url: str, connections: int, duration: float, headers: tuple[str, ...] = ()
+) -> dict[str, float]:
+    """Load ``url`` with wrk (C, one thread, ``connections`` keep-alive connections, each
+    of ``headers`` as "Name: value"): requests/s and the 50% and 99% latency in ms. Raises
+    RuntimeError if wrk is missing or saw a non-2xx answer."""
+    exe = shutil.which("wrk")
+    if exe is None:
+        raise RuntimeError("wrk is missing: apt-get install wrk (the HTTP load generator)")
+    args = [exe, "-t1", f"-c{connections}", f"-d{duration:g}s", "--latency"]
+    for header in headers:
+        args += ["-H", header]
+    out = subprocess.run(
+        [*args, url], capture_output=True, text=True, check=True, timeout=duration + 30
+    ).stdout
+    result: dict[str, float] = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if line.startswith("Requests/sec:"):
+            result["rps"] = float(parts[1])
+        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
+            result[parts[0]] = _ms(parts[1])
+        elif "Non-2xx" in line:
+            raise RuntimeError(f"{url}: {line.strip()}")
+    return result
+
+
+def _ms(text: str) -> float:
+    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
+        if text.endswith(unit):
+            return float(text[: -len(unit)]) * scale
+    raise ValueError(text)
 
 
 def _fmt(value: Any) -> str:

@@ -15,7 +15,6 @@ There is no reference tool for these; figures are absolute, medians of RUNS runs
 from __future__ import annotations
 
 import os
-import shutil
 import signal
 import socket
 import subprocess
@@ -28,6 +27,7 @@ from typing import Any
 import httpx
 
 from benchmarks.common import median, table, write
+from benchmarks.common import wrk as common_wrk
 from daemons.store.embedded import EmbeddedStores
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -64,6 +64,7 @@ def start(cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], st
                 "NETD_API_PORT": str(port),
                 "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
                 "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
+                "NETD_ACS_PORT": str(free_port()),
                 **extra,
             }
         ),
@@ -95,34 +96,8 @@ def stop(proc: subprocess.Popen[bytes]) -> float:
 
 
 def wrk(url: str) -> dict[str, float]:
-    """Load ``url`` with wrk (C, one thread): requests/s and latency percentiles in ms."""
-    exe = shutil.which("wrk")
-    if exe is None:
-        raise RuntimeError("wrk is missing: apt-get install wrk (the HTTP load generator)")
-    out = subprocess.run(
-        [exe, "-t1", f"-c{CONCURRENCY}", f"-d{DURATION}s", "--latency", url],
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=DURATION + 30,
-    ).stdout
-    result: dict[str, float] = {}
-    for line in out.splitlines():
-        parts = line.split()
-        if line.startswith("Requests/sec:"):
-            result["rps"] = float(parts[1])
-        elif len(parts) == 2 and parts[0] in ("50%", "99%"):
-            result[parts[0]] = _ms(parts[1])
-        elif "Non-2xx" in line:
-            raise RuntimeError(f"{url}: {line.strip()}")
-    return result
-
-
-def _ms(text: str) -> float:
-    for unit, scale in (("us", 0.001), ("ms", 1.0), ("s", 1000.0)):
-        if text.endswith(unit):
-            return float(text[: -len(unit)]) * scale
-    raise ValueError(text)
+    """Load ``url`` with wrk (32 connections, one thread): requests/s, latency in ms."""
+    return common_wrk(url, CONCURRENCY, DURATION)
 
 
 def run() -> list[dict[str, Any]]:
