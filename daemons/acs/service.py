@@ -425,35 +425,44 @@ class AcsApp:
         return presets.diff(want, stored)
 
     async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
-        pool = self.ctx.pool
+        """Write one step's effects in one transaction (one commit per CPE message)."""
+        if not effects:
+            return
         device_id = live.session.device_id
-        for e in effects:
-            if isinstance(e, eng.Params):
-                await store.put_params(pool, device_id, e.values, e.names, e.discovered)
-            elif isinstance(e, eng.TaskResult):
-                await store.finish_task(pool, e.task_id, e.status, e.result)
-                if e.task_id in live.tasks:
-                    live.tasks.remove(e.task_id)
-            elif isinstance(e, eng.Fault):
-                self.metrics.faults.labels(str(e.code)).inc()
-                await store.record_fault(pool, device_id, e.task_id, e.code, e.message, e.detail)
-            elif isinstance(e, eng.TransferDone):
-                task_id = await store.transfer_complete(
-                    pool, device_id, e.command_key, e.fault_code, e.detail
-                )
-                if e.fault_code:
+        events: list[eng.DownloadRequested] = []
+        done: list[int] = []
+        async with self.ctx.pool.acquire() as conn, conn.transaction():
+            for e in effects:
+                if isinstance(e, eng.Params):
+                    await store.put_params(conn, device_id, e.values, e.names, e.discovered)
+                elif isinstance(e, eng.TaskResult):
+                    await store.finish_task(conn, e.task_id, e.status, e.result)
+                    done.append(e.task_id)
+                elif isinstance(e, eng.Fault):
+                    self.metrics.faults.labels(str(e.code)).inc()
                     await store.record_fault(
-                        pool, device_id, task_id, e.fault_code, e.fault_string, e.detail
+                        conn, device_id, e.task_id, e.code, e.message, e.detail
                     )
-            elif isinstance(e, eng.DownloadRequested):
-                await append_event(
-                    pool,
-                    "acs",
-                    "cpe.download_requested",
-                    subject=device_id,
-                    data={"file_type": e.file_type, "args": e.args},
-                    cache=self.ctx.cache,
-                )
+                elif isinstance(e, eng.TransferDone):
+                    task_id = await store.transfer_complete(
+                        conn, device_id, e.command_key, e.fault_code, e.detail
+                    )
+                    if e.fault_code:
+                        await store.record_fault(
+                            conn, device_id, task_id, e.fault_code, e.fault_string, e.detail
+                        )
+                elif isinstance(e, eng.DownloadRequested):
+                    events.append(e)
+        live.tasks = [t for t in live.tasks if t not in done]
+        for e in events:
+            await append_event(
+                self.ctx.pool,
+                "acs",
+                "cpe.download_requested",
+                subject=device_id,
+                data={"file_type": e.file_type, "args": e.args},
+                cache=self.ctx.cache,
+            )
 
 
 _KNOWN = frozenset(

@@ -12,8 +12,10 @@ import asyncpg
 from daemons.acs import cwmp
 from daemons.acs.engine import Task
 from daemons.core.secrets import Sealer
+from daemons.store.pg import Conn
 
 TASK_PREFIX = "netd-task-"
+Db = asyncpg.Pool | Conn  # a pool, or a connection (inside the caller's transaction)
 
 
 async def register_device(
@@ -82,32 +84,32 @@ async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValu
 
 
 async def put_params(
-    pool: asyncpg.Pool,
+    conn: Db,
     device_id: str,
     values: Sequence[cwmp.ParamValue],
     names: Sequence[tuple[str, bool]],
     discovered: bool,
 ) -> None:
-    """Values read, and names with their writable flag (objects end in a dot)."""
-    async with pool.acquire() as conn, conn.transaction():
-        if names:
-            await conn.execute(
-                "INSERT INTO cpe_parameters (device_id, name, object, writable) "
-                "SELECT $1, n, n LIKE '%.', w FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "
-                "ON CONFLICT (device_id, name) DO UPDATE SET writable = EXCLUDED.writable, "
-                "object = EXCLUDED.object, updated_at = now()",
-                device_id,
-                [n for n, _ in names],
-                [w for _, w in names],
-            )
-        if values:
-            await _put_values(conn, device_id, values)
-        if discovered:
-            await conn.execute(
-                "UPDATE cpe_devices SET discovered_at = coalesce(discovered_at, now()), "
-                "refreshed_at = now() WHERE id = $1",
-                device_id,
-            )
+    """Values read, and names with their writable flag (objects end in a dot). Give a
+    connection in a transaction to write them with other effects at once."""
+    if names:
+        await conn.execute(
+            "INSERT INTO cpe_parameters (device_id, name, object, writable) "
+            "SELECT $1, n, n LIKE '%.', w FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "
+            "ON CONFLICT (device_id, name) DO UPDATE SET writable = EXCLUDED.writable, "
+            "object = EXCLUDED.object, updated_at = now()",
+            device_id,
+            [n for n, _ in names],
+            [w for _, w in names],
+        )
+    if values:
+        await _put_values(conn, device_id, values)
+    if discovered:
+        await conn.execute(
+            "UPDATE cpe_devices SET discovered_at = coalesce(discovered_at, now()), "
+            "refreshed_at = now() WHERE id = $1",
+            device_id,
+        )
 
 
 async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
@@ -131,11 +133,9 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
     ]
 
 
-async def finish_task(
-    pool: asyncpg.Pool, task_id: int, status: str, result: dict[str, Any]
-) -> None:
+async def finish_task(db: Db, task_id: int, status: str, result: dict[str, Any]) -> None:
     """``done``/``fault`` end a task; ``running`` keeps it open (a transfer in progress)."""
-    await pool.execute(
+    await db.execute(
         "UPDATE cpe_tasks SET status = $2, result = $3::jsonb, "
         "finished_at = CASE WHEN $2 IN ('done', 'fault') THEN now() END WHERE id = $1",
         task_id,
@@ -162,14 +162,14 @@ async def requeue_unfinished(
 
 
 async def transfer_complete(
-    pool: asyncpg.Pool, device_id: str, command_key: str, fault_code: int, detail: dict[str, Any]
+    db: Db, device_id: str, command_key: str, fault_code: int, detail: dict[str, Any]
 ) -> int | None:
     """Close the Download/Upload task a TransferComplete names; its id."""
     if not command_key.startswith(TASK_PREFIX) or not command_key[len(TASK_PREFIX) :].isdigit():
         return None
     task_id = int(command_key[len(TASK_PREFIX) :])
     status = "done" if fault_code == 0 else "fault"
-    row = await pool.fetchval(
+    row = await db.fetchval(
         "UPDATE cpe_tasks SET status = $3, result = coalesce(result, '{}'::jsonb) || $4::jsonb, "
         "finished_at = now() WHERE id = $1 AND device_id = $2 RETURNING id",
         task_id,
@@ -181,14 +181,14 @@ async def transfer_complete(
 
 
 async def record_fault(
-    pool: asyncpg.Pool,
+    db: Db,
     device_id: str,
     task_id: int | None,
     code: int,
     message: str,
     detail: dict[str, Any],
 ) -> None:
-    await pool.execute(
+    await db.execute(
         "INSERT INTO cpe_faults (device_id, task_id, code, message, detail) "
         "VALUES ($1, $2, $3, $4, $5::jsonb)",
         device_id,
