@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -215,3 +216,45 @@ async def test_per_device_credentials_need_digest_even_when_auth_is_off(acs: Acs
     assert b"own-pw" not in sealed
     assert await store.delete_credentials(acs.pool, cpe.device_id)
     assert (await run_session(cpe, "127.0.0.1", acs.port))[0] == 200
+
+
+async def test_a_vanished_cpe_gets_its_task_again_later_and_old_tasks_expire(
+    acs: AcsServer,
+) -> None:
+    cpe = Cpe(load_model(IGD), serial_suffix="-gone")
+    await run_session(cpe, "127.0.0.1", acs.port)
+    task_id = await store.queue_task(acs.pool, cpe.device_id, "reboot", {}, "test")
+    stale = await store.queue_task(
+        acs.pool,
+        cpe.device_id,
+        "factoryReset",
+        {},
+        "test",
+        expires_at=datetime.now(UTC) + timedelta(seconds=1),
+    )
+    await asyncio.sleep(1.2)
+    conn = await Http.open("127.0.0.1", acs.port)
+    await conn.post("/", cpe.inform(), {})
+    status, _, data = await conn.post("/", b"", {})
+    assert status == 200 and b"Reboot" in data  # then the CPE drops off the network
+    await conn.close()
+    await asyncio.sleep(2.5)  # session_timeout is 2 s
+    await _wait_no_sessions(acs)
+    for _ in range(50):
+        task = await store.get_task(acs.pool, task_id)
+        assert task is not None
+        if task["status"] == "queued":
+            break
+        await asyncio.sleep(0.1)
+    assert task["status"] == "queued" and task["attempts"] == 1
+    assert task["not_before"] > datetime.now(UTC)  # backoff: not in the very next session
+    expired = await store.get_task(acs.pool, stale)
+    assert expired is not None and expired["status"] == "expired"
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == []  # still backing off
+    await acs.pool.execute("UPDATE cpe_tasks SET not_before = now() WHERE id = $1", task_id)
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == ["Reboot"]
+    done = await store.get_task(acs.pool, task_id)
+    assert done is not None and (done["status"], done["attempts"]) == ("done", 2)
