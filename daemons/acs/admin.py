@@ -6,9 +6,11 @@ The same commands run through the API with ``netd --api URL --token-file F cpe .
 from __future__ import annotations
 
 import argparse
+import asyncio
 import getpass
 import json
 import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -60,6 +62,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     faults.add_argument("--device")
     faults.add_argument("--limit", type=int, default=100)
     cs.add_parser("presets", help="the presets of policies/cwmp in force")
+    fl = cs.add_parser("files", help="the ACS file store: list")
+    fl.add_argument("--limit", type=int, default=1000)
+    fp = cs.add_parser("file-put", help="add or replace a firmware or config file")
+    fp.add_argument("name", help="its name in /files/<name>")
+    fp.add_argument("path", type=Path, help="the file to upload")
+    fp.add_argument("--type", default="1 Firmware Upgrade Image", help="TR-069 FileType")
+    fp.add_argument("--version", default="", help="the SoftwareVersion it installs")
+    fp.add_argument("--oui", default="")
+    fp.add_argument("--product-class", default="")
+    fr = cs.add_parser("file-remove", help="remove a file from the store")
+    fr.add_argument("name")
 
 
 def task_args(text: str) -> dict[str, Any]:
@@ -94,7 +107,7 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         return exc.status
     try:
         return await _run(loaded, stores.pool, args)
-    except (ValueError, acs_tasks.TaskError) as exc:
+    except (ValueError, OSError, acs_tasks.TaskError) as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 2
     finally:
@@ -148,8 +161,38 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             return 0
         print(f"netd: task {args.task_id} is unknown, started or ended", file=sys.stderr)
         return 1
+    if a in ("files", "file-put", "file-remove"):
+        return await _files(loaded, pool, args)
     for row in await store.list_faults(pool, device_id=args.device, before=None, limit=args.limit):
         _print(row)
+    return 0
+
+
+async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    from daemons.acs.service import file_store  # noqa: PLC0415 - the daemon module is heavy
+
+    fs = file_store(loaded.config)
+    if args.action == "files":
+        for info in await fs.list(pool, "", args.limit):
+            _print(info.as_dict())
+        return 0
+    if args.action == "file-remove":
+        if await fs.delete(pool, args.name):
+            print(f"removed file {args.name}")
+            return 0
+        print(f"netd: no file {args.name}", file=sys.stderr)
+        return 1
+    info = await fs.put(
+        pool,
+        args.name,
+        await asyncio.to_thread(args.path.read_bytes),
+        file_type=args.type,
+        oui=args.oui,
+        product_class=args.product_class,
+        version=args.version,
+        created_by=f"cli:{getpass.getuser()}",
+    )
+    _print(info.as_dict())
     return 0
 
 

@@ -299,6 +299,28 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
     elif a == "faults":
         for item in api.pages("/cpe-faults", {"device": args.device}, args.limit):
             _print(item)
+    elif a == "files":
+        for item in api.pages("/files", {}, args.limit):
+            _print(item)
+    elif a == "file-put":
+        params = {
+            "file_type": args.type,
+            "version": args.version,
+            "oui": args.oui,
+            "product_class": args.product_class,
+        }
+        _print(
+            api.call(
+                "PUT",
+                f"/files/{_q(args.name)}",
+                params=params,
+                content=args.path.read_bytes(),
+                headers={"Content-Type": "application/octet-stream"},
+            )
+        )
+    elif a == "file-remove":
+        api.call("DELETE", f"/files/{_q(args.name)}")
+        print(f"removed file {args.name}")
     else:
         for item in api.call("GET", "/presets"):
             _print(item)

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import httpx
 
 from tests.acs.conftest import AcsServer
 from tests.acs.sim import Cpe, load_model, model_files, run_session
@@ -66,3 +70,22 @@ async def test_cpe_commands(acs: AcsServer) -> None:
     assert missing.returncode == 2 and "needs values" in missing.stderr
     assert netd(acs, "cpe", "faults").returncode == 0
     assert netd(acs, "cpe", "presets").returncode == 0
+
+
+async def test_file_commands(acs: AcsServer, tmp_path: object) -> None:
+    image = os.urandom(50_000)
+    path = Path(str(tmp_path)) / "fw.bin"
+    path.write_bytes(image)
+    put = netd(acs, "cpe", "file-put", "fw-2.0.bin", str(path), "--version", "2.0")
+    assert put.returncode == 0, put.stderr
+    info = json.loads(put.stdout)
+    assert info["size"] == len(image) and info["version"] == "2.0"
+    names = [json.loads(x)["name"] for x in netd(acs, "cpe", "files").stdout.splitlines()]
+    assert "fw-2.0.bin" in names
+    async with httpx.AsyncClient() as c:
+        got = await c.get(f"http://127.0.0.1:{acs.port}/files/fw-2.0.bin")
+    assert got.status_code == 200 and got.content == image
+    assert netd(acs, "cpe", "file-remove", "fw-2.0.bin").returncode == 0
+    assert netd(acs, "cpe", "file-remove", "fw-2.0.bin").returncode == 1
+    bad = netd(acs, "cpe", "file-put", "../evil", str(path))
+    assert bad.returncode == 2 and "name" in bad.stderr

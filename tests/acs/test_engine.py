@@ -102,3 +102,32 @@ def test_cpe_requests_and_unknown_methods() -> None:
     assert odd.body is not None and "<FaultCode>8000</FaultCode>" in odd.body
     with pytest.raises(eng.SessionError):
         session.receive(cwmp.parse(cpe.envelope("<cwmp:GetParameterValuesResponse/>")))
+
+
+def test_autonomous_transfer_complete_and_request_download() -> None:
+    cpe = Cpe(load_model(model_files()[0]))
+    session = eng.Session(eng.EngineConfig(), cwmp.parse(cpe.inform()))
+    atc = cpe.envelope(
+        "<cwmp:AutonomousTransferComplete><AnnounceURL></AnnounceURL>"
+        "<TransferURL>http://x/fw.bin</TransferURL><IsDownload>1</IsDownload>"
+        "<FileType>1 Firmware Upgrade Image</FileType><FileSize>42</FileSize>"
+        "<TargetFileName></TargetFileName><FaultStruct><FaultCode>9010</FaultCode>"
+        "<FaultString>failed</FaultString></FaultStruct><StartTime>2026-01-01T00:00:00Z"
+        "</StartTime><CompleteTime>2026-01-01T00:00:01Z</CompleteTime>"
+        "</cwmp:AutonomousTransferComplete>"
+    )
+    step = session.receive(cwmp.parse(atc))
+    assert step.body == "<cwmp:AutonomousTransferCompleteResponse/>"
+    (done,) = step.effects
+    assert isinstance(done, eng.TransferDone) and done.autonomous and done.fault_code == 9010
+    assert done.detail["file_size"] == 42 and done.detail["is_download"] is True
+    ask = cpe.envelope(
+        "<cwmp:RequestDownload><FileType>3 Vendor Configuration File</FileType>"
+        '<FileTypeArg soap-enc:arrayType="cwmp:ArgStruct[9]"><ArgStruct><Name>Version</Name>'
+        "<Value>2</Value></ArgStruct></FileTypeArg></cwmp:RequestDownload>"
+    ).replace(b"xmlns:soapenc=", b"xmlns:soap-enc=")
+    step = session.receive(cwmp.parse(ask))
+    assert step.body == "<cwmp:RequestDownloadResponse/>"
+    (asked,) = step.effects
+    assert isinstance(asked, eng.DownloadRequested)
+    assert (asked.file_type, asked.args) == ("3 Vendor Configuration File", {"Version": "2"})
