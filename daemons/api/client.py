@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import ssl
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ class Api:
             base_url=args.api.rstrip("/") + "/api/v1",
             headers={"Authorization": f"Bearer {_token(args)}"},
             timeout=30.0,
-            verify=str(args.ca_file) if args.ca_file else True,
+            verify=ssl.create_default_context(cafile=str(args.ca_file)) if args.ca_file else True,
         )
 
     def call(self, method: str, path: str, **kwargs: Any) -> Any:

@@ -417,8 +417,9 @@ class ConnectionRequests:
     """A CPE's connection request listener (TR-069 §3.2.2): answers GET with a Digest
     challenge, then 200 to the right credentials, and counts the requests it accepted."""
 
-    def __init__(self, username: str, password: str) -> None:
+    def __init__(self, username: str, password: str, scheme: str = "digest") -> None:
         self.username, self.password = username, password
+        self.scheme = scheme
         self.accepted = 0
         self.called = asyncio.Event()
         self.server: asyncio.Server | None = None
@@ -451,6 +452,11 @@ class ConnectionRequests:
                     self.accepted += 1
                     self.called.set()
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                elif self.scheme == "basic":
+                    writer.write(
+                        b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
+                        b'WWW-Authenticate: Basic realm="cpe"\r\n\r\n'
+                    )
                 else:
                     writer.write(
                         b"HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
@@ -465,6 +471,9 @@ class ConnectionRequests:
             writer.close()
 
     def _valid(self, header: str, nonce: str) -> bool:
+        if self.scheme == "basic":
+            token = base64.b64encode(f"{self.username}:{self.password}".encode()).decode()
+            return header == f"Basic {token}"
         if not header.lower().startswith("digest "):
             return False
         p = {k: a or b for k, a, b in re.findall(r'(\w+)=(?:"([^"]*)"|([^\s,]+))', header)}

@@ -103,3 +103,19 @@ async def test_a_queued_task_makes_an_online_cpe_call_in(acs: AcsServer) -> None
         assert gone == "unreachable"
     finally:
         await listener.close()
+
+
+async def test_connection_request_with_basic(acs: AcsServer) -> None:
+    listener = ConnectionRequests("cr-basic", "cr-pass", scheme="basic")
+    url = await listener.start()
+    cpe = Cpe(load_model(TR181), serial_suffix="-crb")
+    cpe.tree["Device.ManagementServer.ConnectionRequestURL"].value = url
+    try:
+        await run_session(cpe, "127.0.0.1", acs.port)
+        cfg = AcsConfig(  # type: ignore[arg-type]
+            connection_request_username="cr-basic", connection_request_password="cr-pass"
+        )
+        _, outcome = await tasks.queue(acs.pool, cfg, cpe.device_id, "reboot", {}, "test")
+        assert outcome == "ok" and listener.accepted == 1
+    finally:
+        await listener.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import ssl
 import tempfile
 from pathlib import Path
 
@@ -63,7 +64,7 @@ async def test_cwmp_over_https_ends_with_an_empty_200_and_holds_requests(
 ) -> None:
     cpe = Cpe(load_model(model_files()[0]), serial_suffix="-tls")
     url = f"https://127.0.0.1:{acs.port}/"
-    async with httpx.AsyncClient(verify=str(CERT)) as c:
+    async with httpx.AsyncClient(verify=ssl.create_default_context(cafile=str(CERT))) as c:
         inform = await c.post(url, content=cpe.inform())
         assert inform.status_code == 200 and b"InformResponse" in inform.content
         # HoldRequests: the answer to a CPE request is only its response.
