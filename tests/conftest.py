@@ -7,6 +7,7 @@ servers, e.g. the machine's PostgreSQL on 127.0.0.1:5432.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -50,20 +51,37 @@ def store_urls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StoreUrls]:
         embedded.release()
 
 
-@pytest.fixture
-async def database(store_urls: StoreUrls) -> AsyncIterator[str]:
-    """A fresh, empty database; its DSN. Dropped afterwards."""
-    name = "t_" + uuid.uuid4().hex[:12]
+@contextlib.asynccontextmanager
+async def fresh_database(
+    store_urls: StoreUrls, prefix: str = "t_", migrated: bool = False
+) -> AsyncIterator[str]:
+    """A fresh database (with every migration applied, if ``migrated``); its DSN. Dropped
+    at the end, its connections cut first."""
+    name = prefix + uuid.uuid4().hex[:12]
     admin = await asyncpg.connect(store_urls.postgres)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
-        yield with_database(store_urls.postgres, name)
+        dsn = with_database(store_urls.postgres, name)
+        if migrated:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await migrate.apply(conn, migrate.available())
+            finally:
+                await conn.close()
+        yield dsn
         await admin.execute(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
         )
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
     finally:
         await admin.close()
+
+
+@pytest.fixture
+async def database(store_urls: StoreUrls) -> AsyncIterator[str]:
+    """A fresh, empty database; its DSN. Dropped afterwards."""
+    async with fresh_database(store_urls) as dsn:
+        yield dsn
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@ A module may tune it with a module-level ACS_ENV dict."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -13,10 +14,9 @@ import httpx
 import pytest
 
 from daemons.core.config import DatabaseConfig
-from daemons.store import migrate
 from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls
-from tests.support import NetdProcess, free_port, netd_env, with_database
+from tests.conftest import StoreUrls, fresh_database
+from tests.support import NetdProcess, free_port, netd_env
 
 
 @dataclass
@@ -47,13 +47,8 @@ async def acs(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[AcsServer]:
     tmp = tmp_path_factory.mktemp("acs")
-    name = "c_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(store_urls.postgres)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(store_urls.postgres, name)
-    conn = await asyncpg.connect(dsn)
-    await migrate.apply(conn, migrate.available())
-    await conn.close()
+    database = contextlib.AsyncExitStack()
+    dsn = await database.enter_async_context(fresh_database(store_urls, "c_", migrated=True))
     pool = await create_pool(DatabaseConfig(), dsn, "test")
     port, status_port = free_port(), free_port()
     env = netd_env(
@@ -79,11 +74,7 @@ async def acs(
         proc.stop()
         out = proc.output()
         await pool.close()
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
+        await database.aclose()
         assert "Traceback" not in out, out
         password = env.get("NETD_ACS_PASSWORD")
         assert not password or password not in out, "the CPE password is in the log"

@@ -6,6 +6,7 @@ whatever a test adds. A module may tune the daemon with a module-level API_ENV d
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import uuid
@@ -21,12 +22,11 @@ from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
 from daemons.store import api as api_store
-from daemons.store import migrate
 from daemons.store import radius as store
 from daemons.store.cache import Cache, connect
 from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls
-from tests.support import NetdProcess, free_port, netd_env, with_database
+from tests.conftest import StoreUrls, fresh_database
+from tests.support import NetdProcess, free_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
 NAS_SECRET = "api-nas-secret"
@@ -60,13 +60,8 @@ async def api(
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[ApiServer]:
     tmp = tmp_path_factory.mktemp("api")
-    name = "a_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(store_urls.postgres)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(store_urls.postgres, name)
-    conn = await asyncpg.connect(dsn)
-    await migrate.apply(conn, migrate.available())
-    await conn.close()
+    database = contextlib.AsyncExitStack()
+    dsn = await database.enter_async_context(fresh_database(store_urls, "a_", migrated=True))
     key = os.urandom(32)
     sealer = Sealer(key)
     prefix = "a" + uuid.uuid4().hex[:10]
@@ -123,11 +118,7 @@ async def api(
         if keys:
             await cache.client.delete(*keys)
         await cache.close()
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
+        await database.aclose()
         assert "Traceback" not in out, out
         for secret in (*tokens.values(), NAS_SECRET, key.hex(), "pw-alice"):
             assert secret not in out, "a secret is in the log"

@@ -3,6 +3,7 @@ database, shared by a test module."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import time
@@ -18,12 +19,11 @@ import pytest
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
-from daemons.store import migrate
 from daemons.store import radius as store
 from daemons.store.cache import Cache, connect
 from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls
-from tests.support import NetdProcess, free_port, free_udp_port, netd_env, with_database
+from tests.conftest import StoreUrls, fresh_database
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b"s3cret-lo"
@@ -87,13 +87,8 @@ async def radius(
 ) -> AsyncIterator[RadiusServer]:
     """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
     tmp = tmp_path_factory.mktemp("radius")
-    name = "r_" + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(store_urls.postgres)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    dsn = with_database(store_urls.postgres, name)
-    conn = await asyncpg.connect(dsn)
-    await migrate.apply(conn, migrate.available())
-    await conn.close()
+    database = contextlib.AsyncExitStack()
+    dsn = await database.enter_async_context(fresh_database(store_urls, "r_", migrated=True))
     key = os.urandom(32)
     sealer = Sealer(key)
     prefix = "r" + uuid.uuid4().hex[:10]
@@ -148,11 +143,7 @@ async def radius(
         out = proc.output()
         await pool.close()
         await cache.close()
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        await admin.close()
+        await database.aclose()
         assert "Traceback" not in out, out
         for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), key.hex()):
             assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
