@@ -104,6 +104,7 @@ class AcsApp:
         self.metrics = _Metrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
         self._nonce_key = secrets.token_bytes(32)
+        self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
         self.presets: list[presets.Preset] = []
@@ -262,7 +263,9 @@ class AcsApp:
         self.metrics.live.set(len(self.by_sid))
         unfinished = live.tasks
         if unfinished:
-            asyncio.get_running_loop().create_task(self._requeue(list(unfinished)))
+            task = asyncio.get_running_loop().create_task(self._requeue(list(unfinished)))
+            self._background.add(task)  # held until done: the loop keeps weak references
+            task.add_done_callback(self._background.discard)
 
     async def _requeue(self, task_ids: list[int]) -> None:
         try:
