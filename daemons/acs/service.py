@@ -558,6 +558,11 @@ class AcsService(Daemon):
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._sweeper
+        # Sessions cut by the stop give their started tasks back to the queue now.
+        for live in list(self.app.by_sid.values()):
+            self.app._forget(live, "shutdown")
+        if self.app._background:
+            await asyncio.wait(set(self.app._background), timeout=5.0)
 
 
 __all__ = ["AcsApp", "AcsService"]

@@ -112,9 +112,13 @@ async def put_params(
         )
 
 
+LEASE = 600.0  # seconds a started task is held by its session before it may run again
+
+
 async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
-    """The device's due tasks, in order, now marked running (one more attempt each).
-    Tasks past their expiry are marked expired instead."""
+    """The device's due tasks, in order, now marked running (one more attempt each) under a
+    lease of LEASE seconds. A task still running unanswered after its lease (its ACS died
+    mid-session) is due again. Tasks past their expiry are marked expired instead."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE cpe_tasks SET status = 'expired', finished_at = now() WHERE device_id = $1 "
@@ -122,11 +126,14 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
             device_id,
         )
         rows = await conn.fetch(
-            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1 "
-            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 AND status = 'queued' "
-            "AND not_before <= now() ORDER BY id FOR UPDATE SKIP LOCKED) "
+            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1, "
+            "not_before = now() + make_interval(secs => $2) "
+            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 AND not_before <= now() "
+            "AND (status = 'queued' OR (status = 'running' AND result IS NULL)) "
+            "ORDER BY id FOR UPDATE SKIP LOCKED) "
             "RETURNING id, kind, args",
             device_id,
+            LEASE,
         )
     return [
         Task(r["id"], r["kind"], json.loads(r["args"])) for r in sorted(rows, key=lambda r: r["id"])

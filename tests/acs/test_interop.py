@@ -258,3 +258,28 @@ async def test_a_vanished_cpe_gets_its_task_again_later_and_old_tasks_expire(
     assert cpe.seen == ["Reboot"]
     done = await store.get_task(acs.pool, task_id)
     assert done is not None and (done["status"], done["attempts"]) == ("done", 2)
+
+
+async def test_a_task_whose_session_died_with_its_acs_runs_again_after_its_lease(
+    acs: AcsServer,
+) -> None:
+    """kill -9 of an ACS mid-session leaves a task running with no result: once its lease
+    is over, the next session runs it again rather than losing it."""
+    cpe = Cpe(load_model(IGD), serial_suffix="-lease")
+    await run_session(cpe, "127.0.0.1", acs.port)
+    task_id = await store.queue_task(acs.pool, cpe.device_id, "reboot", {}, "test")
+    await acs.pool.execute(
+        "UPDATE cpe_tasks SET status = 'running', attempts = 1, "
+        "not_before = now() + interval '1 hour' WHERE id = $1",
+        task_id,
+    )
+    cpe.seen.clear()
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == []  # under its lease: another session may still be running it
+    await acs.pool.execute(
+        "UPDATE cpe_tasks SET not_before = now() - interval '1 second' WHERE id = $1", task_id
+    )
+    await run_session(cpe, "127.0.0.1", acs.port)
+    assert cpe.seen == ["Reboot"]
+    done = await store.get_task(acs.pool, task_id)
+    assert done is not None and (done["status"], done["attempts"]) == ("done", 2)
