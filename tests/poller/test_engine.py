@@ -1,0 +1,56 @@
+"""One poll's varbinds to samples: labels per row, gauges scaled, counter rates across
+polls, an agent restart (sysUpTime down) giving no false rate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from daemons.core.policies import load_policies
+from daemons.poller import engine
+from daemons.poller.profiles import load_profiles
+
+REPO = Path(__file__).resolve().parents[2]
+PROFILES = load_profiles(load_policies(REPO / "policies", 1))
+IFX = "1.3.6.1.2.1.31.1.1.1"
+
+
+def _poll(uptime: int, in_octets: int, errors: int) -> dict[str, engine.Value]:
+    return {
+        engine.SYS_UPTIME: uptime,
+        f"{IFX}.1.2": b"ge-0/0/1",
+        f"{IFX}.18.2": b"uplink to core",
+        f"{IFX}.6.2": in_octets,
+        f"{IFX}.15.2": 1000,
+        "1.3.6.1.2.1.2.2.1.14.2": errors,
+        "1.3.6.1.2.1.2.2.1.8.2": 1,
+    }
+
+
+def test_rows_labels_and_rates() -> None:
+    profiles = [PROFILES["if-mib"]]
+    gets, walks = engine.plan(profiles)
+    assert gets == [engine.SYS_UPTIME] and f"{IFX}.6" in walks
+    state = engine.TargetState()
+    first = engine.samples(profiles, _poll(100_000, 10**9, 5), state, 0.0)
+    by = {s.metric: s for s in first}
+    assert dict(by["ifHCInOctets"].labels) == {
+        "ifIndex": "2",
+        "ifName": "ge-0/0/1",
+        "ifAlias": "uplink to core",
+    }
+    assert by["ifHCInOctets"].kind == "counter" and "ifHCInOctets_rate" not in by
+    assert by["ifOperStatus"].value == 1.0 and by["ifOperStatus"].kind == "gauge"
+    second = engine.samples(profiles, _poll(106_000, 10**9 + 6_000_000, 7), state, 60.0)
+    rate = {s.metric: s.value for s in second if s.kind == "rate"}
+    assert rate["ifHCInOctets_rate"] == 100_000 and rate["ifInErrors_rate"] == 2 / 60
+    # The agent restarted: counters are small again, sysUpTime went down. No false rate.
+    third = engine.samples(profiles, _poll(500, 1_000, 0), state, 120.0)
+    assert not [s for s in third if s.kind == "rate"] and state.resets == 2
+
+
+def test_scaled_gauges_for_vendor_optics() -> None:
+    profile = PROFILES["fiberhome-olt-optics"]
+    got = {"1.3.6.1.4.1.5875.800.3.9.3.3.1.6.16777472": -2150}
+    (sample,) = engine.samples([profile], got, engine.TargetState(), 0.0)
+    assert sample.metric == "onuPonRxOpticalPower" and sample.value == -21.5
+    assert sample.labels == (("onuIndex", "16777472"),)
