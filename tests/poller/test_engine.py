@@ -5,8 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from daemons.core.policies import load_policies
 from daemons.poller import engine
+from daemons.poller.exposition import SampleStore
 from daemons.poller.profiles import load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,3 +57,24 @@ def test_scaled_gauges_for_vendor_optics() -> None:
     (sample,) = engine.samples([profile], got, engine.TargetState(), 0.0)
     assert sample.metric == "onuPonRxOpticalPower" and sample.value == -21.5
     assert sample.labels == (("onuIndex", "16777472"),)
+
+
+def test_exposition_as_snmp_exporter_names_it() -> None:
+    profiles = [PROFILES["if-mib"]]
+    state = engine.TargetState()
+    engine.samples(profiles, _poll(100_000, 10**9, 5), state, 0.0)
+    polled = engine.samples(profiles, _poll(106_000, 10**9 + 6_000_000, 7), state, 60.0)
+    store = SampleStore()
+    store.put("olt-1", polled)
+    text = store.render()
+    assert "# TYPE ifHCInOctets counter" in text
+    assert (
+        'ifHCInOctets{ifAlias="uplink to core",ifIndex="2",ifName="ge-0/0/1",'
+        'target="olt-1"} 1006000000' in text
+    )
+    assert "# TYPE ifOperStatus gauge" in text
+    assert 'ifHCInOctets_rate{ifAlias="uplink to core"' in text
+    # Prometheus's own parser reads it back.
+    families = {f.name: f for f in text_string_to_metric_families(text)}
+    assert families["ifHCInOctets"].type == "counter"
+    assert families["ifHCInOctets_rate"].samples[0].value == 100_000
