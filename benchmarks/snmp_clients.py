@@ -44,7 +44,6 @@ import asyncio
 import os
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -58,6 +57,8 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import median
+from tests.poller.snmpd import AUTH_PASS, COMMUNITY, PRIV_PASS, USER
+from tests.poller.snmpd import Snmpd as TestSnmpd
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 WALKS = int(os.environ.get("BENCH_SNMP_WALKS", "5"))
@@ -68,8 +69,6 @@ SECONDS = float(os.environ.get("BENCH_SNMP_SECONDS", "6"))
 ROOT = "1.3.6.1.2.1"
 MAX_REPETITIONS = 25
 TIMEOUT = 5.0
-COMMUNITY = "public"
-USER, AUTH_PASS, PRIV_PASS = "benchuser", "bench-auth-pass", "bench-priv-pass"
 SCALARS = (
     "1.3.6.1.2.1.1.1.0",  # sysDescr
     "1.3.6.1.2.1.1.2.0",  # sysObjectID
@@ -137,81 +136,18 @@ def _free_udp_port() -> int:
 # --- the agent ---------------------------------------------------------------------------
 
 
-class Snmpd:
-    """Our own snmpd in the foreground, everything it touches under ``tmp``."""
+class Snmpd(TestSnmpd):
+    """The tests' own snmpd (tests/poller/snmpd.py) over the benchmark's view, with its CPU."""
 
     def __init__(self, tmp: Path) -> None:
-        exe = shutil.which("snmpd") or (
-            "/usr/sbin/snmpd" if Path("/usr/sbin/snmpd").exists() else None
-        )
-        if exe is None:
-            raise RuntimeError(
-                "snmpd is missing: apt-get install snmpd snmp (net-snmp agent and tools)"
-            )
         for tool in ("snmpbulkwalk", "snmpget"):
             if shutil.which(tool) is None:
                 raise RuntimeError(f"{tool} is missing: apt-get install snmp (net-snmp tools)")
-        self.port = _free_udp_port()
-        self.tmp = tmp
-        (tmp / "state").mkdir()
-        (tmp / "mibs").mkdir()
-        # net-snmp reads and writes only here; no MIB is loaded (numeric OIDs throughout)
-        self.env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin:/usr/sbin"),
-            "SNMP_PERSISTENT_DIR": str(tmp / "state"),
-            "SNMPCONFPATH": str(tmp / "state"),
-            "MIBDIRS": str(tmp / "mibs"),
-            "MIBS": "",
-            "HOME": str(tmp),
-        }
-        view = [f"view bench included .{ROOT}"] + [f"view bench excluded .{o}" for o in EXCLUDED]
-        conf = tmp / "snmpd.conf"
-        conf.write_text(
-            "\n".join(
-                [
-                    *view,
-                    f"rocommunity {COMMUNITY} 127.0.0.1 -V bench",
-                    f"createUser {USER} SHA {AUTH_PASS} AES {PRIV_PASS}",
-                    f"rouser {USER} priv -V bench",
-                    "syslocation dotmac-netd benchmark",
-                    "syscontact bench@example.invalid",
-                    "",
-                ]
-            )
-        )
-        self.log = tmp / "snmpd.log"
-        args = [
-            exe,
-            "-f",
-            "-Lo",
-            "-C",
-            "-c",
-            str(conf),
-            "-x",
-            f"unix:{tmp / 'agentx'}",
-            f"udp:127.0.0.1:{self.port}",
-        ]
-        with self.log.open("wb") as out:
-            self.proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.monotonic() + 10
-        while "NET-SNMP version" not in self.log.read_text(errors="replace"):
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.stop()
-                raise RuntimeError(f"snmpd did not start:\n{self.log.read_text(errors='replace')}")
-            time.sleep(0.05)
+        super().__init__(tmp, ROOT, EXCLUDED)
 
     @property
     def cpu(self) -> float:
         return _proc_cpu(self.proc.pid)
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
 
 
 # --- results as comparable Python values ---------------------------------------------------
