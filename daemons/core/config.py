@@ -205,6 +205,13 @@ class VolthaConfig(_DaemonConfig):
 
 class PollerConfig(_DaemonConfig):
     status_port: StatusPort = 9184
+    exporter_host: str = "127.0.0.1"
+    exporter_port: StatusPort = 9116
+    concurrency: int = Field(default=64, ge=1, le=10_000)
+    timeout: Seconds = 2.0
+    retries: int = Field(default=2, ge=0, le=10)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    max_backoff: int = Field(default=10, ge=1, le=100)
 
 
 class Config(_Section):

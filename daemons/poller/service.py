@@ -1,16 +1,96 @@
-"""The `poller` daemon's service shell.
+"""The SNMP poller daemon: every enabled target polled on its interval, spread with jitter,
+at most ``poller.concurrency`` at once, so a slow device never delays the others.
 
-So far it loads and checks the polling profiles of policies/snmp (reloaded on SIGHUP) and
-runs the shared lifecycle: heartbeats, health, drain on SIGTERM. Polling comes next.
+A poll reads the target's profiles (``policies/snmp``) with gufo-snmp, turns the varbinds
+into samples (counter rates across polls), and publishes them: the latest per target in
+Redis and at ``/snmp/metrics`` (snmp_exporter's names), gauges and rates in PostgreSQL
+(daily partitions, ``poller.retention_days``). An unreachable target backs off (its
+interval doubles up to ``poller.max_backoff`` times) and emits ``snmp.unreachable`` once;
+``snmp.reachable`` when it answers again.
 """
 
 from __future__ import annotations
 
-from typing import ClassVar
+import asyncio
+import contextlib
+import logging
+import random
+import time
+import zlib
+from datetime import UTC, datetime
+from typing import Any, ClassVar
 
+import asyncpg
+from prometheus_client import Counter, Gauge, Histogram
+from redis.exceptions import RedisError
+
+from daemons.core.http import HttpServer
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
+from daemons.core.ratelog import RateLimitedLog
+from daemons.poller import engine
+from daemons.poller.client import Unreachable, read
+from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
+from daemons.store import snmp as store
+from daemons.store.cache import pack
+from daemons.store.events import append_event
+
+log = logging.getLogger("netd.poller")
+_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError, TimeoutError)
+
+
+class _Metrics:
+    def __init__(self, registry: Any) -> None:
+        self.polls = Counter(
+            "netd_snmp_polls_total",
+            "polls by target and result",
+            ["target", "result"],
+            registry=registry,
+        )
+        self.seconds = Histogram(
+            "netd_snmp_poll_seconds",
+            "time one poll took",
+            ["target"],
+            registry=registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.lateness = Gauge(
+            "netd_snmp_poll_lateness_seconds",
+            "how late the last poll started against its schedule",
+            ["target"],
+            registry=registry,
+        )
+        self.samples = Counter(
+            "netd_snmp_samples_total", "samples produced", ["target"], registry=registry
+        )
+        self.targets = Gauge("netd_snmp_targets", "targets polled", registry=registry)
+
+
+class _Exporter:
+    """ASGI: GET /snmp/metrics."""
+
+    def __init__(self, samples: SampleStore) -> None:
+        self.samples = samples
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] != "/snmp/metrics":
+            body, status, ctype = b"not found\n", 404, "text/plain"
+        else:
+            body, status, ctype = self.samples.render().encode(), 200, CONTENT_TYPE
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", ctype.encode()),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class PollerService(Daemon):
@@ -18,8 +98,29 @@ class PollerService(Daemon):
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
+        self.cfg = ctx.config.poller
         self.profiles: dict[str, Profile] = {}
         self._pending: dict[str, Profile] | None = None
+        self.samples = SampleStore()
+        self.metrics = _Metrics(ctx.registry)
+        self.ratelog = RateLimitedLog(log)
+        self._gate = asyncio.Semaphore(self.cfg.concurrency)
+        self._loops: dict[str, asyncio.Task[None]] = {}
+        self._targets: dict[str, store.Target] = {}
+        self._state: dict[str, engine.TargetState] = {}
+        self._down: set[str] = set()
+        self._watch: asyncio.Task[None] | None = None
+        self._polls = 0
+        self.exporter: HttpServer | None = None
+        if self.cfg.exporter_port:
+            self.exporter = HttpServer(
+                _Exporter(self.samples),
+                self.cfg.exporter_host,
+                self.cfg.exporter_port,
+                ctx.config.lifecycle.drain_timeout,
+            )
+
+    # --- policies ---
 
     def check_policies(self, policies: PolicySet) -> None:
         """A broken policies/snmp file stops a start, and keeps the old set on SIGHUP."""
@@ -28,3 +129,161 @@ class PollerService(Daemon):
     def apply_policies(self, policies: PolicySet) -> None:
         self.profiles = self._pending if self._pending is not None else load_profiles(policies)
         self._pending = None
+
+    # --- lifecycle ---
+
+    async def start(self) -> None:
+        if self.exporter is not None:
+            await self.exporter.start()
+        await store.ensure_partitions(self.ctx.pool, datetime.now(UTC), self.cfg.retention_days)
+        await self.reload()
+        self._watch = asyncio.get_running_loop().create_task(self._watch_targets())
+
+    def endpoints(self) -> dict[str, str]:
+        if self.exporter is None:
+            return {}
+        return {
+            "snmp_metrics": f"http://{self.cfg.exporter_host}:{self.cfg.exporter_port}/snmp/metrics"
+        }
+
+    def counters(self) -> dict[str, float]:
+        return {"targets": len(self._targets), "polls": self._polls, "down": len(self._down)}
+
+    async def drain(self) -> None:
+        tasks = [t for t in (self._watch, *self._loops.values()) if t is not None]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.exporter is not None:
+            await self.exporter.stop()
+
+    # --- targets ---
+
+    async def reload(self) -> None:
+        targets = {
+            t.name: t for t in await store.list_targets(self.ctx.pool, self.ctx.sealer) if t.enabled
+        }
+        for name in set(self._loops) - set(targets):
+            self._loops.pop(name).cancel()
+            self.samples.forget(name)
+            self._state.pop(name, None)
+        for name, t in targets.items():
+            if self._targets.get(name) != t and name in self._loops:
+                self._loops.pop(name).cancel()
+            if name not in self._loops:
+                self._state.setdefault(name, engine.TargetState())
+                self._loops[name] = asyncio.get_running_loop().create_task(self._loop(t))
+        self._targets = targets
+        self.metrics.targets.set(len(targets))
+
+    async def _watch_targets(self) -> None:
+        changed = asyncio.Event()
+        conn: Any = None
+        try:
+            while True:
+                try:
+                    if conn is None or conn.is_closed():
+                        conn = await self.ctx.pool.acquire()
+                        await conn.add_listener(store.NOTIFY, lambda *_: changed.set())
+                    await self.reload()
+                    await store.ensure_partitions(
+                        self.ctx.pool, datetime.now(UTC), self.cfg.retention_days
+                    )
+                except _STORE_ERRORS as exc:
+                    self.ratelog.log(
+                        logging.WARNING, "targets", "targets not reloaded", error=repr(exc)
+                    )
+                    if conn is not None:
+                        with contextlib.suppress(Exception):
+                            await self.ctx.pool.release(conn)
+                        conn = None
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(changed.wait(), 60)
+                changed.clear()
+        finally:
+            if conn is not None:
+                with contextlib.suppress(Exception):
+                    await self.ctx.pool.release(conn)
+
+    def _profiles_of(self, t: store.Target) -> list[Profile]:
+        return [self.profiles[p] for p in t.profiles if p in self.profiles]
+
+    async def _loop(self, t: store.Target) -> None:
+        """Poll one target forever: first at a stable offset in its interval (spread by a
+        hash of its name, plus jitter), then every interval, backing off while it is down."""
+        profiles = self._profiles_of(t)
+        interval = float(t.interval or min((p.interval for p in profiles), default=60))
+        offset = (zlib.crc32(t.name.encode()) % 1000) / 1000 * interval
+        due = time.monotonic() + offset + random.uniform(0, interval * 0.05)  # noqa: S311
+        failures = 0
+        while True:
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            async with self._gate:
+                started = time.monotonic()
+                self.metrics.lateness.labels(t.name).set(max(0.0, started - due))
+                ok = await self.poll(t, self._profiles_of(t))
+                self.metrics.seconds.labels(t.name).observe(time.monotonic() - started)
+            failures = 0 if ok else failures + 1
+            backoff = min(2**failures, self.cfg.max_backoff) if failures else 1
+            due += interval * backoff
+            if due < time.monotonic():  # far behind (a long outage): no burst of catch-ups
+                due = time.monotonic() + interval
+
+    async def poll(self, t: store.Target, profiles: list[Profile]) -> bool:
+        """One poll of one target; whether it answered."""
+        self._polls += 1
+        gets, walks = engine.plan(profiles)
+        try:
+            got = await read(
+                t.address, t.port, t.credentials, gets, walks, self.cfg.timeout, self.cfg.retries
+            )
+        except Unreachable as exc:
+            self.metrics.polls.labels(t.name, "unreachable").inc()
+            if t.name not in self._down:
+                self._down.add(t.name)
+                await self._event(t, "snmp.unreachable", "warning", {"error": str(exc)})
+            return False
+        if t.name in self._down:
+            self._down.discard(t.name)
+            await self._event(t, "snmp.reachable", "info", {})
+        state = self._state.setdefault(t.name, engine.TargetState())
+        samples = engine.samples(profiles, got, state, time.monotonic())
+        self.samples.put(t.name, samples)
+        self.metrics.polls.labels(t.name, "ok").inc()
+        self.metrics.samples.labels(t.name).inc(len(samples))
+        now = datetime.now(UTC)
+        try:
+            await self.ctx.cache.client.set(
+                self.ctx.cache.key("snmp:" + t.name, "latest"),
+                pack(
+                    {
+                        "ts": now.timestamp(),
+                        "samples": [[s.metric, dict(s.labels), s.value, s.kind] for s in samples],
+                    }
+                ),
+            )
+            await store.write_samples(self.ctx.pool, [(now, t.name, s) for s in samples])
+        except _STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
+        return True
+
+    async def _event(self, t: store.Target, kind: str, severity: Any, data: dict[str, Any]) -> None:
+        try:
+            await append_event(
+                self.ctx.pool,
+                "poller",
+                kind,
+                subject=t.name,
+                severity=severity,
+                data={"address": t.address, **data},
+                cache=self.ctx.cache,
+            )
+        except _STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "snmp-event", "event not recorded", error=repr(exc))
+        log.log(
+            logging.WARNING if kind == "snmp.unreachable" else logging.INFO,
+            "target unreachable" if kind == "snmp.unreachable" else "target reachable again",
+            extra={"fields": {"target": t.name, "address": t.address}},
+        )

@@ -61,6 +61,7 @@ def external_env(store_urls: StoreUrls, database: str, prefix: str, tmp: Path) -
         "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
         "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
         "NETD_ACS_PORT": str(free_port()),
+        "NETD_POLLER_EXPORTER_PORT": str(free_port()),
     }
 
 
@@ -128,6 +129,7 @@ def test_embedded_default_ready_within_15s_and_stops_clean(
             "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
             "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
             "NETD_ACS_PORT": str(free_port()),
+            "NETD_POLLER_EXPORTER_PORT": str(free_port()),
         }
     )
     t0 = time.monotonic()

@@ -1,0 +1,134 @@
+"""Store verbs for the SNMP poller: targets (credentials sealed) and samples."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+
+from daemons.core.secrets import Sealer
+from daemons.poller.client import Credentials
+from daemons.poller.engine import Sample
+
+NOTIFY = "netd_snmp_targets_changed"
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    address: str
+    port: int
+    credentials: Credentials
+    profiles: tuple[str, ...]
+    interval: int | None = None
+    tags: tuple[str, ...] = field(default_factory=tuple)
+    enabled: bool = True
+
+
+def _seal(sealer: Sealer, name: str, creds: Credentials) -> bytes:
+    return sealer.seal(json.dumps(creds.__dict__).encode(), f"snmp:{name}".encode())
+
+
+def _target(sealer: Sealer, row: asyncpg.Record) -> Target:
+    raw = sealer.open(row["credentials_enc"], f"snmp:{row['name']}".encode())
+    return Target(
+        row["name"],
+        row["address"],
+        row["port"],
+        Credentials(**json.loads(raw)),
+        tuple(row["profiles"]),
+        row["interval"],
+        tuple(row["tags"]),
+        row["enabled"],
+    )
+
+
+_COLUMNS = (
+    "name, host(address) AS address, port, credentials_enc, profiles, interval, tags, enabled"
+)
+
+
+async def put_target(pool: asyncpg.Pool, sealer: Sealer, t: Target) -> bool:
+    """Add or replace a target; True if it was new. Notifies the pollers."""
+    async with pool.acquire() as conn, conn.transaction():
+        created: bool = await conn.fetchval(
+            "INSERT INTO snmp_targets (name, address, port, version, credentials_enc, profiles, "
+            "interval, tags, enabled) VALUES ($1, $2::inet, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, port = EXCLUDED.port, "
+            "version = EXCLUDED.version, credentials_enc = EXCLUDED.credentials_enc, "
+            "profiles = EXCLUDED.profiles, interval = EXCLUDED.interval, tags = EXCLUDED.tags, "
+            "enabled = EXCLUDED.enabled, updated_at = now() RETURNING (xmax = 0)",
+            t.name,
+            t.address,
+            t.port,
+            t.credentials.version,
+            _seal(sealer, t.name, t.credentials),
+            list(t.profiles),
+            t.interval,
+            list(t.tags),
+            t.enabled,
+        )
+        await conn.execute(f"NOTIFY {NOTIFY}")
+    return created
+
+
+async def remove_target(pool: asyncpg.Pool, name: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute("DELETE FROM snmp_targets WHERE name = $1", name)
+        await conn.execute(f"NOTIFY {NOTIFY}")
+    return bool(status.endswith(" 1"))
+
+
+async def list_targets(pool: asyncpg.Pool, sealer: Sealer) -> list[Target]:
+    rows = await pool.fetch(f"SELECT {_COLUMNS} FROM snmp_targets ORDER BY name")
+    return [_target(sealer, r) for r in rows]
+
+
+async def get_target(pool: asyncpg.Pool, sealer: Sealer, name: str) -> Target | None:
+    row = await pool.fetchrow(f"SELECT {_COLUMNS} FROM snmp_targets WHERE name = $1", name)
+    return _target(sealer, row) if row else None
+
+
+def _day(ts: datetime) -> datetime:
+    return ts.replace(hour=0, minute=0, second=0, microsecond=0)
+
+
+async def ensure_partitions(pool: asyncpg.Pool, now: datetime, retention_days: int) -> None:
+    """Today's and tomorrow's partitions exist; those older than the retention are gone."""
+    today = _day(now.astimezone(UTC))
+    for day in (today, today + timedelta(days=1)):
+        name = f"snmp_samples_{day:%Y%m%d}"
+        await pool.execute(
+            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF snmp_samples "
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"
+        )
+    cutoff = today - timedelta(days=retention_days)
+    rows = await pool.fetch(
+        "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+        "JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname = 'snmp_samples' "
+        "AND c.relname ~ '^snmp_samples_[0-9]{8}$'"
+    )
+    for r in rows:
+        day = datetime.strptime(r["relname"][-8:], "%Y%m%d").replace(tzinfo=UTC)
+        if day < cutoff:
+            await pool.execute(f"DROP TABLE IF EXISTS {r['relname']}")
+
+
+async def write_samples(pool: asyncpg.Pool, rows: Sequence[tuple[datetime, str, Sample]]) -> None:
+    """Samples (gauges and rates; raw counters are not kept) in one COPY."""
+    records: list[tuple[Any, ...]] = [
+        (ts, target, s.metric, json.dumps(dict(s.labels)), s.value)
+        for ts, target, s in rows
+        if s.kind != "counter"
+    ]
+    if records:
+        async with pool.acquire() as conn:
+            await conn.copy_records_to_table(
+                "snmp_samples",
+                records=records,
+                columns=["ts", "target", "metric", "labels", "value"],
+            )
