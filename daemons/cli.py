@@ -24,6 +24,7 @@ from daemons.core.lifecycle import (
     open_stores,
 )
 from daemons.core.status import status_listener_for
+from daemons.poller import admin as poller_admin
 from daemons.poller.service import PollerService
 from daemons.radius import admin as radius_admin
 from daemons.radius.service import RadiusService, RadiusWorker, die_with_parent
@@ -70,6 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     radius_admin.add_parsers(sub)
     api_admin.add_parsers(sub)
     acs_admin.add_parsers(sub)
+    poller_admin.add_parsers(sub)
     return parser
 
 
@@ -123,6 +125,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return api_client.run(args)
     if args.command == "token":
         return uvloop.run(api_admin.run(loaded, args))
+    if args.command == "snmp":
+        return uvloop.run(poller_admin.run(loaded, args))
     if args.command == "cpe":
         return uvloop.run(acs_admin.run(loaded, args))
     if args.command in ("nas", "subscriber", "session", "pool"):

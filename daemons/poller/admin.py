@@ -1,0 +1,158 @@
+"""``netd snmp ...``: polling targets, and ad-hoc GET and walk for checking a device.
+
+Communities and v3 keys are read from stdin (never the command line, where ``ps`` shows
+them) and sealed before they reach PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from daemons.core.config import Loaded
+from daemons.core.lifecycle import (
+    StartupError,
+    close_stores,
+    ensure_schema,
+    make_sealer,
+    open_stores,
+)
+from daemons.poller.client import AUTH, PRIV, Credentials, Unreachable, read
+from daemons.store import snmp as store
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    snmp = sub.add_parser("snmp", help="SNMP: polling targets; ad-hoc get and walk")
+    ss = snmp.add_subparsers(dest="action", required=True, metavar="ACTION")
+    tgt = ss.add_parser("target", help="polling targets: add, list, remove")
+    ts = tgt.add_subparsers(dest="target_action", required=True, metavar="ACTION")
+    add = ts.add_parser("add", help="add or replace a target (secrets from stdin)")
+    add.add_argument("name")
+    _device_args(add)
+    add.add_argument("--profile", action="append", default=[], help="a policies/snmp profile")
+    add.add_argument("--interval", type=int, help="seconds (default: the profiles')")
+    add.add_argument("--tag", action="append", default=[])
+    add.add_argument("--disabled", action="store_true")
+    ts.add_parser("list", help="list targets (secrets are not shown)")
+    rm = ts.add_parser("remove", help="remove a target")
+    rm.add_argument("name")
+    for action in ("get", "walk"):
+        p = ss.add_parser(action, help=f"{action} OIDs now (numeric), from any device")
+        _device_args(p)
+        p.add_argument("oids", nargs="+", metavar="OID")
+        p.add_argument("--timeout", type=float, default=2.0)
+
+
+def _device_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--address", required=True)
+    p.add_argument("--port", type=int, default=161)
+    p.add_argument("--version", choices=["1", "2c", "3"], default="2c")
+    p.add_argument(
+        "--secret-stdin",
+        action="store_true",
+        help="read the community (v1/v2c) or 'authkey privkey' (v3) from stdin",
+    )
+    p.add_argument("--user", default="", help="v3 user")
+    p.add_argument("--auth", choices=sorted(AUTH), default="")
+    p.add_argument("--priv", choices=sorted(PRIV), default="")
+
+
+def _credentials(args: argparse.Namespace) -> Credentials:
+    secret = sys.stdin.readline().strip() if args.secret_stdin else ""
+    if args.version != "3":
+        if not secret:
+            raise ValueError("give the community on stdin with --secret-stdin")
+        return Credentials(args.version, community=secret)
+    if not args.user:
+        raise ValueError("SNMPv3 needs --user")
+    keys = secret.split()
+    auth_key = keys[0] if keys and args.auth else ""
+    priv_key = keys[1] if len(keys) > 1 and args.priv else ""
+    if (args.auth and not auth_key) or (args.priv and not priv_key):
+        raise ValueError("give 'authkey privkey' on stdin with --secret-stdin")
+    return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key)
+
+
+def _print(row: dict[str, Any]) -> None:
+    print(json.dumps(row, default=str))
+
+
+def _value(value: Any) -> Any:
+    if isinstance(value, bytes):
+        try:
+            return value.decode()
+        except UnicodeDecodeError:
+            return "0x" + value.hex()
+    return value
+
+
+async def run(loaded: Loaded, args: argparse.Namespace) -> int:
+    try:
+        if args.action in ("get", "walk"):
+            creds = _credentials(args)
+            gets = args.oids if args.action == "get" else []
+            walks = args.oids if args.action == "walk" else []
+            try:
+                got = await read(args.address, args.port, creds, gets, walks, args.timeout, 1)
+            except Unreachable as exc:
+                print(f"netd: {exc}", file=sys.stderr)
+                return 1
+            for oid, value in got.items():
+                _print({"oid": oid, "value": _value(value)})
+            return 0 if got else 1
+        return await _targets(loaded, args)
+    except ValueError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+
+
+async def _targets(loaded: Loaded, args: argparse.Namespace) -> int:
+    creds = _credentials(args) if args.target_action == "add" else None
+    try:
+        stores = await open_stores(loaded.config, with_redis=False)
+        await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        sealer = make_sealer(loaded.config)
+        pool = stores.pool
+        if args.target_action == "add":
+            assert creds is not None
+            target = store.Target(
+                args.name,
+                args.address,
+                args.port,
+                creds,
+                tuple(args.profile or ["system", "if-mib"]),
+                args.interval,
+                tuple(args.tag),
+                not args.disabled,
+            )
+            created = await store.put_target(pool, sealer, target)
+            print(f"{'added' if created else 'updated'} SNMP target {args.name}")
+            return 0
+        if args.target_action == "list":
+            for t in await store.list_targets(pool, sealer):
+                _print(
+                    {
+                        "name": t.name,
+                        "address": t.address,
+                        "port": t.port,
+                        "version": t.credentials.version,
+                        "profiles": list(t.profiles),
+                        "interval": t.interval,
+                        "tags": list(t.tags),
+                        "enabled": t.enabled,
+                    }
+                )
+            return 0
+        if await store.remove_target(pool, args.name):
+            print(f"removed SNMP target {args.name}")
+            return 0
+        print(f"netd: no SNMP target {args.name}", file=sys.stderr)
+        return 1
+    finally:
+        await close_stores(stores)
