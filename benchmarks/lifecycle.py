@@ -66,6 +66,7 @@ def start(cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], st
                 "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
                 "NETD_ACS_PORT": str(free_port()),
                 "NETD_POLLER_EXPORTER_PORT": str(free_port()),
+                "NETD_POLLER_TRAP_PORT": "0",
                 **extra,
             }
         ),

@@ -212,6 +212,9 @@ class PollerConfig(_DaemonConfig):
     retries: int = Field(default=2, ge=0, le=10)
     retention_days: int = Field(default=30, ge=1, le=3650)
     max_backoff: int = Field(default=10, ge=1, le=100)
+    trap_host: str = "127.0.0.1"
+    trap_port: StatusPort = 162
+    trap_communities: list[str] = Field(default_factory=list)
 
 
 class Config(_Section):

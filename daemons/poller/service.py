@@ -28,7 +28,7 @@ from daemons.core.http import HttpServer
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
-from daemons.poller import engine
+from daemons.poller import engine, traps
 from daemons.poller.client import Unreachable, read
 from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
@@ -93,6 +93,18 @@ class _Exporter:
         await send({"type": "http.response.body", "body": body})
 
 
+class _TrapProtocol(asyncio.DatagramProtocol):
+    def __init__(self, service: PollerService) -> None:
+        self.service = service
+        self.transport: asyncio.DatagramTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment] # uvloop's UDPTransport
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        self.service.on_trap(data, addr, self.transport)
+
+
 class PollerService(Daemon):
     name: ClassVar[str] = "poller"
 
@@ -112,6 +124,15 @@ class PollerService(Daemon):
         self._watch: asyncio.Task[None] | None = None
         self._polls = 0
         self.exporter: HttpServer | None = None
+        self.traps = Counter(
+            "netd_snmp_traps_total",
+            "notifications received, by result",
+            ["result"],
+            registry=ctx.registry,
+        )
+        self._trap_queue: asyncio.Queue[tuple[str, traps.Trap]] = asyncio.Queue(maxsize=10_000)
+        self._trap_transport: asyncio.DatagramTransport | None = None
+        self._trap_task: asyncio.Task[None] | None = None
         if self.cfg.exporter_port:
             self.exporter = HttpServer(
                 _Exporter(self.samples),
@@ -137,7 +158,20 @@ class PollerService(Daemon):
             await self.exporter.start()
         await store.ensure_partitions(self.ctx.pool, datetime.now(UTC), self.cfg.retention_days)
         await self.reload()
-        self._watch = asyncio.get_running_loop().create_task(self._watch_targets())
+        loop = asyncio.get_running_loop()
+        self._watch = loop.create_task(self._watch_targets())
+        if self.cfg.trap_port:
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: _TrapProtocol(self), local_addr=(self.cfg.trap_host, self.cfg.trap_port)
+                )
+                self._trap_transport = transport
+                self._trap_task = loop.create_task(self._record_traps())
+            except OSError as exc:
+                log.warning(
+                    "SNMP trap port not bound; running without traps",
+                    extra={"fields": {"port": self.cfg.trap_port, "error": str(exc)}},
+                )
 
     def endpoints(self) -> dict[str, str]:
         if self.exporter is None:
@@ -149,8 +183,62 @@ class PollerService(Daemon):
     def counters(self) -> dict[str, float]:
         return {"targets": len(self._targets), "polls": self._polls, "down": len(self._down)}
 
+    def on_trap(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport | None) -> None:
+        """A datagram on the trap port: decoded, an inform acknowledged, queued for the
+        events table (bounded: a flood is dropped and counted, never buffered without end)."""
+        try:
+            trap = traps.decode(data)
+        except traps.TrapError as exc:
+            self.traps.labels("malformed").inc()
+            self.ratelog.log(
+                logging.INFO, "trap-bad", "SNMP trap discarded", source=addr[0], reason=str(exc)
+            )
+            return
+        if self.cfg.trap_communities and trap.community not in self.cfg.trap_communities:
+            self.traps.labels("community").inc()
+            self.ratelog.log(
+                logging.INFO,
+                "trap-community",
+                "SNMP trap with an unknown community discarded",
+                source=addr[0],
+            )
+            return
+        if trap.response is not None and transport is not None:
+            transport.sendto(trap.response, addr)
+        try:
+            self._trap_queue.put_nowait((str(addr[0]), trap))
+            self.traps.labels("accepted").inc()
+        except asyncio.QueueFull:
+            self.traps.labels("dropped").inc()
+
+    async def _record_traps(self) -> None:
+        while True:
+            source, trap = await self._trap_queue.get()
+            try:
+                await append_event(
+                    self.ctx.pool,
+                    "poller",
+                    "snmp.trap",
+                    subject=source,
+                    data={
+                        "trap": trap.name,
+                        "oid": trap.trap_oid,
+                        "version": trap.version,
+                        "uptime": trap.uptime,
+                        "inform": trap.inform,
+                        "varbinds": trap.varbinds,
+                    },
+                    cache=self.ctx.cache,
+                )
+            except _STORE_ERRORS as exc:
+                self.ratelog.log(
+                    logging.WARNING, "trap-store", "trap not recorded", error=repr(exc)
+                )
+
     async def drain(self) -> None:
-        tasks = [t for t in (self._watch, *self._loops.values()) if t is not None]
+        if self._trap_transport is not None:
+            self._trap_transport.close()
+        tasks = [t for t in (self._watch, self._trap_task, *self._loops.values()) if t is not None]
         for t in tasks:
             t.cancel()
         for t in tasks:

@@ -4,7 +4,10 @@ PostgreSQL and /snmp/metrics, and an unreachable target reported once as an even
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import socket
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +22,7 @@ from daemons.store.cache import connect, unpack
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
 from tests.poller.snmpd import COMMUNITY, Snmpd
-from tests.support import NetdProcess, free_port, netd_env
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -57,7 +60,7 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
         )
         sealed = await pool.fetchval("SELECT credentials_enc FROM snmp_targets LIMIT 1")
         assert COMMUNITY.encode() not in sealed  # encrypted at rest
-        exporter, status = free_port(), free_port()
+        exporter, status, trap_port = free_port(), free_port(), free_udp_port()
         env = netd_env(
             {
                 "NETD_DATABASE_URL": dsn,
@@ -66,6 +69,8 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 "NETD_SECRETS_KEY": key.hex(),
                 "NETD_POLLER_EXPORTER_PORT": str(exporter),
                 "NETD_POLLER_STATUS_PORT": str(status),
+                "NETD_POLLER_TRAP_PORT": str(trap_port),
+                "NETD_POLLER_TRAP_COMMUNITIES": "trapcomm",
                 "NETD_POLLER_TIMEOUT": "0.3",
                 "NETD_POLLER_RETRIES": "0",
                 "NETD_POLICIES_DIR": str(REPO / "policies"),
@@ -100,7 +105,72 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 )
 
             await _until(reported, 15)
+            # Traps and an inform from net-snmp's own tools become events.
+            send = {
+                "PATH": os.environ["PATH"],
+                "MIBS": "",
+                "HOME": str(tmp_path),
+                "SNMP_PERSISTENT_DIR": str(tmp_path / "snmp"),
+            }
+            to = f"127.0.0.1:{trap_port}"
+            subprocess.run(
+                [
+                    "snmptrap",
+                    "-v2c",
+                    "-c",
+                    "trapcomm",
+                    to,
+                    "",
+                    "1.3.6.1.6.3.1.1.5.3",
+                    "1.3.6.1.2.1.2.2.1.1.5",
+                    "i",
+                    "5",
+                ],
+                env=send,
+                check=True,
+                timeout=10,
+            )
+            subprocess.run(
+                ["snmptrap", "-v2c", "-c", "wrong", to, "", "1.3.6.1.6.3.1.1.5.4"],
+                env=send,
+                check=True,
+                timeout=10,
+            )
+            informed = subprocess.run(
+                [
+                    "snmpinform",
+                    "-v2c",
+                    "-c",
+                    "trapcomm",
+                    "-t",
+                    "3",
+                    "-r",
+                    "0",
+                    to,
+                    "",
+                    "1.3.6.1.6.3.1.1.5.1",
+                ],
+                env=send,
+                timeout=10,
+                check=False,
+            )
+            assert informed.returncode == 0  # the inform was acknowledged
+
+            async def trapped() -> bool:
+                n = await pool.fetchval("SELECT count(*) FROM events WHERE kind = 'snmp.trap'")
+                return bool(n >= 2)
+
+            await _until(trapped, 10)
+            rows = await pool.fetch("SELECT data FROM events WHERE kind = 'snmp.trap' ORDER BY id")
+            names = [json.loads(r["data"])["trap"] for r in rows]
+            assert names == ["linkDown", "coldStart"]  # the wrong community was dropped
+            assert json.loads(rows[0]["data"])["varbinds"] == {"1.3.6.1.2.1.2.2.1.1.5": 5}
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
+                junk.sendto(b"\x30\x03\x02\x01\x05garbage", ("127.0.0.1", trap_port))
+            await asyncio.sleep(0.3)
             own = httpx.get(f"http://127.0.0.1:{status}/metrics").text
+            assert 'netd_snmp_traps_total{result="community"} 1.0' in own
+            assert 'netd_snmp_traps_total{result="malformed"} 1.0' in own
             assert 'netd_snmp_polls_total{result="unreachable",target="silent"}' in own
             assert 'netd_snmp_poll_lateness_seconds{target="agent"}' in own
         finally:

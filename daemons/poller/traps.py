@@ -1,0 +1,118 @@
+"""SNMP traps and informs (v1 and v2c) decoded with pysnmp's codec. Pure.
+
+gufo-snmp does not receive notifications, so pysnmp's BER codec decodes them (rarely a
+hot path: a trap is an event, not a poll). ``decode`` returns a ``Trap`` or raises
+``TrapError``; the service answers an inform with its response PDU and turns every trap
+into an event.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from pyasn1.codec.ber import decoder, encoder
+from pyasn1.error import PyAsn1Error
+from pysnmp.proto import api
+from pysnmp.proto.error import ProtocolError
+
+SNMP_TRAP_OID = "1.3.6.1.6.3.1.1.4.1.0"
+SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+# RFC 3584 §3.1.2: a v1 generic trap as the v2 snmpTrapOID it maps to.
+GENERIC = {
+    0: "1.3.6.1.6.3.1.1.5.1",  # coldStart
+    1: "1.3.6.1.6.3.1.1.5.2",  # warmStart
+    2: "1.3.6.1.6.3.1.1.5.3",  # linkDown
+    3: "1.3.6.1.6.3.1.1.5.4",  # linkUp
+    4: "1.3.6.1.6.3.1.1.5.5",  # authenticationFailure
+    5: "1.3.6.1.6.3.1.1.5.6",  # egpNeighborLoss
+}
+NAMES = {
+    "1.3.6.1.6.3.1.1.5.1": "coldStart",
+    "1.3.6.1.6.3.1.1.5.2": "warmStart",
+    "1.3.6.1.6.3.1.1.5.3": "linkDown",
+    "1.3.6.1.6.3.1.1.5.4": "linkUp",
+    "1.3.6.1.6.3.1.1.5.5": "authenticationFailure",
+}
+
+
+class TrapError(ValueError):
+    """Not an SNMP v1/v2c notification we accept."""
+
+
+@dataclass
+class Trap:
+    version: str  # "1" or "2c"
+    community: str
+    trap_oid: str
+    uptime: int | None
+    varbinds: dict[str, Any] = field(default_factory=dict)
+    inform: bool = False
+    response: bytes | None = None  # the Response PDU an inform wants back
+
+    @property
+    def name(self) -> str:
+        return NAMES.get(self.trap_oid, self.trap_oid)
+
+
+def _py(value: Any) -> Any:
+    """A pyasn1 value as plain Python."""
+    cls = type(value).__name__
+    if cls in ("OctetString", "Opaque", "Bits"):
+        raw = bytes(value)
+        try:
+            return raw.decode()
+        except UnicodeDecodeError:
+            return "0x" + raw.hex()
+    if cls in ("ObjectIdentifier", "ObjectName"):
+        return str(value)
+    if cls in ("IpAddress",):
+        return ".".join(str(b) for b in bytes(value))
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return str(value)
+
+
+def decode(data: bytes) -> Trap:
+    try:
+        version = int(api.decodeMessageVersion(data))
+        if version not in api.PROTOCOL_MODULES:
+            raise TrapError(f"SNMP message version {version} is not v1 or v2c")
+        p = api.PROTOCOL_MODULES[version]
+        msg, _rest = decoder.decode(data, asn1Spec=p.Message())
+        pdu = p.apiMessage.get_pdu(msg)
+        community = str(p.apiMessage.get_community(msg))
+        pdu_api = p.apiTrapPDU if version == api.SNMP_VERSION_1 else p.apiPDU
+        varbinds = {str(o): _py(v) for o, v in pdu_api.get_varbinds(pdu)}
+    except (PyAsn1Error, ProtocolError, TypeError, ValueError) as exc:
+        if isinstance(exc, TrapError):
+            raise
+        raise TrapError(f"not an SNMP message: {str(exc)[:100]}") from None
+    kind = type(pdu).__name__
+    if version == api.SNMP_VERSION_1:
+        if kind != "TrapPDU":
+            raise TrapError(f"{kind} is not a trap")
+        generic = int(p.apiTrapPDU.get_generic_trap(pdu))
+        enterprise = str(p.apiTrapPDU.get_enterprise(pdu))
+        trap_oid = (
+            GENERIC[generic]
+            if generic in GENERIC
+            else f"{enterprise}.0.{int(p.apiTrapPDU.get_specific_trap(pdu))}"
+        )
+        uptime = int(p.apiTrapPDU.get_timestamp(pdu))
+        return Trap("1", community, trap_oid, uptime, varbinds)
+    if kind not in ("SNMPv2TrapPDU", "InformRequestPDU"):
+        raise TrapError(f"{kind} is not a notification")
+    trap_oid = str(varbinds.pop(SNMP_TRAP_OID, ""))
+    raw_uptime = varbinds.pop(SYS_UPTIME, None)
+    trap = Trap(
+        "2c", community, trap_oid, raw_uptime if isinstance(raw_uptime, int) else None, varbinds
+    )
+    if kind == "InformRequestPDU":
+        trap.inform = True
+        response = p.apiPDU.get_response(pdu)
+        p.apiPDU.set_varbinds(response, p.apiPDU.get_varbinds(pdu))
+        p.apiMessage.set_pdu(msg, response)
+        trap.response = bytes(encoder.encode(msg))
+    return trap
