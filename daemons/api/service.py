@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from daemons import __version__
 from daemons.acs.service import file_store
-from daemons.api import errors, routes_acs, routes_core, routes_radius
+from daemons.api import errors, routes_acs, routes_core, routes_radius, routes_snmp
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -70,6 +70,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)
+    app.include_router(routes_snmp.router)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 

@@ -275,6 +275,38 @@ CALLS += [
         path=lambda: f"/api/v1/cpes/{CPE}/credentials",
     ),
 ]
+CALLS += [
+    Call("GET", "/api/v1/snmp/targets", "viewer", 200),
+    Call(
+        "GET",
+        "/api/v1/snmp/targets/{name}",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/snmp/targets/rbac-olt",
+    ),
+    Call(
+        "PUT",
+        "/api/v1/snmp/targets/{name}",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/snmp/targets/t{_uniq()}",
+        body=lambda: {"address": "127.0.0.1", "community": "c", "profiles": ["system"]},
+    ),
+    Call(
+        "GET",
+        "/api/v1/snmp/targets/{name}/latest",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/snmp/targets/rbac-olt/latest",
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/snmp/targets/{name}",
+        "admin",
+        204,
+        path=lambda: "/api/v1/snmp/targets/rbac-olt",
+    ),
+]
 CPE = "00259E-EG8145V5-RBAC0001"
 _cancellable = iter(range(2, 10))
 _octets = iter(range(1, 250))
@@ -299,6 +331,11 @@ async def _prepare_rbac(api: ApiServer) -> None:
     async with api.client("admin") as c:
         up = await c.put("/api/v1/files/rbac.bin", content=b"x" * 1000)
         assert up.status_code == 201, up.text
+        olt = await c.put(
+            "/api/v1/snmp/targets/rbac-olt",
+            json={"address": "127.0.0.1", "community": "rbac-community", "profiles": ["if-mib"]},
+        )
+        assert olt.status_code == 201, olt.text
     await api.pool.execute(
         "INSERT INTO cpe_devices (id, oui, product_class, serial) VALUES ($1, '00259E', "
         "'EG8145V5', 'RBAC0001')",
@@ -816,3 +853,52 @@ async def test_status_lists_the_daemon_instances(api: ApiServer) -> None:
     (me,) = [i for i in body["instances"] if i["daemon"] == "api"]
     assert me["pid"] == api.proc.proc.pid and me["uptime"] >= 0 and me["status"] == "running"
     assert body["live_sessions"] == await accounting.live_session_count(api.cache)
+
+
+async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
+    name = "olt-" + _uniq()
+    async with api.client("admin") as c:
+        made = await c.put(
+            f"/api/v1/snmp/targets/{name}",
+            json={
+                "address": "192.0.2.7",
+                "version": "3",
+                "user": "noc",
+                "auth": "sha256",
+                "auth_key": "auth-secret-xyz",
+                "priv": "aes",
+                "priv_key": "priv-secret-xyz",
+                "profiles": ["system", "if-mib"],
+                "tags": ["olt"],
+            },
+        )
+        again = await c.put(
+            f"/api/v1/snmp/targets/{name}",
+            json={"address": "192.0.2.7", "community": "community-two-xyz", "profiles": ["system"]},
+        )
+        bad_profile = await c.put(
+            f"/api/v1/snmp/targets/{name}",
+            json={"address": "192.0.2.7", "community": "c", "profiles": ["nope"]},
+        )
+        no_auth = await c.put(
+            f"/api/v1/snmp/targets/{name}",
+            json={
+                "address": "192.0.2.7",
+                "version": "3",
+                "user": "u",
+                "priv": "aes",
+                "priv_key": "k",
+            },
+        )
+        shown = await c.get(f"/api/v1/snmp/targets/{name}")
+        latest = await c.get(f"/api/v1/snmp/targets/{name}/latest")
+    assert made.status_code == 201 and again.status_code == 200
+    assert bad_profile.status_code == 422 and no_auth.status_code == 422
+    body = shown.json()
+    assert body["version"] == "2c" and body["profiles"] == ["system"]
+    assert "secret" not in made.text and "community-two" not in shown.text
+    assert latest.json() == {"target": name, "ts": None, "samples": []}
+    sealed = await api.pool.fetchval(
+        "SELECT credentials_enc FROM snmp_targets WHERE name = $1", name
+    )
+    assert b"community-two" not in sealed
