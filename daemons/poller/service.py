@@ -20,12 +20,11 @@ import zlib
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
-from redis.exceptions import RedisError
 
 from daemons.core.http import HttpServer
 from daemons.core.lifecycle import Context, Daemon
+from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.poller import engine, traps
@@ -37,7 +36,6 @@ from daemons.store.cache import pack
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.poller")
-_STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, RedisError, TimeoutError)
 
 
 class _Metrics:
@@ -230,7 +228,7 @@ class PollerService(Daemon):
                     },
                     cache=self.ctx.cache,
                 )
-            except _STORE_ERRORS as exc:
+            except STORE_ERRORS as exc:
                 self.ratelog.log(
                     logging.WARNING, "trap-store", "trap not recorded", error=repr(exc)
                 )
@@ -267,33 +265,13 @@ class PollerService(Daemon):
         self.metrics.targets.set(len(targets))
 
     async def _watch_targets(self) -> None:
-        changed = asyncio.Event()
-        conn: Any = None
-        try:
-            while True:
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await self.ctx.pool.acquire()
-                        await conn.add_listener(store.NOTIFY, lambda *_: changed.set())
-                    await self.reload()
-                    await store.ensure_partitions(
-                        self.ctx.pool, datetime.now(UTC), self.cfg.retention_days
-                    )
-                except _STORE_ERRORS as exc:
-                    self.ratelog.log(
-                        logging.WARNING, "targets", "targets not reloaded", error=repr(exc)
-                    )
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await self.ctx.pool.release(conn)
-                        conn = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), 60)
-                changed.clear()
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await self.ctx.pool.release(conn)
+        async def reload() -> None:
+            await self.reload()
+            await store.ensure_partitions(self.ctx.pool, datetime.now(UTC), self.cfg.retention_days)
+
+        await reload_on_notify(
+            self.ctx.pool, (store.NOTIFY,), reload, 60.0, self.ratelog, "targets not reloaded"
+        )
 
     def _profiles_of(self, t: store.Target) -> list[Profile]:
         return [self.profiles[p] for p in t.profiles if p in self.profiles]
@@ -353,7 +331,7 @@ class PollerService(Daemon):
                 ),
             )
             await store.write_samples(self.ctx.pool, [(now, t.name, s) for s in samples])
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
         return True
 
@@ -368,7 +346,7 @@ class PollerService(Daemon):
                 data={"address": t.address, **data},
                 cache=self.ctx.cache,
             )
-        except _STORE_ERRORS as exc:
+        except STORE_ERRORS as exc:
             self.ratelog.log(logging.WARNING, "snmp-event", "event not recorded", error=repr(exc))
         log.log(
             logging.WARNING if kind == "snmp.unreachable" else logging.INFO,

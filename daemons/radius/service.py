@@ -34,6 +34,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from redis.exceptions import RedisError
 
 from daemons.core.lifecycle import Context, Daemon, StartupError
+from daemons.core.listen import reload_on_notify
 from daemons.core.policies import PolicyError, PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
@@ -419,38 +420,21 @@ class RadiusService(Daemon):
         self._pools = await pools.pool_names(self.ctx.pool)
 
     async def _watch_nas(self) -> None:
-        """Reload NAS clients and pools on NOTIFY, and every nas_refresh_interval anyway.
-        The LISTEN connection goes back to the pool when this task ends (at close), or the
-        pool's close would wait for it."""
-        changed = asyncio.Event()
-        conn: Any = None
-        try:
-            while True:
-                try:
-                    if conn is None or conn.is_closed():
-                        conn = await self.ctx.pool.acquire()
-                        await conn.add_listener(store.NAS_CHANNEL, lambda *_: changed.set())
-                        await conn.add_listener(api_store.PLANS_CHANNEL, lambda *_: changed.set())
-                    await self.reload_nas()
-                    await self.reload_managed_plans()
-                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-                    self.ratelog.log(
-                        logging.WARNING,
-                        "nas-reload",
-                        "NAS clients not reloaded; keeping the current table",
-                        error=repr(exc),
-                    )
-                    if conn is not None:
-                        with contextlib.suppress(Exception):
-                            await self.ctx.pool.release(conn)
-                        conn = None
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(changed.wait(), self.cfg.nas_refresh_interval)
-                changed.clear()
-        finally:
-            if conn is not None:
-                with contextlib.suppress(Exception):
-                    await self.ctx.pool.release(conn)
+        """Reload NAS clients, pools and API-managed plans on NOTIFY, and every
+        nas_refresh_interval anyway."""
+
+        async def reload() -> None:
+            await self.reload_nas()
+            await self.reload_managed_plans()
+
+        await reload_on_notify(
+            self.ctx.pool,
+            (store.NAS_CHANNEL, api_store.PLANS_CHANNEL),
+            reload,
+            self.cfg.nas_refresh_interval,
+            self.ratelog,
+            "NAS clients not reloaded; keeping the current table",
+        )
 
     # --- lifecycle ---
 
