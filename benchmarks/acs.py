@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ import uvloop
 
 from benchmarks.common import median, table, write
 from benchmarks.radius_auth import _stop, free_port
-from benchmarks.radius_loadgen import _proc_cpu
+from benchmarks.radius_loadgen import _proc_cpu, _self_cpu
 from daemons.store import migrate
 from daemons.store.embedded import EmbeddedStores
 from tests.acs.sim import Cpe, Http, load_model, model_files, run_session
@@ -60,11 +59,6 @@ def _rss(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) * 1024
     return 0
-
-
-def _self_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
 
 
 async def _seed(dsn: str, cpes: list[Cpe], names: list[str]) -> None:

@@ -44,7 +44,6 @@ import asyncio
 import os
 import resource
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -57,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks.common import median
+from benchmarks.radius_loadgen import _self_cpu
 from tests.poller.snmpd import AUTH_PASS, COMMUNITY, PRIV_PASS, USER
 from tests.poller.snmpd import Snmpd as TestSnmpd
 
@@ -103,11 +103,6 @@ def _log(message: str) -> None:
     print(f"   {message}", file=sys.stderr, flush=True)
 
 
-def _self_cpu() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
-
-
 def _children_cpu() -> float:
     r = resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime
@@ -125,12 +120,6 @@ def _proc_cpu(pid: int) -> float:
     except OSError:
         return 0.0
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def _free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 # --- the agent ---------------------------------------------------------------------------

@@ -488,22 +488,22 @@ async def _answer(
         (b"etag", etag.encode()),
         (b"last-modified", format_datetime(modified, usegmt=True).encode()),
     ]
-    if_match = _header(scope, b"if-match")
+    if_match = header(scope, b"if-match")
     if if_match and not _etag_in(if_match, etag, weak=False):
         return await _empty(send, 412, headers)
-    if_none_match = _header(scope, b"if-none-match")
+    if_none_match = header(scope, b"if-none-match")
     if if_none_match:
         if _etag_in(if_none_match, etag, weak=True):
             return await _empty(send, 304, headers, length=False)
     else:
-        since = _date(_header(scope, b"if-modified-since"))
+        since = _date(header(scope, b"if-modified-since"))
         if since is not None and modified <= since:
             return await _empty(send, 304, headers, length=False)
 
     size = info.size
     status, first, last = 200, 0, size - 1
-    value = _header(scope, b"range") if method == "GET" else ""  # HEAD ignores Range
-    if value and _header(scope, b"if-range") not in ("", etag):
+    value = header(scope, b"range") if method == "GET" else ""  # HEAD ignores Range
+    if value and header(scope, b"if-range") not in ("", etag):
         value = ""  # If-Range names other content (or a date): send it all
     if value:
         try:
@@ -569,7 +569,8 @@ async def _empty(send: Send, status: int, headers: Headers = (), *, length: bool
     return status
 
 
-def _header(scope: Scope, name: bytes) -> str:
+def header(scope: Scope, name: bytes) -> str:
+    """A request header's value (repeated ones joined with ", "); "" if absent."""
     values = [v.decode("latin-1") for k, v in scope.get("headers", ()) if k == name]
     return ", ".join(values).strip()
 

@@ -172,7 +172,7 @@ class AcsApp:
             if not msg.get("more_body"):
                 break
         body = b"".join(chunks)
-        encoding = _header(scope, b"content-encoding").lower()
+        encoding = files.header(scope, b"content-encoding").lower()
         if encoding in ("gzip", "x-gzip", "deflate"):
             try:
                 d = zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
@@ -206,7 +206,7 @@ class AcsApp:
 
     def _authenticated(self, scope: dict[str, Any], mode: str, creds: tuple[str, str]) -> bool:
         username, password = creds
-        header = _header(scope, b"authorization")
+        header = files.header(scope, b"authorization")
         scheme, _, rest = header.partition(" ")
         if scheme.lower() == "basic":  # preemptive Basic, accepted when the mode is Basic
             basic = base64.b64encode(f"{username}:{password}".encode()).decode()
@@ -491,15 +491,8 @@ _KNOWN = frozenset(
 )
 
 
-def _header(scope: dict[str, Any], name: bytes) -> str:
-    for k, v in scope.get("headers", ()):
-        if k == name:
-            return str(v.decode("latin-1"))
-    return ""
-
-
 def _cookie(scope: dict[str, Any]) -> str:
-    for part in _header(scope, b"cookie").split(";"):
+    for part in files.header(scope, b"cookie").split(";"):
         k, _, v = part.strip().partition("=")
         if k == COOKIE:
             return v
