@@ -19,7 +19,7 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
-from daemons.poller.client import AUTH, PRIV, Credentials, Unreachable, read
+from daemons.poller.client import AUTH, PRIV, Credentials, PollError, read
 from daemons.store import snmp as store
 
 
@@ -96,8 +96,8 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
             walks = args.oids if args.action == "walk" else []
             try:
                 got = await read(args.address, args.port, creds, gets, walks, args.timeout, 1)
-            except Unreachable as exc:
-                print(f"netd: {exc}", file=sys.stderr)
+            except PollError as exc:
+                print(f"netd: {exc} [{exc.reason}]", file=sys.stderr)
                 return 1
             for oid, value in got.items():
                 _print({"oid": oid, "value": _value(value)})

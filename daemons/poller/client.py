@@ -2,12 +2,24 @@
 
 gufo-snmp was measured against pysnmp on this machine (benchmarks/snmp_clients.py): about
 6 µs of CPU per varbind on walks against pysnmp's 120, so it carries the GET/GETBULK hot
-path; pysnmp stays for traps and as the test oracle. Its limits shape this module:
+path; pysnmp stays for traps, for diagnosis and as the test oracle. Its limits shape this
+module:
 - a response must fit about 4 KB, so walks start at max-repetitions 25 and halve on a
   decode error;
 - one request in flight per session, so a target's reads run one after the other;
 - no retries of its own: ``retries`` attempts here, each bounded by ``wait`` seconds;
-- absent OIDs are left out of ``get_many``: an absent scalar is simply not in the result.
+- it does not show a response's error-status: an error answer (tooBig, noSuchName,
+  genErr...) reads as "nothing there". So a GET that comes back empty is asked again one
+  OID at a time (an SNMPv1 agent answers noSuchName for the whole PDU when one OID is
+  absent; an agent may answer tooBig), a GETBULK that comes back empty is checked with
+  GETNEXT, and when a GET still finds nothing pysnmp asks the agent once more to learn its
+  error-status, which becomes the ``AgentError`` the target's status shows;
+- SNMPv1 has no GETBULK: v1 tables are walked with GETNEXT.
+
+Every failure is a ``PollError`` with a ``reason`` a status can show: ``timeout``
+(unreachable, or a community the agent ignores), ``auth`` (an SNMPv3 report: unknown user,
+wrong keys), ``malformed`` (a response that does not decode), ``network`` (a socket error),
+or the agent's error-status name (``tooBig``, ``noSuchName``, ``genErr``...).
 """
 
 from __future__ import annotations
@@ -28,6 +40,7 @@ from gufo.snmp import (
     Sha256Key,
     Sha384Key,
     Sha512Key,
+    SnmpAuthError,
     SnmpDecodeError,
     SnmpError,
     SnmpVersion,
@@ -47,8 +60,21 @@ PRIV = {"des": DesKey, "aes": Aes128Key, "aes192": Aes192Key, "aes256": Aes256Ke
 MAX_REPETITIONS = 25
 
 
-class Unreachable(Exception):
-    """The target did not answer (timeouts after every retry), or refused us (v3 auth)."""
+class PollError(Exception):
+    """A read that failed, with the ``reason`` a target's status shows."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+class Unreachable(PollError):
+    """No usable answer: timeouts after every retry, an SNMPv3 refusal, a socket error."""
+
+
+class AgentError(PollError):
+    """The agent answered, but not with values: an error-status, or bytes that do not
+    decode."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +100,20 @@ def _session(address: str, port: int, creds: Credentials, timeout: float) -> Snm
     return SnmpSession(address, port, community=creds.community, version=version, timeout=timeout)
 
 
+def _failure(address: str, port: int, version: str, exc: BaseException) -> PollError:
+    where = f"{address}:{port}"
+    if isinstance(exc, TimeoutError):
+        why = "a wrong privacy key" if version == "3" else "a wrong community"
+        return Unreachable("timeout", f"{where}: no response (unreachable, or {why})")
+    if isinstance(exc, SnmpAuthError):
+        return Unreachable("auth", f"{where}: SNMPv3 refused: {exc} (user, keys or protocols)")
+    if isinstance(exc, SnmpDecodeError):
+        return AgentError("malformed", f"{where}: a response that does not decode: {exc}")
+    if isinstance(exc, OSError):
+        return Unreachable("network", f"{where}: {exc.strerror or exc}")
+    return AgentError("error", f"{where}: {type(exc).__name__}: {exc}")
+
+
 async def read(
     address: str,
     port: int,
@@ -84,8 +124,8 @@ async def read(
     retries: int = 2,
 ) -> dict[str, Any]:
     """Every scalar of ``gets`` and every varbind under each root of ``walks``, by OID.
-    Raises Unreachable."""
-    last: Exception | None = None
+    Raises PollError (Unreachable or AgentError)."""
+    last: PollError | None = None
     for _attempt in range(retries + 1):
         session = _session(address, port, creds, wait)
         try:
@@ -93,25 +133,106 @@ async def read(
                 await session.refresh()  # engine discovery and time sync
             got: dict[str, Any] = {}
             if gets:
-                got.update(await session.get_many(list(gets)))
+                got.update(await _get(session, list(gets)))
+                if not got:
+                    await _explain(address, port, creds, gets[0], wait)
             for root in walks:
-                got.update(await _walk(session, root))
+                got.update(await _walk(session, root, creds.version == "1"))
             return got
+        except AgentError:
+            raise  # the agent's own answer: asking again gives the same
         except (TimeoutError, SnmpError, OSError) as exc:
-            last = exc
+            last = _failure(address, port, creds.version, exc)
             await asyncio.sleep(0)
-    raise Unreachable(f"{address}:{port}: {type(last).__name__}: {last}") from None
+    assert last is not None
+    raise last
 
 
-async def _walk(session: SnmpSession, root: str) -> dict[str, Any]:
+async def _get(session: SnmpSession, gets: list[str]) -> dict[str, Any]:
+    got = {oid: v for oid, v in (await session.get_many(gets)).items() if v is not None}
+    if got or len(gets) == 1:
+        return got
+    # Nothing at all: an error answer for the whole PDU (v1 noSuchName for one absent OID,
+    # tooBig). One OID at a time, then.
+    for oid in gets:
+        value = await session.get(oid)
+        if value is not None:
+            got[oid] = value
+    return got
+
+
+async def _walk(session: SnmpSession, root: str, v1: bool) -> dict[str, Any]:
+    if v1:
+        return {oid: value async for oid, value in session.getnext(root)}
     repetitions = MAX_REPETITIONS
     while True:
         try:
-            out: dict[str, Any] = {}
-            async for oid, value in session.getbulk(root, max_repetitions=repetitions):
-                out[oid] = value
-            return out
+            out = {
+                oid: value
+                async for oid, value in session.getbulk(root, max_repetitions=repetitions)
+            }
         except SnmpDecodeError:
             if repetitions <= 1:
                 raise
             repetitions //= 2  # the response did not fit: ask for fewer rows at a time
+            continue
+        if out:
+            return out
+        # Empty: an empty table, or an error answer to GETBULK (tooBig) that reads as
+        # empty. One GETNEXT tells them apart, and walks the table if there is one.
+        return {oid: value async for oid, value in session.getnext(root)}
+
+
+async def _explain(address: str, port: int, creds: Credentials, oid: str, wait: float) -> None:
+    """A GET found nothing: ask once more with pysnmp, which shows the error-status, and
+    raise AgentError if there is one (nothing if the OIDs are simply absent)."""
+    status = await diagnose(address, port, creds, oid, wait)
+    if status:
+        raise AgentError(status, f"{address}:{port}: the agent answers {status}")
+
+
+async def diagnose(address: str, port: int, creds: Credentials, oid: str, wait: float) -> str:
+    """The error-status name (tooBig, noSuchName, genErr...) the agent gives a GET of
+    ``oid``, read with pysnmp; "" if it answers without one or does not answer."""
+    from pysnmp.hlapi.v3arch import asyncio as hl  # noqa: PLC0415 (the error path only)
+
+    auth_protocols = {
+        "md5": hl.usmHMACMD5AuthProtocol,
+        "sha": hl.usmHMACSHAAuthProtocol,
+        "sha224": hl.usmHMAC128SHA224AuthProtocol,
+        "sha256": hl.usmHMAC192SHA256AuthProtocol,
+        "sha384": hl.usmHMAC256SHA384AuthProtocol,
+        "sha512": hl.usmHMAC384SHA512AuthProtocol,
+    }
+    priv_protocols = {
+        "des": hl.usmDESPrivProtocol,
+        "aes": hl.usmAesCfb128Protocol,
+        "aes192": hl.usmAesCfb192Protocol,
+        "aes256": hl.usmAesCfb256Protocol,
+    }
+    engine = hl.SnmpEngine()
+    try:
+        target = await hl.UdpTransportTarget.create((address, port), timeout=wait, retries=0)
+        if creds.version == "3":
+            auth: Any = hl.UsmUserData(
+                creds.user,
+                authKey=creds.auth_key or None,
+                privKey=creds.priv_key or None,
+                authProtocol=auth_protocols[creds.auth] if creds.auth else hl.usmNoAuthProtocol,
+                privProtocol=priv_protocols[creds.priv] if creds.priv else hl.usmNoPrivProtocol,
+            )
+        else:
+            auth = hl.CommunityData(creds.community, mpModel=0 if creds.version == "1" else 1)
+        indication, status, _index, _vbs = await hl.get_cmd(
+            engine,
+            auth,
+            target,
+            hl.ContextData(),
+            hl.ObjectType(hl.ObjectIdentity(oid)),
+            lookupMib=False,
+        )
+        if indication or not status:
+            return ""
+        return str(status.prettyPrint())
+    finally:
+        engine.close_dispatcher()

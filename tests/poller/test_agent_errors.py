@@ -1,0 +1,115 @@
+"""Agents that answer badly: each read fails with a reason a target's status can show
+(or, where SNMP allows it, reads what is there), and never hangs or raises anything
+else. The misbehaving agents are tests/poller/rogue.py; net-snmp's snmpd gives the wrong
+community and the wrong v3 keys."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from daemons.poller.client import AgentError, Credentials, PollError, Unreachable, read
+from tests.poller.rogue import RogueAgent
+from tests.poller.snmpd import AUTH_PASS, PRIV_PASS, USER, Snmpd
+
+GETS = ["1.3.6.1.2.1.1.3.0", "1.3.6.1.2.1.1.5.0", "1.3.6.1.2.1.1.6.0"]  # sysLocation absent
+IFDESCR = "1.3.6.1.2.1.2.2.1.2"
+ROWS = {f"{IFDESCR}.{i}": f"eth{i - 1}".encode() for i in (1, 2, 3)}
+
+
+@pytest.fixture(scope="module")
+def snmpd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Snmpd]:
+    agent = Snmpd(tmp_path_factory.mktemp("snmpd"))
+    yield agent
+    agent.stop()
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+@pytest.mark.parametrize(
+    ("mode", "reason"),
+    [("garbage", "malformed"), ("toobig", "tooBig"), ("generr", "genErr")],
+)
+async def test_an_agent_error_is_the_reason(mode: str, reason: str, version: str) -> None:
+    agent, port = await RogueAgent.start(mode)
+    try:
+        t0 = time.monotonic()
+        with pytest.raises(AgentError) as err:
+            await read("127.0.0.1", port, Credentials(version, "x"), GETS, [IFDESCR], 0.5, 1)
+        assert err.value.reason == reason
+        assert time.monotonic() - t0 < 3
+        assert agent.requests <= 6  # an error answer is not retried like a timeout
+    finally:
+        agent.close()
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+@pytest.mark.parametrize("mode", ["strict-v1", "toobig-bulk", "good"])
+async def test_what_is_there_is_read_around_the_errors(mode: str, version: str) -> None:
+    """noSuchName for the whole GET because sysLocation is absent, or tooBig to every
+    GETBULK: the scalars are asked one by one and the table walked with GETNEXT."""
+    agent, port = await RogueAgent.start(mode)
+    try:
+        got = await read("127.0.0.1", port, Credentials(version, "x"), GETS, [IFDESCR], 0.5, 1)
+    finally:
+        agent.close()
+    assert got == {GETS[0]: 123456, GETS[1]: b"rogue", **ROWS}
+
+
+async def test_a_get_of_absent_oids_only() -> None:
+    """v2c says noSuchObject per varbind: nothing there, no error. v1 says noSuchName for
+    the PDU, and that is the agent's answer."""
+    agent, port = await RogueAgent.start("good")
+    try:
+        absent = ["1.3.6.1.2.1.1.6.0"]
+        assert await read("127.0.0.1", port, Credentials("2c", "x"), absent, []) == {}
+        with pytest.raises(AgentError) as err:
+            await read("127.0.0.1", port, Credentials("1", "x"), absent, [])
+        assert err.value.reason == "noSuchName"
+    finally:
+        agent.close()
+
+
+async def test_a_silent_target_times_out() -> None:
+    agent, port = await RogueAgent.start("good")
+    agent.close()  # nobody on the port
+    with pytest.raises(Unreachable) as err:
+        await read("127.0.0.1", port, Credentials("2c", "x"), GETS, [], 0.3, 1)
+    assert err.value.reason in ("timeout", "network")
+
+
+async def test_a_wrong_community_is_a_timeout(snmpd: Snmpd) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(Unreachable) as err:
+        await read("127.0.0.1", snmpd.port, Credentials("2c", "wrong"), GETS, [], 0.3, 1)
+    assert err.value.reason == "timeout"
+    assert "wrong community" in str(err.value)
+    assert time.monotonic() - t0 < 3
+
+
+@pytest.mark.parametrize(
+    "creds",
+    [
+        Credentials(
+            "3", user=USER, auth="sha", auth_key="wrong-pass", priv="aes", priv_key=PRIV_PASS
+        ),
+        Credentials(
+            "3", user=USER, auth="sha", auth_key=AUTH_PASS, priv="aes", priv_key="wrong-priv"
+        ),
+        Credentials(
+            "3", user="nobody", auth="sha", auth_key=AUTH_PASS, priv="aes", priv_key=PRIV_PASS
+        ),
+        Credentials("3", user=USER, auth="md5", auth_key=AUTH_PASS, priv="aes", priv_key=PRIV_PASS),
+    ],
+    ids=["auth-key", "priv-key", "user", "auth-protocol"],
+)
+async def test_wrong_v3_credentials(snmpd: Snmpd, creds: Credentials) -> None:
+    t0 = time.monotonic()
+    with pytest.raises(PollError) as err:
+        await read("127.0.0.1", snmpd.port, creds, GETS, [], 0.5, 0)
+    # net-snmp reports a wrong digest or an unknown user (usmStats*) and gufo-snmp raises;
+    # a wrong privacy key decrypts to garbage that net-snmp drops without a word.
+    assert err.value.reason == ("timeout" if creds.priv_key == "wrong-priv" else "auth")
+    assert ("privacy key" if creds.priv_key == "wrong-priv" else "SNMPv3 refused") in str(err.value)
+    assert time.monotonic() - t0 < 3
