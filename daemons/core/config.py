@@ -215,6 +215,8 @@ class PollerConfig(_DaemonConfig):
     trap_host: str = "127.0.0.1"
     trap_port: StatusPort = 162
     trap_communities: list[str] = Field(default_factory=list)
+    trap_v3_engines: int = Field(default=4096, ge=1, le=1_000_000)
+    trap_rate: float = Field(default=1000.0, gt=0, le=1_000_000)
 
 
 class Config(_Section):

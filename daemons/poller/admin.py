@@ -1,4 +1,5 @@
-"""``netd snmp ...``: polling targets, and ad-hoc GET and walk for checking a device.
+"""``netd snmp ...``: polling targets, SNMPv3 trap users, and ad-hoc GET and walk for
+checking a device.
 
 Communities and v3 keys are read from stdin (never the command line, where ``ps`` shows
 them) and sealed before they reach PostgreSQL.
@@ -38,6 +39,15 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     ts.add_parser("list", help="list targets (secrets are not shown)")
     rm = ts.add_parser("remove", help="remove a target")
     rm.add_argument("name")
+    tu = ss.add_parser("trap-user", help="SNMPv3 users traps and informs are accepted from")
+    tus = tu.add_subparsers(dest="trap_user_action", required=True, metavar="ACTION")
+    tadd = tus.add_parser("add", help="add or replace a user ('authpass privpass' on stdin)")
+    tadd.add_argument("user")
+    tadd.add_argument("--auth", choices=sorted(AUTH), required=True)
+    tadd.add_argument("--priv", choices=sorted(PRIV), default="")
+    tus.add_parser("list", help="list users (protocols only)")
+    trm = tus.add_parser("remove", help="remove a user")
+    trm.add_argument("user")
     for action in ("get", "walk"):
         p = ss.add_parser(action, help=f"{action} OIDs now (numeric), from any device")
         _device_args(p)
@@ -102,10 +112,48 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
             for oid, value in got.items():
                 _print({"oid": oid, "value": _value(value)})
             return 0 if got else 1
+        if args.action == "trap-user":
+            return await _trap_users(loaded, args)
         return await _targets(loaded, args)
     except ValueError as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 2
+
+
+async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
+    creds = None
+    if args.trap_user_action == "add":
+        keys = sys.stdin.readline().split()
+        if len(keys) < (2 if args.priv else 1):
+            raise ValueError("give 'authpass privpass' (or 'authpass') on stdin")
+        if any(len(k) < 8 for k in keys):
+            raise ValueError("SNMPv3 passphrases are at least 8 characters (RFC 3414)")
+        creds = Credentials(
+            "3", "", args.user, args.auth, keys[0], args.priv, keys[1] if args.priv else ""
+        )
+    try:
+        stores = await open_stores(loaded.config, with_redis=False)
+        await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    try:
+        sealer = make_sealer(loaded.config)
+        if creds is not None:
+            created = await store.put_trap_user(stores.pool, sealer, creds)
+            print(f"{'added' if created else 'updated'} SNMPv3 trap user {creds.user}")
+            return 0
+        if args.trap_user_action == "list":
+            for u in await store.list_trap_users(stores.pool, sealer):
+                _print({"user": u.user, "auth": u.auth, "priv": u.priv})
+            return 0
+        if await store.remove_trap_user(stores.pool, args.user):
+            print(f"removed SNMPv3 trap user {args.user}")
+            return 0
+        print(f"netd: no SNMPv3 trap user {args.user}", file=sys.stderr)
+        return 1
+    finally:
+        await close_stores(stores)
 
 
 async def _targets(loaded: Loaded, args: argparse.Namespace) -> int:

@@ -5,8 +5,11 @@ A poll reads the target's profiles (``policies/snmp``) with gufo-snmp, turns the
 into samples (counter rates across polls), and publishes them: the latest per target in
 Redis and at ``/snmp/metrics`` (snmp_exporter's names), gauges and rates in PostgreSQL
 (daily partitions, ``poller.retention_days``). An unreachable target backs off (its
-interval doubles up to ``poller.max_backoff`` times) and emits ``snmp.unreachable`` once;
-``snmp.reachable`` when it answers again.
+interval doubles up to ``poller.max_backoff`` times) and emits one event when it starts
+failing (``snmp.unreachable``: no answer, or an SNMPv3 refusal; ``snmp.error``: an answer
+that is an error-status or does not decode) and ``snmp.reachable`` when it answers again.
+Each target's status (up or down, the reason, the last poll's time, duration and
+lateness) is kept in Redis beside its latest samples, for the API.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import logging
 import random
 import time
 import zlib
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -28,14 +32,25 @@ from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.poller import engine, traps
-from daemons.poller.client import Unreachable, read
+from daemons.poller.client import PollError, Unreachable, read
 from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
+from daemons.poller.trapv3 import V3Receiver
 from daemons.store import snmp as store
 from daemons.store.cache import pack
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.poller")
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """How one poll went: reason "ok", or why it failed (PollError.reason)."""
+
+    reason: str
+    message: str
+    varbinds: int = 0
+    samples: int = 0
 
 
 class _Metrics:
@@ -63,6 +78,12 @@ class _Metrics:
             "netd_snmp_samples_total", "samples produced", ["target"], registry=registry
         )
         self.targets = Gauge("netd_snmp_targets", "targets polled", registry=registry)
+        self.up = Gauge(
+            "netd_snmp_target_up",
+            "1 if the target's last poll answered, 0 if it failed",
+            ["target"],
+            registry=registry,
+        )
 
 
 class _Exporter:
@@ -119,6 +140,7 @@ class PollerService(Daemon):
         self._targets: dict[str, store.Target] = {}
         self._state: dict[str, engine.TargetState] = {}
         self._down: set[str] = set()
+        self.status: dict[str, dict[str, Any]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._polls = 0
         self.exporter: HttpServer | None = None
@@ -131,6 +153,11 @@ class PollerService(Daemon):
         self._trap_queue: asyncio.Queue[tuple[str, traps.Trap]] = asyncio.Queue(maxsize=10_000)
         self._trap_transport: asyncio.DatagramTransport | None = None
         self._trap_task: asyncio.Task[None] | None = None
+        self._v3: V3Receiver | None = None
+        self._v3_users: list[Any] = []
+        self._engine_id: bytes | None = None
+        self._trap_tokens = self.cfg.trap_rate
+        self._trap_at = time.monotonic()
         if self.cfg.exporter_port:
             self.exporter = HttpServer(
                 _Exporter(self.samples),
@@ -156,6 +183,7 @@ class PollerService(Daemon):
             await self.exporter.start()
         await store.ensure_partitions(self.ctx.pool, datetime.now(UTC), self.cfg.retention_days)
         await self.reload()
+        await self._load_trap_users()
         loop = asyncio.get_running_loop()
         self._watch = loop.create_task(self._watch_targets())
         if self.cfg.trap_port:
@@ -184,6 +212,18 @@ class PollerService(Daemon):
     def on_trap(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport | None) -> None:
         """A datagram on the trap port: decoded, an inform acknowledged, queued for the
         events table (bounded: a flood is dropped and counted, never buffered without end)."""
+        now = time.monotonic()
+        self._trap_tokens = min(
+            self.cfg.trap_rate, self._trap_tokens + (now - self._trap_at) * self.cfg.trap_rate
+        )
+        self._trap_at = now
+        if self._trap_tokens < 1:
+            self.traps.labels("rate").inc()
+            return
+        self._trap_tokens -= 1
+        if traps.message_version(data) == 3:
+            self._on_v3(data, addr, transport)
+            return
         try:
             trap = traps.decode(data)
         except traps.TrapError as exc:
@@ -203,11 +243,49 @@ class PollerService(Daemon):
             return
         if trap.response is not None and transport is not None:
             transport.sendto(trap.response, addr)
+        self._queue_trap(str(addr[0]), trap)
+
+    def _queue_trap(self, source: str, trap: traps.Trap) -> None:
         try:
-            self._trap_queue.put_nowait((str(addr[0]), trap))
+            self._trap_queue.put_nowait((source, trap))
             self.traps.labels("accepted").inc()
         except asyncio.QueueFull:
             self.traps.labels("dropped").inc()
+
+    def _on_v3(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport | None) -> None:
+        """SNMPv3: USM by pysnmp's engine, for the users of ``netd snmp trap-user``."""
+        if self._v3 is None:
+            refused = "user"
+        else:
+            got, replies, refused = self._v3.handle(data, (str(addr[0]), int(addr[1])))
+            if transport is not None:
+                for reply in replies:
+                    transport.sendto(reply, addr)
+            for trap in got:
+                self._queue_trap(str(addr[0]), trap)
+        if refused:
+            self.traps.labels(f"v3-{refused}").inc()
+            self.ratelog.log(
+                logging.INFO,
+                f"trap-v3-{refused}",
+                "SNMPv3 trap discarded",
+                source=addr[0],
+                reason={
+                    "user": "unknown user",
+                    "usm": "authentication, privacy or time window failed",
+                    "engines": "too many sender engine IDs",
+                    "malformed": "not an SNMPv3 message",
+                }.get(refused, refused),
+            )
+
+    async def _load_trap_users(self) -> None:
+        users = await store.list_trap_users(self.ctx.pool, self.ctx.sealer)
+        if users == self._v3_users and (self._v3 is not None or not users):
+            return
+        self._v3_users = users
+        self._v3 = V3Receiver(users, self._engine_id, self.cfg.trap_v3_engines) if users else None
+        if self._v3 is not None:
+            self._engine_id = self._v3.engine_id  # informs keep finding us after a reload
 
     async def _record_traps(self) -> None:
         while True:
@@ -255,6 +333,15 @@ class PollerService(Daemon):
             self._loops.pop(name).cancel()
             self.samples.forget(name)
             self._state.pop(name, None)
+            self.status.pop(name, None)
+            self._down.discard(name)
+            with contextlib.suppress(KeyError):
+                self.metrics.up.remove(name)
+            with contextlib.suppress(*STORE_ERRORS):
+                await self.ctx.cache.client.delete(
+                    self.ctx.cache.key("snmp:" + name, "latest"),
+                    self.ctx.cache.key("snmp:" + name, "status"),
+                )
         for name, t in targets.items():
             if self._targets.get(name) != t and name in self._loops:
                 self._loops.pop(name).cancel()
@@ -267,10 +354,16 @@ class PollerService(Daemon):
     async def _watch_targets(self) -> None:
         async def reload() -> None:
             await self.reload()
+            await self._load_trap_users()
             await store.ensure_partitions(self.ctx.pool, datetime.now(UTC), self.cfg.retention_days)
 
         await reload_on_notify(
-            self.ctx.pool, (store.NOTIFY,), reload, 60.0, self.ratelog, "targets not reloaded"
+            self.ctx.pool,
+            (store.NOTIFY, store.TRAP_USERS_NOTIFY),
+            reload,
+            60.0,
+            self.ratelog,
+            "targets not reloaded",
         )
 
     def _profiles_of(self, t: store.Target) -> list[Profile]:
@@ -288,29 +381,34 @@ class PollerService(Daemon):
             await asyncio.sleep(max(0.0, due - time.monotonic()))
             async with self._gate:
                 started = time.monotonic()
-                self.metrics.lateness.labels(t.name).set(max(0.0, started - due))
-                ok = await self.poll(t, self._profiles_of(t))
-                self.metrics.seconds.labels(t.name).observe(time.monotonic() - started)
+                late = max(0.0, started - due)
+                self.metrics.lateness.labels(t.name).set(late)
+                outcome = await self.poll(t, self._profiles_of(t))
+                took = time.monotonic() - started
+                self.metrics.seconds.labels(t.name).observe(took)
+            ok = outcome.reason == "ok"
             failures = 0 if ok else failures + 1
+            await self._set_status(t, outcome, took, late, failures)
             backoff = min(2**failures, self.cfg.max_backoff) if failures else 1
             due += interval * backoff
             if due < time.monotonic():  # far behind (a long outage): no burst of catch-ups
                 due = time.monotonic() + interval
 
-    async def poll(self, t: store.Target, profiles: list[Profile]) -> bool:
-        """One poll of one target; whether it answered."""
+    async def poll(self, t: store.Target, profiles: list[Profile]) -> Outcome:
+        """One poll of one target."""
         self._polls += 1
         gets, walks = engine.plan(profiles)
         try:
             got = await read(
                 t.address, t.port, t.credentials, gets, walks, self.cfg.timeout, self.cfg.retries
             )
-        except Unreachable as exc:
-            self.metrics.polls.labels(t.name, "unreachable").inc()
+        except PollError as exc:
+            self.metrics.polls.labels(t.name, exc.reason).inc()
             if t.name not in self._down:
                 self._down.add(t.name)
-                await self._event(t, "snmp.unreachable", "warning", {"error": str(exc)})
-            return False
+                kind = "snmp.unreachable" if isinstance(exc, Unreachable) else "snmp.error"
+                await self._event(t, kind, "warning", {"reason": exc.reason, "error": str(exc)})
+            return Outcome(exc.reason, str(exc))
         if t.name in self._down:
             self._down.discard(t.name)
             await self._event(t, "snmp.reachable", "info", {})
@@ -333,7 +431,34 @@ class PollerService(Daemon):
             await store.write_samples(self.ctx.pool, [(now, t.name, s) for s in samples])
         except STORE_ERRORS as exc:
             self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
-        return True
+        return Outcome("ok", "", len(got), len(samples))
+
+    async def _set_status(
+        self, t: store.Target, outcome: Outcome, took: float, late: float, failures: int
+    ) -> None:
+        """The target's status, here (heartbeat counters) and in Redis (the API)."""
+        now = time.time()
+        previous = self.status.get(t.name, {})
+        status = {
+            "state": "up" if outcome.reason == "ok" else "down",
+            "reason": outcome.reason,
+            "message": outcome.message,
+            "last_poll": now,
+            "last_ok": now if outcome.reason == "ok" else previous.get("last_ok"),
+            "duration": round(took, 6),
+            "lateness": round(late, 6),
+            "failures": failures,
+            "varbinds": outcome.varbinds,
+            "samples": outcome.samples,
+        }
+        self.status[t.name] = status
+        self.metrics.up.labels(t.name).set(1 if outcome.reason == "ok" else 0)
+        try:
+            await self.ctx.cache.client.set(
+                self.ctx.cache.key("snmp:" + t.name, "status"), pack(status)
+            )
+        except STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "status", "status not stored", error=repr(exc))
 
     async def _event(self, t: store.Target, kind: str, severity: Any, data: dict[str, Any]) -> None:
         try:

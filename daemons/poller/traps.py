@@ -1,4 +1,4 @@
-"""SNMP traps and informs (v1 and v2c) decoded with pysnmp's codec. Pure.
+"""SNMP traps and informs (v1 and v2c) decoded with pysnmp's codec. Pure. (v3: trapv3.py)
 
 gufo-snmp does not receive notifications, so pysnmp's BER codec decodes them (rarely a
 hot path: a trap is an event, not a poll). ``decode`` returns a ``Trap`` or raises
@@ -42,8 +42,8 @@ class TrapError(ValueError):
 
 @dataclass
 class Trap:
-    version: str  # "1" or "2c"
-    community: str
+    version: str  # "1", "2c" or "3"
+    community: str  # or, in v3, the user
     trap_oid: str
     uptime: int | None
     varbinds: dict[str, Any] = field(default_factory=dict)
@@ -55,7 +55,7 @@ class Trap:
         return NAMES.get(self.trap_oid, self.trap_oid)
 
 
-def _py(value: Any) -> Any:
+def py_value(value: Any) -> Any:
     """A pyasn1 value as plain Python."""
     cls = type(value).__name__
     if cls in ("OctetString", "Opaque", "Bits"):
@@ -74,6 +74,14 @@ def _py(value: Any) -> Any:
         return str(value)
 
 
+def message_version(data: bytes) -> int | None:
+    """The msgVersion of an SNMP message (0 v1, 1 v2c, 3 v3), None if it is not one."""
+    try:
+        return int(api.decodeMessageVersion(data))
+    except (PyAsn1Error, ProtocolError, TypeError, ValueError):
+        return None
+
+
 def decode(data: bytes) -> Trap:
     try:
         version = int(api.decodeMessageVersion(data))
@@ -84,7 +92,7 @@ def decode(data: bytes) -> Trap:
         pdu = p.apiMessage.get_pdu(msg)
         community = str(p.apiMessage.get_community(msg))
         pdu_api = p.apiTrapPDU if version == api.SNMP_VERSION_1 else p.apiPDU
-        varbinds = {str(o): _py(v) for o, v in pdu_api.get_varbinds(pdu)}
+        varbinds = {str(o): py_value(v) for o, v in pdu_api.get_varbinds(pdu)}
     except (PyAsn1Error, ProtocolError, TypeError, ValueError) as exc:
         if isinstance(exc, TrapError):
             raise

@@ -93,6 +93,42 @@ async def get_target(pool: asyncpg.Pool, sealer: Sealer, name: str) -> Target | 
     return _target(sealer, row) if row else None
 
 
+TRAP_USERS_NOTIFY = "netd_snmp_trap_users_changed"
+
+
+def _trap_context(name: str) -> bytes:
+    return f"snmp-trap-user:{name}".encode()
+
+
+async def put_trap_user(pool: asyncpg.Pool, sealer: Sealer, creds: Credentials) -> bool:
+    """Add or replace an SNMPv3 trap user (``creds.user``); True if it was new."""
+    async with pool.acquire() as conn, conn.transaction():
+        created: bool = await conn.fetchval(
+            "INSERT INTO snmp_trap_users (name, credentials_enc) VALUES ($1, $2) "
+            "ON CONFLICT (name) DO UPDATE SET credentials_enc = EXCLUDED.credentials_enc, "
+            "updated_at = now() RETURNING (xmax = 0)",
+            creds.user,
+            sealer.seal(json.dumps(creds.__dict__).encode(), _trap_context(creds.user)),
+        )
+        await conn.execute(f"NOTIFY {TRAP_USERS_NOTIFY}")
+    return created
+
+
+async def remove_trap_user(pool: asyncpg.Pool, name: str) -> bool:
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute("DELETE FROM snmp_trap_users WHERE name = $1", name)
+        await conn.execute(f"NOTIFY {TRAP_USERS_NOTIFY}")
+    return bool(status.endswith(" 1"))
+
+
+async def list_trap_users(pool: asyncpg.Pool, sealer: Sealer) -> list[Credentials]:
+    rows = await pool.fetch("SELECT name, credentials_enc FROM snmp_trap_users ORDER BY name")
+    return [
+        Credentials(**json.loads(sealer.open(r["credentials_enc"], _trap_context(r["name"]))))
+        for r in rows
+    ]
+
+
 def _day(ts: datetime) -> datetime:
     return ts.replace(hour=0, minute=0, second=0, microsecond=0)
 
