@@ -1,11 +1,13 @@
-"""SNMP resources: polling targets (credentials write-only) and their latest samples."""
+"""SNMP resources: polling targets (credentials write-only) with their status, their
+latest and stored samples and their events, and the traps received."""
 
 from __future__ import annotations
 
 import ipaddress
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Request, Response
+from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from daemons.api import models as m
@@ -16,9 +18,27 @@ from daemons.poller.client import Credentials
 from daemons.poller.profiles import load_profiles
 from daemons.store import snmp as store
 from daemons.store.cache import unpack
+from daemons.store.events import list_events
 
 router = APIRouter(prefix="/api/v1")
 TargetName = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class SnmpStatus(BaseModel):
+    state: Literal["up", "down"]
+    reason: str = Field(
+        description="ok, or why the last poll failed: timeout (no answer: unreachable or a "
+        "wrong community), auth (SNMPv3 refused), malformed, network, or the agent's "
+        "error-status (tooBig, noSuchName, genErr...)"
+    )
+    message: str
+    last_poll: float = Field(description="epoch seconds")
+    last_ok: float | None = Field(description="epoch seconds of the last poll that answered")
+    duration: float = Field(description="seconds the last poll took")
+    lateness: float = Field(description="seconds the last poll started after its due time")
+    failures: int = Field(description="polls failed in a row")
+    varbinds: int
+    samples: int
 
 
 class SnmpTarget(BaseModel):
@@ -30,6 +50,9 @@ class SnmpTarget(BaseModel):
     interval: int | None
     tags: list[str]
     enabled: bool
+    status: SnmpStatus | None = Field(
+        default=None, description="the poller's view after its last poll; null before one"
+    )
 
 
 class SnmpTargetPut(m._Body):
@@ -65,7 +88,36 @@ class SnmpLatest(BaseModel):
     samples: list[SnmpSample]
 
 
-def _view(t: store.Target) -> SnmpTarget:
+class SnmpStoredSample(BaseModel):
+    ts: datetime
+    metric: str
+    labels: dict[str, str]
+    value: float
+
+
+class SnmpSamples(BaseModel):
+    target: str
+    since: datetime
+    until: datetime
+    samples: list[SnmpStoredSample]
+    truncated: bool = Field(description="true when limit cut the range short: narrow it")
+
+
+async def _statuses(st: Any, names: list[str]) -> list[SnmpStatus | None]:
+    """Each target's status from Redis (one round trip; the keys may be on several
+    cluster nodes, so GETs in a pipeline rather than MGET)."""
+    if not names:
+        return []
+    pipe = st.cache.client.pipeline(transaction=False)
+    for name in names:
+        pipe.get(st.cache.key("snmp:" + name, "status"))
+    out: list[SnmpStatus | None] = []
+    for raw in await pipe.execute():
+        out.append(SnmpStatus(**unpack(raw)) if isinstance(raw, bytes) else None)
+    return out
+
+
+def _view(t: store.Target, status: SnmpStatus | None = None) -> SnmpTarget:
     return SnmpTarget(
         name=t.name,
         address=t.address,
@@ -75,21 +127,26 @@ def _view(t: store.Target) -> SnmpTarget:
         interval=t.interval,
         tags=list(t.tags),
         enabled=t.enabled,
+        status=status,
     )
 
 
 @router.get("/snmp/targets", name="snmp.targets.list", tags=["snmp"])
 async def list_targets(st: State, _: Viewer) -> list[SnmpTarget]:
-    """Every polling target (never its community or keys)."""
-    return [_view(t) for t in await store.list_targets(st.pool, st.sealer)]
+    """Every polling target with its status (never its community or keys)."""
+    targets = await store.list_targets(st.pool, st.sealer)
+    statuses = await _statuses(st, [t.name for t in targets])
+    return [_view(t, s) for t, s in zip(targets, statuses, strict=True)]
 
 
 @router.get("/snmp/targets/{name}", name="snmp.targets.get", tags=["snmp"])
 async def get_target(name: TargetName, st: State, _: Viewer) -> SnmpTarget:
+    """A target and its status: up or down, and why, after the last poll."""
     found = await store.get_target(st.pool, st.sealer, name)
     if found is None:
         raise ApiError(404, f"no SNMP target {name}")
-    return _view(found)
+    (status,) = await _statuses(st, [name])
+    return _view(found, status)
 
 
 @router.put(
@@ -175,3 +232,72 @@ async def latest(name: TargetName, st: State, _: Viewer) -> SnmpLatest:
             for mt, lb, v, k in got.get("samples", [])
         ],
     )
+
+
+@router.get("/snmp/targets/{name}/samples", name="snmp.targets.samples", tags=["snmp"])
+async def samples(
+    name: TargetName,
+    st: State,
+    _: Viewer,
+    since: Annotated[datetime | None, Query(description="default: an hour before until")] = None,
+    until: Annotated[datetime | None, Query(description="default: now")] = None,
+    metric: Annotated[str | None, Query(max_length=64, pattern=r"^[A-Za-z0-9_]+$")] = None,
+    label: Annotated[
+        list[str] | None,
+        Query(max_length=8, description="name=value, all must match (e.g. ifName=ge-0/0/1)"),
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 1000,
+) -> SnmpSamples:
+    """Stored gauges and rates (raw counters are not stored) in [since, until), oldest
+    first."""
+    if await store.get_target(st.pool, st.sealer, name) is None:
+        raise ApiError(404, f"no SNMP target {name}")
+    end = _aware(until) if until else datetime.now(UTC)
+    start = _aware(since) if since else end - timedelta(hours=1)
+    if start >= end:
+        raise ApiError(422, "since must be before until")
+    labels: dict[str, str] = {}
+    for item in label or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key or len(item) > 256:
+            raise ApiError(422, f"label {item[:64]!r} is not name=value")
+        labels[key] = value
+    rows = await store.read_samples(st.pool, name, start, end, metric, labels, limit + 1)
+    return SnmpSamples(
+        target=name,
+        since=start,
+        until=end,
+        samples=[SnmpStoredSample(**r) for r in rows[:limit]],
+        truncated=len(rows) > limit,
+    )
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
+
+
+@router.get("/snmp/targets/{name}/events", name="snmp.targets.events", tags=["snmp"])
+async def target_events(
+    name: TargetName, st: State, _: Viewer, limit: m.Limit = 100, cursor: m.Cursor = None
+) -> m.Page[m.Event]:
+    """The poller's events about a target (snmp.unreachable, snmp.error, snmp.reachable),
+    newest first."""
+    rows = await list_events(
+        st.pool, before=m.decode_int_cursor(cursor), limit=limit, source="poller", subject=name
+    )
+    return m.page([m.Event(**r) for r in rows], limit, lambda e: e.id)
+
+
+@router.get("/snmp/traps", name="snmp.traps.list", tags=["snmp"])
+async def traps(
+    st: State,
+    _: Viewer,
+    source: Annotated[str | None, Query(max_length=64, description="the sender's address")] = None,
+    limit: m.Limit = 100,
+    cursor: m.Cursor = None,
+) -> m.Page[m.Event]:
+    """Traps and informs received (events of kind snmp.trap), newest first."""
+    rows = await list_events(
+        st.pool, before=m.decode_int_cursor(cursor), limit=limit, kind="snmp.trap", subject=source
+    )
+    return m.page([m.Event(**r) for r in rows], limit, lambda e: e.id)

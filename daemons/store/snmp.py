@@ -168,3 +168,28 @@ async def write_samples(pool: asyncpg.Pool, rows: Sequence[tuple[datetime, str, 
                 records=records,
                 columns=["ts", "target", "metric", "labels", "value"],
             )
+
+
+async def read_samples(
+    pool: asyncpg.Pool,
+    target: str,
+    since: datetime,
+    until: datetime,
+    metric: str | None,
+    labels: dict[str, str],
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A target's stored samples in [since, until), oldest first, at most ``limit``;
+    ``labels`` must all match."""
+    rows = await pool.fetch(
+        "SELECT ts, metric, labels, value FROM snmp_samples WHERE target = $1 "
+        "AND ts >= $2 AND ts < $3 AND ($4::text IS NULL OR metric = $4) "
+        "AND labels @> $5::jsonb ORDER BY ts, metric LIMIT $6",
+        target,
+        since,
+        until,
+        metric,
+        json.dumps(labels),
+        limit,
+    )
+    return [{**dict(r), "labels": json.loads(r["labels"])} for r in rows]

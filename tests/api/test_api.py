@@ -9,15 +9,19 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import pytest
 
+from daemons.poller.engine import Sample
 from daemons.radius.acct import AcctRecord, AcctStatus
 from daemons.store import accounting
 from daemons.store import api as api_store
 from daemons.store import radius as store
+from daemons.store import snmp as snmp_store
+from daemons.store.cache import pack
 from daemons.store.events import append_event
 from tests.api.conftest import NAS_SECRET, ApiServer
 from tests.radius.nas_sim import NasSimulator
@@ -299,6 +303,21 @@ CALLS += [
         200,
         path=lambda: "/api/v1/snmp/targets/rbac-olt/latest",
     ),
+    Call(
+        "GET",
+        "/api/v1/snmp/targets/{name}/samples",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/snmp/targets/rbac-olt/samples",
+    ),
+    Call(
+        "GET",
+        "/api/v1/snmp/targets/{name}/events",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/snmp/targets/rbac-olt/events",
+    ),
+    Call("GET", "/api/v1/snmp/traps", "viewer", 200),
     Call(
         "DELETE",
         "/api/v1/snmp/targets/{name}",
@@ -902,3 +921,77 @@ async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
         "SELECT credentials_enc FROM snmp_targets WHERE name = $1", name
     )
     assert b"community-two" not in sealed
+
+
+async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
+    """What the poller leaves (a status in Redis, samples in PostgreSQL, events) as the API
+    serves it."""
+    name = "sw-" + _uniq()
+    async with api.client("admin") as c:
+        made = await c.put(
+            f"/api/v1/snmp/targets/{name}",
+            json={"address": "192.0.2.9", "community": "c", "profiles": ["if-mib"]},
+        )
+        assert made.status_code == 201, made.text
+    status = {
+        "state": "down",
+        "reason": "tooBig",
+        "message": "192.0.2.9:161: the agent answers tooBig",
+        "last_poll": 1_700_000_100.0,
+        "last_ok": 1_700_000_000.0,
+        "duration": 0.02,
+        "lateness": 0.001,
+        "failures": 2,
+        "varbinds": 0,
+        "samples": 0,
+    }
+    await api.cache.client.set(api.cache.key("snmp:" + name, "status"), pack(status))
+    now = datetime.now(UTC)
+    await snmp_store.ensure_partitions(api.pool, now, 30)
+    rows = [
+        (
+            now - timedelta(minutes=m_),
+            name,
+            Sample(metric, (("ifIndex", i), ("ifName", f"ge{i}")), float(m_), "rate"),
+        )
+        for m_ in (1, 2, 3)
+        for i in ("1", "2")
+        for metric in ("ifHCInOctets_rate", "ifHCOutOctets_rate")
+    ]
+    await snmp_store.write_samples(api.pool, rows)
+    await append_event(api.pool, "poller", "snmp.error", subject=name, data={"reason": "tooBig"})
+    await append_event(
+        api.pool, "poller", "snmp.trap", subject="192.0.2.9", data={"trap": "linkDown"}
+    )
+    async with api.client("viewer") as c:
+        shown = (await c.get(f"/api/v1/snmp/targets/{name}")).json()
+        listed = (await c.get("/api/v1/snmp/targets")).json()
+        got = (
+            await c.get(
+                f"/api/v1/snmp/targets/{name}/samples",
+                params={"metric": "ifHCInOctets_rate", "label": ["ifName=ge2"]},
+            )
+        ).json()
+        cut = (await c.get(f"/api/v1/snmp/targets/{name}/samples", params={"limit": 5})).json()
+        narrow = (
+            await c.get(
+                f"/api/v1/snmp/targets/{name}/samples",
+                params={"since": (now - timedelta(seconds=90)).isoformat()},
+            )
+        ).json()
+        bad = await c.get(f"/api/v1/snmp/targets/{name}/samples", params={"label": "nolabel"})
+        events = (await c.get(f"/api/v1/snmp/targets/{name}/events")).json()
+        trapped = (await c.get("/api/v1/snmp/traps", params={"source": "192.0.2.9"})).json()
+    assert shown["status"] == status
+    assert [t["status"] for t in listed if t["name"] == name] == [status]
+    assert [(r["metric"], r["labels"]["ifName"], r["value"]) for r in got["samples"]] == [
+        ("ifHCInOctets_rate", "ge2", 3.0),
+        ("ifHCInOctets_rate", "ge2", 2.0),
+        ("ifHCInOctets_rate", "ge2", 1.0),
+    ]
+    assert got["truncated"] is False
+    assert len(cut["samples"]) == 5 and cut["truncated"] is True
+    assert {r["value"] for r in narrow["samples"]} == {1.0}
+    assert bad.status_code == 422
+    assert [e["kind"] for e in events["items"]] == ["snmp.error"]
+    assert [e["data"]["trap"] for e in trapped["items"]] == ["linkDown"]
