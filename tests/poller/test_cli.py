@@ -9,6 +9,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from tests.conftest import StoreUrls, fresh_database
@@ -116,3 +117,31 @@ async def test_targets(store_urls: StoreUrls, agent: Snmpd, tmp_path: Path) -> N
         assert netd(env, "", "snmp", "target", "remove", "olt-1").returncode == 1
         nosecret = netd(env, "", "snmp", "target", "add", "x", "--address", "127.0.0.1")
         assert nosecret.returncode == 2 and "community" in nosecret.stderr
+        # SNMPv3 trap users: passphrases from stdin, sealed, never listed.
+        user = netd(
+            env,
+            "trap-auth-pass trap-priv-pass\n",
+            "snmp",
+            "trap-user",
+            "add",
+            "noc",
+            "--auth",
+            "sha256",
+            "--priv",
+            "aes",
+        )
+        assert user.returncode == 0, user.stderr
+        short = netd(env, "short\n", "snmp", "trap-user", "add", "x", "--auth", "sha")
+        assert short.returncode == 2 and "8 characters" in short.stderr
+        users = netd(env, "", "snmp", "trap-user", "list").stdout
+        assert [json.loads(x) for x in users.splitlines()] == [
+            {"user": "noc", "auth": "sha256", "priv": "aes"}
+        ]
+        pool = await asyncpg.connect(dsn)
+        try:
+            sealed = await pool.fetchval("SELECT credentials_enc FROM snmp_trap_users")
+        finally:
+            await pool.close()
+        assert b"trap-auth-pass" not in sealed and b"trap-priv-pass" not in sealed
+        assert netd(env, "", "snmp", "trap-user", "remove", "noc").returncode == 0
+        assert netd(env, "", "snmp", "trap-user", "list").stdout == ""

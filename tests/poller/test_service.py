@@ -1,5 +1,7 @@
 """A real `netd poller` against our own snmpd: targets from PostgreSQL, samples in Redis,
-PostgreSQL and /snmp/metrics, and an unreachable target reported once as an event."""
+PostgreSQL and /snmp/metrics, an unreachable target reported once as an event, agents
+that answer badly (garbage, tooBig, noSuchName) each with a clear status while the poller
+runs on, and traps and informs in v1, v2c and v3."""
 
 from __future__ import annotations
 
@@ -21,10 +23,19 @@ from daemons.store import snmp as store
 from daemons.store.cache import connect, unpack
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
+from tests.poller.rogue import RogueAgent
 from tests.poller.snmpd import COMMUNITY, Snmpd
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
+V3_USER = Credentials(
+    "3",
+    user="noc-traps",
+    auth="sha",
+    auth_key="trap-auth-secret",
+    priv="aes",
+    priv_key="trap-priv-secret",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +69,23 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
         await store.put_target(
             pool, sealer, store.Target("silent", "127.0.0.1", 9, v2c, ("system",), 10)
         )
+        rogues = {}
+        for mode in ("garbage", "toobig", "strict-v1"):
+            rogue, port = await RogueAgent.start(mode)
+            rogues[mode] = rogue
+            await store.put_target(
+                pool,
+                sealer,
+                store.Target(mode, "127.0.0.1", port, Credentials("1", "x"), ("system",), 10),
+            )
+        await store.put_target(
+            pool,
+            sealer,
+            store.Target(
+                "wrongcomm", "127.0.0.1", agent.port, Credentials("2c", "nope"), ("system",), 10
+            ),
+        )
+        await store.put_trap_user(pool, sealer, V3_USER)
         sealed = await pool.fetchval("SELECT credentials_enc FROM snmp_targets LIMIT 1")
         assert COMMUNITY.encode() not in sealed  # encrypted at rest
         exporter, status, trap_port = free_port(), free_port(), free_udp_port()
@@ -105,6 +133,37 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 )
 
             await _until(reported, 15)
+
+            async def statuses() -> dict[str, dict[str, object]]:
+                out = {}
+                for name in ("agent", "silent", "garbage", "toobig", "strict-v1", "wrongcomm"):
+                    raw = await cache.client.get(cache.key("snmp:" + name, "status"))
+                    if raw:
+                        out[name] = unpack(raw)
+                return out
+
+            async def all_polled() -> bool:
+                return len(await statuses()) == 6
+
+            await _until(all_polled, 15)
+            got = await statuses()
+            assert {n: (s["state"], s["reason"]) for n, s in got.items()} == {
+                "agent": ("up", "ok"),
+                "silent": ("down", "timeout"),
+                "garbage": ("down", "malformed"),
+                "toobig": ("down", "tooBig"),
+                "strict-v1": ("up", "ok"),  # noSuchName for sysLocation: asked one by one
+                "wrongcomm": ("down", "timeout"),
+            }
+            assert "wrong community" in str(got["wrongcomm"]["message"])
+            assert got["agent"]["varbinds"] and got["agent"]["duration"] > 0
+            errors = await pool.fetch(
+                "SELECT subject, data FROM events WHERE kind = 'snmp.error' ORDER BY subject"
+            )
+            assert [(r["subject"], json.loads(r["data"])["reason"]) for r in errors] == [
+                ("garbage", "malformed"),
+                ("toobig", "tooBig"),
+            ]
             # Traps and an inform from net-snmp's own tools become events.
             send = {
                 "PATH": os.environ["PATH"],
@@ -136,6 +195,40 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 check=True,
                 timeout=10,
             )
+            v3 = [
+                "-v3",
+                "-l",
+                "authPriv",
+                "-u",
+                V3_USER.user,
+                "-a",
+                "SHA",
+                "-A",
+                V3_USER.auth_key,
+                "-x",
+                "AES",
+                "-X",
+                V3_USER.priv_key,
+            ]
+            subprocess.run(
+                ["snmptrap", *v3, "-e", "0x80001f8880aabbccdd", to, "", "1.3.6.1.6.3.1.1.5.5"],
+                env=send,
+                check=True,
+                timeout=10,
+            )
+            subprocess.run(
+                ["snmptrap", "-v1", "-c", "trapcomm", to, "1.3.6.1.4.1.5875", "", "6", "17", ""],
+                env=send,
+                check=True,
+                timeout=10,
+            )
+            v3_inform = subprocess.run(
+                ["snmpinform", *v3, "-t", "3", "-r", "0", to, "", "1.3.6.1.6.3.1.1.5.2"],
+                env=send,
+                timeout=10,
+                check=False,
+            )
+            assert v3_inform.returncode == 0, v3_inform.stdout
             informed = subprocess.run(
                 [
                     "snmpinform",
@@ -158,12 +251,20 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
 
             async def trapped() -> bool:
                 n = await pool.fetchval("SELECT count(*) FROM events WHERE kind = 'snmp.trap'")
-                return bool(n >= 2)
+                return bool(n >= 5)
 
             await _until(trapped, 10)
             rows = await pool.fetch("SELECT data FROM events WHERE kind = 'snmp.trap' ORDER BY id")
-            names = [json.loads(r["data"])["trap"] for r in rows]
-            assert names == ["linkDown", "coldStart"]  # the wrong community was dropped
+            names = [
+                (json.loads(r["data"])["trap"], json.loads(r["data"])["version"]) for r in rows
+            ]
+            assert names == [  # the wrong community was dropped
+                ("linkDown", "2c"),
+                ("authenticationFailure", "3"),
+                ("1.3.6.1.4.1.5875.0.17", "1"),  # a vendor trap, by OID
+                ("warmStart", "3"),
+                ("coldStart", "2c"),
+            ]
             assert json.loads(rows[0]["data"])["varbinds"] == {"1.3.6.1.2.1.2.2.1.1.5": 5}
             with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as junk:
                 junk.sendto(b"\x30\x03\x02\x01\x05garbage", ("127.0.0.1", trap_port))
@@ -177,5 +278,8 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
             proc.stop()
             await pool.close()
             await cache.close()
+            for rogue in rogues.values():
+                rogue.close()
         out = proc.output()
         assert "Traceback" not in out and COMMUNITY not in out
+        assert V3_USER.auth_key not in out and V3_USER.priv_key not in out
