@@ -63,7 +63,9 @@ class SnmpTargetPut(m._Body):
     user: str = Field(default="", max_length=64, description="v3")
     auth: Literal["", "md5", "sha", "sha224", "sha256", "sha384", "sha512"] = ""
     auth_key: str = Field(default="", max_length=128, description="v3; write-only")
-    priv: Literal["", "des", "aes", "aes192", "aes256"] = ""
+    priv: Literal["", "des", "aes", "aes192", "aes256", "aes192c", "aes256c"] = Field(
+        default="", description="aes192c/aes256c: Cisco's (Reeder) key expansion"
+    )
     priv_key: str = Field(default="", max_length=128, description="v3; write-only")
     profiles: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["system", "if-mib"], max_length=32

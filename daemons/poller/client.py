@@ -47,6 +47,7 @@ from gufo.snmp import (
     User,
 )
 from gufo.snmp.aio import SnmpSession
+from gufo.snmp.user import KeyExpansion
 
 AUTH = {
     "md5": Md5Key,
@@ -56,7 +57,16 @@ AUTH = {
     "sha384": Sha384Key,
     "sha512": Sha512Key,
 }
-PRIV = {"des": DesKey, "aes": Aes128Key, "aes192": Aes192Key, "aes256": Aes256Key}
+# aes192/aes256 expand short localized keys the Blumenthal way (draft-blumenthal-aes-usm,
+# net-snmp's); aes192c/aes256c the Reeder way Cisco devices use.
+PRIV = {
+    "des": DesKey,
+    "aes": Aes128Key,
+    "aes192": Aes192Key,
+    "aes256": Aes256Key,
+    "aes192c": Aes192Key,
+    "aes256c": Aes256Key,
+}
 MAX_REPETITIONS = 25
 
 
@@ -84,7 +94,7 @@ class Credentials:
     user: str = ""
     auth: str = ""  # md5 | sha | sha224 | sha256 | sha384 | sha512
     auth_key: str = ""
-    priv: str = ""  # des | aes | aes192 | aes256
+    priv: str = ""  # des | aes | aes192 | aes256 | aes192c | aes256c
     priv_key: str = ""
 
 
@@ -95,6 +105,8 @@ def _session(address: str, port: int, creds: Credentials, timeout: float) -> Snm
             kwargs["auth_key"] = AUTH[creds.auth](creds.auth_key.encode())
         if creds.priv:
             kwargs["priv_key"] = PRIV[creds.priv](creds.priv_key.encode())
+            if creds.priv.endswith("c"):
+                kwargs["key_expansion"] = KeyExpansion.Cisco
         return SnmpSession(address, port, user=User(creds.user, **kwargs), timeout=timeout)
     version = SnmpVersion.v1 if creds.version == "1" else SnmpVersion.v2c
     return SnmpSession(address, port, community=creds.community, version=version, timeout=timeout)
@@ -103,7 +115,7 @@ def _session(address: str, port: int, creds: Credentials, timeout: float) -> Snm
 def _failure(address: str, port: int, version: str, exc: BaseException) -> PollError:
     where = f"{address}:{port}"
     if isinstance(exc, TimeoutError):
-        why = "a wrong privacy key" if version == "3" else "a wrong community"
+        why = "a wrong privacy key some agents ignore" if version == "3" else "a wrong community"
         return Unreachable("timeout", f"{where}: no response (unreachable, or {why})")
     if isinstance(exc, SnmpAuthError):
         return Unreachable("auth", f"{where}: SNMPv3 refused: {exc} (user, keys or protocols)")
@@ -207,8 +219,10 @@ async def diagnose(address: str, port: int, creds: Credentials, oid: str, wait: 
     priv_protocols = {
         "des": hl.usmDESPrivProtocol,
         "aes": hl.usmAesCfb128Protocol,
-        "aes192": hl.usmAesCfb192Protocol,
-        "aes256": hl.usmAesCfb256Protocol,
+        "aes192": hl.usmAesBlumenthalCfb192Protocol,
+        "aes256": hl.usmAesBlumenthalCfb256Protocol,
+        "aes192c": hl.usmAesCfb192Protocol,
+        "aes256c": hl.usmAesCfb256Protocol,
     }
     engine = hl.SnmpEngine()
     try:

@@ -47,6 +47,8 @@ PRIV = {
     "aes": config.USM_PRIV_CFB128_AES,
     "aes192": config.USM_PRIV_CFB192_AES_BLUMENTHAL,
     "aes256": config.USM_PRIV_CFB256_AES_BLUMENTHAL,
+    "aes192c": config.USM_PRIV_CFB192_AES,  # Reeder key expansion, as Cisco does it
+    "aes256c": config.USM_PRIV_CFB256_AES,
 }
 
 

@@ -47,7 +47,14 @@ AUTH = {
     "sha384": "SHA384",
     "sha512": "SHA512",
 }
-PRIV = {"des": "DES", "aes": "AES", "aes192": "AES192BLMT", "aes256": "AES256BLMT"}
+PRIV = {
+    "des": "DES",
+    "aes": "AES",
+    "aes192": "AES192BLMT",
+    "aes256": "AES256BLMT",
+    "aes192c": "AES192",  # snmpsim's plain AES192/256 expand keys the Cisco (Reeder) way
+    "aes256c": "AES256",
+}
 EXE = Path(sys.executable).with_name("snmpsim-command-responder")
 MISSING = (
     "snmpsim is missing: pip install -e '.[dev]' (make install) installs snmpsim and snmpsim-data"
