@@ -199,8 +199,43 @@ class AcsConfig(_DaemonConfig):
         return self
 
 
+class VolthaStack(_Section):
+    """One VOLTHA deployment: its core's northbound gRPC, and the ONOS beside it."""
+
+    address: str = Field(pattern=r"^[A-Za-z0-9_.:\[\]-]+:[0-9]{1,5}$")  # host:port
+    tls: bool = False
+    ca_file: Path | None = None  # PEM roots to verify the core's certificate (tls)
+    deadline: Seconds = 10.0  # every call's deadline
+    onos_url: str = Field(default="", pattern=r"^(https?://[^\s]+)?$")  # e.g. http://onos:8181
+    onos_user: str = "onos"
+    onos_password_file: Path | None = None  # read at start; unset: ONOS's default "rocks"
+
+    @field_validator("ca_file", "onos_password_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_file():
+            raise ValueError(f"file {value} not found")
+        return value
+
+
 class VolthaConfig(_DaemonConfig):
     status_port: StatusPort = 9183
+    # [voltha.stacks.NAME] tables; NAME labels everything read from that stack.
+    stacks: dict[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.-]{1,32}$")], VolthaStack] = Field(
+        default_factory=dict
+    )
+    sync_interval: Seconds = 30.0  # inventory: ListDevices + ListDevicePorts, diffed
+    allowlist: bool = True  # disable the serial of an ONU no subscriber is bound to
+    optics_interval: Seconds = 300.0  # optics and PON counters of every active ONU
+    optics_concurrency: int = Field(default=8, ge=1, le=256)
+    onu_rx_low: float = Field(default=-27.0, ge=-60, le=10)  # dBm: alarm below
+    onu_rx_high: float = Field(default=-8.0, ge=-60, le=10)  # dBm: alarm above
+    alarm_hysteresis: float = Field(default=1.0, ge=0, le=10)  # dB back inside to clear
+    firmware_concurrency: int = Field(default=4, ge=1, le=256)
+    firmware_step_timeout: Seconds = 1800.0  # download, activate or commit of one ONU
+    firmware_poll: Seconds = 5.0  # GetImageStatus interval while a step runs
+    sadis_host: str = "127.0.0.1"
+    sadis_port: StatusPort = 9187  # SADIS for ONOS: /subscribers/ID, /bandwidthprofiles/ID
 
 
 class PollerConfig(_DaemonConfig):
