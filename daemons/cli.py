@@ -29,6 +29,7 @@ from daemons.poller.service import PollerService
 from daemons.radius import admin as radius_admin
 from daemons.radius.service import RadiusService, RadiusWorker, die_with_parent
 from daemons.store import migrate
+from daemons.voltha import admin as voltha_admin
 from daemons.voltha.service import VolthaService
 
 DAEMONS = ("radius", "acs", "voltha", "poller", "api")
@@ -72,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     api_admin.add_parsers(sub)
     acs_admin.add_parsers(sub)
     poller_admin.add_parsers(sub)
+    voltha_admin.add_parsers(sub)
     return parser
 
 
@@ -127,6 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return uvloop.run(api_admin.run(loaded, args))
     if args.command == "snmp":
         return uvloop.run(poller_admin.run(loaded, args))
+    if args.command in ("olt", "onu", "onu-firmware"):
+        return uvloop.run(voltha_admin.run(loaded, args))
     if args.command == "cpe":
         return uvloop.run(acs_admin.run(loaded, args))
     if args.command in ("nas", "subscriber", "session", "pool"):

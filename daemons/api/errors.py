@@ -67,12 +67,14 @@ class ApiError(Exception):
         message: str,
         code: str | None = None,
         headers: dict[str, str] | None = None,
+        details: list[dict[str, str]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.code = code or _CODES.get(status, "error")
         self.headers = headers
+        self.details = details
 
 
 def request_id_of(request: Request) -> str:
@@ -108,7 +110,7 @@ def install(app: FastAPI) -> None:
     async def api_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, ApiError)
         return envelope(
-            exc.status, exc.code, exc.message, request_id_of(request), None, exc.headers
+            exc.status, exc.code, exc.message, request_id_of(request), exc.details, exc.headers
         )
 
     async def http_error(request: Request, exc: Exception) -> JSONResponse:

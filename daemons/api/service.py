@@ -13,7 +13,7 @@ from fastapi import FastAPI
 
 from daemons import __version__
 from daemons.acs.service import file_store
-from daemons.api import errors, routes_acs, routes_core, routes_radius, routes_snmp
+from daemons.api import errors, routes_acs, routes_core, routes_radius, routes_snmp, routes_voltha
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -23,6 +23,7 @@ from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import load_policy
+from daemons.voltha.client import VolthaClient
 
 DESCRIPTION = """\
 The admin and status API of dotmac-netd.
@@ -71,6 +72,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)
     app.include_router(routes_snmp.router)
+    app.include_router(routes_voltha.router)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 
@@ -112,3 +114,6 @@ class ApiService(Daemon):
 
     async def drain(self) -> None:
         await self.server.stop()
+        clients: dict[str, VolthaClient] = self.app.state.api.extra.get("voltha", {})
+        for client in clients.values():
+            await client.close()

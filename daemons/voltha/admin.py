@@ -1,0 +1,183 @@
+"""``netd olt ...``, ``netd onu ...`` and ``netd onu-firmware ...``: OLTs (register,
+list, actions, delete), ONUs (list, bind to a subscriber, unbind, actions), and ONU
+firmware jobs (start, status). Actions go straight to the
+stack's VOLTHA core; lists read the inventory the voltha daemon syncs."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+import asyncpg
+
+from daemons.core.config import Loaded
+from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
+from daemons.store import voltha as store
+from daemons.voltha.client import VolthaClient, VolthaError
+
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    olt = sub.add_parser("olt", help="VOLTHA OLTs: add, list, enable, disable, reboot, delete")
+    os_ = olt.add_subparsers(dest="olt_action", required=True, metavar="ACTION")
+    add = os_.add_parser("add", help="register an OLT (CreateDevice, then EnableDevice)")
+    add.add_argument("host_and_port", metavar="HOST:PORT")
+    add.add_argument("--stack", required=True)
+    add.add_argument("--type", default="openolt")
+    add.add_argument("--no-enable", action="store_true", help="create only (pre-provision)")
+    ls = os_.add_parser("list", help="OLTs as last synced")
+    ls.add_argument("--stack")
+    onu = sub.add_parser(
+        "onu", help="VOLTHA ONUs: list, bind and unbind (the allow-list), enable, disable, reboot"
+    )
+    us = onu.add_subparsers(dest="onu_action", required=True, metavar="ACTION")
+    uls = us.add_parser("list", help="ONUs as last synced, with their subscriber")
+    uls.add_argument("--stack")
+    uls.add_argument("--olt", help="an OLT's id")
+    bind = us.add_parser("bind", help="allow an ONU serial: bind it to a subscriber")
+    bind.add_argument("serial")
+    bind.add_argument("--subscriber", required=True)
+    bind.add_argument("--s-tag", type=int, required=True)
+    bind.add_argument("--c-tag", type=int, required=True)
+    bind.add_argument("--tp-id", type=int, default=64)
+    bind.add_argument("--uni", type=int, default=1)
+    unbind = us.add_parser("unbind", help="remove a binding (the ONU is refused again)")
+    unbind.add_argument("serial")
+    for parent, kind in ((os_, "OLT"), (us, "ONU")):
+        for action in ("enable", "disable", "reboot", "delete"):
+            if kind == "ONU" and action == "delete":
+                continue
+            p = parent.add_parser(action, help=f"{action} an {kind} (id or serial)")
+            p.add_argument("key", metavar="ID|SERIAL")
+    fw = sub.add_parser("onu-firmware", help="VOLTHA ONU firmware jobs: start, status")
+    fs = fw.add_subparsers(dest="fw_action", required=True, metavar="ACTION")
+    start = fs.add_parser("start", help="download, activate and commit an image on ONUs")
+    start.add_argument("--stack", required=True)
+    start.add_argument("--version", required=True)
+    start.add_argument("--url", required=True)
+    start.add_argument("--vendor", default="")
+    start.add_argument("--crc32", type=int, default=0)
+    start.add_argument("--no-activate", action="store_true")
+    start.add_argument("--no-commit", action="store_true")
+    start.add_argument("--concurrency", type=int, default=4)
+    start.add_argument("onus", nargs="+", metavar="ONU", help="ids or serials")
+    st = fs.add_parser("status", help="a job's ONUs, or every job")
+    st.add_argument("job", nargs="?", type=int)
+
+
+def _print(row: dict[str, Any]) -> None:
+    print(json.dumps(row, default=str))
+
+
+async def run(loaded: Loaded, args: argparse.Namespace) -> int:
+    try:
+        stores = await open_stores(loaded.config, with_redis=False)
+        await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
+    except StartupError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return exc.status
+    clients: dict[str, VolthaClient] = {}
+
+    def client(stack: str) -> VolthaClient:
+        cfg = loaded.config.voltha.stacks.get(stack)
+        if cfg is None:
+            raise ValueError(f"no VOLTHA stack {stack} in voltha.stacks")
+        if stack not in clients:
+            clients[stack] = VolthaClient(stack, cfg)
+        return clients[stack]
+
+    try:
+        return await _run(stores.pool, args, client)
+    except VolthaError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 1
+    except ValueError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        for c in clients.values():
+            await c.close()
+        await close_stores(stores)
+
+
+async def _device(pool: asyncpg.Pool, key: str, kind: str | None = None) -> dict[str, Any]:
+    dev = await store.find_device(pool, key)
+    if dev is None or (kind and dev["kind"] != kind):
+        raise ValueError(f"no {kind or 'device'} {key} (ids and serials as last synced)")
+    return dev
+
+
+async def _run(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int:
+    action = getattr(args, "olt_action", None) or getattr(args, "onu_action", None)
+    kind = "olt" if args.command == "olt" else "onu"
+    if args.command in ("olt", "onu") and action in ("enable", "disable", "reboot", "delete"):
+        dev = await _device(pool, args.key, kind)
+        c = client(dev["stack"])
+        calls = {"enable": c.enable, "disable": c.disable, "reboot": c.reboot, "delete": c.delete}
+        await calls[action](dev["id"])
+        print(f"{action}: {kind.upper()} {dev['serial'] or dev['id']}")
+        return 0
+    if action == "list":
+        olt = getattr(args, "olt", None)
+        for row in await store.list_devices(pool, kind, args.stack, olt):
+            _print(row)
+        return 0
+    if args.command == "olt":  # add
+        c = client(args.stack)
+        device = await c.create_olt(args.host_and_port, args.type)
+        if not args.no_enable:
+            await c.enable(device.id)
+        _print({"stack": args.stack, "id": device.id, "enabled": not args.no_enable})
+        return 0
+    if action == "bind":
+        try:
+            created = await store.put_binding(
+                pool,
+                store.Binding(
+                    args.serial, args.subscriber, args.s_tag, args.c_tag, args.tp_id, args.uni
+                ),
+            )
+        except asyncpg.ForeignKeyViolationError:
+            raise ValueError(f"no subscriber {args.subscriber}") from None
+        except asyncpg.CheckViolationError as exc:
+            raise ValueError(f"binding refused: {exc.constraint_name}") from None
+        print(f"{'bound' if created else 'rebound'} ONU {args.serial} to {args.subscriber}")
+        return 0
+    if action == "unbind":
+        if await store.remove_binding(pool, args.serial):
+            print(f"unbound ONU {args.serial}")
+            return 0
+        print(f"netd: ONU {args.serial} is not bound", file=sys.stderr)
+        return 1
+    if args.fw_action == "start":
+        client(args.stack)  # the stack must be configured
+        devices = []
+        for key in dict.fromkeys(args.onus):
+            dev = await _device(pool, key, "onu")
+            devices.append((dev["id"], dev["serial"]))
+        job_id = await store.create_job(
+            pool,
+            args.stack,
+            args.version,
+            args.url,
+            devices,
+            vendor=args.vendor,
+            crc32=args.crc32,
+            activate=not args.no_activate,
+            commit=not args.no_commit,
+            concurrency=args.concurrency,
+            created_by="cli",
+        )
+        print(f"firmware job {job_id} queued for {len(devices)} ONUs")
+        return 0
+    if args.job is None:
+        for job in await store.list_jobs(pool):
+            _print(job)
+        return 0
+    got = await store.get_job(pool, args.job)
+    if got is None:
+        print(f"netd: no firmware job {args.job}", file=sys.stderr)
+        return 1
+    _print(got)
+    return 0
