@@ -27,16 +27,41 @@ class Onos:
     def _path(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> str:
         return f"/onos/olt/oltapp/services/{quote(port_name, safe='')}/{s_tag}/{c_tag}/{tp_id}"
 
-    async def _call(self, method: str, path: str) -> None:
+    async def _call(self, method: str, path: str) -> int:
         try:
             r = await self.http.request(method, path)
         except httpx.HTTPError as exc:
             raise OnosError(0, f"{type(exc).__name__}: {exc}") from None
         if r.status_code >= 300:
             raise OnosError(r.status_code, r.text[:200])
+        return r.status_code
 
     async def provision(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
-        await self._call("POST", self._path(port_name, s_tag, c_tag, tp_id))
+        """The olt app answers 200 when it takes the service in, and 204 when it does
+        nothing: the service is already there, or SADIS has no such subscriber or tags.
+        A 204 counts only if the service is among the programmed subscribers."""
+        status = await self._call("POST", self._path(port_name, s_tag, c_tag, tp_id))
+        if status == 204 and not await self.programmed(s_tag, c_tag, tp_id):
+            raise OnosError(
+                204, f"nothing provisioned for {port_name}: SADIS has no such subscriber or tags"
+            )
+
+    async def programmed(self, s_tag: int, c_tag: int, tp_id: int) -> bool:
+        """Whether a subscriber service with these tags is programmed (on any port)."""
+        try:
+            r = await self.http.get("/onos/olt/oltapp/programmed-subscribers")
+            entries = r.json().get("entries", []) if r.status_code == 200 else []
+        except (httpx.HTTPError, ValueError, AttributeError):
+            return False
+        for e in entries:
+            tag = e.get("tagInfo", {}) if isinstance(e, dict) else {}
+            if (tag.get("ponSTag"), tag.get("ponCTag"), tag.get("technologyProfileId")) == (
+                s_tag,
+                c_tag,
+                tp_id,
+            ):
+                return True
+        return False
 
     async def remove(self, port_name: str, s_tag: int, c_tag: int, tp_id: int) -> None:
         await self._call("DELETE", self._path(port_name, s_tag, c_tag, tp_id))

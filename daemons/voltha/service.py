@@ -341,6 +341,16 @@ class VolthaService(Daemon):
             except VolthaError as exc:
                 if exc.unavailable:
                     raise
+                if exc.code == "NOT_FOUND":  # the ONU or its OLT is gone: nothing to enable
+                    gone = Event(
+                        "voltha.onu.allowed",
+                        a.serial,
+                        {"stack": st.name, "olt_id": a.olt_id, "device": "absent"},
+                    )
+                    await self._published(
+                        await store.mark_enabled(self.ctx.pool, st.name, a.serial, gone)
+                    )
+                    continue
                 self.ratelog.log(
                     logging.WARNING,
                     "allow",
