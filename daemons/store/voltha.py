@@ -317,10 +317,12 @@ async def set_service(
             )
         else:
             await conn.execute(
-                "INSERT INTO voltha_services (stack, serial, uni, s_tag, c_tag, tp_id) "
-                "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (stack, serial, uni) DO UPDATE "
-                "SET s_tag = EXCLUDED.s_tag, c_tag = EXCLUDED.c_tag, tp_id = EXCLUDED.tp_id, "
-                "provisioned_at = now()",
+                "INSERT INTO voltha_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
+                "tp_id) SELECT $1, $2, $3, b.subscriber, s.plan, $4, $5, $6 FROM onu_bindings b "
+                "JOIN subscribers s ON s.username = b.subscriber WHERE b.serial = $2 "
+                "ON CONFLICT (stack, serial, uni) DO UPDATE SET subscriber = EXCLUDED.subscriber, "
+                "plan = EXCLUDED.plan, s_tag = EXCLUDED.s_tag, c_tag = EXCLUDED.c_tag, "
+                "tp_id = EXCLUDED.tp_id, provisioned_at = now()",
                 stack,
                 serial,
                 uni,

@@ -115,6 +115,13 @@ class Sadis:
                     serial,
                     int(uni),
                 )
+                if row is None:  # unbound, but ONOS may still have to remove its service
+                    row = await self.pool.fetchrow(
+                        "SELECT subscriber, s_tag, c_tag, tp_id, plan FROM voltha_services "
+                        "WHERE serial = $1 AND uni = $2 LIMIT 1",
+                        serial,
+                        int(uni),
+                    )
                 if row:
                     return subscriber_entry(key, dict(row))
             olt = await self.pool.fetchrow(

@@ -492,7 +492,9 @@ async def test_stop_and_restart_keep_state(core: FakeVoltha) -> None:
         assert got.oper_status == OperStatus.ACTIVE
         await core.wait_for(lambda: core.device(onu_id).oper_status == OperStatus.ACTIVE)
         await core.restart()  # restart of a running core
-        assert (await stub.GetDevice(common_pb2.ID(id=onu_id), timeout=5)).id == onu_id
+        # The channel saw its connection go: wait for it to reconnect rather than fail fast.
+        again = await stub.GetDevice(common_pb2.ID(id=onu_id), timeout=5, wait_for_ready=True)
+        assert again.id == onu_id
 
 
 async def test_hang_hits_the_client_deadline(

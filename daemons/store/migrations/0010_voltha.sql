@@ -104,11 +104,15 @@ CREATE TABLE voltha_firmware_devices (
     PRIMARY KEY (job_id, device_id)
 );
 
--- Subscriber services provisioned through ONOS's olt app (one per bound ONU UNI).
+-- Subscriber services provisioned through ONOS's olt app (one per bound ONU UNI). SADIS
+-- keeps serving a provisioned service after its binding is gone, until ONOS has removed it
+-- (the olt app reads the subscriber from SADIS to remove it).
 CREATE TABLE voltha_services (
     stack           text NOT NULL,
     serial          text NOT NULL,
     uni             integer NOT NULL,
+    subscriber      text NOT NULL,
+    plan            text NOT NULL,
     s_tag           integer NOT NULL,
     c_tag           integer NOT NULL,
     tp_id           integer NOT NULL,
