@@ -101,6 +101,12 @@ class _Metrics:
             ["stack", "olt", "port", "stat"],
             registry=registry,
         )
+        self.optics_errors = Counter(
+            "netd_voltha_optics_errors_total",
+            "optics and counter reads refused by the core or the adapter",
+            ["stack"],
+            registry=registry,
+        )
         self.alarms = Counter(
             "netd_voltha_alarms_total",
             "optics alarms raised",
@@ -459,21 +465,38 @@ class VolthaService(Daemon):
         gate = asyncio.Semaphore(self.cfg.optics_concurrency)
         labels: set[tuple[str, ...]] = set()
 
+        def failed(what: str, exc: VolthaError) -> None:
+            """One device's read failed: the others go on (a core that is away stops
+            the pass)."""
+            if exc.unavailable:
+                raise exc
+            self.metrics.optics_errors.labels(st.name).inc()
+            self.ratelog.log(
+                logging.INFO, "optics-" + what, "optics not read", device=what, error=str(exc)
+            )
+
         async def onu(row: inventory.DeviceRow) -> None:
             async with gate:
-                await self._onu_optics(st, row, olts[row.parent_id], active, labels)
+                try:
+                    await self._onu_optics(st, row, olts[row.parent_id], active, labels)
+                except VolthaError as exc:
+                    failed(row.serial, exc)
 
         async def pon(olt: inventory.DeviceRow, port: inventory.PortRow) -> None:
             async with gate:
-                got = await st.client.ext_value(
-                    olt.id,
-                    extensions_pb2.GetValueRequest(
-                        oltPonStats=extensions_pb2.GetPonStatsRequest(
-                            portLabel=port.label, portId=port.port_no
-                        )
-                    ),
-                )
+                try:
+                    got = await st.client.ext_value(
+                        olt.id,
+                        extensions_pb2.GetValueRequest(
+                            # portInfo is a oneof: the label ("pon-0"), as voltctl sends
+                            oltPonStats=extensions_pb2.GetPonStatsRequest(portLabel=port.label)
+                        ),
+                    )
+                except VolthaError as exc:
+                    failed(f"{olt.serial}/{port.label}", exc)
+                    return
                 if got.status != OK:
+                    self.metrics.optics_errors.labels(st.name).inc()
                     return
                 for fd, value in got.oltPonStatsResponse.portStatistics.ListFields():
                     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -501,6 +524,8 @@ class VolthaService(Daemon):
         labels: set[tuple[str, ...]],
     ) -> None:
         values: dict[str, float] = {}
+        pon_port = st.snap.ports.get((olt.id, row.pon_port))
+        pon_label = pon_port.label if pon_port else ""
         got = await st.client.ext_value(
             row.id,
             extensions_pb2.GetValueRequest(onuOpticalInfo=extensions_pb2.GetOnuPonOpticalInfo()),
@@ -517,12 +542,18 @@ class VolthaService(Daemon):
         got = await st.client.ext_value(
             olt.id,
             extensions_pb2.GetValueRequest(
-                oltRxPower=extensions_pb2.GetOltRxPowerRequest(onu_sn=row.serial)
+                oltRxPower=extensions_pb2.GetOltRxPowerRequest(
+                    port_label=pon_label, onu_sn=row.serial
+                )
             ),
         )
         if got.status == OK:
             for rx in got.oltRxPower.rx_power:
-                if rx.onu_sn == row.serial and not rx.fail_reason:
+                failed = rx.status.lower() == "fail" or rx.fail_reason not in (
+                    "",
+                    "FAIL_REASON_NONE",
+                )
+                if rx.onu_sn == row.serial and not failed:
                     values["olt_rx_dbm"] = rx.rx_power
         got = await st.client.ext_value(
             olt.id,

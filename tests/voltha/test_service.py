@@ -69,15 +69,34 @@ async def test_register_and_actions(stack: Stack) -> None:
         await until(lambda: synced("ACTIVE"), what="the OLT back after its reboot")
         missing = await c.post("/api/v1/voltha/devices/no-such-device/reboot")
         assert missing.status_code == 404
+        # A second OLT, pre-provisioned only, then deleted.
+        other = await c.post(
+            "/api/v1/voltha/olts",
+            json={"stack": "lab", "host_and_port": "10.90.0.2:9191", "enable": False},
+        )
+        assert other.status_code == 201
+        other_id = other.json()["id"]
+        await until(lambda: _listed(c, other_id), what="the pre-provisioned OLT synced")
+        assert (await c.delete(f"/api/v1/voltha/olts/{other_id}")).status_code == 204
+        await until(lambda: _gone(c, other_id), what="the deleted OLT gone")
     async with stack.client(stack.viewer) as v:
         assert (await v.post(f"/api/v1/voltha/devices/{olt_id}/reboot")).status_code == 403
         assert (await v.get("/api/v1/voltha/olts")).status_code == 200
     events = await stack.events(after=mark)
-    assert _kinds(events).count("voltha.olt.added") == 1
+    assert _kinds(events).count("voltha.olt.added") == 2
+    assert _kinds(events).count("voltha.olt.removed") == 1
     states = [json.loads(e["data"])["changed"] for e in events if e["kind"] == "voltha.olt.state"]
     assert {"admin_state": ["ENABLED", "DISABLED"]} in [
         {k: v for k, v in s.items() if k == "admin_state"} for s in states
     ]
+
+
+async def _listed(c: httpx.AsyncClient, device_id: str) -> bool:
+    return (await c.get(f"/api/v1/voltha/olts/{device_id}")).status_code == 200
+
+
+async def _gone(c: httpx.AsyncClient, device_id: str) -> bool:
+    return (await c.get(f"/api/v1/voltha/olts/{device_id}")).status_code == 404
 
 
 async def test_client_errors_as_voltha_go_gives_them(stack: Stack) -> None:
@@ -181,6 +200,9 @@ async def test_optics_alarm_with_hysteresis(stack: Stack) -> None:
     onu1 = shared["onu1"]
     mark = await stack.last_event_id()
     stack.voltha.set_onu_optics(onu1, rx_dbm=-29.0, tx_dbm=2.5)
+    stack.voltha.set_olt_rx_power(shared["olt"], "BRCM00000001", -28.25)
+    stack.voltha.set_pon_stats(shared["olt"], 0, rx_bytes=123456, tx_packets=789)
+    stack.voltha.set_onu_pon_counters(onu1, bip_errors=3, fec_codewords_uncorrectable=1)
 
     async def raised() -> bool:
         return "voltha.alarm.raised" in _kinds(await stack.events(after=mark), "BRCM00000001")
@@ -192,6 +214,18 @@ async def test_optics_alarm_with_hysteresis(stack: Stack) -> None:
     async with stack.client() as c:
         optics = (await c.get("/api/v1/voltha/onus/BRCM00000001/optics")).json()
     assert optics["values"]["rx_dbm"] == -29.0 and optics["values"]["tx_dbm"] == 2.5
+    assert optics["values"]["olt_rx_dbm"] == -28.25
+    assert optics["counters"]["bip_errors"] == 3
+    assert await stack.metric("netd_voltha_olt_rx_power_dbm", serial="BRCM00000001") == -28.25
+    assert await stack.metric("netd_voltha_pon_port_stat", port="pon-0", stat="rx_bytes") == 123456
+    assert (
+        await stack.metric(
+            "netd_voltha_onu_pon_counter",
+            serial="BRCM00000001",
+            counter="fec_codewords_uncorrectable",
+        )
+        == 1
+    )
     stack.voltha.set_onu_optics(onu1, rx_dbm=-26.5, tx_dbm=2.5)  # inside, but not by 1 dB
 
     async def read(level: float) -> bool:
@@ -208,10 +242,21 @@ async def test_optics_alarm_with_hysteresis(stack: Stack) -> None:
 
     await until(cleared, what="the alarm cleared")
     await asyncio.sleep(1.2)
-    kinds = _kinds(await stack.events(after=mark), "BRCM00000001")
-    assert kinds.count("voltha.alarm.raised") == 1 and kinds.count("voltha.alarm.cleared") == 1
+    alarms = [
+        (e["kind"], json.loads(e["data"])["alarm"])
+        for e in await stack.events(after=mark)
+        if e["kind"].startswith("voltha.alarm.")
+    ]
+    # The ONU's own reading went low and back; the OLT's reading of it (-28.25) stays low.
+    assert sorted(alarms) == [
+        ("voltha.alarm.cleared", "onu_rx_low"),
+        ("voltha.alarm.raised", "olt_rx_low"),
+        ("voltha.alarm.raised", "onu_rx_low"),
+    ]
     data = [json.loads(e["data"]) for e in await stack.events("voltha.alarm.raised", mark)]
-    assert data[0]["alarm"] == "onu_rx_low" and data[0]["threshold"] == -27.0
+    assert {d["threshold"] for d in data} == {-27.0}
+    active = await stack.pool.fetch("SELECT alarm, value FROM voltha_alarms")
+    assert [(r["alarm"], r["value"]) for r in active] == [("olt_rx_low", -28.25)]
 
 
 async def test_firmware_job_with_a_failed_download(stack: Stack) -> None:
