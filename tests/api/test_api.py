@@ -21,6 +21,7 @@ from daemons.store import accounting
 from daemons.store import api as api_store
 from daemons.store import radius as store
 from daemons.store import snmp as snmp_store
+from daemons.store import voltha as voltha_store
 from daemons.store.cache import pack
 from daemons.store.events import append_event
 from tests.api.conftest import NAS_SECRET, ApiServer
@@ -326,6 +327,87 @@ CALLS += [
         path=lambda: "/api/v1/snmp/targets/rbac-olt",
     ),
 ]
+CALLS += [
+    Call("GET", "/api/v1/voltha/olts", "viewer", 200),
+    Call(
+        "POST",
+        "/api/v1/voltha/olts",
+        "admin",
+        404,  # no such stack in this API's config
+        body=lambda: {"stack": "lab", "host_and_port": "10.0.0.1:9191"},
+    ),
+    Call(
+        "GET",
+        "/api/v1/voltha/olts/{key}",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/voltha/olts/RBACOLT1",
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/voltha/olts/{key}",
+        "admin",
+        404,
+        path=lambda: "/api/v1/voltha/olts/RBACOLT1",
+    ),
+    Call(
+        "POST",
+        "/api/v1/voltha/devices/{key}/{action}",
+        "operator",
+        404,
+        path=lambda: "/api/v1/voltha/devices/RBACONU1/reboot",
+    ),
+    Call("GET", "/api/v1/voltha/onus", "viewer", 200),
+    Call(
+        "GET",
+        "/api/v1/voltha/onus/{key}",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/voltha/onus/RBACONU1",
+    ),
+    Call(
+        "GET",
+        "/api/v1/voltha/onus/{key}/optics",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/voltha/onus/RBACONU1/optics",
+    ),
+    Call(
+        "PUT",
+        "/api/v1/voltha/onus/{serial}/binding",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/voltha/onus/RB{_uniq()}/binding",
+        body=lambda: {"subscriber": "alice", "s_tag": 10, "c_tag": 21},
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/voltha/onus/{serial}/binding",
+        "admin",
+        204,
+        path=lambda: "/api/v1/voltha/onus/RBACBIND1/binding",
+    ),
+    Call(
+        "POST",
+        "/api/v1/voltha/firmware-jobs",
+        "admin",
+        404,
+        body=lambda: {
+            "stack": "lab",
+            "version": "v2",
+            "url": "http://f/v2.bin",
+            "onus": ["RBACONU1"],
+        },
+    ),
+    Call("GET", "/api/v1/voltha/firmware-jobs", "viewer", 200),
+    Call(
+        "GET",
+        "/api/v1/voltha/firmware-jobs/{job_id}",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/voltha/firmware-jobs/1",
+    ),
+]
 CPE = "00259E-EG8145V5-RBAC0001"
 _cancellable = iter(range(2, 10))
 _octets = iter(range(1, 250))
@@ -364,6 +446,24 @@ async def _prepare_rbac(api: ApiServer) -> None:
     # operator's 5 and the admin's 6 are queued, the first made by the POST row above).
     for _ in range(5):
         await api.pool.execute("INSERT INTO cpe_tasks (device_id, kind) VALUES ($1, 'reboot')", CPE)
+    # A synced OLT and ONU of a stack this API has no client for, a binding, a job.
+    for dev_id, kind, parent, serial in (
+        ("rbac-olt-id", "olt", "", "RBACOLT1"),
+        ("rbac-onu-id", "onu", "rbac-olt-id", "RBACONU1"),
+    ):
+        await api.pool.execute(
+            "INSERT INTO voltha_devices (stack, id, kind, parent_id, serial, admin_state, "
+            "oper_status, connect_status) VALUES ('lab', $1, $2, $3, $4, 'ENABLED', 'ACTIVE', "
+            "'REACHABLE')",
+            dev_id,
+            kind,
+            parent,
+            serial,
+        )
+    await voltha_store.put_binding(api.pool, voltha_store.Binding("RBACBIND1", "alice", 10, 20))
+    await voltha_store.create_job(
+        api.pool, "lab", "v1", "http://f/v1.bin", [("rbac-onu-id", "RBACONU1")]
+    )
 
 
 async def _call(c: httpx.AsyncClient, call: Call, headers: dict[str, str]) -> int:
