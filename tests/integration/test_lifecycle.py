@@ -62,6 +62,7 @@ def external_env(store_urls: StoreUrls, database: str, prefix: str, tmp: Path) -
         "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
         "NETD_ACS_PORT": str(free_port()),
         "NETD_POLLER_EXPORTER_PORT": str(free_port()),
+        "NETD_VOLTHA_SADIS_PORT": str(free_port()),
         "NETD_POLLER_TRAP_PORT": "0",
     }
 
@@ -131,6 +132,7 @@ def test_embedded_default_ready_within_15s_and_stops_clean(
             "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
             "NETD_ACS_PORT": str(free_port()),
             "NETD_POLLER_EXPORTER_PORT": str(free_port()),
+            "NETD_VOLTHA_SADIS_PORT": str(free_port()),
             "NETD_POLLER_TRAP_PORT": "0",
         }
     )
