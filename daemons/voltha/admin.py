@@ -15,6 +15,7 @@ import asyncpg
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.store import voltha as store
+from daemons.store.cache import Cache, unpack
 from daemons.voltha.client import VolthaClient, VolthaError
 
 
@@ -28,6 +29,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("--no-enable", action="store_true", help="create only (pre-provision)")
     ls = os_.add_parser("list", help="OLTs as last synced")
     ls.add_argument("--stack")
+    show = os_.add_parser("show", help="an OLT and its ports")
+    show.add_argument("key", metavar="ID|SERIAL")
     onu = sub.add_parser(
         "onu", help="VOLTHA ONUs: list, bind and unbind (the allow-list), enable, disable, reboot"
     )
@@ -44,6 +47,8 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     bind.add_argument("--uni", type=int, default=1)
     unbind = us.add_parser("unbind", help="remove a binding (the ONU is refused again)")
     unbind.add_argument("serial")
+    ushow = us.add_parser("show", help="an ONU, its ports, binding and last optics")
+    ushow.add_argument("key", metavar="ID|SERIAL")
     for parent, kind in ((os_, "OLT"), (us, "ONU")):
         for action in ("enable", "disable", "reboot", "delete"):
             if kind == "ONU" and action == "delete":
@@ -72,7 +77,7 @@ def _print(row: dict[str, Any]) -> None:
 
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
     try:
-        stores = await open_stores(loaded.config, with_redis=False)
+        stores = await open_stores(loaded.config, with_redis=args.command == "onu")
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
         print(f"netd: {exc}", file=sys.stderr)
@@ -88,7 +93,7 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         return clients[stack]
 
     try:
-        return await _run(stores.pool, args, client)
+        return await _run(stores.pool, args, client, stores.cache)
     except VolthaError as exc:
         print(f"netd: {exc}", file=sys.stderr)
         return 1
@@ -108,9 +113,13 @@ async def _device(pool: asyncpg.Pool, key: str, kind: str | None = None) -> dict
     return dev
 
 
-async def _run(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int:
+async def _run(
+    pool: asyncpg.Pool, args: argparse.Namespace, client: Any, cache: Cache | None
+) -> int:
     action = getattr(args, "olt_action", None) or getattr(args, "onu_action", None)
     kind = "olt" if args.command == "olt" else "onu"
+    if action == "show":
+        return await _show(pool, args.key, kind, cache)
     if args.command in ("olt", "onu") and action in ("enable", "disable", "reboot", "delete"):
         dev = await _device(pool, args.key, kind)
         c = client(dev["stack"])
@@ -150,6 +159,24 @@ async def _run(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int
             return 0
         print(f"netd: ONU {args.serial} is not bound", file=sys.stderr)
         return 1
+    return await _firmware(pool, args, client)
+
+
+async def _show(pool: asyncpg.Pool, key: str, kind: str, cache: Cache | None) -> int:
+    dev = await _device(pool, key, kind)
+    dev["ports"] = await store.device_ports(pool, dev["stack"], dev["id"])
+    if kind == "onu" and dev["serial"]:
+        b = await store.binding(pool, dev["serial"])
+        dev["binding"] = b.__dict__ if b else None
+        raw = None
+        if cache is not None:
+            raw = await cache.client.get(cache.key("voltha:" + dev["serial"], "optics"))
+        dev["optics"] = unpack(raw) if isinstance(raw, bytes) else None
+    _print(dev)
+    return 0
+
+
+async def _firmware(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int:
     if args.fw_action == "start":
         client(args.stack)  # the stack must be configured
         devices = []

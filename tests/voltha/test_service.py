@@ -383,5 +383,12 @@ async def test_cli(stack: Stack) -> None:
     assert bad.returncode == 2 and "no subscriber nobody" in bad.stderr
     dup = await asyncio.to_thread(netd, "olt", "add", "--stack", "lab", "10.90.0.1:9191")
     assert dup.returncode == 1 and "device is already pre-provisioned" in dup.stderr
+    shown = await asyncio.to_thread(netd, "onu", "show", "BRCM00000001")
+    assert shown.returncode == 0, shown.stderr
+    onu = json.loads(shown.stdout)
+    assert onu["binding"]["subscriber"] == "alice" and onu["optics"]["values"]["rx_dbm"] == -20.0
+    assert {p["type"] for p in onu["ports"]} == {"PON_ONU", "ETHERNET_UNI"}
+    olt = await asyncio.to_thread(netd, "olt", "show", shared["olt"])
+    assert olt.returncode == 0 and json.loads(olt.stdout)["kind"] == "olt"
     jobs = await asyncio.to_thread(netd, "onu-firmware", "status")
     assert jobs.returncode == 0 and json.loads(jobs.stdout.splitlines()[0])["state"] == "failed"
