@@ -152,3 +152,155 @@ class CliSession:
 
     def save(self) -> None:
         self.conn.save_config()
+
+
+CANDIDATE = "urn:ietf:params:netconf:capability:candidate:1.0"
+VALIDATE = "urn:ietf:params:netconf:capability:validate:"
+CONFIRMED = "urn:ietf:params:netconf:capability:confirmed-commit:"
+
+
+def pretty_xml(data: str | bytes) -> str:
+    """A config as stable, diffable text: parsed without entities or network, indented."""
+    from lxml import etree  # noqa: PLC0415
+
+    parser = etree.XMLParser(
+        remove_blank_text=True, resolve_entities=False, no_network=True, huge_tree=False
+    )
+    root = etree.fromstring(data.encode() if isinstance(data, str) else data, parser)
+    return str(etree.tostring(root, pretty_print=True, encoding="unicode"))
+
+
+class NetconfSession:
+    """One ncclient session, the host key pinned to ``key``."""
+
+    def __init__(self, t: Target, key: str) -> None:
+        from ncclient import manager  # noqa: PLC0415
+        from ncclient.transport.errors import (  # noqa: PLC0415
+            AuthenticationError,
+            SSHError,
+            SSHUnknownHostError,
+        )
+
+        self.t = t
+        try:
+            self.m: Any = manager.connect(
+                host=t.address,
+                port=t.port,
+                username=t.username,
+                password=t.password,
+                hostkey_verify=True,
+                hostkey_b64=key.split()[1],
+                look_for_keys=False,
+                allow_agent=False,
+                timeout=t.timeout,
+            )
+        except AuthenticationError:
+            raise DeviceError("auth", f"{t.name}: authentication failed") from None
+        except SSHUnknownHostError:
+            raise DeviceError("host-key-changed", f"{t.name}: the SSH host key changed") from None
+        except (SSHError, OSError) as exc:
+            raise DeviceError("unreachable", f"{t.name}: {exc}") from None
+        caps = set(self.m.server_capabilities)
+        self.candidate = CANDIDATE in caps
+        self.validate = any(c.startswith(VALIDATE) for c in caps)
+        self.confirmed = any(c.startswith(CONFIRMED) for c in caps)
+
+    def close(self) -> None:
+        import contextlib  # noqa: PLC0415
+
+        with contextlib.suppress(Exception):
+            self.m.close_session()
+
+    def _rpc(self, what: str, call: Any) -> Any:
+        from ncclient.operations.errors import TimeoutExpiredError  # noqa: PLC0415
+        from ncclient.operations.rpc import RPCError  # noqa: PLC0415
+
+        try:
+            return call()
+        except RPCError as exc:
+            raise DeviceError("rejected", f"{self.t.name}: {what}: {exc.message or exc}") from None
+        except TimeoutExpiredError:
+            raise DeviceError("timeout", f"{self.t.name}: {what} timed out") from None
+
+    def running(self) -> str:
+        got = self._rpc("get-config", lambda: self.m.get_config(source="running"))
+        return pretty_xml(got.data_xml)
+
+    def _edit_candidate(self, payload: str) -> None:
+        self._rpc("discard-changes", self.m.discard_changes)
+        self._rpc("edit-config", lambda: self.m.edit_config(target="candidate", config=payload))
+        if self.validate:
+            self._rpc("validate", lambda: self.m.validate(source="candidate"))
+
+    def preview(self, payload: str) -> str:
+        """The config running would have after ``payload``, the device left as it was
+        (the edit goes to the candidate, is read back and discarded)."""
+        if not self.candidate:
+            raise DeviceError("error", f"{self.t.name}: no candidate datastore to preview on")
+        with self.m.locked("candidate"):
+            try:
+                self._edit_candidate(payload)
+                got = self._rpc("get-config", lambda: self.m.get_config(source="candidate"))
+                return pretty_xml(got.data_xml)
+            finally:
+                self._rpc("discard-changes", self.m.discard_changes)
+
+    def push(self, payload: str, confirm_timeout: int = 0) -> None:
+        """Edit, validate and commit: on the candidate (a confirmed commit when the device
+        has it and ``confirm_timeout`` is given), or on running with rollback-on-error."""
+        if not self.candidate:
+            self._rpc(
+                "edit-config",
+                lambda: self.m.edit_config(
+                    target="running", config=payload, error_option="rollback-on-error"
+                ),
+            )
+            return
+        with self.m.locked("candidate"):
+            try:
+                self._edit_candidate(payload)
+                if confirm_timeout and self.confirmed:
+                    self._rpc(
+                        "commit",
+                        lambda: self.m.commit(confirmed=True, timeout=str(confirm_timeout)),
+                    )
+                else:
+                    self._rpc("commit", self.m.commit)
+            except DeviceError:
+                import contextlib  # noqa: PLC0415
+
+                with contextlib.suppress(Exception):
+                    self.m.discard_changes()
+                raise
+
+    def confirm(self) -> None:
+        """Confirm a confirmed commit (a plain commit, RFC 6241 8.4)."""
+        if self.candidate and self.confirmed:
+            self._rpc("commit", self.m.commit)
+
+    def replace(self, config: str) -> None:
+        """Put a whole config back (a backup): replace, validate, commit."""
+        from lxml import etree  # noqa: PLC0415
+
+        root = etree.fromstring(config.encode())
+        root.tag = "{urn:ietf:params:xml:ns:netconf:base:1.0}config"
+        payload = etree.tostring(root, encoding="unicode")
+        if not self.candidate:
+            self._rpc(
+                "edit-config",
+                lambda: self.m.edit_config(
+                    target="running", config=payload, default_operation="replace"
+                ),
+            )
+            return
+        with self.m.locked("candidate"):
+            self._rpc("discard-changes", self.m.discard_changes)
+            self._rpc(
+                "edit-config",
+                lambda: self.m.edit_config(
+                    target="candidate", config=payload, default_operation="replace"
+                ),
+            )
+            if self.validate:
+                self._rpc("validate", lambda: self.m.validate(source="candidate"))
+            self._rpc("commit", self.m.commit)
