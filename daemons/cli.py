@@ -24,6 +24,7 @@ from daemons.core.lifecycle import (
     open_stores,
 )
 from daemons.core.status import status_listener_for
+from daemons.devices.service import DevicesService
 from daemons.poller import admin as poller_admin
 from daemons.poller.service import PollerService
 from daemons.radius import admin as radius_admin
@@ -32,7 +33,7 @@ from daemons.store import migrate
 from daemons.voltha import admin as voltha_admin
 from daemons.voltha.service import VolthaService
 
-DAEMONS = ("radius", "acs", "voltha", "poller", "api")
+DAEMONS = ("radius", "acs", "voltha", "poller", "devices", "api")
 
 
 def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
@@ -42,6 +43,7 @@ def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
         "acs": AcsService,
         "voltha": VolthaService,
         "poller": PollerService,
+        "devices": DevicesService,
     }
     types = [table[n] for n in names]
     if "api" not in names:  # no API in this process: serve health/metrics on a status port

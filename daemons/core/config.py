@@ -254,6 +254,14 @@ class PollerConfig(_DaemonConfig):
     trap_rate: float = Field(default=1000.0, gt=0, le=1_000_000)
 
 
+class DevicesConfig(_DaemonConfig):
+    status_port: StatusPort = 9185
+    concurrency: int = Field(default=8, ge=1, le=256)  # device exchanges at once (threads)
+    device_timeout: Seconds = 60.0  # one exchange with one device
+    confirm_timeout: int = Field(default=120, ge=0, le=3600)  # NETCONF confirmed commit
+    backup_interval: float = Field(default=86400.0, ge=60, le=30 * 86400)  # 0: on demand
+
+
 class Config(_Section):
     state_dir: Path = Path("var/netd")
     instance_name: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
@@ -269,6 +277,7 @@ class Config(_Section):
     acs: AcsConfig = AcsConfig()
     voltha: VolthaConfig = VolthaConfig()
     poller: PollerConfig = PollerConfig()
+    devices: DevicesConfig = DevicesConfig()
 
     @property
     def instance(self) -> str:

@@ -29,7 +29,7 @@ from daemons.store.cache import Cache
 from tests.conftest import StoreUrls
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env, pid_alive
 
-ALL = ["api", "radius", "acs", "voltha", "poller"]
+ALL = ["api", "radius", "acs", "voltha", "poller", "devices"]
 
 
 def recv_until(sock: socket.socket, wanted: str, timeout: float = 20.0) -> list[str]:

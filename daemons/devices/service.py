@@ -1,0 +1,151 @@
+"""The devices daemon: scheduled config backups of every device, and configuration jobs
+(dry-run, apply, rollback) created through the API or CLI, run as they are created
+(NOTIFY). Device exchanges run in a thread pool (``devices.concurrency`` threads), so the
+event loop stays free; each is bounded by ``devices.device_timeout``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any, ClassVar
+
+from prometheus_client import Counter, Gauge, Histogram
+
+from daemons.core.lifecycle import Context, Daemon
+from daemons.core.listen import STORE_ERRORS, reload_on_notify
+from daemons.core.ratelog import RateLimitedLog
+from daemons.devices.drivers import DeviceError
+from daemons.devices.jobs import Runner, run_job
+from daemons.store import devices as store
+from daemons.store.events import append_event
+
+log = logging.getLogger("netd.devices")
+
+
+class DevicesService(Daemon):
+    name: ClassVar[str] = "devices"
+
+    def __init__(self, ctx: Context) -> None:
+        super().__init__(ctx)
+        self.cfg = ctx.config.devices
+        self.ratelog = RateLimitedLog(log)
+        self.runner: Runner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._jobs: dict[int, asyncio.Task[None]] = {}
+        reg = ctx.registry
+        self.backups = Counter(
+            "netd_device_backups_total", "backups by result", ["result"], registry=reg
+        )
+        self.backup_seconds = Histogram(
+            "netd_device_backup_seconds",
+            "one device's backup",
+            registry=reg,
+            buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.running_jobs = Gauge("netd_config_jobs_running", "jobs running", registry=reg)
+
+    async def start(self) -> None:
+        self.runner = Runner(
+            self.ctx.pool,
+            self.ctx.sealer,
+            self.ctx.config.policies.dir / "config",
+            self.cfg.concurrency,
+            self.cfg.device_timeout,
+            self.cfg.confirm_timeout,
+            self.event,
+        )
+        loop = asyncio.get_running_loop()
+        self._tasks.append(loop.create_task(self._watch_jobs()))
+        if self.cfg.backup_interval:
+            self._tasks.append(loop.create_task(self._backup_loop()))
+
+    async def drain(self) -> None:
+        tasks = [*self._tasks, *self._jobs.values()]
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        if self.runner is not None:
+            self.runner.close()
+
+    def counters(self) -> dict[str, float]:
+        return {"jobs_running": len(self._jobs)}
+
+    async def event(self, kind: str, subject: str, data: dict[str, Any], severity: Any) -> None:
+        try:
+            await append_event(
+                self.ctx.pool,
+                "devices",
+                kind,
+                subject=subject,
+                data=data,
+                severity=severity,
+                cache=self.ctx.cache,
+            )
+        except STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "device-event", "event not recorded", error=repr(exc))
+
+    async def backup_all(self, reason: str = "scheduled") -> dict[str, int]:
+        """Back every device up, ``devices.concurrency`` at once; counts by result."""
+        assert self.runner is not None
+        gate = asyncio.Semaphore(self.cfg.concurrency)
+        counts: dict[str, int] = {}
+
+        async def one(d: store.Device) -> None:
+            async with gate:
+                t0 = time.monotonic()
+                try:
+                    _id, changed = await self.runner.backup(d, reason)  # type: ignore[union-attr]
+                    result = "changed" if changed else "unchanged"
+                except DeviceError as exc:
+                    result = exc.reason
+                    self.ratelog.log(
+                        logging.WARNING,
+                        f"backup-{d.name}",
+                        "backup failed",
+                        device=d.name,
+                        reason=exc.reason,
+                        error=str(exc),
+                    )
+                self.backup_seconds.observe(time.monotonic() - t0)
+                self.backups.labels(result).inc()
+                counts[result] = counts.get(result, 0) + 1
+
+        devices = await store.list_devices(self.ctx.pool, self.ctx.sealer)
+        await asyncio.gather(*(one(d) for d in devices))
+        return counts
+
+    async def _backup_loop(self) -> None:
+        while True:
+            try:
+                counts = await self.backup_all()
+                log.info("backups done", extra={"fields": counts})
+            except STORE_ERRORS as exc:
+                self.ratelog.log(logging.WARNING, "backups", "backups not run", error=repr(exc))
+            await asyncio.sleep(self.cfg.backup_interval)
+
+    async def _watch_jobs(self) -> None:
+        async def claim() -> None:
+            for job in await store.claim_jobs(self.ctx.pool):
+                self._jobs[job.id] = asyncio.get_running_loop().create_task(self._run(job))
+                self.running_jobs.set(len(self._jobs))
+
+        await reload_on_notify(
+            self.ctx.pool, (store.JOBS_NOTIFY,), claim, 10.0, self.ratelog, "jobs not claimed"
+        )
+
+    async def _run(self, job: store.Job) -> None:
+        assert self.runner is not None
+        try:
+            state = await run_job(self.runner, self.ctx.pool, self.ctx.sealer, job)
+            log.info("config job ended", extra={"fields": {"job": job.id, "state": state}})
+        except STORE_ERRORS as exc:
+            self.ratelog.log(
+                logging.WARNING, "job", "config job interrupted", job=job.id, error=repr(exc)
+            )
+        finally:
+            self._jobs.pop(job.id, None)
+            self.running_jobs.set(len(self._jobs))

@@ -1,0 +1,308 @@
+"""Store verbs for configuration jobs: devices (credentials sealed, host keys pinned),
+versioned backups (stored only when the config changed), jobs and their per-device
+results."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+
+from daemons.core.secrets import Sealer
+
+JOBS_NOTIFY = "netd_config_jobs"
+
+
+@dataclass(frozen=True)
+class Device:
+    name: str
+    address: str
+    port: int
+    platform: str
+    username: str
+    password: str
+    secret: str = ""
+    host_key: str | None = None
+    offered_host_key: str | None = None
+    tags: tuple[str, ...] = ()
+    vars: dict[str, Any] = field(default_factory=dict)
+    snmp_target: str | None = None
+
+
+def _context(name: str) -> bytes:
+    return f"device:{name}".encode()
+
+
+_COLUMNS = (
+    "name, host(address) AS address, port, platform, credentials_enc, host_key, "
+    "offered_host_key, tags, vars, snmp_target"
+)
+
+
+def _device(sealer: Sealer, r: asyncpg.Record) -> Device:
+    creds = json.loads(sealer.open(r["credentials_enc"], _context(r["name"])))
+    return Device(
+        r["name"],
+        r["address"],
+        r["port"],
+        r["platform"],
+        creds.get("username", ""),
+        creds.get("password", ""),
+        creds.get("secret", ""),
+        r["host_key"],
+        r["offered_host_key"],
+        tuple(r["tags"]),
+        json.loads(r["vars"]),
+        r["snmp_target"],
+    )
+
+
+async def put_device(pool: asyncpg.Pool, sealer: Sealer, d: Device) -> bool:
+    """Add or replace a device (its pinned host key is kept); True if it was new."""
+    creds = {"username": d.username, "password": d.password, "secret": d.secret}
+    created: bool = await pool.fetchval(
+        "INSERT INTO devices (name, address, port, platform, credentials_enc, tags, vars, "
+        "snmp_target) VALUES ($1, $2::inet, $3, $4, $5, $6, $7::jsonb, $8) "
+        "ON CONFLICT (name) DO UPDATE SET address = EXCLUDED.address, port = EXCLUDED.port, "
+        "platform = EXCLUDED.platform, credentials_enc = EXCLUDED.credentials_enc, "
+        "tags = EXCLUDED.tags, vars = EXCLUDED.vars, snmp_target = EXCLUDED.snmp_target, "
+        "updated_at = now() RETURNING (xmax = 0)",
+        d.name,
+        d.address,
+        d.port,
+        d.platform,
+        sealer.seal(json.dumps(creds).encode(), _context(d.name)),
+        list(d.tags),
+        json.dumps(d.vars),
+        d.snmp_target,
+    )
+    return created
+
+
+async def remove_device(pool: asyncpg.Pool, name: str) -> bool:
+    status = await pool.execute("DELETE FROM devices WHERE name = $1", name)
+    return bool(status.endswith(" 1"))
+
+
+async def get_device(pool: asyncpg.Pool, sealer: Sealer, name: str) -> Device | None:
+    r = await pool.fetchrow(f"SELECT {_COLUMNS} FROM devices WHERE name = $1", name)
+    return _device(sealer, r) if r else None
+
+
+async def list_devices(
+    pool: asyncpg.Pool, sealer: Sealer, names: Sequence[str] = (), tags: Sequence[str] = ()
+) -> list[Device]:
+    """Every device, or those named, or those carrying all of ``tags``."""
+    rows = await pool.fetch(
+        f"SELECT {_COLUMNS} FROM devices WHERE (cardinality($1::text[]) = 0 OR name = ANY($1)) "
+        "AND tags @> $2::text[] ORDER BY name",
+        list(names),
+        list(tags),
+    )
+    return [_device(sealer, r) for r in rows]
+
+
+async def pin_host_key(pool: asyncpg.Pool, name: str, key: str) -> bool:
+    """The key seen at first contact becomes the accepted one; whether it was the first."""
+    status = await pool.execute(
+        "UPDATE devices SET host_key = $2, offered_host_key = NULL WHERE name = $1 "
+        "AND host_key IS NULL",
+        name,
+        key,
+    )
+    return bool(status.endswith(" 1"))
+
+
+async def offer_host_key(pool: asyncpg.Pool, name: str, key: str) -> None:
+    await pool.execute("UPDATE devices SET offered_host_key = $2 WHERE name = $1", name, key)
+
+
+async def accept_host_key(pool: asyncpg.Pool, name: str) -> str | None:
+    """The operator accepts the key the device offered; it, or None if none was."""
+    key: str | None = await pool.fetchval(
+        "UPDATE devices SET host_key = offered_host_key, offered_host_key = NULL "
+        "WHERE name = $1 AND offered_host_key IS NOT NULL RETURNING host_key",
+        name,
+    )
+    return key
+
+
+# --- backups ---
+
+
+async def save_backup(
+    pool: asyncpg.Pool, device: str, config: str, reason: str
+) -> tuple[int, bool]:
+    """Store a config unless it is the same as the latest: (the id of the backup that holds
+    it, whether a new one was written)."""
+    digest = hashlib.sha256(config.encode()).hexdigest()
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext('backup:' || $1))", device)
+        latest = await conn.fetchrow(
+            "SELECT id, sha256 FROM device_backups WHERE device = $1 ORDER BY id DESC LIMIT 1",
+            device,
+        )
+        if latest is not None and latest["sha256"] == digest:
+            return int(latest["id"]), False
+        new_id: int = await conn.fetchval(
+            "INSERT INTO device_backups (device, sha256, config, reason) VALUES ($1, $2, $3, $4) "
+            "RETURNING id",
+            device,
+            digest,
+            config,
+            reason,
+        )
+        return new_id, True
+
+
+async def list_backups(pool: asyncpg.Pool, device: str, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT id, ts, sha256, reason, length(config) AS size FROM device_backups "
+        "WHERE device = $1 ORDER BY id DESC LIMIT $2",
+        device,
+        limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def get_backup(pool: asyncpg.Pool, backup_id: int) -> dict[str, Any] | None:
+    r = await pool.fetchrow(
+        "SELECT id, device, ts, sha256, reason, config FROM device_backups WHERE id = $1",
+        backup_id,
+    )
+    return dict(r) if r else None
+
+
+# --- jobs ---
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    template: str
+    variables: dict[str, Any]
+    mode: str
+    stop_on_failure: bool
+    concurrency: int
+    rollback_of: int | None
+
+
+async def create_job(
+    pool: asyncpg.Pool,
+    template: str,
+    variables: dict[str, Any],
+    mode: str,
+    devices: Sequence[str],
+    *,
+    stop_on_failure: bool = False,
+    concurrency: int = 8,
+    rollback_of: int | None = None,
+    created_by: str = "",
+) -> int:
+    async with pool.acquire() as conn, conn.transaction():
+        job_id: int = await conn.fetchval(
+            "INSERT INTO config_jobs (template, variables, mode, stop_on_failure, concurrency, "
+            "rollback_of, created_by) VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7) RETURNING id",
+            template,
+            json.dumps(variables),
+            mode,
+            stop_on_failure,
+            concurrency,
+            rollback_of,
+            created_by,
+        )
+        await conn.executemany(
+            "INSERT INTO config_job_devices (job_id, device) VALUES ($1, $2)",
+            [(job_id, d) for d in devices],
+        )
+        await conn.execute(f"NOTIFY {JOBS_NOTIFY}")
+    return job_id
+
+
+async def claim_jobs(pool: asyncpg.Pool) -> list[Job]:
+    rows = await pool.fetch(
+        "UPDATE config_jobs SET state = 'running', started_at = now() WHERE id IN "
+        "(SELECT id FROM config_jobs WHERE state = 'pending' ORDER BY id "
+        "FOR UPDATE SKIP LOCKED) RETURNING id, template, variables, mode, stop_on_failure, "
+        "concurrency, rollback_of"
+    )
+    return [
+        Job(
+            r["id"],
+            r["template"],
+            json.loads(r["variables"]),
+            r["mode"],
+            r["stop_on_failure"],
+            r["concurrency"],
+            r["rollback_of"],
+        )
+        for r in rows
+    ]
+
+
+async def job_devices(pool: asyncpg.Pool, job_id: int) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT device, state, diff, error, backup_before, backup_after, updated_at "
+        "FROM config_job_devices WHERE job_id = $1 ORDER BY device",
+        job_id,
+    )
+    return [dict(r) for r in rows]
+
+
+async def set_job_device(pool: asyncpg.Pool, job_id: int, device: str, **values: Any) -> None:
+    cols = sorted(values)
+    sets = ", ".join(f"{c} = ${i + 3}" for i, c in enumerate(cols))
+    await pool.execute(
+        f"UPDATE config_job_devices SET {sets}, updated_at = now() "
+        "WHERE job_id = $1 AND device = $2",
+        job_id,
+        device,
+        *[values[c] for c in cols],
+    )
+
+
+async def finish_job(pool: asyncpg.Pool, job_id: int, state: str) -> None:
+    await pool.execute(
+        "UPDATE config_jobs SET state = $2, finished_at = now() WHERE id = $1", job_id, state
+    )
+
+
+async def get_job(pool: asyncpg.Pool, job_id: int) -> dict[str, Any] | None:
+    r = await pool.fetchrow(
+        "SELECT id, template, variables, mode, stop_on_failure, concurrency, state, "
+        "rollback_of, created_by, created_at, started_at, finished_at "
+        "FROM config_jobs WHERE id = $1",
+        job_id,
+    )
+    if r is None:
+        return None
+    devices = await job_devices(pool, job_id)
+    counts: dict[str, int] = {}
+    for d in devices:
+        counts[d["state"]] = counts.get(d["state"], 0) + 1
+    return {
+        **dict(r),
+        "variables": json.loads(r["variables"]),
+        "devices": devices,
+        "counts": counts,
+    }
+
+
+async def audit(
+    pool: asyncpg.Pool, actor: str, action: str, target: str, result: str, details: dict[str, Any]
+) -> None:
+    """A row in the API's audit log, for a job or one device's part in it."""
+    await pool.execute(
+        "INSERT INTO audit_log (actor, role, method, path, action, target, status, result, "
+        "request_id, details) VALUES ($1, 'system', 'JOB', $2, $3, $4, 0, $5, '', $6::jsonb)",
+        actor or "netd:devices",
+        f"config_jobs/{target}",
+        action,
+        target,
+        result,
+        json.dumps(details, default=str),
+    )

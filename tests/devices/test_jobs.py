@@ -1,0 +1,229 @@
+"""Configuration jobs against our SSH CLI and NETCONF simulators (real netmiko and ncclient,
+never mocked), on a real PostgreSQL: backup versioning, dry-run changing nothing, apply
+with verify and rollback, a command refused halfway (the device is rolled back), a wrong
+password, an unreachable host, a changed host key refused until accepted, a slow device
+hitting its timeout, stop-on-first-failure, and the audit trail."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+
+from daemons.core.config import DatabaseConfig
+from daemons.core.secrets import Sealer
+from daemons.devices import cliconf
+from daemons.devices.jobs import Runner, run_job
+from daemons.store import devices as store
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls, fresh_database
+from tests.devices.ios_sim import IosSim
+from tests.devices.netconf_sim import NetconfSim
+
+REPO = Path(__file__).resolve().parents[2]
+VLAN = {"vlan": 20, "vlan_name": "voice", "ports": ["GigabitEthernet0/1", "GigabitEthernet0/2"]}
+
+
+class Env:
+    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
+        self.pool = pool
+        self.sealer = sealer
+        self.events: list[tuple[str, str, dict[str, Any]]] = []
+        self.runner = Runner(pool, sealer, REPO / "policies" / "config", 8, 5.0, 30, self._event)
+
+    async def _event(self, kind: str, subject: str, data: dict[str, Any], severity: str) -> None:
+        self.events.append((kind, subject, data))
+
+    async def add(
+        self, name: str, port: int, platform: str = "cisco_ios", password: str = "secret"
+    ) -> store.Device:
+        d = store.Device(name, "127.0.0.1", port, platform, "admin", password)
+        await store.put_device(self.pool, self.sealer, d)
+        got = await store.get_device(self.pool, self.sealer, name)
+        assert got is not None
+        return got
+
+    async def job(
+        self, mode: str, devices: list[str], variables: dict[str, Any] | None = None, **kw: Any
+    ) -> dict[str, Any]:
+        job_id = await store.create_job(
+            self.pool,
+            "access-vlan",
+            variables if variables is not None else VLAN,
+            mode,
+            devices,
+            **kw,
+        )
+        (job,) = [j for j in await store.claim_jobs(self.pool) if j.id == job_id]
+        await run_job(self.runner, self.pool, self.sealer, job, "test")
+        got = await store.get_job(self.pool, job_id)
+        assert got is not None
+        return got
+
+
+@pytest.fixture
+async def env(store_urls: StoreUrls) -> AsyncIterator[Env]:
+    async with fresh_database(store_urls, "d_", migrated=True) as dsn:
+        pool = await create_pool(DatabaseConfig(), dsn, "test")
+        e = Env(pool, Sealer(os.urandom(32)))
+        try:
+            yield e
+        finally:
+            e.runner.close()
+            await pool.close()
+
+
+@pytest.fixture
+async def ios() -> AsyncIterator[IosSim]:
+    sim = IosSim(reject=r"switchport access vlan 666")
+    await sim.start()
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def test_backups_are_versioned(env: Env, ios: IosSim) -> None:
+    d = await env.add("sw1", ios.port)
+    first, changed = await env.runner.backup(d)
+    again, changed_again = await env.runner.backup(d)
+    assert changed and not changed_again and again == first  # same config: not stored
+    assert [e[0] for e in env.events] == ["device.host_key_learnt", "device.config_changed"]
+    ios.running.append("ntp server 192.0.2.1")
+    d = await store.get_device(env.pool, env.sealer, "sw1")  # now with its pinned key
+    assert d is not None and d.host_key
+    third, changed = await env.runner.backup(d)
+    assert changed and third > first
+    backups = await store.list_backups(env.pool, "sw1")
+    assert [b["id"] for b in backups] == [third, first]
+    old, new = (await store.get_backup(env.pool, first)), (await store.get_backup(env.pool, third))
+    assert old and new
+    diff = cliconf.diff(cliconf.parse(old["config"]), cliconf.parse(new["config"]))
+    assert "+ntp server 192.0.2.1" in diff
+
+
+async def test_dry_run_changes_nothing(env: Env, ios: IosSim) -> None:
+    await env.add("sw1", ios.port)
+    before = list(ios.running)
+    job = await env.job("dry-run", ["sw1"])
+    assert job["state"] == "done"
+    (dev,) = job["devices"]
+    assert dev["state"] == "ok"
+    assert "+ switchport access vlan 20" in dev["diff"] and "+vlan 20" in dev["diff"]
+    assert ios.running == before
+    assert not any(c.startswith(("configure", "conf t", "vlan", "write")) for c in ios.commands)
+
+
+async def test_apply_verify_and_rollback(env: Env, ios: IosSim) -> None:
+    await env.add("sw1", ios.port)
+    before = cliconf.parse("\n".join(ios.running))
+    job = await env.job("apply", ["sw1"])
+    (dev,) = job["devices"]
+    assert job["state"] == "done" and dev["state"] == "ok", dev
+    assert "+ switchport access vlan 20" in dev["diff"]
+    assert "vlan 20" in ios.running and ios.saved == ios.running  # saved after the push
+    assert dev["backup_before"] and dev["backup_after"]
+    again = await env.job("apply", ["sw1"])
+    assert again["devices"][0]["state"] == "unchanged"
+    back = await env.job("rollback", ["sw1"], rollback_of=job["id"])
+    assert back["devices"][0]["state"] == "rolled-back", back["devices"][0]
+    assert cliconf.same(cliconf.parse("\n".join(ios.running)), before)
+    audit = await env.pool.fetch(
+        "SELECT action, target, result, details FROM audit_log ORDER BY id"
+    )
+    actions = [r["action"] for r in audit]
+    assert actions[:3] == [
+        "config_job.apply.start",
+        "config_job.apply.device",
+        "config_job.apply.end",
+    ]
+    assert "+ switchport access vlan 20" in json.loads(audit[1]["details"])["diff"]
+
+
+async def test_a_command_refused_halfway_is_rolled_back(env: Env, ios: IosSim) -> None:
+    await env.add("sw1", ios.port)
+    before = cliconf.parse("\n".join(ios.running))
+    job = await env.job(
+        "apply",
+        ["sw1"],
+        {"vlan": 666, "vlan_name": "bad", "ports": ["GigabitEthernet0/1"], "description": "x"},
+    )
+    (dev,) = job["devices"]
+    assert job["state"] == "failed"
+    assert dev["state"] == "rolled-back" and "Invalid input" in dev["error"], dev
+    assert cliconf.same(cliconf.parse("\n".join(ios.running)), before)  # vlan 666 went too
+
+
+async def test_wrong_password_unreachable_and_a_slow_device(env: Env, ios: IosSim) -> None:
+    await env.add("sw-badpw", ios.port, password="wrong")
+    closed = IosSim()
+    port = await closed.start()
+    await closed.stop()  # nobody listens there any more
+    await env.add("sw-gone", port)
+    slow = IosSim(slow=0.0)
+    await slow.start()
+    try:
+        await env.add("sw-slow", slow.port)
+        await env.runner.backup(await store.get_device(env.pool, env.sealer, "sw-slow"))  # type: ignore[arg-type]
+        slow.slow = 10.0  # every line now takes longer than the 5 s device timeout
+        job = await env.job("dry-run", ["sw-badpw", "sw-gone", "sw-slow"])
+    finally:
+        await slow.stop()
+    by = {d["device"]: d for d in job["devices"]}
+    assert (
+        by["sw-badpw"]["state"] == "failed" and "authentication failed" in by["sw-badpw"]["error"]
+    )
+    assert by["sw-gone"]["state"] == "failed" and "refused" in by["sw-gone"]["error"].lower()
+    assert by["sw-slow"]["state"] == "failed", by["sw-slow"]
+    assert job["state"] == "failed"
+
+
+async def test_a_changed_host_key_is_refused_until_accepted(env: Env, ios: IosSim) -> None:
+    d = await env.add("sw1", ios.port)
+    await env.runner.backup(d)
+    await ios.restart(new_host_key=True)
+    job = await env.job("dry-run", ["sw1"])
+    assert "host key changed" in job["devices"][0]["error"]
+    d = await store.get_device(env.pool, env.sealer, "sw1")
+    assert d is not None and d.offered_host_key and d.offered_host_key != d.host_key
+    assert ("device.host_key_changed", "sw1") in [(e[0], e[1]) for e in env.events]
+    assert await store.accept_host_key(env.pool, "sw1") == d.offered_host_key
+    job = await env.job("dry-run", ["sw1"])
+    assert job["devices"][0]["state"] == "ok"
+
+
+async def test_stop_on_first_failure(env: Env, ios: IosSim) -> None:
+    await env.add("a-bad", ios.port, password="wrong")
+    await env.add("b-good", ios.port)
+    job = await env.job("apply", ["a-bad", "b-good"], stop_on_failure=True, concurrency=1)
+    by = {d["device"]: d["state"] for d in job["devices"]}
+    assert by == {"a-bad": "failed", "b-good": "skipped"}
+    assert "vlan 20" not in ios.running
+
+
+async def test_netconf_dry_run_apply_invalid_and_rollback(env: Env) -> None:
+    sim = NetconfSim()
+    await sim.start()
+    try:
+        await env.add("r1", sim.port, platform="netconf")
+        before = sim.running_xml()
+        variables = {"vlan": 20, "vlan_name": "voice", "ports": ["ge-0/0/1"]}
+        dry = await env.job("dry-run", ["r1"], variables)
+        assert dry["devices"][0]["state"] == "ok" and "<vlan>20</vlan>" in dry["devices"][0]["diff"]
+        assert sim.running_xml() == before and "commit" not in sim.rpcs
+        bad = await env.job("apply", ["r1"], {**variables, "description": "INVALID edit"})
+        assert bad["devices"][0]["state"] == "rolled-back", bad["devices"][0]
+        assert "INVALID" in bad["devices"][0]["error"] and sim.running_xml() == before
+        job = await env.job("apply", ["r1"], variables)
+        assert job["devices"][0]["state"] == "ok", job["devices"][0]
+        assert sim.running_value("//t:interface[t:name='ge-0/0/1']/t:vlan") == ["20"]
+        back = await env.job("rollback", ["r1"], rollback_of=job["id"])
+        assert back["devices"][0]["state"] == "rolled-back", back["devices"][0]
+        assert sim.running_value("//t:interface[t:name='ge-0/0/1']/t:vlan") == []
+    finally:
+        await sim.stop()
