@@ -13,7 +13,15 @@ from fastapi import FastAPI
 
 from daemons import __version__
 from daemons.acs.service import file_store
-from daemons.api import errors, routes_acs, routes_core, routes_radius, routes_snmp, routes_voltha
+from daemons.api import (
+    errors,
+    routes_acs,
+    routes_core,
+    routes_devices,
+    routes_radius,
+    routes_snmp,
+    routes_voltha,
+)
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -73,6 +81,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_acs.router)
     app.include_router(routes_snmp.router)
     app.include_router(routes_voltha.router)
+    app.include_router(routes_devices.router)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 

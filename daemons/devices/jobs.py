@@ -249,7 +249,7 @@ class Runner:
         before = await self._io(s.running)
         if job.mode == "dry-run":
             preview = await self._io(s.preview, payload)
-            diff = _text_diff(before, preview, d.name)
+            diff = text_diff(before, preview, d.name)
             return Outcome("ok" if diff else "unchanged", diff=diff)
         backup_id, _ = await store.save_backup(self.pool, d.name, before, "pre-change")
         try:
@@ -268,7 +268,7 @@ class Runner:
         after = await self._io(s.running)
         await self._io(s.confirm)  # verified by reading it back: confirm the commit
         after_id, _ = await store.save_backup(self.pool, d.name, after, f"job {job.id}")
-        diff = _text_diff(before, after, d.name)
+        diff = text_diff(before, after, d.name)
         return Outcome(
             "ok" if diff else "unchanged", diff=diff, backup_before=backup_id, backup_after=after_id
         )
@@ -289,7 +289,7 @@ class Runner:
                 await self._io(session.replace, backup["config"])
                 after = await self._io(session.running)
                 ok = after == backup["config"]
-                diff = _text_diff(before, after, d.name)
+                diff = text_diff(before, after, d.name)
             else:
                 ok = await self._cli_restore(session, cliconf.parse(backup["config"]))
                 after = await self._io(session.running)
@@ -311,7 +311,7 @@ class Runner:
         )
 
 
-def _text_diff(before: str, after: str, name: str) -> str:
+def text_diff(before: str, after: str, name: str) -> str:
     import difflib  # noqa: PLC0415
 
     return "".join(

@@ -58,6 +58,7 @@ class DevicesService(Daemon):
         )
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._watch_jobs()))
+        self._tasks.append(loop.create_task(self._watch_backups()))
         if self.cfg.backup_interval:
             self._tasks.append(loop.create_task(self._backup_loop()))
 
@@ -126,6 +127,42 @@ class DevicesService(Daemon):
             except STORE_ERRORS as exc:
                 self.ratelog.log(logging.WARNING, "backups", "backups not run", error=repr(exc))
             await asyncio.sleep(self.cfg.backup_interval)
+
+    async def _watch_backups(self) -> None:
+        """Backups asked for now (``request_backup``): NOTIFY with a device name or "*"."""
+        conn = await self.ctx.pool.acquire()
+        asked: asyncio.Queue[str] = asyncio.Queue(maxsize=10_000)
+
+        def heard(_conn: Any, _pid: int, _channel: str, payload: object) -> None:
+            with contextlib.suppress(asyncio.QueueFull):
+                asked.put_nowait(str(payload))
+
+        try:
+            await conn.add_listener(store.BACKUP_NOTIFY, heard)
+            while True:
+                name = await asked.get()
+                try:
+                    if name == "*":
+                        await self.backup_all("on-demand")
+                        continue
+                    d = await store.get_device(self.ctx.pool, self.ctx.sealer, name)
+                    if d is not None and self.runner is not None:
+                        try:
+                            _id, changed = await self.runner.backup(d, "on-demand")
+                            self.backups.labels("changed" if changed else "unchanged").inc()
+                        except DeviceError as exc:
+                            self.backups.labels(exc.reason).inc()
+                            await self.event(
+                                "device.backup_failed",
+                                name,
+                                {"reason": exc.reason, "error": str(exc)},
+                                "warning",
+                            )
+                except STORE_ERRORS as exc:
+                    self.ratelog.log(logging.WARNING, "backup", "backup not run", error=repr(exc))
+        finally:
+            with contextlib.suppress(Exception):
+                await self.ctx.pool.release(conn)
 
     async def _watch_jobs(self) -> None:
         async def claim() -> None:

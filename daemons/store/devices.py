@@ -15,6 +15,7 @@ import asyncpg
 from daemons.core.secrets import Sealer
 
 JOBS_NOTIFY = "netd_config_jobs"
+BACKUP_NOTIFY = "netd_device_backup"  # payload: a device name, or "*" for all
 
 
 @dataclass(frozen=True)
@@ -306,3 +307,19 @@ async def audit(
         result,
         json.dumps(details, default=str),
     )
+
+
+async def request_backup(pool: asyncpg.Pool, name: str) -> None:
+    """Ask the devices daemon for a backup now (of ``name``, or "*" for every device)."""
+    await pool.execute("SELECT pg_notify($1, $2)", BACKUP_NOTIFY, name)
+
+
+async def list_jobs(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]]:
+    rows = await pool.fetch(
+        "SELECT j.id, j.template, j.mode, j.state, j.rollback_of, j.created_by, j.created_at, "
+        "j.started_at, j.finished_at, count(d.*) AS devices FROM config_jobs j "
+        "LEFT JOIN config_job_devices d ON d.job_id = j.id GROUP BY j.id ORDER BY j.id DESC "
+        "LIMIT $1",
+        limit,
+    )
+    return [dict(r) for r in rows]

@@ -15,10 +15,12 @@ from typing import Any
 import httpx
 import pytest
 
+from daemons.core.secrets import Sealer
 from daemons.poller.engine import Sample
 from daemons.radius.acct import AcctRecord, AcctStatus
 from daemons.store import accounting
 from daemons.store import api as api_store
+from daemons.store import devices as devices_store
 from daemons.store import radius as store
 from daemons.store import snmp as snmp_store
 from daemons.store import voltha as voltha_store
@@ -408,6 +410,84 @@ CALLS += [
         path=lambda: "/api/v1/voltha/firmware-jobs/1",
     ),
 ]
+IDS: dict[str, int] = {}
+CALLS += [
+    Call("GET", "/api/v1/devices", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/devices/{name}",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/devices/dev-{_uniq()}",
+        body=lambda: {
+            "address": "192.0.2.10",
+            "platform": "cisco_ios",
+            "username": "admin",
+            "password": "device-secret",
+        },
+    ),
+    Call("GET", "/api/v1/devices/{name}", "viewer", 200, path=lambda: "/api/v1/devices/rbac-dev"),
+    Call(
+        "DELETE", "/api/v1/devices/{name}", "admin", 204, path=lambda: "/api/v1/devices/rbac-gone"
+    ),
+    Call(
+        "POST",
+        "/api/v1/devices/{name}/accept-host-key",
+        "admin",
+        409,  # it offered no new key
+        path=lambda: "/api/v1/devices/rbac-dev/accept-host-key",
+    ),
+    Call(
+        "POST",
+        "/api/v1/devices/{name}/backup",
+        "operator",
+        202,
+        path=lambda: "/api/v1/devices/rbac-dev/backup",
+    ),
+    Call(
+        "GET",
+        "/api/v1/devices/{name}/backups",
+        "viewer",
+        200,
+        path=lambda: "/api/v1/devices/rbac-dev/backups",
+    ),
+    Call(
+        "GET",
+        "/api/v1/devices/{name}/backups/{backup_id}",
+        "viewer",
+        200,
+        path=lambda: f"/api/v1/devices/rbac-dev/backups/{IDS['backup']}",
+    ),
+    Call(
+        "GET",
+        "/api/v1/devices/{name}/diff",
+        "viewer",
+        200,
+        path=lambda: f"/api/v1/devices/rbac-dev/diff?from={IDS['backup']}&to={IDS['backup2']}",
+    ),
+    Call(
+        "POST",
+        "/api/v1/config-jobs",
+        "admin",
+        202,
+        body=lambda: {"template": "access-vlan", "devices": ["rbac-dev"]},
+    ),
+    Call("GET", "/api/v1/config-jobs", "viewer", 200),
+    Call(
+        "GET",
+        "/api/v1/config-jobs/{job_id}",
+        "viewer",
+        200,
+        path=lambda: f"/api/v1/config-jobs/{IDS['job']}",
+    ),
+    Call(
+        "POST",
+        "/api/v1/config-jobs/{job_id}/rollback",
+        "admin",
+        409,  # a dry-run job: nothing to roll back
+        path=lambda: f"/api/v1/config-jobs/{IDS['job']}/rollback",
+    ),
+]
 CPE = "00259E-EG8145V5-RBAC0001"
 _cancellable = iter(range(2, 10))
 _octets = iter(range(1, 250))
@@ -463,6 +543,18 @@ async def _prepare_rbac(api: ApiServer) -> None:
     await voltha_store.put_binding(api.pool, voltha_store.Binding("RBACBIND1", "alice", 10, 20))
     await voltha_store.create_job(
         api.pool, "lab", "v1", "http://f/v1.bin", [("rbac-onu-id", "RBACONU1")]
+    )
+    sealer = Sealer(api.key)
+    for name in ("rbac-dev", "rbac-gone"):
+        await devices_store.put_device(
+            api.pool,
+            sealer,
+            devices_store.Device(name, "192.0.2.11", 22, "cisco_ios", "admin", "pw"),
+        )
+    IDS["backup"], _ = await devices_store.save_backup(api.pool, "rbac-dev", "hostname a\n", "t")
+    IDS["backup2"], _ = await devices_store.save_backup(api.pool, "rbac-dev", "hostname b\n", "t")
+    IDS["job"] = await devices_store.create_job(
+        api.pool, "access-vlan", {}, "dry-run", ["rbac-dev"]
     )
 
 

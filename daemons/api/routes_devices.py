@@ -1,0 +1,336 @@
+"""Device configuration: devices (credentials write-only, host keys pinned), their config
+backups and diffs, and configuration jobs (dry-run, apply, rollback) the devices daemon
+runs. A job's devices are named, or chosen by tags."""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+import asyncpg
+from fastapi import APIRouter, Path, Query, Request, Response
+from fastapi.responses import PlainTextResponse
+from pydantic import BaseModel, Field
+
+from daemons.api import models as m
+from daemons.api.errors import ApiError
+from daemons.api.state import Admin, Operator, State, Viewer, audit
+from daemons.devices import cliconf
+from daemons.devices.jobs import text_diff
+from daemons.store import devices as store
+
+router = APIRouter(prefix="/api/v1")
+Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+Tag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
+
+
+class DeviceView(BaseModel):
+    name: str
+    address: str
+    port: int
+    platform: str
+    username: str
+    tags: list[str]
+    vars: dict[str, Any]
+    snmp_target: str | None
+    host_key: str | None = Field(description="the SSH host key accepted for it")
+    offered_host_key: str | None = Field(
+        description="a different key the device offered: refused until accepted"
+    )
+
+
+class DevicePut(m._Body):
+    address: str = Field(max_length=64)
+    port: int = Field(default=22, ge=1, le=65535)
+    platform: str = Field(
+        pattern=r"^[a-z0-9_]{1,64}$", description="a netmiko device_type, or netconf"
+    )
+    username: str = Field(min_length=1, max_length=64)
+    password: str = Field(min_length=1, max_length=256, description="write-only")
+    secret: str = Field(default="", max_length=256, description="enable secret; write-only")
+    tags: list[Tag] = Field(default_factory=list, max_length=64)
+    vars: dict[str, Any] = Field(default_factory=dict, description="template variables")
+    snmp_target: str | None = Field(default=None, max_length=64)
+
+
+class Backup(BaseModel):
+    id: int
+    ts: datetime
+    sha256: str
+    reason: str
+    size: int
+
+
+class JobCreate(m._Body):
+    template: str = Field(pattern=r"^[A-Za-z0-9_.-]{1,64}$", description="policies/config")
+    variables: dict[str, Any] = Field(default_factory=dict)
+    mode: Literal["dry-run", "apply"] = "dry-run"
+    devices: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]] = Field(
+        default_factory=list, max_length=10_000
+    )
+    tags: list[Tag] = Field(default_factory=list, max_length=16, description="all must match")
+    stop_on_failure: bool = False
+    concurrency: int = Field(default=8, ge=1, le=256)
+
+
+class JobDevice(BaseModel):
+    device: str
+    state: str
+    diff: str
+    error: str
+    backup_before: int | None
+    backup_after: int | None
+    updated_at: datetime
+
+
+class Job(BaseModel):
+    id: int
+    template: str
+    variables: dict[str, Any] = Field(default_factory=dict)
+    mode: str
+    state: str
+    stop_on_failure: bool = False
+    concurrency: int = 8
+    rollback_of: int | None
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    counts: dict[str, int] = Field(default_factory=dict)
+    devices: list[JobDevice] = Field(default_factory=list)
+
+
+def _view(d: store.Device) -> DeviceView:
+    return DeviceView(
+        name=d.name,
+        address=d.address,
+        port=d.port,
+        platform=d.platform,
+        username=d.username,
+        tags=list(d.tags),
+        vars=d.vars,
+        snmp_target=d.snmp_target,
+        host_key=d.host_key,
+        offered_host_key=d.offered_host_key,
+    )
+
+
+async def _device(st: Any, name: str) -> store.Device:
+    d = await store.get_device(st.pool, st.sealer, name)
+    if d is None:
+        raise ApiError(404, f"no device {name}")
+    return d
+
+
+@router.get("/devices", name="devices.list", tags=["devices"])
+async def list_devices(
+    st: State, _: Viewer, tag: Annotated[list[str] | None, Query(max_length=16)] = None
+) -> list[DeviceView]:
+    """Devices (never their passwords), all of them or those carrying every ``tag``."""
+    return [_view(d) for d in await store.list_devices(st.pool, st.sealer, (), tag or ())]
+
+
+@router.put(
+    "/devices/{name}",
+    name="devices.put",
+    tags=["devices"],
+    responses={201: {"model": DeviceView, "description": "Created"}},
+)
+async def put_device(
+    name: Name, request: Request, response: Response, st: State, _: Admin, body: DevicePut
+) -> DeviceView:
+    """Add or replace a device; an accepted host key is kept."""
+    audit(request, name, address=body.address, platform=body.platform, tags=body.tags)
+    try:
+        address = str(ipaddress.ip_address(body.address))
+    except ValueError:
+        raise ApiError(422, f"address {body.address!r} is not an IP address") from None
+    d = store.Device(
+        name,
+        address,
+        body.port,
+        body.platform,
+        body.username,
+        body.password,
+        body.secret,
+        tags=tuple(body.tags),
+        vars=body.vars,
+        snmp_target=body.snmp_target,
+    )
+    try:
+        created = await store.put_device(st.pool, st.sealer, d)
+    except asyncpg.ForeignKeyViolationError:
+        raise ApiError(422, f"no SNMP target {body.snmp_target}") from None
+    response.status_code = 201 if created else 200
+    return _view(await _device(st, name))
+
+
+@router.get("/devices/{name}", name="devices.get", tags=["devices"])
+async def get_device(name: Name, st: State, _: Viewer) -> DeviceView:
+    return _view(await _device(st, name))
+
+
+@router.delete("/devices/{name}", name="devices.delete", tags=["devices"], status_code=204)
+async def delete_device(name: Name, request: Request, st: State, _: Admin) -> Response:
+    audit(request, name)
+    if not await store.remove_device(st.pool, name):
+        raise ApiError(404, f"no device {name}")
+    return Response(status_code=204)
+
+
+@router.post("/devices/{name}/accept-host-key", name="devices.accept_key", tags=["devices"])
+async def accept_host_key(name: Name, request: Request, st: State, _: Admin) -> DeviceView:
+    """Accept the SSH host key the device now offers (after it changed)."""
+    audit(request, name)
+    await _device(st, name)
+    if await store.accept_host_key(st.pool, name) is None:
+        raise ApiError(409, f"device {name} offered no new host key")
+    return _view(await _device(st, name))
+
+
+@router.post("/devices/{name}/backup", name="devices.backup", tags=["devices"], status_code=202)
+async def backup_now(name: Name, request: Request, st: State, _: Operator) -> dict[str, str]:
+    """Ask the devices daemon for a backup now; it shows in /backups when done."""
+    audit(request, name)
+    await _device(st, name)
+    await store.request_backup(st.pool, name)
+    return {"device": name, "result": "requested"}
+
+
+@router.get("/devices/{name}/backups", name="devices.backups", tags=["devices"])
+async def backups(name: Name, st: State, _: Viewer, limit: m.Limit = 100) -> list[Backup]:
+    await _device(st, name)
+    return [Backup(**b) for b in await store.list_backups(st.pool, name, limit)]
+
+
+@router.get(
+    "/devices/{name}/backups/{backup_id}",
+    name="devices.backup_get",
+    tags=["devices"],
+    response_class=PlainTextResponse,
+)
+async def backup_text(
+    name: Name, backup_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: Viewer
+) -> PlainTextResponse:
+    """One backup's config, as the device printed it."""
+    b = await store.get_backup(st.pool, backup_id)
+    if b is None or b["device"] != name:
+        raise ApiError(404, f"no backup {backup_id} of {name}")
+    return PlainTextResponse(b["config"])
+
+
+@router.get(
+    "/devices/{name}/diff", name="devices.diff", tags=["devices"], response_class=PlainTextResponse
+)
+async def diff(
+    name: Name,
+    st: State,
+    _: Viewer,
+    from_: Annotated[int, Query(alias="from", ge=1, le=2**62)],
+    to: Annotated[int, Query(ge=1, le=2**62)],
+) -> PlainTextResponse:
+    """A unified diff between two backups of the device."""
+    old, new = await store.get_backup(st.pool, from_), await store.get_backup(st.pool, to)
+    if old is None or new is None or old["device"] != name or new["device"] != name:
+        raise ApiError(404, f"no such backups of {name}")
+    d = await _device(st, name)
+    if d.platform == "netconf":
+        text = text_diff(old["config"], new["config"], name)
+    else:
+        text = cliconf.diff(cliconf.parse(old["config"]), cliconf.parse(new["config"]), name)
+    return PlainTextResponse(text)
+
+
+@router.post("/config-jobs", name="config_jobs.create", tags=["devices"], status_code=202)
+async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -> Job:
+    """A configuration job over the named devices and/or those with every tag. Dry-run shows
+    each device's diff; apply changes them (backup first, verify, roll back on failure)."""
+    audit(request, body.template, mode=body.mode, devices=body.devices, tags=body.tags)
+    if (
+        not (st.config.policies.dir / "config" / f"{body.template}.cli.j2").is_file()
+        and not (st.config.policies.dir / "config" / f"{body.template}.netconf.j2").is_file()
+    ):
+        raise ApiError(422, f"no template {body.template} in policies/config")
+    names = set(body.devices)
+    if body.tags:
+        names |= {d.name for d in await store.list_devices(st.pool, st.sealer, (), body.tags)}
+    known = {d.name for d in await store.list_devices(st.pool, st.sealer, sorted(names))}
+    if not names or names - known:
+        missing = sorted(names - known)
+        raise ApiError(422, f"no such devices: {', '.join(missing)}" if missing else "no devices")
+    job_id = await store.create_job(
+        st.pool,
+        body.template,
+        body.variables,
+        body.mode,
+        sorted(names),
+        stop_on_failure=body.stop_on_failure,
+        concurrency=body.concurrency,
+        created_by=who.actor,
+    )
+    got = await store.get_job(st.pool, job_id)
+    assert got is not None
+    return Job(**got)
+
+
+class JobSummary(BaseModel):
+    id: int
+    template: str
+    mode: str
+    state: str
+    rollback_of: int | None
+    created_by: str
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    devices: int
+
+
+@router.get("/config-jobs", name="config_jobs.list", tags=["devices"])
+async def list_jobs(st: State, _: Viewer, limit: m.Limit = 100) -> list[JobSummary]:
+    """The newest jobs first, with how many devices each has."""
+    return [JobSummary(**j) for j in await store.list_jobs(st.pool, limit)]
+
+
+@router.get("/config-jobs/{job_id}", name="config_jobs.get", tags=["devices"])
+async def get_job(job_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: Viewer) -> Job:
+    """A job with each device's state, diff and error."""
+    got = await store.get_job(st.pool, job_id)
+    if got is None:
+        raise ApiError(404, f"no config job {job_id}")
+    return Job(**got)
+
+
+@router.post(
+    "/config-jobs/{job_id}/rollback",
+    name="config_jobs.rollback",
+    tags=["devices"],
+    status_code=202,
+)
+async def rollback(
+    job_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, st: State, who: Admin
+) -> Job:
+    """Put every device of an apply job back to its pre-change backup (a new job)."""
+    audit(request, str(job_id))
+    got = await store.get_job(st.pool, job_id)
+    if got is None:
+        raise ApiError(404, f"no config job {job_id}")
+    if got["mode"] != "apply":
+        raise ApiError(409, f"job {job_id} is a {got['mode']} job: nothing to roll back")
+    devices = [d["device"] for d in got["devices"] if d["backup_before"] is not None]
+    if not devices:
+        raise ApiError(409, f"job {job_id} changed no device")
+    new_id = await store.create_job(
+        st.pool,
+        got["template"],
+        {},
+        "rollback",
+        devices,
+        concurrency=got["concurrency"],
+        rollback_of=job_id,
+        created_by=who.actor,
+    )
+    new = await store.get_job(st.pool, new_id)
+    assert new is not None
+    return Job(**new)
