@@ -24,6 +24,7 @@ from daemons.core.lifecycle import (
     open_stores,
 )
 from daemons.core.status import status_listener_for
+from daemons.devices import admin as devices_admin
 from daemons.devices.service import DevicesService
 from daemons.poller import admin as poller_admin
 from daemons.poller.service import PollerService
@@ -76,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     acs_admin.add_parsers(sub)
     poller_admin.add_parsers(sub)
     voltha_admin.add_parsers(sub)
+    devices_admin.add_parsers(sub)
     return parser
 
 
@@ -131,6 +133,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return uvloop.run(api_admin.run(loaded, args))
     if args.command == "snmp":
         return uvloop.run(poller_admin.run(loaded, args))
+    if args.command in ("device", "config-job"):
+        return uvloop.run(devices_admin.run(loaded, args))
     if args.command in ("olt", "onu", "onu-firmware"):
         return uvloop.run(voltha_admin.run(loaded, args))
     if args.command == "cpe":

@@ -334,6 +334,8 @@ async def run_job(
     devices = {d.name: d for d in await store.list_devices(pool, sealer, names)}
     gate = asyncio.Semaphore(job.concurrency)
     stop = asyncio.Event()
+    # A device rolled back is a failed change, and the success of a rollback job.
+    bad = ("failed", "skipped") if job.mode == "rollback" else ("failed", "rolled-back", "skipped")
     await store.audit(
         pool,
         actor,
@@ -379,12 +381,12 @@ async def run_job(
                     "diff": outcome.diff,
                 },
             )
-            if outcome.state in ("failed", "rolled-back") and job.stop_on_failure:
+            if outcome.state in bad and job.stop_on_failure:
                 stop.set()
 
     await asyncio.gather(*(one(n) for n in names))
     final = await store.job_devices(pool, job.id)
-    failed = [r["device"] for r in final if r["state"] in ("failed", "rolled-back", "skipped")]
+    failed = [r["device"] for r in final if r["state"] in bad]
     state = "failed" if failed else "done"
     await store.finish_job(pool, job.id, state)
     await store.audit(

@@ -22,6 +22,9 @@ from daemons.store import devices as store
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.devices")
+# ncclient logs every message it sends and receives at INFO (configs included): not ours.
+for _noisy in ("ncclient", "paramiko", "netmiko"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 class DevicesService(Daemon):
