@@ -13,8 +13,8 @@ RFC 2863 §3.1.6 (discontinuities) and RFC 2578 §7.1.6/§7.1.10 (Counter32/Coun
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 WRAP32 = 2**32
 WRAP64 = 2**64
@@ -27,15 +27,13 @@ class Outcome(Enum):
     STALE = "stale"  # no time passed, or time went backwards: no rate
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+class Reading(NamedTuple):  # NamedTuples: immutable, and cheaper to make than dataclasses
     value: int
     at: float  # seconds (the poller's monotonic clock)
     uptime: int | None = None  # the agent's sysUpTime in hundredths, if read with it
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
+class Rate(NamedTuple):
     outcome: Outcome
     per_second: float | None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -154,20 +155,50 @@ async def ensure_partitions(pool: asyncpg.Pool, now: datetime, retention_days: i
             await pool.execute(f"DROP TABLE IF EXISTS {r['relname']}")
 
 
+_INSERT = (
+    "INSERT INTO snmp_samples (ts, target, metric, labels, value) "
+    "SELECT $1, $2, m, ($3::jsonb[])[i], v "
+    "FROM unnest($4::text[], $5::int4[], $6::float8[]) AS s(m, i, v)"
+)
+
+
+@dataclass
+class _Poll:
+    """One poll's rows as arrays: metric, labels (a place in ``labels``), value."""
+
+    labels: list[str] = field(default_factory=list)  # each distinct labels tuple, as JSON
+    metrics: list[str] = field(default_factory=list)
+    at: list[int] = field(default_factory=list)
+    values: list[float] = field(default_factory=list)
+    seen: dict[int, int] = field(default_factory=dict)  # id of a labels tuple -> its place
+
+
 async def write_samples(pool: asyncpg.Pool, rows: Sequence[tuple[datetime, str, Sample]]) -> None:
-    """Samples (gauges and rates; raw counters are not kept) in one COPY."""
-    records: list[tuple[Any, ...]] = [
-        (ts, target, s.metric, json.dumps(dict(s.labels)), s.value)
-        for ts, target, s in rows
-        if s.kind != "counter"
-    ]
-    if records:
-        async with pool.acquire() as conn:
-            await conn.copy_records_to_table(
-                "snmp_samples",
-                records=records,
-                columns=["ts", "target", "metric", "labels", "value"],
-            )
+    """Samples (gauges and rates; raw counters are not kept): one INSERT from arrays per
+    time and target (a poll has one of each), so the time and the target are sent once, and
+    each row's labels, which its samples share, once as JSON."""
+    polls: dict[tuple[datetime, str], _Poll] = {}
+    for ts, target, s in rows:
+        if s.kind == "counter":
+            continue
+        poll = polls.get((ts, target))
+        if poll is None:
+            poll = polls[(ts, target)] = _Poll()
+        i = poll.seen.get(id(s.labels))
+        if i is None:
+            poll.labels.append(json.dumps(dict(s.labels)))
+            i = poll.seen[id(s.labels)] = len(poll.labels)  # PostgreSQL arrays count from 1
+        poll.metrics.append(s.metric)
+        poll.at.append(i)
+        poll.values.append(s.value)
+    if not polls:
+        return
+    async with pool.acquire() as conn:
+        # Several polls: all or nothing, as one COPY was. One poll: one statement is.
+        together = conn.transaction() if len(polls) > 1 else contextlib.nullcontext()
+        async with together:
+            for (ts, target), p in polls.items():
+                await conn.execute(_INSERT, ts, target, p.labels, p.metrics, p.at, p.values)
 
 
 async def read_samples(

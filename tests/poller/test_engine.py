@@ -4,13 +4,16 @@ polls, an agent restart (sysUpTime down) giving no false rate."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
 from daemons.core.policies import load_policies
 from daemons.poller import engine
 from daemons.poller.exposition import SampleStore
-from daemons.poller.profiles import load_profiles
+from daemons.poller.profiles import Column, Table, load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
 PROFILES = load_profiles(load_policies(REPO / "policies", 1))
@@ -78,3 +81,41 @@ def test_exposition_as_snmp_exporter_names_it() -> None:
     families = {f.name: f for f in text_string_to_metric_families(text)}
     assert families["ifHCInOctets"].type == "counter"
     assert families["ifHCInOctets_rate"].samples[0].value == 100_000
+
+
+def _rows_by_scanning(table: Table, got: dict[str, engine.Value]) -> dict[str, dict[str, Any]]:
+    """The plain definition: for each column, every OID that starts with its OID and a dot."""
+    rows: dict[str, dict[str, Any]] = {}
+    for col in table.columns:
+        prefix = col.oid + "."
+        for oid, value in got.items():
+            if oid.startswith(prefix):
+                rows.setdefault(oid[len(prefix) :], {})[col.name] = value
+    return rows
+
+
+_COLUMN_OIDS = st.sampled_from(
+    ["1.3.6.1.9.1.1", "1.3.6.1.9.1.2", "1.3.6.1.9.1.10", "1.3.6.1.9.1", "1.3.6.1.8.5"]
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    oids=st.lists(_COLUMN_OIDS, min_size=1, max_size=4),
+    got=st.dictionaries(
+        st.builds(
+            lambda base, index: f"{base}.{index}",
+            st.sampled_from(["1.3.6.1.9.1.1", "1.3.6.1.9.1.2", "1.3.6.1.9.1.10", "1.3.6.1.9"]),
+            st.sampled_from(["1", "2", "10", "7.3", "1.2.3", "5.0"]),
+        ),
+        st.integers(0, 10),
+        max_size=30,
+    ),
+)
+def test_rows_are_grouped_as_the_plain_definition_says(
+    oids: list[str], got: dict[str, engine.Value]
+) -> None:
+    # One-number and longer indexes, a column inside another, two columns with one OID.
+    columns = tuple(Column(f"c{i}", oid, "gauge") for i, oid in enumerate(oids))
+    table = Table("t", "index", columns)
+    assert engine._rows(table, engine._plan(table), got) == _rows_by_scanning(table, got)
