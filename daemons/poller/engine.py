@@ -16,6 +16,7 @@ from daemons.poller import rates
 from daemons.poller.profiles import Column, Profile, Table
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
+SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 IF_HIGH_SPEED = "ifHighSpeed"  # Mbit/s: bounds a believable Counter32 wrap per interface
 
 Value = int | float | str | bytes
@@ -33,19 +34,33 @@ class Sample(NamedTuple):
 
 @dataclass
 class TargetState:
-    """What a target's previous polls left: the last reading of every counter."""
+    """What a target's previous polls left: the last reading of every counter, and the
+    device's sysObjectID (which profiles with ``match_sys_object_id`` fit)."""
 
     counters: dict[tuple[str, str], rates.Reading] = field(default_factory=dict)
     resets: int = 0
     wraps: int = 0
+    sys_object_id: str | None = None
 
 
-def plan(profiles: Iterable[Profile]) -> tuple[list[str], list[str]]:
-    """The OIDs to GET (scalars, with sysUpTime for reset detection) and the column OIDs to
-    walk (tables)."""
+def applicable(profiles: Iterable[Profile], state: TargetState) -> list[Profile]:
+    """The profiles that fit the device: those without ``match_sys_object_id``, and those
+    whose prefixes its sysObjectID starts with (known after its first poll)."""
+    return [p for p in profiles if p.fits(state.sys_object_id)]
+
+
+def plan(
+    profiles: Iterable[Profile], state: TargetState | None = None
+) -> tuple[list[str], list[str]]:
+    """The OIDs to GET (scalars, with sysUpTime for reset detection, and sysObjectID when a
+    profile is for some devices only) and the column OIDs to walk (tables), of the profiles
+    that fit the device."""
+    profiles = list(profiles)
     gets = [SYS_UPTIME]
+    if any(p.match_sys_object_id for p in profiles):
+        gets.append(SYS_OBJECT_ID)
     walks: list[str] = []
-    for p in profiles:
+    for p in applicable(profiles, state or TargetState()):
         gets += [c.oid for c in p.scalars if c.oid not in gets]
         for t in p.tables:
             walks += [c.oid for c in t.columns if c.oid not in walks]
@@ -154,7 +169,12 @@ def samples(
     now: float,
 ) -> list[Sample]:
     """Samples of one poll. ``got`` maps each OID read (scalars and walked rows) to its
-    value; counters also update ``state``."""
+    value; counters also update ``state``. Profiles that do not fit the device's
+    sysObjectID give nothing."""
+    object_id = got.get(SYS_OBJECT_ID)
+    if object_id is not None:
+        state.sys_object_id = _text(object_id).lstrip(".")
+    profiles = applicable(profiles, state)
     uptime_raw = got.get(SYS_UPTIME)
     uptime = int(uptime_raw) if isinstance(uptime_raw, int | float) else None
     out: list[Sample] = []
@@ -163,7 +183,11 @@ def samples(
     new = tuple.__new__  # Sample(...) and Reading(...) without their __new__: half the time
     for p in profiles:
         for col in p.scalars:
-            if col.oid in got:
+            if col.oid not in got:
+                continue
+            if col.type == "label":  # text: an info metric, as snmp_exporter shows strings
+                out.append(Sample(col.name, ((col.name, _text(got[col.oid])),), 1.0, "gauge"))
+            else:
                 out += _one(col, got[col.oid], (), "", state, now, uptime, None)
         for t in p.tables:
             plan = _plan(t)

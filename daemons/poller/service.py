@@ -397,7 +397,8 @@ class PollerService(Daemon):
     async def poll(self, t: store.Target, profiles: list[Profile]) -> Outcome:
         """One poll of one target."""
         self._polls += 1
-        gets, walks = engine.plan(profiles)
+        state = self._state.setdefault(t.name, engine.TargetState())
+        gets, walks = engine.plan(profiles, state)
         try:
             got = await read(
                 t.address, t.port, t.credentials, gets, walks, self.cfg.timeout, self.cfg.retries
@@ -412,7 +413,6 @@ class PollerService(Daemon):
         if t.name in self._down:
             self._down.discard(t.name)
             await self._event(t, "snmp.reachable", "info", {})
-        state = self._state.setdefault(t.name, engine.TargetState())
         samples = engine.samples(profiles, got, state, time.monotonic())
         self.samples.put(t.name, samples)
         self.metrics.polls.labels(t.name, "ok").inc()

@@ -56,7 +56,10 @@ def test_rows_labels_and_rates() -> None:
 
 def test_scaled_gauges_for_vendor_optics() -> None:
     profile = PROFILES["fiberhome-olt-optics"]
-    got = {"1.3.6.1.4.1.5875.800.3.9.3.3.1.6.16777472": -2150}
+    got = {
+        "1.3.6.1.2.1.1.2.0": profile.match_sys_object_id[0] + "1",  # a FiberHome OLT
+        "1.3.6.1.4.1.5875.800.3.9.3.3.1.6.16777472": -2150,
+    }
     (sample,) = engine.samples([profile], got, engine.TargetState(), 0.0)
     assert sample.metric == "onuPonRxOpticalPower" and sample.value == -21.5
     assert sample.labels == (("onuIndex", "16777472"),)
@@ -119,3 +122,29 @@ def test_rows_are_grouped_as_the_plain_definition_says(
     columns = tuple(Column(f"c{i}", oid, "gauge") for i, oid in enumerate(oids))
     table = Table("t", "index", columns)
     assert engine._rows(table, engine._plan(table), got) == _rows_by_scanning(table, got)
+
+
+def test_text_scalars_are_info_metrics() -> None:
+    system = PROFILES["system"]
+    got = {
+        "1.3.6.1.2.1.1.3.0": 12345,
+        "1.3.6.1.2.1.1.5.0": b"olt-7",
+        "1.3.6.1.2.1.1.2.0": "1.3.6.1.4.1.5875.800.1",
+    }
+    out = engine.samples([system], got, engine.TargetState(), 0.0)
+    assert engine.Sample("sysName", (("sysName", "olt-7"),), 1.0, "gauge") in out
+    assert engine.Sample("sysUpTime", (), 12345.0, "gauge") in out
+
+
+def test_a_vendor_profile_applies_only_to_its_devices() -> None:
+    vendor = PROFILES["fiberhome-olt-optics"]
+    assert vendor.match_sys_object_id
+    state = engine.TargetState()
+    gets, walks = engine.plan([PROFILES["system"], vendor], state)
+    assert "1.3.6.1.2.1.1.2.0" in gets  # sysObjectID asked, to learn the device class
+    assert not any(w.startswith(vendor.tables[0].columns[0].oid) for w in walks)
+    engine.samples([vendor], {"1.3.6.1.2.1.1.2.0": "1.3.6.1.4.1.9.1.1"}, state, 0.0)
+    assert engine.plan([vendor], state)[1] == []  # a Cisco box: not polled with it
+    other = engine.TargetState()
+    engine.samples([vendor], {"1.3.6.1.2.1.1.2.0": vendor.match_sys_object_id[0] + "1"}, other, 0.0)
+    assert engine.plan([vendor], other)[1]  # a FiberHome one: its tables are walked
