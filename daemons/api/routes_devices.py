@@ -21,6 +21,11 @@ from daemons.devices.jobs import text_diff
 from daemons.store import devices as store
 
 router = APIRouter(prefix="/api/v1")
+# Text answers: documented as text/plain for 200, while errors stay the JSON envelope.
+_TEXT: dict[str, Any] = {
+    "description": "text",
+    "content": {"text/plain": {"schema": {"type": "string"}}},
+}
 Name = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 Tag = Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]
 
@@ -208,7 +213,7 @@ async def backups(name: Name, st: State, _: Viewer, limit: m.Limit = 100) -> lis
     "/devices/{name}/backups/{backup_id}",
     name="devices.backup_get",
     tags=["devices"],
-    response_class=PlainTextResponse,
+    responses={200: _TEXT},
 )
 async def backup_text(
     name: Name, backup_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: Viewer
@@ -220,9 +225,7 @@ async def backup_text(
     return PlainTextResponse(b["config"])
 
 
-@router.get(
-    "/devices/{name}/diff", name="devices.diff", tags=["devices"], response_class=PlainTextResponse
-)
+@router.get("/devices/{name}/diff", name="devices.diff", tags=["devices"], responses={200: _TEXT})
 async def diff(
     name: Name,
     st: State,
