@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,6 +11,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
@@ -115,3 +117,31 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:,.3f}" if value < 100 else f"{value:,.0f}"
     return "" if value is None else str(value)
+
+
+@contextlib.contextmanager
+def migrated_stores(tmp: Path) -> Iterator[tuple[str, str]]:
+    """Embedded PostgreSQL and Redis under ``tmp``, the schema migrated: (dsn, redis url)."""
+    import asyncpg  # noqa: PLC0415
+    import uvloop  # noqa: PLC0415
+
+    from daemons.store import migrate  # noqa: PLC0415
+    from daemons.store.embedded import EmbeddedStores  # noqa: PLC0415
+
+    stores = EmbeddedStores(tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60)
+    stores.acquire()
+    try:
+        assert stores.postgres is not None and stores.redis is not None
+        dsn = stores.postgres.dsn
+
+        async def prepare() -> None:
+            conn = await asyncpg.connect(dsn)
+            try:
+                await migrate.apply(conn, migrate.available())
+            finally:
+                await conn.close()
+
+        uvloop.run(prepare())
+        yield dsn, stores.redis.url
+    finally:
+        stores.release()

@@ -25,6 +25,7 @@ Figures are medians of the runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -39,13 +40,11 @@ import asyncpg
 import httpx
 import uvloop
 
-from benchmarks.common import median, table, write
+from benchmarks.common import median, migrated_stores, table, write
 from benchmarks.radius_auth import _stop, free_port
 from daemons.core.secrets import Sealer
 from daemons.store import api as api_store
 from daemons.store import devices as store
-from daemons.store import migrate
-from daemons.store.embedded import EmbeddedStores
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DEVICES = int(os.environ.get("BENCH_CONFIG_DEVICES", "200"))
@@ -205,20 +204,15 @@ def run() -> list[dict[str, Any]]:
             sims.stdin.write("bump\n")
             sims.stdin.flush()
 
-        stores = EmbeddedStores(
-            tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60
-        )
-        stores.acquire()
+        stack = contextlib.ExitStack()
         procs: list[subprocess.Popen[Any]] = []
         try:
-            assert stores.postgres is not None and stores.redis is not None
-            dsn = stores.postgres.dsn
+            dsn, redis_url = stack.enter_context(migrated_stores(tmp))
             key = os.urandom(32)
 
             async def prepare() -> str:
                 conn = await asyncpg.connect(dsn)
                 try:
-                    await migrate.apply(conn, migrate.available())
                     sealer = Sealer(key)
                     for i, (port, host_key) in enumerate(devices):
                         d = store.Device(
@@ -237,7 +231,7 @@ def run() -> list[dict[str, Any]]:
             env.update(
                 {
                     "NETD_DATABASE_URL": dsn,
-                    "NETD_REDIS_URL": stores.redis.url,
+                    "NETD_REDIS_URL": redis_url,
                     "NETD_SECRETS_KEY": key.hex(),
                     "NETD_DEVICES_STATUS_PORT": str(status),
                     "NETD_DEVICES_CONCURRENCY": str(CONCURRENCY),
@@ -285,7 +279,7 @@ def run() -> list[dict[str, Any]]:
         finally:
             for p in procs:
                 _stop(p)
-            stores.release()
+            stack.close()
             sims.stdin.close()
             try:
                 sims.wait(30)

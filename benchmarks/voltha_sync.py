@@ -41,11 +41,9 @@ import uvloop
 from google.protobuf import empty_pb2
 from voltha_protos import common_pb2, voltha_pb2_grpc
 
-from benchmarks.common import median, table, write
+from benchmarks.common import median, migrated_stores, table, write
 from benchmarks.radius_auth import _stop, free_port
 from benchmarks.radius_loadgen import _proc_cpu, _self_cpu
-from daemons.store import migrate
-from daemons.store.embedded import EmbeddedStores
 from tests.voltha.fake_core import FakeVoltha, OperStatus
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
@@ -243,26 +241,9 @@ def run() -> list[dict[str, Any]]:
     results: list[dict[str, float]] = []
     with tempfile.TemporaryDirectory(prefix="netd-bench-voltha-") as tmp_name:
         tmp = Path(tmp_name)
-        stores = EmbeddedStores(
-            tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60
-        )
-        stores.acquire()
-        try:
-            assert stores.postgres is not None and stores.redis is not None
-            dsn, redis_url = stores.postgres.dsn, stores.redis.url
-
-            async def prepare() -> None:
-                conn = await asyncpg.connect(dsn)
-                try:
-                    await migrate.apply(conn, migrate.available())
-                finally:
-                    await conn.close()
-
-            uvloop.run(prepare())
+        with migrated_stores(tmp) as (dsn, redis_url):
             for i in range(RUNS):
                 results.append(uvloop.run(_one_run(tmp, dsn, redis_url, i)))
-        finally:
-            stores.release()
     return [
         {
             "measure": key,
