@@ -58,6 +58,7 @@ class _Stack:
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     up: bool | None = None
     optics_labels: set[tuple[str, ...]] = field(default_factory=set)
+    device_labels: set[tuple[str, str]] = field(default_factory=set)
 
 
 class _Metrics:
@@ -278,9 +279,12 @@ class VolthaService(Daemon):
         counts: dict[tuple[str, str], int] = {}
         for row in snap.devices.values():
             counts[(row.kind, row.oper_status)] = counts.get((row.kind, row.oper_status), 0) + 1
-        self.metrics.devices.clear()
+        for kind, oper in st.device_labels - counts.keys():  # this stack's only
+            with contextlib.suppress(KeyError):
+                self.metrics.devices.remove(st.name, kind, oper)
         for (kind, oper), n in counts.items():
             self.metrics.devices.labels(st.name, kind, oper).set(n)
+        st.device_labels = set(counts)
         if self.cfg.allowlist:
             await self._allowlist(st)
         if st.onos is not None:
