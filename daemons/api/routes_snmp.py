@@ -225,14 +225,11 @@ async def latest(name: TargetName, st: State, _: Viewer) -> SnmpLatest:
     raw = await st.cache.client.get(st.cache.key("snmp:" + name, "latest"))
     if not isinstance(raw, bytes):
         return SnmpLatest(target=name, ts=None, samples=[])
-    got: dict[str, Any] = unpack(raw)
+    ts, got = store.read_latest(raw)
     return SnmpLatest(
         target=name,
-        ts=got.get("ts"),
-        samples=[
-            SnmpSample(metric=mt, labels={str(k): str(v) for k, v in lb.items()}, value=v, kind=k)
-            for mt, lb, v, k in got.get("samples", [])
-        ],
+        ts=ts,
+        samples=[SnmpSample(metric=mt, labels=lb, value=v, kind=k) for mt, lb, v, k in got],
     )
 
 

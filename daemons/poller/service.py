@@ -61,12 +61,20 @@ class _Metrics:
             ["target", "result"],
             registry=registry,
         )
+        # Durations: a histogram of all polls, and each target's last one as a gauge (a
+        # histogram per target was 12 series a target: 6,000 for 500 targets, two thirds
+        # of the cost of a /metrics scrape).
         self.seconds = Histogram(
             "netd_snmp_poll_seconds",
-            "time one poll took",
-            ["target"],
+            "time one poll took, all targets",
             registry=registry,
             buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.duration = Gauge(
+            "netd_snmp_poll_duration_seconds",
+            "time the target's last poll took",
+            ["target"],
+            registry=registry,
         )
         self.lateness = Gauge(
             "netd_snmp_poll_lateness_seconds",
@@ -84,19 +92,6 @@ class _Metrics:
             ["target"],
             registry=registry,
         )
-
-
-def _latest(samples: list[engine.Sample]) -> list[list[Any]]:
-    """Samples for the Redis "latest" record: an interface's labels made a dict once, not
-    once per sample (the same bytes packed, a fifth less CPU)."""
-    labels: dict[int, dict[str, str]] = {}
-    out: list[list[Any]] = []
-    for s in samples:
-        d = labels.get(id(s.labels))
-        if d is None:
-            d = labels[id(s.labels)] = dict(s.labels)
-        out.append([s.metric, d, s.value, s.kind])
-    return out
 
 
 class _Exporter:
@@ -351,8 +346,9 @@ class PollerService(Daemon):
             self._state.pop(name, None)
             self.status.pop(name, None)
             self._down.discard(name)
-            with contextlib.suppress(KeyError):
-                self.metrics.up.remove(name)
+            for gauge in (self.metrics.up, self.metrics.duration, self.metrics.lateness):
+                with contextlib.suppress(KeyError):
+                    gauge.remove(name)
             with contextlib.suppress(*STORE_ERRORS):
                 await self.ctx.cache.client.delete(
                     self.ctx.cache.key("snmp:" + name, "latest"),
@@ -401,7 +397,8 @@ class PollerService(Daemon):
                 self.metrics.lateness.labels(t.name).set(late)
                 outcome = await self.poll(t, self._profiles_of(t))
                 took = time.monotonic() - started
-                self.metrics.seconds.labels(t.name).observe(took)
+                self.metrics.seconds.observe(took)
+                self.metrics.duration.labels(t.name).set(took)
             ok = outcome.reason == "ok"
             failures = 0 if ok else failures + 1
             await self._set_status(t, outcome, took, late, failures)
@@ -437,12 +434,7 @@ class PollerService(Daemon):
         try:
             await self.ctx.cache.client.set(
                 self.ctx.cache.key("snmp:" + t.name, "latest"),
-                pack(
-                    {
-                        "ts": now.timestamp(),
-                        "samples": _latest(samples),
-                    }
-                ),
+                store.latest_record(now.timestamp(), samples),
             )
             await store.write_samples(self.ctx.pool, [(now, t.name, s) for s in samples])
         except STORE_ERRORS as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import signal
 import socket
 import time
@@ -97,6 +98,8 @@ async def test_up_serves_notifies_beats_and_drains(
         metrics = httpx.get(f"{base}/metrics").text
         for name in ALL:
             assert f'netd_daemon_up{{daemon="{name}"}} 1.0' in metrics
+        frozen = re.search(r"^netd_gc_frozen_objects (\S+)$", metrics, re.M)
+        assert frozen and float(frozen.group(1)) > 10_000  # start-up's objects, frozen
         beats = await cache.list_heartbeats()
         assert sorted(b["daemon"] for b in beats) == sorted(ALL)
         for beat in beats:

@@ -114,8 +114,10 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 return bool(await cache.client.exists(cache.key("snmp:agent", "latest")))
 
             await _until(polled, 15)
-            latest = unpack(await cache.client.get(cache.key("snmp:agent", "latest")))
-            metrics = {m for m, _labels, _v, _k in latest["samples"]}
+            _ts, latest = store.read_latest(
+                await cache.client.get(cache.key("snmp:agent", "latest"))
+            )
+            metrics = {m for m, _labels, _v, _k in latest}
             assert {"sysUpTime", "ifOperStatus", "ifHCInOctets"} <= metrics
             text = httpx.get(f"http://127.0.0.1:{exporter}/snmp/metrics").text
             assert "# TYPE ifHCInOctets counter" in text and 'ifName="lo"' in text
