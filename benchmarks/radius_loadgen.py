@@ -264,7 +264,7 @@ class Generator:
     async def run(self) -> dict[str, Any]:
         a = self.args
         loop = asyncio.get_running_loop()
-        watch = _parse_watch(a.watch)
+        watch, trees = _parse_watch(a.watch), _parse_watch(a.watch_tree)
         t0 = loop.time()
         t_measure, t_end = t0 + a.warmup, t0 + a.warmup + a.duration
         cpu0 = wall0 = 0.0
@@ -281,12 +281,12 @@ class Generator:
             if self.phase == 0 and now >= t_measure:
                 self.phase = 1
                 cpu0, wall0 = _self_cpu(), time.perf_counter()
-                watch0 = {k: sum(_proc_cpu(p) for p in v) for k, v in watch.items()}
+                watch0 = _watch_cpu(watch, trees)
                 busy0 = _machine_cpu()
                 t_pace, issued = now, 0
             elif self.phase == 1 and now >= t_end:
                 cpu1, wall1 = _self_cpu(), time.perf_counter()
-                watch1 = {k: sum(_proc_cpu(p) for p in v) for k, v in watch.items()}
+                watch1 = _watch_cpu(watch, trees)
                 busy1 = _machine_cpu()
                 self.phase = 2
                 drain_until = now + a.timeout
@@ -340,8 +340,8 @@ class Generator:
             "cpu_s": cpu,
             "cpu_pct": 100 * cpu / elapsed,
             "cpu_us_per_req": 1e6 * cpu / valid if valid else None,
-            "watch_cpu_s": {k: watch1[k] - watch0[k] for k in watch},
-            "watch_cpu_pct": {k: 100 * (watch1[k] - watch0[k]) / elapsed for k in watch},
+            "watch_cpu_s": {k: watch1[k] - watch0[k] for k in watch0},
+            "watch_cpu_pct": {k: 100 * (watch1[k] - watch0[k]) / elapsed for k in watch0},
             # every process on the machine (all cores, % of one core), and steal
             "machine_cpu_pct": 100 * (busy1[0] - busy0[0]) / elapsed,
             "steal_pct": 100 * (busy1[1] - busy0[1]) / elapsed,
