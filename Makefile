@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
 
-.PHONY: help install run test lint unit bench clean
+.PHONY: help install run test lint unit bench clean proto
 
 help:
 	@echo "make run    create .venv, install, migrate, run every daemon on the embedded stores"
 	@echo "make test   lint (ruff, mypy --strict) and the whole test suite"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  every benchmark under benchmarks/"
+	@echo "make proto  regenerate daemons/nbi/gen from proto/netd/v1 (commit both)"
 	@echo "make clean  remove .venv and the state directory var/"
 
 $(STAMP): pyproject.toml
@@ -28,8 +29,8 @@ run: install
 	exec $(BIN)/netd up
 
 lint: install
-	$(BIN)/ruff check daemons tests benchmarks
-	$(BIN)/ruff format --check daemons tests benchmarks
+	$(BIN)/ruff check daemons tests benchmarks proto
+	$(BIN)/ruff format --check daemons tests benchmarks proto
 	$(BIN)/mypy
 
 test: lint
@@ -37,6 +38,9 @@ test: lint
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)
+
+proto: install
+	$(BIN)/python proto/generate.py
 
 bench: install
 	$(BIN)/python -m benchmarks
