@@ -17,6 +17,32 @@ Access-Accept: rejects, or timeouts over 0.1%, are flagged in the notes. Figures
 medians of BENCH_RUNS runs of BENCH_DURATION seconds (after a 2 s warm-up). The machine
 has 2 cores shared by netd, Redis and the generator: netd with 2 workers competes with
 the generator for CPU.
+
+Side by side with FreeRADIUS 3.2, when /usr/sbin/freeradius is installed (`apt-get install
+-y freeradius freeradius-postgresql`; without it one line says these rows are skipped and
+the rows above still run). After the netd rows, the benchmark starts a FreeRADIUS of its own
+(benchmarks/freeradius.py: a generated config in the temporary directory, debug logging
+off, loopback, 16 worker threads; its client requires Message-Authenticator as netd's NAS
+does, and its replies carry the five attributes netd sends for fiber-100 plus a
+Message-Authenticator). It is loaded with the same generator, windows, subscribers and
+secret, in two modes:
+- FreeRADIUS files: the 10,000 subscribers in a users file (Cleartext-Password), in memory;
+- FreeRADIUS sql: rlm_sql_postgresql on the same embedded PostgreSQL, in a database of its
+  own (radius_bench: radcheck, radreply, radacct), 16 connections, two queries per request
+  (radcheck and radreply of the user; no group or profile queries).
+Each gets closed loop at 64 and 256, then open loop at 70% of FreeRADIUS's own maximum.
+Then netd (the worker count with the highest closed-loop rate above) runs open loop at the
+same rates. CPU: the freeradius process (all its threads) and, for sql, the PostgreSQL
+postmaster with its backends. The rows "netd / FreeRADIUS (auth, FreeRADIUS files|sql)":
+- max throughput: netd's best closed-loop rate / FreeRADIUS's (each at its best window),
+  with both p99s there and the CPU per request (netd + Redis, FreeRADIUS + PostgreSQL) in
+  the notes;
+- p99 at the same offered load (70% of FreeRADIUS's maximum): netd's p99 / FreeRADIUS's,
+  both in the notes (below 1: netd's is lower). When netd cannot carry that rate its
+  timeouts and unsent requests are in the notes.
+FreeRADIUS logs a "conflicting packet" line when the closed loop reuses an identifier the
+moment its reply arrives, before its worker thread has marked the old request done; the new
+request is still answered (no timeouts), and those lines are counted in the notes.
 """
 
 from __future__ import annotations
@@ -32,14 +58,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
 
+from benchmarks import freeradius
 from benchmarks.common import median, table, write
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
@@ -221,7 +249,9 @@ class Netd:
         self._log.close()
 
 
-def loadgen(port: int, watch: dict[str, list[int]], **opts: Any) -> dict[str, Any]:
+def loadgen(
+    port: int, watch: dict[str, list[int]], trees: dict[str, int] | None = None, **opts: Any
+) -> dict[str, Any]:
     args = [
         sys.executable,
         "-m",
@@ -243,6 +273,8 @@ def loadgen(port: int, watch: dict[str, list[int]], **opts: Any) -> dict[str, An
         args += [f"--{key}", str(value)]
     for name, pids in watch.items():
         args += ["--watch", f"{name}={','.join(map(str, pids))}"]
+    for name, pid in (trees or {}).items():
+        args += ["--watch-tree", f"{name}={pid}"]
     out = subprocess.run(
         args, cwd=REPO, capture_output=True, text=True, timeout=LOADGEN_TIMEOUT, check=False
     )
@@ -393,9 +425,8 @@ def _rows(label: str, results: list[dict[str, Any]], watch: list[str]) -> list[d
             else ""
         )
         rows.append(_row(f"{label}: {name} CPU", pct, "% core", notes))
-        if name == "netd":
-            per = [1e6 * r["watch_cpu_s"][name] / (r["rate"] * r["duration"]) for r in results]
-            rows.append(_row(f"{label}: netd CPU per request", per, "us"))
+        if name in ("netd", "freeradius", "postgres"):
+            rows.append(_row(f"{label}: {name} CPU per request", _per_request(results, name), "us"))
     rows.append(
         _row(
             f"{label}: CPU of other processes",
@@ -405,6 +436,14 @@ def _rows(label: str, results: list[dict[str, Any]], watch: list[str]) -> list[d
         )
     )
     return rows
+
+
+def _per_request(results: list[dict[str, Any]], name: str) -> list[float]:
+    """CPU microseconds of ``name`` per answered request in the window, per run."""
+    return [
+        1e6 * r["watch_cpu_s"][name] / (r["rate"] * r["duration"]) if r["rate"] else float("nan")
+        for r in results
+    ]
 
 
 def _log(message: str) -> None:
@@ -455,27 +494,59 @@ def run() -> list[dict[str, Any]]:
                 "NETD_SECRETS_KEY": key.hex(),
             }
             redis_pid = stores.redis.pid()
+            best: dict[int, Best] = {}
             for workers in WORKERS:
-                rows += _bench_netd(tmp, urls, workers, redis_pid, reflector_max)
+                rows += _bench_netd(tmp, urls, workers, redis_pid, reflector_max, best)
+            if freeradius.available():
+                rows += _bench_freeradius(tmp, dsn, urls, stores.postgres.pid(), redis_pid, best)
+            else:
+                print(freeradius.skip_message(), flush=True)
         finally:
             stores.release()
     return rows
 
 
+@dataclass
+class Best:
+    """A server's best closed-loop setting: rate, window and what it cost (medians)."""
+
+    label: str
+    rate: float
+    window: int
+    p99_ms: float
+    cpu_us: float  # the server's CPU per request
+    store: str | None = None  # the store it waits on: redis, postgres
+    store_cpu_us: float | None = None  # the store's CPU per request
+
+
+def _best(label: str, window: int, results: list[dict[str, Any]], names: list[str]) -> Best:
+    """``names``: the server's watch name, then (optionally) its store's."""
+    store = names[1] if len(names) > 1 and names[1] in results[0]["watch_cpu_s"] else None
+    return Best(
+        label,
+        median([r["rate"] for r in results]),
+        window,
+        median([r["p99_ms"] for r in results]),
+        median(_per_request(results, names[0])),
+        store,
+        median(_per_request(results, store)) if store else None,
+    )
+
+
 def _bench_netd(
-    tmp: Path, urls: dict[str, str], workers: int, redis_pid: int | None, ref: dict[int, float]
+    tmp: Path,
+    urls: dict[str, str],
+    workers: int,
+    redis_pid: int | None,
+    ref: dict[int, float],
+    best_of: dict[int, Best],
 ) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     netd = Netd(tmp, urls, workers)
     try:
         probe(netd.port)
-        pids = netd.pids()
-        watch = {"netd": pids}
-        if len(pids) > 1:
-            watch.update({f"netd#{i + 1}": [pid] for i, pid in enumerate(pids)})
+        watch = _netd_watch(netd, redis_pid)
         _log(f"netd pids {watch['netd']}, udp port {netd.port}")
-        if redis_pid:
-            watch["redis"] = [redis_pid]
         tag = f"netd {workers} worker{'s' if workers > 1 else ''}"
         best = 0.0
         for window in WINDOWS:
@@ -491,6 +562,8 @@ def _bench_netd(
             )
             rows += got
             best = max(best, rate)
+            if rate and (workers not in best_of or rate > best_of[workers].rate):
+                best_of[workers] = _best(tag, window, results, ["netd", "redis"])
         target = round(best * OPEN_FRACTION)
         results = []
         for i in range(RUNS):
@@ -505,6 +578,152 @@ def _bench_netd(
     finally:
         netd.stop()
     return rows
+
+
+def _netd_watch(netd: Netd, redis_pid: int | None) -> dict[str, list[int]]:
+    pids = netd.pids()
+    watch = {"netd": pids}
+    if len(pids) > 1:
+        watch.update({f"netd#{i + 1}": [pid] for i, pid in enumerate(pids)})
+    if redis_pid:
+        watch["redis"] = [redis_pid]
+    return watch
+
+
+def _bench_freeradius(
+    tmp: Path,
+    dsn: str,
+    urls: dict[str, str],
+    pg_pid: int | None,
+    redis_pid: int | None,
+    netd_best: dict[int, Best],
+) -> list[dict[str, Any]]:
+    """FreeRADIUS files and sql with the same generator, windows and subscribers; then
+    netd (its best worker count) open loop at FreeRADIUS's 70% rates, for the p99s."""
+    rows: list[dict[str, Any]] = []
+    modes: list[freeradius.Mode] = ["files"]
+    if freeradius.has_postgresql_driver():
+        modes.append("sql")
+    else:
+        print(
+            "FreeRADIUS sql rows skipped: rlm_sql_postgresql is missing "
+            "(`apt-get install -y freeradius-postgresql` is needed)",
+            flush=True,
+        )
+    fr_best: dict[str, Best] = {}
+    fr_open: dict[str, list[dict[str, Any]]] = {}
+    targets: dict[str, int] = {}
+    for mode in modes:
+        with freeradius.freeradius_server(mode, SECRET, USERS, dsn=dsn, workdir=tmp) as server:
+            probe(server.auth_port)
+            watch = {"freeradius": [server.pid]}
+            trees = {"postgres": pg_pid} if mode == "sql" and pg_pid else {}
+            names = [*watch, *trees]
+            tag = f"FreeRADIUS {mode}"
+            _log(f"{tag}: pid {server.pid}, udp port {server.auth_port}, log {server.log}")
+            for window in WINDOWS:
+                results = []
+                for i in range(RUNS):
+                    results.append(
+                        loadgen(server.auth_port, watch, trees, mode="closed", window=window)
+                    )
+                    _log(f"{tag} w{window} run {i}: {json.dumps(_brief(results[-1]))}")
+                got = _rows(f"{tag}, closed loop, window {window}", results, names)
+                rows += got
+                if mode not in fr_best or got[0]["median"] > fr_best[mode].rate:
+                    fr_best[mode] = _best(tag, window, results, names)
+            target = targets[mode] = round(fr_best[mode].rate * OPEN_FRACTION)
+            results = []
+            for i in range(RUNS):
+                results.append(loadgen(server.auth_port, watch, trees, mode="open", rate=target))
+                _log(f"{tag} open {target}/s run {i}: {json.dumps(_brief(results[-1]))}")
+            got = _rows(f"{tag}, open loop at {target} req/s (70% of max)", results, names)
+            note = freeradius.log_note(server.log)
+            if note:
+                _log(f"{tag}: {note}")
+                got[0]["notes"] = "; ".join(n for n in (got[0]["notes"], note) if n)
+            rows += got
+            fr_open[mode] = results
+    workers = max(netd_best, key=lambda w: netd_best[w].rate)
+    tag = f"netd {workers} worker{'s' if workers > 1 else ''}"
+    netd = Netd(tmp, urls, workers)
+    try:
+        probe(netd.port)
+        watch = _netd_watch(netd, redis_pid)
+        for mode in modes:
+            target = targets[mode]
+            results = []
+            for i in range(RUNS):
+                results.append(loadgen(netd.port, watch, mode="open", rate=target))
+                _log(f"{tag} open {target}/s run {i}: {json.dumps(_brief(results[-1]))}")
+            rows += _rows(
+                f"{tag}, open loop at {target} req/s (70% of FreeRADIUS {mode}'s max)",
+                results,
+                list(watch),
+            )
+            rows += _ratios(
+                f"auth, FreeRADIUS {mode}",
+                netd_best[workers],
+                fr_best[mode],
+                f"{target} req/s (70% of FreeRADIUS's max)",
+                results,
+                fr_open[mode],
+                "req/s",
+            )
+        if netd.proc.poll() is not None:
+            raise RuntimeError(f"netd died:\n{netd.output()}")
+    finally:
+        netd.stop()
+    return rows
+
+
+def _ratios(
+    workload: str,
+    netd: Best,
+    fr: Best,
+    load: str,
+    netd_open: list[dict[str, Any]],
+    fr_open: list[dict[str, Any]],
+    unit: str,
+    flagger: Callable[[list[dict[str, Any]]], str] | None = None,
+) -> list[dict[str, Any]]:
+    """netd / FreeRADIUS: maximum throughput (each at its best window, closed loop) and
+    p99 at the same offered load (70% of FreeRADIUS's maximum, open loop)."""
+    what = "request" if unit == "req/s" else "record"
+    cpu = f"CPU per {what}: netd {netd.cpu_us:.0f} us"
+    if netd.store_cpu_us is not None:
+        cpu += f" + {netd.store} {netd.store_cpu_us:.0f} us"
+    cpu += f", FreeRADIUS {fr.cpu_us:.0f} us"
+    if fr.store_cpu_us is not None:
+        cpu += f" + {fr.store} {fr.store_cpu_us:.0f} us"
+    n99 = median([r["p99_ms"] for r in netd_open if r["p99_ms"] is not None])
+    f99 = median([r["p99_ms"] for r in fr_open if r["p99_ms"] is not None])
+    n50 = median([r["p50_ms"] for r in netd_open if r["p50_ms"] is not None])
+    f50 = median([r["p50_ms"] for r in fr_open if r["p50_ms"] is not None])
+    flag = flagger or _flags
+    flags = "; ".join(
+        f"{who}: {text}"
+        for who, text in (("netd", flag(netd_open)), ("FreeRADIUS", flag(fr_open)))
+        if text
+    )
+    return [
+        _row(
+            f"netd / FreeRADIUS ({workload}): max throughput",
+            [netd.rate / fr.rate if fr.rate else float("nan")],
+            "x",
+            f"{netd.label} {netd.rate:,.0f} {unit} (window {netd.window}) vs {fr.label} "
+            f"{fr.rate:,.0f} {unit} (window {fr.window}), closed loop, best window each; "
+            f"p99 there {netd.p99_ms:.1f} vs {fr.p99_ms:.1f} ms; {cpu}",
+        ),
+        _row(
+            f"netd / FreeRADIUS ({workload}): p99 at {load}",
+            [n99 / f99 if f99 else float("nan")],
+            "x",
+            f"p99 netd {n99:.2f} ms vs FreeRADIUS {f99:.2f} ms (p50 {n50:.2f} vs {f50:.2f} ms), "
+            "open loop, the same offered load; below 1: netd's p99 is lower"
+            + (f"; {flags}" if flags else ""),
+        ),
+    ]
 
 
 def _brief(r: dict[str, Any]) -> dict[str, Any]:
