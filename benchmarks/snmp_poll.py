@@ -30,7 +30,13 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   fresh database per run (migrated; every device a target with the if-mib profile at
   BENCH_SNMP_INTERVAL, default 60 s; concurrency, timeout and retries at their defaults;
   the /snmp/metrics exporter on, not scraped). Warm-up: until every target has been
-  polled once (so every later poll also computes rates). Then BENCH_SNMP_CYCLES (default
+  polled once (so every later poll also computes rates). The first poll of a target
+  walks its tables; the next ones read the rows it found with GET (48 OIDs a request)
+  until poller.rediscover (default 900 s) brings the next walk, so the measured polls are
+  GETs; the notes count the walks, and give the ratio with the default's share of walks
+  (1 poll in 15) taken from the next subject.
+- the poller with poller.rediscover = 0: every poll walks, as the gufo-snmp references
+  do; one interval measured. Then BENCH_SNMP_CYCLES (default
   2) whole intervals are measured. CPU: the process's utime+stime (/proc/PID/stat, all
   threads) over the window: reading, samples, the exporter's store, Redis and
   PostgreSQL writes, metrics, and the benchmark's own scrapes of /metrics every
@@ -377,7 +383,7 @@ def _netsnmp(
 
 # --- the poller -----------------------------------------------------------------------------
 
-_LINE = re.compile(r"^(\w+)\{([^}]*)\} (\S+)$")
+_LINE = re.compile(r"^(\w+)(?:\{([^}]*)\})? (\S+)$")
 _LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
 
 
@@ -389,7 +395,7 @@ def _scrape(url: str) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
             continue
         m = _LINE.match(line)
         if m:
-            labels = tuple(sorted(_LABEL.findall(m.group(2))))
+            labels = tuple(sorted(_LABEL.findall(m.group(2) or "")))
             out.setdefault(m.group(1), {})[labels] = float(m.group(3))
     return out
 
@@ -447,7 +453,12 @@ def _stores_cpu(pids: list[int]) -> float:
 
 
 def _poller(
-    agents: Agents, work: Workload, env: dict[str, str], tmp: Path, stores: list[int]
+    agents: Agents,
+    work: Workload,
+    env: dict[str, str],
+    tmp: Path,
+    stores: list[int],
+    cycles: int = CYCLES,
 ) -> Measure:
     status = int(env["NETD_POLLER_STATUS_PORT"])
     url = f"http://127.0.0.1:{status}/metrics"
@@ -490,7 +501,7 @@ def _poller(
         seen = dict(_polls(first))
         lateness: list[float] = []
         doubles = 0
-        end = t0 + CYCLES * INTERVAL
+        end = t0 + cycles * INTERVAL
         scrapes = 1
         while True:
             now = time.monotonic()
@@ -521,7 +532,7 @@ def _poller(
                 doubles += new > 1
         before, after = _polls(first), polls
         done = {n: after.get(n, 0) - before.get(n, 0) for n in names}
-        missed = sum(max(0, CYCLES - int(d)) for d in done.values())
+        missed = sum(max(0, cycles - int(d)) for d in done.values())
         unreachable = sum(
             _by_target(last, "netd_snmp_polls_total", lambda d: d["result"] != "ok").values()
         ) - sum(_by_target(first, "netd_snmp_polls_total", lambda d: d["result"] != "ok").values())
@@ -532,6 +543,9 @@ def _poller(
             first.get("netd_snmp_poll_seconds_sum", {}).values()
         )
         total_polls = sum(done.values())
+        walks = sum(last.get("netd_snmp_table_walks_total", {}).values()) - sum(
+            first.get("netd_snmp_table_walks_total", {}).values()
+        )
         varbinds = sum(
             work.per_poll[i] * int(done[n]) for i, n in enumerate(names)
         )  # what each poll read
@@ -546,6 +560,7 @@ def _poller(
         scrape_wall = (time.perf_counter() - w0) / 5
         extra = {
             "polls": total_polls,
+            "walks": walks,
             "late polls": sum(x > LATE for x in lateness),
             "missed cycles": missed,
             "unreachable": unreachable,
@@ -606,6 +621,7 @@ def _notes(m: Measure) -> str:
     if "polls" in e:
         return (
             f"{e['polls']:.0f} polls ({e['polls seen']} seen by a scrape),"
+            f" {e['walks']:.0f} of them walks,"
             f" {e['unreachable']:.0f} failed;"
             f" lateness p99 {e['lateness p99 s']:.3f} s; poll {e['poll s mean'] * 1000:.0f} ms"
             f" mean; {e['samples']:.0f} samples as expected; CPU includes {e['scrapes'] - 2}"
@@ -657,7 +673,13 @@ def run() -> list[dict[str, Any]]:
         f" ({len(work.gets)} GET + {len(work.walks)} columns walked per device),"
         f" {work.samples_per_row * interfaces_total} samples"
     )
-    results: dict[str, list[Measure]] = {"gufo": [], "paced": [], "netsnmp": [], "poller": []}
+    results: dict[str, list[Measure]] = {
+        "gufo": [],
+        "paced": [],
+        "netsnmp": [],
+        "poller": [],
+        "walker": [],
+    }
     with tempfile.TemporaryDirectory(prefix="netd-bench-snmp-") as tmp_name:
         tmp = Path(tmp_name)
         agents = Agents(AGENTS)
@@ -712,10 +734,22 @@ def run() -> list[dict[str, Any]]:
                     f"run {r + 1}: poller {p.varbinds} varbinds, {p.cpu:.2f} s CPU over"
                     f" {p.wall:.0f} s; " + ", ".join(f"{k} {v:.4g}" for k, v in p.extra.items())
                 )
-                if p.extra["samples"] != p.extra["samples expected"]:
-                    raise RuntimeError(
-                        f"samples {p.extra['samples']} != expected {p.extra['samples expected']}"
-                    )
+                dsn = uvloop.run(_database(stores.postgres.dsn, f"snmp_walk{r}", key, agents.ports))
+                w = _poller(
+                    agents,
+                    work,
+                    {**env, "NETD_DATABASE_URL": dsn, "NETD_POLLER_REDISCOVER": "0"},
+                    tmp,
+                    pids,
+                    cycles=1,
+                )
+                results["walker"].append(w)
+                _log(f"run {r + 1}: poller walking every poll {w.varbinds} varbinds, {w.cpu:.2f} s")
+                for m in (p, w):
+                    if m.extra["samples"] != m.extra["samples expected"]:
+                        raise RuntimeError(
+                            f"samples {m.extra['samples']} != {m.extra['samples expected']}"
+                        )
         finally:
             stores.release()
             agents.stop()
@@ -727,6 +761,7 @@ def _rows(
 ) -> list[dict[str, Any]]:
     subjects = {
         "poller": f"netd poller, if-mib every {INTERVAL} s",
+        "walker": f"netd poller, if-mib every {INTERVAL} s, rediscover 0 (walks every poll)",
         "gufo": "gufo-snmp bare walk",
         "paced": f"gufo-snmp bare walk on the poller's schedule ({INTERVAL} s)",
         "netsnmp": "net-snmp snmpbulkwalk -Cr25 (per column)",
@@ -739,7 +774,7 @@ def _rows(
                 str(i + 1),
                 m,
                 results["gufo"][i] if key != "gufo" else m,
-                results["paced"][i] if key in ("poller", "paced") else None,
+                results["paced"][i] if key in ("poller", "walker", "paced") else None,
             )
             for i, m in enumerate(results[key])
         ]
@@ -757,6 +792,17 @@ def _rows(
                 f" zero late (> {LATE:g} s) or missed polls of {len(work.per_poll)} targets:"
                 f" {'met' if late == 0 else 'NOT met'}"
             )
+            if results["walker"]:
+                # poller.rediscover's default (900 s) walks 1 poll in 900 / INTERVAL: its share
+                share = INTERVAL / 900
+                per_walk = median([m.cpu / m.varbinds for m in results["walker"]])
+                per_get = median([m.cpu / m.varbinds for m in results["poller"]])
+                paced = median([m.cpu / m.varbinds for m in results["paced"]])
+                amortized = (share * per_walk + (1 - share) * per_get) / paced
+                med["notes"] += (
+                    f"; with the default rediscovery walk (1 poll in {1 / share:.0f}) counted:"
+                    f" {amortized:.2f}x"
+                )
         elif key == "netsnmp":
             med["notes"] = f"{min(NETSNMP_AGENTS, len(work.per_poll))} devices"
         out.append(med)

@@ -132,6 +132,7 @@ class ApiConfig(_Section):
     sse_keepalive: Seconds = 15.0
     coa_timeout: Seconds = 1.0
     coa_retries: int = Field(default=3, ge=1, le=10)
+    grpc_port: StatusPort = 9190  # the northbound gRPC API on api.host; 0 turns it off
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiConfig:
@@ -247,6 +248,10 @@ class PollerConfig(_DaemonConfig):
     retries: int = Field(default=2, ge=0, le=10)
     retention_days: int = Field(default=30, ge=1, le=3650)
     max_backoff: int = Field(default=10, ge=1, le=100)
+    # Tables are walked at most this often (seconds; 0: every poll); between walks a
+    # target's known rows are read with GET. A new interface shows at the next walk; a
+    # reboot or a vanished row brings the walk forward.
+    rediscover: float = Field(default=900.0, ge=0, le=86400)
     trap_host: str = "127.0.0.1"
     trap_port: StatusPort = 162
     trap_communities: list[str] = Field(default_factory=list)

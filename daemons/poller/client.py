@@ -16,6 +16,12 @@ module:
   error-status, which becomes the ``AgentError`` the target's status shows;
 - SNMPv1 has no GETBULK: v1 tables are walked with GETNEXT.
 
+A table's rows, once walked, can be read with GET (``rows``: the instance OIDs the last
+walk found), ``GET_CHUNK`` OIDs a request: 12 requests for a switch of 36 interfaces
+instead of the walk's 33, which is half the CPU here and a third of the PDUs the device
+answers. A chunk that comes back empty (an error answer: tooBig, a v1 noSuchName) turns
+the read into a walk; the caller re-walks on its own schedule to find rows that appeared.
+
 Every failure is a ``PollError`` with a ``reason`` a status can show: ``timeout``
 (unreachable, or a community the agent ignores), ``auth`` (an SNMPv3 report: unknown user,
 wrong keys), ``malformed`` (a response that does not decode), ``network`` (a socket error),
@@ -68,6 +74,7 @@ PRIV = {
     "aes256c": Aes256Key,
 }
 MAX_REPETITIONS = 25
+GET_CHUNK = 48  # OIDs a GET of known rows asks at once: a response of about 3 KB
 
 
 class PollError(Exception):
@@ -137,6 +144,23 @@ async def read(
 ) -> dict[str, Any]:
     """Every scalar of ``gets`` and every varbind under each root of ``walks``, by OID.
     Raises PollError (Unreachable or AgentError)."""
+    got, _walked = await read_rows(address, port, creds, gets, walks, wait, retries)
+    return got
+
+
+async def read_rows(
+    address: str,
+    port: int,
+    creds: Credentials,
+    gets: Sequence[str],
+    walks: Sequence[str],
+    wait: float = 2.0,
+    retries: int = 2,
+    rows: Sequence[str] = (),
+) -> tuple[dict[str, Any], bool]:
+    """``read``, with the tables read by GET of ``rows`` (instance OIDs under ``walks``
+    found by an earlier walk) when there are any. Returns what was read, and whether the
+    tables were walked (no ``rows``, or a GET of them answered with an error)."""
     last: PollError | None = None
     for _attempt in range(retries + 1):
         session = _session(address, port, creds, wait)
@@ -148,9 +172,11 @@ async def read(
                 got.update(await _get(session, list(gets)))
                 if not got:
                     await _explain(address, port, creds, gets[0], wait)
+            if rows and await _get_rows(session, rows, got):
+                return got, False
             for root in walks:
                 got.update(await _walk(session, root, creds.version == "1"))
-            return got
+            return got, True
         except AgentError:
             raise  # the agent's own answer: asking again gives the same
         except (TimeoutError, SnmpError, OSError) as exc:
@@ -171,6 +197,21 @@ async def _get(session: SnmpSession, gets: list[str]) -> dict[str, Any]:
         if value is not None:
             got[oid] = value
     return got
+
+
+async def _get_rows(session: SnmpSession, rows: Sequence[str], got: dict[str, Any]) -> bool:
+    """GET of known rows, ``GET_CHUNK`` at a time, into ``got``. False when a chunk
+    found nothing (an error answer for the whole PDU): then the tables are walked."""
+    for i in range(0, len(rows), GET_CHUNK):
+        chunk = await session.get_many(rows[i : i + GET_CHUNK])
+        found = 0
+        for oid, value in chunk.items():
+            if value is not None:
+                got[oid] = value
+                found += 1
+        if not found:
+            return False
+    return True
 
 
 async def _walk(session: SnmpSession, root: str, v1: bool) -> dict[str, Any]:

@@ -41,6 +41,35 @@ class TargetState:
     resets: int = 0
     wraps: int = 0
     sys_object_id: str | None = None
+    # The tables' rows as the last walk found them (instance OIDs), read with GET until
+    # the next walk; the columns they were walked for, and when (monotonic).
+    rows: tuple[str, ...] = ()
+    walked: tuple[str, ...] = ()
+    walked_at: float = 0.0
+
+    def walk_due(self, walks: list[str], now: float, every: float) -> bool:
+        """Whether this poll walks the tables instead of reading the known rows: no rows
+        yet, other columns than those walked, or ``every`` seconds since (0: always)."""
+        return not self.rows or self.walked != tuple(walks) or now - self.walked_at >= every
+
+    def after_read(
+        self,
+        walks: list[str],
+        gets: list[str],
+        got: Mapping[str, object],
+        walked: bool,
+        at: float,
+        resets: int,
+    ) -> None:
+        """After a poll's read (and ``samples``; ``resets`` is the count before it): a walk
+        leaves its rows for the GETs of the next polls. A reboot (indexes may move) or a
+        known row that did not answer brings the next walk forward."""
+        if walked:
+            scalars = set(gets)
+            self.rows = tuple(oid for oid in got if oid not in scalars)
+            self.walked, self.walked_at = tuple(walks), at
+        elif self.resets != resets or len(got) - sum(g in got for g in gets) < len(self.rows):
+            self.rows = ()
 
 
 def applicable(profiles: Iterable[Profile], state: TargetState) -> list[Profile]:

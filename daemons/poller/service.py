@@ -32,7 +32,7 @@ from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.poller import engine, traps
-from daemons.poller.client import PollError, Unreachable, read
+from daemons.poller.client import PollError, Unreachable, read_rows
 from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
 from daemons.poller.trapv3 import V3Receiver
@@ -86,6 +86,11 @@ class _Metrics:
             "netd_snmp_samples_total", "samples produced", ["target"], registry=registry
         )
         self.targets = Gauge("netd_snmp_targets", "targets polled", registry=registry)
+        self.walks = Counter(
+            "netd_snmp_table_walks_total",
+            "polls that walked the tables (the others read the known rows with GET)",
+            registry=registry,
+        )
         self.up = Gauge(
             "netd_snmp_target_up",
             "1 if the target's last poll answered, 0 if it failed",
@@ -412,9 +417,18 @@ class PollerService(Daemon):
         self._polls += 1
         state = self._state.setdefault(t.name, engine.TargetState())
         gets, walks = engine.plan(profiles, state)
+        started = time.monotonic()
+        walk = state.walk_due(walks, started, self.cfg.rediscover)
         try:
-            got = await read(
-                t.address, t.port, t.credentials, gets, walks, self.cfg.timeout, self.cfg.retries
+            got, walked = await read_rows(
+                t.address,
+                t.port,
+                t.credentials,
+                gets,
+                walks,
+                self.cfg.timeout,
+                self.cfg.retries,
+                () if walk else state.rows,
             )
         except PollError as exc:
             self.metrics.polls.labels(t.name, exc.reason).inc()
@@ -426,7 +440,11 @@ class PollerService(Daemon):
         if t.name in self._down:
             self._down.discard(t.name)
             await self._event(t, "snmp.reachable", "info", {})
+        resets = state.resets
         samples = engine.samples(profiles, got, state, time.monotonic())
+        state.after_read(walks, gets, got, walked, started, resets)
+        if walked:
+            self.metrics.walks.inc()
         self.samples.put(t.name, samples)
         self.metrics.polls.labels(t.name, "ok").inc()
         self.metrics.samples.labels(t.name).inc(len(samples))

@@ -10,7 +10,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from daemons.poller.client import AgentError, Credentials, PollError, Unreachable, read
+from daemons.poller.client import (
+    AgentError,
+    Credentials,
+    PollError,
+    Unreachable,
+    read,
+    read_rows,
+)
 from tests.poller.rogue import RogueAgent
 from tests.poller.snmpd import AUTH_PASS, PRIV_PASS, USER, Snmpd
 
@@ -55,6 +62,27 @@ async def test_what_is_there_is_read_around_the_errors(mode: str, version: str) 
     finally:
         agent.close()
     assert got == {GETS[0]: 123456, GETS[1]: b"rogue", **ROWS}
+
+
+@pytest.mark.parametrize("version", ["1", "2c"])
+@pytest.mark.parametrize("mode", ["strict-v1", "toobig-bulk", "good"])
+async def test_known_rows_are_read_with_get_or_walked_again(mode: str, version: str) -> None:
+    """The rows a walk found, read with GET: the same values, without a walk. A row that
+    has gone reads as absent, or spoils the whole GET (an SNMPv1 noSuchName): then the
+    table is walked, and reads what is there."""
+    creds = Credentials(version, "x")
+    agent, port = await RogueAgent.start(mode)
+    try:
+        got, walked = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, list(ROWS))
+        assert not walked
+        gone, _ = await read_rows(
+            "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [*ROWS, f"{IFDESCR}.9"]
+        )
+        fresh, walked = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1)
+        assert walked
+    finally:
+        agent.close()
+    assert got == gone == fresh == {GETS[0]: 123456, GETS[1]: b"rogue", **ROWS}
 
 
 async def test_a_get_of_absent_oids_only() -> None:

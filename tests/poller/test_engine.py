@@ -148,3 +148,28 @@ def test_a_vendor_profile_applies_only_to_its_devices() -> None:
     other = engine.TargetState()
     engine.samples([vendor], {"1.3.6.1.2.1.1.2.0": vendor.match_sys_object_id[0] + "1"}, other, 0.0)
     assert engine.plan([vendor], other)[1]  # a FiberHome one: its tables are walked
+
+
+def test_tables_are_walked_then_read_by_row_until_the_next_walk_is_due() -> None:
+    state = engine.TargetState()
+    gets, walks = ["1.3.6.1.2.1.1.3.0"], ["1.3.6.1.2.1.2.2.1.2", "1.3.6.1.2.1.2.2.1.8"]
+    rows = {f"{col}.{i}": 1 for col in walks for i in (1, 2)}
+    got = {gets[0]: 100, **rows}
+    assert state.walk_due(walks, 0.0, 900)  # nothing known yet
+    state.after_read(walks, gets, got, True, 0.0, state.resets)
+    assert set(state.rows) == set(rows) and not state.walk_due(walks, 899.0, 900)
+    assert state.walk_due(walks, 900.0, 900)  # rediscovery: new interfaces show
+    assert state.walk_due(walks[:1], 10.0, 900)  # the profile changed its columns
+    assert state.walk_due(walks, 10.0, 0)  # rediscover = 0: every poll walks
+    state.after_read(walks, gets, got, False, 60.0, state.resets)  # every row answered
+    assert state.rows and not state.walk_due(walks, 60.0, 900)
+    state.after_read(walks, gets, {gets[0]: 100, **dict(list(rows.items())[1:])}, False, 60, 0)
+    assert state.walk_due(walks, 61.0, 900)  # a row went: walk at the next poll
+    state.after_read(walks, gets, got, True, 120.0, state.resets)
+    state.resets += 1  # samples() saw sysUpTime go back: a reboot may renumber ifIndex
+    state.after_read(walks, gets, got, False, 180.0, state.resets - 1)
+    assert state.walk_due(walks, 181.0, 900)
+    absent = {k: v for k, v in got.items() if k != gets[0]}  # sysUpTime unanswered: no walk
+    state.after_read(walks, gets, got, True, 240.0, state.resets)
+    state.after_read(walks, gets, absent, False, 300.0, state.resets)
+    assert not state.walk_due(walks, 301.0, 900)
