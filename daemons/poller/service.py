@@ -454,7 +454,7 @@ class PollerService(Daemon):
                 self.ctx.cache.key("snmp:" + t.name, "latest"),
                 store.latest_record(now.timestamp(), samples),
             )
-            await store.write_samples(self.ctx.pool, [(now, t.name, s) for s in samples])
+            await store.write_poll(self.ctx.pool, now, t.name, samples)
         except STORE_ERRORS as exc:
             self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
         return Outcome("ok", "", len(got), len(samples))

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -15,6 +14,7 @@ from daemons.core.secrets import Sealer
 from daemons.poller.client import Credentials
 from daemons.poller.engine import Sample
 from daemons.store.cache import pack, unpack
+from daemons.store.pg import Conn
 
 NOTIFY = "netd_snmp_targets_changed"
 
@@ -158,24 +158,48 @@ async def ensure_partitions(pool: asyncpg.Pool, now: datetime, retention_days: i
 
 _INSERT = (
     "INSERT INTO snmp_samples (ts, target, metric, labels, value) "
-    "SELECT $1, $2, ($4::text[])[m], ($3::jsonb[])[i], v "
-    "FROM unnest($7::int4[], $5::int4[], $6::float8[]) AS s(m, i, v)"
+    "SELECT $1, $2, ($4::text[])[1 + (k - 1) % $5], ($3::jsonb[])[1 + (k - 1) / $5], v "
+    "FROM unnest($6::float8[]) WITH ORDINALITY AS s(v, k) WHERE v IS NOT NULL"
 )
 
 
-@dataclass
-class _Poll:
-    """One poll's rows as arrays: metric and labels (each a place in ``names`` and in
-    ``labels``: a poll has a few distinct ones, and an int4 costs asyncpg less to send than
-    a text), value."""
+def _grid(samples: Iterable[Sample]) -> tuple[list[str], list[str], list[float | None]]:
+    """One poll's gauges and rates (raw counters are not kept) as a grid: each distinct
+    labels tuple (a row: an interface) once as JSON, each metric name once, and the values
+    row by row, None where a row lacks a metric. One float8[] is all asyncpg encodes per
+    sample: half the client CPU of three arrays (metric, labels, value)."""
+    labels: list[str] = []
+    names: list[str] = []
+    rows: dict[int, int] = {}  # id of a labels tuple -> its row
+    named: dict[str, int] = {}  # metric name -> its column
+    cells: list[tuple[int, int, float]] = []
+    for s in samples:
+        if s.kind == "counter":
+            continue
+        r = rows.get(id(s.labels))
+        if r is None:
+            r = rows[id(s.labels)] = len(labels)
+            labels.append(json.dumps(dict(s.labels)))
+        m = named.get(s.metric)
+        if m is None:
+            m = named[s.metric] = len(names)
+            names.append(s.metric)
+        cells.append((r, m, s.value))
+    width = len(names)
+    grid: list[float | None] = [None] * (len(labels) * width)
+    for r, m, v in cells:
+        grid[r * width + m] = v
+    return labels, names, grid
 
-    labels: list[str] = field(default_factory=list)  # each distinct labels tuple, as JSON
-    names: list[str] = field(default_factory=list)  # each distinct metric name
-    metrics: list[int] = field(default_factory=list)
-    at: list[int] = field(default_factory=list)
-    values: list[float] = field(default_factory=list)
-    seen: dict[int, int] = field(default_factory=dict)  # id of a labels tuple -> its place
-    named: dict[str, int] = field(default_factory=dict)  # metric name -> its place
+
+async def write_poll(
+    pool: asyncpg.Pool | Conn, ts: datetime, target: str, samples: Iterable[Sample]
+) -> None:
+    """One poll's samples: one INSERT from a grid (``_grid``), the time and the target
+    sent once."""
+    labels, names, grid = _grid(samples)
+    if grid:
+        await pool.execute(_INSERT, ts, target, labels, names, len(names), grid)
 
 
 def latest_record(ts: float, samples: Sequence[Sample]) -> bytes:
@@ -210,37 +234,13 @@ def read_latest(raw: bytes) -> tuple[float | None, list[tuple[str, dict[str, str
 
 
 async def write_samples(pool: asyncpg.Pool, rows: Sequence[tuple[datetime, str, Sample]]) -> None:
-    """Samples (gauges and rates; raw counters are not kept): one INSERT from arrays per
-    time and target (a poll has one of each), so the time and the target are sent once, and
-    each row's labels, which its samples share, once as JSON."""
-    polls: dict[tuple[datetime, str], _Poll] = {}
+    """Samples of one or several polls (by time and target), all or nothing."""
+    polls: dict[tuple[datetime, str], list[Sample]] = {}
     for ts, target, s in rows:
-        if s.kind == "counter":
-            continue
-        poll = polls.get((ts, target))
-        if poll is None:
-            poll = polls[(ts, target)] = _Poll()
-        i = poll.seen.get(id(s.labels))
-        if i is None:
-            poll.labels.append(json.dumps(dict(s.labels)))
-            i = poll.seen[id(s.labels)] = len(poll.labels)  # PostgreSQL arrays count from 1
-        m = poll.named.get(s.metric)
-        if m is None:
-            poll.names.append(s.metric)
-            m = poll.named[s.metric] = len(poll.names)
-        poll.metrics.append(m)
-        poll.at.append(i)
-        poll.values.append(s.value)
-    if not polls:
-        return
-    async with pool.acquire() as conn:
-        # Several polls: all or nothing, as one COPY was. One poll: one statement is.
-        together = conn.transaction() if len(polls) > 1 else contextlib.nullcontext()
-        async with together:
-            for (ts, target), p in polls.items():
-                await conn.execute(
-                    _INSERT, ts, target, p.labels, p.names, p.at, p.values, p.metrics
-                )
+        polls.setdefault((ts, target), []).append(s)
+    async with pool.acquire() as conn, conn.transaction():
+        for (ts, target), samples in polls.items():
+            await write_poll(conn, ts, target, samples)
 
 
 async def read_samples(
