@@ -38,9 +38,13 @@ def with_database(dsn: str, name: str) -> str:
 
 
 def netd_env(overrides: Mapping[str, str]) -> dict[str, str]:
-    """The test process's environment without any NETD_* variable, plus ``overrides``."""
+    """The test process's environment without any NETD_* variable (the gRPC API off),
+    plus ``overrides``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
     env.pop("NOTIFY_SOCKET", None)
+    # The gRPC API's default port (9190) is the same for every `netd api`: off unless a test
+    # picks a free port for it (tests/nbi), so that processes started side by side agree.
+    env["NETD_API_GRPC_PORT"] = "0"
     env.update(overrides)
     return env
 

@@ -99,6 +99,37 @@ class Authenticator:
         )
         return int(wait_ms) / 1000.0
 
+    async def authenticate(self, token: str | None) -> Principal:
+        """The principal of a bearer token. Raises ApiError 401 (none, unknown, revoked)."""
+        if token is None:
+            raise ApiError(
+                401,
+                "a bearer token is required (Authorization: Bearer <token>)",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        found = await self.principal(token) if len(token) <= 256 else None
+        if found is None:
+            raise ApiError(
+                401,
+                "the token is unknown or revoked",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        return found
+
+    async def authorize(self, principal: Principal, role: str) -> None:
+        """Admit one call needing ``role``. Raises ApiError 429 (the token's rate limit,
+        with Retry-After) or 403 (a lesser role)."""
+        wait = await self.retry_after(principal)
+        if wait > 0:
+            raise ApiError(
+                429,
+                f"rate limit of this token exceeded; retry in {wait:.1f} s",
+                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
+            )
+        if not principal.may(role):
+            raise ApiError(403, f"this needs the {role} role; the token has {principal.role}")
+        await self.note_use(principal)
+
     async def note_use(self, principal: Principal) -> None:
         """Record last_used_at, at most once a minute for all tokens together."""
         self._used.add(principal.token_id)
@@ -109,8 +140,8 @@ class Authenticator:
             await api_store.touch_tokens(self.pool, used)
 
 
-def _bearer(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def bearer(header: str) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` value; None if it is not one."""
     scheme, _, value = header.partition(" ")
     if scheme.lower() != "bearer" or not value.strip():
         return None
@@ -122,31 +153,9 @@ def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
 
     async def dependency(request: Request) -> Principal:
         auth: Authenticator = request.app.state.auth
-        token = _bearer(request)
-        if token is None:
-            raise ApiError(
-                401,
-                "a bearer token is required (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        found = await auth.principal(token) if len(token) <= 256 else None
-        if found is None:
-            raise ApiError(
-                401,
-                "the token is unknown or revoked",
-                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
-            )
-        request.state.principal = found
-        wait = await auth.retry_after(found)
-        if wait > 0:
-            raise ApiError(
-                429,
-                f"rate limit of this token exceeded; retry in {wait:.1f} s",
-                headers={"Retry-After": str(max(1, int(wait + 0.999)))},
-            )
-        if not found.may(role):
-            raise ApiError(403, f"this needs the {role} role; the token has {found.role}")
-        await auth.note_use(found)
+        found = await auth.authenticate(bearer(request.headers.get("authorization", "")))
+        request.state.principal = found  # the audit row names who was refused, too
+        await auth.authorize(found, role)
         return found
 
     return dependency

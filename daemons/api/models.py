@@ -162,6 +162,19 @@ class SubscriberCreate(SubscriberFields):
     username: str = Field(min_length=1, max_length=253, pattern=r"^[^\x00-\x1f\x7f]+$")
 
 
+class SubscriberBatch(_Body):
+    subscribers: list[SubscriberCreate] = Field(
+        min_length=1,
+        max_length=10_000,
+        description="each creates the subscriber or changes the fields it gives",
+    )
+
+
+class BatchResult(BaseModel):
+    upserted: int = Field(description="subscribers written (all of them)")
+    created: int = Field(description="of those, how many did not exist before")
+
+
 # --- plans -------------------------------------------------------------------------------
 
 

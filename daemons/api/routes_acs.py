@@ -13,6 +13,7 @@ from daemons.acs import presets as acs_presets
 from daemons.acs import tasks as acs_tasks
 from daemons.acs.engine import TASK_KINDS
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, Operator, State, Viewer, audit
 from daemons.core.policies import PolicyError
@@ -123,10 +124,7 @@ class Preset(BaseModel):
 
 
 async def _device(st: State, device_id: str) -> dict[str, Any]:
-    found = await store.get_device(st.pool, device_id)
-    if found is None:
-        raise ApiError(404, f"no CPE {device_id}")
-    return found
+    return await ops.get_cpe(st, device_id)
 
 
 @router.get("/cpes", name="cpes.list", tags=["cpes"])
@@ -139,14 +137,7 @@ async def list_cpes(
     limit: m.Limit = 100,
     cursor: m.Cursor = None,
 ) -> m.Page[Cpe]:
-    rows = await store.list_devices(
-        st.pool,
-        after=m.decode_cursor(cursor),
-        limit=limit,
-        q=q,
-        tag=tag,
-        product_class=product_class,
-    )
+    rows = await ops.list_cpes(st, m.decode_cursor(cursor), limit, q, tag, product_class)
     return m.page([Cpe(**r) for r in rows], limit, lambda c: c.id)
 
 
@@ -185,23 +176,16 @@ async def create_task(
 ) -> TaskQueued:
     """Queue a task for the CPE's next session (in order), and poke it to call in now."""
     audit(request, device_id, kind=body.kind)
-    try:
-        task_id, outcome = await acs_tasks.queue(
-            st.pool,
-            st.config.acs,
-            device_id,
-            body.kind,
-            body.args,
-            who.actor,
-            body.expires_in,
-            poke=body.connection_request,
-        )
-    except acs_tasks.TaskError as exc:
-        status = 404 if str(exc).startswith("no device") else 422
-        raise ApiError(status, str(exc)) from None
-    task = await store.get_task(st.pool, task_id)
-    assert task is not None
-    audit(request, device_id, kind=body.kind, task=task_id, connection_request=outcome)
+    task, outcome = await ops.queue_cpe_task(
+        st,
+        who.actor,
+        device_id,
+        body.kind,
+        body.args,
+        body.expires_in,
+        poke=body.connection_request,
+    )
+    audit(request, device_id, kind=body.kind, task=task["id"], connection_request=outcome)
     return TaskQueued(task=CpeTask(**task), connection_request=outcome)
 
 

@@ -118,27 +118,23 @@ async def event_stream(
     everything after it. An ``event: gap`` first means the stream no longer holds
     everything after that id (it keeps redis.event_stream_max_len entries)."""
     resume = last_event_id or since
-    if resume is not None and stream.parse_id(resume) is None:
-        raise ApiError(400, "Last-Event-ID is not an event id of this stream")
     prefixes = tuple(p for p in (kinds or "").split(",") if p)
     cache = st.cache
-    after = resume if resume is not None else await stream.last_id(cache)
-    keepalive = st.config.api.sse_keepalive
-    block_ms = int(max(0.1, min(keepalive, st.config.redis.socket_timeout - 1.0)) * 1000)
-    oldest = await stream.oldest_id(cache) if resume is not None else None
+    try:
+        after, gap = await stream.resume_point(cache, resume)
+    except ValueError:
+        raise ApiError(400, "Last-Event-ID is not an event id of this stream") from None
+    wait = stream.block_ms(st.config.api.sse_keepalive, st.config.redis.socket_timeout)
 
     async def body() -> AsyncIterator[str]:
-        cursor = after
-        yield f"retry: 2000\n: resuming after {cursor}\n\n"
-        if oldest is not None and stream.parse_id(oldest) > stream.parse_id(cursor):  # type: ignore[operator]
-            yield _sse(cursor, "gap", {"oldest": oldest, "after": cursor})
-        while True:
-            entries = await stream.read_after(cache, cursor, _STREAM_BATCH, block_ms)
+        yield f"retry: 2000\n: resuming after {after}\n\n"
+        if gap is not None:
+            yield _sse(after, "gap", {"oldest": gap.oldest, "after": gap.after})
+        async for entries in stream.follow(cache, after, _STREAM_BATCH, wait):
             if not entries:
                 yield ": keepalive\n\n"
                 continue
             for entry_id, kind, data in entries:
-                cursor = entry_id
                 if prefixes and not kind.startswith(prefixes):
                     continue
                 yield _sse(entry_id, kind, data)

@@ -15,20 +15,16 @@ import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, Operator, State, Viewer, audit
 from daemons.core.policies import PolicyError
-from daemons.radius.admin import credentials
-from daemons.radius.auth import normalize_mac
-from daemons.radius.dictionary import ReplyAttr
 from daemons.radius.policy import load_policy
-from daemons.radius.sessions import CoaError, act, plan_change
 from daemons.store import accounting
 from daemons.store import api as api_store
 from daemons.store import radius as store
 
 router = APIRouter(prefix="/api/v1")
-_MAC_DIGITS = 12
 
 
 def _nas(row: store.NasRow) -> m.Nas:
@@ -137,35 +133,6 @@ def _subscriber(row: store.SubscriberRow) -> m.Subscriber:
     return m.Subscriber(**store.public_view(row))
 
 
-def _apply(st: State, row: store.SubscriberRow, body: m.SubscriberFields) -> store.SubscriberRow:
-    if body.password is not None:
-        try:
-            row = credentials(row, body.password, body.hash, st.sealer)
-        except ValueError as exc:
-            raise ApiError(422, str(exc)) from None
-    if body.plan is not None:
-        row = replace(row, plan=body.plan)
-    if body.state is not None:
-        row = replace(row, state=body.state)
-    if body.mac is not None:
-        mac = normalize_mac(body.mac) if body.mac else None
-        if mac is not None and len(mac.replace(":", "")) != _MAC_DIGITS:
-            raise ApiError(422, f"mac {body.mac!r} is not a MAC address")
-        row = replace(row, mac=mac)
-    if body.framed_ip is not None:
-        try:
-            ip = str(ipaddress.ip_address(body.framed_ip)) if body.framed_ip else None
-        except ValueError:
-            raise ApiError(422, f"framed_ip {body.framed_ip!r} is not an IP address") from None
-        row = replace(row, framed_ip=ip)
-    return row
-
-
-async def _plan_known(st: State, plan: str | None) -> None:
-    if plan is not None and (await st.policy()).plan_for(plan) is None:
-        raise ApiError(422, f"no plan {plan!r}")
-
-
 @router.get("/subscribers", name="subscribers.list", tags=["subscribers"])
 async def list_subscribers(
     st: State,
@@ -175,7 +142,7 @@ async def list_subscribers(
     limit: m.Limit = 100,
     cursor: m.Cursor = None,
 ) -> m.Page[m.Subscriber]:
-    rows = await store.list_subscribers(st.pool, m.decode_cursor(cursor), limit, plan, state)
+    rows = await ops.list_subscribers(st, m.decode_cursor(cursor), limit, plan, state)
     return m.page([_subscriber(r) for r in rows], limit, lambda s: s.username)
 
 
@@ -184,22 +151,25 @@ async def create_subscriber(
     request: Request, st: State, _: Admin, body: m.SubscriberCreate
 ) -> m.Subscriber:
     audit(request, body.username, plan=body.plan, state=body.state, hash=body.hash)
-    await _plan_known(st, body.plan)
-    if await store.fetch_subscriber_db(st.pool, body.username) is not None:
-        raise ApiError(409, f"subscriber {body.username} exists")
-    policy = await st.policy()
-    row = _apply(st, store.SubscriberRow(body.username, plan=policy.default_plan), body)
-    await store.upsert_subscriber(st.pool, st.cache, row)
-    fresh = await store.fetch_subscriber_db(st.pool, body.username)
-    return _subscriber(fresh or row)
+    return _subscriber(await ops.create_subscriber(st, body))
+
+
+@router.post("/subscribers/batch", name="subscribers.batch", tags=["subscribers"])
+async def upsert_subscribers(
+    request: Request, st: State, _: Admin, body: m.SubscriberBatch
+) -> m.BatchResult:
+    """Create or change up to 10,000 subscribers in one transaction, all or none: each item
+    creates the subscriber, or changes the fields it gives of an existing one. Every item
+    is checked before anything is written; a bad one is named as subscribers[i]."""
+    audit(request, f"{len(body.subscribers)} subscribers")
+    upserted, created = await ops.upsert_subscribers(st, body.subscribers)
+    audit(request, f"{len(body.subscribers)} subscribers", upserted=upserted, created=created)
+    return m.BatchResult(upserted=upserted, created=created)
 
 
 @router.get("/subscribers/{username}", name="subscribers.get", tags=["subscribers"])
 async def get_subscriber(username: str, st: State, _: Viewer) -> m.Subscriber:
-    row = await store.fetch_subscriber_db(st.pool, username)
-    if row is None:
-        raise ApiError(404, f"no subscriber {username}")
-    return _subscriber(row)
+    return _subscriber(await ops.get_subscriber(st, username))
 
 
 @router.patch("/subscribers/{username}", name="subscribers.update", tags=["subscribers"])
@@ -208,14 +178,7 @@ async def update_subscriber(
 ) -> m.Subscriber:
     changed = body.model_dump(exclude_unset=True)
     audit(request, username, fields=sorted(changed), plan=body.plan, state=body.state)
-    row = await store.fetch_subscriber_db(st.pool, username)
-    if row is None:
-        raise ApiError(404, f"no subscriber {username}")
-    await _plan_known(st, body.plan)
-    row = _apply(st, row, body)
-    await store.upsert_subscriber(st.pool, st.cache, row)
-    fresh = await store.fetch_subscriber_db(st.pool, username)
-    return _subscriber(fresh or row)
+    return _subscriber(await ops.update_subscriber(st, username, body))
 
 
 @router.delete(
@@ -223,8 +186,7 @@ async def update_subscriber(
 )
 async def delete_subscriber(username: str, request: Request, st: State, _: Admin) -> Response:
     audit(request, username)
-    if not await store.remove_subscriber(st.pool, st.cache, username):
-        raise ApiError(404, f"no subscriber {username}")
+    await ops.delete_subscriber(st, username)
     return Response(status_code=204)
 
 
@@ -299,15 +261,6 @@ async def delete_plan(name: str, request: Request, st: State, _: Admin) -> Respo
 # --- sessions ------------------------------------------------------------------------------
 
 
-def _ip_filter(ip: str | None) -> str | None:
-    if ip is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise ApiError(422, f"ip {ip!r} is not an IP address") from None
-
-
 @router.get("/sessions", name="sessions.list", tags=["sessions"])
 async def list_sessions(
     st: State,
@@ -319,15 +272,9 @@ async def list_sessions(
     cursor: m.Cursor = None,
 ) -> m.Page[m.Session]:
     """Live sessions from Redis, in session-id order (stable while sessions come and go)."""
-    after = m.decode_cursor(cursor)
-    ids = await accounting.live_session_ids(
-        st.cache, after=after, limit=limit, username=user, nas=nas, ip=_ip_filter(ip)
-    )
-    found = await accounting.live_sessions(st.cache, ids)
+    found, nxt = await ops.list_live_sessions(st, m.decode_cursor(cursor), limit, user, nas, ip)
     items = [m.Session(**s) for s in found]
-    # A session that ended between the two reads is left out; the cursor follows the ids.
-    nxt = m.encode_cursor(ids[-1]) if len(ids) == limit else None
-    return m.Page[m.Session](items=items, next_cursor=nxt)
+    return m.Page[m.Session](items=items, next_cursor=m.encode_cursor(nxt) if nxt else None)
 
 
 async def _session_row(st: State, session_id: str) -> dict[str, Any] | None:
@@ -363,36 +310,9 @@ async def _act(
     kind: str,
     body: m.CoaRequest,
 ) -> m.CoaResult:
-    found = await accounting.find_sessions(st.pool, unique_id=session_id, limit=1)
-    if not found:
-        raise ApiError(404, f"no open session {session_id}")
-    session = found[0]
-    policy = await st.policy()
-    extra: list[ReplyAttr] = []
-    nas = await store.get_nas(st.pool, str(session["nas"]))
-    try:
-        if body.plan:
-            extra += plan_change(policy, body.plan, nas.vendor if nas else "generic")
-        for name, value in body.attributes.items():
-            if name not in st.dictionary:
-                raise ApiError(422, f"no attribute {name!r} in the dictionaries")
-            extra.append(ReplyAttr(name, value))
-        outcome = await act(
-            st.pool,
-            st.sealer,
-            st.dictionary,
-            policy,
-            session,
-            kind,
-            extra,
-            actor=actor,
-            first_wait=st.config.api.coa_timeout,
-            retries=body.retries or st.config.api.coa_retries,
-        )
-    except CoaError as exc:
-        raise ApiError(409, str(exc)) from None
-    except (ValueError, TypeError) as exc:
-        raise ApiError(422, f"an attribute cannot be encoded: {exc}") from None
+    session, outcome = await ops.session_action(
+        st, actor, session_id, kind, body.plan, body.attributes, body.retries
+    )
     audit(
         request,
         session_id,
@@ -433,8 +353,6 @@ async def change_authorization(
 ) -> m.CoaResult:
     """Send a CoA-Request: another plan's attributes and/or named attributes."""
     audit(request, session_id, plan=body.plan, attributes=sorted(body.attributes))
-    if not body.plan and not body.attributes:
-        raise ApiError(422, "give a plan or attributes to change")
     return await _act(request, st, who.actor, session_id, "coa", body)
 
 

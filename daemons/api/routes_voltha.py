@@ -17,10 +17,10 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, ApiState, Operator, State, Viewer, audit
 from daemons.store import voltha as store
-from daemons.store.cache import unpack
 from daemons.voltha.client import VolthaClient, VolthaError
 
 router = APIRouter(prefix="/api/v1")
@@ -153,10 +153,7 @@ def _voltha_error(exc: VolthaError) -> ApiError:
 
 
 async def _device(st: ApiState, key: str, kind: str | None = None) -> dict[str, Any]:
-    found = await store.find_device(st.pool, key)
-    if found is None or (kind and found["kind"] != kind):
-        raise ApiError(404, f"no {kind or 'device'} {key} (ids and serials as last synced)")
-    return found
+    return await ops.voltha_device(st, key, kind)
 
 
 # --- OLTs and devices ---
@@ -235,7 +232,7 @@ async def list_onus(
     stack: StackName = None,
     olt: Annotated[str | None, Query(max_length=64, description="an OLT's id")] = None,
 ) -> list[VolthaDevice]:
-    return [VolthaDevice(**r) for r in await store.list_devices(st.pool, "onu", stack, olt)]
+    return [VolthaDevice(**r) for r in await ops.list_voltha_devices(st, "onu", stack, olt)]
 
 
 @router.get("/voltha/onus/{key}", name="voltha.onus.get", tags=["voltha"])
@@ -244,26 +241,22 @@ async def get_onu(key: DeviceKey, st: State, _: Viewer) -> VolthaDeviceDetail:
 
 
 async def _detail(st: ApiState, dev: dict[str, Any]) -> VolthaDeviceDetail:
-    ports = [VolthaPort(**p) for p in await store.device_ports(st.pool, dev["stack"], dev["id"])]
+    ports, b, optics = await ops.voltha_detail(st, dev)
     binding = None
-    optics = None
-    if dev["kind"] == "onu" and dev["serial"]:
-        b = await store.binding(st.pool, dev["serial"])
-        if b is not None:
-            binding = OnuBinding(
-                subscriber=b.subscriber, s_tag=b.s_tag, c_tag=b.c_tag, tp_id=b.tp_id, uni=b.uni
-            )
-        raw = await st.cache.client.get(st.cache.key("voltha:" + dev["serial"], "optics"))
-        optics = unpack(raw) if isinstance(raw, bytes) else None
-    return VolthaDeviceDetail(**dev, ports=ports, binding=binding, optics=optics)
+    if b is not None:
+        binding = OnuBinding(
+            subscriber=b.subscriber, s_tag=b.s_tag, c_tag=b.c_tag, tp_id=b.tp_id, uni=b.uni
+        )
+    return VolthaDeviceDetail(
+        **dev, ports=[VolthaPort(**p) for p in ports], binding=binding, optics=optics
+    )
 
 
 @router.get("/voltha/onus/{key}/optics", name="voltha.onus.optics", tags=["voltha"])
 async def onu_optics(key: DeviceKey, st: State, _: Viewer) -> dict[str, Any]:
     """The last optics and PON counters read for this ONU ({} before the first read)."""
     dev = await _device(st, key, "onu")
-    raw = await st.cache.client.get(st.cache.key("voltha:" + dev["serial"], "optics"))
-    return unpack(raw) if isinstance(raw, bytes) else {}
+    return await ops.onu_optics(st, dev["serial"]) or {}
 
 
 @router.put("/voltha/onus/{serial}/binding", name="voltha.bindings.put", tags=["voltha"])

@@ -29,6 +29,7 @@ from daemons.core.http import HttpServer, health_router
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
+from daemons.nbi.service import GrpcServer
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import load_policy
 from daemons.voltha.client import VolthaClient
@@ -93,12 +94,22 @@ class ApiService(Daemon):
         super().__init__(ctx)
         cfg = ctx.config.api
         self.app = build_app(ctx)
+        tls = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
         self.server = HttpServer(
-            self.app,
-            cfg.host,
-            cfg.port,
-            ctx.config.lifecycle.drain_timeout,
-            tls=(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None,
+            self.app, cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout, tls=tls
+        )
+        # The northbound gRPC API: the same state, tokens and operations as the HTTP API.
+        self.grpc = (
+            GrpcServer(
+                self.app.state.api,
+                ctx.registry,
+                cfg.host,
+                cfg.grpc_port,
+                ctx.config.lifecycle.drain_timeout,
+                tls=tls,
+            )
+            if cfg.grpc_port
+            else None
         )
 
     def check_policies(self, policies: PolicySet) -> None:
@@ -110,6 +121,12 @@ class ApiService(Daemon):
 
     async def start(self) -> None:
         await self.server.start()
+        if self.grpc is not None:
+            try:
+                await self.grpc.start()
+            except BaseException:
+                await self.server.stop()
+                raise
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.api.tls_cert else "http"
@@ -119,9 +136,12 @@ class ApiService(Daemon):
             "docs": f"{url}/docs",
             "health": f"{url}/health/ready",
             "metrics": f"{url}/metrics",
+            **({"grpc": _hostport(self.server.host, self.grpc.port)} if self.grpc else {}),
         }
 
     async def drain(self) -> None:
+        if self.grpc is not None:
+            await self.grpc.stop()
         await self.server.stop()
         clients: dict[str, VolthaClient] = self.app.state.api.extra.get("voltha", {})
         for client in clients.values():

@@ -226,6 +226,7 @@ def _stream_data(r: AcctRecord) -> dict[str, object]:
         "in_packets": r.input_packets,
         "out_packets": r.output_packets,
         "terminate_cause": r.terminate_cause,
+        "key": r.idem_key,  # the same for every copy of one record: consumers drop repeats
     }
 
 

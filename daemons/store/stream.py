@@ -10,6 +10,8 @@ the accounting ledger in PostgreSQL stay the record.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
 from typing import Any
 
 from daemons.store.cache import Cache, pack, unpack
@@ -86,3 +88,55 @@ def parse_id(text: str) -> tuple[int, int] | None:
     if not ms.isdigit() or (seq and not seq.isdigit()) or len(ms) > 20 or len(seq) > 20:
         return None
     return int(ms), int(seq or 0)
+
+
+FROM_START = ("0", "0-0")  # resume ids that mean "everything the stream holds"
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """The stream no longer holds every entry after ``after``: its oldest is ``oldest``."""
+
+    after: str
+    oldest: str
+
+
+async def resume_point(cache: Cache, resume: str | None) -> tuple[str, Gap | None]:
+    """Where a follower starts, and whether entries it asked for are gone.
+
+    ``resume`` is the id of the last entry the follower saw: it starts after it, with a
+    Gap when the oldest entry held is newer (entries were trimmed since; with Redis before
+    7.0 nothing tells whether the one right after ``resume`` was among them, so this errs
+    on the side of saying so). "0-0" is everything held, with no gap; None starts after
+    the newest entry now. Raises ValueError if ``resume`` is not a stream id.
+    """
+    if resume is None:
+        return await last_id(cache), None
+    wanted = parse_id(resume)
+    if wanted is None:
+        raise ValueError(f"{resume!r} is not an id of the event stream")
+    if resume in FROM_START:
+        return "0-0", None
+    oldest = await oldest_id(cache)
+    if oldest is not None and (parse_id(oldest) or (0, 0)) > wanted:
+        return resume, Gap(resume, oldest)
+    return resume, None
+
+
+async def follow(
+    cache: Cache, after: str, count: int, block_ms: int
+) -> AsyncGenerator[list[Entry], None]:
+    """Batches of up to ``count`` entries after ``after``, in order, for ever; an empty
+    batch when none came for ``block_ms`` (a follower's cue for a keepalive)."""
+    cursor = after
+    while True:
+        entries = await read_after(cache, cursor, count, block_ms)
+        if entries:
+            cursor = entries[-1][0]
+        yield entries
+
+
+def block_ms(keepalive: float, socket_timeout: float) -> int:
+    """How long one blocking read may wait: the keepalive period, within the Redis
+    client's socket timeout."""
+    return int(max(0.1, min(keepalive, socket_timeout - 1.0)) * 1000)

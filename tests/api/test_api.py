@@ -140,6 +140,13 @@ CALLS = [
         body=lambda: {"username": "u" + _uniq(), "password": "pw", "plan": "default"},
     ),
     Call(
+        "POST",
+        "/api/v1/subscribers/batch",
+        "admin",
+        200,
+        body=lambda: {"subscribers": [{"username": "v" + _uniq(), "plan": "default"}]},
+    ),
+    Call(
         "GET",
         "/api/v1/subscribers/{username}",
         "viewer",
@@ -967,6 +974,51 @@ async def test_disconnect_and_coa_reach_the_nas_and_are_audited(
 
 
 # --- plans, subscribers, the ledger ------------------------------------------------------------
+
+
+async def test_subscribers_batch_upsert_all_or_none(api: ApiServer) -> None:
+    tag = _uniq()
+    async with api.client("admin") as c:
+        made = await c.post(
+            "/api/v1/subscribers/batch",
+            json={
+                "subscribers": [
+                    {"username": f"bt{tag}-{i}", "password": f"pw{i}", "plan": "fiber-100"}
+                    for i in range(50)
+                ]
+            },
+        )
+        changed = await c.post(
+            "/api/v1/subscribers/batch",
+            json={"subscribers": [{"username": f"bt{tag}-0", "state": "suspended"}]},
+        )
+        bad = await c.post(
+            "/api/v1/subscribers/batch",
+            json={
+                "subscribers": [
+                    {"username": f"bx{tag}-0"},
+                    {"username": f"bx{tag}-1", "mac": "zz:zz:zz:zz:zz:zz"},
+                ]
+            },
+        )
+        one = (await c.get(f"/api/v1/subscribers/bt{tag}-0")).json()
+    assert made.json() == {"upserted": 50, "created": 50}
+    assert changed.json() == {"upserted": 1, "created": 0}
+    assert (one["state"], one["plan"], one["credentials"]) == (
+        "suspended",
+        "fiber-100",
+        ["cleartext", "nt-hash"],
+    )
+    assert bad.status_code == 422
+    assert [d["field"] for d in bad.json()["error"]["details"]] == ["subscribers[1]"]
+    assert await store.fetch_subscriber_db(api.pool, f"bx{tag}-0") is None
+    row = await api.pool.fetchrow(
+        "SELECT * FROM audit_log WHERE request_id = $1", made.headers["x-request-id"]
+    )
+    assert row is not None and (row["action"], row["target"]) == (
+        "subscribers.batch",
+        "50 subscribers",
+    )
 
 
 async def test_plans_managed_through_the_api(api: ApiServer) -> None:

@@ -1,0 +1,265 @@
+"""A real `netd api` (HTTP and gRPC) and a real `netd radius` on loopback, over a fresh
+database and the test Redis, shared by a test module; a grpc.aio client per role.
+
+Accounting reaches the event stream the way it does in production: Accounting-Requests to
+the radius daemon, committed to the ledger, then published. `send_accounting` is a NAS
+that sends a bounded number of them, several in flight, with retransmits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+
+from benchmarks.radius_loadgen import AcctBuilder
+from daemons.core.config import DatabaseConfig, RedisConfig
+from daemons.core.secrets import Sealer
+from daemons.nbi.gen.netd.v1 import devices_pb2_grpc, sessions_pb2_grpc, subscribers_pb2_grpc
+from daemons.radius.admin import credentials
+from daemons.store import api as api_store
+from daemons.store import radius as store
+from daemons.store.cache import Cache, connect
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls, fresh_database
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env
+
+REPO = Path(__file__).resolve().parents[2]
+NAS_SECRET = "nbi-nas-secret"
+ROLES = ("viewer", "operator", "admin")
+
+
+@dataclass
+class Stubs:
+    subscribers: Any
+    sessions: Any
+    devices: Any
+    channel: grpc.aio.Channel
+    metadata: tuple[tuple[str, str], ...]
+
+
+@dataclass
+class NbiServer:
+    grpc_port: int
+    http_url: str
+    acct_port: int
+    tokens: dict[str, str]
+    pool: asyncpg.Pool
+    cache: Cache
+    api: NetdProcess
+    radius: NetdProcess
+    env: dict[str, str]
+    tmp: Path
+    channels: list[grpc.aio.Channel] = field(default_factory=list)
+
+    def stubs(self, role: str | None = "admin", token: str | None = None) -> Stubs:
+        channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        self.channels.append(channel)
+        secret = token if token is not None else (self.tokens[role] if role else None)
+        metadata = (("authorization", f"Bearer {secret}"),) if secret is not None else ()
+        return Stubs(
+            subscribers_pb2_grpc.SubscribersServiceStub(channel),
+            sessions_pb2_grpc.SessionsServiceStub(channel),
+            devices_pb2_grpc.DevicesServiceStub(channel),
+            channel,
+            metadata,
+        )
+
+    def restart_api(self) -> float:
+        """Stop `netd api` (SIGTERM: it drains) and start it again on the same ports; the
+        seconds until the new one is ready."""
+        self.api.stop()
+        assert self.api.proc.returncode == 0, self.api.output()
+        t0 = time.monotonic()
+        self.api = NetdProcess(["api"], self.env, self.tmp)
+        self.api.wait_http(f"{self.http_url}/health/ready")
+        return time.monotonic() - t0
+
+
+@pytest.fixture(scope="module")
+async def nbi(
+    store_urls: StoreUrls, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[NbiServer]:
+    tmp = tmp_path_factory.mktemp("nbi")
+    database = contextlib.AsyncExitStack()
+    dsn = await database.enter_async_context(fresh_database(store_urls, "g_", migrated=True))
+    key = os.urandom(32)
+    sealer = Sealer(key)
+    prefix = "g" + uuid.uuid4().hex[:10]
+    pool = await create_pool(DatabaseConfig(), dsn, "test")
+    cache = await connect(RedisConfig(key_prefix=prefix), store_urls.redis)
+    await store.add_nas(
+        pool,
+        store.NasRow(
+            "bng1",
+            "127.0.0.1/32",
+            sealer.seal(NAS_SECRET.encode(), b"nas:bng1"),
+            "mikrotik",
+            False,  # the accounting sender sends no Message-Authenticator, as NASes do
+            3799,
+        ),
+    )
+    for user, plan in (("alice", "fiber-100"), ("bob", "default")):
+        row = credentials(store.SubscriberRow(user, plan=plan), "pw-" + user, "none", sealer)
+        await store.upsert_subscriber(pool, cache, row)
+    tokens = {}
+    for role in ROLES:
+        _row, secret = await api_store.create_token(pool, f"nbi-{role}", role, "test")
+        tokens[role] = secret
+    shutil.copytree(REPO / "policies", tmp / "policies")
+    http_port, grpc_port = free_port(), free_port()
+    acct_port, auth_port, radius_status = free_udp_port(), free_udp_port(), free_port()
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": dsn,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": prefix,
+            "NETD_SECRETS_KEY": key.hex(),
+            "NETD_API_PORT": str(http_port),
+            "NETD_API_GRPC_PORT": str(grpc_port),
+            "NETD_API_RATE_LIMIT": "1000000",
+            "NETD_API_RATE_BURST": "1000000",
+            "NETD_API_COA_TIMEOUT": "0.2",
+            "NETD_API_COA_RETRIES": "2",
+            "NETD_API_SSE_KEEPALIVE": "1",
+            "NETD_API_TOKEN_CACHE_TTL": "0.5",
+            "NETD_RADIUS_AUTH_PORT": str(auth_port),
+            "NETD_RADIUS_ACCT_PORT": str(acct_port),
+            "NETD_RADIUS_LISTEN": "127.0.0.1",
+            "NETD_RADIUS_STATUS_PORT": str(radius_status),
+            "NETD_POLICIES_DIR": str(tmp / "policies"),
+            "NETD_STATE_DIR": str(tmp / "state"),
+            "NETD_LOG_FORMAT": "json",
+        }
+    )
+    radius = NetdProcess(["radius"], env, tmp)
+    api = NetdProcess(["api"], env, tmp)
+    server = NbiServer(
+        grpc_port,
+        f"http://127.0.0.1:{http_port}",
+        acct_port,
+        tokens,
+        pool,
+        cache,
+        api,
+        radius,
+        env,
+        tmp,
+    )
+    try:
+        radius.wait_http(f"http://127.0.0.1:{radius_status}/health/ready")
+        api.wait_http(f"{server.http_url}/health/ready")
+        yield server
+    finally:
+        for channel in server.channels:
+            await channel.close()
+        server.api.stop()
+        radius.stop()
+        out = server.api.output() + radius.output()
+        await pool.close()
+        keys = [k async for k in cache.client.scan_iter(match=f"{prefix}:*")]
+        if keys:
+            await cache.client.delete(*keys)
+        await cache.close()
+        await database.aclose()
+        assert "Traceback" not in out, out[-5000:]
+        for secret in (*tokens.values(), NAS_SECRET, key.hex(), "pw-alice"):
+            assert secret not in out, "a secret is in the log"
+
+
+# --- a NAS sending accounting --------------------------------------------------------------
+
+
+class _Replies(asyncio.DatagramProtocol):
+    def __init__(self) -> None:
+        self.waiting: dict[int, asyncio.Future[None]] = {}
+
+    def datagram_received(self, data: bytes, addr: Any) -> None:
+        got = self.waiting.get(data[1]) if len(data) >= 20 and data[0] == 5 else None
+        if got is not None and not got.done():
+            got.set_result(None)
+
+
+@dataclass
+class AcctRun:
+    acked: int = 0
+    retransmits: int = 0
+    sent: list[tuple[str, int, int]] = field(default_factory=list)  # (acct id, step, time)
+
+
+async def send_accounting(
+    port: int,
+    sessions: int,
+    *,
+    interims: int = 2,
+    prefix: str = "nbi",
+    lanes: int = 128,
+    deadline: float = 60.0,
+    run: AcctRun | None = None,
+) -> AcctRun:
+    """Sessions 0..sessions-1, each Start, ``interims`` Interim-Updates and Stop, in
+    order (a record goes once the previous one is acknowledged), ``lanes`` sessions at a
+    time; an unanswered request is sent again after 1 s, at most 5 times. Every record is
+    acknowledged or this raises."""
+    builder = AcctBuilder(NAS_SECRET.encode(), 1000, "acct{:04d}", prefix, "127.0.0.1", interims)
+    run = run or AcctRun()
+    loop = asyncio.get_running_loop()
+    sockets = []
+    lanes_per_socket = 256
+    for _ in range((lanes + lanes_per_socket - 1) // lanes_per_socket):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.connect(("127.0.0.1", port))
+        sock.setblocking(False)
+        transport, protocol = await loop.create_datagram_endpoint(_Replies, sock=sock)
+        sockets.append((transport, protocol))
+    queue = iter(range(sessions))
+    steps = len(builder.steps)
+
+    async def lane(i: int) -> None:
+        assert run is not None
+        transport, protocol = sockets[i // lanes_per_socket]
+        ident = i % lanes_per_socket
+        for s in queue:
+            for step in range(steps):
+                packet, _auth = builder.build(s, step, ident)
+                for attempt in range(6):
+                    done: asyncio.Future[None] = loop.create_future()
+                    protocol.waiting[ident] = done
+                    transport.sendto(packet)
+                    try:
+                        await asyncio.wait_for(done, 1.0)
+                        break
+                    except TimeoutError:
+                        run.retransmits += 1
+                        if attempt == 5:
+                            raise
+                run.acked += 1
+                run.sent.append((builder.session_id(s), step, builder.session_time(s, step)))
+
+    try:
+        async with asyncio.timeout(deadline):
+            await asyncio.gather(*(lane(i) for i in range(lanes)))
+    finally:
+        for transport, _ in sockets:
+            transport.close()
+    return run
+
+
+def expected_events(
+    sent: Sequence[tuple[str, int, int]], interims: int = 2
+) -> set[tuple[str, str, int]]:
+    """The (Acct-Session-Id, kind, session time) of the session events those records make."""
+    kinds = ["start", *["interim"] * interims, "stop"]
+    return {(sid, kinds[step], t) for sid, step, t in sent}
