@@ -172,6 +172,7 @@ class ApiProcess:
             for k, v in os.environ.items()
             if not k.startswith("NETD_") and k not in ("NOTIFY_SOCKET", TOKEN_ENV)
         }
+        env["NETD_API_GRPC_PORT"] = "0"  # the HTTP API only, unless ``urls`` picks a port
         env.update(urls)
         env.update(
             {

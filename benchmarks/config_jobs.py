@@ -237,6 +237,7 @@ def run() -> list[dict[str, Any]]:
                     "NETD_DEVICES_CONCURRENCY": str(CONCURRENCY),
                     "NETD_DEVICES_BACKUP_INTERVAL": str(30 * 86400),
                     "NETD_API_PORT": str(api),
+                    "NETD_API_GRPC_PORT": "0",
                     "NETD_API_RATE_LIMIT": "100000",
                     "NETD_API_RATE_BURST": "100000",
                     "NETD_STATE_DIR": str(tmp / "state"),

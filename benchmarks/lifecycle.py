@@ -62,6 +62,7 @@ def start(cwd: Path, extra: dict[str, str]) -> tuple[subprocess.Popen[bytes], st
         env=env(
             {
                 "NETD_API_PORT": str(port),
+                "NETD_API_GRPC_PORT": str(free_port()),
                 "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
                 "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
                 "NETD_ACS_PORT": str(free_port()),
