@@ -31,18 +31,16 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   BENCH_SNMP_INTERVAL, default 60 s; concurrency, timeout and retries at their defaults;
   the /snmp/metrics exporter on, not scraped). Warm-up: until every target has been
   polled once (so every later poll also computes rates). The first poll of a target
-  walks its tables; the next ones read the rows it found with GET (48 OIDs a request)
-  until poller.rediscover (default 900 s) brings the next walk, so the measured polls are
-  GETs; the notes count the walks, and give the ratio with the default's share of walks
-  (1 poll in 15) taken from the next subject.
-- the poller with poller.rediscover = 0: every poll walks, as the gufo-snmp references
-  do; one interval measured. Then BENCH_SNMP_CYCLES (default
-  2) whole intervals are measured. CPU: the process's utime+stime (/proc/PID/stat, all
-  threads) over the window: reading, samples, the exporter's store, Redis and
-  PostgreSQL writes, metrics, and the benchmark's own scrapes of /metrics every
-  BENCH_SNMP_SCRAPE s (default 30; the notes give their number and cost, measured after
-  the window); not PostgreSQL's or Redis's, which the notes give (postmaster with its
-  children, and Redis, from /proc). Lateness: each scrape reads
+  walks its tables; the next ones read the rows it found with GET (chunks sized to fit a
+  response: about 70 OIDs) until poller.rediscover (default 900 s) brings the next walk,
+  so the measured polls are GETs; the notes count the walks, and give the ratio with the
+  default's share of walks (1 poll in 15) taken from the next subject. Then
+  BENCH_SNMP_CYCLES (default 2) whole intervals are measured. CPU: the process's
+  utime+stime (/proc/PID/stat, all threads) over the window: reading, samples, the
+  exporter's store, Redis and PostgreSQL writes, metrics, and the benchmark's own scrapes
+  of /metrics every BENCH_SNMP_SCRAPE s (default 30; the notes give their number and
+  cost, measured after the window); not PostgreSQL's or Redis's, which the notes give
+  (postmaster with its children, and Redis, from /proc). Lateness: each scrape reads
   netd_snmp_polls_total and netd_snmp_poll_lateness_seconds of every target; a target
   whose poll count went up since the previous scrape has started a poll, and the gauge is
   that poll's lateness (scrapes come more often than polls, so every poll is seen). A
@@ -51,6 +49,8 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   polls are counted in the notes; netd_snmp_samples_total must grow by exactly what the
   profile gives (5 gauges and 8 counters, each a total and a rate: 21 a row), or the
   benchmark fails.
+- the poller with poller.rediscover = 0: every poll walks, as the gufo-snmp references
+  do; one interval measured, the same way.
 Figures: varbinds/s is varbinds over wall time (for the poller that is its schedule:
 varbinds a cycle / interval); CPU µs/varbind and CPU s per 1,000 varbinds divide CPU by
 the varbinds the client kept. "x gufo" is that over gufo-snmp's back-to-back walk in the

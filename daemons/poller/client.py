@@ -17,10 +17,11 @@ module:
 - SNMPv1 has no GETBULK: v1 tables are walked with GETNEXT.
 
 A table's rows, once walked, can be read with GET (``rows``: the instance OIDs the last
-walk found), ``GET_CHUNK`` OIDs a request: 12 requests for a switch of 36 interfaces
-instead of the walk's 33, which is half the CPU here and a third of the PDUs the device
-answers. A chunk that comes back empty (an error answer: tooBig, a v1 noSuchName) turns
-the read into a walk; the caller re-walks on its own schedule to find rows that appeared.
+walk found, in chunks sized to fit a response, ``engine.chunks``): 9 requests for a switch
+of 36 interfaces instead of the walk's 33, which costs this process and the device about
+half the CPU. A chunk that comes back empty (an error answer: tooBig, a v1 noSuchName) or
+does not decode turns the read into a walk; the caller re-walks on its own schedule to
+find rows that appeared.
 
 Every failure is a ``PollError`` with a ``reason`` a status can show: ``timeout``
 (unreachable, or a community the agent ignores), ``auth`` (an SNMPv3 report: unknown user,
@@ -74,7 +75,6 @@ PRIV = {
     "aes256c": Aes256Key,
 }
 MAX_REPETITIONS = 25
-GET_CHUNK = 48  # OIDs a GET of known rows asks at once: a response of about 3 KB
 
 
 class PollError(Exception):
@@ -156,11 +156,12 @@ async def read_rows(
     walks: Sequence[str],
     wait: float = 2.0,
     retries: int = 2,
-    rows: Sequence[str] = (),
+    rows: Sequence[Sequence[str]] = (),
 ) -> tuple[dict[str, Any], bool]:
     """``read``, with the tables read by GET of ``rows`` (instance OIDs under ``walks``
-    found by an earlier walk) when there are any. Returns what was read, and whether the
-    tables were walked (no ``rows``, or a GET of them answered with an error)."""
+    found by an earlier walk, a GET's worth each) when there are any. Returns what was
+    read, and whether the tables were walked (no ``rows``, or a GET of them answered with
+    an error)."""
     last: PollError | None = None
     for _attempt in range(retries + 1):
         session = _session(address, port, creds, wait)
@@ -199,11 +200,17 @@ async def _get(session: SnmpSession, gets: list[str]) -> dict[str, Any]:
     return got
 
 
-async def _get_rows(session: SnmpSession, rows: Sequence[str], got: dict[str, Any]) -> bool:
-    """GET of known rows, ``GET_CHUNK`` at a time, into ``got``. False when a chunk
-    found nothing (an error answer for the whole PDU): then the tables are walked."""
-    for i in range(0, len(rows), GET_CHUNK):
-        chunk = await session.get_many(rows[i : i + GET_CHUNK])
+async def _get_rows(
+    session: SnmpSession, rows: Sequence[Sequence[str]], got: dict[str, Any]
+) -> bool:
+    """GET of known rows, a chunk at a time, into ``got``. False when a chunk found
+    nothing (an error answer for the whole PDU) or did not decode (a response over gufo's
+    4 KB): then the tables are walked."""
+    for oids in rows:
+        try:
+            chunk = await session.get_many(oids)
+        except SnmpDecodeError:
+            return False
         found = 0
         for oid, value in chunk.items():
             if value is not None:

@@ -41,9 +41,10 @@ class TargetState:
     resets: int = 0
     wraps: int = 0
     sys_object_id: str | None = None
-    # The tables' rows as the last walk found them (instance OIDs), read with GET until
-    # the next walk; the columns they were walked for, and when (monotonic).
-    rows: tuple[str, ...] = ()
+    # The tables' rows as the last walk found them (instance OIDs, in GET-sized chunks),
+    # read with GET until the next walk; the columns they were walked for, and when
+    # (monotonic).
+    rows: tuple[tuple[str, ...], ...] = ()
     walked: tuple[str, ...] = ()
     walked_at: float = 0.0
 
@@ -66,10 +67,48 @@ class TargetState:
         known row that did not answer brings the next walk forward."""
         if walked:
             scalars = set(gets)
-            self.rows = tuple(oid for oid in got if oid not in scalars)
+            self.rows = chunks([(oid, v) for oid, v in got.items() if oid not in scalars])
             self.walked, self.walked_at = tuple(walks), at
-        elif self.resets != resets or len(got) - sum(g in got for g in gets) < len(self.rows):
+        elif self.resets != resets or len(got) - sum(g in got for g in gets) < sum(
+            len(c) for c in self.rows
+        ):
             self.rows = ()
+
+
+GET_BUDGET = 2500  # bytes of varbinds a GET response may carry (gufo-snmp reads 4 KB)
+
+
+def _ber_size(oid: str, value: object) -> int:
+    """About what a varbind of ``oid`` with ``value`` takes in a response (BER): the OID's
+    arcs in base 128, the value's bytes, tags and lengths."""
+    arcs = oid.split(".")
+    size = 1 + sum((int(a).bit_length() + 6) // 7 or 1 for a in arcs[2:])
+    if isinstance(value, bytes | str):
+        size += len(value) + (len(value) // 4 if isinstance(value, str) else 0)
+    elif isinstance(value, int):
+        size += value.bit_length() // 8 + 1
+    else:
+        size += 16
+    return size + 8  # varbind SEQUENCE, OID and value tags and lengths
+
+
+def chunks(found: list[tuple[str, object]]) -> tuple[tuple[str, ...], ...]:
+    """Instance OIDs in GETs whose responses stay within ``GET_BUDGET`` bytes of varbinds
+    (about 70 IF-MIB columns a request), going by the values a walk found, with room for
+    them to grow."""
+    out: list[tuple[str, ...]] = []
+    chunk: list[str] = []
+    used = 0
+    for oid, value in found:
+        size = _ber_size(oid, value)
+        if chunk and used + size > GET_BUDGET:
+            out.append(tuple(chunk))
+            chunk, used = [], 0
+        chunk.append(oid)
+        used += size
+    if chunk:
+        out.append(tuple(chunk))
+    return tuple(out)
 
 
 def applicable(profiles: Iterable[Profile], state: TargetState) -> list[Profile]:

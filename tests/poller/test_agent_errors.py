@@ -73,10 +73,12 @@ async def test_known_rows_are_read_with_get_or_walked_again(mode: str, version: 
     creds = Credentials(version, "x")
     agent, port = await RogueAgent.start(mode)
     try:
-        got, walked = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, list(ROWS))
+        got, walked = await read_rows(
+            "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [list(ROWS)]
+        )
         assert not walked
         gone, _ = await read_rows(
-            "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [*ROWS, f"{IFDESCR}.9"]
+            "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [list(ROWS), [f"{IFDESCR}.9"]]
         )
         fresh, walked = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1)
         assert walked

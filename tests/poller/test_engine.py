@@ -157,7 +157,8 @@ def test_tables_are_walked_then_read_by_row_until_the_next_walk_is_due() -> None
     got = {gets[0]: 100, **rows}
     assert state.walk_due(walks, 0.0, 900)  # nothing known yet
     state.after_read(walks, gets, got, True, 0.0, state.resets)
-    assert set(state.rows) == set(rows) and not state.walk_due(walks, 899.0, 900)
+    assert {o for c in state.rows for o in c} == set(rows)
+    assert not state.walk_due(walks, 899.0, 900)
     assert state.walk_due(walks, 900.0, 900)  # rediscovery: new interfaces show
     assert state.walk_due(walks[:1], 10.0, 900)  # the profile changed its columns
     assert state.walk_due(walks, 10.0, 0)  # rediscover = 0: every poll walks
@@ -173,3 +174,19 @@ def test_tables_are_walked_then_read_by_row_until_the_next_walk_is_due() -> None
     state.after_read(walks, gets, got, True, 240.0, state.resets)
     state.after_read(walks, gets, absent, False, 300.0, state.resets)
     assert not state.walk_due(walks, 301.0, 900)
+
+
+def test_known_rows_are_chunked_to_fit_a_response() -> None:
+    """gufo-snmp reads responses of up to 4 KB: the GETs of known rows are sized by the
+    values the walk found, long strings making smaller chunks."""
+    col = "1.3.6.1.2.1.31.1.1.1"
+    counters = [(f"{col}.6.{i}", 2**63 + i) for i in range(1, 301)]
+    aliases = [(f"{col}.18.{i}", b"x" * 64) for i in range(1, 301)]
+    for found in (counters, aliases, counters + aliases):
+        got = engine.chunks(found)
+        assert [o for c in got for o in c] == [o for o, _ in found]  # all, in order
+        for c in got:
+            values = dict(found)
+            assert sum(engine._ber_size(o, values[o]) for o in c) <= engine.GET_BUDGET
+    assert len(engine.chunks(counters)) < len(engine.chunks(aliases))
+    assert engine.chunks([]) == ()
