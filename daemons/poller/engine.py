@@ -246,9 +246,6 @@ def samples(
     uptime_raw = got.get(SYS_UPTIME)
     uptime = int(uptime_raw) if isinstance(uptime_raw, int | float) else None
     out: list[Sample] = []
-    counters = state.counters
-    rate, reading_of, outcome = rates.rate, rates.Reading, rates.Outcome
-    new = tuple.__new__  # Sample(...) and Reading(...) without their __new__: half the time
     for p in profiles:
         for col in p.scalars:
             if col.oid not in got:
@@ -258,39 +255,61 @@ def samples(
             else:
                 out += _one(col, got[col.oid], (), "", state, now, uptime, None)
         for t in p.tables:
-            plan = _plan(t)
-            rows = _rows(t, plan, got)
-            numeric = plan.numeric
-            for index, row in sorted(rows.items()):
-                named = [(name, _text(row[name])) for name in t.labels if name in row]
-                labels = ((t.index, index), *named)
-                speed = _number(row[IF_HIGH_SPEED]) if IF_HIGH_SPEED in row else None
-                limit = rates.octets_limit(int(speed * 1_000_000)) if speed else None
-                for name, gauge, scale, bits, octets, rate_name in numeric:
-                    if name not in row:
-                        continue
-                    value = row[name]
-                    kind = type(value)
-                    number = float(value) if kind is int or kind is float else _number(value)
-                    if number is None:
-                        continue
-                    if gauge:
-                        out.append(new(Sample, (name, labels, number * scale, "gauge")))
-                        continue
-                    key = (name, index)
-                    reading = new(reading_of, (int(number), now, uptime))
-                    prev = counters.get(key)
-                    counters[key] = reading
-                    out.append(new(Sample, (name, labels, number, "counter")))
-                    if prev is not None:
-                        r = rate(prev, reading, bits, limit if octets else None)
-                        if r.outcome is outcome.RESET:
-                            state.resets += 1
-                        elif r.outcome is outcome.WRAP:
-                            state.wraps += 1
-                        if r.per_second is not None:
-                            out.append(new(Sample, (rate_name, labels, r.per_second, "rate")))
+            _table(t, got, state, now, uptime, out)
     return out
+
+
+def _table(
+    t: Table,
+    got: Mapping[str, Value],
+    state: TargetState,
+    now: float,
+    uptime: int | None,
+    out: list[Sample],
+) -> None:
+    """A table's samples, row by row, onto ``out``."""
+    counters = state.counters
+    rate, reading_of, outcome = rates.rate, rates.Reading, rates.Outcome
+    new = tuple.__new__  # Sample(...) and Reading(...) without their __new__: half the time
+    plan = _plan(t)
+    rows = _rows(t, plan, got)
+    numeric = plan.numeric
+    for index, row in sorted(rows.items()):
+        named = [(name, _text(row[name])) for name in t.labels if name in row]
+        labels = ((t.index, index), *named)
+        speed = _number(row[IF_HIGH_SPEED]) if IF_HIGH_SPEED in row else None
+        limit = rates.octets_limit(int(speed * 1_000_000)) if speed else None
+        for name, gauge, scale, bits, octets, rate_name in numeric:
+            if name not in row:
+                continue
+            value = row[name]
+            kind = type(value)
+            number = float(value) if kind is int or kind is float else _number(value)
+            if number is None:
+                continue
+            if gauge:
+                out.append(new(Sample, (name, labels, number * scale, "gauge")))
+                continue
+            key = (name, index)
+            reading = new(reading_of, (int(number), now, uptime))
+            prev = counters.get(key)
+            counters[key] = reading
+            out.append(new(Sample, (name, labels, number, "counter")))
+            if prev is None:
+                continue
+            # The usual case inline (time went on, the counter did not go back, no
+            # reboot): rates.rate's answer without the call.
+            dt, delta, was = now - prev[1], reading[0] - prev[0], prev[2]
+            if dt > 0 and delta >= 0 and (was is None or uptime is None or uptime >= was):
+                out.append(new(Sample, (rate_name, labels, delta / dt, "rate")))
+                continue
+            r = rate(prev, reading, bits, limit if octets else None)
+            if r.outcome is outcome.RESET:
+                state.resets += 1
+            elif r.outcome is outcome.WRAP:
+                state.wraps += 1
+            if r.per_second is not None:
+                out.append(new(Sample, (rate_name, labels, r.per_second, "rate")))
 
 
 def _one(
