@@ -23,6 +23,7 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.radius_loadgen import AcctBuilder
 from daemons.core.config import DatabaseConfig, RedisConfig
@@ -59,13 +60,20 @@ class NbiServer:
     pool: asyncpg.Pool
     cache: Cache
     api: NetdProcess
-    radius: NetdProcess
+    radius: NetdProcess | None
     env: dict[str, str]
     tmp: Path
+    tls_ca: bytes | None = None
     channels: list[grpc.aio.Channel] = field(default_factory=list)
 
+    def channel(self) -> grpc.aio.Channel:
+        target = f"127.0.0.1:{self.grpc_port}"
+        if self.tls_ca is None:
+            return grpc.aio.insecure_channel(target)
+        return grpc.aio.secure_channel(target, grpc.ssl_channel_credentials(self.tls_ca))
+
     def stubs(self, role: str | None = "admin", token: str | None = None) -> Stubs:
-        channel = grpc.aio.insecure_channel(f"127.0.0.1:{self.grpc_port}")
+        channel = self.channel()
         self.channels.append(channel)
         secret = token if token is not None else (self.tokens[role] if role else None)
         metadata = (("authorization", f"Bearer {secret}"),) if secret is not None else ()
@@ -88,10 +96,30 @@ class NbiServer:
         return time.monotonic() - t0
 
 
+async def _wait_grpc(server: NbiServer, timeout: float = 30.0) -> None:
+    """Until grpc.health.v1 says SERVING (over TLS, where HTTP readiness would need the CA)."""
+    deadline = time.monotonic() + timeout
+    async with server.channel() as channel:
+        health = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            if server.api.proc.poll() is not None:
+                raise AssertionError(f"netd api exited:\n{server.api.output()}")
+            with contextlib.suppress(grpc.aio.AioRpcError):
+                got = await health.Check(health_pb2.HealthCheckRequest(), timeout=2)
+                if got.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"the gRPC API never served:\n{server.api.output()}")
+
+
 @pytest.fixture(scope="module")
 async def nbi(
-    store_urls: StoreUrls, tmp_path_factory: pytest.TempPathFactory
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[NbiServer]:
+    """A module may add to the daemons' environment with NBI_ENV, run without the radius
+    daemon with NBI_RADIUS = False, and trust a TLS certificate with NBI_TLS_CA (bytes)."""
     tmp = tmp_path_factory.mktemp("nbi")
     database = contextlib.AsyncExitStack()
     dsn = await database.enter_async_context(fresh_database(store_urls, "g_", migrated=True))
@@ -144,7 +172,9 @@ async def nbi(
             "NETD_LOG_FORMAT": "json",
         }
     )
-    radius = NetdProcess(["radius"], env, tmp)
+    env.update(getattr(request.module, "NBI_ENV", {}))
+    with_radius = getattr(request.module, "NBI_RADIUS", True)
+    radius = NetdProcess(["radius"], env, tmp) if with_radius else None
     api = NetdProcess(["api"], env, tmp)
     server = NbiServer(
         grpc_port,
@@ -157,17 +187,24 @@ async def nbi(
         radius,
         env,
         tmp,
+        getattr(request.module, "NBI_TLS_CA", None),
     )
     try:
-        radius.wait_http(f"http://127.0.0.1:{radius_status}/health/ready")
-        api.wait_http(f"{server.http_url}/health/ready")
+        if radius is not None:
+            radius.wait_http(f"http://127.0.0.1:{radius_status}/health/ready")
+        if server.tls_ca is None:
+            api.wait_http(f"{server.http_url}/health/ready")
+        else:
+            await _wait_grpc(server)
         yield server
     finally:
         for channel in server.channels:
             await channel.close()
         server.api.stop()
-        radius.stop()
-        out = server.api.output() + radius.output()
+        out = server.api.output()
+        if radius is not None:
+            radius.stop()
+            out += radius.output()
         await pool.close()
         keys = [k async for k in cache.client.scan_iter(match=f"{prefix}:*")]
         if keys:
