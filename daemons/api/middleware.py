@@ -24,10 +24,11 @@ from daemons.store import api as api_store
 log = logging.getLogger("netd.api")
 _ratelog = RateLimitedLog(log)
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")  # a request id a client may choose
 
 
-def _result(status: int) -> str:
+def audit_result(status: int) -> str:
+    """The audit row's result for an answer with this HTTP status."""
     if status < 400:
         return "ok"
     if status in (401, 403):
@@ -63,7 +64,7 @@ class ApiMiddleware:
             if name == b"x-request-id":
                 given = value.decode("latin-1")
                 break
-        request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+        request_id = given if REQUEST_ID.match(given) else secrets.token_hex(8)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
         audited = scope["method"] in MUTATING and scope["path"].startswith("/api/")
@@ -117,7 +118,7 @@ class ApiMiddleware:
                 action=getattr(route, "name", None) or "unrouted",
                 target=str(state.get("audit_target") or "/".join(map(str, params.values())))[:256],
                 status=status,
-                result=_result(status),
+                result=audit_result(status),
                 request_id=state["request_id"],
                 details=state.get("audit_details") or {},
             )

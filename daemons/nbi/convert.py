@@ -138,6 +138,23 @@ def status_details(p: Problem, request_id: str) -> bytes:
     return bytes(status.SerializeToString())
 
 
+def read_details(status: status_pb2.Status) -> dict[str, Any]:
+    """The ErrorInfo, BadRequest and RetryInfo of a google.rpc.Status, by type name (for
+    clients, e.g. of ``grpc_status.rpc_status.from_call``)."""
+    out: dict[str, Any] = {}
+    for detail in status.details:
+        for kind in (
+            error_details_pb2.ErrorInfo,
+            error_details_pb2.BadRequest,
+            error_details_pb2.RetryInfo,
+        ):
+            if detail.Is(kind.DESCRIPTOR):
+                msg = kind()
+                detail.Unpack(msg)
+                out[kind.__name__] = msg
+    return out
+
+
 # --- paging --------------------------------------------------------------------------------
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -29,7 +28,7 @@ from prometheus_client import CollectorRegistry, Counter, Histogram
 from pydantic import ValidationError
 from redis.exceptions import RedisError
 
-from daemons.api import ops
+from daemons.api import middleware, ops
 from daemons.api.auth import Principal, bearer
 from daemons.api.errors import ApiError
 from daemons.api.state import ApiState
@@ -48,7 +47,6 @@ from daemons.store import stream
 log = logging.getLogger("netd.nbi")
 _ratelog = RateLimitedLog(log)
 REQUEST_ID = "x-request-id"
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 SERVICES = (
     "netd.v1.SubscribersService",
     "netd.v1.SessionsService",
@@ -80,7 +78,7 @@ class Call:
         for key, value in context.invocation_metadata() or ():
             if key == REQUEST_ID and isinstance(value, str):
                 given = value
-        self.request_id = given if _REQUEST_ID.match(given) else secrets.token_hex(8)
+        self.request_id = given if middleware.REQUEST_ID.match(given) else secrets.token_hex(8)
         self.principal: Principal | None = None
         self.target = ""
         self.details: dict[str, object] = {}
@@ -166,7 +164,7 @@ class Nbi:
                 action=action,
                 target=call.target[:256],
                 status=status,
-                result=_result(status),
+                result=middleware.audit_result(status),
                 request_id=call.request_id,
                 details=call.details,
             )
@@ -207,14 +205,6 @@ class Nbi:
             await self.abort(context, call, problem)
         context.set_trailing_metadata(((REQUEST_ID, call.request_id),))
         return response
-
-
-def _result(status: int) -> str:
-    if status < 400:
-        return "ok"
-    if status in (401, 403):
-        return "denied"
-    return "invalid" if status < 500 else "error"
 
 
 Impl = Callable[[Any, Req, Call], Awaitable[Resp]]

@@ -17,12 +17,12 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import struct_pb2
-from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
 from benchmarks.radius_loadgen import AcctBuilder
 from daemons.acs.cwmp import DeviceId, ParamValue
+from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import sessions_pb2 as ss
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
@@ -58,18 +58,7 @@ def _details(exc: grpc.aio.AioRpcError) -> dict[str, Any]:
     """The google.rpc.Status details of a failed call, as grpcio-status reads them."""
     status = rpc_status.from_call(exc)
     assert status is not None and status.code == exc.code().value[0]
-    out: dict[str, Any] = {}
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.RetryInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                msg = kind()
-                detail.Unpack(msg)
-                out[kind.__name__] = msg
-    return out
+    return convert.read_details(status)
 
 
 # --- health --------------------------------------------------------------------------------

@@ -34,18 +34,7 @@ def test_http_statuses_map_to_grpc_codes(status: int, code: grpc.StatusCode) -> 
 
 def _unpack(raw: bytes) -> tuple[status_pb2.Status, dict[str, object]]:
     status = status_pb2.Status.FromString(raw)
-    out: dict[str, object] = {}
-    for detail in status.details:
-        for kind in (
-            error_details_pb2.ErrorInfo,
-            error_details_pb2.BadRequest,
-            error_details_pb2.RetryInfo,
-        ):
-            if detail.Is(kind.DESCRIPTOR):
-                msg = kind()
-                detail.Unpack(msg)
-                out[kind.__name__] = msg
-    return status, out
+    return status, convert.read_details(status)
 
 
 def test_status_details_carry_reason_fields_and_retry() -> None:
