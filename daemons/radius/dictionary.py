@@ -6,6 +6,7 @@ directories an operator already has (e.g. ``/usr/share/freeradius``).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import logging
 import re
@@ -72,6 +73,8 @@ class Dictionary:
         for path in extra:
             self._read_extra(path / "dictionary" if path.is_dir() else path)
         self._by_name: dict[str, AttrDef] = {}
+        # Attributes without encryption, encoded: a reply's come from a few plans.
+        self._plain: dict[ReplyAttr, tuple[int, bytes]] = {}
         self._by_code: dict[tuple[int, int], AttrDef] = {}
         for name, attr in self._py.attributes.items():
             vendor = self._py.vendors.GetForward(attr.vendor) if attr.vendor else 0
@@ -140,7 +143,15 @@ class Dictionary:
     ) -> list[tuple[int, bytes]]:
         """Wire (type, value) pairs. ``rand`` gives salts. Raises KeyError, ValueError."""
         out: list[tuple[int, bytes]] = []
+        plain = self._plain
         for a in attrs:
+            try:
+                wire = plain.get(a)
+            except TypeError:  # a value that does not hash (a list): encoded each time
+                wire = None
+            if wire is not None:
+                out.append(wire)
+                continue
             d = self._by_name[a.name]
             raw = encode_value(d, a.value)
             if d.has_tag:
@@ -157,7 +168,13 @@ class Dictionary:
                 raw = salt_encrypt(raw, secret, authenticator, rand(2))
                 if d.has_tag:
                     raw = bytes((a.tag or 0,)) + raw
-            out.append(vsa(d.vendor, d.code, raw) if d.vendor else (d.code, raw))
+            wire = vsa(d.vendor, d.code, raw) if d.vendor else (d.code, raw)
+            if not d.encrypt:  # the same bytes every time: kept (a plan's attributes)
+                if len(plain) >= 10_000:
+                    plain.clear()
+                with contextlib.suppress(TypeError):
+                    plain[a] = wire
+            out.append(wire)
         return out
 
 

@@ -21,6 +21,7 @@ from daemons.radius.codec import (
     encode_reply,
     encode_request,
     hide_password,
+    hmac_md5,
     message_authenticator,
     unhide_password,
 )
@@ -205,3 +206,13 @@ def test_password_hiding_roundtrip(password: bytes, secret: bytes, auth: bytes) 
     hidden = hide_password(password, secret, auth)
     assert len(hidden) % 16 == 0 and len(hidden) <= 128
     assert unhide_password(hidden, secret, auth) == password.rstrip(b"\0")
+
+
+def test_hmac_md5_equals_the_standard_library() -> None:
+    """The padded-key shortcut against hmac: short, 64-octet and long secrets (hashed
+    first, RFC 2104 §2), and the cached states reused."""
+    import hmac as std  # noqa: PLC0415
+
+    for secret in (b"s", b"x" * 64, b"y" * 65, b"long" * 40, b"s"):
+        for msg in (b"", b"\x01" * 20, bytes(range(256)) * 3):
+            assert hmac_md5(secret, msg) == std.digest(secret, msg, "md5")
