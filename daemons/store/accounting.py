@@ -12,7 +12,7 @@ from redis.asyncio.cluster import RedisCluster
 
 from daemons.radius.acct import AcctRecord, AcctStatus
 from daemons.store import stream
-from daemons.store.cache import Cache, pack, unpack
+from daemons.store.cache import Cache, Ops, pack, unpack
 from daemons.store.radius import sessions_key
 
 NAS_REBOOT = 11  # RFC 2866 §5.10 Acct-Terminate-Cause NAS-Reboot
@@ -263,52 +263,53 @@ async def update_live_sessions(
 ) -> None:
     """Mirror session state into Redis: a hash per session, indexed by user (the set that
     Simultaneous-Use counts), by NAS, by address and in one index of all. Stops and
-    Accounting-On/Off remove sessions. Each change goes to the event stream as well."""
-    async with cache.client.pipeline(transaction=False) as pipe:
-        for r in records:
-            if not r.is_session_event:
-                continue
-            if r.status == AcctStatus.STOP:
-                _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
-                stream.add(pipe, cache, "session.stop", {**_stream_data(r), "reason": "stop"})
-                continue
-            stream.add(pipe, cache, f"session.{_STATUS_KIND[r.status]}", _stream_data(r))
-            _remember(
-                pipe,
-                cache,
-                r.unique_id,
-                r.username,
-                r.nas,
-                r.framed_ip,
-                {
-                    "user": r.username,
-                    "nas": r.nas,
-                    "nas_port": r.nas_port,
-                    "ip": r.framed_ip,
-                    "acct_session_id": r.acct_session_id,
-                    "start": r.event_time - r.session_time,
-                    "updated": r.event_time,
-                    "in": r.input_octets,
-                    "out": r.output_octets,
-                },
-            )
-        nas = next((r.nas for r in records if not r.is_session_event), "")
-        for unique_id, username, address in closed:
-            _forget(pipe, cache, unique_id, username, nas, address)
-            stream.add(
-                pipe,
-                cache,
-                "session.stop",
-                {
-                    "session": unique_id,
-                    "user": username,
-                    "nas": nas,
-                    "ip": address,
-                    "reason": "nas-restart",
-                    "terminate_cause": NAS_REBOOT,
-                },
-            )
-        await pipe.execute()
+    Accounting-On/Off remove sessions. Each change goes to the event stream as well. One
+    round trip (``Cache.run``)."""
+    pipe = Ops()
+    for r in records:
+        if not r.is_session_event:
+            continue
+        if r.status == AcctStatus.STOP:
+            _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
+            stream.add(pipe, cache, "session.stop", {**_stream_data(r), "reason": "stop"})
+            continue
+        stream.add(pipe, cache, f"session.{_STATUS_KIND[r.status]}", _stream_data(r))
+        _remember(
+            pipe,
+            cache,
+            r.unique_id,
+            r.username,
+            r.nas,
+            r.framed_ip,
+            {
+                "user": r.username,
+                "nas": r.nas,
+                "nas_port": r.nas_port,
+                "ip": r.framed_ip,
+                "acct_session_id": r.acct_session_id,
+                "start": r.event_time - r.session_time,
+                "updated": r.event_time,
+                "in": r.input_octets,
+                "out": r.output_octets,
+            },
+        )
+    nas = next((r.nas for r in records if not r.is_session_event), "")
+    for unique_id, username, address in closed:
+        _forget(pipe, cache, unique_id, username, nas, address)
+        stream.add(
+            pipe,
+            cache,
+            "session.stop",
+            {
+                "session": unique_id,
+                "user": username,
+                "nas": nas,
+                "ip": address,
+                "reason": "nas-restart",
+                "terminate_cause": NAS_REBOOT,
+            },
+        )
+    await cache.run(pipe)
 
 
 def _live_marker(cache: Cache) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 
-from daemons.store.cache import Cache, pack, unpack
+from daemons.store.cache import Cache, Ops, pack, unpack
 
 NAS_CHANNEL = "netd_nas_changed"
 _NEGATIVE = b"\xc0"  # msgpack nil: "no such subscriber", cached briefly
@@ -158,11 +158,11 @@ async def cached_subscribers(
     cache: Cache, usernames: Sequence[str]
 ) -> dict[str, tuple[bool, SubscriberRow | None, int]]:
     """One Redis round trip for many users: name → (cache hit?, record, live sessions)."""
-    async with cache.client.pipeline(transaction=False) as pipe:
-        for name in usernames:
-            pipe.get(_cache_key(cache, name))
-            pipe.scard(sessions_key(cache, name))
-        replies = await pipe.execute()
+    ops = Ops()
+    for name in usernames:
+        ops.get(_cache_key(cache, name))
+        ops.scard(sessions_key(cache, name))
+    replies = await cache.run(ops)
     out: dict[str, tuple[bool, SubscriberRow | None, int]] = {}
     for i, name in enumerate(usernames):
         raw, sessions = replies[2 * i], int(replies[2 * i + 1])
