@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -59,17 +60,27 @@ class AcctRecord:
         return self.status in (AcctStatus.START, AcctStatus.INTERIM_UPDATE, AcctStatus.STOP)
 
 
-def _int(pkt: Packet, attr: int) -> int | None:
-    raw = pkt.get(attr)
+def _first(pkt: Packet) -> dict[int, bytes]:
+    """Each attribute's first value, by type: one pass, then dictionary lookups (a record
+    reads some 17 attributes)."""
+    first: dict[int, bytes] = {}
+    for atype, value in pkt.attributes:
+        if atype not in first:
+            first[atype] = value
+    return first
+
+
+def _int(attrs: dict[int, bytes], attr: int) -> int | None:
+    raw = attrs.get(attr)
     if raw is None:
         return None
     if len(raw) != 4:
         raise DecodeError(DropReason.MALFORMED, f"attribute {attr} is not 4 octets")
-    return int(struct.unpack("!I", raw)[0])
+    return int.from_bytes(raw, "big")
 
 
-def _text(pkt: Packet, attr: int) -> str:
-    raw = pkt.get(attr)
+def _text(attrs: dict[int, bytes], attr: int) -> str:
+    raw = attrs.get(attr)
     return raw.decode("utf-8", "replace") if raw is not None else ""
 
 
@@ -83,25 +94,26 @@ def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctReco
     Raises DecodeError(MALFORMED) without Acct-Status-Type, or without Acct-Session-Id on a
     session event, or with integers of the wrong size.
     """
-    status = _int(pkt, STATUS_TYPE)
+    a = _first(pkt)
+    status = _int(a, STATUS_TYPE)
     if status is None:
         raise DecodeError(DropReason.MALFORMED, "no Acct-Status-Type")
-    delay = _int(pkt, DELAY_TIME) or 0
-    stamp = _int(pkt, EVENT_TIMESTAMP)
+    delay = _int(a, DELAY_TIME) or 0
+    stamp = _int(a, EVENT_TIMESTAMP)
     event_time = float(stamp) if stamp is not None else now - delay
-    sid = _text(pkt, SESSION_ID)
+    sid = _text(a, SESSION_ID)
     session_event = status in (AcctStatus.START, AcctStatus.INTERIM_UPDATE, AcctStatus.STOP)
     if session_event and not sid:
         raise DecodeError(DropReason.MALFORMED, "session event without Acct-Session-Id")
-    session_time = _int(pkt, SESSION_TIME) or 0
-    port = _text(pkt, NAS_PORT_ID) or (str(_int(pkt, NAS_PORT)) if pkt.get(NAS_PORT) else "")
+    session_time = _int(a, SESSION_TIME) or 0
+    port = _text(a, NAS_PORT_ID) or (str(_int(a, NAS_PORT)) if a.get(NAS_PORT) else "")
     if status == AcctStatus.INTERIM_UPDATE:
         idem = _key(nas, sid, status, session_time)
     elif session_event:
         idem = _key(nas, sid, status)
     else:
         idem = _key(nas, sid, status, int(event_time) // 10)
-    framed = pkt.get(Attr.FRAMED_IP_ADDRESS)
+    framed = a.get(Attr.FRAMED_IP_ADDRESS)
     return AcctRecord(
         nas=nas,
         status=status,
@@ -109,15 +121,15 @@ def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctReco
         unique_id=_key(nas, sid, port) if sid else "",
         idem_key=idem,
         event_time=event_time,
-        username=_text(pkt, Attr.USER_NAME),
+        username=_text(a, Attr.USER_NAME),
         nas_port=port,
-        framed_ip=str(ipaddress.IPv4Address(framed)) if framed and len(framed) == 4 else None,
-        input_octets=((_int(pkt, INPUT_GIGAWORDS) or 0) << 32) + (_int(pkt, INPUT_OCTETS) or 0),
-        output_octets=((_int(pkt, OUTPUT_GIGAWORDS) or 0) << 32) + (_int(pkt, OUTPUT_OCTETS) or 0),
-        input_packets=_int(pkt, INPUT_PACKETS) or 0,
-        output_packets=_int(pkt, OUTPUT_PACKETS) or 0,
+        framed_ip=socket.inet_ntoa(framed) if framed and len(framed) == 4 else None,
+        input_octets=((_int(a, INPUT_GIGAWORDS) or 0) << 32) + (_int(a, INPUT_OCTETS) or 0),
+        output_octets=((_int(a, OUTPUT_GIGAWORDS) or 0) << 32) + (_int(a, OUTPUT_OCTETS) or 0),
+        input_packets=_int(a, INPUT_PACKETS) or 0,
+        output_packets=_int(a, OUTPUT_PACKETS) or 0,
         session_time=session_time,
-        terminate_cause=_int(pkt, TERMINATE_CAUSE),
+        terminate_cause=_int(a, TERMINATE_CAUSE),
         delay_time=delay,
         attributes=describe(pkt, dictionary),
     )
@@ -127,28 +139,37 @@ def describe(pkt: Packet, dictionary: Dictionary) -> dict[str, Any]:
     """Every attribute by dictionary name (unknown ones as ``Attr-N`` / ``Vendor-V-Attr-N``),
     values typed where the dictionary says how; repeated attributes become lists."""
     out: dict[str, Any] = {}
-
-    def put(name: str, value: Any) -> None:
-        if name in out:
-            prev = out[name]
-            out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
-        else:
-            out[name] = value
-
+    names = dictionary.names
     for atype, raw in pkt.attributes:
         if atype == Attr.MESSAGE_AUTHENTICATOR:
             continue
         if atype == Attr.VENDOR_SPECIFIC:
             for vendor, vtype, value in iter_vsa(raw):
-                d = dictionary.by_code(vendor, vtype)
-                put(
-                    d.name if d else f"Vendor-{vendor}-Attr-{vtype}",
-                    _value(d.type if d else "octets", value),
-                )
+                known = names.get((vendor, vtype))
+                if known is None:
+                    _put(out, f"Vendor-{vendor}-Attr-{vtype}", _value("octets", value))
+                else:
+                    _put(out, known[0], _value(known[1], value))
             continue
-        d = dictionary.by_code(0, atype)
-        put(d.name if d else f"Attr-{atype}", _value(d.type if d else "octets", raw))
+        known = names.get((0, atype))
+        if known is None:
+            _put(out, f"Attr-{atype}", _value("octets", raw))
+        elif known[1] == "integer" and len(raw) == 4:  # most of a record: counters
+            _put(out, known[0], int.from_bytes(raw, "big"))
+        else:
+            _put(out, known[0], _value(known[1], raw))
     return out
+
+
+def _put(out: dict[str, Any], name: str, value: Any) -> None:
+    prev = out.get(name, _ABSENT)
+    if prev is _ABSENT:
+        out[name] = value
+    else:
+        out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
+
+
+_ABSENT = object()
 
 
 def _value(kind: str, raw: bytes) -> Any:
@@ -156,7 +177,7 @@ def _value(kind: str, raw: bytes) -> Any:
         if kind in ("integer", "date") and len(raw) == 4:
             return struct.unpack("!I", raw)[0]
         if kind == "ipaddr" and len(raw) == 4:
-            return str(ipaddress.IPv4Address(raw))
+            return socket.inet_ntoa(raw)
         if kind == "ipv6addr" and len(raw) == 16:
             return str(ipaddress.IPv6Address(raw))
         if kind == "string":

@@ -7,6 +7,7 @@ directories an operator already has (e.g. ``/usr/share/freeradius``).
 from __future__ import annotations
 
 import contextlib
+import functools
 import ipaddress
 import logging
 import re
@@ -130,6 +131,11 @@ class Dictionary:
 
     def by_code(self, vendor: int, code: int) -> AttrDef | None:
         return self._by_code.get((vendor, code))
+
+    @functools.cached_property
+    def names(self) -> dict[tuple[int, int], tuple[str, str]]:
+        """(vendor, code) -> (name, type): what decoding a received attribute needs."""
+        return {key: (d.name, d.type) for key, d in self._by_code.items()}
 
     def vendor_id(self, name: str) -> int:
         return int(self._py.vendors.GetForward(name))
