@@ -63,5 +63,8 @@ def test_systemd_analyze_verify(tmp_path: Path) -> None:
     proc = subprocess.run(
         [analyze, "verify", *copies], capture_output=True, text=True, timeout=60, cwd=tmp_path
     )
-    problems = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
-    assert proc.returncode == 0 and not problems, "\n".join(problems)
+    # Lines about the machine's own units (freeradius.service's MemoryLimit=, say, once the
+    # Debian package is installed for the benchmarks) are not ours to fix.
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    problems = [ln for ln in lines if not ln.startswith("/") or ln.startswith(str(tmp_path))]
+    assert proc.returncode == 0 and not problems, "\n".join(lines)
