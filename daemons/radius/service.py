@@ -374,6 +374,7 @@ class RadiusService(Daemon):
         self._acct_pending: list[tuple[acct.AcctRecord, _Job]] = []
         self._acct_timer: asyncio.TimerHandle | None = None
         self._partitions_until = 0.0
+        self._partitions_lock = asyncio.Lock()
         self.spool = Spool(ctx.config.state_dir / "spool" / "accounting")
         self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
@@ -1060,9 +1061,11 @@ class RadiusService(Daemon):
     async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str, str | None]]:
         now = time.time()
         if now >= self._partitions_until:
-            await accounting.ensure_partitions(self.ctx.pool, now)
-            await accounting.prune_dedup(self.ctx.pool)
-            self._partitions_until = now + 3600
+            async with self._partitions_lock:  # one batch makes them; the others wait
+                if now >= self._partitions_until:
+                    await accounting.ensure_partitions(self.ctx.pool, now)
+                    await accounting.prune_dedup(self.ctx.pool)
+                    self._partitions_until = now + 3600
         for attempt in range(3):
             try:
                 _, closed = await accounting.append_accounting(self.ctx.pool, records)

@@ -11,7 +11,7 @@ import asyncpg
 from redis.asyncio.cluster import RedisCluster
 
 from daemons.radius.acct import AcctRecord, AcctStatus
-from daemons.store import stream
+from daemons.store import pg, stream
 from daemons.store.cache import Cache, Ops, pack, unpack
 from daemons.store.radius import sessions_key
 
@@ -80,14 +80,16 @@ def _ts(seconds: float) -> datetime:
 
 
 async def ensure_partitions(pool: asyncpg.Pool, now: float) -> None:
-    """Monthly ledger partitions for this month and the next (idempotent)."""
+    """Monthly ledger partitions for this month and the next (idempotent, and safe when
+    several batches or worker processes ask at once)."""
     day = _ts(now).date().replace(day=1)
     for _ in range(2):
         nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
         name = f"accounting_events_{day:%Y_%m}"
-        await pool.execute(
+        await pg.create_partition(
+            pool,
             f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF accounting_events "
-            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')"
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')",
         )
         day = nxt
 

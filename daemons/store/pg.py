@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -42,3 +43,13 @@ async def create_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncp
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailable(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from None
+
+
+async def create_partition(pool: asyncpg.Pool | Conn, ddl: str) -> None:
+    """Run a CREATE TABLE IF NOT EXISTS ... PARTITION OF. IF NOT EXISTS does not hold
+    against a concurrent creator: the loser gets DuplicateTableError (or a unique violation
+    on pg_type), which means the partition is there. Seen under load: a worker's first two
+    batches both creating this month's partition, the second taken for an outage and
+    spooled, and the worker then spooling and replaying every record."""
+    with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
+        await pool.execute(ddl)

@@ -14,7 +14,7 @@ from daemons.core.secrets import Sealer
 from daemons.poller.client import Credentials
 from daemons.poller.engine import Sample
 from daemons.store.cache import pack, unpack
-from daemons.store.pg import Conn
+from daemons.store.pg import Conn, create_partition
 
 NOTIFY = "netd_snmp_targets_changed"
 
@@ -140,9 +140,10 @@ async def ensure_partitions(pool: asyncpg.Pool, now: datetime, retention_days: i
     today = _day(now.astimezone(UTC))
     for day in (today, today + timedelta(days=1)):
         name = f"snmp_samples_{day:%Y%m%d}"
-        await pool.execute(
+        await create_partition(
+            pool,
             f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF snmp_samples "
-            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')"
+            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')",
         )
     cutoff = today - timedelta(days=retention_days)
     rows = await pool.fetch(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 from daemons.core.config import DatabaseConfig
 from daemons.store import radius as store
 from daemons.store.cache import Cache
@@ -41,3 +43,25 @@ async def test_bulk_upsert_and_cache(migrated: str, cache: Cache) -> None:
         assert await store.cached_subscriber(cache, "never-seen") == (False, None, 0)
     finally:
         await pool.close()
+
+
+async def test_partitions_made_by_many_at_once(migrated: str) -> None:
+    """A month's ledger partition asked for by many batches and workers at once (as at
+    start-up under load): every one succeeds. IF NOT EXISTS alone loses this race with
+    DuplicateTableError, which once sent a worker into spooling every record."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from daemons.store import accounting  # noqa: PLC0415
+
+    pools = [await create_pool(DatabaseConfig(), migrated, "test") for _ in range(2)]
+    try:
+        now = datetime(2031, 5, 17, tzinfo=UTC).timestamp()  # months no other test makes
+        await asyncio.gather(*(accounting.ensure_partitions(pools[i % 2], now) for i in range(16)))
+        names = await pools[0].fetch(
+            "SELECT relname FROM pg_class WHERE relname IN "
+            "('accounting_events_2031_05', 'accounting_events_2031_06')"
+        )
+        assert len(names) == 2
+    finally:
+        for p in pools:
+            await p.close()
