@@ -40,7 +40,7 @@ PostgreSQL: Start is an INSERT, Interim-Update and Stop UPDATE the session's row
 AcctUniqueId (an INSERT if none matched), the columns of FreeRADIUS's stock PostgreSQL
 queries. rlm_sql runs each query in autocommit and answers once it returns, so every
 Accounting-Response follows a commit (synchronous_commit = on: durable). The same
-generator, windows and session mix: closed loop at 64 and 256, open loop at 70% of
+generator, windows and session mix: closed loop at 64 and 256, open loop at 80% of
 FreeRADIUS's maximum, then netd (the worker count with the highest closed-loop rate above)
 open loop at that same rate. CPU: the freeradius process and the PostgreSQL tree.
 The ledger check for FreeRADIUS, after every run: radacct keeps one row per session, so
@@ -53,7 +53,7 @@ table, each Interim and the Stop overwrite the Start's row, while netd keeps eve
 (accounting_events, append-only, all attributes as JSONB) and the session (radius_sessions).
 The rows "netd / FreeRADIUS (accounting, FreeRADIUS sql)": max durable records/s, netd's
 best / FreeRADIUS's (each at its best window; both p99s and CPU per record, each with
-PostgreSQL's, in the notes), and time-to-ack p99 at the same offered load (70% of
+PostgreSQL's, in the notes), and time-to-ack p99 at the same offered load (80% of
 FreeRADIUS's maximum): netd's / FreeRADIUS's, both in the notes (below 1: netd's lower).
 """
 
@@ -95,6 +95,7 @@ DURATION = float(os.environ.get("BENCH_DURATION", "8"))
 WARMUP = 2.0
 WINDOWS = (64, 256)
 OPEN_FRACTION = 0.7
+SIDE_FRACTION = 0.8  # issue 10: p99 at 80% of FreeRADIUS's peak, both servers
 SOCKETS = 32
 OPEN_SESSIONS = 2000
 INTERIMS = 3
@@ -804,7 +805,7 @@ def _bench_freeradius(
     netd_best: dict[int, Best],
 ) -> list[dict[str, Any]]:
     """FreeRADIUS rlm_sql accounting with the same generator, windows and sessions; then
-    netd (its best worker count) open loop at FreeRADIUS's 70% rate, for the p99s."""
+    netd (its best worker count) open loop at FreeRADIUS's 80% rate, for the p99s."""
     rows: list[dict[str, Any]] = []
     tag = "FreeRADIUS sql"
     with freeradius.freeradius_server("sql", SECRET, dsn=dsn, workdir=tmp) as server:
@@ -825,13 +826,13 @@ def _bench_freeradius(
             if fr_best is None or got[0]["median"] > fr_best.rate:
                 fr_best = _best(tag, window, results, names)
         assert fr_best is not None
-        target = round(fr_best.rate * OPEN_FRACTION)
+        target = round(fr_best.rate * SIDE_FRACTION)
         fr_open = []
         for i in range(RUNS):
             prefix = f"fro{target}r{i}"
             fr_open.append(_one_fr(server, watch, trees, prefix, mode="open", rate=target))
             _log(f"{tag} open {target}/s run {i}: {json.dumps(_brief(fr_open[-1]))}")
-        got = _rows(f"{tag}, open loop at {target} rec/s (70% of max)", fr_open, names)
+        got = _rows(f"{tag}, open loop at {target} rec/s (80% of max)", fr_open, names)
         note = freeradius.log_note(server.log)
         if note:
             _log(f"{tag}: {note}")
@@ -854,7 +855,7 @@ def _bench_freeradius(
             results.append(_one(netd, dsn, nwatch, trees, prefix, mode="open", rate=target))
             _log(f"{ntag} open {target}/s run {i}: {json.dumps(_brief(results[-1]))}")
         rows += _rows(
-            f"{ntag}, open loop at {target} rec/s (70% of FreeRADIUS sql's max)",
+            f"{ntag}, open loop at {target} rec/s (80% of FreeRADIUS sql's max)",
             results,
             [*nwatch, *trees],
         )
@@ -862,7 +863,7 @@ def _bench_freeradius(
             "accounting, FreeRADIUS sql",
             netd_best[workers],
             fr_best,
-            f"{target} rec/s (70% of FreeRADIUS's max)",
+            f"{target} rec/s (80% of FreeRADIUS's max)",
             results,
             fr_open,
             "rec/s",
