@@ -486,9 +486,13 @@ async def test_stop_and_restart_keep_state(core: FakeVoltha) -> None:
 
     await core.restart()
     assert core.port == port
-    async with grpc.aio.insecure_channel(core.address) as ch:
+    # A channel of its own subchannels: gRPC shares them across a process's channels, and
+    # the one the refused call above left in its reconnect backoff fails a new call at
+    # once, without trying the restarted server (seen as a flaky "connection refused").
+    local = [("grpc.use_local_subchannel_pool", 1)]
+    async with grpc.aio.insecure_channel(core.address, options=local) as ch:
         stub = voltha_pb2_grpc.VolthaServiceStub(ch)
-        got = await stub.GetDevice(common_pb2.ID(id=olt_id), timeout=5)
+        got = await stub.GetDevice(common_pb2.ID(id=olt_id), timeout=5, wait_for_ready=True)
         assert got.oper_status == OperStatus.ACTIVE
         await core.wait_for(lambda: core.device(onu_id).oper_status == OperStatus.ACTIVE)
         await core.restart()  # restart of a running core
