@@ -32,7 +32,7 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   the /snmp/metrics exporter on, not scraped). Warm-up: until every target has been
   polled once (so every later poll also computes rates). The first poll of a target
   walks its tables; the next ones read the rows it found with GET (chunks sized to fit a
-  response: about 70 OIDs) until poller.rediscover (default 900 s) brings the next walk,
+  response: 95 to 125 OIDs) until poller.rediscover (default 900 s) brings the next walk,
   so the measured polls are GETs; the notes count the walks, and give the ratio with the
   default's share of walks (1 poll in 15) taken from the next subject. Then
   BENCH_SNMP_CYCLES (default 2) whole intervals are measured. CPU: the process's

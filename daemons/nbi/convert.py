@@ -158,12 +158,17 @@ def read_details(status: status_pb2.Status) -> dict[str, Any]:
 # --- paging --------------------------------------------------------------------------------
 
 
-def page_size(value: int) -> int:
+def _bounded(value: int, field: str, default: int, most: int) -> int:
+    """A count a request may leave at 0 (proto3's unset): ``default``; over ``most``: 422."""
     if value == 0:
-        return PAGE_DEFAULT
-    if value > PAGE_MAX:
-        raise ApiError(422, f"page_size is at most {PAGE_MAX}")
+        return default
+    if value > most:
+        raise ApiError(422, f"{field} is at most {most}")
     return value
+
+
+def page_size(value: int) -> int:
+    return _bounded(value, "page_size", PAGE_DEFAULT, PAGE_MAX)
 
 
 def page_after(token: str) -> str:
@@ -331,11 +336,7 @@ def watch_kinds(kinds: Iterable[int]) -> frozenset[str]:
 
 
 def watch_batch(value: int) -> int:
-    if value == 0:
-        return WATCH_BATCH_DEFAULT
-    if value > WATCH_BATCH_MAX:
-        raise ApiError(422, f"max_batch is at most {WATCH_BATCH_MAX}")
-    return value
+    return _bounded(value, "max_batch", WATCH_BATCH_DEFAULT, WATCH_BATCH_MAX)
 
 
 def _u(value: Any) -> int:

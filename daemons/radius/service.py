@@ -96,7 +96,8 @@ _CODE_NAMES = {int(c): c.name for c in Code}
 class RadiusMetrics:
     def child(self, metric: Any, *labels: str) -> Any:
         """``metric.labels(*labels)``, kept: prometheus_client checks and locks on every
-        ``labels`` call, about 1.5 µs, and a request makes four of them."""
+        ``labels`` call, 2.2 µs here against 0.3 µs for this lookup, and a request makes
+        four of them."""
         key = (id(metric), labels)
         got = self._children.get(key)
         if got is None:
