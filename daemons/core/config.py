@@ -96,6 +96,7 @@ class RedisConfig(_Section):
     socket_timeout: Seconds = 5.0
     key_prefix: str = Field(default="netd", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     event_stream_max_len: int = Field(default=200_000, ge=1_000, le=100_000_000)
+    cluster: bool = False  # url names one node of a Redis Cluster; the client finds the rest
 
     @field_validator("url")
     @classmethod
@@ -160,6 +161,8 @@ class RadiusConfig(_DaemonConfig):
     dictionaries: list[Path] = Field(default_factory=list)
     duplicate_window: Seconds = 5.0
     max_inflight: int = Field(default=4096, ge=16, le=1_000_000)
+    nas_rate_limit: float = Field(default=20_000.0, ge=0, le=10_000_000)  # req/s a NAS; 0: off
+    nas_rate_burst: int = Field(default=40_000, ge=1, le=100_000_000)
     nas_refresh_interval: Seconds = 60.0
     negative_cache_ttl: Seconds = 30.0
     eap_state_ttl: Seconds = 30.0
@@ -175,6 +178,8 @@ class AcsConfig(_DaemonConfig):
     tls_cert: Path | None = None
     tls_key: Path | None = None
     max_body: int = Field(default=4 * 1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
+    rate_limit: float = Field(default=20.0, ge=0, le=1_000_000)  # requests/s a source IP; 0: off
+    rate_burst: int = Field(default=100, ge=1, le=10_000_000)
     session_timeout: Seconds = 30.0
     auth: Literal["none", "basic", "digest"] = "none"
     username: str = ""
