@@ -26,6 +26,7 @@ from daemons.store import radius as store
 from daemons.store.embedded import EmbeddedStores
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls
+from tests.faults.conftest import LeakWatch
 from tests.radius.conftest import REPO
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
@@ -48,7 +49,9 @@ class Stack:
 
 
 @pytest.fixture
-async def stack(store_urls: StoreUrls, tmp_path: Path) -> AsyncIterator[Stack]:
+async def stack(
+    store_urls: StoreUrls, tmp_path: Path, leak_watch: LeakWatch
+) -> AsyncIterator[Stack]:
     """netd radius on a PostgreSQL of its own (so the test may stop it) and the shared Redis."""
     emb = EmbeddedStores(tmp_path / "pg", postgres=True, redis=False, run_as="netd", timeout=60)
     await asyncio.to_thread(emb.acquire)
@@ -58,6 +61,7 @@ async def stack(store_urls: StoreUrls, tmp_path: Path) -> AsyncIterator[Stack]:
     await migrate.apply(conn, migrate.available())
     await conn.close()
     key = os.urandom(32)
+    leak_watch.add(SECRET, key)
     pool = await create_pool(DatabaseConfig(), dsn, "test")
     await store.add_nas(
         pool,
