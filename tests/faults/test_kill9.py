@@ -1,0 +1,346 @@
+"""`kill -9` of each daemon under load, then a restart (issue 11).
+
+Each test runs the daemon as a real process over its own fresh database and the shared
+Redis, puts it under a bounded load, sends it SIGKILL in the middle, starts it again and
+checks what must survive: nothing acknowledged is lost, no IP address is leased twice, no
+ACS task is lost or run twice, no half write, and no persistent job is left running forever.
+Each test prints its figures (time from restart to ready, counts) for the closing note.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import os
+import signal
+import socket
+import struct
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from daemons.core.config import DatabaseConfig, RedisConfig
+from daemons.core.secrets import Sealer
+from daemons.radius.admin import credentials
+from daemons.radius.codec import Attr, Code, decode, encode_request, hide_password
+from daemons.store import pools
+from daemons.store import radius as rstore
+from daemons.store.cache import connect
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls, fresh_database
+from tests.faults.conftest import LeakWatch
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Daemon:
+    """One daemon command, started (and restarted) with the same environment."""
+
+    args: list[str]
+    env: dict[str, str]
+    tmp: Path
+    ready_url: str
+    procs: list[NetdProcess] = field(default_factory=list)
+
+    def start(self, timeout: float = 30.0) -> float:
+        """Start it and wait for /health/ready; the seconds that took."""
+        t0 = time.monotonic()
+        proc = NetdProcess(self.args, self.env, self.tmp)
+        self.procs.append(proc)
+        proc.wait_http(self.ready_url, timeout=timeout)
+        return time.monotonic() - t0
+
+    @property
+    def proc(self) -> NetdProcess:
+        return self.procs[-1]
+
+    def kill9(self) -> None:
+        self.proc.signal(signal.SIGKILL)
+        self.proc.wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.stop()
+
+    def output(self) -> str:
+        return "\n".join(p.output() for p in self.procs)
+
+
+@pytest.fixture
+async def db(store_urls: StoreUrls) -> AsyncIterator[str]:
+    async with fresh_database(store_urls, "k_", migrated=True) as dsn:
+        yield dsn
+
+
+def base_env(dsn: str, store_urls: StoreUrls, key: bytes, tmp: Path) -> dict[str, str]:
+    return netd_env(
+        {
+            "NETD_DATABASE_URL": dsn,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": "k" + uuid.uuid4().hex[:10],
+            "NETD_SECRETS_KEY": key.hex(),
+            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_STATE_DIR": str(tmp / "state"),
+            "NETD_LOG_FORMAT": "json",
+            "NETD_DATABASE_CONNECT_TIMEOUT": "2",
+            "NETD_DATABASE_COMMAND_TIMEOUT": "5",
+        }
+    )
+
+
+def no_traceback(daemon: Daemon) -> None:
+    out = daemon.output()
+    assert "Traceback" not in out, [line[:600] for line in out.splitlines() if "Traceback" in line]
+
+
+# --- radius ------------------------------------------------------------------------------
+
+RADIUS_SECRET = b"kill9-radius-secret"
+N_USERS = 400  # Access-Requests, one per user, each gets an address from the pool
+N_ACCT = 900  # Accounting-Requests: Start, Interim, Stop of 300 sessions
+POOL_RANGE = "100.96.0.0/22"  # 1,022 addresses
+
+
+class Nas:
+    """A NAS on loopback: sends each request once at a bounded rate, retransmits what has no
+    answer every 0.5 s (from the same socket and with the same bytes, like a real NAS) and
+    keeps every answer. Runs in a thread so the test may kill and restart the daemon under
+    it."""
+
+    SOCKS = 64
+
+    def __init__(self, requests: list[tuple[int, bytes]], rate: float, deadline: float) -> None:
+        self.requests = requests  # (port, packet); packet i carries the identifier i // SOCKS
+        self.rate = rate
+        self.deadline = deadline
+        self.answers: dict[int, bytes] = {}
+        self.lock = threading.Lock()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    @staticmethod
+    def ident(i: int) -> int:
+        return i // Nas.SOCKS
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def answered(self) -> int:
+        with self.lock:
+            return len(self.answers)
+
+    def _run(self) -> None:
+        socks = [socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(self.SOCKS)]
+        for s in socks:
+            s.bind(("127.0.0.1", 0))
+            s.setblocking(False)
+        sent_at: dict[int, float] = {}
+        t0 = time.monotonic()
+        try:
+            while time.monotonic() < self.deadline and len(self.answers) < len(self.requests):
+                now = time.monotonic()
+                due = min(len(self.requests), int((now - t0) * self.rate) + 1)
+                for i in range(len(self.requests)):
+                    if i in self.answers:
+                        continue
+                    if i >= due:
+                        break
+                    if now - sent_at.get(i, -1.0) >= 0.5:
+                        port, pkt = self.requests[i]
+                        with contextlib.suppress(OSError):
+                            socks[i % self.SOCKS].sendto(pkt, ("127.0.0.1", port))
+                        sent_at[i] = now
+                for n, s in enumerate(socks):
+                    while True:
+                        try:
+                            raw = s.recv(4096)
+                        except (BlockingIOError, ConnectionRefusedError):
+                            break
+                        i = raw[1] * self.SOCKS + n
+                        if i < len(self.requests) and i not in self.answers:
+                            with self.lock:
+                                self.answers[i] = raw
+                time.sleep(0.002)
+        finally:
+            for s in socks:
+                s.close()
+
+
+def access_request(user: str, password: bytes, ident: int) -> bytes:
+    auth = os.urandom(16)
+    return encode_request(
+        Code.ACCESS_REQUEST,
+        ident,
+        [
+            (Attr.USER_NAME, user.encode()),
+            (Attr.USER_PASSWORD, hide_password(password, RADIUS_SECRET, auth)),
+        ],
+        RADIUS_SECRET,
+        auth,
+    )
+
+
+def acct_request(i: int, ident: int) -> bytes:
+    status = (1, 3, 2)[i % 3]  # Start, Interim-Update, Stop
+    attrs = [
+        (40, struct.pack("!I", status)),
+        (44, f"k9-{i // 3:05d}".encode()),
+        (Attr.USER_NAME, f"acct{i // 3}".encode()),
+        (46, struct.pack("!I", (i % 3) * 60)),
+    ]
+    return encode_request(Code.ACCOUNTING_REQUEST, ident, attrs, RADIUS_SECRET)
+
+
+async def test_radius_kill9_under_auth_and_accounting_load(
+    store_urls: StoreUrls, db: str, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """Access-Requests that each lease an address and Accounting-Requests in batched commits,
+    SIGKILL in the middle, a restart under the NAS's retransmits: every acknowledged record
+    is in the ledger once, and no address is held by two users."""
+    key = os.urandom(32)
+    password = "pw-" + os.urandom(6).hex()
+    leak_watch.add(RADIUS_SECRET, key, password)
+    sealer = Sealer(key)
+    pool = await create_pool(DatabaseConfig(), db, "test")
+    env = base_env(db, store_urls, key, tmp_path)
+    cache = await connect(RedisConfig(key_prefix=env["NETD_REDIS_KEY_PREFIX"]), store_urls.redis)
+    try:
+        await rstore.add_nas(
+            pool,
+            rstore.NasRow(
+                "lo", "127.0.0.1/32", sealer.seal(RADIUS_SECRET, b"nas:lo"), "generic", False, 3799
+            ),
+        )
+        users = [f"k9u{i:04d}" for i in range(N_USERS)]
+        await rstore.bulk_upsert_subscribers(
+            pool,
+            cache,
+            [
+                credentials(rstore.SubscriberRow(u, plan="fiber-100"), password, "none", sealer)
+                for u in users
+            ],
+        )
+        assert await pools.add_pool(pool, "fiber", [POOL_RANGE], lease_time=600) == 1022
+        auth_port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
+        env |= {
+            "NETD_RADIUS_AUTH_PORT": str(auth_port),
+            "NETD_RADIUS_ACCT_PORT": str(acct_port),
+            "NETD_RADIUS_STATUS_PORT": str(status_port),
+            "NETD_RADIUS_LISTEN": "127.0.0.1",
+        }
+        daemon = Daemon(["radius"], env, tmp_path, f"http://127.0.0.1:{status_port}/health/ready")
+        try:
+            daemon.start()
+            # Interleaved: one Access-Request to two accounting records.
+            kinds: list[tuple[str, int]] = []
+            a = c = 0
+            while a < N_USERS or c < N_ACCT:
+                if a < N_USERS:
+                    kinds.append(("auth", a))
+                    a += 1
+                for _ in range(2):
+                    if c < N_ACCT:
+                        kinds.append(("acct", c))
+                        c += 1
+            requests = [
+                (auth_port, access_request(users[n], password.encode(), Nas.ident(i)))
+                if kind == "auth"
+                else (acct_port, acct_request(n, Nas.ident(i)))
+                for i, (kind, n) in enumerate(kinds)
+            ]
+            nas = Nas(requests, rate=600.0, deadline=time.monotonic() + 45)
+            nas.start()
+            for _ in range(1000):  # kill once about a third is answered
+                if nas.answered() >= len(requests) // 3:
+                    break
+                await asyncio.sleep(0.01)
+            daemon.kill9()
+            answered_before = nas.answered()
+            ready = await asyncio.to_thread(daemon.start)
+            await asyncio.to_thread(nas.thread.join, 50)
+            answers = dict(nas.answers)
+            print(
+                f"\nradius: {answered_before}/{len(requests)} answered before SIGKILL, "
+                f"ready {ready:.2f}s after restart, {len(answers)} answered in all"
+            )
+            assert len(answers) == len(requests), "the NAS's retransmits get every answer"
+
+            # Accounting: every acknowledged record in the ledger, once.
+            acked = [n for i, (kind, n) in enumerate(kinds) if kind == "acct" and i in answers]
+            assert all(
+                answers[i][0] == Code.ACCOUNTING_RESPONSE
+                for i, (k, _) in enumerate(kinds)
+                if k == "acct"
+            )
+            row = await pool.fetchrow(
+                "SELECT count(*) AS n, count(DISTINCT idem_key) AS d FROM accounting_events"
+            )
+            assert row is not None
+            assert (row["n"], row["d"]) == (len(acked), len(acked)) == (N_ACCT, N_ACCT)
+
+            # Leases: every Accept's address unique, and durably held by that user.
+            got: dict[str, str] = {}
+            for i, (kind, n) in enumerate(kinds):
+                if kind != "auth":
+                    continue
+                reply = decode(answers[i])
+                assert reply.code == Code.ACCESS_ACCEPT, (users[n], reply.code)
+                ip = reply.get(Attr.FRAMED_IP_ADDRESS)
+                assert ip, users[n]
+                got[users[n]] = str(ipaddress.IPv4Address(ip))
+            assert len(set(got.values())) == len(got) == N_USERS, "an address given out twice"
+            leases = {
+                r["address"]: r["username"]
+                for r in await pool.fetch(
+                    "SELECT host(address) AS address, username FROM ip_pool_addresses "
+                    "WHERE expires_at > now()"
+                )
+            }
+            assert all(leases.get(ip) == user for user, ip in got.items()), "an Accept's lease lost"
+            assert len(set(leases.values())) == len(leases) == N_USERS, "a user holds two leases"
+
+            # More allocations after the restart: new users, none of the held addresses.
+            more = [f"k9v{i:03d}" for i in range(50)]
+            await rstore.bulk_upsert_subscribers(
+                pool,
+                cache,
+                [
+                    credentials(rstore.SubscriberRow(u, plan="fiber-100"), password, "none", sealer)
+                    for u in more
+                ],
+            )
+            again = Nas(
+                [
+                    (auth_port, access_request(u, password.encode(), Nas.ident(i)))
+                    for i, u in enumerate(more)
+                ],
+                rate=2000.0,
+                deadline=time.monotonic() + 20,
+            )
+            again.start()
+            await asyncio.to_thread(again.thread.join, 25)
+            later = [
+                str(ipaddress.IPv4Address(decode(raw).get(Attr.FRAMED_IP_ADDRESS) or b""))
+                for raw in again.answers.values()
+            ]
+            assert len(later) == len(more)
+            assert not set(later) & set(got.values()), "an address leased twice after restart"
+            assert len(set(later)) == len(more)
+            live = await pool.fetchval(
+                "SELECT count(*) FROM (SELECT username FROM ip_pool_addresses "
+                "WHERE expires_at > now() GROUP BY username HAVING count(*) > 1) t"
+            )
+            assert live == 0
+        finally:
+            daemon.stop()
+        no_traceback(daemon)
+    finally:
+        await cache.close()
+        await pool.close()
