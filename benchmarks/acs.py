@@ -152,6 +152,7 @@ def run() -> list[dict[str, Any]]:
                     "NETD_ACS_PORT": str(port),
                     "NETD_ACS_STATUS_PORT": str(status),
                     "NETD_ACS_SESSION_TIMEOUT": "60",
+                    "NETD_ACS_RATE_LIMIT": "0",  # every simulated CPE is 127.0.0.1
                     "NETD_STATE_DIR": str(tmp / "state"),
                     "NETD_POLICIES_DIR": str(tmp / "no-policies"),
                     "NETD_LOG_LEVEL": "warning",

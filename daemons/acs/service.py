@@ -16,6 +16,7 @@ import gzip
 import hashlib
 import hmac
 import logging
+import math
 import re
 import secrets
 import time
@@ -33,12 +34,16 @@ from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
+from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.acs")
 COOKIE = "netd_acs"
+#: source addresses tracked by the per-IP rate limit at most (a spoofed-source flood makes
+#: one entry per address: the least recently seen go first)
+RATE_TABLE_MAX = 65_536
 _DIGEST_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]+))')
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -90,6 +95,16 @@ class _Metrics:
             registry=registry,
             buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
         )
+        self.rate_limited = Counter(
+            "netd_acs_rate_limited_total",
+            "requests refused with 503 by the per-source-IP rate limit (acs.rate_limit)",
+            registry=registry,
+        )
+        self.rate_table = Gauge(
+            "netd_acs_rate_limit_sources",
+            "source addresses tracked by the per-source-IP rate limit",
+            registry=registry,
+        )
 
 
 class AcsApp:
@@ -109,6 +124,37 @@ class AcsApp:
         self._global = (self.cfg.username, password)
         self.presets: list[presets.Preset] = []
         self.files = file_store(ctx.config)
+        self.limiter: KeyedBuckets[str] | None = None
+        if self.cfg.rate_limit > 0:
+            self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
+        self.metrics.rate_table.set_function(lambda: len(self.limiter or ()))
+
+    def _over_limit(self, scope: dict[str, Any]) -> list[tuple[bytes, bytes]] | None:
+        """One token from the request's source address (acs.rate_limit per second, a burst
+        of acs.rate_burst); None if taken, else the Retry-After header of the refusal.
+
+        Every HTTP request counts, whatever it is: a CPE's session is a few dozen messages,
+        well inside the burst, while CPE-initiated requests inside a session (GetRPCMethods,
+        TransferComplete, an unsupported method) are not bounded by the engine.
+        """
+        if self.limiter is None:
+            return None
+        client = scope.get("client")
+        ip = str(client[0]) if client else ""
+        now = time.monotonic()
+        if self.limiter.take(ip, now):
+            return None
+        wait = max(1, math.ceil(self.limiter.retry_after(ip, now)))
+        self.metrics.rate_limited.inc()
+        self.ratelog.log(
+            logging.WARNING,
+            "rate-limited",
+            "CWMP requests over the per-source-IP rate limit refused (503)",
+            client=ip,
+            rate_limit=self.cfg.rate_limit,
+            rate_burst=self.cfg.rate_burst,
+        )
+        return [(b"retry-after", str(wait).encode())]
 
     # --- ASGI ---
 
@@ -117,6 +163,14 @@ class AcsApp:
             return
         status, body = 500, b""
         headers: list[tuple[bytes, bytes]] = []
+        refused = self._over_limit(scope)
+        if refused is not None:
+            # A busy ACS refuses a session with 503 and Retry-After (TR-069, RFC 9110 15.6.4);
+            # the body is not read, and the connection is closed after the answer.
+            refused += [(b"content-length", b"0"), (b"connection", b"close")]
+            await send({"type": "http.response.start", "status": 503, "headers": refused})
+            await send({"type": "http.response.body", "body": b""})
+            return
         if scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/files/"):
             mode = self.cfg.auth
             await files.serve(
@@ -281,6 +335,8 @@ class AcsApp:
         stale = [s for s in list(self.by_sid.values()) if s.last < limit]
         for live in stale:
             self._forget(live, "timeout")
+        if self.limiter is not None:
+            self.limiter.prune(time.monotonic())  # idle sources: their memory back
         return len(stale)
 
     async def _handle(

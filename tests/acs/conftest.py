@@ -61,6 +61,9 @@ async def acs(
             "NETD_ACS_STATUS_PORT": str(status_port),
             "NETD_ACS_BATCH": "200",
             "NETD_ACS_SESSION_TIMEOUT": "2",
+            # every simulated CPE comes from 127.0.0.1: the per-source-IP limit is off here
+            # (tests/security/test_acs_rate_limit.py tests it)
+            "NETD_ACS_RATE_LIMIT": "0",
             "NETD_STATE_DIR": str(tmp / "state"),
             "NETD_LOG_FORMAT": "json",
         }
