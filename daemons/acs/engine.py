@@ -39,6 +39,7 @@ class Task:
     id: int
     kind: str
     args: dict[str, Any] = field(default_factory=dict)
+    attempts: int = 1  # this start included: the fencing token of the session's lease
 
     @property
     def command_key(self) -> str:
@@ -139,7 +140,11 @@ class Session:
         self.root = next(
             (r for r in ROOTS for p in self.inform_params if p.name.startswith(r)), ROOTS[1]
         )
+        self.inform_events: list[tuple[str, str]] = list(inform.args["events"])
         self._queue: deque[tuple[str, str, Task | None, Callable[..., list[Effect]]]] = deque()
+        #: effects of tasks this Inform shows the CPE already carried out; recorded before the
+        #: InformResponse goes out (see ``plan``)
+        self.confirmed: list[Effect] = []
         self._pending: _Pending | None = None
         self._tasks_started: set[int] = set()
         self.rpcs_sent = 0
@@ -165,9 +170,17 @@ class Session:
         preset_values: list[cwmp.ParamValue] | None = None,
     ) -> None:
         """Queue the device's tasks in order, then the preset values that differ, then
-        discovery if its tree is not known."""
+        discovery if its tree is not known.
+
+        A task the Inform shows the CPE has already carried out is not sent again: its
+        previous session ended (the ACS died, the connection dropped) after the CPE executed
+        it and before its answer was recorded. Its effects go to ``confirmed``."""
         for task in tasks:
-            self._queue_task(task)
+            done = self._evidence(task)
+            if done is None:
+                self._queue_task(task)
+            else:
+                self.confirmed += done
         if preset_values:
             values = list(preset_values)
             self._queue.append(
@@ -180,6 +193,42 @@ class Session:
             )
         if self.cfg.discover and not discovered:
             self._queue_refresh(None, self.root, final=True)
+
+    def _evidence(self, task: Task) -> list[Effect] | None:
+        """What the Inform proves about ``task``, by its unique CommandKey/ParameterKey:
+        the "M Reboot"/"M ScheduleInform" event with it (TR-069 A.3.3.1, kept by the CPE until
+        an InformResponse), "M Download"/"M Upload" (its TransferComplete follows in this
+        session and closes the task), or ManagementServer.ParameterKey equal to it (set by the
+        CPE if and only if the SetParameterValues/AddObject/DeleteObject succeeded, A.3.2.1).
+        None: no proof, the task is sent."""
+        key = task.command_key
+        if task.kind in ("reboot", "scheduleInform"):
+            event = "M Reboot" if task.kind == "reboot" else "M ScheduleInform"
+            if (event, key) in self.inform_events:
+                return [TaskResult(task.id, "done", {"confirmed": event})]
+        elif task.kind in ("download", "upload"):
+            event = "M Download" if task.kind == "download" else "M Upload"
+            if (event, key) in self.inform_events:
+                return [TaskResult(task.id, "running", {"status": 1, "confirmed": event})]
+        elif task.kind in ("setParameterValues", "addObject", "deleteObject"):
+            pk = next(
+                (
+                    p.value
+                    for p in self.inform_params
+                    if p.name == f"{self.root}ManagementServer.ParameterKey"
+                ),
+                None,
+            )
+            if pk == key:
+                done: dict[str, Any] = {"confirmed": "ParameterKey"}
+                if task.kind != "setParameterValues":
+                    return [TaskResult(task.id, "done", done)]
+                values = [
+                    cwmp.ParamValue(str(v[0]), str(v[1]), str(v[2]))
+                    for v in task.args.get("values", [])
+                ]
+                return [Params(values=values), TaskResult(task.id, "done", done)]
+        return None
 
     def _queue_task(self, task: Task) -> None:
         a = task.args

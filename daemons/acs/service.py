@@ -57,7 +57,7 @@ class _Live:
     ip: str | None
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
-    tasks: list[int] = field(default_factory=list)
+    tasks: dict[int, int] = field(default_factory=dict)  # started: id -> attempts (fence)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -315,16 +315,16 @@ class AcsApp:
         self.metrics.sessions.labels(outcome).inc()
         self.metrics.seconds.observe(time.monotonic() - live.started)
         self.metrics.live.set(len(self.by_sid))
-        unfinished = live.tasks
+        unfinished = list(live.tasks.items())
         if unfinished:
-            task = asyncio.get_running_loop().create_task(self._requeue(list(unfinished)))
+            task = asyncio.get_running_loop().create_task(self._requeue(unfinished))
             self._background.add(task)  # held until done: the loop keeps weak references
             task.add_done_callback(self._background.discard)
 
-    async def _requeue(self, task_ids: list[int]) -> None:
+    async def _requeue(self, leases: list[tuple[int, int]]) -> None:
         try:
             await store.requeue_unfinished(
-                self.ctx.pool, task_ids, self.cfg.task_max_attempts, self.cfg.task_backoff
+                self.ctx.pool, leases, self.cfg.task_max_attempts, self.cfg.task_backoff
             )
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             self.ratelog.log(logging.WARNING, "acs-requeue", "tasks not requeued", error=repr(exc))
@@ -371,7 +371,7 @@ class AcsApp:
                 raise _Reject(400, f"protocol: {exc}") from None
             await self._record(live, step.effects)
             if step.body is None:
-                live.tasks = []  # every started task has answered
+                live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
                 return (200 if self.cfg.end_with_200 else 204), [], b""
             return 200, [], cwmp.envelope(live.session.ns, secrets.token_hex(4), step.body)
@@ -412,7 +412,9 @@ class AcsApp:
         ]
         session.plan(tasks, discovered, preset_values)
         sid = secrets.token_urlsafe(18)
-        live = _Live(session, sid, self._conn(scope), ip, tasks=[t.id for t in tasks])
+        live = _Live(session, sid, self._conn(scope), ip, tasks={t.id: t.attempts for t in tasks})
+        if session.confirmed:  # carried out before the ACS could record it: closed, not resent
+            await self._record(live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
         self.metrics.live.set(len(self.by_sid))
@@ -430,7 +432,10 @@ class AcsApp:
         if task.kind in ("download", "upload") and task.args.get("acs_credentials"):
             user, password = self._global if self.cfg.auth != "none" else ("", "")
             return eng.Task(
-                task.id, task.kind, {**task.args, "username": user, "password": password}
+                task.id,
+                task.kind,
+                {**task.args, "username": user, "password": password},
+                task.attempts,
             )
         return task
 
@@ -512,7 +517,7 @@ class AcsApp:
                         )
                 elif isinstance(e, eng.DownloadRequested):
                     events.append(e)
-        live.tasks = [t for t in live.tasks if t not in done]
+        live.tasks = {t: a for t, a in live.tasks.items() if t not in done}
         for e in events:
             await append_event(
                 self.ctx.pool,

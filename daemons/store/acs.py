@@ -112,13 +112,15 @@ async def put_params(
         )
 
 
-LEASE = 600.0  # seconds a started task is held by its session before it may run again
-
-
 async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
-    """The device's due tasks, in order, now marked running (one more attempt each) under a
-    lease of LEASE seconds. A task still running unanswered after its lease (its ACS died
-    mid-session) is due again. Tasks past their expiry are marked expired instead."""
+    """The device's due tasks, in order, now marked running (one more attempt each). Tasks
+    past their expiry are marked expired instead.
+
+    A task still running with no answer recorded is started again at once: a CPE holds one
+    CWMP session with its ACS at a time, so its new Inform means the session that started the
+    task is over (its ACS was killed, or the connection was lost). The attempt count returned
+    with each task fences that old session's late requeue (``requeue_unfinished``). Whether
+    the CPE had already executed it is decided from the Inform (``engine.Session.plan``)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE cpe_tasks SET status = 'expired', finished_at = now() WHERE device_id = $1 "
@@ -126,17 +128,17 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
             device_id,
         )
         rows = await conn.fetch(
-            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1, "
-            "not_before = now() + make_interval(secs => $2) "
-            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 AND not_before <= now() "
-            "AND (status = 'queued' OR (status = 'running' AND result IS NULL)) "
+            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1 "
+            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 "
+            "AND ((status = 'queued' AND not_before <= now()) "
+            "OR (status = 'running' AND result IS NULL)) "
             "ORDER BY id FOR UPDATE SKIP LOCKED) "
-            "RETURNING id, kind, args",
+            "RETURNING id, kind, args, attempts",
             device_id,
-            LEASE,
         )
     return [
-        Task(r["id"], r["kind"], json.loads(r["args"])) for r in sorted(rows, key=lambda r: r["id"])
+        Task(r["id"], r["kind"], json.loads(r["args"]), r["attempts"])
+        for r in sorted(rows, key=lambda r: r["id"])
     ]
 
 
@@ -152,17 +154,23 @@ async def finish_task(db: Db, task_id: int, status: str, result: dict[str, Any])
 
 
 async def requeue_unfinished(
-    pool: asyncpg.Pool, task_ids: Sequence[int], max_attempts: int, backoff: float
+    pool: asyncpg.Pool, leases: Sequence[tuple[int, int]], max_attempts: int, backoff: float
 ) -> None:
     """Tasks a session started but did not finish (the CPE vanished): queued again after an
-    exponential backoff, or failed after ``max_attempts``."""
+    exponential backoff, or failed after ``max_attempts``. ``leases`` are (task id, attempts
+    when this session started it): a task a later session has started again is not touched."""
     await pool.execute(
-        "UPDATE cpe_tasks SET status = CASE WHEN attempts >= $2 THEN 'fault' ELSE 'queued' END, "
-        "not_before = now() + make_interval(secs => $3 * power(2, attempts - 1)), "
-        'result = CASE WHEN attempts >= $2 THEN \'{"string": "no answer after retries"}\'::jsonb '
-        "ELSE result END, finished_at = CASE WHEN attempts >= $2 THEN now() END "
-        "WHERE id = ANY($1::bigint[]) AND status = 'running' AND result IS NULL",
-        list(task_ids),
+        "UPDATE cpe_tasks t SET "
+        "status = CASE WHEN t.attempts >= $3 THEN 'fault' ELSE 'queued' END, "
+        "not_before = now() + make_interval(secs => $4 * power(2, t.attempts - 1)), "
+        "result = CASE WHEN t.attempts >= $3 "
+        'THEN \'{"string": "no answer after retries"}\'::jsonb ELSE t.result END, '
+        "finished_at = CASE WHEN t.attempts >= $3 THEN now() END "
+        "FROM unnest($1::bigint[], $2::int[]) AS l(id, attempts) "
+        "WHERE t.id = l.id AND t.attempts = l.attempts AND t.status = 'running' "
+        "AND t.result IS NULL",
+        [i for i, _ in leases],
+        [a for _, a in leases],
         max_attempts,
         backoff,
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import ipaddress
 import os
 import signal
@@ -24,15 +25,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from lxml import etree
 
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
 from daemons.radius.codec import Attr, Code, decode, encode_request, hide_password
+from daemons.store import acs as astore
 from daemons.store import pools
 from daemons.store import radius as rstore
 from daemons.store.cache import connect
 from daemons.store.pg import create_pool
+from tests.acs.sim import MODELS, SOAP, Cpe, Http, load_model
 from tests.conftest import StoreUrls, fresh_database
 from tests.faults.conftest import LeakWatch
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
@@ -344,3 +348,197 @@ async def test_radius_kill9_under_auth_and_accounting_load(
     finally:
         await cache.close()
         await pool.close()
+
+
+# --- acs ---------------------------------------------------------------------------------
+
+ACS_MODEL = "data_model_202BC1-BM632w-8KA8WA1151100043.csv"
+IGD = "InternetGatewayDevice."
+KEYED = ("SetParameterValues", "AddObject", "DeleteObject", "Reboot", "Download", "Upload")
+
+
+class SpecCpe(Cpe):
+    """The simulator, plus what TR-069 asks of a CPE across a lost session: it records every
+    RPC it executes (with its CommandKey or ParameterKey), sets ManagementServer.ParameterKey
+    when a SetParameterValues/AddObject/DeleteObject succeeds (A.3.2.1), and after a Reboot
+    informs with "1 BOOT" and "M Reboot" carrying the Reboot's CommandKey (A.3.2.8)."""
+
+    executed: list[tuple[str, str]]
+    rebooted: list[str]
+    pause_at: str = ""  # an RPC name: after executing it, wait before answering
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.executed = []
+        self.rebooted = []
+
+    def inform(self) -> bytes:
+        body = super().inform()
+        if not self.rebooted:
+            return body
+        extra = "<EventStruct><EventCode>1 BOOT</EventCode><CommandKey></CommandKey></EventStruct>"
+        for key in self.rebooted:
+            extra += (
+                f"<EventStruct><EventCode>M Reboot</EventCode><CommandKey>{key}</CommandKey>"
+                "</EventStruct>"
+            )
+        return body.replace(b"</Event>", extra.encode() + b"</Event>", 1)
+
+    def answer(self, body: bytes) -> bytes:
+        root = etree.fromstring(body)
+        rpc = next(c for c in root.find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
+        name = etree.QName(rpc.tag).localname
+        key = next(
+            (
+                c.text or ""
+                for c in rpc.iter()
+                if isinstance(c.tag, str)
+                and etree.QName(c.tag).localname in ("CommandKey", "ParameterKey")
+            ),
+            "",
+        )
+        out = super().answer(body)
+        if b"Fault>" in out:
+            return out
+        self.executed.append((name, key))
+        if name in ("SetParameterValues", "AddObject", "DeleteObject"):
+            self.tree[self.root + "ManagementServer.ParameterKey"].value = key
+        if name == "Reboot":
+            self.rebooted.append(key)
+        return out
+
+
+async def cpe_session(
+    cpe: SpecCpe, port: int, reached: asyncio.Event | None = None, go: asyncio.Event | None = None
+) -> bool:
+    """One CWMP session like tests/acs/sim.run_session, which can stop at ``cpe.pause_at`` (the
+    RPC executed, its answer not yet sent) until ``go``. True when the ACS ended it."""
+    conn = await Http.open("127.0.0.1", port)
+    headers: dict[str, str] = {}
+    try:
+        status, got, data = await conn.post("/", cpe.inform(), headers)
+        if status != 200:
+            return False
+        cpe.rebooted = []  # the Inform with "M Reboot" was answered: delivered
+        headers["Cookie"] = got["set-cookie"].split(";", 1)[0]
+        cpe.events = ["2 PERIODIC"]
+        for key in list(cpe.transfer_pending):
+            status, got, data = await conn.post("/", cpe.transfer_complete(key), headers)
+            if status != 200:
+                return False
+            cpe.transfer_pending.remove(key)
+        if cpe.pause_at == "Inform" and reached is not None and go is not None:
+            reached.set()
+            await go.wait()
+        status, got, data = await conn.post("/", b"", headers)
+        for _ in range(10_000):
+            if status != 200 or not data:
+                return status in (200, 204)
+            reply = cpe.answer(data)
+            if cpe.executed and cpe.executed[-1][0] == cpe.pause_at and reached and go:
+                cpe.pause_at = ""
+                reached.set()
+                await go.wait()
+            status, got, data = await conn.post("/", reply, headers)
+        raise AssertionError("the ACS never ended the session")
+    finally:
+        await conn.close()
+
+
+async def test_acs_kill9_mid_session_no_task_lost_or_run_twice(
+    store_urls: StoreUrls, db: str, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """Four CPEs in the middle of their tasks when the ACS is killed: one has applied a
+    SetParameterValues, one a Reboot, one a Download, one has its tasks leased but not sent.
+    After the restart each calls back and every task ends done, each keyed RPC executed once."""
+    key = os.urandom(32)
+    leak_watch.add(key)
+    pool = await create_pool(DatabaseConfig(), db, "test")
+    port, status_port = free_port(), free_port()
+    env = base_env(db, store_urls, key, tmp_path) | {
+        "NETD_ACS_PORT": str(port),
+        "NETD_ACS_STATUS_PORT": str(status_port),
+        "NETD_ACS_BATCH": "500",
+        "NETD_ACS_SESSION_TIMEOUT": "5",
+        "NETD_ACS_RATE_LIMIT": "0",  # one source address for every simulated CPE
+    }
+    daemon = Daemon(["acs"], env, tmp_path, f"http://127.0.0.1:{status_port}/health/ready")
+    tree = load_model(MODELS / ACS_MODEL)
+    cpes = [SpecCpe(copy.deepcopy(tree), serial_suffix=f"-k9-{i}") for i in range(4)]
+    try:
+        daemon.start()
+        await asyncio.gather(*(cpe_session(c, port) for c in cpes))  # registered, discovered
+        for c in cpes:
+            c.executed.clear()
+        param = IGD + "DeviceInfo.ProvisioningCode"
+        url = "http://127.0.0.1:9/fw.bin"
+        plans: list[list[tuple[str, dict[str, object]]]] = [
+            [("setParameterValues", {}), ("getParameterValues", {"names": [param]})],
+            [("reboot", {}), ("setParameterValues", {})],
+            [
+                ("download", {"url": url, "file_type": "1 Firmware Upgrade Image"}),
+                ("setParameterValues", {}),
+            ],
+            [("addObject", {"name": IGD + "Layer3Forwarding.Forwarding."}), ("reboot", {})],
+        ]
+        pause = ["SetParameterValues", "Reboot", "Download", "Inform"]
+        tasks: dict[int, tuple[int, str]] = {}  # task id: (cpe, kind)
+        set_to: dict[int, str] = {}  # cpe: the param its last SetParameterValues sets
+        for i, (c, plan) in enumerate(zip(cpes, plans, strict=True)):
+            for n, (kind, args) in enumerate(plan):
+                if kind == "setParameterValues":
+                    set_to[i] = f"k9-cpe{i}-task{n}"
+                    args |= {"values": [[param, set_to[i], "xsd:string"]]}
+                tid = await astore.queue_task(pool, c.device_id, kind, args, "test")
+                tasks[tid] = (i, kind)
+            c.pause_at = pause[i]
+        reached = [asyncio.Event() for _ in cpes]
+        go = asyncio.Event()
+        sessions = [
+            asyncio.create_task(cpe_session(c, port, r, go))
+            for c, r in zip(cpes, reached, strict=True)
+        ]
+        await asyncio.wait_for(asyncio.gather(*(r.wait() for r in reached)), 20)
+        daemon.kill9()  # every CPE is inside its session
+        go.set()
+        results = await asyncio.gather(*sessions, return_exceptions=True)
+        assert all(r is not True for r in results), results  # none could finish
+        stuck = await pool.fetchval("SELECT count(*) FROM cpe_tasks WHERE status = 'running'")
+        ready = await asyncio.to_thread(daemon.start)
+        rounds = 0
+        while rounds < 3:  # the CPEs call back (after a reboot, a periodic inform)
+            rounds += 1
+            await asyncio.gather(*(cpe_session(c, port) for c in cpes))
+            rows = await pool.fetch("SELECT id, status FROM cpe_tasks")
+            if all(r["status"] in ("done", "fault") for r in rows):
+                break
+        rows = {
+            r["id"]: dict(r)
+            for r in await pool.fetch("SELECT id, kind, status, attempts, result FROM cpe_tasks")
+        }
+        print(
+            f"\nacs: {len(tasks)} tasks, {stuck} running at SIGKILL, ready {ready:.2f}s after "
+            f"restart, all closed after {rounds} callback round(s); attempts "
+            f"{sorted((r['kind'], r['attempts']) for r in rows.values())}"
+        )
+        assert {tid: r["status"] for tid, r in rows.items()} == {tid: "done" for tid in tasks}
+        for tid, (i, kind) in tasks.items():
+            runs = [k for n, k in cpes[i].executed if k == f"netd-task-{tid}"]
+            if kind != "getParameterValues":
+                assert len(runs) == 1, (tid, kind, cpes[i].executed)
+        assert ("GetParameterValues", "") in cpes[0].executed
+        # The value each CPE holds is the one its task set, and the ACS stored it.
+        stored = {
+            r["device_id"]: r["value"]
+            for r in await pool.fetch(
+                "SELECT device_id, value FROM cpe_parameters WHERE name = $1", param
+            )
+        }
+        for i, value in set_to.items():
+            assert cpes[i].tree[param].value == value
+            assert stored[cpes[i].device_id] == value
+        assert daemon.proc.proc.poll() is None
+    finally:
+        daemon.stop()
+        await pool.close()
+    no_traceback(daemon)
