@@ -79,6 +79,7 @@ class DropReason(StrEnum):
     MALFORMED = "malformed"
     DUPLICATE_IN_PROGRESS = "duplicate_in_progress"
     OVERLOAD = "overload"
+    RATE_LIMITED = "rate_limited"  # the NAS is over radius.nas_rate_limit
     STORE_ERROR = "store_error"
 
 

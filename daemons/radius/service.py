@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from daemons.core.lifecycle import Context, Daemon, StartupError
 from daemons.core.listen import reload_on_notify
 from daemons.core.policies import PolicyError, PolicySet
+from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
 from daemons.radius import acct, hashes
@@ -147,6 +148,11 @@ class RadiusMetrics:
             registry=r,
         )
         self.inflight = Gauge("netd_radius_inflight", "requests being processed", registry=r)
+        self.inflight_peak = Gauge(
+            "netd_radius_inflight_peak",
+            "the most requests in process at once since the start (at most radius.max_inflight)",
+            registry=r,
+        )
         self.nas_clients = Gauge("netd_radius_nas_clients", "NAS clients loaded", registry=r)
         self.acct_records = Counter(
             "netd_radius_acct_records_total",
@@ -362,17 +368,26 @@ class RadiusService(Daemon):
         self.ratelog = RateLimitedLog(log)
         self.nas = NasTable([])
         self.dupes = DuplicateCache(self.cfg.duplicate_window)
+        # One bucket per NAS for both ports (see _admit); None when the limit is off.
+        self._nas_buckets: KeyedBuckets[str] | None = (
+            KeyedBuckets(self.cfg.nas_rate_limit, self.cfg.nas_rate_burst)
+            if self.cfg.nas_rate_limit > 0
+            else None
+        )
+        self._peak = 0
         self.engine: EngineConfig | None = None
         self._pending_policy: Policy | None = None
         self._policy_set: PolicySet | None = None
         self._managed_plans: dict[str, dict[str, Any]] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._batch_tasks = 0  # of _tasks, those whose requests the load counts already
         self._pending: list[_Job] = []
         self._flush_scheduled = False
         self._in_progress = 0
         self._draining = False
         self._acct_pending: list[tuple[acct.AcctRecord, _Job]] = []
+        self._acct_committing = 0  # records of batches handed to _commit, not yet done
         self._acct_timer: asyncio.TimerHandle | None = None
         self._partitions_until = 0.0
         self._partitions_lock = asyncio.Lock()
@@ -599,6 +614,20 @@ class RadiusService(Daemon):
             detail=detail or None,
         )
 
+    def _rate_limited(self, nas: Nas, addr: Any) -> None:
+        """Over the NAS's rate: counted, and logged at most once per NAS per 10 s."""
+        self.metrics.child(self.metrics.drops, nas.name, DropReason.RATE_LIMITED.value).inc()
+        self.ratelog.log(
+            logging.WARNING,
+            f"rate_limited:{nas.name}",
+            "NAS over its rate limit; requests dropped",
+            reason=DropReason.RATE_LIMITED.value,
+            nas=nas.name,
+            source=addr[0],
+            limit=self.cfg.nas_rate_limit,
+            burst=self.cfg.nas_rate_burst,
+        )
+
     def _admit(
         self, data: bytes, addr: Any, transport: asyncio.DatagramTransport, accounting: bool
     ) -> tuple[Packet, Nas, tuple[Any, ...], float] | None:
@@ -609,6 +638,14 @@ class RadiusService(Daemon):
         nas = self.nas.lookup(addr[0])
         if nas is None:
             self._drop(DropReason.UNKNOWN_NAS, "", addr)
+            return None
+        now = time.monotonic()
+        # The per-NAS limit comes before any work (decode, MD5): one bucket per NAS for
+        # both ports, so a rebooting BNG's Access-Requests and Accounting-Starts share its
+        # rate, and what one NAS sends cannot starve the others.
+        buckets = self._nas_buckets
+        if buckets is not None and not buckets.take(nas.name, now):
+            self._rate_limited(nas, addr)
             return None
         try:
             pkt = decode(data)
@@ -630,7 +667,6 @@ class RadiusService(Daemon):
             return None
         self.metrics.child(self.metrics.requests, nas.name, _CODE_NAMES[pkt.code]).inc()
         key = (addr[0], addr[1], pkt.identifier, pkt.authenticator)
-        now = time.monotonic()
         cached = self.dupes.get(key, now)
         if cached is not None:
             if not cached:  # _IN_PROGRESS
@@ -656,24 +692,47 @@ class RadiusService(Daemon):
         if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
             self._send(Code.ACCESS_ACCEPT, job, [], "status")
             return
-        if self._load() >= self.cfg.max_inflight or self.engine is None:
+        load = self._load()
+        if load >= self.cfg.max_inflight or self.engine is None:
             self._drop(DropReason.OVERLOAD, nas.name, addr)
             return
+        if load >= self._peak:
+            self._peak = load + 1
+            self.metrics.inflight_peak.set(self._peak)
         self.dupes.put(key, _IN_PROGRESS, now)
         self._pending.append(job)
         if not self._flush_scheduled:
             # Everything that arrives before the loop comes round joins this batch: one
             # Redis round trip for all of them instead of one each.
             self._flush_scheduled = True
-            self._spawn(self._flush())
+            self._spawn(self._flush(), batch=True)
 
     def _load(self) -> int:
-        return len(self._pending) + self._in_progress + len(self._tasks)
+        """Requests held, which radius.max_inflight bounds: Access-Requests waiting for
+        their batch's lookup or being decided, Accounting-Requests waiting for their batch or
+        in a commit, plus the tasks that hold no batch (a hash check, an allocation, lease
+        and quota updates). A batch task is not counted again: its requests are."""
+        return (
+            len(self._pending)
+            + self._in_progress
+            + len(self._acct_pending)
+            + self._acct_committing
+            + len(self._tasks)
+            - self._batch_tasks
+        )
 
-    def _spawn(self, coro: Any) -> None:
+    def _spawn(self, coro: Any, batch: bool = False) -> None:
+        """Run ``coro`` as a tracked task; ``batch`` for one whose requests are counted in
+        the load already (a lookup batch, a commit)."""
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
+        if batch:
+            self._batch_tasks += 1
+            task.add_done_callback(self._batch_done)
         task.add_done_callback(self._done)
+
+    def _batch_done(self, task: asyncio.Task[None]) -> None:
+        self._batch_tasks -= 1
 
     def _done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -707,10 +766,14 @@ class RadiusService(Daemon):
         jobs, self._pending = self._pending, []
         self._in_progress += len(jobs)
         self.metrics.inflight.set(self._load())
+        decided = 0
         try:
             names = list({j.username for j in jobs if j.username is not None})
             records, failed = await self._lookup(names) if names else ({}, set())
             for job in jobs:
+                # Counted out before its decision: one that spawns a task is counted there.
+                decided += 1
+                self._in_progress -= 1
                 if job.username in failed:
                     self.dupes.forget(job.key)
                     self._drop(DropReason.STORE_ERROR, job.nas.name, job.addr)
@@ -718,7 +781,7 @@ class RadiusService(Daemon):
                 row, sessions = records.get(job.username or "", (None, 0))
                 self._decide(job, row, sessions)
         finally:
-            self._in_progress -= len(jobs)
+            self._in_progress -= len(jobs) - decided
 
     async def _lookup(
         self, names: list[str]
@@ -876,9 +939,13 @@ class RadiusService(Daemon):
         except DecodeError as exc:
             self._drop(exc.reason, nas.name, addr, exc.detail)
             return
-        if self._load() >= self.cfg.max_inflight:
+        load = self._load()
+        if load >= self.cfg.max_inflight:
             self._drop(DropReason.OVERLOAD, nas.name, addr)
             return
+        if load >= self._peak:
+            self._peak = load + 1
+            self.metrics.inflight_peak.set(self._peak)
         self.dupes.put(key, _IN_PROGRESS, now)
         self._acct_pending.append(
             (record, _Job(pkt, nas, addr, transport, key, t0, record.username))
@@ -896,37 +963,41 @@ class RadiusService(Daemon):
             self._acct_timer = None
         batch, self._acct_pending = self._acct_pending, []
         if batch:
-            self._spawn(self._commit(batch))
+            self._acct_committing += len(batch)
+            self._spawn(self._commit(batch), batch=True)
 
     async def _commit(self, batch: list[tuple[acct.AcctRecord, _Job]]) -> None:
         """Make the batch durable (ledger, or the local spool when PostgreSQL is down);
-        then, and only then, send the Accounting-Responses."""
+        then, and only then, send the Accounting-Responses. The batch's requests count in
+        the load (``_acct_committing``) until they are answered."""
+        try:
+            await self._commit_batch(batch)
+        finally:
+            self._acct_committing -= len(batch)
+
+    async def _commit_batch(self, batch: list[tuple[acct.AcctRecord, _Job]]) -> None:
         records = [r for r, _ in batch]
-        self._in_progress += len(batch)
         t0 = time.perf_counter()
         closed: list[tuple[str, str, str | None]] = []
-        try:
-            if self._spooling:  # older records wait in the spool: keep the order
+        if self._spooling:  # older records wait in the spool: keep the order
+            durable = await self._to_spool(records)
+        else:
+            try:
+                closed = await self._to_ledger(records)
+                durable = True
+            except (
+                OSError,
+                asyncpg.PostgresError,
+                asyncpg.InterfaceError,
+                TimeoutError,
+            ) as exc:
+                self.ratelog.log(
+                    logging.WARNING,
+                    "acct-commit",
+                    "PostgreSQL unavailable; spooling accounting locally",
+                    error=repr(exc),
+                )
                 durable = await self._to_spool(records)
-            else:
-                try:
-                    closed = await self._to_ledger(records)
-                    durable = True
-                except (
-                    OSError,
-                    asyncpg.PostgresError,
-                    asyncpg.InterfaceError,
-                    TimeoutError,
-                ) as exc:
-                    self.ratelog.log(
-                        logging.WARNING,
-                        "acct-commit",
-                        "PostgreSQL unavailable; spooling accounting locally",
-                        error=repr(exc),
-                    )
-                    durable = await self._to_spool(records)
-        finally:
-            self._in_progress -= len(batch)
         if not durable:  # not durable, so not acknowledged: the NAS retransmits
             for _, job in batch:
                 self.dupes.forget(job.key)
