@@ -79,9 +79,19 @@ def _int(attrs: dict[int, bytes], attr: int) -> int | None:
     return int.from_bytes(raw, "big")
 
 
+def text(raw: bytes) -> str:
+    """A text attribute as it can be stored: UTF-8 (invalid octets replaced), trailing NULs
+    (C-string padding some NAS send) stripped and any other NUL replaced. PostgreSQL's text
+    and JSONB refuse U+0000, and one record holding it would fail its whole batch."""
+    out = raw.decode("utf-8", "replace")
+    if "\0" in out:
+        out = out.rstrip("\0").replace("\0", "\ufffd")
+    return out
+
+
 def _text(attrs: dict[int, bytes], attr: int) -> str:
     raw = attrs.get(attr)
-    return raw.decode("utf-8", "replace") if raw is not None else ""
+    return text(raw) if raw is not None else ""
 
 
 def _key(*parts: object) -> str:
@@ -180,7 +190,7 @@ def _value(kind: str, raw: bytes) -> Any:
             return socket.inet_ntoa(raw)
         if kind == "ipv6addr" and len(raw) == 16:
             return str(ipaddress.IPv6Address(raw))
-        if kind == "string":
+        if kind == "string" and b"\0" not in raw:  # JSONB refuses U+0000: those as hex
             return raw.decode("utf-8")
     except (UnicodeDecodeError, ValueError, struct.error):
         pass

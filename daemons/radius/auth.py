@@ -112,9 +112,14 @@ def user_name(req: Packet) -> str | None:
     if raw is None:
         return None
     try:
-        return raw.decode("utf-8")
+        name = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise DecodeError(DropReason.MALFORMED, "User-Name is not UTF-8") from None
+    # No subscriber name holds a NUL (the API refuses control characters), and PostgreSQL
+    # refuses one in a query: a lookup of such a name would fail its whole batch's lookup.
+    if "\0" in name:
+        raise DecodeError(DropReason.MALFORMED, "User-Name holds a NUL")
+    return name
 
 
 _MAC_SEPARATORS = re.compile(r"[-:. ]")
