@@ -2,6 +2,13 @@
 
 Key layout: ``<prefix>:{<tag>}:<part>:<part>``. Keys that a command touches together share
 a tag, so the same code runs on one Redis and on a cluster.
+
+On a Redis Cluster (``redis.cluster``) the client is redis-py's RedisCluster: it learns the
+slot map from the node in ``redis.url``, sends each command to the primary owning its key,
+follows MOVED/ASK redirections and refreshes the map after a failover. What the code keeps
+to for that: a multi-key command (MGET, DEL of several keys, a MULTI block, a script's
+keys) names keys of one hash tag only; a batch across tags goes as a pipeline (redis-py
+splits it per node), never as one script call; nothing uses SELECT, KEYS or pub/sub.
 """
 
 from __future__ import annotations
@@ -11,6 +18,7 @@ from typing import Any
 
 import msgpack
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
 from daemons.core.config import RedisConfig
@@ -101,11 +109,16 @@ class Ops:
         self.ops.append(op)
 
 
-class Cache:
-    """A thin layer over a redis-py asyncio client with verb-named operations."""
+Client = aioredis.Redis | RedisCluster
 
-    def __init__(self, client: aioredis.Redis, prefix: str, stream_max_len: int = 200_000) -> None:
+
+class Cache:
+    """A thin layer over a redis-py asyncio client (one Redis, or a Redis Cluster) with
+    verb-named operations."""
+
+    def __init__(self, client: Client, prefix: str, stream_max_len: int = 200_000) -> None:
         self.client = client
+        self.cluster = isinstance(client, RedisCluster)
         self.prefix = prefix
         self.stream_max_len = stream_max_len  # entries kept in the event stream
         self._batch: Any = None  # the batch script, registered on first use
@@ -113,13 +126,15 @@ class Cache:
     def key(self, tag: str, *parts: str) -> str:
         return ":".join((self.prefix, "{" + tag + "}", *parts))
 
-    async def run(self, ops: Ops, script: bool = True) -> list[Any]:
+    async def run(self, ops: Ops, script: bool | None = None) -> list[Any]:
         """The replies of ``ops``, in order, from one round trip: one script call (a single
-        Redis; the keys need not share a slot), or with ``script`` False a pipeline (for a
-        Redis Cluster, whose scripts may touch one slot only). Raises RedisError."""
+        Redis; the keys need not share a slot), or a pipeline (a Redis Cluster, whose
+        scripts may touch one slot only: one round trip to each node holding a key).
+        ``script`` None picks by the client; False forces the pipeline. Raises RedisError
+        (on a cluster, after redis-py's retries across a failover)."""
         if not ops.ops:
             return []
-        if not script:
+        if script is False or (script is None and self.cluster):
             async with self.client.pipeline(transaction=False) as pipe:
                 for op in ops.ops:
                     pipe.execute_command(*op)
@@ -130,6 +145,10 @@ class Cache:
         return list(await self._batch(args=[msgpack.packb(ops.ops, use_bin_type=False)]))
 
     async def ping(self) -> bool:
+        """PING; on a cluster, every primary (redis-py's default there is every node, and a
+        dead replica would then fail it while the cluster serves every slot)."""
+        if isinstance(self.client, RedisCluster):
+            return bool(await self.client.ping(target_nodes=RedisCluster.PRIMARIES))
         return bool(await self.client.ping())
 
     async def close(self) -> None:
@@ -163,17 +182,33 @@ class Cache:
 
 
 async def connect(cfg: RedisConfig, url: str) -> Cache:
-    """Connect and check with PING; raise StoreUnavailable if Redis is not there."""
+    """Connect and check with PING; raise StoreUnavailable if Redis is not there. With
+    ``cfg.cluster``, ``url`` names one node of a Redis Cluster and the client discovers the
+    others (CLUSTER SLOTS); StoreUnavailable too if it cannot."""
     password = cfg.password.get_secret_value() if cfg.password else None
-    client = aioredis.Redis.from_url(
-        url,
-        password=password,
-        socket_connect_timeout=cfg.connect_timeout,
-        socket_timeout=cfg.socket_timeout,
-        health_check_interval=30,
-    )
+    client: Client
+    if cfg.cluster:
+        if url.startswith("unix://"):
+            raise StoreUnavailable("a Redis Cluster is reached over TCP: redis.url is unix://")
+        client = RedisCluster.from_url(
+            url,
+            password=password,
+            socket_connect_timeout=cfg.connect_timeout,
+            socket_timeout=cfg.socket_timeout,
+            health_check_interval=30,
+        )
+    else:
+        client = aioredis.Redis.from_url(
+            url,
+            password=password,
+            socket_connect_timeout=cfg.connect_timeout,
+            socket_timeout=cfg.socket_timeout,
+            health_check_interval=30,
+        )
     cache = Cache(client, cfg.key_prefix, cfg.event_stream_max_len)
     try:
+        if isinstance(client, RedisCluster):
+            await client.initialize()
         await cache.ping()
     except (RedisError, OSError) as exc:
         await client.aclose()
