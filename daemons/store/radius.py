@@ -183,14 +183,17 @@ async def cached_subscriber(cache: Cache, username: str) -> tuple[bool, Subscrib
 async def cache_subscribers(
     cache: Cache, rows: dict[str, SubscriberRow | None], negative_ttl: float
 ) -> None:
-    """Write records (None: "no such user", kept ``negative_ttl`` seconds) in one round trip."""
+    """A reader's fill after a miss: records read from PostgreSQL (None: "no such user",
+    kept ``negative_ttl`` seconds), in one round trip. Each is written only where there is no
+    entry (SET NX): a record read just before a write committed never replaces the one the
+    writer put there after its commit (see ``upsert_subscriber``)."""
     async with cache.client.pipeline(transaction=False) as pipe:
         for name, row in rows.items():
             key = _cache_key(cache, name)
             if row is None:
-                pipe.set(key, _NEGATIVE, px=max(1, int(negative_ttl * 1000)))
+                pipe.set(key, _NEGATIVE, px=max(1, int(negative_ttl * 1000)), nx=True)
             else:
-                pipe.set(key, pack(asdict(row)))
+                pipe.set(key, pack(asdict(row)), nx=True)
         await pipe.execute()
 
 
@@ -200,8 +203,20 @@ async def cache_subscriber(
     await cache_subscribers(cache, {username: row}, negative_ttl)
 
 
+async def _uncache(cache: Cache, usernames: Sequence[str]) -> None:
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for name in usernames:
+            pipe.delete(_cache_key(cache, name))
+        await pipe.execute()
+
+
 async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow) -> None:
-    """Insert or replace a subscriber in PostgreSQL, then write the cache through."""
+    """Insert or replace a subscriber in PostgreSQL, then write the cache through.
+
+    The cached record is removed first: a writer killed between its commit and the cache
+    write (kill -9, a lost Redis connection) leaves no entry, so the next lookup reads the
+    committed row, instead of the old record staying in Redis (it has no expiry)."""
+    await _uncache(cache, [sub.username])
     await pool.execute(
         "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, plan, "
         "state, mac, framed_ip) VALUES ($1, $2, $3, $4, $5, $6, $7::macaddr, $8::inet) "
@@ -219,13 +234,19 @@ async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow
         sub.framed_ip,
     )
     fresh = await fetch_subscriber_db(pool, sub.username)  # normalised mac/ip, as stored
-    await cache_subscriber(cache, sub.username, fresh, 0)
+    key = _cache_key(cache, sub.username)
+    if fresh is None:  # removed meanwhile
+        await cache.client.delete(key)
+    else:
+        await cache.client.set(key, pack(asdict(fresh)))
 
 
 async def bulk_upsert_subscribers(
     pool: asyncpg.Pool, cache: Cache, subs: Sequence[SubscriberRow]
 ) -> None:
-    """Many subscribers in one transaction (COPY into a temp table), cache written through."""
+    """Many subscribers in one transaction (COPY into a temp table), cache written through
+    (their cached records removed first, as in ``upsert_subscriber``)."""
+    await _uncache(cache, [s.username for s in subs])
     async with pool.acquire() as conn, conn.transaction():
         # mac and framed_ip travel as text: asyncpg's binary COPY has no macaddr encoder.
         await conn.execute(
@@ -274,6 +295,9 @@ async def bulk_upsert_subscribers(
 
 
 async def remove_subscriber(pool: asyncpg.Pool, cache: Cache, username: str) -> bool:
+    """Delete a subscriber; its cached record goes before and after (so neither a writer
+    killed after the commit nor a lookup racing it leaves the record in Redis)."""
+    await cache.client.delete(_cache_key(cache, username))
     status = await pool.execute("DELETE FROM subscribers WHERE username = $1", username)
     await cache.client.delete(_cache_key(cache, username))
     return bool(status.endswith(" 1"))
