@@ -158,12 +158,21 @@ def _text(elem: Any, name: str, default: str = "") -> str:
     return "".join(c.itertext()).strip()
 
 
+INT_RANGE = (-(2**31), 2**31 - 1)  # xsd:int; the store's integer columns hold no more
+
+
 def _int(elem: Any, name: str, default: int = 0) -> int:
+    """An integer element (xsd:int or xsd:unsignedInt in TR-069). Raises EnvelopeError
+    for text that is not a number, or a number outside 32 bits: a CPE's FaultCode or
+    Status is written to integer columns, and one too large failed the whole session."""
     text = _text(elem, name)
     try:
-        return int(text) if text else default
+        value = int(text) if text else default
     except ValueError:
         raise EnvelopeError(f"{name} is not an integer: {text[:40]!r}") from None
+    if not INT_RANGE[0] <= value <= INT_RANGE[1]:
+        raise EnvelopeError(f"{name} is out of range: {text[:40]!r}")
+    return value
 
 
 def _array(elem: Any, name: str) -> list[Any]:

@@ -233,6 +233,8 @@ class AcsApp:
                 body = d.decompress(body, cap + 1)
                 if len(body) > cap or d.unconsumed_tail:
                     raise _Reject(413, f"decoded body over {cap} bytes")
+                if not d.eof:  # cut short: the gzip CRC and length were never checked
+                    raise _Reject(400, "truncated gzip body")
             except (zlib.error, gzip.BadGzipFile):
                 raise _Reject(400, "bad gzip body") from None
         elif encoding not in ("", "identity"):
