@@ -238,12 +238,19 @@ def message_authenticator(raw: bytes, secret: bytes, authenticator: bytes | None
 def check_message_authenticator(pkt: Packet, secret: bytes, required: bool) -> None:
     """Verify Message-Authenticator if present (and demand it if ``required``).
 
+    A request with Proxy-State but no Message-Authenticator is refused even when it is not
+    ``required``: BlastRADIUS (CVE-2024-3596) hides its MD5 chosen-prefix collision in a
+    Proxy-State added to an unsigned request, which the reply echoes (FreeRADIUS's
+    ``limit_proxy_state``).
+
     Raises DecodeError: BAD_MESSAGE_AUTHENTICATOR or MISSING_MESSAGE_AUTHENTICATOR.
     """
     values = pkt.get_all(Attr.MESSAGE_AUTHENTICATOR)
     if not values:
         if required:
             raise DecodeError(DropReason.MISSING_MESSAGE_AUTHENTICATOR)
+        if pkt.get(Attr.PROXY_STATE) is not None:
+            raise DecodeError(DropReason.MISSING_MESSAGE_AUTHENTICATOR, "Proxy-State without it")
         return
     if len(values) > 1 or len(values[0]) != 16:
         raise DecodeError(DropReason.BAD_MESSAGE_AUTHENTICATOR, "malformed")
