@@ -1,9 +1,12 @@
 """Connection requests (TR-069 §3.2.2): an HTTP GET to a CPE's ConnectionRequestURL, with
 Digest or Basic as the CPE challenges, so it opens a session now instead of at its next
 periodic Inform. Short timeouts: a CPE behind NAT never answers, and the task simply waits
-for the next Inform."""
+for the next Inform. The timeout bounds the whole exchange (both GETs of a Digest challenge),
+not each read: a CPE that answers a byte at a time is cut like one that never answers."""
 
 from __future__ import annotations
+
+import asyncio
 
 import httpx
 
@@ -13,7 +16,10 @@ async def connection_request(url: str, username: str, password: str, wait: float
     if not url.startswith(("http://", "https://")):
         return "no-url"
     try:
-        async with httpx.AsyncClient(timeout=wait, verify=False) as client:  # noqa: S501 - CPE self-signed certs
+        async with (
+            asyncio.timeout(wait),
+            httpx.AsyncClient(timeout=wait, verify=False) as client,  # noqa: S501 - CPE self-signed certs
+        ):
             resp = await client.get(url)
             if resp.status_code == 401:
                 challenge = resp.headers.get("www-authenticate", "").lower()
@@ -23,7 +29,7 @@ async def connection_request(url: str, username: str, password: str, wait: float
                     else httpx.BasicAuth(username, password)
                 )
                 resp = await client.get(url, auth=auth)
-    except (httpx.HTTPError, OSError, ValueError):
+    except (httpx.HTTPError, OSError, ValueError, TimeoutError):
         return "unreachable"
     if resp.status_code in (200, 204):
         return "ok"

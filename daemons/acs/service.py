@@ -211,6 +211,21 @@ class AcsApp:
         await send({"type": "http.response.body", "body": body})
 
     async def _read(self, scope: dict[str, Any], receive: Receive) -> bytes:
+        """The request body, whole, within ``acs.session_timeout``: a CPE that sends its
+        body a few bytes at a time (or stops half way) is dropped like an idle session, the
+        tasks its session had started go back to the queue, and it gets a 408."""
+        try:
+            async with asyncio.timeout(self.cfg.session_timeout):
+                return await self._read_body(scope, receive)
+        except TimeoutError:
+            self._drop(scope, "read-timeout")
+            raise _Reject(
+                408,
+                f"body-timeout: not received in {self.cfg.session_timeout:g} s",
+                [(b"connection", b"close")],
+            ) from None
+
+    async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
         cap = self.cfg.max_body
         chunks: list[bytes] = []
         size = 0
@@ -304,10 +319,10 @@ class AcsApp:
                 self.by_conn[live.conn] = live
         return live
 
-    def _drop(self, scope: dict[str, Any]) -> None:
+    def _drop(self, scope: dict[str, Any], outcome: str = "error") -> None:
         live = self.by_conn.get(self._conn(scope))
         if live is not None:
-            self._forget(live, "error")
+            self._forget(live, outcome)
 
     def _forget(self, live: _Live, outcome: str) -> None:
         if self.by_conn.get(live.conn) is live:
@@ -575,6 +590,9 @@ class AcsService(Daemon):
             cfg.port,
             ctx.config.lifecycle.drain_timeout,
             tls=(cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None,
+            # a CPE's request line and headers come within the session timeout, or it is cut
+            header_timeout=cfg.session_timeout,
+            on_header_timeout=self.app.metrics.rejects.labels("headers-timeout").inc,
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: list[presets.Preset] | None = None

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,6 +12,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from daemons.core.health import Health
 
@@ -47,8 +50,67 @@ def health_router(health: Health, registry: CollectorRegistry) -> APIRouter:
     return router
 
 
+#: how long a client may take to send a request's line and headers (a slow-header client,
+#: "slowloris", holds a connection and its memory for as long as it likes otherwise)
+HEADER_TIMEOUT = 30.0
+
+
+def bounded_protocol(
+    header_timeout: float, on_timeout: Callable[[], None] | None = None
+) -> type[asyncio.Protocol]:
+    """uvicorn's HTTP/1.1 protocol with a deadline on reading each request's headers.
+
+    uvicorn bounds only the idle time between two requests (``timeout_keep_alive``): a
+    connection that sends nothing after connecting, or sends its request line and headers a
+    byte at a time, is kept for ever. Here a timer runs from the connection (or from the
+    first byte of the next request on a kept-alive connection) until the headers are
+    complete; when it fires the connection is closed and ``on_timeout`` is called. Bodies are
+    the application's to bound (they may be large uploads).
+    """
+    base: Any = AutoHTTPProtocol
+
+    class HeaderBoundedProtocol(base):  # type: ignore[misc]
+        _header_timer: asyncio.TimerHandle | None = None
+        _cycle_at_arm: object = None
+
+        def connection_made(self, transport: Any) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            cycle = self.cycle
+            if self._header_timer is None and (cycle is None or cycle.response_complete):
+                self._arm()  # the first bytes of the next request on a kept-alive connection
+            super().data_received(data)
+            if self._header_timer is not None and self.cycle is not self._cycle_at_arm:
+                self._disarm()  # a new request cycle: its headers are complete
+
+        def connection_lost(self, exc: Exception | None) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _arm(self) -> None:
+            self._cycle_at_arm = self.cycle
+            self._header_timer = self.loop.call_later(header_timeout, self._headers_late)
+
+        def _disarm(self) -> None:
+            if self._header_timer is not None:
+                self._header_timer.cancel()
+                self._header_timer = None
+
+        def _headers_late(self) -> None:
+            self._header_timer = None
+            if not self.transport.is_closing():
+                self.transport.close()
+                if on_timeout is not None:
+                    on_timeout()
+
+    return HeaderBoundedProtocol
+
+
 class HttpServer:
-    """A uvicorn server driven by our lifecycle (no signal handling of its own)."""
+    """A uvicorn server driven by our lifecycle (no signal handling of its own). A request's
+    headers must arrive within ``header_timeout`` seconds (``bounded_protocol``)."""
 
     def __init__(
         self,
@@ -57,11 +119,14 @@ class HttpServer:
         port: int,
         drain_timeout: float,
         tls: tuple[Path, Path] | None = None,
+        header_timeout: float = HEADER_TIMEOUT,
+        on_header_timeout: Callable[[], None] | None = None,
     ) -> None:
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
+            http=bounded_protocol(header_timeout, on_header_timeout),
             log_config=None,
             access_log=False,
             lifespan="off",

@@ -395,23 +395,33 @@ class VolthaService(Daemon):
             if s in onus and onus[s].admin_state == "ENABLED" and onus[s].oper_status == "ACTIVE"
         }
         keep = {(s, b.uni): (b.s_tag, b.c_tag, b.tp_id) for s, b in bound.items() if s in onus}
-        for (serial, uni), tags in have.items():
-            if keep.get((serial, uni)) != tags:
-                await self._onos(st, "remove", serial, uni, tags)
-        for (serial, uni), tags in want.items():
-            if have.get((serial, uni)) != tags:
-                await self._onos(st, "provision", serial, uni, tags)
+        calls = [
+            ("remove", serial, uni, tags)
+            for (serial, uni), tags in have.items()
+            if keep.get((serial, uni)) != tags
+        ] + [
+            ("provision", serial, uni, tags)
+            for (serial, uni), tags in want.items()
+            if have.get((serial, uni)) != tags
+        ]
+        for action, serial, uni, tags in calls:
+            if not await self._onos(st, action, serial, uni, tags):
+                # ONOS does not answer: the rest wait for the next sync, so that a hung ONOS
+                # holds this stack's sync for one deadline, not one per pending service.
+                return
 
     async def _onos(
         self, st: _Stack, action: str, serial: str, uni: int, tags: tuple[int, int, int]
-    ) -> None:
+    ) -> bool:
+        """One provision or removal; False if ONOS did not answer (refused, timed out)."""
         assert st.onos is not None
         port = f"{serial}-{uni}"
         call = st.onos.provision if action == "provision" else st.onos.remove
         try:
             await call(port, *tags)
         except OnosError as exc:
-            self.metrics.services.labels(st.name, action, "error").inc()
+            result = "unavailable" if exc.unavailable else "error"
+            self.metrics.services.labels(st.name, action, result).inc()
             self.ratelog.log(
                 logging.WARNING,
                 f"onos-{action}",
@@ -419,7 +429,7 @@ class VolthaService(Daemon):
                 port=port,
                 error=str(exc),
             )
-            return
+            return not exc.unavailable
         self.metrics.services.labels(st.name, action, "ok").inc()
         data = {
             "stack": st.name,
@@ -438,6 +448,7 @@ class VolthaService(Daemon):
             Event(kind, port, data),
         )
         await self._published(written)
+        return True
 
     # --- optics ---
 
