@@ -549,7 +549,7 @@ class RadiusService(Daemon):
         while True:
             try:
                 lost = not await accounting.live_sessions_present(self.ctx.cache)
-                if lost:  # TEMP
+                if (lost or self._live_missed) and not self._spooling:
                     self._live_missed = False
                     live, removed = await accounting.rebuild_live_sessions(
                         self.ctx.pool, self.ctx.cache

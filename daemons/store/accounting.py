@@ -324,8 +324,19 @@ async def live_sessions_present(cache: Cache) -> bool:
     return bool(await cache.client.exists(_live_marker(cache)))
 
 
-async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> int:
-    """Rebuild Redis's live sessions from the open sessions in the ledger; return how many."""
+async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, int]:
+    """Rebuild Redis's live sessions from the open sessions in the sessions table; return
+    how many are live, and how many closed sessions Redis listed and no longer does.
+
+    Also a repair for a Redis that missed updates but kept (or came back with) its data:
+    unreachable for a while, or restarted from an older snapshot. Sessions it lists as
+    live that the table has closed are removed. A session whose Stop commits while this
+    runs is removed at the end as well: a Stop is written to the table before it is taken
+    out of Redis, so the second read below sees every Stop whose removal could have come
+    before this rebuild's writes, and the rebuild never brings a stopped session back.
+    Sessions Redis lists that the table does not know (still in the accounting spool) are
+    left alone. Raises RedisError and asyncpg errors."""
+    listed = _texts(await cache.client.zrange(live_index_key(cache), 0, -1))
     rows = await pool.fetch(
         "SELECT unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS ip, "
         "extract(epoch FROM started_at) AS start, extract(epoch FROM updated_at) AS updated, "
@@ -354,7 +365,19 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> int:
             )
         pipe.set(_live_marker(cache), b"1")
         await pipe.execute()
-    return len(rows)
+    live = {r["unique_id"] for r in rows}
+    closed = await pool.fetch(
+        "SELECT unique_id, username, nas, host(framed_ip) AS ip FROM radius_sessions "
+        "WHERE unique_id = ANY($1::text[]) AND stopped_at IS NOT NULL",
+        sorted(listed | live),
+    )
+    if closed:
+        async with cache.client.pipeline(transaction=False) as pipe:
+            for r in closed:
+                _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+            await pipe.execute()
+    live -= {r["unique_id"] for r in closed}
+    return len(live), sum(1 for r in closed if r["unique_id"] in listed)
 
 
 LOST_SERVICE = 3  # RFC 2866 §5.10 Acct-Terminate-Cause Lost-Service
