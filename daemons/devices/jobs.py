@@ -207,6 +207,7 @@ class Runner:
         if job.mode == "dry-run":
             return Outcome("ok" if predicted else "unchanged", diff=predicted)
         backup_id, _ = await store.save_backup(self.pool, d.name, before_text, "pre-change")
+        await store.note_backup_before(self.pool, job.id, d.name, backup_id)
         try:
             await self._io(s.push, commands)
         except DeviceError as exc:
@@ -252,6 +253,7 @@ class Runner:
             diff = text_diff(before, preview, d.name)
             return Outcome("ok" if diff else "unchanged", diff=diff)
         backup_id, _ = await store.save_backup(self.pool, d.name, before, "pre-change")
+        await store.note_backup_before(self.pool, job.id, d.name, backup_id)
         try:
             await self._io(s.push, payload, self.confirm_timeout)
         except DeviceError as exc:
@@ -330,7 +332,11 @@ async def run_job(
     """Run a claimed job to its end: each device's outcome stored and audited; the job's
     final state (done when no device failed)."""
     rows = await store.job_devices(pool, job.id)
+    # 'running': the daemon that ran it is gone (kill -9); the change runs again (the
+    # template is applied to the config as found: what was pushed already stays the same),
+    # and the device keeps the backup taken before the first attempt, for a rollback.
     names = [r["device"] for r in rows if r["state"] in ("pending", "running")]
+    first_backup = {r["device"]: r["backup_before"] for r in rows if job.mode != "rollback"}
     devices = {d.name: d for d in await store.list_devices(pool, sealer, names)}
     gate = asyncio.Semaphore(job.concurrency)
     stop = asyncio.Event()
@@ -365,7 +371,7 @@ async def run_job(
                 state=outcome.state,
                 diff=outcome.diff,
                 error=outcome.error,
-                backup_before=outcome.backup_before,
+                backup_before=first_backup.get(name) or outcome.backup_before,
                 backup_after=outcome.backup_after,
             )
             await store.audit(

@@ -37,6 +37,10 @@ class DevicesService(Daemon):
         self.runner: Runner | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: dict[int, asyncio.Task[None]] = {}
+        # The connection whose session holds the locks of the jobs this daemon runs (see
+        # store.JOB_LOCK), and the lock that keeps its queries one at a time.
+        self._owner: Any = None
+        self._owner_lock = asyncio.Lock()
         reg = ctx.registry
         self.backups = Counter(
             "netd_device_backups_total", "backups by result", ["result"], registry=reg
@@ -72,6 +76,10 @@ class DevicesService(Daemon):
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        if self._owner is not None:  # its jobs' locks go with it: the next daemon resumes them
+            with contextlib.suppress(Exception):
+                await self.ctx.pool.release(self._owner)
+            self._owner = None
         if self.runner is not None:
             self.runner.close()
 
@@ -167,9 +175,38 @@ class DevicesService(Daemon):
             with contextlib.suppress(Exception):
                 await self.ctx.pool.release(conn)
 
+    async def _owner_conn(self) -> Any:
+        """The jobs' lock-holding connection; a new one (the running jobs locked again) if
+        the old one was lost."""
+        if self._owner is not None and not self._owner.is_closed():
+            return self._owner
+        if self._owner is not None:
+            with contextlib.suppress(Exception):
+                await self.ctx.pool.release(self._owner)
+            self._owner = None
+        conn = await self.ctx.pool.acquire()
+        self._owner = conn
+        for job_id in list(self._jobs):
+            if not await store.lock_job(conn, job_id):
+                log.warning(
+                    "a running config job's lock was taken by another daemon meanwhile",
+                    extra={"fields": {"job": job_id}},
+                )
+        return conn
+
     async def _watch_jobs(self) -> None:
         async def claim() -> None:
-            for job in await store.claim_jobs(self.ctx.pool):
+            async with self._owner_lock:
+                owner = await self._owner_conn()
+                jobs = await store.claim_jobs(owner)
+                mine = set(self._jobs) | {j.id for j in jobs}  # locked by this session too
+                orphans = await store.orphaned_jobs(owner, mine)
+            for job in orphans:
+                log.warning(
+                    "config job resumed: it was left running by a daemon that is gone",
+                    extra={"fields": {"job": job.id}},
+                )
+            for job in [*jobs, *orphans]:
                 self._jobs[job.id] = asyncio.get_running_loop().create_task(self._run(job))
                 self.running_jobs.set(len(self._jobs))
 
@@ -189,3 +226,7 @@ class DevicesService(Daemon):
         finally:
             self._jobs.pop(job.id, None)
             self.running_jobs.set(len(self._jobs))
+            with contextlib.suppress(*STORE_ERRORS):
+                async with self._owner_lock:
+                    if self._owner is not None and not self._owner.is_closed():
+                        await store.release_job(self._owner, job.id)

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 
 from daemons.core.secrets import Sealer
+from daemons.store.pg import Conn
 
 JOBS_NOTIFY = "netd_config_jobs"
 BACKUP_NOTIFY = "netd_device_backup"  # payload: a device name, or "*" for all
@@ -224,25 +225,75 @@ async def create_job(
     return job_id
 
 
-async def claim_jobs(pool: asyncpg.Pool) -> list[Job]:
-    rows = await pool.fetch(
+#: The advisory lock class of config jobs: ``pg_advisory_lock(JOB_LOCK, job id)`` is held by
+#: the database session of the devices daemon running the job. A job left 'running' whose
+#: lock is free has lost its daemon (kill -9, a crash, a lost host): another takes it over.
+JOB_LOCK = 0x6A6F62  # "job"
+_JOB_COLUMNS = "id, template, variables, mode, stop_on_failure, concurrency, rollback_of"
+
+
+def _job(r: asyncpg.Record) -> Job:
+    return Job(
+        r["id"],
+        r["template"],
+        json.loads(r["variables"]),
+        r["mode"],
+        r["stop_on_failure"],
+        r["concurrency"],
+        r["rollback_of"],
+    )
+
+
+def _lock_key(job_id: int) -> int:
+    return job_id & 0x7FFFFFFF
+
+
+async def claim_jobs(db: asyncpg.Pool | Conn) -> list[Job]:
+    """Pending jobs, now running. On a connection (the runner's, held while it lives) each
+    is also locked (``JOB_LOCK``) by the same statement, before the state change commits,
+    so no other daemon ever sees it running and unlocked."""
+    rows = await db.fetch(
         "UPDATE config_jobs SET state = 'running', started_at = now() WHERE id IN "
         "(SELECT id FROM config_jobs WHERE state = 'pending' ORDER BY id "
-        "FOR UPDATE SKIP LOCKED) RETURNING id, template, variables, mode, stop_on_failure, "
-        "concurrency, rollback_of"
+        f"FOR UPDATE SKIP LOCKED) RETURNING {_JOB_COLUMNS}, "
+        "pg_advisory_lock($1, (id & 2147483647)::int)",
+        JOB_LOCK,
     )
-    return [
-        Job(
-            r["id"],
-            r["template"],
-            json.loads(r["variables"]),
-            r["mode"],
-            r["stop_on_failure"],
-            r["concurrency"],
-            r["rollback_of"],
+    return [_job(r) for r in rows]
+
+
+async def orphaned_jobs(conn: Conn, mine: set[int]) -> list[Job]:
+    """Running jobs no daemon holds (their lock is free; ``mine`` are this runner's own),
+    now locked by ``conn``: the caller resumes them (``run_job`` runs the devices not yet
+    finished)."""
+    out: list[Job] = []
+    for r in await conn.fetch("SELECT id FROM config_jobs WHERE state = 'running' ORDER BY id"):
+        job_id = int(r["id"])
+        if job_id in mine:
+            continue
+        if not await conn.fetchval(
+            "SELECT pg_try_advisory_lock($1, $2)", JOB_LOCK, _lock_key(job_id)
+        ):
+            continue  # another daemon is running it
+        row = await conn.fetchrow(
+            f"SELECT {_JOB_COLUMNS} FROM config_jobs WHERE id = $1 AND state = 'running'", job_id
         )
-        for r in rows
-    ]
+        if row is None:  # it ended meanwhile
+            await release_job(conn, job_id)
+            continue
+        out.append(_job(row))
+    return out
+
+
+async def lock_job(conn: Conn, job_id: int) -> bool:
+    """Take a job's lock again (a new connection after the old one was lost)."""
+    return bool(
+        await conn.fetchval("SELECT pg_try_advisory_lock($1, $2)", JOB_LOCK, _lock_key(job_id))
+    )
+
+
+async def release_job(conn: Conn, job_id: int) -> None:
+    await conn.execute("SELECT pg_advisory_unlock($1, $2)", JOB_LOCK, _lock_key(job_id))
 
 
 async def job_devices(pool: asyncpg.Pool, job_id: int) -> list[dict[str, Any]]:
@@ -263,6 +314,18 @@ async def set_job_device(pool: asyncpg.Pool, job_id: int, device: str, **values:
         job_id,
         device,
         *[values[c] for c in cols],
+    )
+
+
+async def note_backup_before(pool: asyncpg.Pool, job_id: int, device: str, backup: int) -> None:
+    """The config backed up before a job's change is pushed, noted at once (the first one
+    only): a change interrupted halfway and run again keeps the original for its rollback."""
+    await pool.execute(
+        "UPDATE config_job_devices SET backup_before = coalesce(backup_before, $3), "
+        "updated_at = now() WHERE job_id = $1 AND device = $2",
+        job_id,
+        device,
+        backup,
     )
 
 

@@ -34,12 +34,14 @@ from daemons.radius.admin import credentials
 from daemons.radius.codec import Attr, Code, decode, encode_request, hide_password
 from daemons.store import acs as astore
 from daemons.store import api as api_store
+from daemons.store import devices as dstore
 from daemons.store import pools
 from daemons.store import radius as rstore
 from daemons.store.cache import connect
 from daemons.store.pg import create_pool
 from tests.acs.sim import MODELS, SOAP, Cpe, Http, load_model
 from tests.conftest import StoreUrls, fresh_database
+from tests.devices.ios_sim import IosSim
 from tests.faults.conftest import LeakWatch
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
@@ -702,3 +704,100 @@ async def test_api_kill9_during_subscriber_writes(
         await cache.close()
         await pool.close()
     no_traceback(daemon)
+
+
+# --- devices -----------------------------------------------------------------------------
+
+VLAN_JOB = {"vlan": 20, "vlan_name": "voice", "ports": ["GigabitEthernet0/1"]}
+
+
+async def test_devices_kill9_mid_config_job_resumes_it(
+    store_urls: StoreUrls, db: str, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """An apply job over four switches, one at a time; SIGKILL while the second is being
+    changed. The restarted daemon takes the job over (its lock died with the old daemon's
+    session): the interrupted switch is changed again, keeping its first pre-change backup,
+    the others run, the finished one is not touched again, and the job ends done."""
+    key = os.urandom(32)
+    password = "sw-" + os.urandom(6).hex()
+    leak_watch.add(key, password)
+    sims = [IosSim(hostname=f"sw{i}", password=password, slow=0.04) for i in range(4)]
+    for sim in sims:
+        await sim.start()
+    pool = await create_pool(DatabaseConfig(), db, "test")
+    status_port = free_port()
+    env = base_env(db, store_urls, key, tmp_path) | {
+        "NETD_DEVICES_STATUS_PORT": str(status_port),
+        "NETD_DEVICES_DEVICE_TIMEOUT": "20",
+    }
+    daemon = Daemon(["devices"], env, tmp_path, f"http://127.0.0.1:{status_port}/health/ready")
+    try:
+        sealer = Sealer(key)
+        for i, sim in enumerate(sims):
+            await dstore.put_device(
+                pool,
+                sealer,
+                dstore.Device(f"sw{i}", "127.0.0.1", sim.port, "cisco_ios", "admin", password),
+            )
+        first_start = await asyncio.to_thread(daemon.start)
+        job_id = await dstore.create_job(
+            pool, "access-vlan", VLAN_JOB, "apply", [f"sw{i}" for i in range(4)], concurrency=1
+        )
+
+        async def states() -> dict[str, str]:
+            return {r["device"]: r["state"] for r in await dstore.job_devices(pool, job_id)}
+
+        for _ in range(1000):  # the first switch done, the second half way through its change
+            seen = await states()
+            pushing = [
+                d
+                for d, st in seen.items()
+                if st == "running" and "vlan 20" in sims[int(d[2:])].commands
+            ]
+            if pushing and any(st in ("ok", "unchanged") for st in seen.values()):
+                break
+            await asyncio.sleep(0.01)
+        daemon.kill9()
+        at_kill = await states()
+        assert "running" in at_kill.values(), at_kill
+        interrupted = next(d for d, s in at_kill.items() if s == "running")
+        finished = [d for d, s in at_kill.items() if s in ("ok", "unchanged")]
+        pushes_before = {d: _config_sessions(sims[int(d[2:])]) for d in finished}
+        t0 = time.monotonic()
+        ready = await asyncio.to_thread(daemon.start)
+        job: dict[str, object] | None = None
+        for _ in range(600):
+            job = await dstore.get_job(pool, job_id)
+            if job is not None and job["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - t0
+        assert job is not None and job["state"] == "done", job
+        final = await states()
+        assert all(s in ("ok", "unchanged") for s in final.values()), final
+        for sim in sims:
+            assert " switchport access vlan 20" in sim.running, sim.hostname
+        for d in finished:  # not changed twice
+            assert _config_sessions(sims[int(d[2:])]) == pushes_before[d]
+        for d, st in at_kill.items():  # the others changed once, by the new daemon alone
+            if st == "pending":
+                assert _config_sessions(sims[int(d[2:])]) == 1, d
+        row = next(r for r in await dstore.job_devices(pool, job_id) if r["device"] == interrupted)
+        # Its rollback point is the config from before the first attempt, not the half
+        # changed one the second attempt found.
+        original = await dstore.get_backup(pool, int(row["backup_before"]))
+        assert original is not None and "vlan 20" not in original["config"]
+        print(
+            f"\ndevices: first start {first_start:.2f}s; SIGKILL with {at_kill}; ready "
+            f"{ready:.2f}s after restart, job done {took:.2f}s after restart: {final}"
+        )
+    finally:
+        daemon.stop()
+        await pool.close()
+        for sim in sims:
+            await sim.stop()
+    no_traceback(daemon)
+
+
+def _config_sessions(sim: IosSim) -> int:
+    return sum(1 for c in sim.commands if c.strip().startswith(("configure", "conf t")))
