@@ -786,29 +786,43 @@ class RadiusService(Daemon):
         decided = 0
         try:
             names = list({j.username for j in jobs if j.username is not None})
-            records, failed = await self._lookup(names) if names else ({}, set())
+            hits, misses = await self._cached(names) if names else ({}, {})
+            # The cache's hits are decided now: a PostgreSQL that is slow or unreachable
+            # (a lookup held for its connect or command timeout) holds only the misses,
+            # never the cached subscribers of the same batch.
             for job in jobs:
+                if job.username in misses:
+                    continue
                 # Counted out before its decision: one that spawns a task is counted there.
+                decided += 1
+                self._in_progress -= 1
+                row, sessions = hits.get(job.username or "", (None, 0))
+                self._decide(job, row, sessions)
+            if not misses:
+                return
+            found, failed = await self._fetch(misses)
+            for job in jobs:
+                if job.username not in misses:
+                    continue
                 decided += 1
                 self._in_progress -= 1
                 if job.username in failed:
                     self.dupes.forget(job.key)
                     self._drop(DropReason.STORE_ERROR, job.nas.name, job.addr)
                     continue
-                row, sessions = records.get(job.username or "", (None, 0))
+                row, sessions = found.get(job.username or "", (None, 0))
                 self._decide(job, row, sessions)
         finally:
             self._in_progress -= len(jobs) - decided
 
-    async def _lookup(
+    async def _cached(
         self, names: list[str]
-    ) -> tuple[dict[str, tuple[store.SubscriberRow | None, int]], set[str]]:
-        """Records and live session counts: Redis, PostgreSQL for misses. Also returns the
-        names that could not be looked up at all (both stores failing)."""
+    ) -> tuple[dict[str, tuple[store.SubscriberRow | None, int]], dict[str, int]]:
+        """Records and live session counts from Redis, and the misses (with their live
+        session counts): every name a miss while Redis is unreachable."""
         out: dict[str, tuple[store.SubscriberRow | None, int]] = {}
-        cache = self.ctx.cache
         try:
-            cached = await store.cached_subscribers(cache, names)
+            cached = await store.cached_subscribers(self.ctx.cache, names)
         except (RedisError, OSError) as exc:
             self.ratelog.log(
                 logging.WARNING,
@@ -817,18 +831,24 @@ class RadiusService(Daemon):
                 error=repr(exc),
             )
             cached = {n: (False, None, 0) for n in names}
-        misses = []
+        misses: dict[str, int] = {}
         for name, (hit, row, sessions) in cached.items():
             if hit:
                 self.metrics.child(self.metrics.lookups, "redis" if row else "redis_negative").inc()
                 out[name] = (row, sessions)
             else:
-                misses.append(name)
-        if not misses:
-            return out, set()
-        self.metrics.lookups.labels("postgres").inc(len(misses))
+                misses[name] = sessions
+        return out, misses
+
+    async def _fetch(
+        self, misses: dict[str, int]
+    ) -> tuple[dict[str, tuple[store.SubscriberRow | None, int]], set[str]]:
+        """The cache's misses from PostgreSQL (then cached), with their live session counts;
+        also the names that could not be looked up (PostgreSQL failing too)."""
+        names = list(misses)
+        self.metrics.lookups.labels("postgres").inc(len(names))
         try:
-            found = await store.fetch_subscribers_db(self.ctx.pool, misses)
+            found = await store.fetch_subscribers_db(self.ctx.pool, names)
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
             self.ratelog.log(
                 logging.WARNING,
@@ -836,14 +856,12 @@ class RadiusService(Daemon):
                 "PostgreSQL unavailable for a subscriber lookup",
                 error=repr(exc),
             )
-            return out, set(misses)
+            return {}, set(names)
         with contextlib.suppress(RedisError, OSError):
             await store.cache_subscribers(
-                cache, {n: found.get(n) for n in misses}, self.cfg.negative_cache_ttl
+                self.ctx.cache, {n: found.get(n) for n in names}, self.cfg.negative_cache_ttl
             )
-        for name in misses:
-            out[name] = (found.get(name), cached[name][2])
-        return out, set()
+        return {n: (found.get(n), misses[n]) for n in names}, set()
 
     def _decide(self, job: _Job, row: store.SubscriberRow | None, sessions: int) -> None:
         engine = self.engine
