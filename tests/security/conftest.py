@@ -3,7 +3,8 @@
 `netd api` (HTTPS and gRPC over TLS, a low per-token rate limit), `netd acs` (HTTPS, a low
 per-source-IP rate limit), `netd radius`, `netd poller`, `netd devices` and `netd voltha`
 (SADIS on), each a process of its own on loopback ports picked here, over a fresh database
-and a private Redis key prefix. Tokens are made with the real CLI (`netd token create`).
+and a private Redis key prefix, each under memory-deny-write-execute (as the units run
+them). Tokens are made with the real CLI (`netd token create`).
 
 Every secret the stack is given is registered in ``Stack.secrets``; at the end every log
 the stack left (the daemons' output) is searched for them, as text, hex and base64.
@@ -21,7 +22,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,6 +44,34 @@ API_RATE = 5  # tokens/s per API token
 API_BURST = 15
 ACS_RATE = 2  # requests/s per source address
 ACS_BURST = 5
+
+
+#: runs its arguments with Linux's memory-deny-write-execute (prctl PR_SET_MDWE, 6.3+): no
+#: mapping may become writable and executable, inherited by children and across exec. It is
+#: what the units' MemoryDenyWriteExecute=yes asks of systemd, so the stack shows the
+#: daemons (TLS, gRPC, cryptography's cffi, uvloop) work under it.
+MDWE_EXEC = """
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    raise SystemExit("PR_SET_MDWE: " + os.strerror(ctypes.get_errno()))
+os.execv(sys.executable, [sys.executable, "-m", "daemons.cli", *sys.argv[1:]])
+"""
+
+
+class MdweNetd(NetdProcess):
+    """``netd ARGS`` as NetdProcess runs it, under memory-deny-write-execute."""
+
+    def __init__(self, args: list[str], env: Mapping[str, str], cwd: Path) -> None:
+        self.log_path = cwd / f"netd-{time.monotonic_ns()}.log"
+        self._log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", MDWE_EXEC, *args],
+            env=dict(env),
+            cwd=cwd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
@@ -229,7 +258,7 @@ async def stack(
         )
         try:
             for daemon in ("api", "acs", "radius", "poller", "devices", "voltha"):
-                s.procs[daemon] = NetdProcess([daemon], env, tmp)
+                s.procs[daemon] = MdweNetd([daemon], env, tmp)
             # The first admin token is made the way an operator makes it, with the CLI
             # (while the daemons start); the others through the API with it.
             out = await asyncio.to_thread(
