@@ -105,6 +105,17 @@ def kernel_drops(ports: set[int]) -> int:
     return dropped
 
 
+def rx_queue(ports: set[int]) -> int:
+    """Bytes waiting in the receive buffers of the 127.0.0.1 UDP sockets of ``ports``."""
+    queued = 0
+    for line in Path("/proc/net/udp").read_text().splitlines()[1:]:
+        cols = line.split()
+        addr, port = cols[1].split(":")
+        if int(port, 16) in ports and addr == "0100007F":
+            queued += int(cols[4].split(":")[1], 16)
+    return queued
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -450,6 +461,7 @@ async def test_storm_of_40000_requests(
             except OSError:
                 send_errors += 1
         t_sent = time.monotonic()
+        backlog = rx_queue({rd.auth_port, rd.acct_port})
 
         # Recovery: a normal request every 50 ms until one is answered at normal latency.
         recovered_at = None
@@ -527,7 +539,10 @@ async def test_storm_of_40000_requests(
             f"{max_live * 1000:.0f}), non-200 "
             f"{len(bad_polls)}; ledger starts {len(storm_ledger)} vs acked {len(acked_starts)} "
             f"(daemon acked {starts_acked_by_daemon:.0f}); normal latency "
-            f"{normal * 1000:.1f} ms, recovery {recovery}s"
+            f"{normal * 1000:.1f} ms, recovery {recovery}s; backlog in the daemon's socket "
+            f"buffers when the sending ended {backlog / 1e6:.1f} MB; commits "
+            f"{total(m, 'netd_radius_acct_batch_records_count'):.0f}, records "
+            f"{total(m, 'netd_radius_acct_batch_records_sum'):.0f}"
         )
 
         assert alive, rd.proc.output()[-3000:]
