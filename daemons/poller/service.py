@@ -288,6 +288,7 @@ class PollerService(Daemon):
                 source=addr[0],
                 reason={
                     "user": "unknown user",
+                    "level": "below the user's security level",
                     "usm": "authentication, privacy or time window failed",
                     "engines": "too many sender engine IDs",
                     "malformed": "not an SNMPv3 message",

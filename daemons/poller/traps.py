@@ -36,6 +36,12 @@ NAMES = {
 }
 
 
+# What pyasn1 raises on hostile BER besides its own PyAsn1Error: a constructed value of
+# indefinite length holding more components than its type has raises IndexError from deep
+# inside the decoder (tests/fuzz/test_snmp_fuzz.py holds the datagrams).
+_BER_ERRORS = (PyAsn1Error, ProtocolError, TypeError, ValueError, LookupError)
+
+
 class TrapError(ValueError):
     """Not an SNMP v1/v2c notification we accept."""
 
@@ -78,11 +84,12 @@ def message_version(data: bytes) -> int | None:
     """The msgVersion of an SNMP message (0 v1, 1 v2c, 3 v3), None if it is not one."""
     try:
         return int(api.decodeMessageVersion(data))
-    except (PyAsn1Error, ProtocolError, TypeError, ValueError):
+    except _BER_ERRORS:
         return None
 
 
 def decode(data: bytes) -> Trap:
+    """A v1 or v2c notification. Raises TrapError for anything else."""
     try:
         version = int(api.decodeMessageVersion(data))
         if version not in api.PROTOCOL_MODULES:
@@ -93,7 +100,7 @@ def decode(data: bytes) -> Trap:
         community = str(p.apiMessage.get_community(msg))
         pdu_api = p.apiTrapPDU if version == api.SNMP_VERSION_1 else p.apiPDU
         varbinds = {str(o): py_value(v) for o, v in pdu_api.get_varbinds(pdu)}
-    except (PyAsn1Error, ProtocolError, TypeError, ValueError) as exc:
+    except _BER_ERRORS as exc:
         if isinstance(exc, TrapError):
             raise
         raise TrapError(f"not an SNMP message: {str(exc)[:100]}") from None

@@ -125,10 +125,12 @@ class V3Receiver:
             params, _ = decoder.decode(
                 bytes(msg["msgSecurityParameters"]), asn1Spec=UsmSecurityParameters()
             )
-        except (PyAsn1Error, PySnmpError, TypeError, ValueError):
-            return "malformed", None
+        except (PyAsn1Error, PySnmpError, TypeError, ValueError, LookupError):
+            return "malformed", None  # LookupError: pyasn1 on some indefinite lengths
         engine_id = bytes(params["msgAuthoritativeEngineId"])
         user = bytes(params["msgUserName"]).decode("utf-8", "replace")
+        if user in self.users and not self._level_ok(self.users[user], msg):
+            return "level", None
         if not engine_id or engine_id == self.engine_id or (engine_id, user) in self.learnt:
             return "", None  # discovery, an inform to us, or known
         if user not in self.users:
@@ -139,10 +141,21 @@ class V3Receiver:
         self.learnt.add((engine_id, user))
         return "", (engine_id, user)
 
+    @staticmethod
+    def _level_ok(u: Credentials, msg: Any) -> bool:
+        """The message is at the user's security level. USM (RFC 3414) accepts a message
+        below it, a noAuthNoPriv one from a user who has keys, and leaves the refusal to
+        access control (RFC 3415), which this receiver does not run: without this check
+        anyone who knew a user name (sent in clear) could send traps as that user."""
+        flags = bytes(msg["msgGlobalData"]["msgFlags"])
+        level = flags[0] & 0x03 if flags else 0
+        return not ((u.auth and not level & 0x01) or (u.priv and not level & 0x02))
+
     def handle(self, data: bytes, addr: tuple[str, int]) -> tuple[list[Trap], list[bytes], str]:
         """One SNMPv3 datagram: the notifications it held, what to send back to ``addr``
         (a report or an inform's response), and why it was refused ("" if it was not:
-        "malformed", "user", "engines", or "usm" when pysnmp dropped it)."""
+        "malformed", "user", "level" (below the user's security level), "engines", or
+        "usm" when pysnmp dropped it)."""
         refused, learnt = self._learn(data)
         if refused:
             return [], [], refused
