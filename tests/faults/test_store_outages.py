@@ -42,7 +42,7 @@ from daemons.radius.codec import Attr, Code, encode_request, hide_password
 from daemons.store import accounting, migrate
 from daemons.store import radius as rstore
 from daemons.store.cache import Cache, connect
-from daemons.store.embedded import EmbeddedStores
+from daemons.store.embedded import DATABASE, PG_PORT, EmbeddedStores
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
 from tests.faults.conftest import LeakWatch
@@ -304,9 +304,11 @@ class Setup:
         return proc
 
 
-async def seed(dsn: str, redis_url: str, tmp: Path, leak_watch: LeakWatch) -> Setup:
+async def seed(
+    dsn: str, redis_url: str, tmp: Path, leak_watch: LeakWatch, daemon_dsn: str = ""
+) -> Setup:
     """The NAS and the subscribers in PostgreSQL (not in Redis: the first authentications
-    cache them), and the daemon's environment."""
+    cache them), and the daemon's environment (its PostgreSQL at ``daemon_dsn`` if set)."""
     key = os.urandom(32)
     password = "pw-" + os.urandom(8).hex()
     leak_watch.add(SECRET, key, password)
@@ -336,7 +338,7 @@ async def seed(dsn: str, redis_url: str, tmp: Path, leak_watch: LeakWatch) -> Se
     auth_port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
     env = netd_env(
         {
-            "NETD_DATABASE_URL": dsn,
+            "NETD_DATABASE_URL": daemon_dsn or dsn,
             "NETD_REDIS_URL": redis_url,
             "NETD_REDIS_KEY_PREFIX": "o" + uuid.uuid4().hex[:10],
             "NETD_SECRETS_KEY": key.hex(),
@@ -413,17 +415,92 @@ async def own_postgres(tmp_path: Path) -> AsyncIterator[EmbeddedStores]:
         await asyncio.to_thread(emb.release)
 
 
+class Blackhole:
+    """A TCP proxy in front of PostgreSQL's unix socket that can make it unreachable rather
+    than refusing: while frozen, nothing is forwarded either way, not even a close, and new
+    connections are accepted and left waiting (a host gone from the network). Thawed, it
+    forwards again, and a PostgreSQL that is down is refused at once."""
+
+    def __init__(self, socket_path: Path) -> None:
+        self.path = socket_path
+        self.flowing = asyncio.Event()
+        self.flowing.set()
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", 0)
+        self.port = int(self.server.sockets[0].getsockname()[1])
+
+    def freeze(self) -> None:
+        self.flowing.clear()
+
+    def thaw(self) -> None:
+        self.flowing.set()
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.add(writer)
+        try:
+            await self.flowing.wait()
+            try:
+                up_reader, up_writer = await asyncio.open_unix_connection(str(self.path))
+            except OSError:
+                return  # PostgreSQL is down: refused
+            self.writers.add(up_writer)
+            await asyncio.gather(self._pump(reader, up_writer), self._pump(up_reader, writer))
+        finally:
+            writer.close()
+
+    async def _pump(self, src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+        try:
+            while True:
+                data = await src.read(65536)
+                await self.flowing.wait()  # frozen: hold the data, or the close
+                if not data:
+                    break
+                dst.write(data)
+                await dst.drain()
+        except OSError:
+            pass
+        finally:
+            dst.close()
+
+    async def close(self) -> None:
+        self.thaw()
+        if self.server is not None:
+            self.server.close()
+        for w in list(self.writers):
+            w.close()
+
+
 PG_OUTAGE = 30.0  # seconds, as the issue says
+UNREACHABLE = 10.0  # of which, first, PostgreSQL's connections hang rather than fail
 
 
 async def test_postgres_stopped_30s_under_mixed_load(
     own_postgres: EmbeddedStores, store_urls: StoreUrls, tmp_path: Path, leak_watch: LeakWatch
 ) -> None:
+    """PostgreSQL stopped for 30 s. The daemon reaches it through a proxy which, for the
+    first 10 s, leaves its connections hanging (as when the database's host drops off the
+    network) before they are refused: cached subscribers must not wait on the lookups of
+    subscribers that are not cached."""
     postgres = own_postgres.postgres
     assert postgres is not None
     dsn = postgres.dsn
-    setup = await seed(dsn, store_urls.redis, tmp_path, leak_watch)
-    proc = setup.start(tmp_path)
+    proxy = Blackhole(postgres.sockets / f".s.PGSQL.{PG_PORT}")
+    await proxy.start()
+    setup = await seed(
+        dsn,
+        store_urls.redis,
+        tmp_path,
+        leak_watch,
+        f"postgresql://postgres@127.0.0.1:{proxy.port}/{DATABASE}",
+    )
+    # A lookup that hangs is held this long; a cached subscriber must not be.
+    setup.env["NETD_DATABASE_CONNECT_TIMEOUT"] = "4"
+    setup.env["NETD_DATABASE_COMMAND_TIMEOUT"] = "5"
+    proc = await asyncio.to_thread(setup.start, tmp_path)  # the proxy runs in this loop
     try:
         await asyncio.to_thread(warm_up, setup)
         nas = Nas(
@@ -437,10 +514,12 @@ async def test_postgres_stopped_30s_under_mixed_load(
         nas.start()
         await asyncio.sleep(3.5)
         stopping = time.monotonic()
+        proxy.freeze()
         await asyncio.to_thread(postgres.stop)
         down = time.monotonic()
-        await asyncio.sleep(5)
+        await asyncio.sleep(max(0.0, down + UNREACHABLE - time.monotonic()))
         spooled = sorted(setup.spool.glob("*.seg"))
+        proxy.thaw()
         await asyncio.sleep(max(0.0, down + PG_OUTAGE - time.monotonic()))
         up_at = time.monotonic()
         await asyncio.to_thread(postgres.start)
@@ -465,6 +544,11 @@ async def test_postgres_stopped_30s_under_mixed_load(
         assert outside["fresh_accepted"] == outside["fresh"] > 0, outside
         assert after["fresh_accepted"] == after["fresh"], after
         assert all(r.code == Code.ACCESS_ACCEPT for r in nas.auth if r.kind == "cached")
+        waits = [
+            r.answered - r.first for r in nas.auth if r.kind == "cached" and stopping <= r.first
+        ]
+        slowest = max(waits)
+        assert slowest < 2.0, f"a cached subscriber waited {slowest:.1f}s for its Accept"
 
         # Accounting was acknowledged from the spool while PostgreSQL was down.
         assert spooled, "records acknowledged while PostgreSQL was down are spooled"
@@ -483,7 +567,8 @@ async def test_postgres_stopped_30s_under_mixed_load(
             f"\npostgres outage {outage:.1f}s: Access-Requests during it {during['cached']} "
             f"for cached subscribers, {during['cached_accepted']} accepted; "
             f"{during['fresh']} for subscribers never seen, {during['fresh_accepted']} accepted "
-            f"({during['fresh'] - during['fresh_accepted']} dropped); accounting: "
+            f"({during['fresh'] - during['fresh_accepted']} dropped); slowest Accept "
+            f"{slowest * 1000:.0f} ms; accounting: "
             f"{in_outage} records acknowledged during the outage (spooled); "
             f"{len(acked(nas))} acknowledged, {total} in the ledger; ledger complete "
             f"{recovery:.1f}s after PostgreSQL was started "
@@ -492,7 +577,8 @@ async def test_postgres_stopped_30s_under_mixed_load(
         assert not list(setup.spool.glob("*.seg")), "the spool is emptied"
     finally:
         for p in setup.procs:
-            p.stop()
+            await asyncio.to_thread(p.stop)
+        await proxy.close()
     for p in setup.procs:
         no_traceback(p)
 
