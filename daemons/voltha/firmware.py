@@ -18,7 +18,7 @@ from voltha_protos import device_pb2
 from daemons.store import voltha as store
 from daemons.voltha.client import VolthaClient, VolthaError
 from daemons.voltha.inventory import Event
-from daemons.voltha.policy import image_step
+from daemons.voltha.policy import image_step, resume_point
 
 
 class StepFailed(Exception):
@@ -62,32 +62,55 @@ async def run_job(
         name=job.version, version=job.version, url=job.url, vendor=job.vendor, crc32=job.crc32
     )
     gate = asyncio.Semaphore(job.concurrency)
-    devices = [d for d in await store.job_devices(pool, job.id) if d["state"] != "done"]
+    # Those not finished: all of a new job, the rest of one resumed after its daemon died.
+    devices = [
+        d
+        for d in await store.job_devices(pool, job.id)
+        if d["state"] in ("pending", "downloading", "activating", "committing")
+    ]
+
+    steps = [
+        "download",
+        *(["activate"] if job.activate else []),
+        *(["commit"] if job.commit else []),
+    ]
+    row_state = {"download": "downloading", "activate": "activating", "commit": "committing"}
+
+    async def request(step: str, device_id: str) -> None:
+        try:
+            if step == "download":
+                await client.download_image([device_id], image, False, False)
+            elif step == "activate":
+                await client.activate_image([device_id], job.version)
+            else:
+                await client.commit_image([device_id], job.version)
+        except VolthaError as exc:
+            raise StepFailed(f"{step} refused: {exc.code}: {exc.details}") from None
+
+    async def resume(device_id: str) -> tuple[str, bool]:
+        """The step an ONU left in progress by a killed daemon is at (see resume_point)."""
+        try:
+            got = await client.image_status([device_id], job.version)
+        except VolthaError:
+            return "download", False
+        for st in got.device_image_states:
+            if st.device_id == device_id:
+                return resume_point(st.imageState, job.activate, job.commit)
+        return "download", False
 
     async def one(dev: dict[str, Any]) -> None:
         device_id = dev["device_id"]
         async with gate:
             try:
-                await store.set_job_device(pool, job.id, device_id, "downloading")
-                try:
-                    await client.download_image([device_id], image, False, False)
-                except VolthaError as exc:
-                    raise StepFailed(f"download refused: {exc.code}: {exc.details}") from None
-                await _wait(client, device_id, job.version, "download", step_timeout, poll)
-                if job.activate:
-                    await store.set_job_device(pool, job.id, device_id, "activating")
-                    try:
-                        await client.activate_image([device_id], job.version)
-                    except VolthaError as exc:
-                        raise StepFailed(f"activate refused: {exc.code}: {exc.details}") from None
-                    await _wait(client, device_id, job.version, "activate", step_timeout, poll)
-                if job.commit:
-                    await store.set_job_device(pool, job.id, device_id, "committing")
-                    try:
-                        await client.commit_image([device_id], job.version)
-                    except VolthaError as exc:
-                        raise StepFailed(f"commit refused: {exc.code}: {exc.details}") from None
-                    await _wait(client, device_id, job.version, "commit", step_timeout, poll)
+                start, under_way = "download", False
+                if dev["state"] != "pending":  # in progress when the job's daemon died
+                    start, under_way = await resume(device_id)
+                todo = steps[steps.index(start) :] if start in steps else []
+                for n, step in enumerate(todo):
+                    await store.set_job_device(pool, job.id, device_id, row_state[step])
+                    if not (n == 0 and under_way):
+                        await request(step, device_id)
+                    await _wait(client, device_id, job.version, step, step_timeout, poll)
                 await store.set_job_device(pool, job.id, device_id, "done")
             except StepFailed as exc:
                 await store.set_job_device(pool, job.id, device_id, "failed", str(exc)[:500])

@@ -104,3 +104,26 @@ def image_step(step: str, state: Any) -> Step:
         or (reason not in ("NO_ERROR",) and image not in ("IMAGE_COMMITTING",)),
         detail,
     )
+
+
+def resume_point(state: Any, activate: bool, commit: bool) -> tuple[str, bool]:
+    """Where an ONU's upgrade picks up when its job is resumed (the daemon running it was
+    killed), from the ONU's ImageState for the job's version: (step, under way). ``step`` is
+    download, activate, commit or done; ``under way``: the ONU is carrying the step out
+    already, so it is waited for, not asked for again (a second DownloadImageToDevice would
+    restart the transfer, a second activation reboot the ONU once more). Anything else (no
+    state for the version, a failure, an abort) starts again from the download."""
+    download = _DOWNLOAD.Name(state.download_state)
+    image = _ACTIVATION.Name(state.image_state)
+    if download == "DOWNLOAD_STARTED" or image == "IMAGE_DOWNLOADING":
+        return "download", True
+    if download != "DOWNLOAD_SUCCEEDED":
+        return "download", False
+    after_download = "activate" if activate else "commit" if commit else "done"
+    return {
+        "IMAGE_INACTIVE": (after_download, after_download == "done"),
+        "IMAGE_ACTIVATING": ("activate", True),
+        "IMAGE_ACTIVE": ("commit", False) if commit else ("done", True),
+        "IMAGE_COMMITTING": ("commit", True),
+        "IMAGE_COMMITTED": ("done", True),
+    }.get(image, ("download", False))

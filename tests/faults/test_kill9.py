@@ -24,9 +24,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import asyncpg
+import grpc
 import httpx
 import pytest
 from lxml import etree
+from voltha_protos import voltha_pb2_grpc
 
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
@@ -37,6 +40,7 @@ from daemons.store import api as api_store
 from daemons.store import devices as dstore
 from daemons.store import pools
 from daemons.store import radius as rstore
+from daemons.store import voltha as vstore
 from daemons.store.cache import connect
 from daemons.store.pg import create_pool
 from tests.acs.sim import MODELS, SOAP, Cpe, Http, load_model
@@ -44,6 +48,8 @@ from tests.conftest import StoreUrls, fresh_database
 from tests.devices.ios_sim import IosSim
 from tests.faults.conftest import LeakWatch
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
+from tests.voltha.fake_core import FakeVoltha
+from tests.voltha.test_fakes import active_olt, active_onu
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -801,3 +807,96 @@ async def test_devices_kill9_mid_config_job_resumes_it(
 
 def _config_sessions(sim: IosSim) -> int:
     return sum(1 for c in sim.commands if c.strip().startswith(("configure", "conf t")))
+
+
+# --- voltha ------------------------------------------------------------------------------
+
+FW = "v9.9.9"
+
+
+async def test_voltha_kill9_mid_firmware_job_resumes_without_repeating_steps(
+    store_urls: StoreUrls, db: str, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """A firmware job (download, activate, commit) on three ONUs of the fake VOLTHA core;
+    SIGKILL once an ONU is past its download. The restarted daemon resumes the job from what
+    each ONU reports: no step an ONU already has under way or done is asked for again, every
+    ONU ends committed, the job done."""
+    key = os.urandom(32)
+    leak_watch.add(key)
+    core = FakeVoltha(step_seconds=0.25)
+    await core.start()
+    channel = grpc.aio.insecure_channel(core.address)
+    stub = voltha_pb2_grpc.VolthaServiceStub(channel)
+    pool = await create_pool(DatabaseConfig(), db, "test")
+    status_port = free_port()
+    config = tmp_path / "netd.toml"
+    config.write_text(
+        f"[voltha]\nsync_interval = 1.0\nfirmware_poll = 0.05\nfirmware_step_timeout = 20.0\n"
+        f'[voltha.stacks.lab]\naddress = "{core.address}"\ndeadline = 2.0\n'
+    )
+    env = base_env(db, store_urls, key, tmp_path) | {
+        "NETD_CONFIG": str(config),
+        "NETD_VOLTHA_STATUS_PORT": str(status_port),
+        "NETD_VOLTHA_SADIS_PORT": str(free_port()),
+        "NETD_VOLTHA_ALLOWLIST": "false",  # no subscribers bound here: keep the ONUs enabled
+    }
+    daemon = Daemon(["voltha"], env, tmp_path, f"http://127.0.0.1:{status_port}/health/ready")
+    try:
+        olt = await active_olt(core, stub)
+        serials = [f"KILL0000000{i}" for i in range(3)]
+        onus = await asyncio.gather(*(active_onu(core, olt, 0, s) for s in serials))
+        daemon.start()
+        job_id = await vstore.create_job(
+            pool,
+            "lab",
+            FW,
+            "http://files.lab/fw.bin",
+            list(zip(onus, serials, strict=True)),
+            concurrency=3,
+        )
+
+        async def states() -> dict[str, str]:
+            rows = await pool.fetch(
+                "SELECT device_id, state FROM voltha_firmware_devices WHERE job_id = $1", job_id
+            )
+            return {r["device_id"]: r["state"] for r in rows}
+
+        at_kill: dict[str, str] = {}
+        for _ in range(1000):  # an ONU past its download, none finished
+            at_kill = await states()
+            if "activating" in at_kill.values() or "committing" in at_kill.values():
+                break
+            await asyncio.sleep(0.01)
+        daemon.kill9()
+        t0 = time.monotonic()
+        ready = await asyncio.to_thread(daemon.start)
+        job: asyncpg.Record | None = None
+        for _ in range(600):
+            job = await pool.fetchrow(
+                "SELECT state FROM voltha_firmware_jobs WHERE id = $1", job_id
+            )
+            if job is not None and job["state"] in ("done", "failed"):
+                break
+            await asyncio.sleep(0.05)
+        took = time.monotonic() - t0
+        final = await states()
+        assert job is not None and job["state"] == "done", final
+        for onu in onus:
+            image = core.image_state(onu, FW)
+            assert image is not None and image.image_state == image.IMAGE_COMMITTED
+            assert core.device(onu).firmware_version == FW
+        asked = {
+            name: sorted(i.id for _n, req in core.calls if _n == name for i in req.device_id)
+            for name in ("DownloadImageToDevice", "ActivateImage", "CommitImage")
+        }
+        assert asked == {name: sorted(onus) for name in asked}, (at_kill, asked)
+        print(
+            f"\nvoltha: SIGKILL with {sorted(at_kill.values())}; ready {ready:.2f}s after "
+            f"restart, job done {took:.2f}s after restart; each ONU asked once per step"
+        )
+    finally:
+        daemon.stop()
+        await pool.close()
+        await channel.close()
+        await core.stop()
+    no_traceback(daemon)
