@@ -33,6 +33,7 @@ from voltha_protos import voltha_pb2_grpc
 
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
+from daemons.poller.client import Credentials
 from daemons.radius.admin import credentials
 from daemons.radius.codec import Attr, Code, decode, encode_request, hide_password
 from daemons.store import acs as astore
@@ -40,6 +41,7 @@ from daemons.store import api as api_store
 from daemons.store import devices as dstore
 from daemons.store import pools
 from daemons.store import radius as rstore
+from daemons.store import snmp as sstore
 from daemons.store import voltha as vstore
 from daemons.store.cache import connect
 from daemons.store.pg import create_pool
@@ -47,6 +49,8 @@ from tests.acs.sim import MODELS, SOAP, Cpe, Http, load_model
 from tests.conftest import StoreUrls, fresh_database
 from tests.devices.ios_sim import IosSim
 from tests.faults.conftest import LeakWatch
+from tests.poller.snmpd import COMMUNITY as SNMP_COMMUNITY
+from tests.poller.snmpd import Snmpd
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 from tests.voltha.fake_core import FakeVoltha
 from tests.voltha.test_fakes import active_olt, active_onu
@@ -899,4 +903,82 @@ async def test_voltha_kill9_mid_firmware_job_resumes_without_repeating_steps(
         await pool.close()
         await channel.close()
         await core.stop()
+    no_traceback(daemon)
+
+
+# --- poller ------------------------------------------------------------------------------
+
+N_TARGETS = 20
+
+
+async def test_poller_kill9_resumes_polling(
+    store_urls: StoreUrls, db: str, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """Twenty targets on a real snmpd (system and IF-MIB, 10 s interval, spread over it);
+    SIGKILL once polls have been stored. The restarted poller is ready, polls the targets
+    again on their schedule (half of them within half an interval), and stores nothing odd
+    across the gap (every rate finite and
+    not negative: its counter state starts afresh, no rate spans the restart)."""
+    key = os.urandom(32)
+    leak_watch.add(key, SNMP_COMMUNITY)
+    (tmp_path / "agent").mkdir()
+    agent = Snmpd(tmp_path / "agent")
+    pool = await create_pool(DatabaseConfig(), db, "test")
+    status_port = free_port()
+    env = base_env(db, store_urls, key, tmp_path) | {
+        "NETD_POLLER_EXPORTER_PORT": "0",
+        "NETD_POLLER_TRAP_PORT": "0",
+        "NETD_POLLER_STATUS_PORT": str(status_port),
+        "NETD_POLLER_TIMEOUT": "2",
+        "NETD_POLLER_RETRIES": "1",
+    }
+    daemon = Daemon(["poller"], env, tmp_path, f"http://127.0.0.1:{status_port}/health/ready")
+    try:
+        sealer = Sealer(key)
+        creds = Credentials("2c", community=SNMP_COMMUNITY)
+        for i in range(N_TARGETS):
+            await sstore.put_target(
+                pool,
+                sealer,
+                sstore.Target(
+                    f"t{i:02d}", "127.0.0.1", agent.port, creds, ("system", "if-mib"), 10
+                ),
+            )
+
+        async def polled_since(ts: object) -> set[str]:
+            rows = await pool.fetch("SELECT DISTINCT target FROM snmp_samples WHERE ts > $1", ts)
+            return {r["target"] for r in rows}
+
+        start = await pool.fetchval("SELECT now()")
+        daemon.start()
+        for _ in range(1000):  # a third of the targets polled and stored
+            if len(await polled_since(start)) >= N_TARGETS // 3:
+                break
+            await asyncio.sleep(0.02)
+        daemon.kill9()
+        before = len(await polled_since(start))
+        t0 = time.monotonic()
+        restart = await pool.fetchval("SELECT now()")
+        ready = await asyncio.to_thread(daemon.start)
+        again: set[str] = set()
+        for _ in range(300):  # half the targets: half their interval (10 s), and a margin
+            again = await polled_since(restart)
+            if len(again) >= N_TARGETS // 2:
+                break
+            await asyncio.sleep(0.1)
+        took = time.monotonic() - t0
+        assert len(again) >= N_TARGETS // 2, sorted(again)
+        bad = await pool.fetchval(
+            "SELECT count(*) FROM snmp_samples WHERE value = 'NaN'::float8 OR value < 0 "
+            "OR value = 'Infinity'::float8"
+        )
+        assert bad == 0
+        print(
+            f"\npoller: {before}/{N_TARGETS} targets polled before SIGKILL; ready {ready:.2f}s "
+            f"after restart, {len(again)} polled again {took:.2f}s after restart"
+        )
+    finally:
+        daemon.stop()
+        await pool.close()
+        agent.stop()
     no_traceback(daemon)
