@@ -557,6 +557,7 @@ async def test_postgres_stopped_30s_under_mixed_load(
             r.code == Code.ACCOUNTING_RESPONSE and r.answered < up_at for r in sent_during
         ), "acknowledgements continue during the outage"
         in_outage = len(acked(nas, up_at) - acked(nas, down))
+        ack_wait = max(r.answered - r.first for r in nas.acct if stopping <= r.first < up_at)
         assert in_outage >= len(sent_during)
 
         # After recovery the ledger is the acknowledged set, exactly.
@@ -569,7 +570,8 @@ async def test_postgres_stopped_30s_under_mixed_load(
             f"{during['fresh']} for subscribers never seen, {during['fresh_accepted']} accepted "
             f"({during['fresh'] - during['fresh_accepted']} dropped); slowest Accept "
             f"{slowest * 1000:.0f} ms; accounting: "
-            f"{in_outage} records acknowledged during the outage (spooled); "
+            f"{in_outage} records acknowledged during the outage (spooled; slowest "
+            f"acknowledgement {ack_wait:.1f}s, while connections hung); "
             f"{len(acked(nas))} acknowledged, {total} in the ledger; ledger complete "
             f"{recovery:.1f}s after PostgreSQL was started "
             f"({recovery + up - up_at:.1f}s after the start began)"
