@@ -4,12 +4,14 @@ A real `netd radius`, a NAS on loopback that keeps sending Access-Requests (PAP)
 accounting (Start, Interim-Update, Stop; retransmitted until acknowledged, like a NAS), and
 one store taken away in the middle:
 
-- PostgreSQL stopped for 30 s: authentication goes on from the Redis cache, accounting is
-  acknowledged from the local spool, and once PostgreSQL is back the ledger holds exactly
-  the acknowledged records;
-- Redis killed (SIGKILL) and restarted empty after 10 s: authentication falls back to
-  PostgreSQL, the live sessions are rebuilt in Redis from the sessions table, and no
-  accounting record is lost.
+- PostgreSQL stopped for 30 s (its connections left hanging for the first 10 s, then
+  refused): authentication goes on from the Redis cache without waiting on PostgreSQL,
+  accounting is acknowledged from the local spool, and once PostgreSQL is back the ledger
+  holds exactly the acknowledged records;
+- Redis killed (SIGKILL) and restarted empty after 10 s, then killed again just after a
+  snapshot and restarted from it: authentication falls back to PostgreSQL, the live
+  sessions in Redis are rebuilt (and repaired) from the sessions table, and no accounting
+  record is lost.
 
 Each test prints its figures (requests, accepts, drops, records acknowledged and in the
 ledger, recovery times) for the closing note.
