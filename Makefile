@@ -4,14 +4,16 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 PYTEST_ARGS ?=
+FUZZ_TIME ?= 300
 
-.PHONY: help install run test lint unit bench clean proto
+.PHONY: help install run test lint unit bench clean proto fuzz
 
 help:
 	@echo "make run    create .venv, install, migrate, run every daemon on the embedded stores"
 	@echo "make test   lint (ruff, mypy --strict) and the whole test suite"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  every benchmark under benchmarks/"
+	@echo "make fuzz   atheris on the RADIUS and CWMP decoders, FUZZ_TIME=300 s each"
 	@echo "make proto  regenerate daemons/nbi/gen from proto/netd/v1 (commit both)"
 	@echo "make clean  remove .venv and the state directory var/"
 
@@ -29,8 +31,8 @@ run: install
 	exec $(BIN)/netd up
 
 lint: install
-	$(BIN)/ruff check daemons tests benchmarks proto
-	$(BIN)/ruff format --check daemons tests benchmarks proto
+	$(BIN)/ruff check daemons tests benchmarks proto fuzz
+	$(BIN)/ruff format --check daemons tests benchmarks proto fuzz
 	$(BIN)/mypy
 
 test: lint
@@ -41,6 +43,16 @@ unit: install
 
 proto: install
 	$(BIN)/python proto/generate.py
+
+# Coverage-guided fuzzing (atheris): the corpora grow in var/fuzz/, crashes land there too
+# (a crash stops the target and fails make). Seeds: fuzz/corpus/ (fuzz/make_seeds.py).
+fuzz: install
+	@mkdir -p var/fuzz/radius var/fuzz/cwmp
+	$(BIN)/python fuzz/fuzz_radius.py var/fuzz/radius fuzz/corpus/radius -max_len=4096 \
+		-max_total_time=$(FUZZ_TIME) -print_final_stats=1 -artifact_prefix=var/fuzz/radius-
+	$(BIN)/python fuzz/fuzz_cwmp.py var/fuzz/cwmp fuzz/corpus/cwmp -dict=fuzz/cwmp.dict \
+		-max_len=16384 -max_total_time=$(FUZZ_TIME) -print_final_stats=1 \
+		-artifact_prefix=var/fuzz/cwmp-
 
 bench: install
 	$(BIN)/python -m benchmarks

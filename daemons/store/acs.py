@@ -71,6 +71,10 @@ async def register_device(
 
 
 async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
+    # One row per name: a CPE that lists a parameter twice (the last value counts) would
+    # otherwise make the upsert touch a row twice, which PostgreSQL refuses for the whole
+    # statement (CardinalityViolationError), failing the CPE's every session.
+    params = list({p.name: p for p in params}.values())
     await conn.execute(
         "INSERT INTO cpe_parameters (device_id, name, value, type) "
         "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) "
@@ -93,6 +97,7 @@ async def put_params(
     """Values read, and names with their writable flag (objects end in a dot). Give a
     connection in a transaction to write them with other effects at once."""
     if names:
+        names = list(dict(names).items())  # one row per name, as for values
         await conn.execute(
             "INSERT INTO cpe_parameters (device_id, name, object, writable) "
             "SELECT $1, n, n LIKE '%.', w FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "

@@ -218,7 +218,7 @@ _TASKS = {
     "ScheduleInformResponse": ("scheduleInform", {"delay": 5}),
 }
 ACS_CFG = acs_engine.EngineConfig()
-_INFORM = cwmp.parse(seeds.cwmp_envelopes()[1])
+_INFORM = cwmp.parse(seeds.hand.INFORM)
 
 
 def _ints(value: object) -> None:

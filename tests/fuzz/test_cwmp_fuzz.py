@@ -11,6 +11,7 @@ simulated CPEs' envelopes over the real data models, mutated as bytes and as XML
 from __future__ import annotations
 
 import gzip
+import re
 import socket
 import zlib
 
@@ -191,6 +192,14 @@ def test_the_acs_answers_hostile_bodies_with_4xx(acs: AcsServer) -> None:
         assert not answer or answer.startswith(b"HTTP/1.1 4"), answer[:40]
     with httpx.Client(base_url=url, timeout=10) as client:
         assert _post(client, SEEDS[1]) == 200  # an Inform: the session starts
+    # A parameter listed twice made the upsert touch its row twice: PostgreSQL refused the
+    # statement (CardinalityViolationError) and the ACS answered the Inform with 503.
+    first = re.search(rb"<ParameterValueStruct>.*?</ParameterValueStruct>", SEEDS[1])
+    assert first is not None
+    twice = SEEDS[1][: first.end()] + first.group(0) + SEEDS[1][first.end() :]
+    assert len(cwmp.parse(twice).args["params"]) == len(cwmp.parse(SEEDS[1]).args["params"]) + 1
+    with httpx.Client(base_url=url, timeout=10) as client:
+        assert _post(client, twice) == 200
     assert acs.metric("netd_acs_rejects_total") >= 4
     assert "unhandled error" not in acs.proc.output()
     assert len(statuses) >= 30
