@@ -40,8 +40,8 @@ from tests.faults.conftest import LeakWatch
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
-API_RATE = 5  # tokens/s per API token
-API_BURST = 15
+API_RATE = 1  # requests/s per API token: slow, so no token comes back during a check
+API_BURST = 20
 ACS_RATE = 2  # requests/s per source address
 ACS_BURST = 5
 

@@ -26,6 +26,7 @@ async def test_api_per_token_http_and_grpc(stack: Stack) -> None:
         stack.api("other") as other,
         grpc.aio.secure_channel(f"127.0.0.1:{stack.grpc_port}", creds) as channel,
     ):
+        await asyncio.wait_for(channel.channel_ready(), 10)  # connected before the burst
         t0 = time.monotonic()
         statuses = []
         limited = None
