@@ -105,9 +105,14 @@ class Sadis:
         self.policies = policies  # a callable returning the current PolicySet
 
     async def lookup(self, kind: str, key: str) -> dict[str, Any] | None:
+        """The entry for ``key``, or None. Any key is accepted: it comes from the URL."""
+        if "\0" in key:  # PostgreSQL refuses NUL in text; no serial or plan holds one
+            return None
         if kind == "subscribers":
             serial, sep, uni = key.rpartition("-")
-            if sep and uni.isdigit():
+            # ASCII digits only ("²".isdigit() is true, int("²") fails), few enough to fit
+            # the integer column: a UNI port number.
+            if sep and uni.isascii() and uni.isdigit() and len(uni) <= 9:
                 row = await self.pool.fetchrow(
                     "SELECT b.subscriber, b.s_tag, b.c_tag, b.tp_id, s.plan FROM onu_bindings b "
                     "JOIN subscribers s ON s.username = b.subscriber "
