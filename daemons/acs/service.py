@@ -15,6 +15,7 @@ import contextlib
 import gzip
 import hashlib
 import hmac
+import ipaddress
 import logging
 import math
 import re
@@ -59,6 +60,21 @@ class _Live:
     last: float = field(default_factory=time.monotonic)
     tasks: dict[int, int] = field(default_factory=dict)  # started: id -> attempts (fence)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+def rate_key(ip: str) -> str:
+    """The rate-limit key of a source address: an IPv4 address (an IPv4-mapped IPv6 one
+    too), or an IPv6 address's /64, since one subscriber line gets a whole /64 (RFC 6177)
+    and could otherwise take a fresh address, and a fresh bucket, for every request."""
+    if ":" not in ip:
+        return ip
+    try:
+        addr = ipaddress.IPv6Address(ip.split("%", 1)[0])
+    except ValueError:
+        return ip
+    if addr.ipv4_mapped is not None:
+        return str(addr.ipv4_mapped)
+    return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
 
 
 class _Reject(Exception):
@@ -140,7 +156,7 @@ class AcsApp:
         if self.limiter is None:
             return None
         client = scope.get("client")
-        ip = str(client[0]) if client else ""
+        ip = rate_key(str(client[0])) if client else ""
         now = time.monotonic()
         if self.limiter.take(ip, now):
             return None

@@ -14,6 +14,7 @@ import time
 import grpc
 import httpx
 
+from daemons.acs.service import rate_key
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
 from daemons.nbi.gen.netd.v1 import subscribers_pb2_grpc
 from tests.security.conftest import ACS_BURST, ACS_RATE, API_BURST, API_RATE, Stack
@@ -112,3 +113,13 @@ async def test_acs_per_source_ip(stack: Stack) -> None:
         if "per-source-IP rate limit" in line
     ]
     assert 1 <= len(lines) <= 2 and flood in lines[0], lines
+
+
+def test_acs_rate_key_groups_ipv6_by_64() -> None:
+    """An IPv6 line has a /64 to pick a fresh source from for every request: it shares one
+    bucket. IPv4-mapped addresses (a dual-stack socket) count as the IPv4 address."""
+    assert rate_key("192.0.2.1") == "192.0.2.1"
+    assert rate_key("::ffff:192.0.2.7") == "192.0.2.7"
+    assert rate_key("2001:db8:1:2:aaaa::1") == rate_key("2001:db8:1:2::ffff") == "2001:db8:1:2::/64"
+    assert rate_key("2001:db8:1:3::1") != rate_key("2001:db8:1:2::1")
+    assert rate_key("fe80::1%eth0") == "fe80::/64"
