@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -136,6 +137,9 @@ class HttpServer:
             ssl_keyfile=str(tls[1]) if tls else None,
         )
         config.load()
+        if config.ssl is not None:
+            # TLS 1.2 or later whatever the platform's defaults (RFC 8996 retires 1.0/1.1)
+            config.ssl.minimum_version = ssl.TLSVersion.TLSv1_2
         self._server = uvicorn.Server(config)
         self._server.lifespan = config.lifespan_class(config)
         self.host = host
