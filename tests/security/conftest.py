@@ -51,12 +51,16 @@ ACS_BURST = 5
 #: what the units' MemoryDenyWriteExecute=yes asks of systemd, so the stack shows the
 #: daemons (TLS, gRPC, cryptography's cffi, uvloop) work under it.
 MDWE_EXEC = """
-import ctypes, os, sys
+import ctypes, errno, os, sys
 libc = ctypes.CDLL(None, use_errno=True)
-if libc.prctl(65, 1, 0, 0, 0) != 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+if libc.prctl(65, 1, 0, 0, 0) == 0:  # PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN
+    print(MDWE_ON, file=sys.stderr, flush=True)
+elif ctypes.get_errno() != errno.EINVAL:  # EINVAL: a kernel before 6.3, without it
     raise SystemExit("PR_SET_MDWE: " + os.strerror(ctypes.get_errno()))
 os.execv(sys.executable, [sys.executable, "-m", "daemons.cli", *sys.argv[1:]])
 """
+MDWE_ON = "netd-test: memory-deny-write-execute on"
+MDWE_EXEC = f"MDWE_ON = {MDWE_ON!r}\n" + MDWE_EXEC
 
 
 class MdweNetd(NetdProcess):
