@@ -199,13 +199,18 @@ class Session:
         the "M Reboot"/"M ScheduleInform" event with it (TR-069 A.3.3.1, kept by the CPE until
         an InformResponse), "M Download"/"M Upload" (its TransferComplete follows in this
         session and closes the task), or ManagementServer.ParameterKey equal to it (set by the
-        CPE if and only if the SetParameterValues/AddObject/DeleteObject succeeded, A.3.2.1).
-        None: no proof, the task is sent."""
+        CPE if and only if the SetParameterValues/AddObject/DeleteObject succeeded, A.3.2.1);
+        "0 BOOTSTRAP" for a FactoryReset started before. None: no proof, the task is sent."""
         key = task.command_key
         if task.kind in ("reboot", "scheduleInform"):
             event = "M Reboot" if task.kind == "reboot" else "M ScheduleInform"
             if (event, key) in self.inform_events:
                 return [TaskResult(task.id, "done", {"confirmed": event})]
+        elif task.kind == "factoryReset":
+            # No CommandKey: a CPE reset to its factory state informs with "0 BOOTSTRAP"
+            # (A.3.3.1). Trusted only for a task an earlier session had started.
+            if task.attempts > 1 and any(code == "0 BOOTSTRAP" for code, _ in self.inform_events):
+                return [TaskResult(task.id, "done", {"confirmed": "0 BOOTSTRAP"})]
         elif task.kind in ("download", "upload"):
             event = "M Download" if task.kind == "download" else "M Upload"
             if (event, key) in self.inform_events:

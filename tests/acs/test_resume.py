@@ -79,6 +79,18 @@ def test_inform_evidence_closes_tasks_without_resending() -> None:
     assert _sent(session) == ["<cwmp:SetParameterValues", "<cwmp:Reboot", "<cwmp:AddObject"]
 
 
+def test_a_factory_reset_started_before_is_proved_by_bootstrap() -> None:
+    cpe = Cpe(load_model(MODELS / MODEL))
+    session = _session(cpe, [("0 BOOTSTRAP", "")])
+    session.plan(
+        [eng.Task(8, "factoryReset", {}, 2), eng.Task(9, "factoryReset", {}, 1)], discovered=True
+    )
+    assert [(e.task_id, e.status) for e in session.confirmed if isinstance(e, eng.TaskResult)] == [
+        (8, "done")
+    ]
+    assert _sent(session) == ["<cwmp:FactoryReset/"]  # task 9 was never started before
+
+
 def test_no_evidence_without_the_key() -> None:
     cpe = Cpe(load_model(MODELS / MODEL))
     session = _session(cpe, [("M Reboot", "someone-else")])
