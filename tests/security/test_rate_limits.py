@@ -42,6 +42,8 @@ async def test_api_per_token_http_and_grpc(stack: Stack) -> None:
         assert limited is not None, statuses
         assert statuses.count(200) <= API_BURST + int(elapsed * API_RATE) + 2, (statuses, elapsed)
         assert limited.json()["error"]["code"] == "rate_limited"
+        print(f"api: {len(statuses)} requests in {elapsed:.2f} s on one token: "
+              f"{statuses.count(200)} answered, {statuses.count(429)} refused 429")  # fmt: skip
         assert 1 <= int(limited.headers["Retry-After"]) <= 2
         # the same token over gRPC shares the bucket (it is in Redis)
         stub = subscribers_pb2_grpc.SubscribersServiceStub(channel)
@@ -100,6 +102,8 @@ async def test_acs_per_source_ip(stack: Stack) -> None:
     # another address at the same time: its own bucket
     assert during.status_code == 400
     after = stack.metric("acs", "netd_acs_rate_limited_total")
+    print(f"acs: {n} requests in {elapsed:.2f} s from {flood}: {admitted} admitted, "
+          f"{len(refused)} refused 503, counted {after - before:g}")  # fmt: skip
     assert after - before == len(refused)
     assert stack.metric("acs", "netd_acs_rate_limit_sources") >= 2
     # after Retry-After the flooding address is let in again
