@@ -157,11 +157,12 @@ class RadiusConfig(_DaemonConfig):
     acct_port: Port = 1813
     acct_batch_max: int = Field(default=256, ge=1, le=10_000)
     acct_batch_window: float = Field(default=0.003, gt=0, le=1.0)
+    acct_commit_timeout: Seconds = 5.0  # a batch's ledger commit; past it the batch is spooled
     workers: int = Field(default=1, ge=1, le=64)
     dictionaries: list[Path] = Field(default_factory=list)
     duplicate_window: Seconds = 5.0
     max_inflight: int = Field(default=4096, ge=16, le=1_000_000)
-    nas_rate_limit: float = Field(default=20_000.0, ge=0, le=10_000_000)  # req/s a NAS; 0: off
+    nas_rate_limit: float = Field(default=20_000.0, ge=0, le=10_000_000)  # req/s a NAS+port; 0 off
     nas_rate_burst: int = Field(default=40_000, ge=1, le=100_000_000)
     nas_refresh_interval: Seconds = 60.0
     negative_cache_ttl: Seconds = 30.0

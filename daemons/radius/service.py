@@ -352,6 +352,12 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _consume(task: asyncio.Task[Any]) -> None:
+    """Retrieve an abandoned task's outcome, so asyncio does not report it as lost."""
+    if not task.cancelled():
+        task.exception()
+
+
 class RadiusService(Daemon):
     name: ClassVar[str] = "radius"
     spawns_workers: ClassVar[bool] = True
@@ -381,6 +387,7 @@ class RadiusService(Daemon):
         self._managed_plans: dict[str, dict[str, Any]] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
+        self._abandoned: set[asyncio.Task[Any]] = set()  # commits past their deadline
         self._batch_tasks = 0  # of _tasks, those whose requests the load counts already
         self._pending: list[_Job] = []
         self._flush_scheduled = False
@@ -1020,7 +1027,7 @@ class RadiusService(Daemon):
             durable = await self._to_spool(records)
         else:
             try:
-                closed = await self._to_ledger(records)
+                closed = await self._ledger_within_deadline(records)
                 durable = True
             except (
                 OSError,
@@ -1167,6 +1174,26 @@ class RadiusService(Daemon):
             self.ratelog.log(
                 logging.WARNING, "leases", "address leases not updated", error=repr(exc)
             )
+
+    async def _ledger_within_deadline(
+        self, records: list[acct.AcctRecord]
+    ) -> list[tuple[str, str, str | None]]:
+        """The ledger commit, or TimeoutError after radius.acct_commit_timeout.
+
+        A PostgreSQL that hangs rather than refuses must not hold the acks past the NAS's
+        retransmissions: past the deadline the batch is spooled. The commit is cancelled and
+        left to unwind on its own (asyncpg's cleanup of a cancelled query talks to the hung
+        server too), not awaited. If it landed after all, the spool's replay adds nothing:
+        the ledger drops records by idempotency key."""
+        commit = asyncio.get_running_loop().create_task(self._to_ledger(records))
+        done, _ = await asyncio.wait({commit}, timeout=self.cfg.acct_commit_timeout)
+        if not done:
+            commit.cancel()
+            self._abandoned.add(commit)  # a strong reference until it has unwound
+            commit.add_done_callback(self._abandoned.discard)
+            commit.add_done_callback(_consume)
+            raise TimeoutError(f"ledger commit over {self.cfg.acct_commit_timeout}s")
+        return commit.result()
 
     async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str, str | None]]:
         now = time.time()
