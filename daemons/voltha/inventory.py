@@ -12,16 +12,39 @@ Nothing changed: an empty diff, and nothing is written.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from voltha_protos import common_pb2, device_pb2
 
-_ADMIN = common_pb2.AdminState.Types.Name
-_OPER = common_pb2.OperStatus.Types.Name
-_CONNECT = common_pb2.ConnectStatus.Types.Name
-_PORT_TYPE = device_pb2.Port.PortType.Name
+
+def _names(enum: Any) -> Callable[[int], str]:
+    """An enum value's name; a value this client's protos do not know (proto3 enums are
+    open: a newer VOLTHA sends new states) is ``UNKNOWN_<n>``. ``Name`` raised ValueError
+    for it, out of the sync, which ended the stack's sync loop for good."""
+
+    def name(value: int) -> str:
+        try:
+            return str(enum.Name(value))
+        except ValueError:
+            return f"UNKNOWN_{int(value)}"
+
+    return name
+
+
+_ADMIN = _names(common_pb2.AdminState.Types)
+_OPER = _names(common_pb2.OperStatus.Types)
+_CONNECT = _names(common_pb2.ConnectStatus.Types)
+_PORT_TYPE = _names(device_pb2.Port.PortType)
+
+
+def _text(value: str) -> str:
+    """A protobuf string as PostgreSQL stores it: proto3 strings may hold NUL, text may not
+    (the row, and the whole sync with it, would be refused at every tick)."""
+    return value.replace("\0", "") if "\0" in value else value
+
+
 STATE_FIELDS = ("admin_state", "oper_status", "connect_status", "reason")
 
 
@@ -95,30 +118,30 @@ def device_row(stack: str, d: Any) -> DeviceRow:
     proxy = d.proxy_address
     return DeviceRow(
         stack=stack,
-        id=d.id,
+        id=_text(d.id),
         kind="olt" if d.root else "onu",
-        type=d.type,
-        parent_id=d.parent_id if not d.root else "",
+        type=_text(d.type),
+        parent_id=_text(d.parent_id) if not d.root else "",
         pon_port=int(d.parent_port_no) if not d.root else 0,
         onu_id=int(proxy.onu_id) if not d.root else 0,
-        serial=d.serial_number,
-        vendor=d.vendor,
-        model=d.model,
-        firmware=d.firmware_version,
-        host_and_port=d.host_and_port,
+        serial=_text(d.serial_number),
+        vendor=_text(d.vendor),
+        model=_text(d.model),
+        firmware=_text(d.firmware_version),
+        host_and_port=_text(d.host_and_port),
         admin_state=_ADMIN(d.admin_state),
         oper_status=_OPER(d.oper_status),
         connect_status=_CONNECT(d.connect_status),
-        reason=d.reason,
+        reason=_text(d.reason),
     )
 
 
 def port_row(stack: str, device_id: str, p: Any) -> PortRow:
     return PortRow(
         stack=stack,
-        device_id=device_id,
+        device_id=_text(device_id),
         port_no=int(p.port_no),
-        label=p.label,
+        label=_text(p.label),
         type=_PORT_TYPE(p.type),
         admin_state=_ADMIN(p.admin_state),
         oper_status=_OPER(p.oper_status),
@@ -132,7 +155,7 @@ def snapshot(stack: str, devices: Iterable[Any], ports: Mapping[str, Iterable[An
         snap.devices[row.id] = row
         for p in ports.get(d.id, ()):
             prow = port_row(stack, d.id, p)
-            snap.ports[(d.id, prow.port_no)] = prow
+            snap.ports[(row.id, prow.port_no)] = prow
     return snap
 
 
