@@ -174,6 +174,11 @@ class RadiusMetrics:
         self.acct_replayed = Counter(
             "netd_radius_acct_replayed_total", "spooled records moved into the ledger", registry=r
         )
+        self.acct_quarantined = Counter(
+            "netd_radius_acct_quarantined_total",
+            "accounting records PostgreSQL refused for their content, kept in the quarantine",
+            registry=r,
+        )
         self.quota_actions = Counter(
             "netd_radius_quota_actions_total",
             "quota actions by kind and NAS answer",
@@ -352,6 +357,11 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: PostgreSQL refusing a record for what it holds (SQLSTATE classes 22 and 23), as opposed to
+#: PostgreSQL being unavailable: retrying cannot help, spooling would only repeat it.
+_CONTENT_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
+
+
 def _consume(task: asyncio.Task[Any]) -> None:
     """Retrieve an abandoned task's outcome, so asyncio does not report it as lost."""
     if not task.cancelled():
@@ -399,6 +409,7 @@ class RadiusService(Daemon):
         self._partitions_until = 0.0
         self._partitions_lock = asyncio.Lock()
         self.spool = Spool(ctx.config.state_dir / "spool" / "accounting")
+        self.quarantine = Spool(ctx.config.state_dir / "spool" / "quarantine")
         self._spooling = False
         self._nas_task: asyncio.Task[None] | None = None
         self._live_task: asyncio.Task[None] | None = None
@@ -1185,7 +1196,7 @@ class RadiusService(Daemon):
         left to unwind on its own (asyncpg's cleanup of a cancelled query talks to the hung
         server too), not awaited. If it landed after all, the spool's replay adds nothing:
         the ledger drops records by idempotency key."""
-        commit = asyncio.get_running_loop().create_task(self._to_ledger(records))
+        commit = asyncio.get_running_loop().create_task(self._to_ledger_sorted(records))
         done, _ = await asyncio.wait({commit}, timeout=self.cfg.acct_commit_timeout)
         if not done:
             commit.cancel()
@@ -1194,6 +1205,41 @@ class RadiusService(Daemon):
             commit.add_done_callback(_consume)
             raise TimeoutError(f"ledger commit over {self.cfg.acct_commit_timeout}s")
         return commit.result()
+
+    async def _to_ledger_sorted(
+        self, records: list[acct.AcctRecord]
+    ) -> list[tuple[str, str, str | None]]:
+        """:meth:`_to_ledger`, with the records PostgreSQL refuses for their content (a data
+        or constraint error, not an outage) set apart: the batch is split in halves until
+        each refused record is alone, and that one goes to the quarantine spool (fsynced,
+        counted, logged) instead of failing its batch for good. Without this one bad record
+        would be spooled as if PostgreSQL were down, and its replay would fail forever,
+        holding every later record in the spool behind it."""
+        try:
+            return await self._to_ledger(records)
+        except _CONTENT_ERRORS as exc:
+            if len(records) == 1:
+                await self._to_quarantine(records[0], exc)
+                return []
+        half = len(records) // 2
+        first = await self._to_ledger_sorted(records[:half])
+        return first + await self._to_ledger_sorted(records[half:])
+
+    async def _to_quarantine(self, record: acct.AcctRecord, exc: Exception) -> None:
+        try:
+            await asyncio.to_thread(self.quarantine.append, [asdict(record)])
+        except SpoolError:
+            raise exc from None  # not durable anywhere: not acknowledged
+        self.metrics.acct_quarantined.inc()
+        self.ratelog.log(
+            logging.ERROR,
+            "quarantine",
+            "accounting record refused by PostgreSQL for its content; kept in the quarantine",
+            error=f"{type(exc).__name__}: {exc}",
+            nas=record.nas,
+            session=record.acct_session_id,
+            directory=str(self.quarantine.dir),
+        )
 
     async def _to_ledger(self, records: list[acct.AcctRecord]) -> list[tuple[str, str, str | None]]:
         now = time.time()
@@ -1247,7 +1293,7 @@ class RadiusService(Daemon):
             records = [acct.AcctRecord(**row) for row in rows]
             try:
                 for i in range(0, len(records), 1000):
-                    await self._to_ledger(records[i : i + 1000])
+                    await self._to_ledger_sorted(records[i : i + 1000])
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError):
                 if self._draining:
                     return  # the spool stays on disk; the next start replays it

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import asyncpg
+import httpx
 import pytest
 
 from daemons.core.config import DatabaseConfig
@@ -220,3 +221,69 @@ async def test_kill_9_while_spooling_loses_nothing(stack: Stack) -> None:
         assert total == 240
     finally:
         again.stop()
+
+
+async def test_a_record_postgresql_refuses_is_quarantined_not_spooled_forever(
+    stack: Stack,
+) -> None:
+    """A record PostgreSQL refuses for its content (here a CHECK the test adds; in the wild
+    a value a codec let through) must not fail its batch for good: the others land, the bad
+    one goes to the quarantine, and the daemon does not fall into spooling. The same when
+    the bad record was spooled during an outage and meets the constraint at replay."""
+    conn = await asyncpg.connect(stack.dsn)
+    try:
+        await conn.execute(
+            "ALTER TABLE accounting_events ADD CONSTRAINT poison CHECK (acct_session_id !~ 'x$')"
+        )
+    finally:
+        await conn.close()
+
+    def poisoned(first: int, n: int, bad: set[int]) -> list[bytes]:
+        out = []
+        for i in range(first, first + n):
+            sid = f"q{i:05d}" + ("x" if i in bad else "")
+            attrs = [
+                (40, struct.pack("!I", 1)),
+                (44, sid.encode()),
+                (Attr.USER_NAME, f"user{i}".encode()),
+            ]
+            out.append(encode_request(Code.ACCOUNTING_REQUEST, i % 256, attrs, SECRET))
+        return out
+
+    proc = stack.start()
+    postgres = stack.emb.postgres
+    assert postgres is not None
+    quarantine = stack.tmp / "state" / "spool" / "quarantine"
+    try:
+        # Live path: one bad record among 60 sent at once (they share batches).
+        acked = await asyncio.to_thread(send_until_acked, stack.acct_port, poisoned(0, 60, {17}))
+        assert len(acked) == 60, "the bad record is acknowledged once it is in the quarantine"
+        total, distinct = await wait_ledger(stack.dsn, 59)
+        assert (total, distinct) == (59, 59)
+        # Replay path: spooled during an outage, refused when replayed.
+        await asyncio.to_thread(postgres.stop)
+        acked = await asyncio.to_thread(send_until_acked, stack.acct_port, poisoned(60, 40, {75}))
+        assert len(acked) == 40
+        await asyncio.to_thread(postgres.start)
+        total, distinct = await wait_ledger(stack.dsn, 59 + 39)
+        assert (total, distinct) == (98, 98)
+        spool = stack.tmp / "state" / "spool" / "accounting"
+        deadline = time.monotonic() + 20
+        while list(spool.glob("*.seg")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.2)
+        assert not list(spool.glob("*.seg")), "the spool is replayed past the bad record"
+        kept = b"".join(p.read_bytes() for p in quarantine.glob("*.seg"))
+        assert b"q00017x" in kept and b"q00075x" in kept
+        # And the daemon is back on the ledger: a new good record lands at once.
+        acked = await asyncio.to_thread(send_until_acked, stack.acct_port, poisoned(100, 5, set()))
+        assert len(acked) == 5
+        assert (await wait_ledger(stack.dsn, 103))[0] == 103
+        url = f"http://127.0.0.1:{stack.status_port}/metrics"
+        metrics = (await asyncio.to_thread(httpx.get, url)).text
+        assert "netd_radius_acct_quarantined_total 2.0" in metrics
+        assert proc.proc.poll() is None
+    finally:
+        proc.stop()
+    out = proc.output()
+    assert "Traceback" not in out
+    assert out.count("kept in the quarantine") >= 1
