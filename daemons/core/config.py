@@ -10,6 +10,7 @@ single line on stderr and exit status 2.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import socket
 import tomllib
@@ -243,6 +244,19 @@ class VolthaConfig(_DaemonConfig):
     firmware_poll: Seconds = 5.0  # GetImageStatus interval while a step runs
     sadis_host: str = "127.0.0.1"
     sadis_port: StatusPort = 9187  # SADIS for ONOS: /subscribers/ID, /bandwidthprofiles/ID
+    # Who may read SADIS (ONOS's addresses); anyone else gets 403. It is unauthenticated:
+    # ONOS's SADIS client sends no credentials.
+    sadis_allow: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+
+    @field_validator("sadis_allow")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"not an address or network: {item!r}") from None
+        return value
 
 
 class PollerConfig(_DaemonConfig):

@@ -14,15 +14,21 @@ Anything else is 404, which ONOS treats as unknown.
 
 from __future__ import annotations
 
+import ipaddress
 import json
-from collections.abc import Mapping
+import logging
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import asyncpg
 
 from daemons.core.policies import PolicySet
+from daemons.core.ratelog import RateLimitedLog
 from daemons.radius.policy import parse_rate
 from daemons.store import api as api_store
+
+log = logging.getLogger("netd.voltha")
+_ratelog = RateLimitedLog(log)
 
 DEFAULT_PROFILE = {"id": "Default", "cir": 0, "cbs": 0, "eir": 1000, "ebs": 30_000, "air": 0}
 
@@ -100,9 +106,25 @@ def olt_entry(row: Mapping[str, Any]) -> dict[str, Any]:
 class Sadis:
     """ASGI: GET /subscribers/<id>, GET /bandwidthprofiles/<id>."""
 
-    def __init__(self, pool: asyncpg.Pool, policies: Any) -> None:
+    def __init__(
+        self, pool: asyncpg.Pool, policies: Any, allow: Sequence[str] = ("127.0.0.0/8", "::1/128")
+    ) -> None:
         self.pool = pool
         self.policies = policies  # a callable returning the current PolicySet
+        self.allow = [ipaddress.ip_network(a, strict=False) for a in allow]
+        self.refused = 0
+
+    def allowed(self, client: Any) -> bool:
+        """Whether the peer (ASGI ``scope["client"]``) is in ``voltha.sadis_allow``."""
+        if not client:
+            return False  # a Unix socket or an unknown peer: not ONOS
+        try:
+            addr = ipaddress.ip_address(str(client[0]).split("%", 1)[0])
+        except ValueError:
+            return False
+        if isinstance(addr, ipaddress.IPv6Address) and addr.ipv4_mapped is not None:
+            addr = addr.ipv4_mapped
+        return any(addr in net for net in self.allow)
 
     async def lookup(self, kind: str, key: str) -> dict[str, Any] | None:
         """The entry for ``key``, or None. Any key is accepted: it comes from the URL."""
@@ -152,6 +174,17 @@ class Sadis:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if not self.allowed(scope.get("client")):
+            self.refused += 1
+            _ratelog.log(
+                logging.WARNING,
+                "sadis-refused",
+                "SADIS request from an address not in voltha.sadis_allow; refused",
+                client=str((scope.get("client") or ("?",))[0]),
+                refused=self.refused,
+            )
+            await _send(send, 403, {"error": "forbidden"})
             return
         parts = [p for p in scope["path"].split("/") if p]
         body: Any = None

@@ -150,7 +150,7 @@ class VolthaService(Daemon):
             self._onos_passwords[name] = password
         if self.cfg.sadis_port:
             self.sadis = HttpServer(
-                Sadis(ctx.pool, lambda: self.policies),
+                Sadis(ctx.pool, lambda: self.policies, self.cfg.sadis_allow),
                 self.cfg.sadis_host,
                 self.cfg.sadis_port,
                 ctx.config.lifecycle.drain_timeout,

@@ -53,7 +53,13 @@ async def _call(app: Sadis, path: str, method: str = "GET") -> tuple[int, Any]:
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
 
-    scope = {"type": "http", "method": method, "path": path, "headers": []}
+    scope = {
+        "type": "http",
+        "method": method,
+        "path": path,
+        "headers": [],
+        "client": ("127.0.0.1", 40000),
+    }
     await app(scope, receive, send)
     return sent[0]["status"], json.loads(sent[1]["body"])
 
