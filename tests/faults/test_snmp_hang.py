@@ -16,6 +16,7 @@ from daemons.poller.client import Credentials
 from daemons.store import snmp as store
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
+from tests.faults.conftest import LeakWatch
 from tests.poller.snmpd import COMMUNITY, Snmpd
 from tests.support import NetdProcess, free_port, netd_env
 
@@ -30,13 +31,14 @@ def _metric(text: str, name: str, target: str) -> float:
 
 
 async def test_a_hanging_agent_does_not_stall_the_others(
-    store_urls: StoreUrls, tmp_path: Path
+    store_urls: StoreUrls, tmp_path: Path, leak_watch: LeakWatch
 ) -> None:
     (tmp_path / "agent").mkdir()
     agent = Snmpd(tmp_path / "agent")
     hole = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)  # receives, never answers
     hole.bind(("127.0.0.1", 0))
     key = os.urandom(32)
+    leak_watch.add(key, COMMUNITY)
     try:
         async with fresh_database(store_urls, "h_", migrated=True) as dsn:
             pool = await create_pool(DatabaseConfig(), dsn, "test")
