@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
 import signal
+import socket
+import struct
 import subprocess
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -25,13 +29,18 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from daemons.core.config import RedisConfig
+from daemons.core.config import DatabaseConfig, RedisConfig
+from daemons.core.secrets import Sealer
 from daemons.radius.acct import AcctRecord, AcctStatus
+from daemons.radius.admin import credentials
+from daemons.radius.codec import Attr, Code, decode, encode_request, hide_password
 from daemons.store import accounting, stream
 from daemons.store import radius as rstore
 from daemons.store.cache import Cache, connect
+from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls, fresh_database
 from tests.integration.test_cache import every_verb
-from tests.support import free_port
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 pytestmark = pytest.mark.skipif(
     shutil.which("redis-server") is None or shutil.which("redis-cli") is None,
@@ -244,6 +253,133 @@ async def test_session_cache_on_a_cluster_as_on_one_redis(
         assert len(holders) == 3, holders
         await cc.client.delete(*keys)
     print(f"\ncluster: {len(keys)} keys on {len(holders)} primaries, same data as one Redis")
+
+
+SECRET = b"cluster-radius-secret"
+
+
+def exchange(port: int, packets: list[bytes], timeout: float = 20.0) -> list[bytes]:
+    """Send each packet (retransmitted every 0.5 s until answered, at most ``timeout`` s in
+    all) from one socket, one at a time; the answers in order."""
+    out: list[bytes] = []
+    deadline = time.monotonic() + timeout
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.settimeout(0.5)
+        for pkt in packets:
+            while True:
+                assert time.monotonic() < deadline, f"no answer after {len(out)} requests"
+                sock.sendto(pkt, ("127.0.0.1", port))
+                try:
+                    raw = sock.recv(4096)
+                except TimeoutError:
+                    continue
+                if raw[1] == pkt[1]:
+                    out.append(raw)
+                    break
+    return out
+
+
+async def test_netd_radius_on_the_cluster(
+    cluster: Cluster, store_urls: StoreUrls, tmp_path: Path, netd: list[NetdProcess]
+) -> None:
+    """A real `netd radius` with NETD_REDIS_CLUSTER=true: Access-Requests and accounting
+    answered, the live sessions and its heartbeat on the cluster."""
+    repo = Path(__file__).resolve().parents[2]
+    key = os.urandom(32)
+    password = "pw-" + os.urandom(6).hex()
+    prefix = "c" + uuid.uuid4().hex[:10]
+    node = f"redis://127.0.0.1:{cluster.alive()[0]}"
+    async with fresh_database(store_urls, "rc_", migrated=True) as dsn:
+        pool = await create_pool(DatabaseConfig(), dsn, "test")
+        async with cluster_cache(cluster, prefix) as cc:
+            try:
+                sealer = Sealer(key)
+                await rstore.add_nas(
+                    pool,
+                    rstore.NasRow(
+                        "lo", "127.0.0.1/32", sealer.seal(SECRET, b"nas:lo"), "generic", False, 3799
+                    ),
+                )
+                users = [f"rc{i:03d}" for i in range(60)]
+                await rstore.bulk_upsert_subscribers(
+                    pool,
+                    cc,
+                    [
+                        credentials(
+                            rstore.SubscriberRow(u, plan="fiber-100"), password, "none", sealer
+                        )
+                        for u in users
+                    ],
+                )
+                auth_port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
+                env = netd_env(
+                    {
+                        "NETD_DATABASE_URL": dsn,
+                        "NETD_REDIS_URL": node,
+                        "NETD_REDIS_CLUSTER": "true",
+                        "NETD_REDIS_KEY_PREFIX": prefix,
+                        "NETD_SECRETS_KEY": key.hex(),
+                        "NETD_POLICIES_DIR": str(repo / "policies"),
+                        "NETD_STATE_DIR": str(tmp_path / "state"),
+                        "NETD_RADIUS_AUTH_PORT": str(auth_port),
+                        "NETD_RADIUS_ACCT_PORT": str(acct_port),
+                        "NETD_RADIUS_STATUS_PORT": str(status_port),
+                        "NETD_RADIUS_LISTEN": "127.0.0.1",
+                    }
+                )
+                proc = NetdProcess(["radius"], env, tmp_path)
+                netd.append(proc)
+                t0 = time.monotonic()
+                proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready", timeout=30)
+                ready = time.monotonic() - t0
+                auths = []
+                for i, u in enumerate(users):
+                    a = os.urandom(16)
+                    auths.append(
+                        encode_request(
+                            Code.ACCESS_REQUEST,
+                            i % 256,
+                            [
+                                (Attr.USER_NAME, u.encode()),
+                                (Attr.USER_PASSWORD, hide_password(password.encode(), SECRET, a)),
+                            ],
+                            SECRET,
+                            a,
+                        )
+                    )
+                accts = []
+                for i in range(90):  # Start of 60 sessions, Stop of the first 30
+                    n, status = (i, 1) if i < 60 else (i - 60, 2)
+                    attrs = [
+                        (40, struct.pack("!I", status)),
+                        (44, f"rc-{n:03d}".encode()),
+                        (Attr.USER_NAME, users[n].encode()),
+                    ]
+                    accts.append(encode_request(Code.ACCOUNTING_REQUEST, i % 256, attrs, SECRET))
+                t0 = time.monotonic()
+                auth_answers = await asyncio.to_thread(exchange, auth_port, auths)
+                acct_answers = await asyncio.to_thread(exchange, acct_port, accts)
+                took = time.monotonic() - t0
+                assert [decode(r).code for r in auth_answers] == [Code.ACCESS_ACCEPT] * 60
+                assert all(decode(r).code == Code.ACCOUNTING_RESPONSE for r in acct_answers)
+                assert await pool.fetchval("SELECT count(*) FROM accounting_events") == 90
+                assert await accounting.live_session_count(cc) == 30
+                sessions = await rstore.cached_subscribers(cc, users)
+                assert [sessions[u][2] for u in users] == [0] * 30 + [1] * 30
+                beats = await cc.list_heartbeats()
+                assert any(b.get("daemon") == "radius" for b in beats), beats
+                proc.stop()
+                assert "Traceback" not in proc.output()
+                print(
+                    f"\nnetd radius on the cluster: ready in {ready:.2f}s, 60 Accepts and 90 "
+                    f"accounting answers in {took:.2f}s, 30 live sessions on the cluster"
+                )
+            finally:
+                keys = {k async for k in cc.client.scan_iter(match=f"{prefix}:*", count=1000)}
+                if keys:
+                    await cc.client.delete(*keys)
+                await pool.close()
 
 
 async def test_failover_of_a_primary_under_writes_and_reads(
