@@ -24,10 +24,10 @@ import subprocess
 import sys
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
-from typing import Any, ClassVar, cast
+from typing import Any, ClassVar, TypeVar, cast
 
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
@@ -357,6 +357,8 @@ def bind_udp(host: str, port: int) -> socket.socket:
     return sock
 
 
+_T = TypeVar("_T")
+
 #: PostgreSQL refusing a record for what it holds (SQLSTATE classes 22 and 23), as opposed to
 #: PostgreSQL being unavailable: retrying cannot help, spooling would only repeat it.
 _CONTENT_ERRORS = (asyncpg.DataError, asyncpg.IntegrityConstraintViolationError)
@@ -366,6 +368,24 @@ def _consume(task: asyncio.Task[Any]) -> None:
     """Retrieve an abandoned task's outcome, so asyncio does not report it as lost."""
     if not task.cancelled():
         task.exception()
+
+
+async def _within(
+    coro: Coroutine[Any, Any, _T], seconds: float, abandoned: set[asyncio.Task[Any]]
+) -> _T:
+    """``coro``'s result, or TimeoutError after ``seconds``. Past the deadline the task is
+    cancelled and left to unwind on its own, not awaited: a client's cleanup of a
+    cancelled call may itself wait on the store that hangs (asyncpg's does). ``abandoned``
+    holds it until it has."""
+    task = asyncio.get_running_loop().create_task(coro)
+    done, _ = await asyncio.wait({task}, timeout=seconds)
+    if not done:
+        task.cancel()
+        abandoned.add(task)
+        task.add_done_callback(abandoned.discard)
+        task.add_done_callback(_consume)
+        raise TimeoutError(f"no answer in {seconds}s")
+    return task.result()
 
 
 class RadiusService(Daemon):
@@ -397,7 +417,9 @@ class RadiusService(Daemon):
         self._managed_plans: dict[str, dict[str, Any]] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._abandoned: set[asyncio.Task[Any]] = set()  # commits past their deadline
+        self._abandoned: set[asyncio.Task[Any]] = (
+            set()
+        )  # store calls past their deadline, cache fills
         self._batch_tasks = 0  # of _tasks, those whose requests the load counts already
         self._pending: list[_Job] = []
         self._flush_scheduled = False
@@ -840,8 +862,12 @@ class RadiusService(Daemon):
         session counts): every name a miss while Redis is unreachable."""
         out: dict[str, tuple[store.SubscriberRow | None, int]] = {}
         try:
-            cached = await store.cached_subscribers(self.ctx.cache, names)
-        except (RedisError, OSError) as exc:
+            cached = await _within(
+                store.cached_subscribers(self.ctx.cache, names),
+                self.cfg.cache_timeout,
+                self._abandoned,
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
             self.ratelog.log(
                 logging.WARNING,
                 "redis",
@@ -875,11 +901,21 @@ class RadiusService(Daemon):
                 error=repr(exc),
             )
             return {}, set(names)
-        with contextlib.suppress(RedisError, OSError):
-            await store.cache_subscribers(
-                self.ctx.cache, {n: found.get(n) for n in names}, self.cfg.negative_cache_ttl
-            )
+        # Filling the cache is not on the request's path: the replies go out without it.
+        fill = asyncio.get_running_loop().create_task(
+            self._fill_cache({n: found.get(n) for n in names})
+        )
+        self._abandoned.add(fill)
+        fill.add_done_callback(self._abandoned.discard)
         return {n: (found.get(n), misses[n]) for n in names}, set()
+
+    async def _fill_cache(self, rows: dict[str, store.SubscriberRow | None]) -> None:
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            await _within(
+                store.cache_subscribers(self.ctx.cache, rows, self.cfg.negative_cache_ttl),
+                self.cfg.cache_timeout,
+                self._abandoned,
+            )
 
     def _decide(self, job: _Job, row: store.SubscriberRow | None, sessions: int) -> None:
         engine = self.engine
@@ -1063,8 +1099,12 @@ class RadiusService(Daemon):
         # Live sessions first, so that a NAS (or Simultaneous-Use) acting on the ack sees
         # them; a Redis outage does not hold the acks back.
         try:
-            await accounting.update_live_sessions(self.ctx.cache, records, closed)
-        except (RedisError, OSError) as exc:
+            await _within(
+                accounting.update_live_sessions(self.ctx.cache, records, closed),
+                self.cfg.cache_timeout,
+                self._abandoned,
+            )
+        except (RedisError, OSError, TimeoutError) as exc:
             self._live_missed = True
             self.ratelog.log(
                 logging.WARNING,
@@ -1192,19 +1232,12 @@ class RadiusService(Daemon):
         """The ledger commit, or TimeoutError after radius.acct_commit_timeout.
 
         A PostgreSQL that hangs rather than refuses must not hold the acks past the NAS's
-        retransmissions: past the deadline the batch is spooled. The commit is cancelled and
-        left to unwind on its own (asyncpg's cleanup of a cancelled query talks to the hung
-        server too), not awaited. If it landed after all, the spool's replay adds nothing:
-        the ledger drops records by idempotency key."""
-        commit = asyncio.get_running_loop().create_task(self._to_ledger_sorted(records))
-        done, _ = await asyncio.wait({commit}, timeout=self.cfg.acct_commit_timeout)
-        if not done:
-            commit.cancel()
-            self._abandoned.add(commit)  # a strong reference until it has unwound
-            commit.add_done_callback(self._abandoned.discard)
-            commit.add_done_callback(_consume)
-            raise TimeoutError(f"ledger commit over {self.cfg.acct_commit_timeout}s")
-        return commit.result()
+        retransmissions: past the deadline the batch is spooled. If the abandoned commit
+        landed after all, the spool's replay adds nothing: the ledger drops records by
+        idempotency key."""
+        return await _within(
+            self._to_ledger_sorted(records), self.cfg.acct_commit_timeout, self._abandoned
+        )
 
     async def _to_ledger_sorted(
         self, records: list[acct.AcctRecord]

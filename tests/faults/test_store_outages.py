@@ -643,6 +643,12 @@ class RedisServer:
         self.proc.send_signal(signal.SIGKILL)
         self.proc.wait(10)
 
+    def freeze(self, frozen: bool) -> None:
+        """SIGSTOP: the server holds its connections and answers nothing (a hang, not a
+        refusal); SIGCONT: it goes on."""
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGSTOP if frozen else signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
@@ -784,6 +790,82 @@ async def test_redis_killed_and_restarted_under_mixed_load(
             finally:
                 await cache.close()
         finally:
+            for p in setup.procs:
+                p.stop()
+        for p in setup.procs:
+            no_traceback(p)
+
+
+REDIS_HANG = 8.0
+
+
+async def test_redis_hanging_under_mixed_load(
+    own_redis: RedisServer, store_urls: StoreUrls, tmp_path: Path, leak_watch: LeakWatch
+) -> None:
+    """Redis stopped (SIGSTOP) for 8 s: connections open, nothing answered. Requests must
+    not wait out redis.socket_timeout (5 s): past radius.cache_timeout lookups go to
+    PostgreSQL and acks go out; the live sessions are repaired once Redis answers."""
+    async with fresh_database(store_urls, "sh_", migrated=True) as dsn:
+        setup = await seed(dsn, own_redis.url, tmp_path, leak_watch)
+        setup.env["NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL"] = "1"
+        setup.env["NETD_RADIUS_CACHE_TIMEOUT"] = "0.5"
+        proc = setup.start(tmp_path)
+        config = RedisConfig(key_prefix=setup.env["NETD_REDIS_KEY_PREFIX"])
+        try:
+            await asyncio.to_thread(warm_up, setup)
+            nas = Nas(
+                setup.auth_port,
+                setup.acct_port,
+                setup.cached,
+                setup.fresh,
+                setup.password.encode(),
+                time.monotonic() + REDIS_HANG + 40,
+            )
+            nas.start()
+            await asyncio.sleep(3.0)
+            own_redis.freeze(True)
+            down = time.monotonic()
+            try:
+                await asyncio.sleep(REDIS_HANG)
+            finally:
+                own_redis.freeze(False)
+            up = time.monotonic()
+            cache = await connect(config, own_redis.url)
+            try:
+                repaired = await wait_live(cache, lambda ids: ids == open_sessions(nas), 20)
+                assert repaired < 20, "Redis's live sessions never caught up after the hang"
+                nas.stop_new.set()
+                await asyncio.to_thread(nas.join, 40)
+                assert not nas.is_alive()
+                assert proc.proc.poll() is None, "the daemon stays up"
+
+                during = auth_figures(nas, down, up)
+                assert during["cached"] >= AUTH_RATE * (REDIS_HANG - 2)
+                assert during["cached_accepted"] == during["cached"], during
+                assert all(r.code == Code.ACCESS_ACCEPT for r in nas.auth), "every Accept"
+                auth_wait = max(r.answered - r.first for r in nas.auth if down <= r.first < up)
+                acct_wait = max(r.answered - r.first for r in nas.acct if down <= r.first < up)
+                # The 0.5 s deadline, not the 5 s socket timeout, bounds every wait.
+                assert auth_wait < 2.0, f"an Access-Request waited {auth_wait:.1f}s"
+                assert acct_wait < 2.0, f"an accounting record waited {acct_wait:.1f}s"
+
+                settle = await wait_ledger_holds(dsn, acked(nas), timeout=20)
+                assert settle < 20
+                total = await check_ledger_exact(dsn, nas)
+                table = await open_in_table(dsn)
+                assert await live_in_redis(cache) == table
+                print(
+                    f"\nredis hanging for {up - down:.1f}s: Access-Requests during it "
+                    f"{during['cached'] + during['fresh']}, accepted "
+                    f"{during['cached_accepted'] + during['fresh_accepted']}, slowest "
+                    f"{auth_wait * 1000:.0f} ms; slowest accounting ack {acct_wait * 1000:.0f} ms; "
+                    f"live sessions repaired {repaired:.1f}s after it answered; accounting "
+                    f"{len(acked(nas))} acknowledged, {total} in the ledger"
+                )
+            finally:
+                await cache.close()
+        finally:
+            own_redis.freeze(False)
             for p in setup.procs:
                 p.stop()
         for p in setup.procs:
