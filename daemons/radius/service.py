@@ -381,11 +381,16 @@ async def _within(
     done, _ = await asyncio.wait({task}, timeout=seconds)
     if not done:
         task.cancel()
-        abandoned.add(task)
-        task.add_done_callback(abandoned.discard)
-        task.add_done_callback(_consume)
+        _hold(task, abandoned)
         raise TimeoutError(f"no answer in {seconds}s")
     return task.result()
+
+
+def _hold(task: asyncio.Task[Any], held: set[asyncio.Task[Any]]) -> None:
+    """Keep a task nobody awaits referenced until it ends, its outcome retrieved."""
+    held.add(task)
+    task.add_done_callback(held.discard)
+    task.add_done_callback(_consume)
 
 
 class RadiusService(Daemon):
@@ -417,9 +422,8 @@ class RadiusService(Daemon):
         self._managed_plans: dict[str, dict[str, Any]] = {}
         self._transports: list[asyncio.DatagramTransport] = []
         self._tasks: set[asyncio.Task[None]] = set()
-        self._abandoned: set[asyncio.Task[Any]] = (
-            set()
-        )  # store calls past their deadline, cache fills
+        # Tasks nobody awaits: store calls past their deadline, cache fills (see _hold).
+        self._abandoned: set[asyncio.Task[Any]] = set()
         self._batch_tasks = 0  # of _tasks, those whose requests the load counts already
         self._pending: list[_Job] = []
         self._flush_scheduled = False
@@ -902,20 +906,14 @@ class RadiusService(Daemon):
             )
             return {}, set(names)
         # Filling the cache is not on the request's path: the replies go out without it.
-        fill = asyncio.get_running_loop().create_task(
-            self._fill_cache({n: found.get(n) for n in names})
-        )
-        self._abandoned.add(fill)
-        fill.add_done_callback(self._abandoned.discard)
+        # (In the background, nobody waits on it: redis.socket_timeout bounds it.)
+        rows = {n: found.get(n) for n in names}
+        _hold(asyncio.get_running_loop().create_task(self._fill_cache(rows)), self._abandoned)
         return {n: (found.get(n), misses[n]) for n in names}, set()
 
     async def _fill_cache(self, rows: dict[str, store.SubscriberRow | None]) -> None:
-        with contextlib.suppress(RedisError, OSError, TimeoutError):
-            await _within(
-                store.cache_subscribers(self.ctx.cache, rows, self.cfg.negative_cache_ttl),
-                self.cfg.cache_timeout,
-                self._abandoned,
-            )
+        with contextlib.suppress(RedisError, OSError):
+            await store.cache_subscribers(self.ctx.cache, rows, self.cfg.negative_cache_ttl)
 
     def _decide(self, job: _Job, row: store.SubscriberRow | None, sessions: int) -> None:
         engine = self.engine
