@@ -58,6 +58,7 @@ from benchmarks.common import median, table, write
 from benchmarks.common import wrk as run_wrk
 from benchmarks.radius_auth import _stop, free_port
 from benchmarks.radius_loadgen import _machine_cpu, _parse_watch, _proc_cpu, _self_cpu
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.radius.acct import AcctRecord, AcctStatus, _key
 from daemons.store import accounting, migrate
@@ -609,7 +610,7 @@ def run() -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="netd-bench-api-") as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copytree(REPO / "policies", tmp / "policies")
+        shutil.copytree(resources.path("policies"), tmp / "policies")
         stores = EmbeddedStores(
             tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60
         )

@@ -42,6 +42,7 @@ import uvloop
 
 from benchmarks.common import median, migrated_stores, table, write
 from benchmarks.radius_auth import _stop, free_port
+from daemons import resources
 from daemons.core.secrets import Sealer
 from daemons.store import api as api_store
 from daemons.store import devices as store
@@ -241,7 +242,7 @@ def run() -> list[dict[str, Any]]:
                     "NETD_API_RATE_LIMIT": "100000",
                     "NETD_API_RATE_BURST": "100000",
                     "NETD_STATE_DIR": str(tmp / "state"),
-                    "NETD_POLICIES_DIR": str(REPO / "policies"),
+                    "NETD_POLICIES_DIR": str(resources.path("policies")),
                     "NETD_LOG_LEVEL": "warning",
                 }
             )

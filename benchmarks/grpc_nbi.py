@@ -46,6 +46,7 @@ from benchmarks.api import ApiProcess
 from benchmarks.common import median, migrated_stores, table, write
 from benchmarks.radius_auth import free_port
 from benchmarks.radius_loadgen import _proc_cpu
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.nbi.gen.netd.v1 import sessions_pb2 as ss
 from daemons.nbi.gen.netd.v1 import sessions_pb2_grpc, subscribers_pb2_grpc
@@ -317,7 +318,7 @@ async def measure(target: Target) -> list[dict[str, Any]]:
 def run() -> list[dict[str, Any]]:
     with tempfile.TemporaryDirectory(prefix="netd-bench-nbi-") as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copytree(REPO / "policies", tmp / "policies")
+        shutil.copytree(resources.path("policies"), tmp / "policies")
         with migrated_stores(tmp) as (dsn, redis_url):
             t0 = time.perf_counter()
             token = asyncio.run(seed(dsn, redis_url))

@@ -82,6 +82,7 @@ from benchmarks import freeradius
 from benchmarks.common import median, table, write
 from benchmarks.radius_auth import Best, _best, _ratios, _row, _stop
 from benchmarks.radius_auth import Netd as AuthNetd
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.radius import codec
@@ -541,7 +542,7 @@ def run() -> list[dict[str, Any]]:
     reflector_max: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="netd-bench-acct-") as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copytree(REPO / "policies", tmp / "policies")
+        shutil.copytree(resources.path("policies"), tmp / "policies")
         key = os.urandom(32)
         sealer = Sealer(key)
         with reflector() as (port, pid):

@@ -69,6 +69,7 @@ import httpx
 
 from benchmarks import freeradius
 from benchmarks.common import median, table, write
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius import codec
@@ -456,7 +457,7 @@ def run() -> list[dict[str, Any]]:
     reflector_max: dict[int, float] = {}
     with tempfile.TemporaryDirectory(prefix="netd-bench-radius-") as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copytree(REPO / "policies", tmp / "policies")
+        shutil.copytree(resources.path("policies"), tmp / "policies")
         key = os.urandom(32)
         sealer = Sealer(key)
         prefix = "bench"

@@ -35,6 +35,7 @@ from benchmarks.common import median, table, write
 from benchmarks.radius_acct import SECRET, Netd, seed
 from benchmarks.radius_auth import _children
 from benchmarks.radius_loadgen import AcctBuilder
+from daemons import resources
 from daemons.core.secrets import Sealer
 from daemons.store.embedded import EmbeddedStores
 
@@ -182,7 +183,7 @@ def run() -> list[dict[str, Any]]:
     notes: list[str] = []
     with tempfile.TemporaryDirectory(prefix="netd-bench-sessions-") as tmp_name:
         tmp = Path(tmp_name)
-        shutil.copytree(REPO / "policies", tmp / "policies")
+        shutil.copytree(resources.path("policies"), tmp / "policies")
         key = os.urandom(32)
         stores = EmbeddedStores(
             tmp / "stores", postgres=True, redis=True, run_as="netd", timeout=60

@@ -87,6 +87,7 @@ from benchmarks.radius_auth import _children, _stop, free_port
 from benchmarks.radius_loadgen import _proc_cpu, _self_cpu
 from benchmarks.snmp_agent import rows as interfaces
 from benchmarks.snmp_clients import _netsnmp_parse
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.policies import load_policies
 from daemons.core.secrets import Sealer
@@ -207,7 +208,7 @@ class Watch:
 
 
 def _profile() -> Profile:
-    return load_profiles(load_policies(REPO / "policies", 0))["if-mib"]
+    return load_profiles(load_policies(resources.path("policies"), 0))["if-mib"]
 
 
 @dataclass(frozen=True)
@@ -699,7 +700,7 @@ def run() -> list[dict[str, Any]]:
                     "NETD_POLLER_STATUS_PORT": str(free_port()),
                     "NETD_POLLER_EXPORTER_PORT": str(free_port()),
                     "NETD_POLLER_TRAP_PORT": "0",
-                    "NETD_POLICIES_DIR": str(REPO / "policies"),
+                    "NETD_POLICIES_DIR": str(resources.path("policies")),
                     "NETD_STATE_DIR": str(tmp / "state"),
                     "NETD_LOG_LEVEL": "warning",
                 }

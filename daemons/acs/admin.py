@@ -92,7 +92,7 @@ def _print(row: dict[str, Any]) -> None:
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
     if args.action == "presets":
         try:
-            found = presets.load_presets(load_policies(loaded.config.policies.dir, 1))
+            found = presets.load_presets(load_policies(loaded.config.policies.root, 1))
         except PolicyError as exc:
             print(f"netd: {exc}", file=sys.stderr)
             return 2

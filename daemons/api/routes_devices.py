@@ -251,8 +251,8 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
     each device's diff; apply changes them (backup first, verify, roll back on failure)."""
     audit(request, body.template, mode=body.mode, devices=body.devices, tags=body.tags)
     if (
-        not (st.config.policies.dir / "config" / f"{body.template}.cli.j2").is_file()
-        and not (st.config.policies.dir / "config" / f"{body.template}.netconf.j2").is_file()
+        not (st.config.policies.root / "config" / f"{body.template}.cli.j2").is_file()
+        and not (st.config.policies.root / "config" / f"{body.template}.netconf.j2").is_file()
     ):
         raise ApiError(422, f"no template {body.template} in policies/config")
     names = set(body.devices)

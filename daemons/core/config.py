@@ -29,6 +29,8 @@ from pydantic import (
 )
 from pydantic.config import JsonDict
 
+from daemons import resources
+
 ENV_PREFIX = "NETD_"
 ENV_CONFIG = "NETD_CONFIG"
 DEFAULT_LOCATIONS = (Path("netd.toml"), Path("/etc/netd/netd.toml"))
@@ -120,7 +122,13 @@ class LifecycleConfig(_Section):
 
 
 class PoliciesConfig(_Section):
-    dir: Path = Path("policies")
+    # The operator's policy directory; unset: the policies packaged with netd.
+    dir: Path | None = None
+
+    @property
+    def root(self) -> Path:
+        """The directory policies are read from."""
+        return self.dir if self.dir is not None else resources.path(resources.POLICIES)
 
 
 class ApiConfig(_Section):

@@ -316,7 +316,7 @@ class Runner:
             return False
         try:
             new = await asyncio.to_thread(
-                load_policies, self.config.policies.dir, ctx.policies.generation + 1
+                load_policies, self.config.policies.root, ctx.policies.generation + 1
             )
             for daemon in self.daemons:
                 daemon.check_policies(new)
@@ -398,7 +398,7 @@ class Runner:
         try:
             await ensure_schema(stores.pool, self.config.database.migrate_on_start)
             try:
-                policies = await asyncio.to_thread(load_policies, self.config.policies.dir, 1)
+                policies = await asyncio.to_thread(load_policies, self.config.policies.root, 1)
             except PolicyError as exc:
                 raise StartupError(str(exc), status=2) from None
             health = Health(stores.pool, stores.redis)

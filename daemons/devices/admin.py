@@ -7,7 +7,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -187,7 +186,7 @@ async def _device(
     runner = Runner(
         pool,
         sealer,
-        Path(loaded.config.policies.dir) / "config",
+        loaded.config.policies.root / "config",
         1,
         cfg.device_timeout,
         cfg.confirm_timeout,

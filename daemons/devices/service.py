@@ -57,7 +57,7 @@ class DevicesService(Daemon):
         self.runner = Runner(
             self.ctx.pool,
             self.ctx.sealer,
-            self.ctx.config.policies.dir / "config",
+            self.ctx.config.policies.root / "config",
             self.cfg.concurrency,
             self.cfg.device_timeout,
             self.cfg.confirm_timeout,

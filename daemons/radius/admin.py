@@ -341,7 +341,7 @@ async def _session(
         return 1
     config = loaded.config
     dictionary = Dictionary(config.radius.dictionaries)
-    policy = load_policy(load_policies(config.policies.dir, 1), dictionary)
+    policy = load_policy(load_policies(config.policies.root, 1), dictionary)
     worst = 0
     for session in targets:
         extra: list[ReplyAttr] = []

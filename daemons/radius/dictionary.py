@@ -1,6 +1,6 @@
 """RADIUS dictionaries: pyrad's FreeRADIUS-format parser, our typed value encoding.
 
-``config/dictionaries/dictionary`` ships with netd; ``radius.dictionaries`` adds files or
+``daemons/resources/dictionaries/dictionary`` ships with netd; ``radius.dictionaries`` adds files or
 directories an operator already has (e.g. ``/usr/share/freeradius``).
 """
 
@@ -20,9 +20,10 @@ from typing import Any
 from pyrad.dictionary import Dictionary as PyradDictionary
 from pyrad.dictionary import ParseError
 
+from daemons import resources
 from daemons.radius.codec import hide_password, salt_encrypt, vsa
 
-SHIPPED = Path(__file__).resolve().parents[2] / "config" / "dictionaries" / "dictionary"
+SHIPPED = resources.path(*resources.DICTIONARY)
 _INCLUDE = re.compile(r"^\$INCLUDE(-?)\s+(\S+)", re.MULTILINE)
 log = logging.getLogger("netd.radius")
 

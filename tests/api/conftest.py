@@ -18,6 +18,7 @@ import asyncpg
 import httpx
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -86,7 +87,7 @@ async def api(
         _row, secret = await api_store.create_token(pool, f"test-{role}", role, "test")
         tokens[role] = secret
     policies = tmp / "policies"
-    shutil.copytree(REPO / "policies", policies)
+    shutil.copytree(resources.path("policies"), policies)
     port = free_port()
     env = netd_env(
         {

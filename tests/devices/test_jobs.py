@@ -15,6 +15,7 @@ from typing import Any
 import asyncpg
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.devices import cliconf
@@ -34,7 +35,9 @@ class Env:
         self.pool = pool
         self.sealer = sealer
         self.events: list[tuple[str, str, dict[str, Any]]] = []
-        self.runner = Runner(pool, sealer, REPO / "policies" / "config", 8, 5.0, 30, self._event)
+        self.runner = Runner(
+            pool, sealer, resources.path("policies") / "config", 8, 5.0, 30, self._event
+        )
 
     async def _event(self, kind: str, subject: str, data: dict[str, Any], severity: str) -> None:
         self.events.append((kind, subject, data))

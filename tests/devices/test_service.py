@@ -16,6 +16,7 @@ from typing import Any
 
 import httpx
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.devices import cliconf
 from daemons.store import api as api_store
@@ -75,7 +76,7 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                     "NETD_DEVICES_STATUS_PORT": str(status_port),
                     "NETD_DEVICES_DEVICE_TIMEOUT": "10",
                     "NETD_API_PORT": str(api_port),
-                    "NETD_POLICIES_DIR": str(REPO / "policies"),
+                    "NETD_POLICIES_DIR": str(resources.path("policies")),
                     "NETD_STATE_DIR": str(tmp_path / "state"),
                     "NETD_LOG_FORMAT": "json",
                 }

@@ -19,6 +19,7 @@ import asyncpg
 import httpx
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.codec import Attr, Code, encode_request
@@ -28,7 +29,6 @@ from daemons.store.embedded import EmbeddedStores
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls
 from tests.faults.conftest import LeakWatch
-from tests.radius.conftest import REPO
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 SECRET = b"fault-secret"
@@ -82,7 +82,7 @@ async def stack(
             "NETD_RADIUS_ACCT_PORT": str(acct_port),
             "NETD_RADIUS_STATUS_PORT": str(status_port),
             "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
             "NETD_STATE_DIR": str(tmp_path / "state"),
             "NETD_DATABASE_CONNECT_TIMEOUT": "2",
             "NETD_DATABASE_COMMAND_TIMEOUT": "5",

@@ -27,6 +27,7 @@ from typing import Any
 
 import httpx
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig, VolthaStack
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -283,7 +284,7 @@ async def test_a_hanging_voltha_core_and_onos_stall_nothing_else(
                     text += f'onos_password_file = "{tmp_path / "onos-password"}"\n'
             config.write_text(text)
             policies = tmp_path / "policies"
-            shutil.copytree(REPO / "policies", policies)
+            shutil.copytree(resources.path("policies"), policies)
             env = netd_env(
                 {
                     "NETD_CONFIG": str(config),
@@ -583,7 +584,7 @@ async def test_hanging_cpes_are_dropped_and_stall_no_other_session(
                 "NETD_REDIS_KEY_PREFIX": prefix,
                 "NETD_SECRETS_KEY": key.hex(),
                 "NETD_STATE_DIR": str(tmp_path / "state"),
-                "NETD_POLICIES_DIR": str(REPO / "policies"),
+                "NETD_POLICIES_DIR": str(resources.path("policies")),
                 "NETD_LOG_FORMAT": "json",
                 "NETD_API_PORT": str(api_port),
                 "NETD_API_RATE_LIMIT": "100000",

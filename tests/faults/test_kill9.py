@@ -31,6 +31,7 @@ import pytest
 from lxml import etree
 from voltha_protos import voltha_pb2_grpc
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.poller.client import Credentials
@@ -105,7 +106,7 @@ def base_env(dsn: str, store_urls: StoreUrls, key: bytes, tmp: Path) -> dict[str
             "NETD_REDIS_URL": store_urls.redis,
             "NETD_REDIS_KEY_PREFIX": "k" + uuid.uuid4().hex[:10],
             "NETD_SECRETS_KEY": key.hex(),
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
             "NETD_STATE_DIR": str(tmp / "state"),
             "NETD_LOG_FORMAT": "json",
             "NETD_DATABASE_CONNECT_TIMEOUT": "2",

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.poller.client import Credentials
@@ -74,7 +75,7 @@ async def test_a_hanging_agent_does_not_stall_the_others(
                     "NETD_POLLER_TIMEOUT": "2",
                     "NETD_POLLER_RETRIES": "1",
                     "NETD_POLLER_CONCURRENCY": "8",
-                    "NETD_POLICIES_DIR": str(REPO / "policies"),
+                    "NETD_POLICIES_DIR": str(resources.path("policies")),
                     "NETD_STATE_DIR": str(tmp_path / "state"),
                 }
             )

@@ -37,6 +37,7 @@ import asyncpg
 import pytest
 from redis.exceptions import RedisError
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -348,7 +349,7 @@ async def seed(
             "NETD_RADIUS_ACCT_PORT": str(acct_port),
             "NETD_RADIUS_STATUS_PORT": str(status_port),
             "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
             "NETD_STATE_DIR": str(tmp / "state"),
             "NETD_DATABASE_CONNECT_TIMEOUT": "2",
             "NETD_DATABASE_COMMAND_TIMEOUT": "5",

@@ -27,6 +27,7 @@ import httpx
 import pytest
 
 from benchmarks.radius_loadgen import AcctBuilder, Builder
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -36,7 +37,6 @@ from daemons.store.cache import connect
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
 from tests.faults.conftest import LeakWatch
-from tests.radius.conftest import REPO
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
 
 USERS = 200
@@ -165,7 +165,7 @@ async def radius_daemon(
                 "NETD_RADIUS_STATUS_PORT": str(status_port),
                 "NETD_RADIUS_LISTEN": "127.0.0.1",
                 "NETD_RADIUS_WORKERS": "1",
-                "NETD_POLICIES_DIR": str(REPO / "policies"),
+                "NETD_POLICIES_DIR": str(resources.path("policies")),
                 "NETD_STATE_DIR": str(tmp / "state"),
                 "NETD_LOG_FORMAT": "json",
                 **extra_env,

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from daemons import resources
 from daemons.acs import cwmp
 from daemons.acs import engine as acs_engine
 from daemons.core.policies import load_policies
@@ -51,7 +52,9 @@ from tests.fuzz import seeds
 
 REPO = Path(__file__).resolve().parents[2]
 DICT = Dictionary()
-CFG = EngineConfig(DICT, load_policy(load_policies(REPO / "policies", 1), DICT), b"k" * 32, 30)
+CFG = EngineConfig(
+    DICT, load_policy(load_policies(resources.path("policies"), 1), DICT), b"k" * 32, 30
+)
 SECRET = seeds.SECRET
 NOW = 1_800_000_000.0
 NASES = (

@@ -15,6 +15,7 @@ from typing import Any
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.policies import load_policies
 from daemons.store.pg import create_pool
@@ -65,7 +66,7 @@ async def _call(app: Sadis, path: str, method: str = "GET") -> tuple[int, Any]:
 
 
 async def test_any_path_is_answered_200_or_404(migrated: str) -> None:
-    policies = load_policies(REPO / "policies", 1)
+    policies = load_policies(resources.path("policies"), 1)
     pool = await create_pool(DatabaseConfig(), migrated, "fuzz")
     app = Sadis(pool, lambda: policies)
     loop = asyncio.get_running_loop()

@@ -29,6 +29,7 @@ import redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.acct import AcctRecord, AcctStatus
@@ -285,7 +286,6 @@ async def test_netd_radius_on_the_cluster(
 ) -> None:
     """A real `netd radius` with NETD_REDIS_CLUSTER=true: Access-Requests and accounting
     answered, the live sessions and its heartbeat on the cluster."""
-    repo = Path(__file__).resolve().parents[2]
     key = os.urandom(32)
     password = "pw-" + os.urandom(6).hex()
     prefix = "c" + uuid.uuid4().hex[:10]
@@ -320,7 +320,7 @@ async def test_netd_radius_on_the_cluster(
                         "NETD_REDIS_CLUSTER": "true",
                         "NETD_REDIS_KEY_PREFIX": prefix,
                         "NETD_SECRETS_KEY": key.hex(),
-                        "NETD_POLICIES_DIR": str(repo / "policies"),
+                        "NETD_POLICIES_DIR": str(resources.path("policies")),
                         "NETD_STATE_DIR": str(tmp_path / "state"),
                         "NETD_RADIUS_AUTH_PORT": str(auth_port),
                         "NETD_RADIUS_ACCT_PORT": str(acct_port),

@@ -26,6 +26,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.radius_loadgen import AcctBuilder
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.nbi.gen.netd.v1 import devices_pb2_grpc, sessions_pb2_grpc, subscribers_pb2_grpc
@@ -146,7 +147,7 @@ async def nbi(
     for role in ROLES:
         _row, secret = await api_store.create_token(pool, f"nbi-{role}", role, "test")
         tokens[role] = secret
-    shutil.copytree(REPO / "policies", tmp / "policies")
+    shutil.copytree(resources.path("policies"), tmp / "policies")
     http_port, grpc_port = free_port(), free_port()
     acct_port, auth_port, radius_status = free_udp_port(), free_udp_port(), free_port()
     env = netd_env(

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from daemons.core.policies import load_policies
 from daemons.poller import engine
 from daemons.poller.client import Credentials, Unreachable, read
@@ -16,7 +17,7 @@ from daemons.poller.profiles import load_profiles
 from tests.poller.snmpd import AUTH_PASS, COMMUNITY, PRIV_PASS, USER, Snmpd
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = load_profiles(load_policies(REPO / "policies", 1))
+PROFILES = load_profiles(load_policies(resources.path("policies"), 1))
 V2C = Credentials("2c", community=COMMUNITY)
 V3 = Credentials("3", user=USER, auth="sha", auth_key=AUTH_PASS, priv="aes", priv_key=PRIV_PASS)
 

@@ -10,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from prometheus_client.parser import text_string_to_metric_families
 
+from daemons import resources
 from daemons.core.policies import load_policies
 from daemons.poller import engine
 from daemons.poller.exposition import SampleStore
 from daemons.poller.profiles import Column, Table, load_profiles
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = load_profiles(load_policies(REPO / "policies", 1))
+PROFILES = load_profiles(load_policies(resources.path("policies"), 1))
 IFX = "1.3.6.1.2.1.31.1.1.1"
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from daemons.core.policies import PolicyError, load_policies
 from daemons.poller.profiles import load_profiles
 
@@ -13,7 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def test_shipped_profiles() -> None:
-    profiles = load_profiles(load_policies(REPO / "policies", 1))
+    profiles = load_profiles(load_policies(resources.path("policies"), 1))
     assert set(profiles) == {
         "if-mib",
         "system",

@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.poller.client import Credentials
@@ -101,7 +102,7 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
                 "NETD_POLLER_TRAP_COMMUNITIES": "trapcomm",
                 "NETD_POLLER_TIMEOUT": "0.3",
                 "NETD_POLLER_RETRIES": "0",
-                "NETD_POLICIES_DIR": str(REPO / "policies"),
+                "NETD_POLICIES_DIR": str(resources.path("policies")),
                 "NETD_STATE_DIR": str(tmp_path / "state"),
                 "NETD_LOG_FORMAT": "json",
             }

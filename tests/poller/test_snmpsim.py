@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 
+from daemons import resources
 from daemons.core.policies import load_policies
 from daemons.poller import engine
 from daemons.poller.client import Credentials, Unreachable, read
@@ -26,7 +27,7 @@ from daemons.poller.profiles import load_profiles
 from tests.poller.snmpsim import Snmpsim, community, dump_file
 
 REPO = Path(__file__).resolve().parents[2]
-PROFILES = load_profiles(load_policies(REPO / "policies", 1))
+PROFILES = load_profiles(load_policies(resources.path("policies"), 1))
 POLLED = [PROFILES["system"], PROFILES["if-mib"]]
 JUNIPER = "network/router/juniper-mx960-13-3r9-13.snmprec.bz2"
 CISCO = "network/switch/cisco-c3750.snmprec.bz2"

@@ -16,6 +16,7 @@ import asyncpg
 import httpx
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -112,7 +113,7 @@ async def radius(
     # frank already has a live session: his plan allows one.
     await cache.client.sadd(store.sessions_key(cache, "frank"), "sess-1")
     policies = tmp / "policies"
-    shutil.copytree(REPO / "policies", policies)
+    shutil.copytree(resources.path("policies"), policies)
     port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
     env = netd_env(
         {

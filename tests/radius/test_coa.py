@@ -14,7 +14,8 @@ import pytest
 from pyrad import packet
 from pyrad.client import Client
 
-from tests.radius.conftest import REPO, SECRET, RadiusServer
+from daemons import resources
+from tests.radius.conftest import SECRET, RadiusServer
 from tests.radius.nas_sim import DICT, NasSimulator
 from tests.support import netd_env
 
@@ -47,7 +48,7 @@ def session_cli(radius: RadiusServer, tmp: Path, *args: str) -> subprocess.Compl
             "NETD_REDIS_KEY_PREFIX": radius.prefix,
             "NETD_SECRETS_KEY": radius.key.hex(),
             "NETD_LOG_LEVEL": "warning",
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
             "NETD_STATE_DIR": str(tmp / "state"),
         }
     )

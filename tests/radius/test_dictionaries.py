@@ -16,8 +16,10 @@ import pytest
 from pyrad import packet
 from pyrad.dictionary import Dictionary, ParseError
 
+from daemons import resources
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
-DICT_DIR = REPO_ROOT / "config" / "dictionaries"
+DICT_DIR = resources.path("dictionaries")
 TOP = DICT_DIR / "dictionary"
 FREERADIUS_DIR = Path("/usr/share/freeradius")
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from daemons.core.policies import PolicyError, PolicySet, load_policies
 from daemons.radius import eap, mschap
 from daemons.radius.auth import (
@@ -39,7 +40,7 @@ from tests.radius import vectors as v
 
 REPO = Path(__file__).resolve().parents[2]
 DICT = Dictionary()
-POLICY = load_policy(load_policies(REPO / "policies", 1), DICT)
+POLICY = load_policy(load_policies(resources.path("policies"), 1), DICT)
 CFG = EngineConfig(DICT, POLICY, eap_key=b"k" * 32, eap_state_ttl=30)
 SECRET = b"s3cret"
 MIKROTIK = Nas("bng1", ipaddress.ip_network("127.0.0.1/32"), SECRET, "mikrotik", False)

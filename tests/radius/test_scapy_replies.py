@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.radius import Radius
 
+from daemons import resources
 from daemons.core.policies import PolicySet
 from daemons.radius.auth import EngineConfig, Nas, Outcome, Subscriber, authenticate
 from daemons.radius.codec import (
@@ -122,5 +123,5 @@ def test_replies_decode_in_scapy(
 
 
 def _vendor_tables() -> dict[str, object]:
-    path = Path(__file__).resolve().parents[2] / "policies" / "radius" / "vendors.toml"
+    path = resources.path("policies") / "radius" / "vendors.toml"
     return dict(tomllib.loads(path.read_text())["vendors"])

@@ -9,9 +9,10 @@ import socket
 import time
 from pathlib import Path
 
+from daemons import resources
 from daemons.radius.codec import Attr, Code, encode_request, hide_password
 from tests.conftest import StoreUrls
-from tests.radius.conftest import REPO, SECRET, RadiusServer
+from tests.radius.conftest import SECRET, RadiusServer
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env, pid_alive
 
 
@@ -40,7 +41,7 @@ def second_daemon_env(
             "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
             "NETD_RADIUS_STATUS_PORT": str(status),
             "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_POLICIES_DIR": str(REPO / "policies"),
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
             "NETD_STATE_DIR": str(tmp / "s"),
             **extra,
         }

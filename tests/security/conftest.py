@@ -35,6 +35,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from redis.exceptions import RedisError
 
+from daemons import resources
 from tests.conftest import StoreUrls, fresh_database
 from tests.faults.conftest import LeakWatch
 from tests.support import NetdProcess, free_port, free_udp_port, netd_env
@@ -223,7 +224,7 @@ async def stack(
                 "NETD_REDIS_KEY_PREFIX": prefix,
                 "NETD_SECRETS_KEY": key.hex(),
                 "NETD_STATE_DIR": str(tmp / "state"),
-                "NETD_POLICIES_DIR": str(REPO / "policies"),
+                "NETD_POLICIES_DIR": str(resources.path("policies")),
                 "NETD_LOG_FORMAT": "json",
                 "NETD_API_PORT": str(ports["api"]),
                 "NETD_API_GRPC_PORT": str(ports["grpc"]),

@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from tests.security.conftest import MDWE_ON, Stack
 
-UNITS = sorted((Path(__file__).resolve().parents[2] / "systemd").glob("*.service"))
+UNITS = sorted((resources.path("systemd")).glob("*.service"))
 GOOD = {"PERFECT", "SAFE", "OK"}
 _OVERALL = re.compile(r"Overall exposure level for (\S+): (\d+\.\d) (\w+)")
 

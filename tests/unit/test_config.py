@@ -9,10 +9,11 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from daemons.core.config import Config, ConfigError, _is_secret, _leaves, env_name, load
 
 REPO = Path(__file__).resolve().parents[2]
-EXAMPLE = REPO / "config" / "netd.example.toml"
+EXAMPLE = resources.path("netd.example.toml")
 
 
 @pytest.fixture(autouse=True)

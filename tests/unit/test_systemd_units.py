@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from daemons import resources
 from daemons.cli import build_parser
 
-UNITS = Path(__file__).resolve().parents[2] / "systemd"
+UNITS = resources.path("systemd")
 DAEMON_UNITS = sorted(UNITS.glob("netd-*.service"))
 LOW_PORT_UNITS = {"netd-poller.service", "netd.service"}  # SNMP traps on 162/udp
 

@@ -17,6 +17,7 @@ import asyncpg
 import httpx
 import pytest
 
+from daemons import resources
 from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius.admin import credentials
@@ -142,7 +143,7 @@ onos_url = "{onos.base_url}"
 """
         )
         policies = tmp / "policies"
-        shutil.copytree(REPO / "policies", policies)
+        shutil.copytree(resources.path("policies"), policies)
         env = netd_env(
             {
                 "NETD_CONFIG": str(config),
