@@ -1,6 +1,7 @@
 """``netd device ...`` and ``netd config-job ...``: devices (passwords from stdin, sealed),
 host keys, backups and diffs, and configuration jobs. ``netd device backup`` runs the backup
-in this process; jobs are queued for the devices daemon."""
+in this process (its events recorded as the daemon's are); jobs are queued for the devices
+daemon, which also ends them when cancelled."""
 
 from __future__ import annotations
 
@@ -19,10 +20,11 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
-from daemons.devices import cliconf
-from daemons.devices.drivers import DeviceError
+from daemons.devices import cliconf, platforms
+from daemons.devices.errors import DeviceError
 from daemons.devices.jobs import Runner, text_diff
 from daemons.store import devices as store
+from daemons.store.events import append_event
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -32,7 +34,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("name")
     add.add_argument("--address", required=True)
     add.add_argument("--port", type=int, default=22)
-    add.add_argument("--platform", required=True, help="netmiko device_type, or netconf")
+    add.add_argument(
+        "--platform",
+        required=True,
+        choices=platforms.names(),
+        help="a platform of the table (netconf, or a netmiko device_type)",
+    )
     add.add_argument("--user", required=True)
     add.add_argument("--tag", action="append", default=[])
     add.add_argument("--var", action="append", default=[], metavar="KEY=VALUE")
@@ -51,7 +58,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     diff.add_argument("name")
     diff.add_argument("old", type=int)
     diff.add_argument("new", type=int)
-    job = sub.add_parser("config-job", help="configuration jobs: create, status, rollback")
+    job = sub.add_parser("config-job", help="configuration jobs: create, status, cancel, rollback")
     js = job.add_subparsers(dest="job_action", required=True, metavar="ACTION")
     create = js.add_parser("create", help="a dry-run (default) or --apply job")
     create.add_argument("template", help="policies/config/TEMPLATE.{cli,netconf}.j2")
@@ -63,8 +70,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("--concurrency", type=int, default=8)
     st = js.add_parser("status", help="a job with each device's result and diff, or all jobs")
     st.add_argument("job", nargs="?", type=int)
-    rb = js.add_parser("rollback", help="put an apply job's devices back to their backups")
+    cancel = js.add_parser(
+        "cancel",
+        help="cancel a job: a pending one at once; a running one stops between two steps "
+        "(a device being changed finishes its change)",
+    )
+    cancel.add_argument("job", type=int)
+    rb = js.add_parser(
+        "rollback",
+        help="undo what an apply job changed (only that); refused where a device changed "
+        "those parts since, unless --force",
+    )
     rb.add_argument("job", type=int)
+    rb.add_argument(
+        "--force",
+        action="store_true",
+        help="put the job's parts back even over later changes to them (the drift)",
+    )
 
 
 def _print(row: Any) -> None:
@@ -140,7 +162,7 @@ async def _device(
                     "platform": d.platform,
                     "user": d.username,
                     "tags": list(d.tags),
-                    "host_key": d.host_key,
+                    "host_keys": list(d.host_keys),
                     "offered_host_key": d.offered_host_key,
                 }
             )
@@ -165,7 +187,8 @@ async def _device(
             _print(b)
         return 0
     if action == "diff":
-        old, new = await store.get_backup(pool, args.old), await store.get_backup(pool, args.new)
+        old = await store.get_backup(pool, sealer, args.old)
+        new = await store.get_backup(pool, sealer, args.new)
         if not old or not new or old["device"] != args.name or new["device"] != args.name:
             print(f"netd: no such backups of {args.name}", file=sys.stderr)
             return 1
@@ -178,10 +201,9 @@ async def _device(
             )
         return 0
     cfg = loaded.config.devices
-    events: list[str] = []
 
     async def note(kind: str, subject: str, data: dict[str, Any], severity: str) -> None:
-        events.append(kind)
+        await append_event(pool, "devices", kind, subject=subject, data=data, severity=severity)  # type: ignore[arg-type]
 
     runner = Runner(
         pool,
@@ -191,10 +213,14 @@ async def _device(
         cfg.device_timeout,
         cfg.confirm_timeout,
         note,
+        cfg.lock_wait,
     )
     try:
         backup_id, changed = await runner.backup(device)
     except DeviceError as exc:
+        await note(
+            "device.backup_failed", args.name, {"reason": exc.reason, "error": str(exc)}, "warning"
+        )
         print(f"netd: backup of {args.name} failed [{exc.reason}]: {exc}", file=sys.stderr)
         return 1
     finally:
@@ -209,9 +235,19 @@ async def _job(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
         names = set(args.device)
         if args.tag:
             names |= {d.name for d in await store.list_devices(pool, sealer, (), args.tag)}
-        known = {d.name for d in await store.list_devices(pool, sealer, sorted(names))}
+        found = await store.list_devices(pool, sealer, sorted(names))
+        known = {d.name for d in found}
         if not names or names - known:
             raise ValueError(f"no such devices: {', '.join(sorted(names - known)) or '(none)'}")
+        mode = "apply" if args.apply else "dry-run"
+        problems = platforms.refusals(
+            loaded.config.policies.root / "config",
+            args.template,
+            mode,
+            [(d.name, d.platform) for d in found],
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
         job_id = await store.create_job(
             pool,
             args.template,
@@ -221,6 +257,7 @@ async def _job(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             stop_on_failure=args.stop_on_failure,
             concurrency=args.concurrency,
             created_by="cli",
+            lifetime=loaded.config.devices.job_timeout,
         )
         print(f"config job {job_id} queued for {len(names)} devices")
         return 0
@@ -235,12 +272,31 @@ async def _job(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
     if args.job_action == "status":
         _print(got)
         return 0
+    if args.job_action == "cancel":
+        state = await store.cancel_job(pool, args.job, "cli")
+        if state in ("done", "failed"):
+            print(f"netd: job {args.job} has ended ({state}): nothing to cancel", file=sys.stderr)
+            return 1
+        print(
+            f"config job {args.job} cancelled"
+            if state == "cancelled"
+            else f"config job {args.job} is stopping (running: it ends after its current step)"
+        )
+        return 0
     devices = [d["device"] for d in got["devices"] if d["backup_before"] is not None]
     if got["mode"] != "apply" or not devices:
         print(f"netd: job {args.job} changed no device: nothing to roll back", file=sys.stderr)
         return 1
     new_id = await store.create_job(
-        pool, got["template"], {}, "rollback", devices, rollback_of=args.job, created_by="cli"
+        pool,
+        got["template"],
+        {},
+        "rollback",
+        devices,
+        rollback_of=args.job,
+        created_by="cli",
+        force=args.force,
+        lifetime=loaded.config.devices.job_timeout,
     )
     print(f"rollback job {new_id} queued for {len(devices)} devices")
     return 0

@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.ratelog import RateLimitedLog
-from daemons.devices.drivers import DeviceError
+from daemons.devices.errors import DeviceError
 from daemons.devices.jobs import Runner, run_job
 from daemons.store import devices as store
 from daemons.store.events import append_event
@@ -62,7 +62,14 @@ class DevicesService(Daemon):
             self.cfg.device_timeout,
             self.cfg.confirm_timeout,
             self.event,
+            self.cfg.lock_wait,
         )
+        try:
+            sealed = await store.seal_clear_backups(self.ctx.pool, self.ctx.sealer)
+            if sealed:
+                log.info("backups stored in clear sealed", extra={"fields": {"count": sealed}})
+        except STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "seal", "backups not sealed", error=repr(exc))
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._watch_jobs()))
         self._tasks.append(loop.create_task(self._watch_backups()))
@@ -220,9 +227,15 @@ class DevicesService(Daemon):
             state = await run_job(self.runner, self.ctx.pool, self.ctx.sealer, job)
             log.info("config job ended", extra={"fields": {"job": job.id, "state": state}})
         except STORE_ERRORS as exc:
+            # The store is away: the job stays running and is resumed (the device read
+            # first: a change already there is not pushed again).
             self.ratelog.log(
                 logging.WARNING, "job", "config job interrupted", job=job.id, error=repr(exc)
             )
+        except Exception:  # never a job left running to be resumed over and over
+            log.exception("config job failed", extra={"fields": {"job": job.id}})
+            with contextlib.suppress(*STORE_ERRORS):
+                await store.finish_job(self.ctx.pool, job.id, "failed")
         finally:
             self._jobs.pop(job.id, None)
             self.running_jobs.set(len(self._jobs))
