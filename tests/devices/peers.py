@@ -64,6 +64,7 @@ def peer_user(base: Path) -> PeerUser:
         raise AssertionError("the sshd/netconfd peers need root (to log a user in by password)")
     home = base / "peer-home"
     home.mkdir(parents=True, exist_ok=True)
+    _traversable(home)
     try:
         pwd.getpwnam(USER)
     except KeyError:
@@ -79,6 +80,14 @@ def peer_user(base: Path) -> PeerUser:
     subprocess.run(["usermod", "--home", str(home), "--shell", "/bin/sh", USER], check=True)
     _user = PeerUser(USER, password, home)
     return _user
+
+
+def _traversable(path: Path) -> None:
+    """Let the peer user reach ``path`` (o+x on it and its parents; pytest's are 0700)."""
+    for parent in [path, *path.parents]:
+        mode = parent.stat().st_mode
+        if not mode & 0o001:
+            parent.chmod(mode | 0o001)
 
 
 def _wait_port(port: int, proc: subprocess.Popen[bytes], log: Path, seconds: float = 10) -> None:
@@ -187,6 +196,7 @@ class Netconfd:
         entry = pwd.getpwnam(sshd.user.name)
         for p in (self.dir, self.dir / "data"):
             os.chown(p, entry.pw_uid, entry.pw_gid)
+        _traversable(self.dir)
         self.socket = self.dir / "ncxserver.sock"
         self.target = target
         self.startup = startup
