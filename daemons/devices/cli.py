@@ -109,21 +109,27 @@ class CliSession:
         """The configuration as the platform's backup command prints it; DeviceError
         rejected when the device answers with an error instead (never stored as a backup)."""
         command = self.p.backup
+        expect: str | None = None
         if "{file}" in command:
             path = str(self.t.vars.get("backup_file") or "")
             if not path:
                 raise DeviceError("unsupported", f"{self.t.name}: no device var backup_file")
-            command = f"cat -- {shlex.quote(path)}; echo netd-rc=$?"
+            # The end marker is printed, never echoed as typed (quotes), and the command has
+            # no "$" (netmiko's linux prompt pattern would match it in the echo).
+            command = f'cat -- {shlex.quote(path)} && echo netd-end-"0" || echo netd-end-"1"'
+            expect = r"netd-end-[01]"
         try:
-            out = str(self.conn.send_command(command, read_timeout=self.t.timeout))
+            out = str(
+                self.conn.send_command(command, read_timeout=self.t.timeout, expect_string=expect)
+            )
         except Exception as exc:  # noqa: BLE001 (every library exception mapped)
             raise self._mapped("backup", exc) from None
-        if "netd-rc=" in command:
-            body, _, rc = out.rpartition("netd-rc=")
-            if rc.strip() != "0":
+        if expect is not None:
+            body, _, rc = out.rpartition("netd-end-")
+            if rc.strip()[:1] != "0":
                 self._refused("backup", body)
-                raise DeviceError("rejected", f"{self.t.name}: backup: exit status {rc.strip()}")
-            return body
+                raise DeviceError("rejected", f"{self.t.name}: backup: cat failed")
+            return body.rstrip("\n") + "\n"
         self._refused("backup", out)
         if not out.strip():
             raise DeviceError("rejected", f"{self.t.name}: backup: the device printed nothing")

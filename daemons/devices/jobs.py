@@ -332,6 +332,7 @@ class Runner:
             return Outcome("ok" if text.strip() else "unchanged", diff=text)
         if p.dry_run == "model" and cliconf.same(predicted, before):
             return await self._already(job, d, before_text, diff)
+        await self._io(s.enter)  # held (locked: retried) or refused: nothing changed yet
         backup_id = await self._save(d, before_text, "pre-change")
         await store.note_backup_before(self.pool, job.id, d.name, backup_id)
         try:

@@ -57,7 +57,7 @@ class Platform:
 
 
 _IOS_ERR = r"^% ?(Invalid input|Incomplete command|Ambiguous command|Unknown command)"
-_JUNOS_ERR = r"^\s*(unknown command|syntax error|error:|missing argument|invalid value)"
+_JUNOS_ERR = r"(?i)^\s*(unknown command|syntax error|error:|missing argument|invalid value)"
 
 PLATFORMS: dict[str, Platform] = {
     p.name: p
