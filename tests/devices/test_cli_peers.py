@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 import yaml
@@ -84,9 +83,8 @@ async def test_linux_backs_up_one_file_and_takes_no_jobs(env: Env, tmp_path: Pat
 def fakenos_junos(tmp_path: Path, password: str) -> Iterator[int]:
     """fakenos' juniper_junos shell, with 'show configuration | display set' added."""
     have_fakenos()
-    from fakenos import FakeNOS  # noqa: PLC0415
-
     import fakenos as fakenos_pkg  # noqa: PLC0415
+    from fakenos import FakeNOS  # noqa: PLC0415
 
     base = Path(fakenos_pkg.__file__).parent / "plugins/nos/platforms_yaml/juniper_junos.yaml"
     nos = yaml.safe_load(base.read_text())
