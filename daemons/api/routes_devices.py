@@ -67,7 +67,10 @@ class DevicePut(m._Body):
 class Backup(BaseModel):
     id: int
     ts: datetime
-    digest: str = Field(description="HMAC-SHA256 of the config under a key of this netd")
+    sha256: str = Field(
+        description="HMAC-SHA256 of the config under a key derived from this netd's secrets "
+        "key (equal values: the same config); a plain SHA-256 for a backup older than 0015"
+    )
     reason: str
     size: int
 

@@ -115,7 +115,8 @@ async def pin_host_key(pool: asyncpg.Pool, name: str, key: str) -> bool:
     new type the device offers beside an unchanged pinned one. A pinned key of the same
     type is replaced only by ``accept_host_key``. Whether it was added."""
     status = await pool.execute(
-        "UPDATE devices SET host_keys = array_append(host_keys, $2) WHERE name = $1 "
+        "UPDATE devices SET host_keys = array_append(host_keys, $2), "
+        "host_key = coalesce(host_key, $2) WHERE name = $1 "
         "AND NOT EXISTS (SELECT 1 FROM unnest(host_keys) k WHERE split_part(k, ' ', 1) = "
         "split_part($2, ' ', 1))",
         name,
@@ -134,7 +135,9 @@ async def accept_host_key(pool: asyncpg.Pool, name: str) -> str | None:
     key: str | None = await pool.fetchval(
         "UPDATE devices SET host_keys = array_append(ARRAY(SELECT k FROM unnest(host_keys) k "
         "WHERE split_part(k, ' ', 1) <> split_part(offered_host_key, ' ', 1)), "
-        "offered_host_key), offered_host_key = NULL "
+        "offered_host_key), offered_host_key = NULL, host_key = CASE WHEN host_key IS NULL "
+        "OR split_part(host_key, ' ', 1) = split_part(offered_host_key, ' ', 1) "
+        "THEN offered_host_key ELSE host_key END "
         "WHERE name = $1 AND offered_host_key IS NOT NULL "
         "RETURNING host_keys[cardinality(host_keys)]",
         name,
@@ -165,13 +168,13 @@ async def save_backup(
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext('backup:' || $1))", device)
         latest = await conn.fetchrow(
-            "SELECT id, digest FROM device_backups WHERE device = $1 ORDER BY id DESC LIMIT 1",
+            "SELECT id, sha256 FROM device_backups WHERE device = $1 ORDER BY id DESC LIMIT 1",
             device,
         )
-        if latest is not None and latest["digest"] == digest:
+        if latest is not None and latest["sha256"] == digest:
             return int(latest["id"]), False
         new_id: int = await conn.fetchval(
-            "INSERT INTO device_backups (device, digest, config_enc, size, reason) "
+            "INSERT INTO device_backups (device, sha256, config_enc, size, reason) "
             "VALUES ($1, $2, $3, $4, $5) RETURNING id",
             device,
             digest,
@@ -194,7 +197,7 @@ async def seal_clear_backups(pool: asyncpg.Pool, sealer: Sealer, batch: int = 50
         if not rows:
             return done
         await pool.executemany(
-            "UPDATE device_backups SET config_enc = $2, digest = $3, size = length($4::text), "
+            "UPDATE device_backups SET config_enc = $2, sha256 = $3, size = length($4::text), "
             "config = NULL WHERE id = $1",
             [
                 (
@@ -211,7 +214,7 @@ async def seal_clear_backups(pool: asyncpg.Pool, sealer: Sealer, batch: int = 50
 
 async def list_backups(pool: asyncpg.Pool, device: str, limit: int = 100) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT id, ts, digest, reason, coalesce(size, length(config), 0) AS size "
+        "SELECT id, ts, sha256, reason, coalesce(size, length(config), 0) AS size "
         "FROM device_backups WHERE device = $1 ORDER BY id DESC LIMIT $2",
         device,
         limit,
@@ -222,13 +225,13 @@ async def list_backups(pool: asyncpg.Pool, device: str, limit: int = 100) -> lis
 async def get_backup(pool: asyncpg.Pool, sealer: Sealer, backup_id: int) -> dict[str, Any] | None:
     """One backup with its config opened (the full text: callers redact for non-admins)."""
     r = await pool.fetchrow(
-        "SELECT id, device, ts, digest, reason, config, config_enc FROM device_backups "
+        "SELECT id, device, ts, sha256, reason, config, config_enc FROM device_backups "
         "WHERE id = $1",
         backup_id,
     )
     if r is None:
         return None
-    out = {k: r[k] for k in ("id", "device", "ts", "digest", "reason")}
+    out = {k: r[k] for k in ("id", "device", "ts", "sha256", "reason")}
     if r["config_enc"] is not None:
         out["config"] = sealer.open(r["config_enc"], _backup_context(r["device"])).decode()
     else:

@@ -31,17 +31,18 @@ async def test_upgrade_pins_the_old_key_and_seals_old_backups(database: str) -> 
             "('sw1', 'x', 'hostname sw1\nsnmp-server community c0mm RO\n', 'scheduled')"
         )
         await migrate.apply(conn, every)
-        row = await conn.fetchrow("SELECT host_keys FROM devices WHERE name = 'sw1'")
+        row = await conn.fetchrow("SELECT host_key, host_keys FROM devices WHERE name = 'sw1'")
         assert list(row["host_keys"]) == ["ssh-rsa AAAAold"]
+        assert row["host_key"] == "ssh-rsa AAAAold"  # kept for a daemon of the release before
     finally:
         await conn.close()
     pool = await create_pool(DatabaseConfig(), database, "test")
     try:
         assert await store.seal_clear_backups(pool, sealer) == 1
         assert await store.seal_clear_backups(pool, sealer) == 0
-        r = await pool.fetchrow("SELECT id, config, config_enc, digest, size FROM device_backups")
+        r = await pool.fetchrow("SELECT id, config, config_enc, sha256, size FROM device_backups")
         assert r["config"] is None and b"c0mm" not in r["config_enc"]
-        assert r["digest"] == store.backup_digest(
+        assert r["sha256"] == store.backup_digest(
             sealer, "hostname sw1\nsnmp-server community c0mm RO\n"
         )
         got = await store.get_backup(pool, sealer, r["id"])
