@@ -71,6 +71,11 @@ def available(package: str = "daemons.store.migrations") -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+async def has_schema(conn: Conn) -> bool:
+    """Whether any migration was ever applied to this database."""
+    return bool(await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"))
+
+
 async def _applied(conn: Conn) -> dict[int, asyncpg.Record]:
     rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations")
     return {row["version"]: row for row in rows}

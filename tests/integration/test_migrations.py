@@ -102,4 +102,7 @@ def test_cli_migrate_and_status(database: str, tmp_path: Path) -> None:
     assert second.returncode == 0 and second.stdout.startswith("0 applied")
     final = run("--status")
     assert ", 0 pending" in final.stdout
-    assert not (tmp_path / "state").exists(), "an external database must not start embedded ones"
+    # an external database starts no embedded store; `netd migrate` makes the secrets key
+    # that admin commands and daemons will seal with (and no admin command makes one)
+    made = sorted(p.name for p in (tmp_path / "state").iterdir())
+    assert made == ["secrets.key"], "an external database must not start embedded ones"
