@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 
 import uvloop
 
-from daemons import __version__, checkconfig, files
+from daemons import __version__, backup, checkconfig, files
 from daemons.acs import admin as acs_admin
 from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
@@ -101,6 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     voltha_admin.add_parsers(sub)
     devices_admin.add_parsers(sub)
     files.add_parsers(sub)
+    backup.add_parsers(sub)
     return parser
 
 
@@ -161,6 +162,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return checkconfig.run(loaded)
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
+    if args.command in ("backup", "restore"):
+        return uvloop.run(backup.run(loaded, args))
     if args.api and args.command in ("nas", "subscriber", "session", "pool", "token", "cpe"):
         return api_client.run(args)
     if args.command == "token":
