@@ -286,12 +286,19 @@ async def ensure_schema(pool: asyncpg.Pool, apply: bool, create: bool = False) -
                     "the database has no netd schema yet: run `netd migrate` first "
                     "(or give the config of the instance you mean)"
                 )
+            ahead = await migrate.applied_newer(conn, migrations)
+            if ahead:
+                log.warning(
+                    "the database schema is newer than this netd (a rolling upgrade?): "
+                    "running on it; upgrade this node",
+                    extra={"fields": {"newer_migrations": ahead, "version": __version__}},
+                )
             if apply:
-                done = await migrate.apply(conn, migrations)
+                done = await migrate.apply(conn, migrations, allow_newer=True)
                 for mig in done:
                     log.info("migration applied", extra={"fields": {"migration": mig.filename}})
                 return
-            states = await migrate.status(conn, migrations)
+            states = await migrate.status(conn, migrations, allow_newer=True)
         except migrate.MigrationError as exc:
             raise StartupError(str(exc)) from None
     pending = [s.migration.filename for s in states if s.applied_at is None]
