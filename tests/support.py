@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,3 +117,10 @@ def pid_alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return True
+
+
+def tool(name: str, package: str) -> str:
+    """The path of a peer program; fails (never skips) naming the Debian package."""
+    path = shutil.which(name)
+    assert path, f"{name} is missing: apt-get install {package} (.ci/run installs it)"
+    return path
