@@ -234,10 +234,12 @@ class DevicesService(Daemon):
             self.ratelog.log(
                 logging.WARNING, "job", "config job interrupted", job=job.id, error=repr(exc)
             )
-        except Exception:  # never a job left running to be resumed over and over
+        except Exception as exc:  # never a job left running to be resumed over and over
             log.exception("config job failed", extra={"fields": {"job": job.id}})
             with contextlib.suppress(*STORE_ERRORS):
-                await store.finish_job(self.ctx.pool, job.id, "failed")
+                await store.fail_unfinished(
+                    self.ctx.pool, job.id, f"netd: {type(exc).__name__} (see the daemon's log)"
+                )
         finally:
             self._jobs.pop(job.id, None)
             self.running_jobs.set(len(self._jobs))

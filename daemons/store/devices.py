@@ -420,6 +420,23 @@ async def finish_job(pool: asyncpg.Pool, job_id: int, state: str) -> None:
     )
 
 
+async def fail_unfinished(pool: asyncpg.Pool, job_id: int, error: str) -> None:
+    """A job that cannot go on (a failure of netd itself): its devices not yet ended end
+    failed with reason error, and the job failed. Nothing is left running."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "UPDATE config_job_devices SET state = 'failed', reason = 'error', error = $2, "
+            "updated_at = now() WHERE job_id = $1 AND state IN ('pending', 'running')",
+            job_id,
+            error,
+        )
+        await conn.execute(
+            "UPDATE config_jobs SET state = 'failed', finished_at = now() WHERE id = $1 "
+            "AND state IN ('pending', 'running')",
+            job_id,
+        )
+
+
 async def cancel_job(pool: asyncpg.Pool, job_id: int, actor: str) -> str | None:
     """Cancel a job: a pending one ends at once (``cancelled``, its devices too); a running
     one is marked, and its daemon stops it between two steps (a device being changed ends

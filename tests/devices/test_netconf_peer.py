@@ -94,13 +94,19 @@ async def test_a_new_key_type_beside_the_pinned_one_is_learnt(env: Env, tmp_path
     with netconf_server(tmp_path, key_types=("rsa",)) as (sshd, _nc):
         await add(env, sshd)
         await env.runner.backup(await env.get("r1"))
-        sshd.restart(("rsa", "ed25519"))
+        sshd.restart(("rsa", "ecdsa"))  # ecdsa now negotiated (preferred to RSA)
+        await env.runner.backup(await env.get("r1"))
+        sshd.restart(("rsa", "ecdsa", "ed25519"))
         await env.runner.backup(await env.get("r1"))
         d = await env.get("r1")
-        assert sorted(k.split()[0] for k in d.host_keys) == ["ssh-ed25519", "ssh-rsa"]
+        assert sorted(k.split()[0] for k in d.host_keys) == [
+            "ecdsa-sha2-nistp256",
+            "ssh-ed25519",
+            "ssh-rsa",
+        ]
         assert ("device.host_key_learnt", "r1") in [(e[0], e[1]) for e in env.events]
         assert d.offered_host_key is None
-        sshd.restart(("rsa", "ed25519"), keep=False)  # both keys new: a changed device
+        sshd.restart(("rsa", "ed25519"), keep=False)  # keys all new: a changed device
         job = await env.job("dry-run", ["r1"], {"contact": "x"}, "ietf-system")
         assert job["devices"][0]["reason"] == "host-key-changed", job["devices"][0]
         sshd.restart(("rsa",), keep=False)  # only a new RSA key: changed too
