@@ -277,9 +277,13 @@ class Runner:
                         err.details,
                     )
                 return failed(err, attempts=attempt)
-            if stop is not None and await stop():
+            why = await stop() if stop is not None else None
+            if why:
                 return Outcome(
-                    "cancelled", error=f"cancelled while waiting: {err}", reason="cancelled"
+                    "cancelled",
+                    error=f"{why} while waiting: {err}",
+                    reason="deadline" if why == "deadline" else "cancelled",
+                    attempts=attempt,
                 )
             await asyncio.sleep(delay)
 

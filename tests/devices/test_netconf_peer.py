@@ -163,6 +163,12 @@ async def test_cancel_a_job_waiting_for_a_lock(env: Env, tmp_path: Path) -> None
         assert await store.cancel_job(env.pool, pending, "tester") == "cancelled"
         got = await store.get_job(env.pool, pending)
         assert got is not None and got["devices"][0]["state"] == "cancelled"
+        # A job claimed past its deadline (its daemon was down): ended, nothing pushed.
+        late = await env.job("apply", ["r1"], {"contact": "e"}, "ietf-system", lifetime=0.0)
+        assert late["state"] == "cancelled"
+        assert late["devices"][0]["reason"] == "deadline", late["devices"][0]
+        with client(sshd) as m:
+            assert "<contact>e</contact>" not in running(m)
 
 
 async def test_error_details_are_kept(env: Env, tmp_path: Path) -> None:
