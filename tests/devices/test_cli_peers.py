@@ -41,7 +41,7 @@ async def test_linux_backs_up_one_file_and_takes_no_jobs(env: Env, tmp_path: Pat
     """main sent 'show running-config' to every CLI device: a Linux host stored 'sh: 1:
     show: not found' as a successful backup. The linux platform backs up the file named by
     the device var backup_file; a failed read is refused, never stored; jobs are refused."""
-    with linux_server(tmp_path) as sshd:
+    with linux_server(tmp_path, key_types=("rsa",)) as sshd:  # RSA only: rsa-sha2 for netmiko
         peer = pwd.getpwnam(sshd.user.name)
         conf = sshd.user.home / "interfaces"
         conf.write_text("auto eth0\niface eth0 inet static\n  address 192.0.2.10/24\n")
@@ -58,8 +58,10 @@ async def test_linux_backs_up_one_file_and_takes_no_jobs(env: Env, tmp_path: Pat
         assert changed
         text = await env.backup_text(backup_id)
         assert "iface eth0 inet static" in text and "not found" not in text
-        d = await env.get("h1")  # RSA and ed25519 offered: the negotiated one pinned
-        assert d.host_keys and d.host_keys[0].split()[0] in ("ssh-ed25519", "ssh-rsa")
+        d = await env.get("h1")
+        assert [k.split()[0] for k in d.host_keys] == ["ssh-rsa"]
+        again, changed = await env.runner.backup(d)  # a second session on the pinned RSA key
+        assert again == backup_id and not changed
         d2 = await env.add(
             "h2",
             sshd.port,

@@ -264,6 +264,12 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                 netd, "", "config-job", "create", "access-vlan", "--device", "h1", "--apply"
             )
             assert refused.returncode == 2 and "backups of one file only" in refused.stderr
+            forced = await asyncio.to_thread(
+                netd, "", "config-job", "rollback", str(nc["id"]), "--force"
+            )
+            assert forced.returncode == 0, forced.stderr
+            new_id = int(forced.stdout.split()[2])
+            assert await pool.fetchval("SELECT force FROM config_jobs WHERE id = $1", new_id)
             listed = await asyncio.to_thread(netd, "", "device", "backups", "sw1")
             assert listed.returncode == 0 and len(listed.stdout.splitlines()) >= 3
             assert cliconf.parse("\n".join(sw1.running))
