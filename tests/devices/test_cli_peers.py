@@ -173,8 +173,8 @@ async def test_a_timeout_after_the_change_keeps_its_backup(env: Env) -> None:
         watcher.cancel()
         sim.slow = 0.0
         dev = job["devices"][0]
-        assert dev["state"] == "failed" and dev["reason"] == "timeout", dev
-        assert dev["backup_before"] is not None
+        assert dev["state"] == "failed" and dev["backup_before"] is not None, dev
+        assert dev["reason"] == "timeout"
         assert "vlan 20" not in await env.backup_text(dev["backup_before"])
         assert "vlan 20" in sim.running
         refused = await env.job("rollback", ["sw1"], rollback_of=job["id"])
