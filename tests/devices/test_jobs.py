@@ -169,3 +169,28 @@ async def test_netconf_dry_run_apply_invalid_and_rollback(env: Env) -> None:
         assert sim.running_value("//t:interface[t:name='ge-0/0/1']/t:vlan") == []
     finally:
         await sim.stop()
+
+
+async def test_cli_rollback_keeps_later_changes_and_refuses_drift(env: Env, ios: IosSim) -> None:
+    """main's rollback put the whole pre-change config back: it removed a line added after
+    the job. Now only the job's lines are undone; a port the job set and someone changed
+    since is refused (drift as the diff) unless forced."""
+    await env.add("sw1", ios.port)
+    job = await env.job("apply", ["sw1"])
+    assert job["devices"][0]["state"] == "ok"
+    ios.running.append("ntp server 192.0.2.50")  # someone else's change, after the job
+    back = await env.job("rollback", ["sw1"], rollback_of=job["id"])
+    assert back["devices"][0]["state"] == "rolled-back", back["devices"][0]
+    assert "ntp server 192.0.2.50" in ios.running and "vlan 20" not in ios.running
+    job2 = await env.job("apply", ["sw1"])
+    at = ios.running.index("interface GigabitEthernet0/1")
+    ios.running[at + 1 : at + 1] = [" description changed by hand"]
+    ios.running[:] = [x for x in ios.running if x != " description access vlan 20"]
+    refused = await env.job("rollback", ["sw1"], rollback_of=job2["id"])
+    dev = refused["devices"][0]
+    assert dev["state"] == "failed" and dev["reason"] == "drift", dev
+    assert "description access vlan 20" in dev["diff"]
+    assert "vlan 20" in ios.running  # nothing undone
+    forced = await env.job("rollback", ["sw1"], rollback_of=job2["id"], force=True)
+    assert forced["devices"][0]["state"] == "rolled-back", forced["devices"][0]
+    assert "vlan 20" not in ios.running and "ntp server 192.0.2.50" in ios.running
