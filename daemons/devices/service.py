@@ -52,6 +52,15 @@ class DevicesService(Daemon):
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         self.running_jobs = Gauge("netd_config_jobs_running", "jobs running", registry=reg)
+        self.jobs_ended = Counter(
+            "netd_config_jobs_total", "jobs ended, by final state", ["state"], registry=reg
+        )
+        self.job_devices = Counter(
+            "netd_config_job_devices_total",
+            "devices' parts in jobs ended, by state and reason (locked, rejected, drift...)",
+            ["mode", "state", "reason"],
+            registry=reg,
+        )
 
     async def start(self) -> None:
         self.runner = Runner(
@@ -228,6 +237,9 @@ class DevicesService(Daemon):
         try:
             state = await run_job(self.runner, self.ctx.pool, self.ctx.sealer, job)
             log.info("config job ended", extra={"fields": {"job": job.id, "state": state}})
+            self.jobs_ended.labels(state).inc()
+            for row in await store.job_devices(self.ctx.pool, job.id):
+                self.job_devices.labels(job.mode, row["state"], row["reason"] or "-").inc()
         except STORE_ERRORS as exc:
             # The store is away: the job stays running and is resumed (the device read
             # first: a change already there is not pushed again).
