@@ -131,7 +131,7 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                 n = await pool.fetchval("SELECT count(DISTINCT device) FROM device_backups")
                 return bool(n == 3)
 
-            await _until(backed_up, 30, "the first scheduled backup of every device")
+            await _until(backed_up, 60, "the first scheduled backup of every device")
             keys = await pool.fetch("SELECT name, host_keys FROM devices ORDER BY name")
             assert all(r["host_keys"] for r in keys)  # learnt on first contact
             # Sealed at rest: no clear text, no secret in the table.
@@ -150,7 +150,7 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                     got = (await c.get("/devices/sw1/backups")).json()
                     return got if len(got) == 2 else None
 
-                new, old = await _until(two, 20, "the on-demand backup")
+                new, old = await _until(two, 45, "the on-demand backup")
                 diff = (
                     await c.get("/devices/sw1/diff", params={"from": old["id"], "to": new["id"]})
                 ).text
