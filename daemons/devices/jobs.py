@@ -235,7 +235,6 @@ class Runner:
         self,
         job: store.Job,
         d: store.Device,
-        resumed: bool = False,
         stop: Callable[[], Awaitable[str | None]] | None = None,
     ) -> Outcome:
         """The device's part in ``job``, retried while the failure is transient (a held
@@ -259,7 +258,7 @@ class Runner:
                     if job.mode == "rollback":
                         out = await rollback.run(self, job, d)
                     else:
-                        out = await self._change(job, d, resumed or attempt > 1)
+                        out = await self._change(job, d)
                 out.attempts = attempt
                 return out
             except DeviceError as exc:
@@ -287,13 +286,15 @@ class Runner:
                 )
             await asyncio.sleep(delay)
 
-    async def _change(self, job: store.Job, d: store.Device, resumed: bool) -> Outcome:
+    async def _change(self, job: store.Job, d: store.Device) -> Outcome:
+        """One attempt. The device is always read first (a change already there, from an
+        attempt before a crash or another job, is not pushed again)."""
         rendered = self.render(job.template, d, job.variables)
         session = await self._open(d)
         try:
             if isinstance(session, NetconfSession):
-                return await self._netconf(job, d, session, rendered, resumed)
-            return await self._cli(job, d, session, rendered, resumed)
+                return await self._netconf(job, d, session, rendered)
+            return await self._cli(job, d, session, rendered)
         finally:
             await self._close(session)
 
@@ -311,9 +312,7 @@ class Runner:
                 return Outcome("ok", diff=diff(before["config"], current), backup_after=after_id)
         return Outcome("unchanged")
 
-    async def _cli(
-        self, job: store.Job, d: store.Device, s: CliSession, rendered: str, resumed: bool
-    ) -> Outcome:
+    async def _cli(self, job: store.Job, d: store.Device, s: CliSession, rendered: str) -> Outcome:
         p = s.p
         commands = [line for line in rendered.splitlines() if line.strip()]
         before_text = await self._io(s.running)
@@ -382,7 +381,7 @@ class Runner:
         return cliconf.same(cliconf.parse(await self._io(s.running)), target)
 
     async def _netconf(
-        self, job: store.Job, d: store.Device, s: NetconfSession, rendered: str, resumed: bool
+        self, job: store.Job, d: store.Device, s: NetconfSession, rendered: str
     ) -> Outcome:
         payload = rendered.strip()
         if not payload.startswith("<config"):
@@ -443,7 +442,6 @@ async def run_job(
     # change already there is not pushed again; it keeps the backup taken before the first
     # attempt, for a rollback.
     names = [r["device"] for r in rows if r["state"] in ("pending", "running")]
-    resumed = {r["device"] for r in rows if r["state"] == "running"}
     devices = {d.name: d for d in await store.list_devices(pool, sealer, names)}
     gate = asyncio.Semaphore(job.concurrency)
     stop = asyncio.Event()
@@ -485,7 +483,7 @@ async def run_job(
             if d is None:
                 outcome = Outcome("failed", error="no such device", reason="error")
             else:
-                outcome = await runner.change(job, d, name in resumed, cancelled)
+                outcome = await runner.change(job, d, cancelled)
             shown = redact(outcome.diff)
             # a refused command's error carries the device's output, maybe the command
             error = redact(outcome.error) if outcome.reason == "rejected" else outcome.error
