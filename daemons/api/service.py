@@ -1,8 +1,9 @@
 """The admin/status API daemon: FastAPI on uvicorn, on ``api.host:api.port``.
 
 ``/api/v1`` for NOC staff and the platform (bearer tokens, roles, an audit row for every
-mutating call), ``/docs`` and ``/openapi.json``, and the health endpoints and ``/metrics``
-for its whole process.
+mutating call), ``/docs``, ``/redoc`` and ``/openapi.json`` (offline), the NOC console at
+``/`` (``daemons.console``), and the health endpoints and ``/metrics`` for its whole
+process.
 """
 
 from __future__ import annotations
@@ -11,9 +12,10 @@ from typing import ClassVar
 
 from fastapi import FastAPI
 
-from daemons import __version__
+from daemons import __version__, console
 from daemons.acs.service import file_store
 from daemons.api import (
+    docs,
     errors,
     routes_acs,
     routes_core,
@@ -51,6 +53,8 @@ def build_app(ctx: Context) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         responses=errors.ERROR_RESPONSES,
+        docs_url=None,  # docs.install: served from the wheel, not a CDN
+        redoc_url=None,
     )
     dictionary = Dictionary(ctx.config.radius.dictionaries)
     auth = Authenticator(
@@ -83,6 +87,8 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_snmp.router)
     app.include_router(routes_voltha.router)
     app.include_router(routes_devices.router)
+    docs.install(app)
+    console.install(app)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 
@@ -133,6 +139,7 @@ class ApiService(Daemon):
         url = f"{scheme}://{_hostport(self.server.host, self.server.port)}"
         return {
             "api": f"{url}/api/v1",
+            "console": f"{url}/",
             "docs": f"{url}/docs",
             "health": f"{url}/health/ready",
             "metrics": f"{url}/metrics",
