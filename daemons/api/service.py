@@ -11,6 +11,8 @@ from __future__ import annotations
 from typing import ClassVar
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
+from redis.exceptions import RedisError
 
 from daemons import __version__, console
 from daemons.acs.service import file_store
@@ -34,6 +36,7 @@ from daemons.core.policies import PolicySet
 from daemons.nbi.service import GrpcServer
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import load_policy
+from daemons.store import accounting
 from daemons.voltha.client import VolthaClient
 
 DESCRIPTION = """\
@@ -80,7 +83,19 @@ def build_app(ctx: Context) -> FastAPI:
     errors.install(app)
     # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose
     # every operation answers with the error envelope (the status listeners serve no schema).
-    app.include_router(health_router(ctx.health, ctx.registry), include_in_schema=False)
+    live = Gauge(
+        "netd_sessions_live",
+        "live RADIUS sessions (Redis), read at the scrape",
+        registry=ctx.registry,
+    )
+
+    async def collect() -> None:
+        try:
+            live.set(await accounting.live_session_count(ctx.cache))
+        except (RedisError, OSError):
+            live.set(float("nan"))  # no answer: no value, rather than a false 0
+
+    app.include_router(health_router(ctx.health, ctx.registry, collect), include_in_schema=False)
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)

@@ -21,7 +21,6 @@ from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.support import tool
 
-
 # The browser's own services (clock, updates, account, autofill, the default search
 # engine's preconnect), which it calls whatever the page: they reach the sink and no
 # further. Anything else there came from a page.

@@ -53,6 +53,7 @@ class Noc:
     auth_port: int
     acct_port: int
     acs_port: int
+    trap_port: int
     tokens: dict[str, str]
     pool: asyncpg.Pool
     cache: Cache
@@ -220,6 +221,7 @@ heartbeat_interval = 1.0
                 auth_port,
                 acct_port,
                 ports["acs"],
+                trap_port,
                 tokens,
                 pool,
                 cache,

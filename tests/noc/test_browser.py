@@ -16,11 +16,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
 from daemons import __version__
-from daemons.api.auth import COOKIE
 from tests.noc.browser import SinkProxy, chromium, off_host, requested_urls, screenshot, wait
 from tests.noc.conftest import ARTEFACTS, CPE_ADDRESS, Noc, until
 
 pytestmark = pytest.mark.timeout(300)
+COOKIE = "netd_console"  # the console's sign-in cookie (README)
 
 
 @pytest.fixture(scope="module")
@@ -106,9 +106,9 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     wait(driver).until(lambda d: d.find_elements(By.ID, "daemons"))
     cookie = driver.get_cookie(COOKIE)
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
-    assert not cookie["secure"]  # plain HTTP here; Secure over TLS (test_console_http)
+    assert not cookie["secure"]  # plain HTTP here; Secure over TLS (tests/security/test_console.py)
     assert _text(driver, "#live-sessions") == "0"
-    wait(driver).until(lambda d: "live" == _text(d, "#live-state"))
+    wait(driver).until(lambda d: _text(d, "#live-state") == "live")
     # radclient logs alice in and starts her session: the page follows without a reload.
     session = f"noc-{time.monotonic_ns()}"
     acct = {
@@ -147,7 +147,7 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     assert unique and "pon-0/1" in rows[0].text and CPE_ADDRESS in rows[0].text
     assert noc.shared["cpe"] in _text(driver, "main")
     assert "BRCM00000001" in _text(driver, "main") and "-21.50" in _text(driver, "main")
-    wait(driver).until(lambda d: "live" == _text(d, "#live-state"))
+    wait(driver).until(lambda d: _text(d, "#live-state") == "live")
     screenshot(driver, ARTEFACTS / "console-subscriber-live.png")
     # A viewer's write, from the signed-in page: refused for the role, and audited.
     answer = driver.execute_async_script(
