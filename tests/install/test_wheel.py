@@ -32,9 +32,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import free_port, free_udp_port, tool
+from tests.support import config_with_free_ports, tool
 
 REPO = Path(__file__).resolve().parents[2]
+# pip installs every dependency in the module's fixture, counted in the first test's time
+pytestmark = pytest.mark.timeout(900)
 
 
 def run(args: list[str], cwd: Path, stdin: str = "", timeout: float = 120) -> str:
@@ -89,27 +91,10 @@ def test_installed_wheel_runs_from_anywhere(installed: Path, tmp_path: Path) -> 
     elsewhere.mkdir()
     etc = tmp_path / "etc"
     etc.mkdir()
-    api, auth, acct = free_port(), free_udp_port(), free_udp_port()
     config = etc / "netd.toml"
-    config.write_text(
-        f"""state_dir = "../state"
-[log]
-format = "json"
-[api]
-port = {api}
-grpc_port = 0
-[radius]
-auth_port = {auth}
-acct_port = {acct}
-[acs]
-port = {free_port()}
-[poller]
-exporter_port = {free_port()}
-trap_port = 0
-[voltha]
-sadis_port = {free_port()}
-"""
-    )
+    config.write_text(config_with_free_ports("../state", "json"))
+    settings = tomllib.loads(config.read_text())
+    api, auth = settings["api"]["port"], settings["radius"]["auth_port"]
     assert run([netd, "--version"], elsewhere).strip() == f"netd {version}"
     conf = ["--config", str(config)]
     run([netd, *conf, "migrate"], elsewhere)

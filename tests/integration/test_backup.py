@@ -9,28 +9,12 @@ with the key). Restoring over a database that has a schema, or without the key, 
 from __future__ import annotations
 
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
-from tests.support import NetdProcess, free_port, free_udp_port, netd_env, tool
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env, radclient_auth
+from tests.support import run_netd as netd
 
 SECRET = "backup-nas-secret"
-
-
-def netd(
-    env: dict[str, str], cwd: Path, *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "daemons.cli", *args],
-        input=stdin,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
 
 
 def instance(tmp_path: Path, name: str) -> tuple[dict[str, str], int, int]:
@@ -49,24 +33,7 @@ def instance(tmp_path: Path, name: str) -> tuple[dict[str, str], int, int]:
 
 
 def login(port: int) -> str:
-    proc = subprocess.run(
-        [
-            tool("radclient", "freeradius-utils"),
-            "-r",
-            "2",
-            "-t",
-            "3",
-            f"127.0.0.1:{port}",
-            "auth",
-            SECRET,
-        ],
-        input='User-Name = "alice"\nUser-Password = "alice-pw"\nMessage-Authenticator = 0x00\n',
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    return proc.stdout + proc.stderr
+    return radclient_auth(port, SECRET, "alice", "alice-pw")
 
 
 def test_backup_restore_into_a_fresh_state_directory(tmp_path: Path) -> None:

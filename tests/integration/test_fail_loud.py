@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,18 +18,7 @@ import pytest
 from daemons import resources
 from tests.conftest import StoreUrls
 from tests.support import free_port, free_udp_port, netd_env
-
-
-def netd(env: dict[str, str], cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "daemons.cli", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=90,
-        check=False,
-    )
+from tests.support import run_netd as netd
 
 
 @pytest.fixture

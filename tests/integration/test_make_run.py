@@ -16,7 +16,7 @@ import shutil
 import time
 from pathlib import Path
 
-from tests.support import free_port, free_udp_port
+from tests.support import config_with_free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,25 +41,7 @@ def test_ctrl_c_stops_make_run_with_status_0(tmp_path: Path) -> None:
     make = shutil.which("make")
     assert make, "make is missing: apt-get install make"
     config = tmp_path / "dev.toml"
-    config.write_text(
-        f"""state_dir = "state"
-[log]
-format = "text"
-[api]
-port = {free_port()}
-grpc_port = 0
-[radius]
-auth_port = {free_udp_port()}
-acct_port = {free_udp_port()}
-[acs]
-port = {free_port()}
-[poller]
-exporter_port = {free_port()}
-trap_port = 0
-[voltha]
-sadis_port = {free_port()}
-"""
-    )
+    config.write_text(config_with_free_ports("state"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("NETD_", "MAKE"))}
     env["TERM"] = "dumb"
     pid, fd = pty.fork()

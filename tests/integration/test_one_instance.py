@@ -10,15 +10,13 @@ naming the holder, and the first instance keeps every request.
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import StoreUrls, fresh_database
-from tests.support import NetdProcess, free_port, free_udp_port, netd_env, tool
+from tests.support import NetdProcess, free_port, free_udp_port, netd_env, radclient_auth, run_netd
 
 SECRET = "two-instances-secret"
 
@@ -33,30 +31,12 @@ async def two_databases(store_urls: StoreUrls) -> AsyncIterator[tuple[str, str]]
 
 
 def cli(env: dict[str, str], cwd: Path, *args: str, stdin: str = "") -> None:
-    proc = subprocess.run(
-        [sys.executable, "-m", "daemons.cli", *args],
-        input=stdin,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    proc = run_netd(env, cwd, *args, stdin=stdin)
     assert proc.returncode == 0, proc.stderr
 
 
 def login(port: int) -> str:
-    radclient = tool("radclient", "freeradius-utils")
-    proc = subprocess.run(
-        [radclient, "-r", "2", "-t", "3", f"127.0.0.1:{port}", "auth", SECRET],
-        input='User-Name = "alice"\nUser-Password = "alice-pw"\nMessage-Authenticator = 0x00\n',
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    out = proc.stdout + proc.stderr
+    out = radclient_auth(port, SECRET, "alice", "alice-pw")
     if "Access-Accept" in out:
         return "accept"
     return "reject" if "Access-Reject" in out else f"none: {out.strip()}"
