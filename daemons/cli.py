@@ -5,8 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn, cast
 
+import asyncpg
 import uvloop
+from redis.exceptions import RedisError
 
 from daemons import __version__
 from daemons.acs import admin as acs_admin
@@ -15,6 +18,7 @@ from daemons.api import admin as api_admin
 from daemons.api import client as api_client
 from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
+from daemons.core import output
 from daemons.core.config import ConfigError, Loaded, load
 from daemons.core.lifecycle import (
     Daemon,
@@ -35,6 +39,21 @@ from daemons.voltha import admin as voltha_admin
 from daemons.voltha.service import VolthaService
 
 DAEMONS = ("radius", "acs", "voltha", "poller", "devices", "api")
+# The admin commands: they act on the stores (or, some, through the API with --api).
+ADMIN = (
+    "nas",
+    "subscriber",
+    "session",
+    "pool",
+    "token",
+    "cpe",
+    "snmp",
+    "olt",
+    "onu",
+    "onu-firmware",
+    "device",
+    "config-job",
+)
 
 
 def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
@@ -52,8 +71,15 @@ def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
     return types
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line on stderr (exit 2), as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {' '.join(message.splitlines())} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netd",
         description="dotmac-netd: RADIUS, TR-069 ACS, VOLTHA, SNMP and device config daemons.",
         epilog="Config is read from --config, $NETD_CONFIG, ./netd.toml or /etc/netd/netd.toml; "
@@ -63,7 +89,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--config", metavar="PATH", help="the TOML config file")
     parser.add_argument("--version", action="version", version=f"netd {__version__}")
     api_client.add_arguments(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Every sub-command's parser is a Parser too (argparse makes them of the parent's class).
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     sub.add_parser("up", help="run every daemon in one process")
     for name in DAEMONS:
         sub.add_parser(name, help=f"run the {name} daemon alone")
@@ -78,7 +108,23 @@ def build_parser() -> argparse.ArgumentParser:
     poller_admin.add_parsers(sub)
     voltha_admin.add_parsers(sub)
     devices_admin.add_parsers(sub)
+    output.add_flag(parser)
+    for leaf in _leaves(parser):
+        if leaf.prog.split()[1:2] and leaf.prog.split()[1] in ADMIN:
+            output.add_flag(leaf, default=argparse.SUPPRESS)
     return parser
+
+
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every command (those with no sub-commands of their own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    out: list[argparse.ArgumentParser] = []
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            out += _leaves(child)
+    return out
 
 
 async def _migrate(loaded: Loaded, show_status: bool) -> int:
@@ -113,8 +159,24 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
     return 0
 
 
+def _undecodable(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python holds its bytes as surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    bad = _undecodable(given)
+    if bad is not None:
+        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        print(f"netd: argument {shown!r} is not valid UTF-8", file=sys.stderr)
+        return 2
+    args = build_parser().parse_args(given)
     try:
         loaded = load(args.config)
     except ConfigError as exc:
@@ -125,22 +187,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "check-config":
         print(f"config ok: {loaded.path or 'defaults (no config file found)'}")
         return 0
+    if args.api and args.command not in ADMIN:
+        print(f"netd: --api applies to the admin commands, not to {args.command}", file=sys.stderr)
+        return 2
+    if args.command in ADMIN:
+        return _admin(loaded, args)
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
-    if args.api and args.command in ("nas", "subscriber", "session", "pool", "token", "cpe"):
-        return api_client.run(args)
-    if args.command == "token":
-        return uvloop.run(api_admin.run(loaded, args))
-    if args.command == "snmp":
-        return uvloop.run(poller_admin.run(loaded, args))
-    if args.command in ("device", "config-job"):
-        return uvloop.run(devices_admin.run(loaded, args))
-    if args.command in ("olt", "onu", "onu-firmware"):
-        return uvloop.run(voltha_admin.run(loaded, args))
-    if args.command == "cpe":
-        return uvloop.run(acs_admin.run(loaded, args))
-    if args.command in ("nas", "subscriber", "session", "pool"):
-        return uvloop.run(radius_admin.run(loaded, args))
     if args.command == "radius-worker":
         die_with_parent(args.parent)
         return uvloop.run(Runner(loaded, [RadiusWorker]).run())
@@ -152,6 +205,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         return uvloop.run(runner.run())
     except KeyboardInterrupt:  # a signal before the loop installed its handlers
         return 130
+
+
+# What a store can raise when it fails under a command (it was reachable at the start).
+STORE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    RedisError,
+    TimeoutError,
+)
+
+
+def _admin(loaded: Loaded, args: argparse.Namespace) -> int:
+    """Run an admin command: through the API with --api, else on the stores. A store that
+    fails half-way is one line and exit 1, like every other failure."""
+    try:
+        if args.api:
+            return api_client.run(args)
+        return _local(loaded, args)
+    except STORE_ERRORS as exc:
+        text = " ".join(str(exc).split())
+        print(f"netd: a store failed: {type(exc).__name__}: {text}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _local(loaded: Loaded, args: argparse.Namespace) -> int:
+    if args.command == "token":
+        return uvloop.run(api_admin.run(loaded, args))
+    if args.command == "snmp":
+        return uvloop.run(poller_admin.run(loaded, args))
+    if args.command in ("device", "config-job"):
+        return uvloop.run(devices_admin.run(loaded, args))
+    if args.command in ("olt", "onu", "onu-firmware"):
+        return uvloop.run(voltha_admin.run(loaded, args))
+    if args.command == "cpe":
+        return uvloop.run(acs_admin.run(loaded, args))
+    return uvloop.run(radius_admin.run(loaded, args))
 
 
 if __name__ == "__main__":

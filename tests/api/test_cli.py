@@ -134,9 +134,15 @@ def test_cli_through_the_api_reports_denials_and_bad_input(api: ApiServer, tmp_p
         token=api.tokens["admin"],
         tmp=tmp_path,
     )
-    assert bad.returncode == 2 and "HTTP 422" in bad.stderr
-    pool = netd(api, "pool", "list", token=api.tokens["admin"], tmp=tmp_path)
-    assert pool.returncode == 2 and "only on the local stores" in pool.stderr
+    # Refused before it is sent, by the API's own model: the message the API would give.
+    assert bad.returncode == 2 and "framed_ip 'not-an-ip' is not an IPv4 address" in bad.stderr
+    # Refused by the server (it knows the plans): its message, its status.
+    plan = netd(
+        api, "subscriber", "set", "alice", "--plan", "nope", token=api.tokens["admin"], tmp=tmp_path
+    )
+    assert plan.returncode == 2 and "no plan 'nope'" in plan.stderr and "HTTP 422" in plan.stderr
+    snmp = netd(api, "snmp", "target", "list", token=api.tokens["admin"], tmp=tmp_path)
+    assert snmp.returncode == 2 and "only on the local stores" in snmp.stderr
     unreachable = subprocess.run(
         [
             sys.executable,
@@ -156,4 +162,4 @@ def test_cli_through_the_api_reports_denials_and_bad_input(api: ApiServer, tmp_p
         check=False,
     )
     assert unreachable.returncode == 1 and "cannot reach the API" in unreachable.stderr
-    assert "Traceback" not in denied.stderr + bad.stderr + unreachable.stderr
+    assert "Traceback" not in denied.stderr + bad.stderr + plan.stderr + unreachable.stderr
