@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from collections.abc import Sequence
 from typing import NoReturn, cast
@@ -16,6 +17,7 @@ from daemons.acs import admin as acs_admin
 from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
+from daemons.api.local import fail, one_line
 from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core import output
@@ -75,7 +77,7 @@ class Parser(argparse.ArgumentParser):
     """argparse, with a usage error in one line on stderr (exit 2), as every other error."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: {' '.join(message.splitlines())} (see {self.prog} --help)\n")
+        self.exit(2, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,6 +117,13 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once a process: 91 argparse parsers take ~100 ms to build, which
+    ``main`` called many times in one process (the tests) would pay each time."""
+    return build_parser()
+
+
 def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
     """The parsers of every command (those with no sub-commands of their own)."""
     subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
@@ -131,8 +140,7 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
     try:
         stores = await open_stores(loaded.config, with_redis=False)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return fail(str(exc), exc.status)
     try:
         migrations = migrate.available()
         async with stores.pool.acquire() as conn:
@@ -152,8 +160,7 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
                     f"{migrations[-1].version if migrations else 0:04d}"
                 )
     except migrate.MigrationError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     finally:
         await close_stores(stores)
     return 0
@@ -173,15 +180,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     bad = _undecodable(given)
     if bad is not None:
-        shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-        print(f"netd: argument {shown!r} is not valid UTF-8", file=sys.stderr)
-        return 2
-    args = build_parser().parse_args(given)
+        try:  # the bytes as given, where Python could not decode them
+            shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = bad.encode("utf-8", "backslashreplace").decode("utf-8")
+        return fail(f"argument '{shown}' is not valid UTF-8", 2)
+    args = _parser().parse_args(given)
     try:
         loaded = load(args.config)
     except ConfigError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
     cfg = loaded.config
     netd_logging.setup(cfg.log.level, cfg.log.format)
     if args.command == "check-config":
@@ -225,9 +233,7 @@ def _admin(loaded: Loaded, args: argparse.Namespace) -> int:
             return api_client.run(args)
         return _local(loaded, args)
     except STORE_ERRORS as exc:
-        text = " ".join(str(exc).split())
-        print(f"netd: a store failed: {type(exc).__name__}: {text}", file=sys.stderr)
-        return 1
+        return fail(f"a store failed: {type(exc).__name__}: {' '.join(str(exc).split())}", 1)
     except KeyboardInterrupt:
         return 130
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -88,21 +87,18 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         try:
             found = presets.load_presets(load_policies(loaded.config.policies.root, 1))
         except PolicyError as exc:
-            print(f"netd: {exc}", file=sys.stderr)
-            return 2
+            return local.fail(str(exc), 2)
         rows = [{"name": p.name, "source": p.source, "spec": p.spec()} for p in found]
         return output.rows(args, rows, "no presets")
     try:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         return await _run(loaded, stores.pool, args)
     except (ValueError, OSError, acs_tasks.TaskError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return local.fail(str(exc), 2)
     finally:
         await close_stores(stores)
 
@@ -115,13 +111,12 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
     if a in ("show", "connreq"):
         device = await store.get_device(pool, args.device_id)
         if device is None:
-            print(f"netd: no CPE {args.device_id}", file=sys.stderr)
-            return 1
+            return local.fail(f"no CPE {args.device_id}", 1)
         if a == "show":
             return output.record(args, device)
         outcome = await acs_tasks.poke_device(pool, loaded.config.acs, device)
         output.record(args, {"device_id": args.device_id, "outcome": outcome})
-        return 0 if outcome == "ok" else 1
+        return 0 if outcome == "ok" else local.fail(f"connection request: {outcome}", 1)
     if a == "params":
         params = (await store.device_params(pool, args.device_id, args.prefix)).values()
         return output.rows(args, params, "no parameters")
@@ -146,8 +141,7 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
         if await store.cancel_task(pool, args.task_id):
             print(f"cancelled task {args.task_id}")
             return 0
-        print(f"netd: task {args.task_id} is unknown, started or ended", file=sys.stderr)
-        return 1
+        return local.fail(f"task {args.task_id} is unknown, started or ended", 1)
     if a in ("files", "file-put", "file-remove"):
         return await _files(loaded, pool, args)
     found = await store.list_faults(pool, device_id=args.device, before=None, limit=_limit(args))
@@ -165,8 +159,7 @@ async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -
         if await fs.delete(pool, args.name):
             print(f"removed file {args.name}")
             return 0
-        print(f"netd: no file {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no file {args.name}", 1)
     info = await fs.put(
         pool,
         args.name,

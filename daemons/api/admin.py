@@ -49,8 +49,7 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     pool = stores.pool
     st = local.LocalState(loaded.config, pool)
     try:

@@ -243,7 +243,6 @@ def _session(api: Api, args: argparse.Namespace) -> int:
                 raise CliError(f"--attr {validate.show(item)} is not NAME=VALUE", 2)
             attrs[name] = value
         body.update(m.CoaRequest(plan=args.plan, attributes=attrs).model_dump(exclude_none=True))
-    worst = 0
     results = []
     for session_id in targets:
         path = f"/sessions/{_q(session_id)}/{args.action}"
@@ -257,9 +256,11 @@ def _session(api: Api, args: argparse.Namespace) -> int:
                 "attempts": out["attempts"],
             }
         )
-        worst = max(worst, 0 if out["result"] == "ack" else 1)
     output.rows(args, results, "no sessions")
-    return worst
+    failed = sum(1 for r in results if r["result"] != "ack")
+    if failed:
+        return fail(f"{failed} of {len(results)} sessions not acknowledged by the NAS", 1)
+    return 0
 
 
 def _tok(api: Api, args: argparse.Namespace) -> int:
@@ -320,7 +321,7 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
     if a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
         output.record(args, out)
-        return 0 if out["outcome"] == "ok" else 1
+        return 0 if out["outcome"] == "ok" else fail(f"connection request: {out['outcome']}", 1)
     if a == "faults":
         found = api.pages("/cpe-faults", {"device": args.device}, _limit(args))
         return output.rows(args, found, "no faults")

@@ -10,6 +10,7 @@ with an exit status (:func:`problem`).
 from __future__ import annotations
 
 import getpass
+import re
 import secrets
 import sys
 from collections.abc import Mapping
@@ -30,6 +31,8 @@ from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import Policy, load_policy
 from daemons.store import api as api_store
 from daemons.store.cache import Cache
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass
@@ -105,9 +108,14 @@ def _field_error(err: Mapping[str, Any]) -> str:
 
 
 def fail(message: str, status: int = 1) -> int:
-    """Print ``netd: message`` on stderr (one line) and return ``status``."""
-    print(f"netd: {' '.join(message.splitlines())}", file=sys.stderr)
+    """Print ``netd: message`` on stderr and return ``status``: one line, whatever the
+    message holds (a name with a newline, a terminal escape: shown escaped)."""
+    print(f"netd: {one_line(message)}", file=sys.stderr)
     return status
+
+
+def one_line(text: str) -> str:
+    return _CONTROL.sub(lambda c: repr(c.group())[1:-1], text)
 
 
 def read_secret(from_stdin: bool, path: Path | None, what: str) -> str | None:

@@ -386,9 +386,8 @@ async def session_action(
     when the request cannot be sent (unknown NAS or plan, no address)."""
     if kind == "coa" and not plan and not attributes:
         raise ApiError(422, "give a plan or attributes to change")
-    policy = await st.policy()
-    plan_known(policy, plan)
     session = await find_session(st, session_id, nas, open_only=True)
+    policy = await st.policy()
     extra: list[ReplyAttr] = []
     client = await store.get_nas(st.pool, str(session["nas"]))
     try:

@@ -173,8 +173,7 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
         return output.rows(args, found, "no devices")
     device = await store.get_device(pool, sealer, args.name)
     if device is None:
-        print(f"netd: no device {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no device {args.name}", 1)
     if action == "remove":
         await store.remove_device(pool, args.name)
         print(f"removed device {args.name}")
@@ -182,8 +181,7 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
     if action == "accept-key":
         key = await store.accept_host_key(pool, args.name)
         if key is None:
-            print(f"netd: device {args.name} offered no new host key", file=sys.stderr)
-            return 1
+            return local.fail(f"device {args.name} offered no new host key", 1)
         print(f"accepted {key.split()[0]} for {args.name}")
         return 0
     if action == "backups":
@@ -191,8 +189,7 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
     if action == "diff":
         old, new = await store.get_backup(pool, args.old), await store.get_backup(pool, args.new)
         if not old or not new or old["device"] != args.name or new["device"] != args.name:
-            print(f"netd: no such backups of {args.name}", file=sys.stderr)
-            return 1
+            return local.fail(f"no such backups of {args.name}", 1)
         if device.platform == "netconf":
             print(text_diff(old["config"], new["config"], args.name), end="")
         else:
@@ -219,8 +216,7 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
     try:
         backup_id, changed = await runner.backup(device)
     except DeviceError as exc:
-        print(f"netd: backup of {args.name} failed [{exc.reason}]: {exc}", file=sys.stderr)
-        return 1
+        return local.fail(f"backup of {args.name} failed [{exc.reason}]: {exc}", 1)
     finally:
         runner.close()
     print(f"backup {backup_id} of {args.name}: {'changed' if changed else 'unchanged'}")
@@ -233,14 +229,12 @@ async def _job(st: local.LocalState, args: argparse.Namespace) -> int:
         return output.rows(args, await store.list_jobs(pool), "no config jobs")
     got = await store.get_job(pool, args.job)
     if got is None:
-        print(f"netd: no config job {args.job}", file=sys.stderr)
-        return 1
+        return local.fail(f"no config job {args.job}", 1)
     if args.job_action == "status":
         return output.record(args, got)
     devices = [d["device"] for d in got["devices"] if d["backup_before"] is not None]
     if got["mode"] != "apply" or not devices:
-        print(f"netd: job {args.job} changed no device: nothing to roll back", file=sys.stderr)
-        return 1
+        return local.fail(f"job {args.job} changed no device: nothing to roll back", 1)
     new_id = await store.create_job(
         pool,
         got["template"],

@@ -145,8 +145,9 @@ async def _read(args: argparse.Namespace) -> int:
         got = await read(address, port, creds, gets, walks, wait, 1)
     except PollError as exc:
         return local.fail(f"{exc} [{exc.reason}]", 1)
-    output.rows(args, [{"oid": o, "value": _value(v)} for o, v in got.items()], "no values")
-    return 0 if got else 1
+    if not got:
+        return local.fail(f"{address} answered, with no value under {', '.join(oids)}", 1)
+    return output.rows(args, [{"oid": o, "value": _value(v)} for o, v in got.items()], "")
 
 
 async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
@@ -167,8 +168,7 @@ async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         sealer = make_sealer(loaded.config)
         if creds is not None:
@@ -182,8 +182,7 @@ async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
         if await store.remove_trap_user(stores.pool, args.user):
             print(f"removed SNMPv3 trap user {args.user}")
             return 0
-        print(f"netd: no SNMPv3 trap user {args.user}", file=sys.stderr)
-        return 1
+        return local.fail(f"no SNMPv3 trap user {args.user}", 1)
     finally:
         await close_stores(stores)
 
@@ -197,8 +196,7 @@ async def _targets(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         sealer = make_sealer(loaded.config)
         pool = stores.pool
@@ -226,7 +224,6 @@ async def _targets(loaded: Loaded, args: argparse.Namespace) -> int:
         if await store.remove_target(pool, args.name):
             print(f"removed SNMP target {args.name}")
             return 0
-        print(f"netd: no SNMP target {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no SNMP target {args.name}", 1)
     finally:
         await close_stores(stores)

@@ -428,7 +428,6 @@ async def _act(st: local.LocalState, args: argparse.Namespace, targets: list[str
         attributes[name] = value
     body = m.CoaRequest(plan=getattr(args, "plan", None), attributes=attributes)
     retries = m.DisconnectRequest(retries=args.retries).retries
-    worst = 0
     results = []
     for key in targets:
         session, outcome = await ops.session_action(
@@ -451,6 +450,8 @@ async def _act(st: local.LocalState, args: argparse.Namespace, targets: list[str
                 "attempts": outcome.attempts,
             }
         )
-        worst = max(worst, 0 if outcome.result == "ack" else 1)
     output.rows(args, results, "no sessions")
-    return worst
+    failed = sum(1 for r in results if r["result"] != "ack")
+    if failed:
+        return local.fail(f"{failed} of {len(results)} sessions not acknowledged by the NAS", 1)
+    return 0

@@ -6,7 +6,6 @@ stack's VOLTHA core; lists read the inventory the voltha daemon syncs."""
 from __future__ import annotations
 
 import argparse
-import sys
 from typing import Any
 
 import asyncpg
@@ -119,8 +118,7 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=args.command == "onu")
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     clients: dict[str, VolthaClient] = {}
 
     def client(stack: str) -> VolthaClient:
@@ -190,8 +188,7 @@ async def _run(
         if await store.remove_binding(pool, args.serial):
             print(f"unbound ONU {args.serial}")
             return 0
-        print(f"netd: ONU {args.serial} is not bound", file=sys.stderr)
-        return 1
+        return local.fail(f"ONU {args.serial} is not bound", 1)
     return await _firmware(pool, args, client, body)
 
 
@@ -238,6 +235,5 @@ async def _firmware(pool: asyncpg.Pool, args: argparse.Namespace, client: Any, b
         return output.rows(args, await store.list_jobs(pool), "no firmware jobs")
     got = await store.get_job(pool, args.job)
     if got is None:
-        print(f"netd: no firmware job {args.job}", file=sys.stderr)
-        return 1
+        return local.fail(f"no firmware job {args.job}", 1)
     return output.record(args, got)
