@@ -110,7 +110,7 @@ def cell(value: Any, limit: int = CELL_MAX) -> str:
 
 
 def _text(value: Any) -> str:
-    if value is None:
+    if value is None or value == "":
         return "-"
     if isinstance(value, bool):
         return "yes" if value else "no"
