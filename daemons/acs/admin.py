@@ -97,7 +97,9 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         return local.fail(str(exc), exc.status)
     try:
         return await _run(loaded, stores.pool, args)
-    except (ValueError, OSError, acs_tasks.TaskError) as exc:
+    except acs_tasks.TaskError as exc:  # as the API answers: 404 for no device, else 422
+        return local.fail(str(exc), 1 if str(exc).startswith("no device") else 2)
+    except (ValueError, OSError) as exc:
         return local.fail(str(exc), 2)
     finally:
         await close_stores(stores)
