@@ -20,7 +20,6 @@ from daemons.acs import admin as acs_admin
 from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
-from daemons.api.local import fail, one_line
 from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core import output
@@ -33,6 +32,7 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
+from daemons.core.output import fail, one_line
 from daemons.core.status import status_listener_for
 from daemons.devices import admin as devices_admin
 from daemons.devices.service import DevicesService
@@ -169,9 +169,8 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
         if not show_status:
             make_sealer(loaded.config, create=True)  # the key sealed secrets will need
     except ValueError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
         await close_stores(stores)
-        return 2
+        return fail(str(exc), 2)
     try:
         migrations = migrate.available()
         async with stores.pool.acquire() as conn:

@@ -20,8 +20,9 @@ from urllib.parse import quote
 import httpx
 
 from daemons.api import models as m
-from daemons.api.local import fail, problem
+from daemons.api.local import problem
 from daemons.core import output, validate
+from daemons.core.output import fail
 from daemons.radius import admin as radius_admin
 
 TOKEN_ENV = "DOTMAC_NETD_TOKEN"  # noqa: S105 - a variable name; not NETD_*: those are config keys

@@ -10,7 +10,6 @@ with an exit status (:func:`problem`).
 from __future__ import annotations
 
 import getpass
-import re
 import secrets
 import sys
 from collections.abc import Mapping
@@ -25,14 +24,13 @@ from daemons.api.errors import ApiError
 from daemons.core import validate
 from daemons.core.config import Config
 from daemons.core.lifecycle import make_sealer
+from daemons.core.output import fail
 from daemons.core.policies import PolicySet, load_policies
 from daemons.core.secrets import Sealer
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import Policy, load_policy
 from daemons.store import api as api_store
 from daemons.store.cache import Cache
-
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 @dataclass
@@ -78,6 +76,9 @@ class LocalState:
         return load_policy(self.policies, self.dictionary, await api_store.list_plans(self.pool))
 
 
+__all__ = ["LocalState", "actor", "audit", "fail", "problem", "read_secret"]
+
+
 def actor() -> str:
     """Who runs this command, as audit rows and job records name them."""
     try:
@@ -105,17 +106,6 @@ def _field_error(err: Mapping[str, Any]) -> str:
         return message
     where = ".".join(str(p) for p in err.get("loc", ()))
     return f"{where}: {message}" if where else message
-
-
-def fail(message: str, status: int = 1) -> int:
-    """Print ``netd: message`` on stderr and return ``status``: one line, whatever the
-    message holds (a name with a newline, a terminal escape: shown escaped)."""
-    print(f"netd: {one_line(message)}", file=sys.stderr)
-    return status
-
-
-def one_line(text: str) -> str:
-    return _CONTROL.sub(lambda c: repr(c.group())[1:-1], text)
 
 
 def read_secret(from_stdin: bool, path: Path | None, what: str) -> str | None:

@@ -22,6 +22,18 @@ from typing import Any, TextIO
 
 CELL_MAX = 48
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_LINE_BREAKING = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+def fail(message: str, status: int = 1) -> int:
+    """Print ``netd: message`` on stderr and return ``status``: one line, whatever the
+    message holds (a name with a newline, a terminal escape: shown escaped)."""
+    print(f"netd: {one_line(message)}", file=sys.stderr)
+    return status
+
+
+def one_line(text: str) -> str:
+    return _LINE_BREAKING.sub(lambda c: repr(c.group())[1:-1], text)
 
 
 def add_flag(parser: argparse.ArgumentParser, default: Any = False) -> None:

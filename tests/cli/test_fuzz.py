@@ -317,9 +317,15 @@ def _check(argv: list[str], result: Result, took: float) -> None:
 
 @pytest.mark.timeout(600)
 @pytest.mark.parametrize("command", sorted(COMMANDS), ids=" ".join)
-def test_command(command: tuple[str, ...], world: tuple[dict[str, str], list[str]]) -> None:
+def test_command(
+    command: tuple[str, ...],
+    world: tuple[dict[str, str], list[str]],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     env, paths = world
     parser = COMMANDS[command]
+    monkeypatch.chdir(tmp_path)  # what a command writes to a relative path lands here
 
     @settings(
         max_examples=EXAMPLES,
