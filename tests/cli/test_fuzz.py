@@ -339,9 +339,12 @@ def test_command(
         stdin=st.sampled_from(STDIN),
         json=st.booleans(),
         tty=st.booleans(),
+        via_api=st.integers(0, 4).map(lambda n: n == 0),
     )
-    def check(argv: list[str], stdin: str, json: bool, tty: bool) -> None:
+    def check(argv: list[str], stdin: str, json: bool, tty: bool, via_api: bool) -> None:
         args = ["--json", *argv] if json else argv
+        if via_api:  # the client's checks, then an API that is not there (loopback, closed)
+            args = ["--api", "http://127.0.0.1:1", "--token", "x", *args]
         started = time.monotonic()
         try:
             result = run(env, *args, stdin=stdin, tty=tty)
