@@ -2,11 +2,11 @@
 their config backups and diffs (in full for admins; secrets redacted for viewers and
 operators), and configuration jobs (dry-run, apply, rollback, cancel) the devices daemon
 runs. A job's devices are named, or chosen by tags; what a device's platform cannot do is
-refused when the job is created."""
+refused when the job is created. The CLI calls the same functions (put, queue_job,
+cancel, queue_rollback)."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -16,9 +16,11 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.auth import Principal
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, Operator, State, Viewer, audit
+from daemons.core import validate
 from daemons.devices import cliconf, platforms
 from daemons.devices.redact import redact
 from daemons.devices.xmlconf import text_diff
@@ -166,17 +168,21 @@ async def put_device(
 ) -> DeviceView:
     """Add or replace a device; an accepted host key is kept."""
     audit(request, name, address=body.address, platform=body.platform, tags=body.tags)
-    try:
-        address = str(ipaddress.ip_address(body.address))
-    except ValueError:
-        raise ApiError(422, f"address {body.address!r} is not an IP address") from None
+    created = await put(st, name, body)
+    response.status_code = 201 if created else 200
+    return _view(await _device(st, name))
+
+
+async def put(st: Any, name: str, body: DevicePut) -> bool:
+    """Add or replace a device (the API and ``netd device add``); True if it was added.
+    ApiError 422 for a bad address, an unknown platform or an unknown SNMP target."""
     if platforms.get(body.platform) is None:
         raise ApiError(
             422, f"unknown platform {body.platform}; one of {', '.join(platforms.names())}"
         )
     d = store.Device(
         name,
-        address,
+        ops.valid(validate.ip_address, body.address),
         body.port,
         body.platform,
         body.username,
@@ -187,11 +193,9 @@ async def put_device(
         snmp_target=body.snmp_target,
     )
     try:
-        created = await store.put_device(st.pool, st.sealer, d)
+        return await store.put_device(st.pool, st.sealer, d)
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(422, f"no SNMP target {body.snmp_target}") from None
-    response.status_code = 201 if created else 200
-    return _view(await _device(st, name))
 
 
 @router.get("/devices/{name}", name="devices.get", tags=["devices"])
@@ -279,11 +283,18 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
     """A configuration job over the named devices and/or those with every tag. Dry-run shows
     each device's diff; apply changes them (backup first, verify, roll back on failure)."""
     audit(request, body.template, mode=body.mode, devices=body.devices, tags=body.tags)
-    templates = st.config.policies.root / "config"
-    if (
-        not (templates / f"{body.template}.cli.j2").is_file()
-        and not (templates / f"{body.template}.netconf.j2").is_file()
-    ):
+    job_id, _names = await queue_job(st, body, who.actor)
+    got = await store.get_job(st.pool, job_id)
+    assert got is not None
+    return Job(**got)
+
+
+async def queue_job(st: Any, body: JobCreate, actor: str) -> tuple[int, list[str]]:
+    """Queue a job (the API and ``netd config-job create``); (its id, its devices). ApiError
+    422 for an unknown template or device, none at all, or a device whose platform cannot do
+    the job (one line per device: platforms.refusals)."""
+    folder = st.config.policies.root / "config"
+    if not any((folder / f"{body.template}.{kind}.j2").is_file() for kind in ("cli", "netconf")):
         raise ApiError(422, f"no template {body.template} in policies/config")
     names = set(body.devices)
     if body.tags:
@@ -294,7 +305,7 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
         missing = sorted(names - known)
         raise ApiError(422, f"no such devices: {', '.join(missing)}" if missing else "no devices")
     problems = platforms.refusals(
-        templates, body.template, body.mode, [(d.name, d.platform) for d in found]
+        folder, body.template, body.mode, [(d.name, d.platform) for d in found]
     )
     if problems:
         raise ApiError(422, "; ".join(problems))
@@ -306,12 +317,10 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
         sorted(names),
         stop_on_failure=body.stop_on_failure,
         concurrency=body.concurrency,
-        created_by=who.actor,
+        created_by=actor,
         lifetime=st.config.devices.job_timeout,
     )
-    got = await store.get_job(st.pool, job_id)
-    assert got is not None
-    return Job(**got)
+    return job_id, sorted(names)
 
 
 class JobSummary(BaseModel):
@@ -352,14 +361,21 @@ async def cancel_job(
     """Cancel a job: a pending one ends at once; a running one stops between two steps (a
     device being changed finishes its change, the devices not begun end cancelled)."""
     audit(request, str(job_id))
-    state = await store.cancel_job(st.pool, job_id, who.actor)
+    await cancel(st, job_id, who.actor)
+    got = await store.get_job(st.pool, job_id)
+    assert got is not None
+    return Job(**got)
+
+
+async def cancel(st: Any, job_id: int, actor: str) -> str:
+    """Cancel a job (the API and ``netd config-job cancel``); its state after the request.
+    ApiError 404 for no such job, 409 for a job that has ended."""
+    state = await store.cancel_job(st.pool, job_id, actor)
     if state is None:
         raise ApiError(404, f"no config job {job_id}")
     if state in ("done", "failed"):
         raise ApiError(409, f"job {job_id} has ended ({state}): nothing to cancel")
-    got = await store.get_job(st.pool, job_id)
-    assert got is not None
-    return Job(**got)
+    return state
 
 
 class RollbackBody(m._Body):
@@ -387,6 +403,15 @@ async def rollback(
     ``force``."""
     force = body.force if body is not None else False
     audit(request, str(job_id), force=force)
+    new_id, _devices = await queue_rollback(st, job_id, force, who.actor)
+    new = await store.get_job(st.pool, new_id)
+    assert new is not None
+    return Job(**new)
+
+
+async def queue_rollback(st: Any, job_id: int, force: bool, actor: str) -> tuple[int, list[str]]:
+    """Queue the rollback of an apply job (the API and ``netd config-job rollback``); (its
+    id, its devices). ApiError 404 for no such job, 409 for one that changed no device."""
     got = await store.get_job(st.pool, job_id)
     if got is None:
         raise ApiError(404, f"no config job {job_id}")
@@ -403,10 +428,8 @@ async def rollback(
         devices,
         concurrency=got["concurrency"],
         rollback_of=job_id,
-        created_by=who.actor,
+        created_by=actor,
         force=force,
         lifetime=st.config.devices.job_timeout,
     )
-    new = await store.get_job(st.pool, new_id)
-    assert new is not None
-    return Job(**new)
+    return new_id, devices
