@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import csv
 import hashlib
 import itertools
@@ -84,7 +85,18 @@ class Cpe:
     seen: list[str] = field(default_factory=list)  # RPC names received
     cookie: str | None = None
     last_transfer_url: str = ""
+    #: names that fault 9005 in any GetParameterValues that asks for them (the whole call
+    #: faults, as real stacks do for one parameter they list but cannot read)
+    unreadable: set[str] = field(default_factory=set)
+    #: RPCs the CPE drops: it closes the connection instead of answering (a CPE that reboots
+    #: at once, or crashes, on a Reboot)
+    drop: set[str] = field(default_factory=set)
+    #: False: a Download/Upload is accepted (status 1) but its TransferComplete never comes
+    complete_transfers: bool = True
+    #: (method, cwmp:ID sent, cwmp:ID of the ACS's answer) for every request the CPE sent
+    echoes: list[tuple[str, str, str]] = field(default_factory=list)
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _reset: bool = False
 
     def __post_init__(self) -> None:
         # The dumps hold the real devices' ConnectionRequestURLs (private addresses): never
@@ -92,6 +104,13 @@ class Cpe:
         for name, p in self.tree.items():
             if name.endswith("ManagementServer.ConnectionRequestURL"):
                 p.value = ""
+        self.factory = copy.deepcopy(self.tree)  # what a FactoryReset goes back to
+
+    def factory_reset(self) -> None:
+        """The CPE goes back to its factory tree and bootstraps (TR-069 A.3.2.2)."""
+        self.tree = copy.deepcopy(self.factory)
+        self.events = ["0 BOOTSTRAP", "1 BOOT"]
+        self.transfer_pending.clear()
 
     @property
     def root(self) -> str:
@@ -117,12 +136,13 @@ class Cpe:
     def device_id(self) -> str:
         return f"{self.oui}-{self.product_class}-{self.serial}"
 
-    def envelope(self, body: str) -> bytes:
+    def envelope(self, body: str, cwmp_id: str | None = None) -> bytes:
+        cwmp_id = cwmp_id if cwmp_id is not None else str(next(self._ids))
         return (
             f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:soapenc="http://schemas.xmlsoap.org/'
             'soap/encoding/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
             f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cwmp="{self.ns}">'
-            f'<soap:Header><cwmp:ID soap:mustUnderstand="1">{next(self._ids)}</cwmp:ID>'
+            f'<soap:Header><cwmp:ID soap:mustUnderstand="1">{_e(cwmp_id)}</cwmp:ID>'
             f"</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
         ).encode()
 
@@ -142,6 +162,9 @@ class Cpe:
         )
 
     def inform(self) -> bytes:
+        if self._reset:
+            self._reset = False
+            self.factory_reset()
         inform_params = [
             n
             for n in (
@@ -156,9 +179,9 @@ class Cpe:
             f"<EventStruct><EventCode>{_e(code)}</EventCode><CommandKey>{_e(key)}</CommandKey>"
             "</EventStruct>"
             for code, key in [(e, "") for e in self.events]
-            + [("M Download", k) for k in self.transfer_pending]
+            + [("M Download", k) for k in self.completing]
         )
-        n_events = len(self.events) + len(self.transfer_pending)
+        n_events = len(self.events) + len(self.completing)
         return self.envelope(
             "<cwmp:Inform><DeviceId>"
             f"<Manufacturer>{_e(self._get('DeviceInfo.Manufacturer'))}</Manufacturer>"
@@ -168,6 +191,11 @@ class Cpe:
             "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-23T00:00:00Z</CurrentTime>"
             f"<RetryCount>0</RetryCount>{self._values(inform_params)}</cwmp:Inform>"
         )
+
+    @property
+    def completing(self) -> list[str]:
+        """The transfers whose TransferComplete the next session sends."""
+        return list(self.transfer_pending) if self.complete_transfers else []
 
     def transfer_complete(self, key: str) -> bytes:
         return self.envelope(
@@ -184,12 +212,14 @@ class Cpe:
             "</FaultString></cwmp:Fault></detail></soap:Fault>"
         )
 
-    def answer(self, body: bytes) -> bytes:
-        """The CPE's answer to one ACS request."""
+    def answer(self, body: bytes) -> bytes | None:
+        """The CPE's answer to one ACS request; None: the CPE drops the connection."""
         root = etree.fromstring(body)
         rpc = next(c for c in root.find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
         name = _local(rpc.tag)
         self.seen.append(name)
+        if name in self.drop:
+            return None
 
         def text(tag: str) -> str:
             el = next((c for c in rpc.iter() if _local(c.tag) == tag), None)
@@ -230,6 +260,8 @@ class Cpe:
                     wanted.append(n)
                 else:
                     return self.fault(9005, f"Invalid parameter name {n}")
+            if self.unreadable.intersection(wanted):
+                return self.fault(9005, f"Invalid parameter name {min(self.unreadable)}")
             return self.envelope(
                 f"<cwmp:GetParameterValuesResponse>{self._values(wanted)}"
                 "</cwmp:GetParameterValuesResponse>"
@@ -272,6 +304,11 @@ class Cpe:
             ]
             inst = max(nums, default=0) + 1
             self.tree[f"{obj}{inst}."] = Param(True, True, "", "")
+            if nums:  # a real instance has the table's parameters: those of the first one
+                first = f"{obj}{min(nums)}."
+                for k, p in list(self.tree.items()):
+                    if k.startswith(first) and k != first:
+                        self.tree[f"{obj}{inst}.{k[len(first):]}"] = copy.copy(p)
             return self.envelope(
                 f"<cwmp:AddObjectResponse><InstanceNumber>{inst}</InstanceNumber>"
                 "<Status>0</Status></cwmp:AddObjectResponse>"
@@ -286,6 +323,7 @@ class Cpe:
                 "<cwmp:DeleteObjectResponse><Status>0</Status></cwmp:DeleteObjectResponse>"
             )
         if name in ("Reboot", "FactoryReset", "ScheduleInform"):
+            self._reset = self._reset or name == "FactoryReset"
             return self.envelope(f"<cwmp:{name}Response/>")
         if name in ("Download", "Upload"):
             self.transfer_pending.append(text("CommandKey"))
@@ -397,8 +435,8 @@ async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[i
             headers["Cookie"] = cpe.cookie
         headers.pop("Authorization", None) if not cpe.preemptive_basic else None
         cpe.events = ["2 PERIODIC"]
-        for key in list(cpe.transfer_pending):
-            status, got, data = await conn.post(path, cpe.transfer_complete(key), headers)
+        for key in cpe.completing:
+            status, got, data = await request(cpe, conn, path, headers, cpe.transfer_complete(key))
             statuses.append(status)
             cpe.transfer_pending.remove(key)
         status, got, data = await conn.post(path, b"", headers)
@@ -406,11 +444,33 @@ async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[i
         for _ in range(100_000):
             if status != 200 or not data:
                 return statuses
-            status, got, data = await conn.post(path, cpe.answer(data), headers)
+            reply = cpe.answer(data)
+            if reply is None:  # dropped: the connection closes with no answer
+                return statuses
+            status, got, data = await conn.post(path, reply, headers)
             statuses.append(status)
         raise AssertionError("the ACS never ended the session")
     finally:
         await conn.close()
+
+
+def cwmp_id(body: bytes) -> str:
+    """The cwmp:ID header of an envelope ("" if none)."""
+    if not body:
+        return ""
+    found = [e for e in etree.fromstring(body).iter() if _local(e.tag) == "ID"]
+    return (found[0].text or "") if found else ""
+
+
+async def request(
+    cpe: Cpe, conn: Http, path: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """A request of the CPE's own (TransferComplete, GetRPCMethods...) inside a session;
+    the ID of the ACS's answer is kept in ``cpe.echoes``."""
+    status, got, data = await conn.post(path, body, headers)
+    rpc = next(c for c in etree.fromstring(body).find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
+    cpe.echoes.append((_local(rpc.tag), cwmp_id(body), cwmp_id(data)))
+    return status, got, data
 
 
 class ConnectionRequests:
