@@ -54,7 +54,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--status", choices=["queued", "running", "done", "fault", "cancelled", "expired"]
     )
     tl.add_argument("--limit", type=int, default=100)
-    cancel = cs.add_parser("cancel", help="cancel a task that has not started")
+    cancel = cs.add_parser(
+        "cancel",
+        help="cancel a queued or running task (the ACS sends it no more; says what the CPE "
+        "may still do)",
+    )
     cancel.add_argument("task_id", type=int)
     poke = cs.add_parser("connreq", help="send a connection request now")
     poke.add_argument("device_id")
@@ -156,11 +160,13 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             _print(row)
         return 0
     if a == "cancel":
-        if await store.cancel_task(pool, args.task_id):
-            print(f"cancelled task {args.task_id}")
-            return 0
-        print(f"netd: task {args.task_id} is unknown, started or ended", file=sys.stderr)
-        return 1
+        try:
+            was, note = await acs_tasks.cancel(pool, args.task_id)
+        except acs_tasks.TaskError as exc:
+            print(f"netd: {exc}", file=sys.stderr)
+            return 1
+        print(f"cancelled task {args.task_id} (was {was['status']}): {note}")
+        return 0
     if a in ("files", "file-put", "file-remove"):
         return await _files(loaded, pool, args)
     for row in await store.list_faults(pool, device_id=args.device, before=None, limit=args.limit):

@@ -59,6 +59,7 @@ class _Live:
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
     tasks: dict[int, int] = field(default_factory=dict)  # started: id -> attempts (fence)
+    kinds: list[eng.Task] = field(default_factory=list)  # the tasks this session started
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -132,6 +133,7 @@ class AcsApp:
         self.engine_cfg = eng.EngineConfig(batch=self.cfg.batch)
         self.by_conn: dict[tuple[Any, ...], _Live] = {}
         self.by_sid: dict[str, _Live] = {}
+        self.by_device: dict[str, _Live] = {}
         self.metrics = _Metrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
         self._nonce_key = secrets.token_bytes(32)
@@ -340,21 +342,30 @@ class AcsApp:
         if live is not None:
             self._forget(live, outcome)
 
-    def _forget(self, live: _Live, outcome: str) -> None:
+    def _forget(self, live: _Live, outcome: str, later: bool = True) -> list[tuple[int, int]]:
+        """Drop a session; its started, unanswered tasks go back to the queue, in the
+        background unless ``later`` is False: then the caller awaits ``_requeue`` of the
+        leases returned."""
         if self.by_conn.get(live.conn) is live:
             del self.by_conn[live.conn]
         if self.by_sid.get(live.sid) is live:
             del self.by_sid[live.sid]
+        if self.by_device.get(live.session.device_id) is live:
+            del self.by_device[live.session.device_id]
         self.metrics.sessions.labels(outcome).inc()
         self.metrics.seconds.observe(time.monotonic() - live.started)
         self.metrics.live.set(len(self.by_sid))
         unfinished = list(live.tasks.items())
-        if unfinished:
+        live.tasks = {}
+        if unfinished and later:
             task = asyncio.get_running_loop().create_task(self._requeue(unfinished))
             self._background.add(task)  # held until done: the loop keeps weak references
             task.add_done_callback(self._background.discard)
+        return unfinished
 
     async def _requeue(self, leases: list[tuple[int, int]]) -> None:
+        if not leases:
+            return
         try:
             await store.requeue_unfinished(
                 self.ctx.pool, leases, self.cfg.task_max_attempts, self.cfg.task_backoff
@@ -387,8 +398,12 @@ class AcsApp:
             raise _Reject(400, f"envelope: {exc}") from None
         self.metrics.rpcs.labels(env.method or "empty" if env.method in _KNOWN else "other").inc()
         if env.method == "Inform":
-            if live is not None:
-                self._forget(live, "replaced")
+            # The CPE left its earlier session (it dropped the connection, rebooted): the
+            # tasks that session started go back to the queue, with backoff, before this
+            # session picks its tasks, so they are not restarted at once.
+            earlier = self.by_device.get(env.args["device"].key)
+            for old in {id(x): x for x in (live, earlier) if x is not None}.values():
+                await self._requeue(self._forget(old, "replaced", later=False))
             mode, creds = await self._credentials(env.args["device"].key)
             if mode != "none" and not self._authenticated(scope, mode, creds):
                 raise _Reject(401, "auth: credentials missing or wrong", self._challenge(mode))
@@ -403,11 +418,16 @@ class AcsApp:
                 self._forget(live, "protocol")
                 raise _Reject(400, f"protocol: {exc}") from None
             await self._record(live, step.effects)
+            while step.task is not None and await store.is_cancelled(self.ctx.pool, step.task.id):
+                live.tasks.pop(step.task.id, None)  # cancelled before its RPC went out
+                step = live.session.withdraw(step.task.id)
+                await self._record(live, step.effects)
             if step.body is None:
                 live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
                 return (200 if self.cfg.end_with_200 else 204), [], b""
-            return 200, [], cwmp.envelope(live.session.ns, secrets.token_hex(4), step.body)
+            cwmp_id = step.reply_to if step.echo else secrets.token_hex(4)
+            return 200, [], cwmp.envelope(live.session.ns, cwmp_id, step.body)
 
     async def _inform(
         self, scope: dict[str, Any], env: cwmp.Envelope
@@ -427,7 +447,7 @@ class AcsApp:
         )
         if known is None:
             raise _Reject(403, "unknown device: acs.auto_register is off")
-        was_known, discovered = known
+        was_known, discovered, listed = known
         if not was_known:
             with contextlib.suppress(Exception):
                 await append_event(
@@ -439,17 +459,28 @@ class AcsApp:
                     cache=self.ctx.cache,
                 )
         preset_values = await self._presets(session, ip)
-        tasks = [
-            self._with_credentials(t)
-            for t in await store.start_tasks(self.ctx.pool, session.device_id)
-        ]
-        session.plan(tasks, discovered, preset_values)
+        started = await store.start_tasks(
+            self.ctx.pool, session.device_id, self.cfg.task_max_attempts
+        )
+        tasks = [await self._prepare(t) for t in started]
+        unread = None
+        if listed and not discovered:  # an earlier session listed the tree: resume
+            unread = await store.unread_names(self.ctx.pool, session.device_id)
+        session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
-        live = _Live(session, sid, self._conn(scope), ip, tasks={t.id: t.attempts for t in tasks})
+        live = _Live(
+            session,
+            sid,
+            self._conn(scope),
+            ip,
+            tasks={t.id: t.attempts for t in tasks},
+            kinds=tasks,
+        )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
             await self._record(live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
+        self.by_device[session.device_id] = live
         self.metrics.live.set(len(self.by_sid))
         step = session.first(env)
         cookie = f"{COOKIE}={sid}; Path=/; HttpOnly".encode()
@@ -459,18 +490,32 @@ class AcsApp:
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
 
-    def _with_credentials(self, task: eng.Task) -> eng.Task:
-        """A transfer from our file store carries the CWMP credentials, added here in
-        memory: the password is never written into the task row."""
-        if task.kind in ("download", "upload") and task.args.get("acs_credentials"):
-            user, password = self._global if self.cfg.auth != "none" else ("", "")
-            return eng.Task(
-                task.id,
-                task.kind,
-                {**task.args, "username": user, "password": password},
-                task.attempts,
-            )
-        return task
+    def files_base(self) -> str:
+        """Where CPEs fetch the file store: ``<acs.public_url>/files/``."""
+        base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
+        return f"{base.rstrip('/')}/files/"
+
+    async def _prepare(self, task: eng.Task) -> eng.Task:
+        """A Download by file name gets its URL, FileType and size from the file store. A
+        transfer from our file store (by name, or a URL under ``files_base``) carries the
+        CWMP credentials when acs.auth asks for them, added here in memory: the password
+        is never written into the task row."""
+        if task.kind not in ("download", "upload"):
+            return task
+        args = dict(task.args)
+        name = str(args.get("file") or "")
+        if task.kind == "download" and name and not args.get("url"):
+            info = await self.files.get(self.ctx.pool, name)
+            if info is None:  # removed since it was queued: the engine faults the task
+                args.pop("url", None)
+                return eng.Task(task.id, "download", args, task.attempts)
+            args.update(url=self.files_base() + name, file_size=info.size)
+            args.setdefault("file_type", info.file_type)
+        ours = str(args.get("url") or "").startswith(self.files_base())
+        if (ours or args.get("acs_credentials")) and self.cfg.auth != "none":
+            args.setdefault("username", self._global[0])
+            args.setdefault("password", self._global[1])
+        return eng.Task(task.id, task.kind, args, task.attempts)
 
     async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:
         """The preset values this device lacks; a Download task queued for the preset's
@@ -500,26 +545,25 @@ class AcsApp:
                     file=name,
                 )
             else:
-                base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
                 await store.queue_task(
                     pool,
                     session.device_id,
                     "download",
-                    {
-                        "url": f"{base.rstrip('/')}/files/{name}",
-                        "file_type": info.file_type,
-                        "file_size": info.size,
-                        "version": version,
-                        "file": name,
-                        "acs_credentials": True,
-                    },
+                    {"file": name, "version": version},
                     "preset",
                 )
         want = presets.desired(self.presets, facts, session.root)
         if not want:
             return []
+        if "0 BOOTSTRAP" in session.events:  # factory values: the stored ones are gone
+            return presets.diff(want, {})
         stored = await store.stored_values(pool, session.device_id, list(want))
         return presets.diff(want, stored)
+
+    def _deadline(self, task_id: int, live: _Live) -> float:
+        """How long a task may wait on the CPE (a transfer's TransferComplete), by kind."""
+        kind = next((t.kind for t in live.kinds if t.id == task_id), "download")
+        return self.cfg.upload_deadline if kind == "upload" else self.cfg.download_deadline
 
     async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
         """Write one step's effects in one transaction (one commit per CPE message)."""
@@ -531,9 +575,22 @@ class AcsApp:
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             for e in effects:
                 if isinstance(e, eng.Params):
-                    await store.put_params(conn, device_id, e.values, e.names, e.discovered)
+                    await store.put_params(
+                        conn,
+                        device_id,
+                        e.values,
+                        e.names,
+                        e.discovered,
+                        prune=e.prune,
+                        listing=e.listing,
+                        listed=e.listed,
+                        unreadable=e.unreadable,
+                    )
+                elif isinstance(e, eng.Removed):
+                    await store.remove_subtree(conn, device_id, e.path)
                 elif isinstance(e, eng.TaskResult):
-                    await store.finish_task(conn, e.task_id, e.status, e.result)
+                    deadline = self._deadline(e.task_id, live) if e.status == "running" else None
+                    await store.finish_task(conn, e.task_id, e.status, e.result, deadline)
                     done.append(e.task_id)
                 elif isinstance(e, eng.Fault):
                     self.metrics.faults.labels(str(e.code)).inc()
@@ -631,9 +688,25 @@ class AcsService(Daemon):
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
+        cfg = self.ctx.config.acs
+        every = max(0.2, cfg.session_timeout / 4)
+        # Tasks waiting on the CPE are checked against their deadline a few times within it.
+        waits = min(30.0, max(0.2, min(cfg.download_deadline, cfg.upload_deadline) / 4))
+        checked = time.monotonic()
         while True:
-            await asyncio.sleep(max(0.2, self.ctx.config.acs.session_timeout / 4))
+            await asyncio.sleep(min(every, waits))
             self.app.sweep()
+            if time.monotonic() - checked >= waits:
+                checked = time.monotonic()
+                try:
+                    expired = await store.expire_waiting(self.ctx.pool)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self.app.ratelog.log(
+                        logging.WARNING, "acs-deadline", "deadlines not checked", error=repr(exc)
+                    )
+                    continue
+                if expired:
+                    log.info("tasks past their deadline failed", extra={"count": expired})
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.acs.tls_cert else "http"

@@ -24,7 +24,6 @@ _REQUIRED = {
     "setParameterAttributes": ("attributes",),
     "addObject": ("name",),
     "deleteObject": ("name",),
-    "download": ("url",),
     "upload": ("url",),
 }
 
@@ -35,6 +34,8 @@ def check(kind: str, args: dict[str, Any]) -> None:
     missing = [k for k in _REQUIRED.get(kind, ()) if k not in args]
     if missing:
         raise TaskError(f"{kind} needs {', '.join(missing)}")
+    if kind == "download" and not (args.get("url") or args.get("file")):
+        raise TaskError("download needs url, or file (a name in the ACS file store)")
     if kind == "setParameterValues":
         values = args["values"]
         if not isinstance(values, list) or not all(
@@ -70,6 +71,35 @@ async def queue(
     if poke and device["connection_request_url"]:
         outcome = await poke_device(pool, cfg, device)
     return task_id, outcome
+
+
+def cancel_note(was: dict[str, Any]) -> str:
+    """What the CPE may still do after a cancel, from the task as it was."""
+    if was["status"] == "queued":
+        return "it had not started: the CPE receives nothing"
+    result = was.get("result") or {}
+    if was["kind"] in ("download", "upload") and result.get("status") == 1:
+        return (
+            "the CPE had accepted the transfer: it may still carry it out (CWMP cannot stop "
+            "it from here); its TransferComplete will be recorded in the task's result"
+        )
+    return (
+        "it had started: the ACS sends it no more, but if its RPC had already reached the "
+        "CPE (a session in progress) the CPE may carry it out; any answer is recorded in "
+        "the task's result"
+    )
+
+
+async def cancel(pool: asyncpg.Pool, task_id: int) -> tuple[dict[str, Any], str]:
+    """Cancel a queued or running task (API and CLI alike): (its status before, the note of
+    what the CPE may still do). Raises TaskError ``no task`` or ``ended``."""
+    was = await store.cancel_task(pool, task_id)
+    if was is None:
+        task = await store.get_task(pool, task_id)
+        if task is None:
+            raise TaskError(f"no task {task_id}")
+        raise TaskError(f"task {task_id} has ended ({task['status']}); it cannot be cancelled")
+    return was, cancel_note(was)
 
 
 async def poke_device(pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any]) -> str:

@@ -291,8 +291,8 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
         for item in api.pages("/cpe-tasks", params, args.limit):
             _print(item)
     elif a == "cancel":
-        api.call("DELETE", f"/cpe-tasks/{args.task_id}")
-        print(f"cancelled task {args.task_id}")
+        out = api.call("DELETE", f"/cpe-tasks/{args.task_id}")
+        print(f"cancelled task {args.task_id} (was {out['was']}): {out['note']}")
     elif a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
         _print(out)

@@ -50,6 +50,10 @@ class Cpe(BaseModel):
     cwmp_ns: str
     ip: str | None
     connection_request_url: str
+    udp_connection_request_address: str = Field(
+        default="", description="host:port of its NAT binding (TR-069 Annex G); empty: none"
+    )
+    stun_enabled: bool = False
     last_inform: datetime | None
     last_events: list[str]
     tags: list[str]
@@ -64,6 +68,9 @@ class Parameter(BaseModel):
     writable: bool | None
     value: str | None
     type: str | None
+    fault: int | None = Field(
+        default=None, description="the CPE's fault code when asked for it alone: unreadable"
+    )
     updated_at: datetime
 
 
@@ -226,17 +233,28 @@ async def get_task(task_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: 
     return CpeTask(**task)
 
 
-@router.delete("/cpe-tasks/{task_id}", name="cpe_tasks.cancel", tags=["cpes"], status_code=204)
+class Cancelled(BaseModel):
+    task: CpeTask
+    was: TaskStatus = Field(description="queued or running")
+    note: str = Field(description="what the CPE may still do")
+
+
+@router.delete("/cpe-tasks/{task_id}", name="cpe_tasks.cancel", tags=["cpes"])
 async def cancel_task(
     task_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, st: State, _: Operator
-) -> Response:
-    """Cancel a task that has not started."""
+) -> Cancelled:
+    """Cancel a queued or running task: the ACS sends it no more. A running task's RPC may
+    already have reached the CPE (a transfer it accepted may still complete): ``note`` says
+    so, and any later answer is recorded in the task's result. 409 once it has ended."""
     audit(request, str(task_id))
-    if not await store.cancel_task(st.pool, task_id):
-        if await store.get_task(st.pool, task_id) is None:
-            raise ApiError(404, f"no task {task_id}")
-        raise ApiError(409, f"task {task_id} has started or ended; it cannot be cancelled")
-    return Response(status_code=204)
+    try:
+        was, note = await acs_tasks.cancel(st.pool, task_id)
+    except acs_tasks.TaskError as exc:
+        raise ApiError(404 if str(exc).startswith("no task") else 409, str(exc)) from None
+    task = await store.get_task(st.pool, task_id)
+    assert task is not None
+    audit(request, str(task_id), was=was["status"])
+    return Cancelled(task=CpeTask(**task), was=was["status"], note=note)
 
 
 @router.get("/cpe-faults", name="cpe_faults.list", tags=["cpes"])

@@ -308,7 +308,7 @@ class Cpe:
                 first = f"{obj}{min(nums)}."
                 for k, p in list(self.tree.items()):
                     if k.startswith(first) and k != first:
-                        self.tree[f"{obj}{inst}.{k[len(first):]}"] = copy.copy(p)
+                        self.tree[f"{obj}{inst}.{k[len(first) :]}"] = copy.copy(p)
             return self.envelope(
                 f"<cwmp:AddObjectResponse><InstanceNumber>{inst}</InstanceNumber>"
                 "<Status>0</Status></cwmp:AddObjectResponse>"

@@ -82,7 +82,9 @@ def test_every_rpc_as_a_task() -> None:
     ]
     faults = [e for e in effects if isinstance(e, eng.Fault)]
     assert [(f.code, f.task_id) for f in faults] == [(9005, 14)]
-    # The firmware and the upload complete in a later session, by TransferComplete.
+    # The firmware and the upload complete in a later session, by TransferComplete (this
+    # simulated CPE forgets the FactoryReset of task 13: a reset one forgets its transfers).
+    cpe._reset = False
     inform = cwmp.parse(cpe.inform())
     later = eng.Session(eng.EngineConfig(), inform)
     assert "M Download" in later.events

@@ -28,17 +28,18 @@ MODEL = {p.stem: p for p in model_files()}["device-1C61B4-EX220-2226469000523"]
 
 
 @pytest.fixture(scope="module")
-async def api(acs: AcsServer, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[str]:
-    """`netd api` on the ACS's database: (base URL), with an operator token in headers."""
+async def api(
+    acs: AcsServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[str, str]]:
+    """`netd api` on the ACS's database: its base URL and an operator token."""
     tmp = tmp_path_factory.mktemp("api")
     _row, token = await api_store.create_token(acs.pool, "i24-operator", "operator", "test")
     port = free_port()
-    env = {**acs.env, "NETD_API_PORT": str(port), "NETD_API_RATE_LIMIT": "0"}
+    env = {**acs.env, "NETD_API_PORT": str(port), "NETD_API_RATE_LIMIT": "100000"}
     proc = NetdProcess(["api"], env, tmp)
     try:
         proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
-        api.token = token  # type: ignore[attr-defined]
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", token
     finally:
         proc.stop()
         assert "Traceback" not in proc.output()
@@ -93,7 +94,9 @@ async def test_cancel_a_started_task_with_the_cli(acs: AcsServer) -> None:
     assert again.returncode == 1 and "ended" in again.stderr
 
 
-async def test_cancel_a_running_transfer_through_the_api(acs: AcsServer, api: str) -> None:
+async def test_cancel_a_running_transfer_through_the_api(
+    acs: AcsServer, api: tuple[str, str]
+) -> None:
     cpe = Cpe(load_model(MODEL), serial_suffix="-cancel-api", complete_transfers=False)
     await run_session(cpe, "127.0.0.1", acs.port)
     tid = await store.queue_task(
@@ -101,8 +104,8 @@ async def test_cancel_a_running_transfer_through_the_api(acs: AcsServer, api: st
     )
     await run_session(cpe, "127.0.0.1", acs.port)
     assert (await _state(acs, tid))["status"] == "running"  # accepted, TransferComplete due
-    headers = {"Authorization": f"Bearer {api.token}"}  # type: ignore[attr-defined]
-    async with httpx.AsyncClient(base_url=api, headers=headers) as c:
+    url, token = api
+    async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
         resp = await c.delete(f"/api/v1/cpe-tasks/{tid}")
         assert resp.status_code == 200, resp.text  # main: 409
         body = resp.json()

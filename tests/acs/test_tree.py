@@ -21,7 +21,8 @@ async def _stored(acs: AcsServer, cpe: Cpe, prefix: str = "") -> set[str]:
 
 
 def _tree(cpe: Cpe, prefix: str = "") -> set[str]:
-    return {n for n in cpe.tree if n.startswith(prefix or cpe.root)}
+    """The CPE's names under ``prefix`` (the root object itself is not listed by a CPE)."""
+    return {n for n in cpe.tree if n.startswith(prefix or cpe.root) and n != cpe.root}
 
 
 async def _task(acs: AcsServer, cpe: Cpe, kind: str, args: dict[str, object]) -> dict[str, object]:
@@ -38,8 +39,8 @@ async def test_delete_object_removes_the_subtree(acs: AcsServer) -> None:
     added = await _task(acs, cpe, "addObject", {"name": WLAN})
     assert added["status"] == "done" and added["result"]["instance"] == 9  # type: ignore[index]
     nine = f"{WLAN}9."
-    # The new instance is read into the stored tree: its 81 names, as the CPE has them.
-    assert await _stored(acs, cpe, nine) == _tree(cpe, nine) and len(_tree(cpe, nine)) == 81
+    # The new instance is read into the stored tree: the object and its 81 parameters.
+    assert await _stored(acs, cpe, nine) == _tree(cpe, nine) and len(_tree(cpe, nine)) == 82
     deleted = await _task(acs, cpe, "deleteObject", {"name": nine})
     assert deleted["status"] == "done"
     assert _tree(cpe, nine) == set()
@@ -51,7 +52,7 @@ async def test_a_refresh_removes_what_the_cpe_no_longer_has(acs: AcsServer) -> N
     cpe = Cpe(load_model(ZTE), serial_suffix="-refresh")
     await run_session(cpe, "127.0.0.1", acs.port)
     eight = f"{WLAN}8."
-    assert len(await _stored(acs, cpe, eight)) == 81
+    assert len(await _stored(acs, cpe, eight)) == 82  # the object and its 81 parameters
     for name in [n for n in cpe.tree if n.startswith(eight)]:  # gone behind the ACS's back
         del cpe.tree[name]
     task = await _task(acs, cpe, "refreshObject", {"path": WLAN})
@@ -118,13 +119,13 @@ async def test_discovery_resumes_where_it_stopped(acs: AcsServer) -> None:
     await run_session(cpe, "127.0.0.1", acs.port)
     cpe.drop = set()
     conn = await Http.open("127.0.0.1", acs.port)  # ...and a few batches into the second
-    status, got, _ = await conn.post("/", cpe.inform(), {})
+    _, got, _ = await conn.post("/", cpe.inform(), {})
     headers = {"Cookie": got["set-cookie"].split(";", 1)[0]}
-    status, _, data = await conn.post("/", b"", headers)
+    _, _, data = await conn.post("/", b"", headers)
     for _ in range(3):
         reply = cpe.answer(data)
         assert reply is not None
-        status, _, data = await conn.post("/", reply, headers)
+        _, _, data = await conn.post("/", reply, headers)
     await conn.close()
     cpe.seen.clear()
     await run_session(cpe, "127.0.0.1", acs.port)

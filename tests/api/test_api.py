@@ -257,7 +257,7 @@ CALLS += [
         "DELETE",
         "/api/v1/cpe-tasks/{task_id}",
         "operator",
-        204,
+        200,
         path=lambda: f"/api/v1/cpe-tasks/{next(_cancellable)}",
     ),
     Call("GET", "/api/v1/cpe-faults", "viewer", 200),
