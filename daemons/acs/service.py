@@ -29,7 +29,7 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, files, presets
+from daemons.acs import cwmp, files, pokes, presets
 from daemons.acs import engine as eng
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -669,6 +669,9 @@ class AcsService(Daemon):
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: list[presets.Preset] | None = None
+        self.stun: pokes.StunServer | None = None
+        self._stun_transport: asyncio.DatagramTransport | None = None
+        self.dispatcher: pokes.Dispatcher | None = None
 
     def check_policies(self, policies: PolicySet) -> None:
         self._pending = presets.load_presets(policies)
@@ -685,7 +688,17 @@ class AcsService(Daemon):
         if self.ctx.config.acs.auth == "none":
             log.warning('CPE authentication is off (acs.auth = "none")')
         await self.server.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        cfg = self.ctx.config.acs
+        loop = asyncio.get_running_loop()
+        if cfg.stun_port:
+            stun_server = pokes.StunServer(self.ctx.registry)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: stun_server, local_addr=(cfg.host, cfg.stun_port)
+            )
+            self.stun, self._stun_transport = stun_server, transport
+        self.dispatcher = pokes.Dispatcher(self.ctx, self.stun)
+        await self.dispatcher.start()
+        self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
         cfg = self.ctx.config.acs
@@ -710,13 +723,21 @@ class AcsService(Daemon):
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.acs.tls_cert else "http"
-        return {"cwmp": f"{scheme}://{_hostport(self.server.host, self.server.port)}/"}
+        out = {"cwmp": f"{scheme}://{_hostport(self.server.host, self.server.port)}/"}
+        if self._stun_transport is not None:
+            host, port = self._stun_transport.get_extra_info("sockname")[:2]
+            out["stun"] = f"stun:{_hostport(host, port)}"
+        return out
 
     def counters(self) -> dict[str, float]:
         return {"sessions": len(self.app.by_sid)}
 
     async def drain(self) -> None:
         await self.server.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self._stun_transport is not None:
+            self._stun_transport.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

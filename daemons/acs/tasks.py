@@ -1,12 +1,22 @@
-"""Queueing CPE tasks (API and CLI alike) and poking the CPE with a connection request."""
+"""Queueing CPE tasks (API and CLI alike) and poking the CPE with a connection request.
+
+``poke_device`` is the one place a connection request is decided and sent from (HTTP,
+TR-069 §3.2.2, or UDP, Annex G), by the API, the CLI and the ACS's own dispatcher alike:
+a check of where requests may go belongs there.
+"""
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 
+from daemons.acs import stun
 from daemons.acs.connreq import connection_request
 from daemons.acs.engine import TASK_KINDS
 from daemons.core.config import AcsConfig
@@ -68,9 +78,30 @@ async def queue(
     expires = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
     task_id = await store.queue_task(pool, device_id, kind, args, actor, expires)
     outcome = "not-sent"
-    if poke and device["connection_request_url"]:
+    if poke and (device["connection_request_url"] or udp_address(device)):
         outcome = await poke_device(pool, cfg, device)
     return task_id, outcome
+
+
+#: sends one datagram from the ACS's STUN socket: (host, port, data)
+UdpSend = Callable[[str, int, bytes], None]
+POKE_CHANNEL = "netd_acs_poke"  # NOTIFY: a device id whose UDP request the ACS sends
+
+
+def udp_address(device: dict[str, Any]) -> tuple[str, int] | None:
+    """The CPE's NAT binding for UDP connection requests, if it has STUN on and gave one."""
+    if not device.get("stun_enabled"):
+        return None
+    return stun.split_address(str(device.get("udp_connection_request_address") or ""))
+
+
+def _reachable(url: str, ip: str | None) -> bool:
+    """The ConnectionRequestURL is on the address the CPE calls from: no NAT between."""
+    try:
+        host = urlsplit(url).hostname
+    except ValueError:
+        return False
+    return bool(ip) and host == ip
 
 
 def cancel_note(was: dict[str, Any]) -> str:
@@ -102,7 +133,15 @@ async def cancel(pool: asyncpg.Pool, task_id: int) -> tuple[dict[str, Any], str]
     return was, cancel_note(was)
 
 
-async def poke_device(pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any]) -> str:
+async def poke_device(
+    pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any], udp: UdpSend | None = None
+) -> str:
+    """Ask the CPE to call in now. A CPE with STUN on and a UDPConnectionRequestAddress
+    gets the signed UDP request (``udp-sent`` from the ACS's STUN socket; ``udp-queued``
+    when another process, the API or CLI, hands it to the ACS by NOTIFY); HTTP is tried
+    when there is no UDP binding, or when the ConnectionRequestURL is on the address the
+    CPE calls from (reachable), and its outcome wins when ``ok``: ``ok``,
+    ``unauthorized``, ``unreachable``, ``no-url``, ``http-<status>``."""
     username = cfg.connection_request_username
     if not username:
         found = await store.device_params(
@@ -114,9 +153,27 @@ async def poke_device(pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any]
         if cfg.connection_request_password
         else ""
     )
-    return await connection_request(
-        str(device["connection_request_url"]),
-        username,
-        password,
-        cfg.connection_request_timeout,
-    )
+    outcome = ""
+    address = udp_address(device)
+    if address is not None and udp is not None:
+        host, port = address
+        message = stun.udp_connection_request(
+            host,
+            port,
+            username,
+            password,
+            int(time.time()),
+            secrets.randbelow(2**32),
+            secrets.token_hex(8),
+        )
+        for _ in range(cfg.udp_connection_request_copies):  # identical copies (G.2.2.3)
+            udp(host, port, message)
+        outcome = "udp-sent"
+    elif address is not None and cfg.stun_port:
+        await pool.execute("SELECT pg_notify($1, $2)", POKE_CHANNEL, str(device["id"]))
+        outcome = "udp-queued"
+    url = str(device["connection_request_url"] or "")
+    if not outcome or (url and _reachable(url, device.get("ip"))):
+        http = await connection_request(url, username, password, cfg.connection_request_timeout)
+        return http if http == "ok" or not outcome else outcome
+    return outcome

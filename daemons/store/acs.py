@@ -546,3 +546,33 @@ async def get_credentials(
 async def delete_credentials(pool: asyncpg.Pool, device_id: str) -> bool:
     status = await pool.execute("DELETE FROM cpe_credentials WHERE device_id = $1", device_id)
     return bool(status.endswith(" 1"))
+
+
+async def take_due_pokes(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
+    """Up to ``limit`` devices whose queued tasks want a connection request now (a bulk
+    run's paced slot, a retry after backoff), oldest slot first; their slots are taken
+    (any number of ACS processes share the work)."""
+    rows = await pool.fetch(
+        "WITH due AS (SELECT id FROM cpe_tasks WHERE poke_at <= now() AND status = 'queued' "
+        "ORDER BY poke_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
+        "UPDATE cpe_tasks t SET poke_at = NULL FROM due WHERE t.id = due.id "
+        "RETURNING t.id, t.device_id",
+        limit,
+    )
+    devices: dict[str, list[int]] = {}
+    for r in rows:
+        devices.setdefault(r["device_id"], []).append(r["id"])
+    found = await pool.fetch(
+        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id = ANY($1::text[])", list(devices)
+    )
+    return [{**dict(d), "tasks": devices[d["id"]]} for d in found]
+
+
+async def record_pokes(pool: asyncpg.Pool, outcomes: Sequence[tuple[int, str]]) -> None:
+    """What each task's connection request gave (cpe_tasks.poke)."""
+    await pool.execute(
+        "UPDATE cpe_tasks t SET poke = o.outcome FROM unnest($1::bigint[], $2::text[]) "
+        "AS o(id, outcome) WHERE t.id = o.id",
+        [i for i, _ in outcomes],
+        [o for _, o in outcomes],
+    )

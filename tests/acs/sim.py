@@ -15,9 +15,11 @@ import contextlib
 import copy
 import csv
 import hashlib
+import hmac
 import itertools
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -172,8 +174,10 @@ class Cpe:
                 self.root + "DeviceInfo.SoftwareVersion",
                 self.root + "ManagementServer.ConnectionRequestURL",
                 self.root + "ManagementServer.ParameterKey",
+                # reported when its value changed (active notification, as TR-111 asks)
+                self.root + "ManagementServer.UDPConnectionRequestAddress",
             )
-            if n in self.tree
+            if n in self.tree and (not n.endswith("RequestAddress") or self.tree[n].value)
         ]
         events = "".join(
             f"<EventStruct><EventCode>{_e(code)}</EventCode><CommandKey>{_e(key)}</CommandKey>"
@@ -544,3 +548,109 @@ class ConnectionRequests:
         nc, cnonce, qop = p.get("nc", ""), p.get("cnonce", ""), p.get("qop", "")
         want = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()).hexdigest()
         return want == p.get("response")
+
+
+# --- behind a NAT: STUN and UDP connection requests (TR-069 Annex G, TR-111) ---------------
+
+
+class NatMapping(asyncio.DatagramProtocol):
+    """One NAT port mapping of a CPE: the public side is a loopback UDP port. What the CPE
+    sends goes out from it; what comes in is passed to the CPE only from an address and
+    port the CPE has sent to (address- and port-dependent filtering, RFC 4787), else
+    dropped and counted."""
+
+    def __init__(self, deliver: Any) -> None:
+        self.deliver = deliver
+        self.allowed: set[tuple[str, int]] = set()
+        self.dropped = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def open(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0)
+        )
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def send(self, data: bytes, dest: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.allowed.add(dest)
+        self.transport.sendto(data, dest)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if (addr[0], addr[1]) in self.allowed:
+            self.deliver(data, addr)
+        else:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UdpCpe:
+    """The CPE's STUN client and UDP connection request listener, behind a NatMapping:
+    it learns its binding from the ACS's STUN server, reports it in
+    ManagementServer.UDPConnectionRequestAddress, and accepts a signed request (ts, id,
+    un, cn, sig, TR-069 G.2.2.3) once per id."""
+
+    def __init__(self, cpe: Cpe, username: str, password: str) -> None:
+        self.cpe, self.username, self.password = cpe, username, password
+        self.nat = NatMapping(self._inbound)
+        self.accepted = 0
+        self.refused: list[str] = []
+        self.called = asyncio.Event()
+        self._ids: set[str] = set()
+        self._answer: asyncio.Future[bytes] | None = None
+
+    async def bind(self, stun_host: str, stun_port: int) -> str:
+        """A Binding Request through the NAT (classic STUN with TR-111's
+        CONNECTION-REQUEST-BINDING); the mapped address becomes the CPE's
+        UDPConnectionRequestAddress, with STUNEnable true."""
+        await self.nat.open()
+        tid = os.urandom(16)
+        crb = b"dslforum.org/TR-111 "
+        msg = (0x0001).to_bytes(2, "big") + (4 + len(crb)).to_bytes(2, "big") + tid
+        msg += (0xC001).to_bytes(2, "big") + len(crb).to_bytes(2, "big") + crb
+        self._answer = asyncio.get_running_loop().create_future()
+        self.nat.send(msg, (stun_host, stun_port))
+        reply = await asyncio.wait_for(self._answer, 5)
+        assert reply[:2] == b"\x01\x01" and reply[4:20] == tid, reply[:20].hex()
+        pos, mapped = 20, ""
+        while pos < len(reply):
+            kind = int.from_bytes(reply[pos : pos + 2], "big")
+            size = int.from_bytes(reply[pos + 2 : pos + 4], "big")
+            value = reply[pos + 4 : pos + 4 + size]
+            if kind == 0x0001:  # MAPPED-ADDRESS
+                port = int.from_bytes(value[2:4], "big")
+                mapped = f"{'.'.join(str(b) for b in value[4:8])}:{port}"
+            pos += 4 + size + (-size % 4)
+        root = self.cpe.root
+        self.cpe.tree[root + "ManagementServer.UDPConnectionRequestAddress"].value = mapped
+        self.cpe.tree[root + "ManagementServer.STUNEnable"].value = "true"
+        return mapped
+
+    def _inbound(self, data: bytes, _addr: tuple[Any, ...]) -> None:
+        if self._answer is not None and not self._answer.done() and data[:2] == b"\x01\x01":
+            self._answer.set_result(data)
+            return
+        line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        m = re.match(r"GET http://[^?]+\?(\S+) HTTP/1\.1$", line)
+        if not m:
+            self.refused.append("not a UDP connection request")
+            return
+        q = dict(p.split("=", 1) for p in m.group(1).split("&"))
+        text = f"{q.get('ts')}{q.get('id')}{q.get('un')}{q.get('cn')}".encode()
+        want = hmac.new(self.password.encode(), text, hashlib.sha1).hexdigest()
+        if q.get("un") != self.username or not hmac.compare_digest(want, q.get("sig", "")):
+            self.refused.append("bad signature")
+        elif abs(time.time() - int(q.get("ts", "0"))) > 60:
+            self.refused.append("stale ts")
+        elif q["id"] in self._ids:
+            pass  # a copy of one already taken (the ACS sends each request several times)
+        else:
+            self._ids.add(q["id"])
+            self.accepted += 1
+            self.called.set()
