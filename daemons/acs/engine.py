@@ -31,6 +31,7 @@ TASK_KINDS = (
     "upload",
     "scheduleInform",
     "refreshObject",
+    "runPreset",
 )
 
 
@@ -263,7 +264,7 @@ class Session:
             event = "M Download" if task.kind == "download" else "M Upload"
             if (event, key) in self.inform_events:
                 return [TaskResult(task.id, "running", {"status": 1, "confirmed": event})]
-        elif task.kind in ("setParameterValues", "addObject", "deleteObject"):
+        elif task.kind in ("setParameterValues", "addObject", "deleteObject", "runPreset"):
             pk = next(
                 (
                     p.value
@@ -277,7 +278,7 @@ class Session:
                 if task.kind == "deleteObject":
                     gone = Removed(str(task.args.get("name", "")))
                     return [gone, TaskResult(task.id, "done", done)]
-                if task.kind != "setParameterValues":
+                if task.kind != "setParameterValues":  # read again at the next refresh
                     return [TaskResult(task.id, "done", done)]
                 values = [
                     cwmp.ParamValue(str(v[0]), str(v[1]), str(v[2]))
@@ -292,6 +293,23 @@ class Session:
         key = task.command_key
         if k == "refreshObject":
             self._queue_refresh(task, str(a.get("path", self.root)), discovery=False)
+            return
+        if k == "runPreset":  # the service turned the preset into values (maybe none)
+            result: dict[str, Any] = {"preset": a.get("preset"), "changed": len(a["values"])}
+            if "error" in a or not a["values"]:
+                status = "fault" if "error" in a else "done"
+                result |= {"string": a["error"]} if "error" in a else {}
+                self._queue.append(
+                    _Rpc("", "", task, lambda _e: [TaskResult(task.id, status, result)])
+                )
+                return
+            values = [cwmp.ParamValue(*map(str, v)) for v in a["values"]]
+
+            def applied(_env: cwmp.Envelope) -> list[Effect]:
+                return [Params(values=values), TaskResult(task.id, "done", result)]
+
+            xml = cwmp.set_parameter_values(values, key)
+            self._queue.append(_Rpc(xml, "SetParameterValuesResponse", task, applied))
             return
         if k == "getParameterValues":
             names = [str(n) for n in a.get("names", [])]

@@ -25,6 +25,7 @@ from daemons.acs import stun
 from daemons.acs import tasks as acs_tasks
 from daemons.core.lifecycle import Context
 from daemons.store import acs as store
+from daemons.store import cpe_bulk
 
 log = logging.getLogger("netd.acs")
 TICK = 0.2  # seconds between two looks at the due connection requests
@@ -122,7 +123,7 @@ class Dispatcher:
             if budget < 1:
                 continue
             try:
-                due = await store.take_due_pokes(self.ctx.pool, int(budget))
+                due = await cpe_bulk.take_due_pokes(self.ctx.pool, int(budget))
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 log.warning("due connection requests not read", extra={"error": repr(exc)})
                 continue
@@ -136,6 +137,6 @@ class Dispatcher:
         try:
             outcome = await acs_tasks.poke_device(self.ctx.pool, self.cfg, device, self._send())
             self.sent.labels(outcome).inc()
-            await store.record_pokes(self.ctx.pool, [(t, outcome) for t in device["tasks"]])
+            await cpe_bulk.record_pokes(self.ctx.pool, [(t, outcome) for t in device["tasks"]])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             log.warning("connection request not recorded", extra={"error": repr(exc)})

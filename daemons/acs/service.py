@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import gzip
 import hashlib
 import hmac
@@ -462,7 +463,7 @@ class AcsApp:
         started = await store.start_tasks(
             self.ctx.pool, session.device_id, self.cfg.task_max_attempts
         )
-        tasks = [await self._prepare(t) for t in started]
+        tasks = [await self._prepare(t, session.device_id) for t in started]
         unread = None
         if listed and not discovered:  # an earlier session listed the tree: resume
             unread = await store.unread_names(self.ctx.pool, session.device_id)
@@ -495,11 +496,13 @@ class AcsApp:
         base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
         return f"{base.rstrip('/')}/files/"
 
-    async def _prepare(self, task: eng.Task) -> eng.Task:
+    async def _prepare(self, task: eng.Task, device_id: str) -> eng.Task:
         """A Download by file name gets its URL, FileType and size from the file store. A
         transfer from our file store (by name, or a URL under ``files_base``) carries the
         CWMP credentials when acs.auth asks for them, added here in memory: the password
         is never written into the task row."""
+        if task.kind == "runPreset":
+            return await self._preset_task(task, device_id)
         if task.kind not in ("download", "upload"):
             return task
         args = dict(task.args)
@@ -515,6 +518,44 @@ class AcsApp:
         if (ours or args.get("acs_credentials")) and self.cfg.auth != "none":
             args.setdefault("username", self._global[0])
             args.setdefault("password", self._global[1])
+        return eng.Task(task.id, task.kind, args, task.attempts)
+
+    async def _preset_task(self, task: eng.Task, device_id: str) -> eng.Task:
+        """A run of one preset on demand (a bulk run's): its match keys apply, its events
+        do not; the values the device lacks are set, and its firmware Download queued."""
+        name = str(task.args.get("preset", ""))
+        found = next((p for p in self.presets if p.name == name), None)
+        args: dict[str, Any] = {"preset": name, "values": []}
+        device = await store.get_device(self.ctx.pool, device_id)
+        if found is None or device is None:
+            return eng.Task(task.id, task.kind, {**args, "error": f"no preset {name!r} in force"})
+        preset = dataclasses.replace(found, events=())
+        facts = presets.Facts(
+            device["oui"],
+            device["product_class"],
+            device["software_version"],
+            (),
+            tuple(device["tags"]),
+        )
+        if not presets.matches(preset, facts):
+            why = f"the device does not match preset {name!r} (OUI, product class, version, tags)"
+            return eng.Task(task.id, task.kind, {**args, "error": why})
+        root = f"{device['root']}."
+        want = presets.desired([preset], facts, root)
+        stored = await store.stored_values(self.ctx.pool, device["id"], list(want))
+        args["values"] = [[v.name, v.value, v.type] for v in presets.diff(want, stored)]
+        fw = presets.firmware([preset], facts)
+        if fw is not None and not await store.firmware_in_flight(
+            self.ctx.pool, device["id"], fw[0]
+        ):
+            await store.queue_task(
+                self.ctx.pool,
+                device["id"],
+                "download",
+                {"file": fw[1], "version": fw[0]},
+                f"preset:{name}",
+            )
+            args["firmware"] = fw[0]
         return eng.Task(task.id, task.kind, args, task.attempts)
 
     async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:

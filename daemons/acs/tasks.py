@@ -21,6 +21,7 @@ from daemons.acs.connreq import connection_request
 from daemons.acs.engine import TASK_KINDS
 from daemons.core.config import AcsConfig
 from daemons.store import acs as store
+from daemons.store import cpe_bulk
 
 
 class TaskError(ValueError):
@@ -35,6 +36,7 @@ _REQUIRED = {
     "addObject": ("name",),
     "deleteObject": ("name",),
     "upload": ("url",),
+    "runPreset": ("preset",),
 }
 
 
@@ -53,6 +55,8 @@ def check(kind: str, args: dict[str, Any]) -> None:
             for v in values
         ):
             raise TaskError("values is a list of [name, value, xsd type]")
+    if kind == "runPreset" and not (isinstance(args["preset"], str) and args["preset"]):
+        raise TaskError("runPreset needs preset, the name of a preset in force")
     if kind in ("getParameterValues", "getParameterAttributes"):
         names = args["names"]
         if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
@@ -177,3 +181,66 @@ async def poke_device(
         http = await connection_request(url, username, password, cfg.connection_request_timeout)
         return http if http == "ok" or not outcome else outcome
     return outcome
+
+
+FILTER_KEYS = ("tags", "oui", "product_class", "software_version", "parameter")
+
+
+def check_filter(f: dict[str, Any]) -> dict[str, Any]:
+    """A device filter (every key given must match): ``tags`` (all of them), ``oui``,
+    ``product_class``, ``software_version``, ``parameter`` ({"name", "value"}: a stored
+    parameter's value). The same check for the API, gRPC and the CLI. Returns it without
+    empty keys; raises TaskError."""
+    unknown = set(f) - set(FILTER_KEYS)
+    if unknown:
+        raise TaskError(f"unknown filter key(s) {sorted(unknown)}; known: {', '.join(FILTER_KEYS)}")
+    out: dict[str, Any] = {}
+    tags = f.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
+        raise TaskError("filter tags is a list of tags")
+    if tags:
+        out["tags"] = sorted(set(tags))
+    for key in ("oui", "product_class", "software_version"):
+        value = f.get(key)
+        if value is None or value == "":
+            continue
+        if not isinstance(value, str) or len(value) > 128:
+            raise TaskError(f"filter {key} is a string (at most 128 characters)")
+        out[key] = value
+    param = f.get("parameter")
+    if param:
+        if (
+            not isinstance(param, dict)
+            or set(param) != {"name", "value"}
+            or not all(isinstance(v, str) for v in param.values())
+            or not param["name"].startswith(("Device.", "InternetGatewayDevice."))
+        ):
+            raise TaskError('filter parameter is {"name": "Device....", "value": "..."}')
+        out["parameter"] = dict(param)
+    if not out:
+        raise TaskError("a bulk run needs a filter (every device: give a tag they share)")
+    return out
+
+
+async def queue_bulk(
+    pool: asyncpg.Pool,
+    cfg: AcsConfig,
+    f: dict[str, Any],
+    kind: str,
+    args: dict[str, Any],
+    actor: str,
+    rate: float | None = None,
+    expires_in: float | None = None,
+) -> int:
+    """One task for every device ``f`` matches, their connection requests paced at
+    ``rate`` a second (acs.connection_request_rate by default) by the ACS's dispatcher.
+    The bulk run's id; TaskError for a bad filter, kind or arguments, or no device."""
+    f = check_filter(f)
+    check(kind, args)
+    rate = rate or cfg.connection_request_rate
+    if not 0 < rate <= 100_000:
+        raise TaskError("rate is connection requests a second, above 0 and at most 100000")
+    if not await cpe_bulk.count_matching(pool, f):
+        raise TaskError("no device matches the filter")
+    expires = datetime.now(UTC) + timedelta(seconds=expires_in) if expires_in else None
+    return await cpe_bulk.create_bulk(pool, f, kind, args, rate, actor, expires)

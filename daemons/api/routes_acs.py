@@ -34,6 +34,7 @@ TaskKind = Literal[
     "upload",
     "scheduleInform",
     "refreshObject",
+    "runPreset",
 ]
 assert set(TaskKind.__args__) == set(TASK_KINDS)  # type: ignore[attr-defined]
 TaskStatus = Literal["queued", "running", "done", "fault", "cancelled", "expired"]
@@ -96,6 +97,11 @@ class CpeTask(BaseModel):
     created_by: str
     finished_at: datetime | None
     result: dict[str, Any] | None
+    bulk_id: int | None = Field(default=None, description="the bulk run it belongs to")
+    poke: str = Field(default="", description="what the ACS's connection request for it gave")
+    deadline_at: datetime | None = Field(
+        default=None, description="when a task waiting on the CPE (TransferComplete) fails"
+    )
 
 
 class TaskQueued(BaseModel):
@@ -212,6 +218,7 @@ async def list_tasks(
     _: Viewer,
     device: Annotated[str | None, Query(max_length=256)] = None,
     status: TaskStatus | None = None,
+    bulk: Annotated[int | None, Query(ge=1, le=2**62, description="a bulk run's tasks")] = None,
     limit: m.Limit = 100,
     cursor: m.Cursor = None,
 ) -> m.Page[CpeTask]:
@@ -221,6 +228,7 @@ async def list_tasks(
         status=status,
         after=m.decode_int_cursor(cursor),
         limit=limit,
+        bulk_id=bulk,
     )
     return m.page([CpeTask(**r) for r in rows], limit, lambda t: t.id)
 

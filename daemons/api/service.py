@@ -17,6 +17,7 @@ from daemons.api import (
     errors,
     routes_acs,
     routes_core,
+    routes_cpe_bulk,
     routes_devices,
     routes_radius,
     routes_snmp,
@@ -80,6 +81,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)
+    app.include_router(routes_cpe_bulk.router)
     app.include_router(routes_snmp.router)
     app.include_router(routes_voltha.router)
     app.include_router(routes_devices.router)

@@ -371,12 +371,14 @@ async def is_cancelled(db: Db, task_id: int) -> bool:
     )
 
 
+_TASK_COLUMNS = (
+    "id, device_id, kind, args, status, attempts, not_before, expires_at, created_at, "
+    "created_by, finished_at, result, bulk_id, poke, deadline_at"
+)
+
+
 async def get_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
-    row = await pool.fetchrow(
-        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
-        "created_at, created_by, finished_at, result FROM cpe_tasks WHERE id = $1",
-        task_id,
-    )
+    row = await pool.fetchrow(f"SELECT {_TASK_COLUMNS} FROM cpe_tasks WHERE id = $1", task_id)
     if row is None:
         return None
     out = dict(row)
@@ -395,7 +397,7 @@ async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") ->
     return {r["name"]: dict(r) for r in rows}
 
 
-_DEVICE_COLUMNS = (
+DEVICE_COLUMNS = (
     "id, oui, product_class, serial, manufacturer, software_version, root, cwmp_ns, "
     "host(ip) AS ip, connection_request_url, udp_connection_request_address, stun_enabled, "
     "last_inform, last_events, tags, discovered_at, refreshed_at, registered_at"
@@ -403,7 +405,7 @@ _DEVICE_COLUMNS = (
 
 
 async def get_device(pool: asyncpg.Pool, device_id: str) -> dict[str, Any] | None:
-    row = await pool.fetchrow(f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id = $1", device_id)
+    row = await pool.fetchrow(f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE id = $1", device_id)
     return dict(row) if row else None
 
 
@@ -418,7 +420,7 @@ async def list_devices(
 ) -> list[dict[str, Any]]:
     """Devices in id order; ``q`` finds a part of the id (OUI, product class, serial)."""
     rows = await pool.fetch(
-        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id > $1 "
+        f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE id > $1 "
         "AND ($2::text IS NULL OR strpos(id, $2) > 0) AND ($3::text IS NULL OR $3 = ANY(tags)) "
         "AND ($4::text IS NULL OR product_class = $4) ORDER BY id LIMIT $5",
         after,
@@ -456,16 +458,18 @@ async def list_tasks(
     status: str | None,
     after: int | None,
     limit: int,
+    bulk_id: int | None = None,
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
-        "created_at, created_by, finished_at, result FROM cpe_tasks "
+        f"SELECT {_TASK_COLUMNS} FROM cpe_tasks "
         "WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR status = $2) "
-        "AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
+        "AND ($3::bigint IS NULL OR id > $3) AND ($5::bigint IS NULL OR bulk_id = $5) "
+        "ORDER BY id LIMIT $4",
         device_id,
         status,
         after,
         limit,
+        bulk_id,
     )
     out = []
     for r in rows:
@@ -546,33 +550,3 @@ async def get_credentials(
 async def delete_credentials(pool: asyncpg.Pool, device_id: str) -> bool:
     status = await pool.execute("DELETE FROM cpe_credentials WHERE device_id = $1", device_id)
     return bool(status.endswith(" 1"))
-
-
-async def take_due_pokes(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]:
-    """Up to ``limit`` devices whose queued tasks want a connection request now (a bulk
-    run's paced slot, a retry after backoff), oldest slot first; their slots are taken
-    (any number of ACS processes share the work)."""
-    rows = await pool.fetch(
-        "WITH due AS (SELECT id FROM cpe_tasks WHERE poke_at <= now() AND status = 'queued' "
-        "ORDER BY poke_at LIMIT $1 FOR UPDATE SKIP LOCKED) "
-        "UPDATE cpe_tasks t SET poke_at = NULL FROM due WHERE t.id = due.id "
-        "RETURNING t.id, t.device_id",
-        limit,
-    )
-    devices: dict[str, list[int]] = {}
-    for r in rows:
-        devices.setdefault(r["device_id"], []).append(r["id"])
-    found = await pool.fetch(
-        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id = ANY($1::text[])", list(devices)
-    )
-    return [{**dict(d), "tasks": devices[d["id"]]} for d in found]
-
-
-async def record_pokes(pool: asyncpg.Pool, outcomes: Sequence[tuple[int, str]]) -> None:
-    """What each task's connection request gave (cpe_tasks.poke)."""
-    await pool.execute(
-        "UPDATE cpe_tasks t SET poke = o.outcome FROM unnest($1::bigint[], $2::text[]) "
-        "AS o(id, outcome) WHERE t.id = o.id",
-        [i for i, _ in outcomes],
-        [o for _, o in outcomes],
-    )
