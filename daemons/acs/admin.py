@@ -22,6 +22,7 @@ from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.core.policies import PolicyError, load_policies
 from daemons.store import acs as store
+from daemons.store import cpe_bulk
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -60,6 +61,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "may still do)",
     )
     cancel.add_argument("task_id", type=int)
+    _bulk_parsers(cs)
     poke = cs.add_parser("connreq", help="send a connection request now")
     poke.add_argument("device_id")
     faults = cs.add_parser("faults", help="faults CPEs answered with, newest first")
@@ -87,6 +89,43 @@ def task_args(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise ValueError("--args is a JSON object")  # noqa: TRY004 - a usage error, exit 2
     return value
+
+
+def _bulk_parsers(cs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bulk = cs.add_parser(
+        "bulk",
+        help="queue a task (or runPreset) for every CPE a filter matches, connection "
+        "requests paced by the ACS",
+    )
+    bulk.add_argument("kind", choices=TASK_KINDS)
+    bulk.add_argument("--args", default="{}", metavar="JSON", help="the task's arguments")
+    bulk.add_argument("--tag", action="append", default=[], help="all of these tags (repeat)")
+    bulk.add_argument("--oui")
+    bulk.add_argument("--product-class")
+    bulk.add_argument("--software-version")
+    bulk.add_argument("--param", metavar="NAME=VALUE", help="a stored parameter's value")
+    bulk.add_argument(
+        "--rate", type=float, help="connection requests a second (acs.connection_request_rate)"
+    )
+    bs = cs.add_parser("bulk-show", help="a bulk run's progress (--tasks: per-device results)")
+    bs.add_argument("bulk_id", type=int)
+    bs.add_argument("--tasks", action="store_true", help="also each device's task")
+    bc = cs.add_parser("bulk-cancel", help="cancel a bulk run's queued and running tasks")
+    bc.add_argument("bulk_id", type=int)
+
+
+def bulk_filter(args: argparse.Namespace) -> dict[str, Any]:
+    """The device filter of ``netd cpe bulk``'s options (checked by acs.tasks.check_filter)."""
+    f: dict[str, Any] = {"tags": list(args.tag)}
+    for key in ("oui", "product_class", "software_version"):
+        if getattr(args, key):
+            f[key] = getattr(args, key)
+    if args.param:
+        name, sep, value = args.param.partition("=")
+        if not sep:
+            raise ValueError("--param is NAME=VALUE")
+        f["parameter"] = {"name": name, "value": value}
+    return f
 
 
 def _print(row: dict[str, Any]) -> None:
@@ -169,8 +208,49 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
         return 0
     if a in ("files", "file-put", "file-remove"):
         return await _files(loaded, pool, args)
+    if a in ("bulk", "bulk-show", "bulk-cancel"):
+        return await _bulk(loaded, pool, args)
     for row in await store.list_faults(pool, device_id=args.device, before=None, limit=args.limit):
         _print(row)
+    return 0
+
+
+async def _bulk(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    if args.action == "bulk":
+        bulk_id = await acs_tasks.queue_bulk(
+            pool,
+            loaded.config.acs,
+            bulk_filter(args),
+            args.kind,
+            task_args(args.args),
+            f"cli:{getpass.getuser()}",
+            args.rate,
+        )
+        _print(await cpe_bulk.get_bulk(pool, bulk_id) or {})
+        return 0
+    if args.action == "bulk-cancel":
+        count = await cpe_bulk.cancel_bulk(pool, args.bulk_id)
+        if count is None:
+            print(f"netd: no bulk run {args.bulk_id}", file=sys.stderr)
+            return 1
+        print(f"cancelled bulk run {args.bulk_id}: {count} tasks")
+        return 0
+    found = await cpe_bulk.get_bulk(pool, args.bulk_id)
+    if found is None:
+        print(f"netd: no bulk run {args.bulk_id}", file=sys.stderr)
+        return 1
+    _print(found)
+    if args.tasks:
+        after = None
+        while True:
+            rows = await store.list_tasks(
+                pool, device_id=None, status=None, after=after, limit=1000, bulk_id=args.bulk_id
+            )
+            for row in rows:
+                _print(row)
+            if len(rows) < 1000:
+                return 0
+            after = rows[-1]["id"]
     return 0
 
 
@@ -202,4 +282,4 @@ async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -
     return 0
 
 
-__all__ = ["add_parsers", "run", "task_args"]
+__all__ = ["add_parsers", "bulk_filter", "run", "task_args"]

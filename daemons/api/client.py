@@ -262,6 +262,25 @@ def _tok(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpe_bulk(api: Api, args: argparse.Namespace) -> int:
+    from daemons.acs.admin import bulk_filter, task_args  # noqa: PLC0415 - the CLI's parser
+
+    if args.action == "bulk":
+        body = {"filter": bulk_filter(args), "kind": args.kind, "args": task_args(args.args)}
+        if args.rate:
+            body["rate"] = args.rate
+        _print(api.call("POST", "/cpe-bulk", json=body))
+    elif args.action == "bulk-cancel":
+        out = api.call("DELETE", f"/cpe-bulk/{args.bulk_id}")
+        print(f"cancelled bulk run {args.bulk_id}: {out['cancelled']} tasks")
+    else:
+        _print(api.call("GET", f"/cpe-bulk/{args.bulk_id}"))
+        if args.tasks:
+            for item in api.pages("/cpe-tasks", {"bulk": args.bulk_id}):
+                _print(item)
+    return 0
+
+
 def _cpe(api: Api, args: argparse.Namespace) -> int:
     a = args.action
     if a == "list":
@@ -293,6 +312,8 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
     elif a == "cancel":
         out = api.call("DELETE", f"/cpe-tasks/{args.task_id}")
         print(f"cancelled task {args.task_id} (was {out['was']}): {out['note']}")
+    elif a in ("bulk", "bulk-show", "bulk-cancel"):
+        return _cpe_bulk(api, args)
     elif a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
         _print(out)

@@ -200,7 +200,9 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str, max_attempts: int = 10
     task is over (its ACS was killed, or the connection was lost). The attempt count returned
     with each task fences that old session's late requeue (``requeue_unfinished``). Whether
     the CPE had already executed it is decided from the Inform (``engine.Session.plan``).
-    Such a restart is an attempt like any other: one that has had ``max_attempts`` fails."""
+    Such a restart is an attempt like any other: one that has had ``max_attempts`` fails.
+    Rows are locked in id order and waited for (the dispatcher records a connection
+    request's outcome on a task while the session it caused starts it)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "UPDATE cpe_tasks SET status = 'expired', finished_at = now(), poke_at = NULL "
@@ -220,7 +222,7 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str, max_attempts: int = 10
             "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 "
             "AND ((status = 'queued' AND not_before <= now()) "
             "OR (status = 'running' AND result IS NULL)) "
-            "ORDER BY id FOR UPDATE SKIP LOCKED) "
+            "ORDER BY id FOR UPDATE) "
             "RETURNING id, kind, args, attempts",
             device_id,
         )

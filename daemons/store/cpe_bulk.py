@@ -35,9 +35,10 @@ async def take_due_pokes(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]
 
 async def record_pokes(pool: asyncpg.Pool, outcomes: Sequence[tuple[int, str]]) -> None:
     """What each task's connection request gave (cpe_tasks.poke)."""
-    await pool.execute(
-        "UPDATE cpe_tasks t SET poke = o.outcome FROM unnest($1::bigint[], $2::text[]) "
-        "AS o(id, outcome) WHERE t.id = o.id",
+    await pool.execute(  # locks in id order, as start_tasks does: no deadlock between them
+        "WITH o AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS o(id, outcome)), "
+        "l AS (SELECT id FROM cpe_tasks WHERE id IN (SELECT id FROM o) ORDER BY id FOR UPDATE) "
+        "UPDATE cpe_tasks t SET poke = o.outcome FROM o, l WHERE t.id = o.id AND l.id = o.id",
         [i for i, _ in outcomes],
         [o for _, o in outcomes],
     )
@@ -98,8 +99,9 @@ async def create_bulk(
             "INSERT INTO cpe_tasks (device_id, kind, args, created_by, expires_at, bulk_id, "
             "poke_at) SELECT id, $2, $3::jsonb, $4, $5, $1, CASE WHEN pokeable THEN "
             "now() + make_interval(secs => (row_number() OVER (PARTITION BY pokeable "
-            "ORDER BY id) - 1) / $6) END FROM (SELECT d.id, (d.connection_request_url <> '' "
-            "OR (d.stun_enabled AND d.udp_connection_request_address <> '')) AS pokeable "
+            "ORDER BY id) - 1) / $6::float8) END "
+            "FROM (SELECT d.id, (d.connection_request_url <> '' OR (d.stun_enabled "
+            "AND d.udp_connection_request_address <> '')) AS pokeable "
             f"FROM cpe_devices d WHERE {where}) m ORDER BY id",
             bulk_id,
             kind,

@@ -485,6 +485,7 @@ class ConnectionRequests:
         self.username, self.password = username, password
         self.scheme = scheme
         self.accepted = 0
+        self.times: list[float] = []  # time.monotonic() of each request accepted
         self.called = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -514,6 +515,7 @@ class ConnectionRequests:
                 )
                 if self._valid(auth, nonce):
                     self.accepted += 1
+                    self.times.append(time.monotonic())
                     self.called.set()
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 elif self.scheme == "basic":

@@ -7,17 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import httpx
-import pytest
 
 from daemons.store import acs as store
-from daemons.store import api as api_store
 from tests.acs.conftest import AcsServer
 from tests.acs.sim import Cpe, Http, load_model, model_files, run_session
 from tests.acs.test_cli import netd
-from tests.support import NetdProcess, free_port
 
 ACS_ENV = {
     "NETD_ACS_TASK_BACKOFF": "0.4",
@@ -25,24 +21,6 @@ ACS_ENV = {
     "NETD_ACS_SESSION_TIMEOUT": "30",  # a dropped session is found by the next Inform
 }
 MODEL = {p.stem: p for p in model_files()}["device-1C61B4-EX220-2226469000523"]
-
-
-@pytest.fixture(scope="module")
-async def api(
-    acs: AcsServer, tmp_path_factory: pytest.TempPathFactory
-) -> AsyncIterator[tuple[str, str]]:
-    """`netd api` on the ACS's database: its base URL and an operator token."""
-    tmp = tmp_path_factory.mktemp("api")
-    _row, token = await api_store.create_token(acs.pool, "i24-operator", "operator", "test")
-    port = free_port()
-    env = {**acs.env, "NETD_API_PORT": str(port), "NETD_API_RATE_LIMIT": "100000"}
-    proc = NetdProcess(["api"], env, tmp)
-    try:
-        proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
-        yield f"http://127.0.0.1:{port}", token
-    finally:
-        proc.stop()
-        assert "Traceback" not in proc.output()
 
 
 async def _state(acs: AcsServer, tid: int) -> dict[str, object]:
@@ -95,7 +73,7 @@ async def test_cancel_a_started_task_with_the_cli(acs: AcsServer) -> None:
 
 
 async def test_cancel_a_running_transfer_through_the_api(
-    acs: AcsServer, api: tuple[str, str]
+    acs: AcsServer, acs_api: tuple[str, str]
 ) -> None:
     cpe = Cpe(load_model(MODEL), serial_suffix="-cancel-api", complete_transfers=False)
     await run_session(cpe, "127.0.0.1", acs.port)
@@ -104,7 +82,7 @@ async def test_cancel_a_running_transfer_through_the_api(
     )
     await run_session(cpe, "127.0.0.1", acs.port)
     assert (await _state(acs, tid))["status"] == "running"  # accepted, TransferComplete due
-    url, token = api
+    url, token = acs_api
     async with httpx.AsyncClient(base_url=url, headers={"Authorization": f"Bearer {token}"}) as c:
         resp = await c.delete(f"/api/v1/cpe-tasks/{tid}")
         assert resp.status_code == 200, resp.text  # main: 409
