@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import dataclasses
 import gzip
 import hashlib
 import hmac
@@ -30,7 +29,7 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, files, pokes, presets
+from daemons.acs import cwmp, files, planning, pokes, presets
 from daemons.acs import engine as eng
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -141,8 +140,8 @@ class AcsApp:
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
-        self.presets: list[presets.Preset] = []
         self.files = file_store(ctx.config)
+        self.planner = planning.Planner(ctx.pool, self.cfg, self.files, self._global, self.ratelog)
         self.limiter: KeyedBuckets[str] | None = None
         if self.cfg.rate_limit > 0:
             self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
@@ -459,11 +458,11 @@ class AcsApp:
                     data={"ip": ip, "events": session.events},
                     cache=self.ctx.cache,
                 )
-        preset_values = await self._presets(session, ip)
+        preset_values = await self.planner.preset_values(session)
         started = await store.start_tasks(
             self.ctx.pool, session.device_id, self.cfg.task_max_attempts
         )
-        tasks = [await self._prepare(t, session.device_id) for t in started]
+        tasks = [await self.planner.prepare(t, session.device_id) for t in started]
         unread = None
         if listed and not discovered:  # an earlier session listed the tree: resume
             unread = await store.unread_names(self.ctx.pool, session.device_id)
@@ -490,116 +489,6 @@ class AcsApp:
             [(b"set-cookie", cookie)],
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
-
-    def files_base(self) -> str:
-        """Where CPEs fetch the file store: ``<acs.public_url>/files/``."""
-        base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
-        return f"{base.rstrip('/')}/files/"
-
-    async def _prepare(self, task: eng.Task, device_id: str) -> eng.Task:
-        """A Download by file name gets its URL, FileType and size from the file store. A
-        transfer from our file store (by name, or a URL under ``files_base``) carries the
-        CWMP credentials when acs.auth asks for them, added here in memory: the password
-        is never written into the task row."""
-        if task.kind == "runPreset":
-            return await self._preset_task(task, device_id)
-        if task.kind not in ("download", "upload"):
-            return task
-        args = dict(task.args)
-        name = str(args.get("file") or "")
-        if task.kind == "download" and name and not args.get("url"):
-            info = await self.files.get(self.ctx.pool, name)
-            if info is None:  # removed since it was queued: the engine faults the task
-                args.pop("url", None)
-                return eng.Task(task.id, "download", args, task.attempts)
-            args.update(url=self.files_base() + name, file_size=info.size)
-            args.setdefault("file_type", info.file_type)
-        ours = str(args.get("url") or "").startswith(self.files_base())
-        if (ours or args.get("acs_credentials")) and self.cfg.auth != "none":
-            args.setdefault("username", self._global[0])
-            args.setdefault("password", self._global[1])
-        return eng.Task(task.id, task.kind, args, task.attempts)
-
-    async def _preset_task(self, task: eng.Task, device_id: str) -> eng.Task:
-        """A run of one preset on demand (a bulk run's): its match keys apply, its events
-        do not; the values the device lacks are set, and its firmware Download queued."""
-        name = str(task.args.get("preset", ""))
-        found = next((p for p in self.presets if p.name == name), None)
-        args: dict[str, Any] = {"preset": name, "values": []}
-        device = await store.get_device(self.ctx.pool, device_id)
-        if found is None or device is None:
-            return eng.Task(task.id, task.kind, {**args, "error": f"no preset {name!r} in force"})
-        preset = dataclasses.replace(found, events=())
-        facts = presets.Facts(
-            device["oui"],
-            device["product_class"],
-            device["software_version"],
-            (),
-            tuple(device["tags"]),
-        )
-        if not presets.matches(preset, facts):
-            why = f"the device does not match preset {name!r} (OUI, product class, version, tags)"
-            return eng.Task(task.id, task.kind, {**args, "error": why})
-        root = f"{device['root']}."
-        want = presets.desired([preset], facts, root)
-        stored = await store.stored_values(self.ctx.pool, device["id"], list(want))
-        args["values"] = [[v.name, v.value, v.type] for v in presets.diff(want, stored)]
-        fw = presets.firmware([preset], facts)
-        if fw is not None and not await store.firmware_in_flight(
-            self.ctx.pool, device["id"], fw[0]
-        ):
-            await store.queue_task(
-                self.ctx.pool,
-                device["id"],
-                "download",
-                {"file": fw[1], "version": fw[0]},
-                f"preset:{name}",
-            )
-            args["firmware"] = fw[0]
-        return eng.Task(task.id, task.kind, args, task.attempts)
-
-    async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:
-        """The preset values this device lacks; a Download task queued for the preset's
-        firmware when it runs another version (once: not while one is in flight)."""
-        if not self.presets:
-            return []
-        pool = self.ctx.pool
-        device = await store.get_device(pool, session.device_id)
-        if device is None:
-            return []
-        facts = presets.Facts(
-            session.device.oui,
-            session.device.product_class,
-            str(device["software_version"]),
-            tuple(session.events),
-            tuple(device["tags"]),
-        )
-        fw = presets.firmware(self.presets, facts)
-        if fw is not None and not await store.firmware_in_flight(pool, session.device_id, fw[0]):
-            version, name = fw
-            info = await self.files.get(pool, name)
-            if info is None:
-                self.ratelog.log(
-                    logging.WARNING,
-                    f"fw-missing-{name}",
-                    "a preset names a firmware file that is not in the file store",
-                    file=name,
-                )
-            else:
-                await store.queue_task(
-                    pool,
-                    session.device_id,
-                    "download",
-                    {"file": name, "version": version},
-                    "preset",
-                )
-        want = presets.desired(self.presets, facts, session.root)
-        if not want:
-            return []
-        if "0 BOOTSTRAP" in session.events:  # factory values: the stored ones are gone
-            return presets.diff(want, {})
-        stored = await store.stored_values(pool, session.device_id, list(want))
-        return presets.diff(want, stored)
 
     def _deadline(self, task_id: int, live: _Live) -> float:
         """How long a task may wait on the CPE (a transfer's TransferComplete), by kind."""
@@ -718,7 +607,7 @@ class AcsService(Daemon):
         self._pending = presets.load_presets(policies)
 
     def apply_policies(self, policies: PolicySet) -> None:
-        self.app.presets = (
+        self.app.planner.presets = (
             self._pending if self._pending is not None else presets.load_presets(policies)
         )
         self._pending = None
