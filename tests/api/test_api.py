@@ -260,6 +260,22 @@ CALLS += [
         200,
         path=lambda: f"/api/v1/cpe-tasks/{next(_cancellable)}",
     ),
+    Call(
+        "POST",
+        "/api/v1/cpe-bulk",
+        "operator",
+        201,
+        body=lambda: {"filter": {"oui": "00259E"}, "kind": "reboot", "rate": 1},
+    ),
+    Call("GET", "/api/v1/cpe-bulk", "viewer", 200),
+    Call("GET", "/api/v1/cpe-bulk/{bulk_id}", "viewer", 200, path=lambda: "/api/v1/cpe-bulk/1"),
+    Call(
+        "DELETE",
+        "/api/v1/cpe-bulk/{bulk_id}",
+        "operator",
+        200,
+        path=lambda: "/api/v1/cpe-bulk/1",
+    ),
     Call("GET", "/api/v1/cpe-faults", "viewer", 200),
     Call("GET", "/api/v1/presets", "viewer", 200),
     Call(
