@@ -122,7 +122,7 @@ def run() -> list[dict[str, Any]]:
         proto.root + "DeviceInfo.UpTime",
     ]
     names = [n for n in names if n in tree] or [n for n in tree if not n.endswith(".")][:3]
-    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}") for i in range(CPES)]
+    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}", resettable=False) for i in range(CPES)]
     results: list[dict[str, float]] = []
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="netd-bench-acs-") as tmp_name:

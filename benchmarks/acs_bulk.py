@@ -48,7 +48,7 @@ RATE = float(os.environ.get("BENCH_BULK_RATE", "200"))
 async def _bulk(dsn: str, acs_port: int, cpes: list[Cpe], names: list[str]) -> dict[str, Any]:
     pokes: list[float] = []
     sessions: set[asyncio.Task[Any]] = set()
-    by_index = {str(i): c for i, c in enumerate(cpes)}
+    by_index = {c.serial.rsplit("-", 1)[1]: c for c in cpes}
     failed = 0
 
     async def session(cpe: Cpe) -> None:
@@ -84,7 +84,8 @@ async def _bulk(dsn: str, acs_port: int, cpes: list[Cpe], names: list[str]) -> d
             await conn.execute("DELETE FROM cpe_bulk")
             await conn.execute(
                 "UPDATE cpe_devices SET connection_request_url = "
-                "format('http://127.0.0.1:%s/cr/%s', $1::int, split_part(serial, '-', 2)::int)",
+                "format('http://127.0.0.1:%s/cr/%s', $1::int, "
+                "reverse(split_part(reverse(serial), '-', 1)))",
                 cr_port,
             )
         cfg = AcsConfig(connection_request_rate=RATE)
@@ -132,8 +133,8 @@ def run() -> list[dict[str, Any]]:
     tree = load_model(model)
     proto = Cpe(tree)
     names = [n for n in tree if not n.endswith(".")][:3]
-    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}") for i in range(DEVICES)]
-    outsiders = [Cpe(tree, serial_suffix=f"-x{i:05d}") for i in range(DEVICES)]
+    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}", resettable=False) for i in range(DEVICES)]
+    outsiders = [Cpe(tree, serial_suffix=f"-x{i:05d}", resettable=False) for i in range(DEVICES)]
     with tempfile.TemporaryDirectory(prefix="netd-bench-bulk-") as tmp_name:
         tmp = Path(tmp_name)
         stores = EmbeddedStores(

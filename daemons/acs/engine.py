@@ -16,6 +16,8 @@ from typing import Any
 from daemons.acs import cwmp
 
 ROOTS = ("InternetGatewayDevice.", "Device.")
+#: faults about the names asked (TR-069 A.5.1): a batch that gets one is asked in halves
+NAME_FAULTS = frozenset({9003, 9004, 9005})
 PRESET_KEY = "netd-preset"  # the ParameterKey of values set by presets
 TASK_KINDS = (
     "getParameterNames",
@@ -149,6 +151,7 @@ class _Rpc:
     task: Task | None
     on_reply: Reply
     on_fault: OnFault | None = None
+    reading: _Reading | None = None  # the reading a GetParameterValues batch belongs to
 
 
 @dataclass
@@ -420,6 +423,18 @@ class Session:
 
         def fault(f: dict[str, Any]) -> list[Effect]:
             reading.left -= 1
+            code = int(f["code"])
+            tid = reading.task.id if reading.task else None
+            if code not in NAME_FAULTS:
+                # Not about the names (9002 internal error, 9001 denied...): asking them one
+                # by one would not help. The rest of this reading waits for the next session
+                # (discovery resumes with the unread names; a task faults).
+                self._queue = deque(q for q in self._queue if q.reading is not reading)
+                out: list[Effect] = [Fault(code, str(f["string"]), tid, {"params": batch})]
+                if reading.task is not None:
+                    out.append(TaskResult(reading.task.id, "fault", dict(f)))
+                    self._drop_task(reading.task.id)
+                return out
             if len(batch) > 1:
                 half = len(batch) // 2
                 reading.left += 2
@@ -431,8 +446,6 @@ class Session:
                 )
                 return []
             reading.unreadable += batch
-            tid = reading.task.id if reading.task else None
-            code = int(f["code"])
             return [
                 Params(unreadable=[(n, code) for n in batch]),
                 Fault(code, str(f["string"]), tid, {"params": batch, "read": True}),
@@ -445,6 +458,7 @@ class Session:
             reading.task,
             reply,
             fault if split else None,
+            reading,
         )
 
     def _read(self, reading: _Reading) -> list[Effect]:

@@ -112,13 +112,13 @@ class Dispatcher:
             self.sent.labels(outcome).inc()
 
     async def _run(self) -> None:
-        budget = 0.0  # a token bucket: connection_request_rate a second, a tick's worth
+        budget = 0.0  # a token bucket: connection_request_rate a second, a second's burst
         last = time.monotonic()
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
             rate = self.cfg.connection_request_rate
-            budget = min(rate * TICK + 1, budget + rate * (now - last))
+            budget = min(max(1.0, rate), budget + rate * (now - last))
             last = now
             if budget < 1:
                 continue

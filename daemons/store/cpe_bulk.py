@@ -27,6 +27,8 @@ async def take_due_pokes(pool: asyncpg.Pool, limit: int) -> list[dict[str, Any]]
     devices: dict[str, list[int]] = {}
     for r in rows:
         devices.setdefault(r["device_id"], []).append(r["id"])
+    if not devices:
+        return []
     found = await pool.fetch(
         f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE id = ANY($1::text[])", list(devices)
     )

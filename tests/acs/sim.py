@@ -90,6 +90,7 @@ class Cpe:
     #: names that fault 9005 in any GetParameterValues that asks for them (the whole call
     #: faults, as real stacks do for one parameter they list but cannot read)
     unreadable: set[str] = field(default_factory=set)
+    unreadable_fault: int = 9005  # the fault code a GetParameterValues of them gets
     #: RPCs the CPE drops: it closes the connection instead of answering (a CPE that reboots
     #: at once, or crashes, on a Reboot)
     drop: set[str] = field(default_factory=set)
@@ -97,6 +98,9 @@ class Cpe:
     complete_transfers: bool = True
     #: (method, cwmp:ID sent, cwmp:ID of the ACS's answer) for every request the CPE sent
     echoes: list[tuple[str, str, str]] = field(default_factory=list)
+    #: keep a copy of the tree to go back to on a factory reset (off for the benchmarks'
+    #: thousands of CPEs sharing one tree)
+    resettable: bool = True
     _ids: Any = field(default_factory=lambda: itertools.count(1))
     _reset: bool = False
 
@@ -106,7 +110,8 @@ class Cpe:
         for name, p in self.tree.items():
             if name.endswith("ManagementServer.ConnectionRequestURL"):
                 p.value = ""
-        self.factory = copy.deepcopy(self.tree)  # what a FactoryReset goes back to
+        # what a FactoryReset goes back to
+        self.factory = copy.deepcopy(self.tree) if self.resettable else self.tree
 
     def factory_reset(self) -> None:
         """The CPE goes back to its factory tree and bootstraps (TR-069 A.3.2.2)."""
@@ -265,7 +270,7 @@ class Cpe:
                 else:
                     return self.fault(9005, f"Invalid parameter name {n}")
             if self.unreadable.intersection(wanted):
-                return self.fault(9005, f"Invalid parameter name {min(self.unreadable)}")
+                return self.fault(self.unreadable_fault, f"cannot read {min(self.unreadable)}")
             return self.envelope(
                 f"<cwmp:GetParameterValuesResponse>{self._values(wanted)}"
                 "</cwmp:GetParameterValuesResponse>"
