@@ -35,6 +35,7 @@ from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
+from daemons.core.portclaim import PortTaken, probe
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
@@ -622,9 +623,17 @@ class AcsService(Daemon):
         loop = asyncio.get_running_loop()
         if cfg.stun_port:
             stun_server = pokes.StunServer(self.ctx.registry)
-            transport, _ = await loop.create_datagram_endpoint(
-                lambda: stun_server, local_addr=(cfg.host, cfg.stun_port)
-            )
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: stun_server, local_addr=(cfg.host, cfg.stun_port)
+                )
+            except OSError as exc:
+                where = _hostport(cfg.host, cfg.stun_port)
+                try:
+                    probe("udp", cfg.host, cfg.stun_port)
+                except PortTaken as taken:
+                    raise OSError(f"STUN (acs.stun_port) cannot listen: {taken}") from None
+                raise OSError(f"STUN (acs.stun_port) cannot listen on {where}: {exc}") from None
             self.stun, self._stun_transport = stun_server, transport
         self.dispatcher = pokes.Dispatcher(self.ctx, self.stun)
         await self.dispatcher.start()

@@ -10,6 +10,8 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +20,7 @@ from daemons.core.config import AcsConfig
 from daemons.store import acs as store
 from tests.acs.conftest import AcsServer
 from tests.acs.sim import Cpe, UdpCpe, load_model, model_files, run_session
-from tests.support import free_udp_port
+from tests.support import free_port, free_udp_port
 
 STUN_PORT = free_udp_port()
 ACS_ENV = {
@@ -110,3 +112,27 @@ async def test_a_cpe_behind_nat_is_woken_by_a_udp_connection_request(acs: AcsSer
     await asyncio.sleep(0.2)
     assert udp.nat.dropped == 1 and udp.accepted == 1
     udp.nat.close()
+
+
+def test_a_stun_port_in_use_stops_the_acs_with_one_line(tmp_path: Path, acs: AcsServer) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
+        taken.bind(("127.0.0.1", 0))
+        env = {
+            **acs.env,
+            "NETD_ACS_PORT": str(free_port()),
+            "NETD_ACS_STATUS_PORT": str(free_port()),
+            "NETD_ACS_STUN_PORT": str(taken.getsockname()[1]),
+            "NETD_STATE_DIR": str(tmp_path / "state"),
+        }
+        out = subprocess.run(
+            [sys.executable, "-m", "daemons.cli", "acs"],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert out.returncode != 0
+    assert "Traceback" not in out.stderr + out.stdout
+    assert "acs.stun_port" in out.stderr + out.stdout, out.stderr + out.stdout
