@@ -175,7 +175,7 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             return 0
         outcome = await acs_tasks.poke_device(pool, loaded.config.acs, device)
         _print({"device_id": args.device_id, "outcome": outcome})
-        return 0 if outcome == "ok" else 1
+        return 0 if outcome in ("ok", "udp-sent", "udp-queued") else 1
     if a == "params":
         for row in (await store.device_params(pool, args.device_id, args.prefix)).values():
             _print(row)

@@ -317,7 +317,7 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
     elif a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
         _print(out)
-        return 0 if out["outcome"] == "ok" else 1
+        return 0 if out["outcome"] in ("ok", "udp-sent", "udp-queued") else 1
     elif a == "faults":
         for item in api.pages("/cpe-faults", {"device": args.device}, args.limit):
             _print(item)

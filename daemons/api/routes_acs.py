@@ -107,7 +107,8 @@ class CpeTask(BaseModel):
 class TaskQueued(BaseModel):
     task: CpeTask
     connection_request: str = Field(
-        description="ok, unauthorized, unreachable, no-url, http-<status>, or not-sent"
+        description="ok, unauthorized, unreachable, no-url, http-<status>, udp-sent, "
+        "udp-queued (handed to the ACS, which sends the UDP request), or not-sent"
     )
 
 
