@@ -163,6 +163,7 @@ def run() -> list[dict[str, Any]]:
                     await conn.close()
 
             uvloop.run(prepare())
+            (tmp / "no-policies").mkdir()  # no presets (a missing directory is refused)
             port, status = free_port(), free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
             env.update(
@@ -193,9 +194,14 @@ def run() -> list[dict[str, Any]]:
                             break
                     except httpx.HTTPError:
                         pass
+                    if proc.poll() is not None:
+                        log = (tmp / "acs.log").read_text()[-2000:]
+                        raise RuntimeError(f"netd acs exited {proc.returncode}: {log}")
                     time.sleep(0.1)
                 result = uvloop.run(_bulk(dsn, port, cpes, names))
                 _log(f"bulk: {result}")
+                if not result["connection requests sent"] or result["failed sessions"]:
+                    _log((tmp / "acs.log").read_text()[-3000:])
             finally:
                 _stop(proc)
         finally:
