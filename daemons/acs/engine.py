@@ -119,8 +119,8 @@ Effect = DeviceSeen | Params | Removed | TaskResult | Fault | TransferDone | Dow
 class Step:
     """What to answer (``body`` is the inside of soap Body; None ends the session) and
     what happened. ``reply_to`` is the cwmp:ID to echo when the body answers a request of
-    the CPE's; ``task`` is set when the body is the first RPC of that task (the service
-    checks it was not cancelled meanwhile)."""
+    the CPE's; ``task`` is set when the body is an RPC of that task (the service checks it
+    was not cancelled meanwhile)."""
 
     body: str | None
     effects: list[Effect] = field(default_factory=list)
@@ -189,7 +189,6 @@ class Session:
         #: InformResponse goes out (see ``plan``)
         self.confirmed: list[Effect] = []
         self._pending: _Rpc | None = None
-        self._tasks_sent: set[int] = set()
         self.rpcs_sent = 0
         self.finished = False
 
@@ -555,7 +554,8 @@ class Session:
         return self._next(effects)
 
     def withdraw(self, task_id: int) -> Step:
-        """The task was cancelled before its first RPC went out: the next request instead."""
+        """The task was cancelled before this RPC of it went out: the next request instead
+        (none of its RPCs is sent any more)."""
         self._pending = None
         self._drop_task(task_id)
         return self._next([])
@@ -571,10 +571,7 @@ class Session:
                 continue
             self._pending = rpc
             self.rpcs_sent += 1
-            first = rpc.task if rpc.task and rpc.task.id not in self._tasks_sent else None
-            if first is not None:
-                self._tasks_sent.add(first.id)
-            return Step(rpc.xml, effects, task=first)
+            return Step(rpc.xml, effects, task=rpc.task)
         self.finished = True
         return Step(None, effects)
 
