@@ -713,6 +713,12 @@ class FakeVoltha:
             d.reason = reason
         self._notify()
 
+    def drop_port(self, device_id: str, port_no: int) -> None:
+        """The device stops reporting port ``port_no`` (a test control: a line card pulled,
+        a port missing from the core's answer); the ONUs on it stay listed."""
+        self._ports.get(device_id, {}).pop(port_no, None)
+        self._notify()
+
     def lose_onu(self, device_id: str) -> None:
         """The ONU drops off the PON (LOS): connect UNREACHABLE, oper DISCOVERED, reason
         ``stopping-openomci``; ``discover_onu`` with its serial brings it back."""

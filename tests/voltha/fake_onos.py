@@ -39,6 +39,10 @@ but stays provisioned, and a provisioned port that comes back up at the same pla
 service SADIS lists for it again (``handleOltPort``). Programming a service tells the core, so
 the ONU's reason moves to ``tech-profile-config-download-success`` and ``omci-flows-pushed``.
 
+Meters are made per device and bandwidth profile id the first time a service needs them
+and reused after (``OltMeterService.programmedMeters``): new rates under an old profile id
+never reach the OLT.
+
 Two simplifications: the queued work is done before the answer is sent (so ``services`` and
 ``failed`` are up to date when the call returns), and nothing read from SADIS is cached.
 """
@@ -181,7 +185,11 @@ class FakeOnos:
         self._ports: dict[tuple[str, int], str] = {}
         self._devices: dict[str, str] = {}  # ONOS device id -> serial number
         self._up: dict[tuple[str, int], str] = {}  # ports ONOS last saw enabled
-        self._olts: set[str] = set()  # OLT logical devices ONOS last saw
+        self._olts: set[tuple[str, int]] = set()  # OLT logical devices ONOS last saw
+        # OltMeterService.programmedMeters: one meter per device and bandwidth profile id,
+        # made from SADIS the first time and reused after (a profile's new rates under the
+        # same id never reach the OLT).
+        self._meters: dict[tuple[str, str], dict[str, Any]] = {}
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._http: httpx.AsyncClient | None = None
@@ -228,7 +236,7 @@ class FakeOnos:
         self.port = sock.getsockname()[1]
         if self.voltha is not None:
             self._up = self._enabled_ports()
-            self._olts = set(self._voltha_olts())
+            self._olts = {(k, g) for k, (_s, g) in self._voltha_olts().items()}
             self.voltha.subscribe(self._dirty.set)
             self._follow = asyncio.get_running_loop().create_task(self._follow_devices())
         return self.port
@@ -272,15 +280,19 @@ class FakeOnos:
     def remove_port(self, device_id: str, port_no: int) -> None:
         self._ports.pop((device_id, port_no), None)
 
-    def _voltha_olts(self) -> dict[str, str]:
-        """ONOS device id -> serial of every OLT of the fake core with a logical device."""
-        out: dict[str, str] = {}
+    def _voltha_olts(self) -> dict[str, tuple[str, int]]:
+        """ONOS device id -> (serial, logical device generation) of every OLT of the fake
+        core with a logical device."""
+        out: dict[str, tuple[str, int]] = {}
         if self.voltha is None:
             return out
         for device in self.voltha.devices():
             if device.root and device.oper_status != common_pb2.OperStatus.REBOOTED:
                 with contextlib.suppress(KeyError, ValueError):
-                    out[self.voltha.onos_device_id(device.id)] = device.serial_number
+                    out[self.voltha.onos_device_id(device.id)] = (
+                        device.serial_number,
+                        self.voltha.logical_device(device.id),
+                    )
         return out
 
     def _voltha_ports(self, enabled_only: bool) -> dict[tuple[str, int], str]:
@@ -314,7 +326,10 @@ class FakeOnos:
         return {**self._ports, **self._voltha_ports(True)}
 
     def _serial(self, device_id: str) -> str | None:
-        return self._devices.get(device_id) or self._voltha_olts().get(device_id)
+        if device_id in self._devices:
+            return self._devices[device_id]
+        found = self._voltha_olts().get(device_id)
+        return found[0] if found else None
 
     def _find_connect_point(self, port_name: str) -> tuple[str, int] | None:
         """Olt.findSubscriberConnectPoint: the first port with that portName."""
@@ -395,10 +410,13 @@ class FakeOnos:
                 bp_id = tag[field]
                 if bp_id in profiles:
                     continue
-                bp = await self._sadis("bandwidthprofiles", bp_id) if bp_id else None
+                bp = self._meters.get((device_id, bp_id))
+                if bp is None and bp_id:
+                    bp = await self._sadis("bandwidthprofiles", bp_id)
                 if bp is None:
                     missing = bp_id
                     break
+                self._meters[(device_id, bp_id)] = bp
                 profiles[bp_id] = bp
             if missing is not None:
                 self.failed.append(
@@ -498,13 +516,16 @@ class FakeOnos:
                 await self._device_events()
 
     async def _device_events(self) -> None:
-        olts = set(self._voltha_olts())
-        for gone in self._olts - olts:
-            # DEVICE_AVAILABILITY_CHANGED (ports gone) or DEVICE_REMOVED: purgeDeviceFlows.
+        olts = {(k, g) for k, (_s, g) in self._voltha_olts().items()}
+        for gone, _generation in self._olts - olts:
+            # DEVICE_AVAILABILITY_CHANGED (ports gone) or DEVICE_REMOVED: purgeDeviceFlows,
+            # purgeDeviceMeters.
             for key in [k for k in self._programmed if k[0] == gone]:
                 del self._programmed[key]
             for key in [k for k in self._requested if k[0] == gone]:
                 del self._requested[key]
+            for meter in [m for m in self._meters if m[0] == gone]:
+                del self._meters[meter]
         self._olts = olts
         up = self._enabled_ports()
         for cp, name in self._up.items():
