@@ -17,6 +17,7 @@ from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, op
 from daemons.store import voltha as store
 from daemons.store.cache import Cache, unpack
 from daemons.voltha.client import VolthaClient, VolthaError
+from daemons.voltha.policy import image_url_problem, normalize_serial
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -151,7 +152,8 @@ async def _run(
             raise ValueError(f"no subscriber {args.subscriber}") from None
         except asyncpg.CheckViolationError as exc:
             raise ValueError(f"binding refused: {exc.constraint_name}") from None
-        print(f"{'bound' if created else 'rebound'} ONU {args.serial} to {args.subscriber}")
+        serial = normalize_serial(args.serial)
+        print(f"{'bound' if created else 'rebound'} ONU {serial} to {args.subscriber}")
         return 0
     if action == "unbind":
         if await store.remove_binding(pool, args.serial):
@@ -179,6 +181,9 @@ async def _show(pool: asyncpg.Pool, key: str, kind: str, cache: Cache | None) ->
 async def _firmware(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int:
     if args.fw_action == "start":
         client(args.stack)  # the stack must be configured
+        problem = image_url_problem(args.url)
+        if problem is not None:
+            raise ValueError(f"--url {args.url}: {problem}")
         devices = []
         for key in dict.fromkeys(args.onus):
             dev = await _device(pool, key, "onu")

@@ -306,14 +306,12 @@ async def test_onos_follows_the_olt_reboot_and_uni_ports(
         await stub.RebootDevice(common_pb2.ID(id=olt_id))
         await until_async(lambda: not onos.requested)
         assert onos.services == {}
-        found = core.find_onu("BBSM00000008", olt_id)
-        await core.wait_for(lambda: core.find_onu("BBSM00000008", olt_id) is not None, 10)
-        found = core.find_onu("BBSM00000008", olt_id)
-        assert found is not None
-        await core.wait_for(
-            lambda: core.device(found.id).oper_status == OperStatus.ACTIVE,  # type: ignore[union-attr]
-            10,
-        )
+
+        def found_anew() -> bool:
+            found = core.find_onu("BBSM00000008", olt_id)
+            return found is not None and found.id != onu and found.oper_status == OperStatus.ACTIVE
+
+        await core.wait_for(found_anew, 10)
         listed = (await http.get("/programmed-subscribers")).json()
         assert listed == {"entries": []}
         assert pon_port_no(0) in {p.port_no for p in core.ports(olt_id)}
