@@ -204,7 +204,7 @@ def _port_plan(
 ) -> PortPlan:
     out = PortPlan(port, key)
     want_key = tag_key(want.entry) if want else None
-    if port is None or not port.location:
+    if port is None:
         if not present and want is None:  # the ONU is gone and nobody wants it back
             for r in rows:
                 out.steps.append(
@@ -212,12 +212,21 @@ def _port_plan(
                 )
         return out
     unwanted = "unbound" if want is None else "binding or plan changed"
-    if not port.active:
+    if not port.active or not port.location:
+        # Not compared with ONOS: an inactive ONU's flows come and go with its port; with no
+        # MAC for its OLT, netd cannot tell ONOS's device. Unwanted records are removed; an
+        # active ONU with no record of its wanted service gets it.
         for r in rows:
             if tag_key(r.tag_info) != want_key:
                 out.steps.append(
                     Step("remove", r, _event("voltha.service.removed", stack, r, unwanted))
                 )
+        recorded = {tag_key(r.tag_info) for r in rows}
+        if port.active and want is not None and want_key not in recorded:
+            r = row_for(port, want.subscriber, want.plan, want.entry)
+            out.steps.append(
+                Step("provision", r, _event("voltha.service.provisioned", stack, r, "bound"))
+            )
         return out
     onos = here.get(port.location, {})
     recorded = {tag_key(r.tag_info): r for r in rows}

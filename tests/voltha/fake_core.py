@@ -381,6 +381,7 @@ class FakeVoltha:
         self.calls: list[tuple[str, Any]] = []
         self.peers: list[str] = []
         self.adapter_crashes = 0
+        self.version = 0  # counts changes of devices, ports and states (not reasons alone)
         self._listeners: list[Callable[[], None]] = []
         self.port = 0
         self._server: grpc.aio.Server | None = None
@@ -627,14 +628,14 @@ class FakeVoltha:
         if d.reason == second:
             return
         d.reason = first
-        self._notify()
+        self._notify(topology=False)
 
         async def then() -> None:
             await self._step()
             again = self._devices.get(onu_id)
             if again is not None and again.reason == first:
                 again.reason = second
-                self._notify()
+                self._notify(topology=False)
 
         self._spawn(f"flows:{onu_id}", then())
 
@@ -738,7 +739,11 @@ class FakeVoltha:
         copy.CopyFrom(msg)
         return copy
 
-    def _notify(self) -> None:
+    def _notify(self, topology: bool = True) -> None:
+        """Wake waiters and listeners; ``topology``: devices, ports or their states may have
+        changed (``version`` moves), not only a reason."""
+        if topology:
+            self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
         for listener in list(self._listeners):

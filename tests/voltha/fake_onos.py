@@ -195,6 +195,8 @@ class FakeOnos:
         self._http: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
         self._follow: asyncio.Task[None] | None = None
+        self._cache: dict[str, Any] = {}
+        self._cache_version = -1
         self._dirty = asyncio.Event()
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])]
@@ -280,12 +282,26 @@ class FakeOnos:
     def remove_port(self, device_id: str, port_no: int) -> None:
         self._ports.pop((device_id, port_no), None)
 
+    def _cached(self, name: str, build: Any) -> Any:
+        """``build()``, computed once per state of the fake core."""
+        assert self.voltha is not None
+        if self._cache_version != self.voltha.version:
+            self._cache = {}
+            self._cache_version = self.voltha.version
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
+
     def _voltha_olts(self) -> dict[str, tuple[str, int]]:
         """ONOS device id -> (serial, logical device generation) of every OLT of the fake
         core with a logical device."""
-        out: dict[str, tuple[str, int]] = {}
         if self.voltha is None:
-            return out
+            return {}
+        return dict(self._cached("olts", self._build_olts))
+
+    def _build_olts(self) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        assert self.voltha is not None
         for device in self.voltha.devices():
             if device.root and device.oper_status != common_pb2.OperStatus.REBOOTED:
                 with contextlib.suppress(KeyError, ValueError):
@@ -296,9 +312,19 @@ class FakeOnos:
         return out
 
     def _voltha_ports(self, enabled_only: bool) -> dict[tuple[str, int], str]:
-        ports: dict[tuple[str, int], str] = {}
         if self.voltha is None:
-            return ports
+            return {}
+        ports, up, _onus = self._cached("ports", self._build_ports)
+        return dict(up if enabled_only else ports)
+
+    def _build_ports(
+        self,
+    ) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], str], dict[tuple[str, int], str]]:
+        """All ports, the enabled ones, and the ONU device of each UNI port."""
+        ports: dict[tuple[str, int], str] = {}
+        up: dict[tuple[str, int], str] = {}
+        onus: dict[tuple[str, int], str] = {}
+        assert self.voltha is not None
         olts = {d.id: d for d in self.voltha.devices() if d.root}
         for device in self.voltha.devices():
             olt = olts.get(device.id if device.root else device.parent_id)
@@ -309,14 +335,17 @@ class FakeOnos:
             except (KeyError, ValueError):
                 continue
             for p in self.voltha.ports(device.id):
-                up = p.oper_status == common_pb2.OperStatus.ACTIVE
-                if enabled_only and not up:
-                    continue
+                cp = (onos_id, p.port_no)
                 if device.root and p.type == device_pb2.Port.ETHERNET_NNI:
-                    ports[(onos_id, p.port_no)] = f"nni-{p.port_no}"
+                    ports[cp] = f"nni-{p.port_no}"
                 elif not device.root and p.type == device_pb2.Port.ETHERNET_UNI:
-                    ports[(onos_id, p.port_no)] = p.ofp_port.name
-        return ports
+                    ports[cp] = p.ofp_port.name
+                    onus[cp] = device.id
+                else:
+                    continue
+                if p.oper_status == common_pb2.OperStatus.ACTIVE:
+                    up[cp] = ports[cp]
+        return ports, up, onus
 
     def known_ports(self) -> dict[tuple[str, int], str]:
         """(ONOS device id, port number) -> port name, manual and from ``voltha``."""
@@ -372,13 +401,9 @@ class FakeOnos:
     def _flows_pushed(self, device_id: str, port_no: int, pushed: bool) -> None:
         if self.voltha is None:
             return
-        for device in self.voltha.devices():
-            if device.root:
-                continue
-            if any(p.port_no == port_no for p in self.voltha.ports(device.id)):
-                with contextlib.suppress(KeyError, ValueError):
-                    if self.voltha.onos_device_id(device.parent_id) == device_id:
-                        self.voltha.flows_changed(device.id, pushed)
+        onu = self._cached("ports", self._build_ports)[2].get((device_id, port_no))
+        if onu is not None:
+            self.voltha.flows_changed(onu, pushed)
 
     async def _program(
         self, device_id: str, port_no: int, port_name: str, sub: dict[str, Any], tags: list[Any]
@@ -571,7 +596,8 @@ class FakeOnos:
             return _error(404, "HTTP 404 Not Found")
         parts = path[len(_BASE) + 1 :].split("/")
         async with self._lock:
-            if self.voltha is not None:
+            if self.voltha is not None and self._dirty.is_set():
+                self._dirty.clear()
                 await self._device_events()  # events already delivered before this request
             return await self._route(request.method, parts)
 
