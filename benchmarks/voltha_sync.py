@@ -22,8 +22,8 @@ Measured, per run and mode:
   programmed-subscribers and the comparison; no write): seconds per sync
   (netd_voltha_sync_seconds sum/count) and the daemon's CPU per sync (/proc utime+stime
   over the window, divided by the syncs in it); rows written and events raised in the window
-  (xmin/ctid of every row of voltha_devices, voltha_ports, voltha_services compared before
-  and after: must be 0);
+  (xmin/ctid of every row of voltha_devices, voltha_ports, voltha_onos_services compared
+  before and after: must be 0);
 - a change: 10% of the ONUs go UNREACHABLE in the fake; the time until all their
   voltha.onu.state events are in PostgreSQL (at most one sync interval plus the sync);
 - reconciling only: an OLT reboot (its 128 ONU devices deleted one at a time and found
@@ -69,7 +69,7 @@ OLTS = int(os.environ.get("BENCH_VOLTHA_OLTS", "16"))
 ONUS = int(os.environ.get("BENCH_VOLTHA_ONUS", "128"))
 SECONDS = float(os.environ.get("BENCH_VOLTHA_SECONDS", "10"))
 PONS = 4
-TABLES = ("voltha_devices", "voltha_ports", "voltha_services")
+TABLES = ("voltha_devices", "voltha_ports", "voltha_onos_services")
 
 
 def _log(message: str) -> None:
@@ -190,7 +190,8 @@ async def _mode(
     r: dict[str, float] = {}
     try:
         await conn.execute(
-            "TRUNCATE voltha_devices, voltha_ports, voltha_services, voltha_disabled_onus, events"
+            "TRUNCATE voltha_devices, voltha_ports, voltha_onos_services, voltha_disabled_onus, "
+            "events"
         )
         status = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
@@ -229,7 +230,7 @@ async def _mode(
             await until("SELECT count(*) FROM voltha_devices", total, "first sync")
             r[f"first sync s ({mode})"] = time.perf_counter() - t0
             if onos is not None:
-                await until("SELECT count(*) FROM voltha_services", len(serials), "services")
+                await until("SELECT count(*) FROM voltha_onos_services", len(serials), "services")
                 r["all services provisioned s (reconciling)"] = time.perf_counter() - t0
                 assert len(onos.services) == len(serials), len(onos.services)
             url = f"http://127.0.0.1:{status}/metrics"

@@ -328,7 +328,7 @@ async def services(pool: asyncpg.Pool, stack: str) -> list[ServiceRow]:
     rows = await pool.fetch(
         "SELECT serial, uni, subscriber, plan, s_tag, c_tag, tp_id, tag_info::text AS tag_info, "
         "location, extract(epoch FROM now() - provisioned_at)::float8 AS age "
-        "FROM voltha_services WHERE stack = $1 ORDER BY serial, uni, provisioned_at",
+        "FROM voltha_onos_services WHERE stack = $1 ORDER BY serial, uni, provisioned_at",
         stack,
     )
     return [ServiceRow(**{**dict(r), "tag_info": json.loads(r["tag_info"])}) for r in rows]
@@ -343,7 +343,7 @@ async def record_service(
     """Record a service ONOS holds (provisioned by netd, or found there), with its events."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "INSERT INTO voltha_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
+            "INSERT INTO voltha_onos_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
             "tp_id, tag_info, location) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) "
             "ON CONFLICT (stack, serial, uni, s_tag, c_tag, tp_id) DO UPDATE SET "
             "subscriber = EXCLUDED.subscriber, plan = EXCLUDED.plan, "
@@ -368,7 +368,7 @@ async def forget_service(
     """Delete a service's record (ONOS no longer holds it), with its events."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "DELETE FROM voltha_services WHERE stack = $1 AND serial = $2 AND uni = $3 "
+            "DELETE FROM voltha_onos_services WHERE stack = $1 AND serial = $2 AND uni = $3 "
             "AND s_tag = $4 AND c_tag = $5 AND tp_id = $6",
             stack,
             row.serial,

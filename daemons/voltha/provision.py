@@ -1,5 +1,5 @@
 """Subscriber services through ONOS's olt app, reconciled every sync: what netd wants for
-each bound ONU's UNI ports, what it recorded (``voltha_services``, which SADIS serves while
+each bound ONU's UNI ports, what it recorded (``voltha_onos_services``, which SADIS serves while
 ONOS holds it) and what ONOS's ``programmed-subscribers`` shows (``reconcile.plan`` decides;
 this carries it out).
 

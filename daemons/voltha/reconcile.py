@@ -221,8 +221,7 @@ def _port_plan(
                 out.steps.append(
                     Step("remove", r, _event("voltha.service.removed", stack, r, unwanted))
                 )
-        recorded = {tag_key(r.tag_info) for r in rows}
-        if port.active and want is not None and want_key not in recorded:
+        if port.active and want is not None and want_key not in {tag_key(r.tag_info) for r in rows}:
             r = row_for(port, want.subscriber, want.plan, want.entry)
             out.steps.append(
                 Step("provision", r, _event("voltha.service.provisioned", stack, r, "bound"))

@@ -8,7 +8,7 @@ entry missing): field names and JSON types as ``SubscriberAndDeviceInformation``
 out rather than sent empty, rates in kbit/s and bursts in kbit.
 
 - ``/subscribers/<ONU serial>-<UNI>``: a UNI port (ONOS names UNI ports so). While ONOS
-  holds services on the port (``voltha_services``), exactly their entries, as served when
+  holds services on the port (``voltha_onos_services``), exactly their entries, as served when
   they were provisioned: the olt app matches the whole entry to remove one, so a new VLAN
   tag or rate is served only once the old service is gone. Otherwise the bound
   subscriber's entry: its tags, technology profile and the bandwidth profiles of its plan.
@@ -80,7 +80,7 @@ class Sadis:
 
     async def _port(self, key: str, serial: str, uni: int) -> dict[str, Any] | None:
         rows = await self.pool.fetch(
-            "SELECT subscriber, tag_info::text AS tag_info FROM voltha_services "
+            "SELECT subscriber, tag_info::text AS tag_info FROM voltha_onos_services "
             "WHERE serial = $1 AND uni = $2 ORDER BY provisioned_at, s_tag, c_tag, tp_id",
             serial,
             uni,
@@ -108,7 +108,7 @@ class Sadis:
         if match is not None:
             plan = match["plan"]
             known = plan in await self._rates() or await self.pool.fetchval(
-                "SELECT EXISTS (SELECT 1 FROM voltha_services WHERE plan = $1)", plan
+                "SELECT EXISTS (SELECT 1 FROM voltha_onos_services WHERE plan = $1)", plan
             )
             return bandwidth_profile(key, int(match["kbps"])) if known else None
         plan, sep, direction = key.rpartition("-")  # <plan>-<dir>: what netd served before

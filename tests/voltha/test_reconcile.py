@@ -94,10 +94,13 @@ async def test_olt_reboot_brings_every_service_back_and_refuses_the_unbound(
         assert (await c.post(f"/api/v1/voltha/devices/{olt_id}/reboot")).status_code == 202
 
     def found_anew() -> bool:
+        # The unbound one is refused as soon as it is seen, active or not yet.
         return all(
-            active(stack, olt_id, s) and onu(stack, olt_id, s).id != old_ids[s]  # type: ignore[union-attr]
+            (active(stack, olt_id, s) or s == "RBTA00000003")
+            and onu(stack, olt_id, s).id != old_ids[s]  # type: ignore[union-attr]
             for s in serials
-        )
+            if onu(stack, olt_id, s) is not None
+        ) and all(onu(stack, olt_id, s) is not None for s in serials)
 
     await until(found_anew, 20, "the ONUs found again as new devices")
     after = {s: uni_location(stack, olt_id, s) for s in serials[:2]}
@@ -108,6 +111,15 @@ async def test_olt_reboot_brings_every_service_back_and_refuses_the_unbound(
         lambda: onu(stack, olt_id, "RBTA00000003").admin_state == ADMIN.DISABLED,  # type: ignore[union-attr]
         what="the rediscovered unbound ONU refused again",
     )
+
+    async def recorded() -> bool:  # the events follow ONOS's answer, in netd's next write
+        events = await events_of(stack, mark)
+        return {e["subject"] for e in events if e["kind"] == "voltha.service.corrected"} == {
+            "RBTA00000001-1",
+            "RBTA00000002-1",
+        } and any(e["kind"] == "voltha.onu.refused" for e in events)
+
+    await until(recorded, what="the corrections and the refusal recorded")
     events = await events_of(stack, mark)
     kinds = [e["kind"] for e in events]
     # One ONU gone from ListDevicePorts in the middle of a sync: no false unreachable.
@@ -135,7 +147,7 @@ async def test_a_service_onos_has_and_netd_does_not_want_is_removed(stack: Stack
         entry = (await s.get("/subscribers/STAL00000001-1")).json()
     stray = {**entry["uniTagList"][0], "ponCTag": 499}
     await stack.pool.execute(
-        "INSERT INTO voltha_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
+        "INSERT INTO voltha_onos_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
         "tp_id, tag_info) VALUES ('elsewhere', 'STAL00000001', 1, 'alice', 'fiber-100', 100, "
         "499, 64, $1::jsonb)",
         json.dumps(stray),
@@ -146,18 +158,26 @@ async def test_a_service_onos_has_and_netd_does_not_want_is_removed(stack: Stack
         r = await o.post("/onos/olt/oltapp/services/STAL00000001-1/100/499/64")
         assert r.status_code == 200
     assert ("STAL00000001-1", 100, 499, 64) in stack.onos.services
-    await stack.pool.execute("DELETE FROM voltha_services WHERE stack = 'elsewhere'")
+    await stack.pool.execute("DELETE FROM voltha_onos_services WHERE stack = 'elsewhere'")
     await until(
         lambda: ("STAL00000001-1", 100, 499, 64) not in stack.onos.requested,
         what="the stray service removed",
     )
     assert programmed(stack, olt_id, "STAL00000001", 100, 401)
+
+    async def written() -> bool:
+        rows = await stack.pool.fetch(
+            "SELECT c_tag FROM voltha_onos_services WHERE serial = 'STAL00000001'"
+        )
+        return [r["c_tag"] for r in rows] == [401]
+
+    await until(written, what="the stray's record gone")
     corrected = await events_of(stack, mark, "voltha.service.corrected")
     assert [(e["subject"], e["data"]["action"], e["data"]["c_tag"]) for e in corrected] == [
         ("STAL00000001-1", "removed", 499)
     ]
     rows = await stack.pool.fetch(
-        "SELECT c_tag FROM voltha_services WHERE serial = 'STAL00000001' ORDER BY c_tag"
+        "SELECT c_tag FROM voltha_onos_services WHERE serial = 'STAL00000001' ORDER BY c_tag"
     )
     assert [r["c_tag"] for r in rows] == [401]
 
@@ -175,13 +195,22 @@ async def test_new_vlan_tags_replace_the_service_in_onos(stack: Stack) -> None:
         what="the old service gone from ONOS, not only its flows",
     )
     assert ("VLAN00000001-1", 100, 501, 64) not in stack.onos.services
-    kinds = [
-        (e["kind"], e["data"]["c_tag"])
-        for e in await events_of(stack, mark)
-        if e["kind"].startswith("voltha.service.")
-    ]
-    assert ("voltha.service.removed", 501) in kinds
-    assert ("voltha.service.provisioned", 502) in kinds
+
+    async def kinds() -> list[tuple[str, int]]:
+        return [
+            (e["kind"], e["data"]["c_tag"])
+            for e in await events_of(stack, mark)
+            if e["kind"].startswith("voltha.service.")
+        ]
+
+    await until(
+        lambda: _has(kinds, ("voltha.service.provisioned", 502)), what="the provisioned event"
+    )
+    assert ("voltha.service.removed", 501) in await kinds()
+
+
+async def _has(got: Any, item: Any) -> bool:
+    return item in await got()
 
 
 async def test_a_new_rate_gets_a_new_profile_and_reaches_onos(stack: Stack) -> None:

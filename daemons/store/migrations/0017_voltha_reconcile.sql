@@ -4,15 +4,32 @@
 --    and, as voltha-go builds it, the datapath id of its ONOS device (of:<MAC as 16 hex>).
 ALTER TABLE voltha_devices ADD COLUMN mac_address text NOT NULL DEFAULT '';
 
--- 2. voltha_services becomes the record of the services ONOS holds on each UNI port, each
---    with the uniTagList entry SADIS served for it (tag_info), verbatim: SADIS keeps serving
---    a port's recorded entries, and only them, until ONOS has removed them, so that ONOS can
---    match what it holds (the olt app compares the whole entry) and the new entry is served
+-- 2. voltha_onos_services: the services ONOS holds on each UNI port, each with the
+--    uniTagList entry SADIS served for it (tag_info), verbatim: SADIS keeps serving a
+--    port's recorded entries, and only them, until ONOS has removed them, so that ONOS can
+--    match what it holds (the olt app compares the whole entry) and a new entry is served
 --    only once the old one is gone. A port can hold several while an old one is removed.
-ALTER TABLE voltha_services ADD COLUMN tag_info jsonb;
-ALTER TABLE voltha_services ADD COLUMN location text NOT NULL DEFAULT '';
--- What netd served before this migration, for the services provisioned then.
-UPDATE voltha_services SET tag_info = jsonb_build_object(
+--    It takes over from voltha_services (one row a port, tags only), which stays for the
+--    daemons of the previous release during a rolling upgrade and goes in a later release.
+CREATE TABLE voltha_onos_services (
+    stack           text NOT NULL,
+    serial          text NOT NULL,
+    uni             integer NOT NULL,
+    subscriber      text NOT NULL,
+    plan            text NOT NULL,
+    s_tag           integer NOT NULL,
+    c_tag           integer NOT NULL,
+    tp_id           integer NOT NULL,
+    tag_info        jsonb NOT NULL,
+    location        text NOT NULL DEFAULT '',  -- ONOS's <device>/<port> when provisioned
+    provisioned_at  timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (stack, serial, uni, s_tag, c_tag, tp_id)
+);
+CREATE INDEX voltha_onos_services_port_idx ON voltha_onos_services (serial, uni);
+-- The services provisioned before, with the entry netd served for them then.
+INSERT INTO voltha_onos_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, tp_id,
+                                  tag_info, provisioned_at)
+SELECT stack, serial, uni, subscriber, plan, s_tag, c_tag, tp_id, jsonb_build_object(
     'uniTagMatch', 4096,
     'ponCTag', c_tag,
     'ponSTag', s_tag,
@@ -27,11 +44,8 @@ UPDATE voltha_services SET tag_info = jsonb_build_object(
     'isIgmpRequired', false,
     'enableMacLearning', false,
     'serviceName', 'hsia'
-);
-ALTER TABLE voltha_services ALTER COLUMN tag_info SET NOT NULL;
-ALTER TABLE voltha_services DROP CONSTRAINT voltha_services_pkey;
-ALTER TABLE voltha_services ADD PRIMARY KEY (stack, serial, uni, s_tag, c_tag, tp_id);
-CREATE INDEX voltha_services_port_idx ON voltha_services (serial, uni);
+), provisioned_at
+FROM voltha_services;
 
 -- 3. ONU serials in openolt's form: the vendor id as the ONU gives it (upper case), the
 --    vendor-specific part as lower-case hex (voltha-openolt-adapter device_handler.go
