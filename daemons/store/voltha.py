@@ -158,7 +158,7 @@ async def put_binding(pool: asyncpg.Pool, b: Binding) -> bool:
 async def remove_binding(pool: asyncpg.Pool, serial: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
         status = await conn.execute(
-            "DELETE FROM onu_bindings WHERE serial = $1", normalize_serial(serial)
+            "DELETE FROM onu_bindings WHERE lower(serial) = lower($1)", serial
         )
         await conn.execute(f"NOTIFY {BINDINGS_NOTIFY}")
     return bool(status.endswith(" 1"))
@@ -173,8 +173,9 @@ async def bindings(pool: asyncpg.Pool) -> dict[str, Binding]:
 
 async def binding(pool: asyncpg.Pool, serial: str) -> Binding | None:
     r = await pool.fetchrow(
-        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings WHERE serial = $1",
-        normalize_serial(serial),
+        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings "
+        "WHERE lower(serial) = lower($1)",
+        serial,
     )
     return Binding(**dict(r)) if r else None
 
@@ -288,7 +289,7 @@ async def list_devices(
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT d.*, b.subscriber FROM voltha_devices d "
-        "LEFT JOIN onu_bindings b ON b.serial = d.serial AND d.kind = 'onu' "
+        "LEFT JOIN onu_bindings b ON lower(b.serial) = lower(d.serial) AND d.kind = 'onu' "
         "WHERE d.kind = $1 AND ($2::text IS NULL OR d.stack = $2) "
         "AND ($3::text IS NULL OR d.parent_id = $3) ORDER BY d.stack, d.serial, d.id",
         kind,
@@ -302,11 +303,10 @@ async def find_device(pool: asyncpg.Pool, key: str) -> dict[str, Any] | None:
     """A device by VOLTHA id or serial number."""
     r = await pool.fetchrow(
         "SELECT d.*, b.subscriber FROM voltha_devices d "
-        "LEFT JOIN onu_bindings b ON b.serial = d.serial AND d.kind = 'onu' "
-        "WHERE d.id = $1 OR d.serial = $1 OR d.serial = $2 "
+        "LEFT JOIN onu_bindings b ON lower(b.serial) = lower(d.serial) AND d.kind = 'onu' "
+        "WHERE d.id = $1 OR lower(d.serial) = lower($1) "
         "ORDER BY (d.id = $1) DESC, (d.serial = $1) DESC LIMIT 1",
         key,
-        normalize_serial(key),
     )
     return dict(r) if r else None
 

@@ -38,6 +38,13 @@ def normalize_serial(serial: str) -> str:
     return serial
 
 
+def serial_key(serial: str) -> str:
+    """What two spellings of one ONU serial have in common: netd matches bindings to ONU
+    devices without regard to case (an operator types a serial from a label), and speaks
+    to VOLTHA and ONOS with the device's own spelling."""
+    return serial.lower()
+
+
 @dataclass(frozen=True)
 class Refuse:
     serial: str
@@ -66,17 +73,17 @@ def allowlist(
     bound, and their ONU device there: enabled with a call if the device is disabled, only
     forgotten if it is enabled already. A bound serial whose device is not there waits (to
     enable a serial with no ONU device gives NOT_FOUND, which allows nothing)."""
-    bound_set = {normalize_serial(b) for b in bound}
+    bound_set = {serial_key(b) for b in bound}
     devices = [o for o in onus if o.kind == "onu" and o.serial]
     refuse = [
         Refuse(o.serial, o.parent_id, o.pon_port, o.id)
         for o in devices
-        if normalize_serial(o.serial) not in bound_set and o.admin_state == "ENABLED"
+        if serial_key(o.serial) not in bound_set and o.admin_state == "ENABLED"
     ]
-    present = {normalize_serial(o.serial): o for o in devices}
+    present = {serial_key(o.serial): o for o in devices}
     allow = []
     for serial in disabled:
-        key = normalize_serial(serial)
+        key = serial_key(serial)
         onu = present.get(key)
         if key not in bound_set or onu is None:
             continue

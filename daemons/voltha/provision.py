@@ -36,7 +36,7 @@ from daemons.voltha import reconcile
 from daemons.voltha.entries import plan_rates, service_entry, tag_key
 from daemons.voltha.inventory import Event, Snapshot
 from daemons.voltha.onos import Onos, OnosError
-from daemons.voltha.policy import normalize_serial
+from daemons.voltha.policy import serial_key
 
 log = logging.getLogger("netd.voltha")
 Published = Callable[[list[tuple[int, Event]]], Awaitable[None]]
@@ -96,7 +96,7 @@ class Provisioner:
             entry = service_entry(
                 b.s_tag, b.c_tag, b.tp_id, w.plan, rates.get(w.plan, (None, None))
             )
-            wants[(normalize_serial(serial), b.uni)] = reconcile.Want(b.subscriber, w.plan, entry)
+            wants[(serial_key(serial), b.uni)] = reconcile.Want(b.subscriber, w.plan, entry)
         rows = await store.services(self.pool, self.stack)
         try:
             programmed = await self.onos.programmed()
@@ -106,9 +106,7 @@ class Provisioner:
             return
         self.calls.labels(self.stack, "programmed", "ok").inc()
         present = [
-            normalize_serial(r.serial)
-            for r in snap.devices.values()
-            if r.kind == "onu" and r.serial
+            serial_key(r.serial) for r in snap.devices.values() if r.kind == "onu" and r.serial
         ]
         plans = reconcile.plan(
             self.stack,

@@ -26,7 +26,7 @@ from typing import Any
 
 from daemons.voltha.entries import minimal_tag, tag_key
 from daemons.voltha.inventory import Event, Snapshot
-from daemons.voltha.policy import normalize_serial
+from daemons.voltha.policy import serial_key
 
 Key = tuple[str, int]  # (ONU serial in openolt's form, UNI number from 1)
 
@@ -112,7 +112,7 @@ def ports(snap: Snapshot) -> dict[Key, Port]:
         device = olts.get(onu.parent_id)
         active = onu.admin_state == "ENABLED" and onu.oper_status == "ACTIVE"
         location = f"{device}/{p.port_no}" if device else ""
-        out[(normalize_serial(onu.serial), uni)] = Port(onu.serial, uni, location, active)
+        out[(serial_key(onu.serial), uni)] = Port(onu.serial, uni, location, active)
     return out
 
 
@@ -171,7 +171,7 @@ def plan(
         here.setdefault(location, {})[tag_key(tag)] = tag
     by_port: dict[Key, list[ServiceRow]] = {}
     for r in rows:
-        by_port.setdefault((normalize_serial(r.serial), r.uni), []).append(r)
+        by_port.setdefault((serial_key(r.serial), r.uni), []).append(r)
     there = set(present)
     out = []
     for key in sorted(set(by_port) | set(wants) | set(uni_ports)):

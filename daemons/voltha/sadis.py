@@ -45,7 +45,6 @@ from daemons.voltha.entries import (
     service_entry,
     subscriber_entry,
 )
-from daemons.voltha.policy import normalize_serial
 
 log = logging.getLogger("netd.voltha")
 _ratelog = RateLimitedLog(log)
@@ -81,7 +80,8 @@ class Sadis:
     async def _port(self, key: str, serial: str, uni: int) -> dict[str, Any] | None:
         rows = await self.pool.fetch(
             "SELECT subscriber, tag_info::text AS tag_info FROM voltha_onos_services "
-            "WHERE serial = $1 AND uni = $2 ORDER BY provisioned_at, s_tag, c_tag, tp_id",
+            "WHERE lower(serial) = lower($1) AND uni = $2 "
+            "ORDER BY provisioned_at, s_tag, c_tag, tp_id",
             serial,
             uni,
         )
@@ -91,7 +91,7 @@ class Sadis:
         row = await self.pool.fetchrow(
             "SELECT b.subscriber, b.s_tag, b.c_tag, b.tp_id, s.plan FROM onu_bindings b "
             "JOIN subscribers s ON s.username = b.subscriber "
-            "WHERE b.serial = $1 AND b.uni = $2 AND s.state = 'active'",
+            "WHERE lower(b.serial) = lower($1) AND b.uni = $2 AND s.state = 'active'",
             serial,
             uni,
         )
@@ -127,7 +127,7 @@ class Sadis:
             # ASCII digits only ("²".isdigit() is true, int("²") fails), few enough to fit
             # the integer column: a UNI port number.
             if sep and uni.isascii() and uni.isdigit() and len(uni) <= 9:
-                found = await self._port(key, normalize_serial(serial), int(uni))
+                found = await self._port(key, serial, int(uni))
                 if found is not None:
                     return found
             olt = await self.pool.fetchrow(

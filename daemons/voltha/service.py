@@ -392,7 +392,7 @@ class VolthaService(Daemon):
                     )
                     continue
             self.metrics.allowlist.labels(st.name, "allowed").inc()
-            key = policy.normalize_serial(a.serial)
+            key = policy.serial_key(a.serial)
             event = Event(
                 "voltha.onu.allowed",
                 a.serial,
@@ -402,11 +402,7 @@ class VolthaService(Daemon):
                     "pon_port": a.pon_port,
                     "device_id": a.device_id,
                     "subscriber": next(
-                        (
-                            b.subscriber
-                            for s, b in bound.items()
-                            if policy.normalize_serial(s) == key
-                        ),
+                        (b.subscriber for s, b in bound.items() if policy.serial_key(s) == key),
                         "",
                     ),
                     "enabled": "by netd" if a.call else "already (a new device)",

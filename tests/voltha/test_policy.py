@@ -125,6 +125,10 @@ def test_serials_in_openolts_form() -> None:
     onus = [_olt(), _onu("ALPHe3d1cea3", OPER.ACTIVE)]
     snap = inventory.snapshot("lab", onus, _ports())
     assert policy.allowlist(snap.devices.values(), {"ALPHE3D1CEA3"}, {}) == ([], [])
+    # A vendor id openolt reports as the ONU gives it, lower case included: still matched.
+    odd = inventory.snapshot("lab", [_olt(), _onu("abcd0000beef", OPER.ACTIVE)], _ports())
+    assert policy.normalize_serial("abcd0000beef") == "ABCD0000beef"
+    assert policy.allowlist(odd.devices.values(), {"ABCD0000beef"}, {}) == ([], [])
 
 
 def test_image_urls_openonu_can_fetch() -> None:

@@ -116,7 +116,7 @@ def _snap(*onus: tuple[str, int, int]) -> inventory.Snapshot:
 
 
 WANT = reconcile.Want("alice", "fiber-100", entries.service_entry(100, 201, 64, "fiber-100", RATES))
-KEY = ("ALPHe3d1cea3", 1)
+KEY = ("alphe3d1cea3", 1)
 
 
 def _plan(
@@ -143,7 +143,9 @@ def _plan(
 
 
 def _row(entry: dict[str, Any], age: float = 60.0) -> reconcile.ServiceRow:
-    r = reconcile.row_for(KEY, "alice", "fiber-100", entry, "of:000000000a000001/256")
+    r = reconcile.row_for(
+        ("ALPHe3d1cea3", 1), "alice", "fiber-100", entry, "of:000000000a000001/256"
+    )
     return reconcile.ServiceRow(**{**r.__dict__, "age": age})
 
 

@@ -25,7 +25,8 @@ CREATE TABLE voltha_onos_services (
     provisioned_at  timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (stack, serial, uni, s_tag, c_tag, tp_id)
 );
-CREATE INDEX voltha_onos_services_port_idx ON voltha_onos_services (serial, uni);
+-- SADIS looks a port up by the serial in ONOS's port name, whatever its case.
+CREATE INDEX voltha_onos_services_port_idx ON voltha_onos_services (lower(serial), uni);
 -- The services provisioned before, with the entry netd served for them then.
 INSERT INTO voltha_onos_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, tp_id,
                                   tag_info, provisioned_at)
@@ -77,3 +78,6 @@ WHERE o.serial = d.serial AND d.rank > 1;
 UPDATE onu_bindings SET serial = upper(substr(serial, 1, 4)) || lower(substr(serial, 5))
 WHERE serial ~ '^[A-Za-z0-9]{4}[0-9A-Fa-f]{8}$'
   AND serial <> upper(substr(serial, 1, 4)) || lower(substr(serial, 5));
+-- Bindings are matched to ONU devices whatever the case of the serial (an operator types
+-- it from a label; netd speaks to VOLTHA and ONOS with the device's own spelling).
+CREATE INDEX onu_bindings_serial_lower_idx ON onu_bindings (lower(serial));
