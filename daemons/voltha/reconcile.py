@@ -6,8 +6,9 @@ ONOS purge what it had on the OLT (opencord/olt ``Olt.java``: DEVICE_AVAILABILIT
 with no ports left, ``purgeDeviceFlows``); the ONUs come back as new devices, perhaps on new
 UNI port numbers. So every sync compares, for each UNI port of an ONU that is there:
 
-- entries ONOS has that netd did not record: the wanted one is recorded; any other is
-  stale: recorded (so that SADIS serves it and ONOS can match it) and removed;
+- entries ONOS has that netd did not record (on a port netd manages: bound, or with a
+  record): the wanted one is recorded; any other is stale: recorded (so that SADIS serves
+  it and ONOS can match it) and removed;
 - records ONOS does not have any more: the wanted one is provisioned again (once it is
   older than ``settle``: ONOS programs asynchronously); any other is forgotten;
 - records that are not the wanted service (new tags, a new rate, unbound) are removed while
@@ -174,7 +175,10 @@ def plan(
         by_port.setdefault((serial_key(r.serial), r.uni), []).append(r)
     there = set(present)
     out = []
-    for key in sorted(set(by_port) | set(wants) | set(uni_ports)):
+    # Ports netd manages: bound, or holding a service netd recorded. Another UNI port's
+    # services in ONOS are not netd's business (with voltha.allowlist off, an operator may
+    # run ONUs beside netd).
+    for key in sorted(set(by_port) | set(wants)):
         p = _port_plan(
             stack,
             key,

@@ -193,6 +193,8 @@ def test_plans() -> None:
         ("forget", "voltha.service.removed", "ONU gone")
     ]
     assert _plan(empty, [_row(WANT.entry)], []) == []
+    # A port netd does not manage (unbound, no record) is left alone, whatever ONOS has.
+    assert _plan(active, [], there, {}) == []
     # An ONU that is not active is not compared with ONOS (its flows come and go).
     rebooting = _snap(("ALPHe3d1cea3", 1, OPER.DISCOVERED))
     assert _plan(rebooting, [_row(WANT.entry)], []) == []
