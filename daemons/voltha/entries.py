@@ -19,8 +19,8 @@ whole entry missing). Pure: the SADIS server (``sadis.py``) and the reconciliati
 from __future__ import annotations
 
 import ipaddress
-import json
 import math
+import operator
 import re
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -71,9 +71,28 @@ def canonical_tag(entry: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def tag_key(entry: Mapping[str, Any]) -> str:
-    """One service's identity as ONOS compares it (the whole entry), as a string."""
-    return json.dumps(canonical_tag(entry), sort_keys=True)
+TagKey = tuple[Any, ...]
+_ALL_FIELDS = operator.itemgetter(*_TAG_DEFAULTS)
+
+
+def tag_key(entry: Mapping[str, Any]) -> TagKey:
+    """One service's identity as ONOS compares it (the whole entry, defaults filled in),
+    hashable and cheap: a reconciliation computes some thousands of them per sync. ONOS's
+    own entries have every field (one C-level read); netd's leave defaults out."""
+    try:
+        key: TagKey = _ALL_FIELDS(entry)
+        if None not in key:
+            return key
+    except KeyError:
+        pass
+    merged = dict(_TAG_DEFAULTS)
+    merged.update({k: v for k, v in entry.items() if v is not None and k in merged})
+    if merged["upstreamOltBandwidthProfile"] is None:
+        merged["upstreamOltBandwidthProfile"] = merged["upstreamBandwidthProfile"]
+    if merged["downstreamOltBandwidthProfile"] is None:
+        merged["downstreamOltBandwidthProfile"] = merged["downstreamBandwidthProfile"]
+    full: TagKey = _ALL_FIELDS(merged)
+    return full
 
 
 def minimal_tag(entry: Mapping[str, Any]) -> dict[str, Any]:

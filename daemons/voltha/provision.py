@@ -33,7 +33,7 @@ from daemons.core.ratelog import RateLimitedLog
 from daemons.store import api as api_store
 from daemons.store import voltha as store
 from daemons.voltha import reconcile
-from daemons.voltha.entries import plan_rates, service_entry, tag_key
+from daemons.voltha.entries import TagKey, plan_rates, service_entry, tag_key
 from daemons.voltha.inventory import Event, Snapshot
 from daemons.voltha.onos import Onos, OnosError
 from daemons.voltha.policy import serial_key
@@ -68,9 +68,9 @@ class Provisioner:
         self.corrections = corrections
         self.published = published
         self.ratelog = ratelog
-        self._removed: dict[tuple[str, str], float] = {}  # (location, key) -> when
+        self._removed: dict[tuple[str, TagKey], float] = {}  # (location, key) -> when
 
-    def _settling(self, location: str, key: str) -> bool:
+    def _settling(self, location: str, key: TagKey) -> bool:
         when = self._removed.get((location, key))
         return when is not None and time.monotonic() - when < self.settle
 
@@ -163,7 +163,7 @@ class Provisioner:
             self.corrections.labels(self.stack, event.data.get("action", "")).inc()
         await self._written(store.forget_service(self.pool, self.stack, row, events))
 
-    async def _shows(self, location: str, key: str) -> bool | None:
+    async def _shows(self, location: str, key: TagKey) -> bool | None:
         """Whether ONOS shows the service programmed at ``location``; None if it would not
         say (an error answer: the caller counts the step as failed)."""
         try:

@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemons.voltha.entries import minimal_tag, tag_key
+from daemons.voltha.entries import TagKey, minimal_tag, tag_key
 from daemons.voltha.inventory import Event, Snapshot
 from daemons.voltha.policy import serial_key
 
@@ -162,12 +162,12 @@ def plan(
     rows: Sequence[ServiceRow],
     programmed: Sequence[tuple[str, Mapping[str, Any]]],
     settle: float,
-    settling: Callable[[str, str], bool],
+    settling: Callable[[str, TagKey], bool],
 ) -> list[PortPlan]:
     """The steps for every port with something to do. ``present``: serials (openolt form)
     of the ONU devices there; ``programmed``: ONOS's (location, tagInfo) list;
     ``settling(location, key)``: netd asked ONOS to remove that service moments ago."""
-    here: dict[str, dict[str, Mapping[str, Any]]] = {}
+    here: dict[str, dict[TagKey, Mapping[str, Any]]] = {}
     for location, tag in programmed:
         here.setdefault(location, {})[tag_key(tag)] = tag
     by_port: dict[Key, list[ServiceRow]] = {}
@@ -202,9 +202,9 @@ def _port_plan(
     present: bool,
     want: Want | None,
     rows: list[ServiceRow],
-    here: Mapping[str, Mapping[str, Mapping[str, Any]]],
+    here: Mapping[str, Mapping[TagKey, Mapping[str, Any]]],
     settle: float,
-    settling: Callable[[str, str], bool],
+    settling: Callable[[str, TagKey], bool],
 ) -> PortPlan:
     out = PortPlan(port, key)
     want_key = tag_key(want.entry) if want else None

@@ -196,6 +196,8 @@ class FakeOnos:
         self._lock = asyncio.Lock()
         self._follow: asyncio.Task[None] | None = None
         self._cache: dict[str, Any] = {}
+        self._changes = 0  # programmed services added or removed
+        self._listed: tuple[int, bytes] = (-1, b"")  # the last full programmed-subscribers
         self._cache_version = -1
         self._dirty = asyncio.Event()
         self.app = Starlette(
@@ -448,6 +450,7 @@ class FakeOnos:
                     (location, f"BandwidthProfile {missing} information not found in sadis")
                 )
                 continue
+            self._changes += 1
             self._programmed[key] = ProvisionedService(
                 device_id, port_no, port_name, sub, tag, profiles
             )
@@ -455,6 +458,7 @@ class FakeOnos:
 
     def _unprogram(self, key: _Key) -> None:
         if self._programmed.pop(key, None) is not None:
+            self._changes += 1
             device_id, port_no = key[0], key[1]
             if not any(k[:2] == (device_id, port_no) for k in self._programmed):
                 self._flows_pushed(device_id, port_no, False)
@@ -547,6 +551,7 @@ class FakeOnos:
             # purgeDeviceMeters.
             for key in [k for k in self._programmed if k[0] == gone]:
                 del self._programmed[key]
+                self._changes += 1
             for key in [k for k in self._requested if k[0] == gone]:
                 del self._requested[key]
             for meter in [m for m in self._meters if m[0] == gone]:
@@ -671,9 +676,14 @@ class FakeOnos:
         return ok
 
     def _programmed_response(self, device_id: str, port: str) -> Response:
+        if not device_id and not port and self._listed[0] == self._changes:
+            return Response(self._listed[1], media_type="application/json")
         entries = [
             {"location": s.location, "tagInfo": canonical_tag(s.uni_tag)}
             for s in self._programmed.values()
             if (not device_id or s.device_id == device_id) and (not port or str(s.port_no) == port)
         ]
-        return JSONResponse({"entries": entries})
+        body = json.dumps({"entries": entries}).encode()
+        if not device_id and not port:
+            self._listed = (self._changes, body)
+        return Response(body, media_type="application/json")
