@@ -17,9 +17,10 @@ Measured, per run and mode:
   every device and port, and their added/discovered events, in one transaction);
 - reconciling only: all services provisioned: from the start until every bound ONU's service
   is recorded as provisioned (2,048 POSTs through the fake ONOS, each reading SADIS);
-- steady sync: the daemon's own metrics over BENCH_VOLTHA_SECONDS (default 10) of syncs
-  with nothing changed (ListDevices, ListDevicePorts of every device, the diff; reconciling:
-  programmed-subscribers and the comparison; no write): seconds per sync
+- steady sync: once a whole sync went by without a write, the daemon's own metrics over
+  BENCH_VOLTHA_SECONDS (default 10) of syncs with nothing changed (ListDevices,
+  ListDevicePorts of every device, the diff; reconciling: programmed-subscribers and the
+  comparison; no write): seconds per sync
   (netd_voltha_sync_seconds sum/count) and the daemon's CPU per sync (/proc utime+stime
   over the window, divided by the syncs in it); rows written and events raised in the window
   (xmin/ctid of every row of voltha_devices, voltha_ports, voltha_onos_services compared
@@ -235,7 +236,19 @@ async def _mode(
                 assert len(onos.services) == len(serials), len(onos.services)
             url = f"http://127.0.0.1:{status}/metrics"
             async with httpx.AsyncClient(timeout=10) as http:
-                await asyncio.sleep(4.0)  # settle: the syncs after the inserts, the reasons
+                # Settled: a whole sync (the reasons ONOS's flows moved, written by the sync
+                # after the one that provisioned) went by without a write.
+                deadline = time.monotonic() + 120
+                while True:
+                    before = await _rows(conn)
+                    n = _metric((await http.get(url)).text, "netd_voltha_sync_seconds_count")
+                    while (  # noqa: ASYNC110 (another process's counter)
+                        _metric((await http.get(url)).text, "netd_voltha_sync_seconds_count")
+                        < n + 2
+                    ):
+                        await asyncio.sleep(0.1)
+                    if await _rows(conn) == before or time.monotonic() > deadline:
+                        break
                 m0 = (await http.get(url)).text
                 rows0 = await _rows(conn)
                 cpu0 = _proc_cpu(proc.pid)
@@ -254,9 +267,10 @@ async def _mode(
                 (cpu1 - cpu0) / count if count else float("nan")
             )
             r[f"syncs in window ({mode})"] = count
-            r[f"tables or events written in window ({mode})"] = float(
-                sum(1 for k in rows0 if rows0[k] != rows1[k])
-            )
+            written = [k for k in rows0 if rows0[k] != rows1[k]]
+            r[f"tables or events written in window ({mode})"] = float(len(written))
+            if written:
+                _log(f"run {run} ({mode}): written in the steady window: {written}")
             if onos is not None:
                 calls = _metric(m1, "netd_voltha_onos_calls_total") - _metric(
                     m0, "netd_voltha_onos_calls_total"
