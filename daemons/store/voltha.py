@@ -515,3 +515,28 @@ async def list_jobs(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]
         limit,
     )
     return [dict(r) for r in rows]
+
+
+async def onus_of(pool: asyncpg.Pool, subscriber: str) -> list[dict[str, Any]]:
+    """The ONU serials bound to a subscriber, with the device as last synced (None for a
+    serial not seen yet): [{"binding": Binding, "device": dict | None}]."""
+    rows = await pool.fetch(
+        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings "
+        "WHERE subscriber = $1 ORDER BY serial LIMIT 20",
+        subscriber,
+    )
+    return [
+        {"binding": Binding(**dict(r)), "device": await find_device(pool, r["serial"])}
+        for r in rows
+    ]
+
+
+async def device_counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Devices by stack, kind and oper status, with how many are connected (the console's
+    VOLTHA summary)."""
+    rows = await pool.fetch(
+        "SELECT stack, kind, oper_status, count(*) AS n, "
+        "count(*) FILTER (WHERE connect_status = 'REACHABLE') AS reachable "
+        "FROM voltha_devices GROUP BY stack, kind, oper_status ORDER BY stack, kind, oper_status"
+    )
+    return [dict(r) for r in rows]
