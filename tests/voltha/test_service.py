@@ -381,6 +381,13 @@ async def test_cli(stack: Stack) -> None:
         "2",
     )
     assert bad.returncode == 2 and "no subscriber nobody" in bad.stderr
+    for url in ("https://files.lab/onu.bin", "tftp://files.lab/onu.bin"):
+        refused = await asyncio.to_thread(
+            netd, "onu-firmware", "start", "--stack", "lab", "--version", "v9", "--url", url,
+            "BRCM00000001",
+        )  # fmt: skip
+        assert refused.returncode == 2 and "http://" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     dup = await asyncio.to_thread(netd, "olt", "add", "--stack", "lab", "10.90.0.1:9191")
     assert dup.returncode == 1 and "device is already pre-provisioned" in dup.stderr
     shown = await asyncio.to_thread(netd, "onu", "show", "BRCM00000001")
