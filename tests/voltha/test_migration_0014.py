@@ -1,4 +1,4 @@
-"""Migration 0017 on a database that has VOLTHA data from before it: services provisioned
+"""Migration 0014 on a database that has VOLTHA data from before it: services provisioned
 then keep the entry netd served then (so ONOS can still match them for removal), bindings'
 serials are put in openolt's form, and a serial bound under two spellings keeps its latest
 binding with an event for the other."""
@@ -13,11 +13,11 @@ from daemons.store import migrate
 from tests.conftest import StoreUrls, fresh_database
 
 
-async def test_0017_keeps_old_services_matchable_and_normalizes_serials(
+async def test_0014_keeps_old_services_matchable_and_normalizes_serials(
     store_urls: StoreUrls,
 ) -> None:
     migrations = migrate.available()
-    before = [m for m in migrations if m.version < 17]
+    before = [m for m in migrations if m.version < 14]
     async with fresh_database(store_urls, "m17_") as dsn:
         conn = await asyncpg.connect(dsn)
         try:
@@ -54,7 +54,7 @@ async def test_0017_keeps_old_services_matchable_and_normalizes_serials(
             service = await conn.fetchrow("SELECT * FROM voltha_onos_services")
             tag = json.loads(service["tag_info"])
             assert (service["serial"], service["c_tag"]) == ("ALPHe3d1cea3", 202)
-            # What netd served before 0017, so that ONOS still matches it to remove it.
+            # What netd served before 0014, so that ONOS still matches it to remove it.
             assert tag["downstreamBandwidthProfile"] == "fiber-100-down"
             assert tag["usPonCTagPriority"] == 0 and tag["uniTagMatch"] == 4096
             assert await conn.fetchval("SELECT count(*) FROM voltha_services") == 1  # kept
