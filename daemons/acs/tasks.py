@@ -7,6 +7,7 @@ a check of where requests may go belongs there.
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from collections.abc import Callable
@@ -184,6 +185,7 @@ async def poke_device(
 
 
 FILTER_KEYS = ("tags", "oui", "product_class", "software_version", "parameter")
+_TAG = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")  # as the API's tags
 
 
 def check_filter(f: dict[str, Any]) -> dict[str, Any]:
@@ -196,16 +198,20 @@ def check_filter(f: dict[str, Any]) -> dict[str, Any]:
         raise TaskError(f"unknown filter key(s) {sorted(unknown)}; known: {', '.join(FILTER_KEYS)}")
     out: dict[str, Any] = {}
     tags = f.get("tags") or []
-    if not isinstance(tags, list) or not all(isinstance(t, str) and t for t in tags):
-        raise TaskError("filter tags is a list of tags")
+    if (
+        not isinstance(tags, list)
+        or len(tags) > 64
+        or not all(isinstance(t, str) and _TAG.match(t) for t in tags)
+    ):
+        raise TaskError("filter tags: at most 64, each 1 to 64 of A-Z a-z 0-9 _ . : -")
     if tags:
         out["tags"] = sorted(set(tags))
-    for key in ("oui", "product_class", "software_version"):
+    for key, most in (("oui", 6), ("product_class", 128), ("software_version", 128)):
         value = f.get(key)
         if value is None or value == "":
             continue
-        if not isinstance(value, str) or len(value) > 128:
-            raise TaskError(f"filter {key} is a string (at most 128 characters)")
+        if not isinstance(value, str) or len(value) > most:
+            raise TaskError(f"filter {key} is a string of at most {most} characters")
         out[key] = value
     param = f.get("parameter")
     if param:
@@ -214,8 +220,13 @@ def check_filter(f: dict[str, Any]) -> dict[str, Any]:
             or set(param) != {"name", "value"}
             or not all(isinstance(v, str) for v in param.values())
             or not param["name"].startswith(("Device.", "InternetGatewayDevice."))
+            or len(param["name"]) > 512
+            or len(param["value"]) > 4096
         ):
-            raise TaskError('filter parameter is {"name": "Device....", "value": "..."}')
+            raise TaskError(
+                'filter parameter is {"name": "Device....", "value": "..."} (name at most '
+                "512 characters, value 4096)"
+            )
         out["parameter"] = dict(param)
     if not out:
         raise TaskError("a bulk run needs a filter (every device: give a tag they share)")
@@ -237,7 +248,7 @@ async def queue_bulk(
     The bulk run's id; TaskError for a bad filter, kind or arguments, or no device."""
     f = check_filter(f)
     check(kind, args)
-    rate = rate or cfg.connection_request_rate
+    rate = cfg.connection_request_rate if rate is None else rate
     if not 0 < rate <= 100_000:
         raise TaskError("rate is connection requests a second, above 0 and at most 100000")
     if not await cpe_bulk.count_matching(pool, f):

@@ -21,7 +21,11 @@ BulkId = Annotated[int, Path(ge=1, le=2**62)]
 
 
 class ParameterMatch(m._Body):
-    name: str = Field(max_length=512, description="a stored parameter, e.g. Device.X.Y")
+    name: str = Field(
+        max_length=512,
+        pattern=r"^(Device|InternetGatewayDevice)\.",
+        description="a stored parameter, e.g. Device.DeviceInfo.ModelName",
+    )
     value: str = Field(max_length=4096, description="its value, exactly")
 
 
