@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, cast
+from typing import Any, NoReturn, cast
 
 import asyncpg
 import uvloop
@@ -17,10 +18,8 @@ from redis.exceptions import RedisError
 
 from daemons import __version__, backup, checkconfig, files
 from daemons.acs import admin as acs_admin
-from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
-from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
 from daemons.core import output
 from daemons.core.config import ConfigError, Loaded, load
@@ -35,14 +34,10 @@ from daemons.core.lifecycle import (
 from daemons.core.output import fail, one_line
 from daemons.core.status import status_listener_for
 from daemons.devices import admin as devices_admin
-from daemons.devices.service import DevicesService
 from daemons.poller import admin as poller_admin
-from daemons.poller.service import PollerService
 from daemons.radius import admin as radius_admin
-from daemons.radius.service import RadiusService, RadiusWorker, die_with_parent
 from daemons.store import migrate
 from daemons.voltha import admin as voltha_admin
-from daemons.voltha.service import VolthaService
 
 DAEMONS = ("radius", "acs", "voltha", "poller", "devices", "api")
 # The admin commands: they act on the stores (or, some, through the API with --api).
@@ -62,16 +57,24 @@ ADMIN = (
 )
 
 
+# Imported only by the commands that run them: an admin command need not load every daemon.
+_SERVICES = {
+    "api": "daemons.api.service:ApiService",
+    "radius": "daemons.radius.service:RadiusService",
+    "acs": "daemons.acs.service:AcsService",
+    "voltha": "daemons.voltha.service:VolthaService",
+    "poller": "daemons.poller.service:PollerService",
+    "devices": "daemons.devices.service:DevicesService",
+}
+
+
+def _load(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
 def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
-    table: dict[str, type[Daemon]] = {
-        "api": ApiService,
-        "radius": RadiusService,
-        "acs": AcsService,
-        "voltha": VolthaService,
-        "poller": PollerService,
-        "devices": DevicesService,
-    }
-    types = [table[n] for n in names]
+    types: list[type[Daemon]] = [_load(_SERVICES[n]) for n in names]
     if "api" not in names:  # no API in this process: serve health/metrics on a status port
         types.insert(0, status_listener_for(names[0]))
     return types
@@ -238,6 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command in ("backup", "restore"):
         return uvloop.run(backup.run(loaded, args))
     if args.command == "radius-worker":
+        from daemons.radius.service import RadiusWorker, die_with_parent  # noqa: PLC0415
+
         die_with_parent(args.parent)
         return uvloop.run(Runner(loaded, [RadiusWorker]).run())
     names = [n for n in DAEMONS if n != "api"] if args.command == "up" else [args.command]

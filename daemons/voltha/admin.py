@@ -18,6 +18,7 @@ from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, op
 from daemons.store import voltha as store
 from daemons.store.cache import Cache, unpack
 from daemons.voltha.client import VolthaClient, VolthaError
+from daemons.voltha.policy import normalize_serial
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -182,7 +183,8 @@ async def _run(
             raise ValueError(f"no subscriber {args.subscriber}") from None
         except asyncpg.CheckViolationError as exc:
             raise ValueError(f"binding refused: {exc.constraint_name}") from None
-        print(f"{'bound' if created else 'rebound'} ONU {args.serial} to {args.subscriber}")
+        serial = normalize_serial(args.serial)
+        print(f"{'bound' if created else 'rebound'} ONU {serial} to {args.subscriber}")
         return 0
     if action == "unbind":
         if await store.remove_binding(pool, args.serial):
