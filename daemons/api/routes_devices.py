@@ -71,7 +71,7 @@ class Backup(BaseModel):
     ts: datetime
     sha256: str = Field(
         description="HMAC-SHA256 of the config under a key derived from this netd's secrets "
-        "key (equal values: the same config); a plain SHA-256 for a backup older than 0015"
+        "key (equal values: the same config); a plain SHA-256 for a backup stored in clear"
     )
     reason: str
     size: int

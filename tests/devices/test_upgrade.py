@@ -1,5 +1,5 @@
-"""Migration 0015 on a database written before it: a device's one pinned key becomes its
-pinned set, and the backups stored in clear are sealed by the devices daemon's start
+"""Migration device_jobs (0016) on a database written before it: a device's one pinned key
+becomes its pinned set, and the backups stored in clear are sealed by the devices daemon's start
 (``seal_clear_backups``), their clear text gone and their digest keyed."""
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ async def test_upgrade_pins_the_old_key_and_seals_old_backups(database: str) -> 
     every = migrate.available()
     conn = await asyncpg.connect(database)
     try:
-        await migrate.apply(conn, [m for m in every if m.version < 15])
+        mine = next(m for m in every if m.name == "device_jobs")
+        await migrate.apply(conn, [m for m in every if m.version < mine.version])
         sealer = Sealer(os.urandom(32))
         await conn.execute(
             "INSERT INTO devices (name, address, platform, credentials_enc, host_key) "
