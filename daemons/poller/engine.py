@@ -20,6 +20,15 @@ SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 IF_HIGH_SPEED = "ifHighSpeed"  # Mbit/s: bounds a believable Counter32 wrap per interface
 
 Value = int | float | str | bytes
+# Bytes of varbinds a GET of known rows may carry. v1/v2c: gufo-snmp reads responses of up
+# to 4,080 bytes. v3: gufo-snmp announces msgMaxSize 2048 in every request, so the whole
+# response message must fit 2,048 bytes; the header, USM parameters (engine ID, user, a
+# SHA-512 digest), the scoped PDU's context and DES padding take up to about 330 of them,
+# and the budget keeps a fifth for values that grow (a counter, a longer ifAlias). An agent
+# answers an oversized GET with tooBig (net-snmp) or drops it (snmpsim): client._get_rows
+# splits such a GET.
+GET_BUDGET = 2500
+V3_GET_BUDGET = 1400
 
 
 class Sample(NamedTuple):
@@ -61,21 +70,24 @@ class TargetState:
         walked: bool,
         at: float,
         resets: int,
+        rows: tuple[tuple[str, ...], ...] | None = None,
+        budget: int = GET_BUDGET,
     ) -> None:
         """After a poll's read (and ``samples``; ``resets`` is the count before it): a walk
         leaves its rows for the GETs of the next polls. A reboot (indexes may move) or a
-        known row that did not answer brings the next walk forward."""
+        known row that did not answer brings the next walk forward. ``rows``: the GETs as
+        the read asked them in the end (a chunk too big for the agent, split)."""
+        rows = self.rows if rows is None else rows
         if walked:
             scalars = set(gets)
-            self.rows = chunks([(oid, v) for oid, v in got.items() if oid not in scalars])
+            self.rows = chunks([(oid, v) for oid, v in got.items() if oid not in scalars], budget)
             self.walked, self.walked_at = tuple(walks), at
         elif self.resets != resets or len(got) - sum(g in got for g in gets) < sum(
-            len(c) for c in self.rows
+            len(c) for c in rows
         ):
             self.rows = ()
-
-
-GET_BUDGET = 2500  # bytes of varbinds a GET response may carry (gufo-snmp reads 4 KB)
+        else:
+            self.rows = rows  # as asked in the end (a chunk too big for the agent, split)
 
 
 def _ber_size(oid: str, value: object) -> int:
@@ -92,8 +104,10 @@ def _ber_size(oid: str, value: object) -> int:
     return size + 8  # varbind SEQUENCE, OID and value tags and lengths
 
 
-def chunks(found: list[tuple[str, object]]) -> tuple[tuple[str, ...], ...]:
-    """Instance OIDs in GETs whose responses stay within ``GET_BUDGET`` bytes of varbinds
+def chunks(
+    found: list[tuple[str, object]], budget: int = GET_BUDGET
+) -> tuple[tuple[str, ...], ...]:
+    """Instance OIDs in GETs whose responses stay within ``budget`` bytes of varbinds
     (95 to 125 IF-MIB values a request for the benchmark's agents), going by the values a
     walk found, with room for them to grow."""
     out: list[tuple[str, ...]] = []
@@ -101,7 +115,7 @@ def chunks(found: list[tuple[str, object]]) -> tuple[tuple[str, ...], ...]:
     used = 0
     for oid, value in found:
         size = _ber_size(oid, value)
-        if chunk and used + size > GET_BUDGET:
+        if chunk and used + size > budget:
             out.append(tuple(chunk))
             chunk, used = [], 0
         chunk.append(oid)

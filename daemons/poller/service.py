@@ -32,7 +32,8 @@ from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.poller import engine, traps
-from daemons.poller.client import PollError, Unreachable, read_rows
+from daemons.poller.client import PollError, Unreachable
+from daemons.poller.collect import poll_once
 from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
 from daemons.poller.trapv3 import V3Receiver
@@ -417,19 +418,17 @@ class PollerService(Daemon):
         """One poll of one target."""
         self._polls += 1
         state = self._state.setdefault(t.name, engine.TargetState())
-        gets, walks = engine.plan(profiles, state)
-        started = time.monotonic()
-        walk = state.walk_due(walks, started, self.cfg.rediscover)
         try:
-            got, walked = await read_rows(
+            polled = await poll_once(
                 t.address,
                 t.port,
                 t.credentials,
-                gets,
-                walks,
-                self.cfg.timeout,
-                self.cfg.retries,
-                () if walk else state.rows,
+                profiles,
+                state,
+                time.monotonic(),
+                wait=self.cfg.timeout,
+                retries=self.cfg.retries,
+                rediscover=self.cfg.rediscover,
             )
         except PollError as exc:
             self.metrics.polls.labels(t.name, exc.reason).inc()
@@ -441,10 +440,8 @@ class PollerService(Daemon):
         if t.name in self._down:
             self._down.discard(t.name)
             await self._event(t, "snmp.reachable", "info", {})
-        resets = state.resets
-        samples = engine.samples(profiles, got, state, time.monotonic())
-        state.after_read(walks, gets, got, walked, started, resets)
-        if walked:
+        got, samples = polled.values, polled.samples
+        if polled.walked:
             self.metrics.walks.inc()
         self.samples.put(t.name, samples)
         self.metrics.polls.labels(t.name, "ok").inc()
