@@ -46,6 +46,7 @@ class SnmpTarget(BaseModel):
     address: str
     port: int
     version: Literal["1", "2c", "3"]
+    context: str = Field(default="", description="v3 contextName; empty: the default")
     profiles: list[str]
     interval: int | None
     tags: list[str]
@@ -67,6 +68,12 @@ class SnmpTargetPut(m._Body):
         default="", description="aes192c/aes256c: Cisco's (Reeder) key expansion"
     )
     priv_key: str = Field(default="", max_length=128, description="v3; write-only")
+    context: str = Field(
+        default="",
+        max_length=32,
+        pattern=r"^[\x21-\x7e]*$",
+        description="v3 contextName (a Cisco per-VRF or per-VLAN instance); empty: the default",
+    )
     profiles: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["system", "if-mib"], max_length=32
     )
@@ -80,7 +87,10 @@ class SnmpTargetPut(m._Body):
 class SnmpSample(BaseModel):
     metric: str
     labels: dict[str, str]
-    value: float
+    value: int | float = Field(
+        description="counters and integer gauges as exact integers (a Counter64 past 2^53 "
+        "is not rounded), rates and scaled gauges as numbers"
+    )
     kind: str
 
 
@@ -125,6 +135,7 @@ def _view(t: store.Target, status: SnmpStatus | None = None) -> SnmpTarget:
         address=t.address,
         port=t.port,
         version=t.credentials.version,
+        context=t.credentials.context,
         profiles=list(t.profiles),
         interval=t.interval,
         tags=list(t.tags),
@@ -185,6 +196,8 @@ async def put_target(
             raise ApiError(422, "SNMPv3 privacy needs authentication (auth)")
     elif not body.community:
         raise ApiError(422, "v1/v2c need a community")
+    if body.context and body.version != "3":
+        raise ApiError(422, "a context name is SNMPv3 only")
     creds = Credentials(
         body.version,
         body.community,
@@ -193,6 +206,7 @@ async def put_target(
         body.auth_key,
         body.priv,
         body.priv_key,
+        body.context,
     )
     target = store.Target(
         name,

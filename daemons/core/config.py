@@ -271,7 +271,8 @@ class VolthaConfig(_DaemonConfig):
 class PollerConfig(_DaemonConfig):
     status_port: StatusPort = 9184
     exporter_host: str = "127.0.0.1"
-    exporter_port: StatusPort = 9116
+    # snmp_exporter's own port is 9116: both can run side by side while moving over
+    exporter_port: StatusPort = 9186
     concurrency: int = Field(default=64, ge=1, le=10_000)
     timeout: Seconds = 2.0
     retries: int = Field(default=2, ge=0, le=10)

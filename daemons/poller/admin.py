@@ -67,10 +67,17 @@ def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", default="", help="v3 user")
     p.add_argument("--auth", choices=sorted(AUTH), default="")
     p.add_argument("--priv", choices=sorted(PRIV), default="")
+    p.add_argument(
+        "--context", default="", help="v3 context name (a Cisco per-VRF or per-VLAN instance)"
+    )
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
     secret = sys.stdin.readline().strip() if args.secret_stdin else ""
+    if args.context and args.version != "3":
+        raise ValueError("--context is SNMPv3 only")
+    if len(args.context) > 32:
+        raise ValueError("--context is at most 32 characters")
     if args.version != "3":
         if not secret:
             raise ValueError("give the community on stdin with --secret-stdin")
@@ -82,7 +89,7 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     priv_key = keys[1] if len(keys) > 1 and args.priv else ""
     if (args.auth and not auth_key) or (args.priv and not priv_key):
         raise ValueError("give 'authkey privkey' on stdin with --secret-stdin")
-    return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key)
+    return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key, args.context)
 
 
 def _print(row: dict[str, Any]) -> None:
@@ -111,7 +118,16 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
                 return 1
             for oid, value in got.items():
                 _print({"oid": oid, "value": _value(value)})
-            return 0 if got else 1
+            if not got:
+                where = " ".join(args.oids)
+                print(
+                    f"netd: nothing {'under' if args.action == 'walk' else 'at'} {where}: "
+                    f"{'an empty subtree' if args.action == 'walk' else 'no such object'}, "
+                    "or outside what the agent lets these credentials see",
+                    file=sys.stderr,
+                )
+                return 1
+            return 0
         if args.action == "trap-user":
             return await _trap_users(loaded, args)
         return await _targets(loaded, args)

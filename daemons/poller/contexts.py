@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from pyasn1.type import univ
 from pysnmp.hlapi.v3arch import asyncio as hl
 from pysnmp.proto import rfc1902, rfc1905
 
@@ -62,9 +63,9 @@ def value(v: Any) -> Any:
     """A pysnmp value as gufo-snmp gives it: ints, bytes, OIDs and addresses as text."""
     if isinstance(v, rfc1902.IpAddress):
         return ".".join(str(b) for b in bytes(v))
-    if isinstance(v, rfc1902.OctetString):  # also Opaque, Bits
+    if isinstance(v, univ.OctetString):  # also Opaque, Bits
         return bytes(v)
-    if isinstance(v, rfc1902.ObjectIdentifier):
+    if isinstance(v, univ.ObjectIdentifier):
         return str(v)
     return int(v)
 

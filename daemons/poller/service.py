@@ -23,6 +23,7 @@ import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
+from urllib.parse import parse_qs
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -31,14 +32,14 @@ from daemons.core.lifecycle import Context, Daemon
 from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
-from daemons.poller import engine, traps
+from daemons.poller import compat, engine, traps
 from daemons.poller.client import PollError, Unreachable
 from daemons.poller.collect import poll_once
 from daemons.poller.exposition import CONTENT_TYPE, SampleStore
 from daemons.poller.profiles import Profile, load_profiles
 from daemons.poller.trapv3 import V3Receiver
 from daemons.store import snmp as store
-from daemons.store.cache import pack
+from daemons.store.cache import pack, unpack
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.poller")
@@ -101,21 +102,30 @@ class _Metrics:
 
 
 class _Exporter:
-    """ASGI: GET /snmp/metrics."""
+    """ASGI: GET /snmp/metrics (every target this poller polls, with a ``target`` label)
+    and GET /snmp?target=...&module=... (one target, snmp_exporter's scrape: compat.py)."""
 
-    def __init__(self, samples: SampleStore) -> None:
-        self.samples = samples
+    def __init__(self, service: PollerService) -> None:
+        self.service = service
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        if scope["path"] != "/snmp/metrics":
-            body, status, ctype = b"not found\n", 404, "text/plain"
-        else:
+        ctype = "text/plain; charset=utf-8"
+        if scope["path"] == "/snmp/metrics":
             # Rendering 500 targets takes most of a second: off the event loop (the store
             # is locked for it), so a scrape never delays a poll.
-            body = (await asyncio.to_thread(self.samples.render)).encode()
+            body = (await asyncio.to_thread(self.service.samples.render)).encode()
             status, ctype = 200, CONTENT_TYPE
+        elif scope["path"] == "/snmp":
+            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+            try:
+                body = (await self.service.scrape(query)).encode()
+                status, ctype = 200, CONTENT_TYPE
+            except compat.ScrapeError as exc:
+                body, status = f"{exc}\n".encode(), exc.status
+        else:
+            body, status = b"not found\n", 404
         await send(
             {
                 "type": "http.response.start",
@@ -160,6 +170,7 @@ class PollerService(Daemon):
         self.status: dict[str, dict[str, Any]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._polls = 0
+        self._results: dict[str, set[str]] = {}  # poll results seen, by target (/metrics)
         self.exporter: HttpServer | None = None
         self.traps = Counter(
             "netd_snmp_traps_total",
@@ -177,7 +188,7 @@ class PollerService(Daemon):
         self._trap_at = time.monotonic()
         if self.cfg.exporter_port:
             self.exporter = HttpServer(
-                _Exporter(self.samples),
+                _Exporter(self),
                 self.cfg.exporter_host,
                 self.cfg.exporter_port,
                 ctx.config.lifecycle.drain_timeout,
@@ -341,6 +352,49 @@ class PollerService(Daemon):
         if self.exporter is not None:
             await self.exporter.stop()
 
+    async def scrape(self, query: dict[str, list[str]]) -> str:
+        """snmp_exporter's scrape of one target (compat.py), from its last poll in Redis:
+        whichever poller polls it, this one answers."""
+        q = compat.parse(query)
+        profiles = compat.module_profiles(q.modules, self.profiles)
+        t = self._resolve(q.target)
+        if t is None:
+            raise compat.ScrapeError(
+                404, f"no SNMP target {q.target!r} in netd (netd snmp target add)"
+            )
+        client, key = self.ctx.cache.client, self.ctx.cache.key
+        try:
+            raw_status = await client.get(key("snmp:" + t.name, "status"))
+            raw = await client.get(key("snmp:" + t.name, "latest"))
+        except STORE_ERRORS as exc:
+            raise compat.ScrapeError(503, f"Redis: {exc!r}") from None
+        status = unpack(raw_status) if isinstance(raw_status, bytes) else None
+        compat.check_status(status, time.time(), self._interval(t))
+        assert status is not None
+        if not isinstance(raw, bytes):
+            raise compat.ScrapeError(503, "not polled yet")
+        _ts, samples = store.read_latest(raw)
+        return compat.render(samples, profiles, status)
+
+    def _resolve(self, target: str) -> store.Target | None:
+        """A target by name, or by address (``host`` on port 161, ``host:port``)."""
+        if target in self._targets:
+            return self._targets[target]
+        host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
+        if target.startswith("[") and "]:" in target:  # [v6]:port
+            host, port = target[1:].split("]:", 1)
+        host = host.strip("[]")
+        try:
+            number = int(port) if port else 161
+        except ValueError:
+            return None
+        found = [t for t in self._targets.values() if t.address == host and t.port == number]
+        return found[0] if len(found) == 1 else None
+
+    def _interval(self, t: store.Target) -> float:
+        profiles = self._profiles_of(t)
+        return float(t.interval or min((p.interval for p in profiles), default=60))
+
     # --- targets ---
 
     async def reload(self) -> None:
@@ -348,14 +402,7 @@ class PollerService(Daemon):
             t.name: t for t in await store.list_targets(self.ctx.pool, self.ctx.sealer) if t.enabled
         }
         for name in set(self._loops) - set(targets):
-            self._loops.pop(name).cancel()
-            self.samples.forget(name)
-            self._state.pop(name, None)
-            self.status.pop(name, None)
-            self._down.discard(name)
-            for gauge in (self.metrics.up, self.metrics.duration, self.metrics.lateness):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(name)
+            self._drop(name)
             with contextlib.suppress(*STORE_ERRORS):
                 await self.ctx.cache.client.delete(
                     self.ctx.cache.key("snmp:" + name, "latest"),
@@ -369,6 +416,28 @@ class PollerService(Daemon):
                 self._loops[name] = asyncio.get_running_loop().create_task(self._loop(t))
         self._targets = targets
         self.metrics.targets.set(len(targets))
+
+    def _drop(self, name: str) -> None:
+        """Stop polling a target (removed, disabled, or handed to another poller): its
+        loop, state and every series of it here, on /snmp/metrics and /metrics."""
+        loop = self._loops.pop(name, None)
+        if loop is not None:
+            loop.cancel()
+        self.samples.forget(name)
+        self._state.pop(name, None)
+        self.status.pop(name, None)
+        self._down.discard(name)
+        for gauge in (
+            self.metrics.up,
+            self.metrics.duration,
+            self.metrics.lateness,
+            self.metrics.samples,
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(name)
+        for result in self._results.pop(name, set()):
+            with contextlib.suppress(KeyError):
+                self.metrics.polls.remove(name, result)
 
     async def _watch_targets(self) -> None:
         async def reload() -> None:
@@ -432,6 +501,10 @@ class PollerService(Daemon):
             )
         except PollError as exc:
             self.metrics.polls.labels(t.name, exc.reason).inc()
+            self._results.setdefault(t.name, set()).add(exc.reason)
+            # Its series leave /snmp/metrics (Prometheus marks them stale), as a failed
+            # snmp_exporter scrape drops them: no last values that look current.
+            self.samples.forget(t.name)
             if t.name not in self._down:
                 self._down.add(t.name)
                 kind = "snmp.unreachable" if isinstance(exc, Unreachable) else "snmp.error"
@@ -445,6 +518,7 @@ class PollerService(Daemon):
             self.metrics.walks.inc()
         self.samples.put(t.name, samples)
         self.metrics.polls.labels(t.name, "ok").inc()
+        self._results.setdefault(t.name, set()).add("ok")
         self.metrics.samples.labels(t.name).inc(len(samples))
         now = datetime.now(UTC)
         try:
@@ -454,7 +528,9 @@ class PollerService(Daemon):
             )
             await store.write_poll(self.ctx.pool, now, t.name, samples)
         except STORE_ERRORS as exc:
-            self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
+            self.ratelog.log(
+                logging.WARNING, "samples", "samples not stored", target=t.name, error=repr(exc)
+            )
         return Outcome("ok", "", len(got), len(samples))
 
     async def _set_status(

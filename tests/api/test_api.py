@@ -1190,6 +1190,11 @@ async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
         "samples": 0,
     }
     await api.cache.client.set(api.cache.key("snmp:" + name, "status"), pack(status))
+    big = 18446744073709551000  # a Counter64 past 2^53: a float would make it ...616
+    latest_record = snmp_store.latest_record(
+        1_700_000_000.0, [Sample("ifHCInOctets", (("ifIndex", "1"),), big, "counter")]
+    )
+    await api.cache.client.set(api.cache.key("snmp:" + name, "latest"), latest_record)
     now = datetime.now(UTC)
     await snmp_store.ensure_partitions(api.pool, now, 30)
     rows = [
@@ -1226,6 +1231,8 @@ async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
         bad = await c.get(f"/api/v1/snmp/targets/{name}/samples", params={"label": "nolabel"})
         events = (await c.get(f"/api/v1/snmp/targets/{name}/events")).json()
         trapped = (await c.get("/api/v1/snmp/traps", params={"source": "192.0.2.9"})).json()
+        latest = (await c.get(f"/api/v1/snmp/targets/{name}/latest")).json()
+    assert [s["value"] for s in latest["samples"]] == [big]
     assert shown["status"] == status
     assert [t["status"] for t in listed if t["name"] == name] == [status]
     assert [(r["metric"], r["labels"]["ifName"], r["value"]) for r in got["samples"]] == [

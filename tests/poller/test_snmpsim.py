@@ -257,3 +257,23 @@ async def test_hours_of_v3_authpriv_polls_of_a_real_dump(sim: Snmpsim) -> None:
         counts.add(len(polled.values))
     assert walked_at == [k * 1800.0 for k in range(8)]
     assert len(counts) == 1 and len(state.rows) >= 3
+
+
+async def test_a_v3_context_name_selects_the_instance(sim: Snmpsim) -> None:
+    """snmpsim serves the dump a v3 context name names (as a Cisco agent serves a VRF's
+    instance under its context): with the Juniper dump's name as context the poller reads
+    the Juniper router, with none the default (Cisco) one. gufo-snmp sends no context:
+    such targets are read with pysnmp (contexts.py), GET of known rows included."""
+    creds = next(u for u in USERS if u.user == "sha-aes")
+    juniper = Credentials(**{**creds.__dict__, "context": community(JUNIPER)})
+    gets, walks = engine.plan(POLLED)
+    assert_same(
+        await read("127.0.0.1", sim.port, juniper, gets, walks), expected(JUNIPER, gets, walks)
+    )
+    assert_same(
+        await read("127.0.0.1", sim.port, creds, gets, walks), expected(V3_DUMP, gets, walks)
+    )
+    state = engine.TargetState()
+    first = await poll_once("127.0.0.1", sim.port, juniper, POLLED, state, 0.0, wait=1.0)
+    second = await poll_once("127.0.0.1", sim.port, juniper, POLLED, state, 60.0, wait=1.0)
+    assert first.walked and not second.walked and first.values == second.values
