@@ -389,7 +389,12 @@ class PollerService(Daemon):
         except ValueError:
             return None
         found = [t for t in self._targets.values() if t.address == host and t.port == number]
-        return found[0] if len(found) == 1 else None
+        if len(found) > 1:
+            names = ", ".join(sorted(t.name for t in found)[:5])
+            raise compat.ScrapeError(
+                400, f"{target} is the address of {len(found)} targets ({names}): name one"
+            )
+        return found[0] if found else None
 
     def _interval(self, t: store.Target) -> float:
         profiles = self._profiles_of(t)
