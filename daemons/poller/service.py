@@ -325,14 +325,7 @@ class PollerService(Daemon):
                     "poller",
                     "snmp.trap",
                     subject=source,
-                    data={
-                        "trap": trap.name,
-                        "oid": trap.trap_oid,
-                        "version": trap.version,
-                        "uptime": trap.uptime,
-                        "inform": trap.inform,
-                        "varbinds": trap.varbinds,
-                    },
+                    data=trap.event(),
                     cache=self.ctx.cache,
                 )
             except STORE_ERRORS as exc:
