@@ -17,13 +17,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
-from urllib.parse import parse_qs
 
 from prometheus_client import Counter, Gauge, Histogram
 
@@ -32,14 +29,16 @@ from daemons.core.lifecycle import Context, Daemon
 from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
-from daemons.poller import compat, engine, traps
+from daemons.poller import engine, schedule, traps
 from daemons.poller.client import PollError, Unreachable
 from daemons.poller.collect import poll_once
-from daemons.poller.exposition import CONTENT_TYPE, SampleStore
+from daemons.poller.exposition import SampleStore
 from daemons.poller.profiles import Profile, load_profiles
+from daemons.poller.sharing import Sharing
 from daemons.poller.trapv3 import V3Receiver
+from daemons.poller.web import Exporter
 from daemons.store import snmp as store
-from daemons.store.cache import pack, unpack
+from daemons.store.cache import pack
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.poller")
@@ -87,7 +86,17 @@ class _Metrics:
         self.samples = Counter(
             "netd_snmp_samples_total", "samples produced", ["target"], registry=registry
         )
-        self.targets = Gauge("netd_snmp_targets", "targets polled", registry=registry)
+        self.targets = Gauge(
+            "netd_snmp_targets", "targets this poller holds (polls)", registry=registry
+        )
+        self.pollers = Gauge(
+            "netd_snmp_pollers", "pollers alive, this one included", registry=registry
+        )
+        self.handovers = Counter(
+            "netd_snmp_handovers_total",
+            "targets handed to another poller after their poll (a rebalance)",
+            registry=registry,
+        )
         self.walks = Counter(
             "netd_snmp_table_walks_total",
             "polls that walked the tables (the others read the known rows with GET)",
@@ -99,44 +108,6 @@ class _Metrics:
             ["target"],
             registry=registry,
         )
-
-
-class _Exporter:
-    """ASGI: GET /snmp/metrics (every target this poller polls, with a ``target`` label)
-    and GET /snmp?target=...&module=... (one target, snmp_exporter's scrape: compat.py)."""
-
-    def __init__(self, service: PollerService) -> None:
-        self.service = service
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        ctype = "text/plain; charset=utf-8"
-        if scope["path"] == "/snmp/metrics":
-            # Rendering 500 targets takes most of a second: off the event loop (the store
-            # is locked for it), so a scrape never delays a poll.
-            body = (await asyncio.to_thread(self.service.samples.render)).encode()
-            status, ctype = 200, CONTENT_TYPE
-        elif scope["path"] == "/snmp":
-            query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
-            try:
-                body = (await self.service.scrape(query)).encode()
-                status, ctype = 200, CONTENT_TYPE
-            except compat.ScrapeError as exc:
-                body, status = f"{exc}\n".encode(), exc.status
-        else:
-            body, status = b"not found\n", 404
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", ctype.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 class _TrapProtocol(asyncio.DatagramProtocol):
@@ -169,6 +140,10 @@ class PollerService(Daemon):
         self._down: set[str] = set()
         self.status: dict[str, dict[str, Any]] = {}
         self._watch: asyncio.Task[None] | None = None
+        self._sharer: asyncio.Task[None] | None = None
+        self.sharing = Sharing(
+            lambda: ctx.pool, ctx.config.instance, self.cfg.lease_ttl, self.cfg.sync_interval
+        )
         self._polls = 0
         self._results: dict[str, set[str]] = {}  # poll results seen, by target (/metrics)
         self.exporter: HttpServer | None = None
@@ -188,7 +163,7 @@ class PollerService(Daemon):
         self._trap_at = time.monotonic()
         if self.cfg.exporter_port:
             self.exporter = HttpServer(
-                _Exporter(self),
+                Exporter(self),
                 self.cfg.exporter_host,
                 self.cfg.exporter_port,
                 ctx.config.lifecycle.drain_timeout,
@@ -214,6 +189,7 @@ class PollerService(Daemon):
         await self._load_trap_users()
         loop = asyncio.get_running_loop()
         self._watch = loop.create_task(self._watch_targets())
+        self._sharer = loop.create_task(self._share())
         if self.cfg.trap_port:
             try:
                 transport, _ = await loop.create_datagram_endpoint(
@@ -235,7 +211,12 @@ class PollerService(Daemon):
         }
 
     def counters(self) -> dict[str, float]:
-        return {"targets": len(self._targets), "polls": self._polls, "down": len(self._down)}
+        return {
+            "targets": len(self.sharing.held),
+            "polls": self._polls,
+            "down": len(self._down),
+            "pollers": len(self.sharing.live),
+        }
 
     def on_trap(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport | None) -> None:
         """A datagram on the trap port: decoded, an inform acknowledged, queued for the
@@ -336,84 +317,80 @@ class PollerService(Daemon):
     async def drain(self) -> None:
         if self._trap_transport is not None:
             self._trap_transport.close()
-        tasks = [t for t in (self._watch, self._trap_task, *self._loops.values()) if t is not None]
+        tasks = [
+            t
+            for t in (self._watch, self._sharer, self._trap_task, *self._loops.values())
+            if t is not None
+        ]
         for t in tasks:
             t.cancel()
         for t in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await t
+        try:  # the others take this poller's targets at their next sync
+            await self.sharing.leave()
+        except STORE_ERRORS as exc:
+            log.warning("leases not released", extra={"fields": {"error": repr(exc)}})
         if self.exporter is not None:
             await self.exporter.stop()
 
-    async def scrape(self, query: dict[str, list[str]]) -> str:
-        """snmp_exporter's scrape of one target (compat.py), from its last poll in Redis:
-        whichever poller polls it, this one answers."""
-        q = compat.parse(query)
-        profiles = compat.module_profiles(q.modules, self.profiles)
-        t = self._resolve(q.target)
-        if t is None:
-            raise compat.ScrapeError(
-                404, f"no SNMP target {q.target!r} in netd (netd snmp target add)"
-            )
-        client, key = self.ctx.cache.client, self.ctx.cache.key
-        try:
-            raw_status = await client.get(key("snmp:" + t.name, "status"))
-            raw = await client.get(key("snmp:" + t.name, "latest"))
-        except STORE_ERRORS as exc:
-            raise compat.ScrapeError(503, f"Redis: {exc!r}") from None
-        status = unpack(raw_status) if isinstance(raw_status, bytes) else None
-        compat.check_status(status, time.time(), self._interval(t))
-        assert status is not None
-        if not isinstance(raw, bytes):
-            raise compat.ScrapeError(503, "not polled yet")
-        _ts, samples = store.read_latest(raw)
-        return compat.render(samples, profiles, status)
+    @property
+    def targets(self) -> dict[str, store.Target]:
+        """Every enabled target (those this poller holds among them)."""
+        return self._targets
 
-    def _resolve(self, target: str) -> store.Target | None:
-        """A target by name, or by address (``host`` on port 161, ``host:port``)."""
-        if target in self._targets:
-            return self._targets[target]
-        host, _, port = target.rpartition(":") if target.count(":") == 1 else (target, "", "")
-        if target.startswith("[") and "]:" in target:  # [v6]:port
-            host, port = target[1:].split("]:", 1)
-        host = host.strip("[]")
-        try:
-            number = int(port) if port else 161
-        except ValueError:
-            return None
-        found = [t for t in self._targets.values() if t.address == host and t.port == number]
-        if len(found) > 1:
-            names = ", ".join(sorted(t.name for t in found)[:5])
-            raise compat.ScrapeError(
-                400, f"{target} is the address of {len(found)} targets ({names}): name one"
-            )
-        return found[0] if found else None
-
-    def _interval(self, t: store.Target) -> float:
+    def interval_of(self, t: store.Target) -> float:
         profiles = self._profiles_of(t)
         return float(t.interval or min((p.interval for p in profiles), default=60))
 
     # --- targets ---
 
     async def reload(self) -> None:
+        """Every enabled target from PostgreSQL. A removed one stops here (its Redis keys
+        go); a changed one held here starts again with its new settings."""
         targets = {
             t.name: t for t in await store.list_targets(self.ctx.pool, self.ctx.sealer) if t.enabled
         }
-        for name in set(self._loops) - set(targets):
+        for name in set(self._targets) - set(targets):
             self._drop(name)
+            self.sharing.held.pop(name, None)
             with contextlib.suppress(*STORE_ERRORS):
                 await self.ctx.cache.client.delete(
                     self.ctx.cache.key("snmp:" + name, "latest"),
                     self.ctx.cache.key("snmp:" + name, "status"),
                 )
         for name, t in targets.items():
-            if self._targets.get(name) != t and name in self._loops:
+            if self._targets.get(name) not in (None, t) and name in self._loops:
                 self._loops.pop(name).cancel()
-            if name not in self._loops:
-                self._state.setdefault(name, engine.TargetState())
-                self._loops[name] = asyncio.get_running_loop().create_task(self._loop(t))
+                self._start(t, None)
         self._targets = targets
-        self.metrics.targets.set(len(targets))
+
+    async def _share(self) -> None:
+        """Every poller.sync_interval: this poller's share of the targets (sharing.py);
+        polls start for the targets claimed and stop for those lost."""
+        while True:
+            try:
+                claimed, lost = await self.sharing.sync(self._targets)
+            except STORE_ERRORS as exc:
+                self.ratelog.log(logging.WARNING, "leases", "leases not renewed", error=repr(exc))
+            else:
+                for name in lost:
+                    self._drop(name)
+                for name, polled_at in claimed.items():
+                    t = self._targets.get(name)
+                    if t is not None and name not in self._loops:
+                        self._start(t, polled_at)
+                for name in set(self.sharing.held) - set(self._loops):  # none held idle
+                    if name in self._targets:
+                        self._start(self._targets[name], None)
+                self.metrics.targets.set(len(self.sharing.held))
+                self.metrics.pollers.set(len(self.sharing.live))
+            await asyncio.sleep(self.cfg.sync_interval)
+
+    def _start(self, t: store.Target, polled_at: datetime | None) -> None:
+        self._state.setdefault(t.name, engine.TargetState())
+        after = polled_at.timestamp() if polled_at is not None else 0.0
+        self._loops[t.name] = asyncio.get_running_loop().create_task(self._loop(t, after))
 
     def _drop(self, name: str) -> None:
         """Stop polling a target (removed, disabled, or handed to another poller): its
@@ -455,31 +432,49 @@ class PollerService(Daemon):
     def _profiles_of(self, t: store.Target) -> list[Profile]:
         return [self.profiles[p] for p in t.profiles if p in self.profiles]
 
-    async def _loop(self, t: store.Target) -> None:
-        """Poll one target forever: first at a stable offset in its interval (spread by a
-        hash of its name, plus jitter), then every interval, backing off while it is down."""
-        profiles = self._profiles_of(t)
-        interval = float(t.interval or min((p.interval for p in profiles), default=60))
-        offset = (zlib.crc32(t.name.encode()) % 1000) / 1000 * interval
-        due = time.monotonic() + offset + random.uniform(0, interval * 0.05)  # noqa: S311
+    async def _loop(self, t: store.Target, polled_at: float) -> None:
+        """Poll one target while this poller holds it: at its slots (schedule.py: a fixed
+        offset in its interval, whichever poller holds it), the first one after half an
+        interval since the previous owner's last poll, backing off while it is down; a
+        target handed over is released right after its poll."""
+        interval = self.interval_of(t)
+        due = schedule.next_slot(t.name, interval, max(time.time(), polled_at + interval / 2))
         failures = 0
         while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            await asyncio.sleep(max(0.0, due - time.time()))
+            if not self.sharing.valid(t.name):  # the lease is not renewed (yet): not now
+                due = schedule.next_slot(t.name, interval, time.time())
+                continue
             async with self._gate:
-                started = time.monotonic()
+                started = time.time()
                 late = max(0.0, started - due)
                 self.metrics.lateness.labels(t.name).set(late)
                 outcome = await self.poll(t, self._profiles_of(t))
-                took = time.monotonic() - started
+                took = time.time() - started
                 self.metrics.seconds.observe(took)
                 self.metrics.duration.labels(t.name).set(took)
             ok = outcome.reason == "ok"
             failures = 0 if ok else failures + 1
             await self._set_status(t, outcome, took, late, failures)
+            if t.name in self.sharing.handover:
+                await self._hand_over(t.name, started)
+                return
             backoff = min(2**failures, self.cfg.max_backoff) if failures else 1
-            due += interval * backoff
-            if due < time.monotonic():  # far behind (a long outage): no burst of catch-ups
-                due = time.monotonic() + interval
+            # the next slot, or later while it is down; never a burst of catch-ups
+            due = schedule.next_slot(
+                t.name, interval, max(due, time.time()) + interval * (backoff - 1)
+            )
+
+    async def _hand_over(self, name: str, polled: float) -> None:
+        """Release a target another poller should hold, right after its poll."""
+        try:
+            await self.sharing.release(name, datetime.fromtimestamp(polled, UTC))
+        except STORE_ERRORS as exc:  # the lease lapses on its own
+            self.sharing.held.pop(name, None)
+            self.ratelog.log(logging.WARNING, "release", "lease not released", error=repr(exc))
+        self._loops.pop(name, None)  # this task ends here: nothing to cancel
+        self._drop(name)
+        self.metrics.handovers.inc()
 
     async def poll(self, t: store.Target, profiles: list[Profile]) -> Outcome:
         """One poll of one target."""
