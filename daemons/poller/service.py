@@ -1,9 +1,11 @@
-"""The SNMP poller daemon: every enabled target polled on its interval, spread with jitter,
-at most ``poller.concurrency`` at once, so a slow device never delays the others.
+"""The SNMP poller daemon: the targets this poller holds (its share among every live
+poller: sharing.py) polled on their slots (schedule.py), at most ``poller.concurrency`` at
+once, so a slow device never delays the others.
 
 A poll reads the target's profiles (``policies/snmp``) with gufo-snmp, turns the varbinds
 into samples (counter rates across polls), and publishes them: the latest per target in
-Redis and at ``/snmp/metrics`` (snmp_exporter's names), gauges and rates in PostgreSQL
+Redis and at ``/snmp/metrics`` and ``/snmp`` (snmp_exporter's names and URL: web.py),
+gauges and rates in PostgreSQL
 (daily partitions, ``poller.retention_days``). An unreachable target backs off (its
 interval doubles up to ``poller.max_backoff`` times) and emits one event when it starts
 failing (``snmp.unreachable``: no answer, or an SNMPv3 refusal; ``snmp.error``: an answer
