@@ -2,7 +2,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
+SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
+STAMP  := $(VENV)/.installed-dev-$(SUM)
+RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 PYTEST_ARGS ?=
 FUZZ_TIME ?= 300
 
@@ -17,18 +19,30 @@ help:
 	@echo "make proto  regenerate daemons/nbi/gen from proto/netd/v1 (commit both)"
 	@echo "make clean  remove .venv and the state directory var/"
 
+# make run installs what netd needs at run time; make test (and lint, unit, ...) the dev
+# tools too. Either stamp is remade when pyproject.toml changes.
+$(RUN_STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@rm -f $(VENV)/.installed-run-* && touch $@
+
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
-	@rm -f $(VENV)/.installed-* && touch $@
+	@rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-run-* && touch $@ $(RUN_STAMP)
 
 install: $(STAMP)
 
-run: install
-	$(BIN)/netd migrate
+# make run's own instance: config/dev.toml keeps its state in ./var/netd. For admin commands
+# on it: export NETD_CONFIG=$$PWD/config/dev.toml, then .venv/bin/netd ...
+DEV_CONFIG ?= config/dev.toml
+
+run: $(RUN_STAMP)
+	$(BIN)/netd --config $(DEV_CONFIG) migrate
 	@echo "starting dotmac-netd; API, /health/ready and /metrics on http://127.0.0.1:8080 by default (Ctrl-C stops)"
-	exec $(BIN)/netd up
+	exec $(BIN)/netd --config $(DEV_CONFIG) up --take-terminal
 
 lint: install
 	$(BIN)/ruff check daemons tests benchmarks proto fuzz

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -116,3 +117,71 @@ def pid_alive(pid: int) -> bool:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
         return state != "Z"
     return True
+
+
+def tool(name: str, package: str) -> str:
+    """The path of a peer program; fails (never skips) naming the Debian package."""
+    path = shutil.which(name)
+    assert path, f"{name} is missing: apt-get install {package} (.ci/run installs it)"
+    return path
+
+
+def run_netd(
+    env: Mapping[str, str], cwd: Path, *args: str, stdin: str = "", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``python -m daemons.cli ARGS`` run to its end, its output captured."""
+    return subprocess.run(
+        [sys.executable, "-m", "daemons.cli", *args],
+        input=stdin,
+        env=dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def radclient_auth(port: int, secret: str, user: str, password: str) -> str:
+    """One PAP Access-Request with Message-Authenticator by FreeRADIUS's radclient; what it
+    printed ("Access-Accept", "Access-Reject" or a timeout)."""
+    proc = subprocess.run(
+        [
+            tool("radclient", "freeradius-utils"),
+            "-r",
+            "2",
+            "-t",
+            "3",
+            f"127.0.0.1:{port}",
+            "auth",
+            secret,
+        ],
+        input=f'User-Name = "{user}"\nUser-Password = "{password}"\nMessage-Authenticator = 0x00\n',
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    return proc.stdout + proc.stderr
+
+
+def config_with_free_ports(state_dir: str, log_format: str = "text") -> str:
+    """A netd.toml for `netd up` with every listener on a free loopback port (gRPC and
+    traps off) and ``state_dir`` (relative paths are relative to the file)."""
+    return f"""state_dir = "{state_dir}"
+[log]
+format = "{log_format}"
+[api]
+port = {free_port()}
+grpc_port = 0
+[radius]
+auth_port = {free_udp_port()}
+acct_port = {free_udp_port()}
+[acs]
+port = {free_port()}
+[poller]
+exporter_port = {free_port()}
+trap_port = 0
+[voltha]
+sadis_port = {free_port()}
+"""

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemons.acs import cwmp
-from daemons.core.policies import PolicyError, PolicySet
+from daemons.core.policies import PolicySet
 
 _KEYS = {
     "events",
@@ -90,16 +90,19 @@ def load_presets(policies: PolicySet) -> list[Preset]:
     """Every preset under ``policies/cwmp/``, by precedence then name. Raises PolicyError."""
     out: dict[str, Preset] = {}
     for path, doc in sorted(policies.under("cwmp").items()):
+        where: tuple[str, ...] = ()
         try:
             unknown = set(doc) - {"presets"}
             if unknown:
+                where = (sorted(unknown)[0],)
                 raise ValueError(f"unknown table(s) {sorted(unknown)}")
             for name, spec in dict(doc.get("presets", {})).items():
+                where = ("presets", name)
                 if name in out:
                     raise ValueError(f"preset {name!r} is defined twice")
                 out[name] = _preset(name, spec, path)
         except (ValueError, TypeError) as exc:
-            raise PolicyError(path, str(exc)) from None
+            raise policies.error(path, str(exc), where) from None
     return sorted(out.values(), key=lambda p: (p.precedence, p.name))
 
 

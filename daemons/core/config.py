@@ -1,7 +1,13 @@
 """Configuration: one TOML file, ``NETD_*`` environment overrides, secrets from ``*_file`` keys.
 
-Where the file comes from, first match wins: ``--config PATH``, ``$NETD_CONFIG``,
-``./netd.toml``, ``/etc/netd/netd.toml``; with none of them every key takes its default.
+Where the file comes from, first match wins: ``--config PATH``, ``$NETD_CONFIG``, then for
+a user other than root ``$XDG_CONFIG_HOME/netd/netd.toml`` (``~/.config/netd/netd.toml``),
+then ``/etc/netd/netd.toml``; with none of them every key takes its default. Nothing depends
+on the working directory: a relative path in the file is relative to the file's folder, and
+one in the environment is made absolute when the config is loaded.
+
+The state directory, when not set, is ``$STATE_DIRECTORY`` (systemd's ``StateDirectory=``),
+else ``/var/lib/netd`` for root, else ``$XDG_STATE_HOME/netd`` (``~/.local/state/netd``).
 
 Every problem is reported as one :class:`ConfigError` naming the key, where the value came
 from (the file, or the environment variable) and what was expected. The CLI turns it into a
@@ -33,7 +39,8 @@ from daemons import resources
 
 ENV_PREFIX = "NETD_"
 ENV_CONFIG = "NETD_CONFIG"
-DEFAULT_LOCATIONS = (Path("netd.toml"), Path("/etc/netd/netd.toml"))
+SYSTEM_CONFIG = Path("/etc/netd/netd.toml")
+SYSTEM_STATE_DIR = Path("/var/lib/netd")
 
 # Marks a field whose value may instead be read from a file named by ``<key>_file``.
 _SECRET: JsonDict = {"secret": True}
@@ -311,7 +318,7 @@ class DevicesConfig(_DaemonConfig):
 
 
 class Config(_Section):
-    state_dir: Path = Path("var/netd")
+    state_dir: Path = SYSTEM_STATE_DIR  # replaced by default_state_dir() when not set
     instance_name: str = Field(default="", pattern=r"^[A-Za-z0-9_.-]{0,64}$")
     log: LogConfig = LogConfig()
     database: DatabaseConfig = DatabaseConfig()
@@ -371,8 +378,36 @@ _ENV_KEYS: dict[str, tuple[str, ...]] = {env_name(p): p for p in _leaves(Config)
 _LIST_KEYS = _list_leaves(Config)
 
 
+def _is_root() -> bool:
+    return os.geteuid() == 0
+
+
+def _home(environ: Mapping[str, str]) -> Path:
+    return Path(environ.get("HOME") or Path.home())
+
+
+def default_locations(environ: Mapping[str, str]) -> list[Path]:
+    """Where a config file is looked for when none is named, in order."""
+    found: list[Path] = []
+    if not _is_root():
+        base = environ.get("XDG_CONFIG_HOME") or str(_home(environ) / ".config")
+        found.append(Path(base) / "netd" / "netd.toml")
+    found.append(SYSTEM_CONFIG)
+    return found
+
+
+def default_state_dir(environ: Mapping[str, str]) -> Path:
+    """The state directory when the config does not set one (see the module docstring)."""
+    if given := environ.get("STATE_DIRECTORY", "").split(":")[0]:
+        return Path(given)
+    if _is_root():
+        return SYSTEM_STATE_DIR
+    base = environ.get("XDG_STATE_HOME") or str(_home(environ) / ".local" / "state")
+    return Path(base) / "netd"
+
+
 def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path | None:
-    """Return the config file to read, or ``None`` to run on defaults.
+    """Return the config file to read (absolute), or ``None`` to run on defaults.
 
     Raises ConfigError when a file named by ``--config`` or ``$NETD_CONFIG`` does not exist.
     """
@@ -381,8 +416,8 @@ def find_config_file(explicit: str | None, environ: Mapping[str, str]) -> Path |
             path = Path(given)
             if not path.is_file():
                 raise ConfigError("", f"{source} {given}", "file not found")
-            return path
-    for candidate in DEFAULT_LOCATIONS:
+            return path.resolve()
+    for candidate in default_locations(environ):
         if candidate.is_file():
             return candidate
     return None
@@ -419,12 +454,58 @@ def load(explicit: str | None = None, environ: Mapping[str, str] | None = None) 
             parsed = [item.strip() for item in value.split(",") if item.strip()]
         _set(data, key, parsed, name)
         origins[key] = f"environment variable {name}"
-    _resolve_secret_files(data, origins, file_label)
+    _absolute_paths(data, Config, (), origins, path)
+    _resolve_secret_files(data, origins, file_label, path)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, origins, file_label) from None
+    if ("state_dir",) not in origins:
+        config = config.model_copy(update={"state_dir": default_state_dir(env)})
     return Loaded(config=config, path=path)
+
+
+def _is_path(annotation: Any) -> bool:
+    if annotation is Path:
+        return True
+    return any(_is_path(arg) for arg in getattr(annotation, "__args__", ()))
+
+
+def _absolute(value: Any, base: Path) -> Any:
+    if isinstance(value, str) and value and not Path(value).is_absolute():
+        return os.path.normpath(base / value)
+    if isinstance(value, list):
+        return [_absolute(item, base) for item in value]
+    return value
+
+
+def _absolute_paths(
+    data: dict[str, Any],
+    model: type[BaseModel],
+    prefix: tuple[str, ...],
+    origins: dict[tuple[str, ...], str],
+    file: Path | None,
+) -> None:
+    """Make every relative path absolute: relative to the config file's folder when it came
+    from the file, to the working directory (once, now) when it came from the environment."""
+    for name, value in list(data.items()):
+        field = model.model_fields.get(name)
+        if field is None:
+            continue
+        ann = field.annotation
+        key = (*prefix, name)
+        if isinstance(value, dict) and isinstance(ann, type) and issubclass(ann, BaseModel):
+            _absolute_paths(value, ann, key, origins, file)
+        elif isinstance(value, dict) and getattr(ann, "__origin__", None) is dict:
+            inner = ann.__args__[1] if ann is not None else None
+            if isinstance(inner, type) and issubclass(inner, BaseModel):
+                for sub, table in value.items():
+                    if isinstance(table, dict):
+                        _absolute_paths(table, inner, (*key, sub), origins, file)
+        elif _is_path(ann):
+            from_env = origins.get(key, "").startswith("environment")
+            base = Path.cwd() if from_env or file is None else file.parent
+            data[name] = _absolute(value, base)
 
 
 def _walk(data: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
@@ -446,7 +527,10 @@ def _set(data: dict[str, Any], key: tuple[str, ...], value: object, source: str)
 
 
 def _resolve_secret_files(
-    data: dict[str, Any], origins: dict[tuple[str, ...], str], file_label: str
+    data: dict[str, Any],
+    origins: dict[tuple[str, ...], str],
+    file_label: str,
+    file: Path | None = None,
 ) -> None:
     """Replace every ``<secret>_file`` key by the contents of the file it names."""
     for leaf in list(_walk(data)):
@@ -461,6 +545,8 @@ def _resolve_secret_files(
         if target in node:
             raise ConfigError(dotted, source, f"give either {target} or {leaf[-1]}, not both")
         secret_path = Path(str(node.pop(leaf[-1])))
+        if file is not None and not secret_path.is_absolute() and source == str(file):
+            secret_path = file.parent / secret_path
         try:
             node[target] = secret_path.read_text(encoding="utf-8").rstrip("\r\n")
         except (OSError, UnicodeDecodeError) as exc:

@@ -16,6 +16,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from daemons.core.health import Health
+from daemons.core.portclaim import PortTaken, probe
 
 log = logging.getLogger("netd.http")
 
@@ -150,9 +151,17 @@ class HttpServer:
         try:
             await self._server.startup()
         except SystemExit:  # uvicorn exits the process on a bind error; we report it instead
-            raise OSError(f"cannot listen on {self.host}:{self.port}") from None
+            raise OSError(self._why()) from None
         if not self._server.started:
-            raise OSError(f"cannot listen on {self.host}:{self.port}")
+            raise OSError(self._why())
+
+    def _why(self) -> str:
+        """Why the bind failed, naming the process holding the port when it is one."""
+        try:
+            probe("tcp", self.host, self.port)
+        except PortTaken as exc:
+            return f"cannot listen: {exc}"
+        return f"cannot listen on {hostport(self.host, self.port)}"
 
     async def stop(self) -> None:
         """Stop accepting, let in-flight requests finish (bounded by the drain timeout)."""

@@ -134,7 +134,7 @@ class Context:
     def sealer(self) -> Sealer:
         """Seals secrets at rest. Raises ValueError for a malformed key."""
         if self._sealer is None:
-            self._sealer = make_sealer(self.config)
+            self._sealer = make_sealer(self.config, create=True)
         return self._sealer
 
     @property
@@ -183,18 +183,50 @@ class Daemon:
         return {}
 
 
-def make_sealer(config: Config) -> Sealer:
-    """The sealer for ``secrets.key``, or a key kept under state_dir. Raises ValueError."""
+def make_sealer(config: Config, create: bool = False) -> Sealer:
+    """The sealer for ``secrets.key``, or the key kept under state_dir, generated there
+    first if ``create`` (daemons and ``netd migrate``; an admin command never makes a key
+    that would seal secrets no daemon can open). Raises ValueError naming the problem."""
     key = config.secrets.key.get_secret_value() if config.secrets.key else None
+    if not key and not create and not (config.state_dir / "secrets.key").exists():
+        raise ValueError(
+            f"no secrets key in state directory {config.state_dir} (secrets.key): "
+            "`netd migrate` or a daemon's first start creates it; or give secrets.key"
+        )
     return Sealer(load_or_create_key(key, config.state_dir))
 
 
-async def open_stores(config: Config, with_redis: bool = True) -> Stores:
-    """Connect to the configured stores, starting embedded ones for what is not configured.
+def _check_state_dir(config: Config) -> None:
+    """An admin command runs on an instance's existing stores: refuse, with one line naming
+    the state directory looked at, when it holds no embedded database yet (rather than
+    starting a new empty one and answering from it).
 
-    Raises StartupError when a store cannot be reached or started.
+    Raises StartupError.
+    """
+    data = config.state_dir / "postgres" / "PG_VERSION"
+    try:
+        present = data.is_file()
+    except PermissionError:
+        raise StartupError(
+            f"cannot read state directory {config.state_dir}: permission denied "
+            "(run as the user the daemons run as, e.g. `sudo -u netd netd ...`)"
+        ) from None
+    if not present:
+        raise StartupError(
+            f"no database in state directory {config.state_dir}: run `netd migrate` to "
+            "create one, or give the config of the instance you mean (--config, $NETD_CONFIG)"
+        )
+
+
+async def open_stores(config: Config, with_redis: bool = True, create: bool = False) -> Stores:
+    """Connect to the configured stores, starting embedded ones for what is not configured.
+    Without ``create`` (admin commands) an embedded database must exist already.
+
+    Raises StartupError when a store cannot be reached or started, or does not exist.
     """
     embedded: EmbeddedStores | None = None
+    if config.database.embedded and not create:
+        _check_state_dir(config)
     pg_url = config.database.url.get_secret_value()
     redis_url = config.redis.url.get_secret_value()
     embed_redis = with_redis and config.redis.embedded
@@ -242,17 +274,31 @@ async def close_stores(stores: Stores) -> None:
         await asyncio.to_thread(stores.embedded.release)
 
 
-async def ensure_schema(pool: asyncpg.Pool, apply: bool) -> None:
-    """Apply pending migrations, or with ``apply`` False refuse to run on an old schema."""
+async def ensure_schema(pool: asyncpg.Pool, apply: bool, create: bool = False) -> None:
+    """Apply pending migrations, or with ``apply`` False refuse to run on an old schema.
+    Without ``create`` (admin commands) a database with no netd schema at all is refused
+    rather than given one. Raises StartupError."""
     migrations = migrate.available()
     async with pool.acquire() as conn:
         try:
+            if not create and not await migrate.has_schema(conn):
+                raise StartupError(
+                    "the database has no netd schema yet: run `netd migrate` first "
+                    "(or give the config of the instance you mean)"
+                )
+            ahead = await migrate.applied_newer(conn, migrations)
+            if ahead:
+                log.warning(
+                    "the database schema is newer than this netd (a rolling upgrade?): "
+                    "running on it; upgrade this node",
+                    extra={"fields": {"newer_migrations": ahead, "version": __version__}},
+                )
             if apply:
-                done = await migrate.apply(conn, migrations)
+                done = await migrate.apply(conn, migrations, allow_newer=True)
                 for mig in done:
                     log.info("migration applied", extra={"fields": {"migration": mig.filename}})
                 return
-            states = await migrate.status(conn, migrations)
+            states = await migrate.status(conn, migrations, allow_newer=True)
         except migrate.MigrationError as exc:
             raise StartupError(str(exc)) from None
     pending = [s.migration.filename for s in states if s.applied_at is None]
@@ -394,9 +440,9 @@ class Runner:
 
     async def _startup(self) -> None:
         t0 = time.monotonic()
-        stores = await open_stores(self.config)
+        stores = await open_stores(self.config, create=True)
         try:
-            await ensure_schema(stores.pool, self.config.database.migrate_on_start)
+            await ensure_schema(stores.pool, self.config.database.migrate_on_start, create=True)
             try:
                 policies = await asyncio.to_thread(load_policies, self.config.policies.root, 1)
             except PolicyError as exc:
@@ -416,7 +462,10 @@ class Runner:
                 daemon.check_policies(policies)
                 daemon.apply_policies(policies)
             for daemon in self.daemons:
-                await daemon.start()
+                try:
+                    await daemon.start()
+                except OSError as exc:  # a port in use, an address not available
+                    raise StartupError(f"{daemon.name}: {exc.strerror or exc}") from None
                 self.metrics.up.labels(daemon.name).set(1)
         except BaseException:
             for daemon in reversed(self.daemons):

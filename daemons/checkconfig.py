@@ -1,0 +1,129 @@
+"""``netd check-config``: load and validate everything a daemon would, without starting one.
+
+The config file (and the environment), the RADIUS dictionaries, and every policy file: the
+RADIUS plans and vendor tables, the CWMP presets, the SNMP profiles and the configuration
+templates, each through the same loader the daemon uses. Then it says where everything is:
+the config file read, the state directory, the stores, the policies and the dictionaries.
+No store is opened. Any problem is one line naming the file and line; exit status 2.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import TextIO
+
+from jinja2 import TemplateSyntaxError
+from jinja2.sandbox import SandboxedEnvironment
+
+from daemons import resources
+from daemons.acs.presets import load_presets
+from daemons.core.config import Config, Loaded, default_locations
+from daemons.core.policies import PolicyError, PolicySet, load_policies
+from daemons.poller.profiles import load_profiles
+from daemons.radius.dictionary import Dictionary, DictionaryError
+from daemons.radius.policy import load_policy
+from daemons.store.pg import redact
+
+
+class CheckError(Exception):
+    """What a daemon would refuse to start with, as one line naming the file."""
+
+
+def check_templates(root: Path) -> int:
+    """Parse every ``config/*.j2`` template below ``root``; the number checked.
+
+    Raises PolicyError naming the template and the line of a syntax error.
+    """
+    env = SandboxedEnvironment()
+    count = 0
+    folder = root / "config"
+    for path in sorted(folder.glob("*.j2")) if folder.is_dir() else []:
+        rel = path.relative_to(root).as_posix()
+        try:
+            env.parse(path.read_text(encoding="utf-8"))
+        except TemplateSyntaxError as exc:
+            raise PolicyError(rel, exc.message or "syntax error", exc.lineno) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PolicyError(rel, str(exc)) from None
+        count += 1
+    return count
+
+
+def check(config: Config) -> dict[str, str]:
+    """Everything a daemon loads at start, validated; what was found, for the report.
+
+    Raises CheckError with one line naming the file (and line) at fault.
+    """
+    root = config.policies.root
+    found: dict[str, str] = {}
+    try:
+        dictionary = Dictionary(config.radius.dictionaries)
+    except DictionaryError as exc:
+        raise CheckError(f"dictionaries: {exc}") from None
+    extra = ", ".join(str(p) for p in config.radius.dictionaries)
+    found["dictionaries"] = str(resources.path("dictionaries")) + (f" + {extra}" if extra else "")
+    try:
+        policies = load_policies(root, 1)
+        policy = load_policy(policies, dictionary)
+        presets = load_presets(policies)
+        profiles = load_profiles(policies)
+        templates = check_templates(root)
+    except PolicyError as exc:
+        raise CheckError(_where(root, exc)) from None
+    packaged = " (packaged with netd)" if config.policies.dir is None else ""
+    found["policies"] = f"{root}{packaged}: {_count(policies)} files"
+    found["radius plans"] = f"{len(policy.plans)}, vendor tables {len(policy.vendors)}"
+    found["cwmp presets"] = str(len(presets))
+    found["snmp profiles"] = ", ".join(sorted(profiles)) or "none"
+    found["config templates"] = str(templates)
+    return found
+
+
+def _count(policies: PolicySet) -> int:
+    return len(policies.documents)
+
+
+def _where(root: Path, exc: PolicyError) -> str:
+    path = Path(exc.path)
+    shown = path if path.is_absolute() else root / path
+    line = f":{exc.line}" if exc.line else ""
+    return f"policy error: {shown}{line}: {exc.problem}"
+
+
+def _stores(config: Config) -> dict[str, str]:
+    state = config.state_dir
+    pg = config.database.url.get_secret_value()
+    rd = config.redis.url.get_secret_value()
+    exists = (state / "postgres" / "PG_VERSION").is_file()
+    return {
+        "database": redact(pg)
+        if pg
+        else f"embedded PostgreSQL in {state / 'postgres'}"
+        + ("" if exists else " (not created yet: `netd migrate` creates it)"),
+        "redis": redact(rd) if rd else f"embedded Redis in {state / 'redis'}",
+    }
+
+
+def run(loaded: Loaded, out: TextIO = sys.stdout) -> int:
+    """The command: 0 and a report, or 2 and one line on stderr."""
+    config = loaded.config
+    try:
+        found = check(config)
+    except CheckError as exc:
+        print(f"netd: {exc}", file=sys.stderr)
+        return 2
+    if loaded.path is not None:
+        source = str(loaded.path)
+    else:
+        looked = ", ".join(str(p) for p in default_locations(os.environ))
+        source = f"none (defaults and the environment; looked for {looked})"
+    rows = {"config file": source, "state directory": str(config.state_dir)}
+    rows |= _stores(config)
+    rows |= found
+    width = max(len(k) for k in rows)
+    for key, value in rows.items():
+        print(f"{key + ':':{width + 1}} {value}", file=out)
+    print("config ok", file=out)
+    return 0
