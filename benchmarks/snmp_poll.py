@@ -10,9 +10,10 @@ agent is our own (about 11 µs a varbind). Its CPU is reported ("agent µs/varbi
 CPU, walk overshoot included, over the varbinds the client kept), and what it serves is
 checked on the first run: net-snmp's snmpbulkwalk and gufo-snmp read the same OIDs from
 every device walked, with equal values except Counter32/64 and TimeTicks, which move.
-Workload: the if-mib profile (policies/snmp/if-mib.toml) as the poller plans it: per
-device a GET of sysUpTime and a GETBULK walk (max-repetitions 25) of each of its 16
-columns, 1 + 16 x interfaces varbinds (288,500 a cycle for 500 devices; printed).
+Workload: the if-mib profile (policies/snmp/if-mib.toml: snmp_exporter's if_mib) as the
+poller plans it: per device a GET of sysUpTime and ifNumber and a GETBULK walk
+(max-repetitions 25) of each of its 41 columns, 2 + 41 x interfaces varbinds (739,000 a
+cycle for 500 devices; printed).
 Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running:
 - gufo-snmp bare walk: gufo.snmp.aio.SnmpSession (uvloop, a session per device,
   BENCH_SNMP_CONCURRENCY devices at a time, default 8) does the same GET and walks of
@@ -51,6 +52,23 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   benchmark fails.
 - the poller with poller.rediscover = 0: every poll walks, as the gufo-snmp references
   do; one interval measured, the same way.
+- snmp_exporter (Debian prometheus-snmp-exporter 0.21, the if_mib module of
+  tests/poller/snmp_exporter.py: the same walks and GET): every device scraped once in one
+  interval, device i at i x interval / devices, 8 at a time, as Prometheus spreads its
+  targets; each scrape's snmp_scrape_pdus_returned must be the device's varbinds. CPU:
+  the exporter's utime+stime from /proc (all its threads). It stores nothing (Prometheus
+  parses and stores, not measured here); the notes put the poller's CPU per varbind beside
+  it, alone and with its PostgreSQL and Redis writes.
+- 1, 2 and 3 `netd poller` processes on this machine sharing every device as a target
+  (leases in PostgreSQL) at BENCH_SNMP_MULTI_INTERVAL (default 10 s, the shortest
+  interval, so that the machine rather than the schedule limits them): after a warm-up
+  (every target polled, one interval more for the shares to settle) BENCH_SNMP_MULTI_CYCLES
+  (default 3) intervals; the polls each target had in the window are counted in
+  snmp_samples (one time per poll, the window shifted by 1 s: a poll is stored as it
+  ends). Throughput: the varbinds of those polls over the window; missed and extra polls
+  against one a slot; CPU of the pollers (and of the stores in the notes). The ratios to 1
+  poller are from the same run: the agent, the pollers, PostgreSQL and Redis share the 2
+  cores, and other work on the machine shares them too.
 Figures: varbinds/s is varbinds over wall time (for the poller that is its schedule:
 varbinds a cycle / interval); CPU µs/varbind and CPU s per 1,000 varbinds divide CPU by
 the varbinds the client kept. "x gufo" is that over gufo-snmp's back-to-back walk in the
