@@ -444,8 +444,13 @@ class PollerService(Daemon):
         failures = 0
         while True:
             await asyncio.sleep(max(0.0, due - time.time()))
-            if not self.sharing.valid(t.name):  # the lease is not renewed (yet): not now
-                due = schedule.next_slot(t.name, interval, time.time())
+            if not self.sharing.valid(t.name):
+                # The lease is not renewed (yet: a round late on a loaded machine, or
+                # PostgreSQL out of reach): poll later in the slot if it is, else the next.
+                if time.time() < due + interval / 2:
+                    await asyncio.sleep(self.cfg.sync_interval / 2)
+                else:
+                    due = schedule.next_slot(t.name, interval, time.time())
                 continue
             async with self._gate:
                 started = time.time()

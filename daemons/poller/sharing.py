@@ -75,17 +75,19 @@ class Sharing:
             self.live = sorted([*self.live, self.me])
         mine = [n for n in names if schedule.owner(n, self.live) == self.me]
         share = math.ceil(len(names) / max(1, len(self.live)))
+        # ``mine`` held ones too: a lease that lapsed before its renewal (a round delayed
+        # past the TTL on a loaded machine) is claimed back at once if nobody took it.
         synced = await leases.sync(
             self.pool,
             self.me,
             self.ttl,
             list(self.held),
-            [n for n in mine if n not in self.held],
+            mine,
             self.every * 2 + 1.0,
             max(1, share - len(self.held)),
         )
         until = started + self.ttl
-        lost = set(self.held) - synced.kept
+        lost = set(self.held) - synced.kept - set(synced.claimed)
         for name in lost:
             self.held.pop(name, None)
         for name in synced.kept:
