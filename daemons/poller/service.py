@@ -94,6 +94,16 @@ class _Metrics:
         self.pollers = Gauge(
             "netd_snmp_pollers", "pollers alive, this one included", registry=registry
         )
+        self.skipped = Counter(
+            "netd_snmp_lease_skips_total",
+            "slots not polled: the target's lease was not renewed in time",
+            registry=registry,
+        )
+        self.lost = Counter(
+            "netd_snmp_leases_lost_total",
+            "leases lost (not renewed before they lapsed, and taken by another poller)",
+            registry=registry,
+        )
         self.handovers = Counter(
             "netd_snmp_handovers_total",
             "targets handed to another poller after their poll (a rebalance)",
@@ -143,6 +153,7 @@ class PollerService(Daemon):
         self.status: dict[str, dict[str, Any]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._sharer: asyncio.Task[None] | None = None
+        self._stopping = False
         self.sharing = Sharing(
             lambda: ctx.pool, ctx.config.instance, self.cfg.lease_ttl, self.cfg.sync_interval
         )
@@ -324,11 +335,20 @@ class PollerService(Daemon):
             for t in (self._watch, self._sharer, self._trap_task, *self._loops.values())
             if t is not None
         ]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        self._stopping = True
+        # Cancelled again until done: on Python 3.11 asyncio.wait_for (gufo-snmp's receive
+        # path) can swallow a cancellation that lands as its answer arrives, and a loop
+        # that swallowed it polled on while drain awaited it (a SIGTERM with 500 targets
+        # hung past the drain timeout).
+        pending = set(tasks)
+        for _ in range(100):
+            for t in pending:
+                t.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=0.1)
+            if not pending:
+                break
+        if pending:
+            log.warning("poll tasks still running at stop", extra={"fields": {"n": len(pending)}})
         try:  # the others take this poller's targets at their next sync
             await self.sharing.leave()
         except STORE_ERRORS as exc:
@@ -370,7 +390,7 @@ class PollerService(Daemon):
     async def _share(self) -> None:
         """Every poller.sync_interval: this poller's share of the targets (sharing.py);
         polls start for the targets claimed and stop for those lost."""
-        while True:
+        while not self._stopping:
             try:
                 claimed, lost = await self.sharing.sync(self._targets)
             except STORE_ERRORS as exc:
@@ -378,6 +398,7 @@ class PollerService(Daemon):
             else:
                 for name in lost:
                     self._drop(name)
+                self.metrics.lost.inc(len(lost))
                 for name, polled_at in claimed.items():
                     t = self._targets.get(name)
                     if t is not None and name not in self._loops:
@@ -442,7 +463,7 @@ class PollerService(Daemon):
         interval = self.interval_of(t)
         due = schedule.next_slot(t.name, interval, max(time.time(), polled_at + interval / 2))
         failures = 0
-        while True:
+        while not self._stopping:
             await asyncio.sleep(max(0.0, due - time.time()))
             if not self.sharing.valid(t.name):
                 # The lease is not renewed (yet: a round late on a loaded machine, or
@@ -450,6 +471,7 @@ class PollerService(Daemon):
                 if time.time() < due + interval / 2:
                     await asyncio.sleep(self.cfg.sync_interval / 2)
                 else:
+                    self.metrics.skipped.inc()
                     due = schedule.next_slot(t.name, interval, time.time())
                 continue
             async with self._gate:

@@ -1131,9 +1131,14 @@ async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
                 "auth_key": "auth-secret-xyz",
                 "priv": "aes",
                 "priv_key": "priv-secret-xyz",
+                "context": "vrf-red",
                 "profiles": ["system", "if-mib"],
                 "tags": ["olt"],
             },
+        )
+        v2c_context = await c.put(
+            f"/api/v1/snmp/targets/{name}x",
+            json={"address": "192.0.2.8", "community": "c", "context": "vrf-red"},
         )
         again = await c.put(
             f"/api/v1/snmp/targets/{name}",
@@ -1156,6 +1161,8 @@ async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
         shown = await c.get(f"/api/v1/snmp/targets/{name}")
         latest = await c.get(f"/api/v1/snmp/targets/{name}/latest")
     assert made.status_code == 201 and again.status_code == 200
+    assert made.json()["context"] == "vrf-red"  # SNMPv3 context name (Cisco per-VRF)
+    assert v2c_context.status_code == 422 and "SNMPv3 only" in v2c_context.text
     assert bad_profile.status_code == 422 and no_auth.status_code == 422
     body = shown.json()
     assert body["version"] == "2c" and body["profiles"] == ["system"]
