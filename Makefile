@@ -45,8 +45,8 @@ run: $(RUN_STAMP)
 	exec $(BIN)/netd --config $(DEV_CONFIG) up --take-terminal
 
 lint: install
-	$(BIN)/ruff check daemons tests benchmarks proto fuzz
-	$(BIN)/ruff format --check daemons tests benchmarks proto fuzz
+	$(BIN)/ruff check daemons tests benchmarks proto fuzz contrib
+	$(BIN)/ruff format --check daemons tests benchmarks proto fuzz contrib
 	$(BIN)/mypy
 
 test: lint

@@ -28,6 +28,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from daemons import __version__
+from daemons.core import output
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import (
     StartupError,
@@ -263,5 +264,4 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         )
         return 0
     except (BackupError, ValueError, OSError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 1
+        return output.fail(f"{exc}", 1)

@@ -19,6 +19,7 @@ from jinja2.sandbox import SandboxedEnvironment
 
 from daemons import resources
 from daemons.acs.presets import load_presets
+from daemons.core import output
 from daemons.core.config import Config, Loaded, default_locations
 from daemons.core.policies import PolicyError, PolicySet, load_policies
 from daemons.poller.profiles import load_profiles
@@ -112,8 +113,7 @@ def run(loaded: Loaded, out: TextIO = sys.stdout) -> int:
     try:
         found = check(config)
     except CheckError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return output.fail(f"{exc}", 2)
     if loaded.path is not None:
         source = str(loaded.path)
     else:

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
+import importlib
 import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from typing import Any, NoReturn, cast
 
+import asyncpg
 import uvloop
+from redis.exceptions import RedisError
 
 from daemons import __version__, backup, checkconfig, files
 from daemons.acs import admin as acs_admin
-from daemons.acs.service import AcsService
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
-from daemons.api.service import ApiService
 from daemons.core import logging as netd_logging
+from daemons.core import output
 from daemons.core.config import ConfigError, Loaded, load
 from daemons.core.lifecycle import (
     Daemon,
@@ -27,37 +31,64 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
+from daemons.core.output import fail, one_line
 from daemons.core.status import status_listener_for
 from daemons.devices import admin as devices_admin
-from daemons.devices.service import DevicesService
 from daemons.poller import admin as poller_admin
-from daemons.poller.service import PollerService
 from daemons.radius import admin as radius_admin
-from daemons.radius.service import RadiusService, RadiusWorker, die_with_parent
 from daemons.store import migrate
 from daemons.voltha import admin as voltha_admin
-from daemons.voltha.service import VolthaService
 
 DAEMONS = ("radius", "acs", "voltha", "poller", "devices", "api")
+# The admin commands: they act on the stores (or, some, through the API with --api).
+ADMIN = (
+    "nas",
+    "subscriber",
+    "session",
+    "pool",
+    "token",
+    "cpe",
+    "snmp",
+    "olt",
+    "onu",
+    "onu-firmware",
+    "device",
+    "config-job",
+)
+
+
+# Imported only by the commands that run them: an admin command need not load every daemon.
+_SERVICES = {
+    "api": "daemons.api.service:ApiService",
+    "radius": "daemons.radius.service:RadiusService",
+    "acs": "daemons.acs.service:AcsService",
+    "voltha": "daemons.voltha.service:VolthaService",
+    "poller": "daemons.poller.service:PollerService",
+    "devices": "daemons.devices.service:DevicesService",
+}
+
+
+def _load(spec: str) -> Any:
+    module, _, name = spec.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 def _daemon_types(names: Sequence[str]) -> list[type[Daemon]]:
-    table: dict[str, type[Daemon]] = {
-        "api": ApiService,
-        "radius": RadiusService,
-        "acs": AcsService,
-        "voltha": VolthaService,
-        "poller": PollerService,
-        "devices": DevicesService,
-    }
-    types = [table[n] for n in names]
+    types: list[type[Daemon]] = [_load(_SERVICES[n]) for n in names]
     if "api" not in names:  # no API in this process: serve health/metrics on a status port
         types.insert(0, status_listener_for(names[0]))
     return types
 
 
+class Parser(argparse.ArgumentParser):
+    """argparse, with a usage error in one line on stderr (exit 2), as every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: {one_line(message)} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="netd",
         description="dotmac-netd: RADIUS, TR-069 ACS, VOLTHA, SNMP and device config daemons.",
         epilog="Config is read from --config, $NETD_CONFIG, ~/.config/netd/netd.toml (not for "
@@ -76,7 +107,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="commands other than the daemons log only warnings; -v adds info, -vv debug",
     )
     api_client.add_arguments(parser)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    # Every sub-command's parser is a Parser too (argparse makes them of the parent's class).
+    sub = cast(
+        "argparse._SubParsersAction[argparse.ArgumentParser]",
+        parser.add_subparsers(dest="command", required=True, metavar="COMMAND"),
+    )
     up = sub.add_parser("up", help="run every daemon in one process")
     up.add_argument(
         "--take-terminal",
@@ -102,22 +137,43 @@ def build_parser() -> argparse.ArgumentParser:
     devices_admin.add_parsers(sub)
     files.add_parsers(sub)
     backup.add_parsers(sub)
+    output.add_flag(parser)
+    for leaf in _leaves(parser):
+        if leaf.prog.split()[1:2] and leaf.prog.split()[1] in ADMIN:
+            output.add_flag(leaf, default=argparse.SUPPRESS)
     return parser
+
+
+@functools.cache
+def _parser() -> argparse.ArgumentParser:
+    """The parser, built once a process: 91 argparse parsers take ~100 ms to build, which
+    ``main`` called many times in one process (the tests) would pay each time."""
+    return build_parser()
+
+
+def _leaves(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser]:
+    """The parsers of every command (those with no sub-commands of their own)."""
+    subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    if not subs:
+        return [parser]
+    out: list[argparse.ArgumentParser] = []
+    for action in subs:
+        for child in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            out += _leaves(child)
+    return out
 
 
 async def _migrate(loaded: Loaded, show_status: bool) -> int:
     try:
         stores = await open_stores(loaded.config, with_redis=False, create=not show_status)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return fail(str(exc), exc.status)
     try:
         if not show_status:
             make_sealer(loaded.config, create=True)  # the key sealed secrets will need
     except ValueError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
         await close_stores(stores)
-        return 2
+        return fail(str(exc), 2)
     try:
         migrations = migrate.available()
         async with stores.pool.acquire() as conn:
@@ -137,22 +193,38 @@ async def _migrate(loaded: Loaded, show_status: bool) -> int:
                     f"{migrations[-1].version if migrations else 0:04d}"
                 )
     except migrate.MigrationError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 1
+        return fail(str(exc), 1)
     finally:
         await close_stores(stores)
     return 0
 
 
+def _undecodable(argv: Sequence[str]) -> str | None:
+    """The first argument that is not valid UTF-8 (Python holds its bytes as surrogates)."""
+    for arg in argv:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            return arg
+    return None
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    bad = _undecodable(given)
+    if bad is not None:
+        try:  # the bytes as given, where Python could not decode them
+            shown = bad.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+        except UnicodeEncodeError:
+            shown = bad.encode("utf-8", "backslashreplace").decode("utf-8")
+        return fail(f"argument '{shown}' is not valid UTF-8", 2)
+    args = _parser().parse_args(given)
     if args.command == "files":  # needs no config: it writes one out
         return files.run(args)
     try:
         loaded = load(args.config)
     except ConfigError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), 2)
     cfg = loaded.config
     level: str = cfg.log.level
     if args.command not in ("up", "radius-worker", *DAEMONS):  # an admin command: quiet
@@ -160,25 +232,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     netd_logging.setup(level, cfg.log.format)
     if args.command == "check-config":
         return checkconfig.run(loaded)
+    if args.api and args.command not in ADMIN:
+        return fail(f"--api applies to the admin commands, not to {args.command}", 2)
+    if args.command in ADMIN:
+        return _admin(loaded, args)
     if args.command == "migrate":
         return uvloop.run(_migrate(loaded, args.status))
     if args.command in ("backup", "restore"):
         return uvloop.run(backup.run(loaded, args))
-    if args.api and args.command in ("nas", "subscriber", "session", "pool", "token", "cpe"):
-        return api_client.run(args)
-    if args.command == "token":
-        return uvloop.run(api_admin.run(loaded, args))
-    if args.command == "snmp":
-        return uvloop.run(poller_admin.run(loaded, args))
-    if args.command in ("device", "config-job"):
-        return uvloop.run(devices_admin.run(loaded, args))
-    if args.command in ("olt", "onu", "onu-firmware"):
-        return uvloop.run(voltha_admin.run(loaded, args))
-    if args.command == "cpe":
-        return uvloop.run(acs_admin.run(loaded, args))
-    if args.command in ("nas", "subscriber", "session", "pool"):
-        return uvloop.run(radius_admin.run(loaded, args))
     if args.command == "radius-worker":
+        from daemons.radius.service import RadiusWorker, die_with_parent  # noqa: PLC0415
+
         die_with_parent(args.parent)
         return uvloop.run(Runner(loaded, [RadiusWorker]).run())
     names = [n for n in DAEMONS if n != "api"] if args.command == "up" else [args.command]
@@ -221,6 +285,43 @@ def _take_terminal() -> Callable[[], None] | None:
         os.close(tty)
 
     return give_back
+
+
+# What a store can raise when it fails under a command (it was reachable at the start).
+STORE_ERRORS = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+    RedisError,
+    TimeoutError,
+)
+
+
+def _admin(loaded: Loaded, args: argparse.Namespace) -> int:
+    """Run an admin command: through the API with --api, else on the stores. A store that
+    fails half-way is one line and exit 1, like every other failure."""
+    try:
+        if args.api:
+            return api_client.run(args)
+        return _local(loaded, args)
+    except STORE_ERRORS as exc:
+        return fail(f"a store failed: {type(exc).__name__}: {' '.join(str(exc).split())}", 1)
+    except KeyboardInterrupt:
+        return 130
+
+
+def _local(loaded: Loaded, args: argparse.Namespace) -> int:
+    if args.command == "token":
+        return uvloop.run(api_admin.run(loaded, args))
+    if args.command == "snmp":
+        return uvloop.run(poller_admin.run(loaded, args))
+    if args.command in ("device", "config-job"):
+        return uvloop.run(devices_admin.run(loaded, args))
+    if args.command in ("olt", "onu", "onu-firmware"):
+        return uvloop.run(voltha_admin.run(loaded, args))
+    if args.command == "cpe":
+        return uvloop.run(acs_admin.run(loaded, args))
+    return uvloop.run(radius_admin.run(loaded, args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from daemons import resources
+from daemons.core import output
 
 UNIT_NETD = "/opt/netd/bin/netd"  # what the packaged units name; replaced on the way out
 
@@ -60,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         return _run(args)
     except OSError as exc:
-        print(f"netd: {exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), file=sys.stderr)
-        return 1
+        return output.fail(f"{exc.strerror or exc}: {exc.filename or ''}".rstrip(": "), 1)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -73,22 +73,19 @@ def _run(args: argparse.Namespace) -> int:
         return 0
     if args.action == "policies":
         if args.dir.exists():
-            print(f"netd: {args.dir} exists; give a new folder", file=sys.stderr)
-            return 1
+            return output.fail(f"{args.dir} exists; give a new folder", 1)
         shutil.copytree(resources.path(resources.POLICIES), args.dir)
         print(f'copied the packaged policies to {args.dir}; set policies.dir = "{args.dir}"')
         return 0
     if not args.dir.is_dir():
-        print(f"netd: {args.dir} is not a folder", file=sys.stderr)
-        return 1
+        return output.fail(f"{args.dir} is not a folder", 1)
     folder = resources.path(resources.SYSTEMD)
     if args.action == "sysusers":
         _write(args.dir / "netd.conf", (folder / "netd.sysusers").read_text(encoding="utf-8"))
         return 0
     netd = args.netd or _this_netd()
     if netd is None:
-        print("netd: cannot tell where this netd is installed: give --netd PATH", file=sys.stderr)
-        return 1
+        return output.fail("cannot tell where this netd is installed: give --netd PATH", 1)
     for unit in sorted([*folder.glob("*.service"), *folder.glob("*.target")]):
         text = unit.read_text(encoding="utf-8").replace(UNIT_NETD, str(netd.absolute()))
         _write(args.dir / unit.name, text)

@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import getpass
-import json
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +15,8 @@ import asyncpg
 from daemons.acs import presets
 from daemons.acs import tasks as acs_tasks
 from daemons.acs.engine import TASK_KINDS
+from daemons.api import local
+from daemons.core import output, validate
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.core.policies import PolicyError, load_policies
@@ -76,17 +75,11 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 
 def task_args(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise ValueError(f"--args is not JSON: {exc}") from None
-    if not isinstance(value, dict):
-        raise ValueError("--args is a JSON object")  # noqa: TRY004 - a usage error, exit 2
-    return value
+    return validate.json_object(text, "--args")
 
 
-def _print(row: dict[str, Any]) -> None:
-    print(json.dumps(row, default=str))
+def _limit(args: argparse.Namespace) -> int:
+    return validate.bounded(args.limit, validate.LIMIT, "--limit")
 
 
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
@@ -94,22 +87,20 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         try:
             found = presets.load_presets(load_policies(loaded.config.policies.root, 1))
         except PolicyError as exc:
-            print(f"netd: {exc}", file=sys.stderr)
-            return 2
-        for p in found:
-            _print({"name": p.name, "source": p.source, "spec": p.spec()})
-        return 0
+            return local.fail(str(exc), 2)
+        rows = [{"name": p.name, "source": p.source, "spec": p.spec()} for p in found]
+        return output.rows(args, rows, "no presets")
     try:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         return await _run(loaded, stores.pool, args)
-    except (ValueError, OSError, acs_tasks.TaskError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+    except acs_tasks.TaskError as exc:  # as the API answers: 404 for no device, else 422
+        return local.fail(str(exc), 1 if str(exc).startswith("no device") else 2)
+    except (ValueError, OSError) as exc:
+        return local.fail(str(exc), 2)
     finally:
         await close_stores(stores)
 
@@ -117,26 +108,20 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
 async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
     a = args.action
     if a == "list":
-        for row in await store.list_devices(
-            pool, after="", limit=args.limit, q=args.q, tag=args.tag
-        ):
-            _print(row)
-        return 0
+        found = await store.list_devices(pool, after="", limit=_limit(args), q=args.q, tag=args.tag)
+        return output.rows(args, found, "no CPEs")
     if a in ("show", "connreq"):
         device = await store.get_device(pool, args.device_id)
         if device is None:
-            print(f"netd: no CPE {args.device_id}", file=sys.stderr)
-            return 1
+            return local.fail(f"no CPE {args.device_id}", 1)
         if a == "show":
-            print(json.dumps(device, default=str, indent=2))
-            return 0
+            return output.record(args, device)
         outcome = await acs_tasks.poke_device(pool, loaded.config.acs, device)
-        _print({"device_id": args.device_id, "outcome": outcome})
-        return 0 if outcome == "ok" else 1
+        output.record(args, {"device_id": args.device_id, "outcome": outcome})
+        return 0 if outcome == "ok" else local.fail(f"connection request: {outcome}", 1)
     if a == "params":
-        for row in (await store.device_params(pool, args.device_id, args.prefix)).values():
-            _print(row)
-        return 0
+        params = (await store.device_params(pool, args.device_id, args.prefix)).values()
+        return output.rows(args, params, "no parameters")
     if a == "task":
         task_id, outcome = await acs_tasks.queue(
             pool,
@@ -144,28 +129,25 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             args.device_id,
             args.kind,
             task_args(args.args),
-            f"cli:{getpass.getuser()}",
+            local.actor(),
             poke=not args.no_poke,
         )
-        _print({"task": task_id, "connection_request": outcome})
-        return 0
+        return output.record(args, {"task": task_id, "connection_request": outcome})
     if a == "tasks":
-        for row in await store.list_tasks(
-            pool, device_id=args.device, status=args.status, after=None, limit=args.limit
-        ):
-            _print(row)
-        return 0
+        found = await store.list_tasks(
+            pool, device_id=args.device, status=args.status, after=None, limit=_limit(args)
+        )
+        return output.rows(args, found, "no tasks")
     if a == "cancel":
+        validate.bounded(args.task_id, validate.ID, "task id")
         if await store.cancel_task(pool, args.task_id):
             print(f"cancelled task {args.task_id}")
             return 0
-        print(f"netd: task {args.task_id} is unknown, started or ended", file=sys.stderr)
-        return 1
+        return local.fail(f"task {args.task_id} is unknown, started or ended", 1)
     if a in ("files", "file-put", "file-remove"):
         return await _files(loaded, pool, args)
-    for row in await store.list_faults(pool, device_id=args.device, before=None, limit=args.limit):
-        _print(row)
-    return 0
+    found = await store.list_faults(pool, device_id=args.device, before=None, limit=_limit(args))
+    return output.rows(args, found, "no faults")
 
 
 async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
@@ -173,15 +155,13 @@ async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -
 
     fs = file_store(loaded.config)
     if args.action == "files":
-        for info in await fs.list(pool, "", args.limit):
-            _print(info.as_dict())
-        return 0
+        found = [info.as_dict() for info in await fs.list(pool, "", _limit(args))]
+        return output.rows(args, found, "no files")
     if args.action == "file-remove":
         if await fs.delete(pool, args.name):
             print(f"removed file {args.name}")
             return 0
-        print(f"netd: no file {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no file {args.name}", 1)
     info = await fs.put(
         pool,
         args.name,
@@ -190,10 +170,9 @@ async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -
         oui=args.oui,
         product_class=args.product_class,
         version=args.version,
-        created_by=f"cli:{getpass.getuser()}",
+        created_by=local.actor(),
     )
-    _print(info.as_dict())
-    return 0
+    return output.record(args, info.as_dict())
 
 
 __all__ = ["add_parsers", "run", "task_args"]

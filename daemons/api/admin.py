@@ -7,12 +7,14 @@ its SHA-256 is stored.
 from __future__ import annotations
 
 import argparse
-import getpass
-import json
 import sys
 
 import asyncpg
+from pydantic import ValidationError
 
+from daemons.api import local
+from daemons.api import models as m
+from daemons.core import output
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.store import api as api_store
@@ -47,21 +49,23 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     pool = stores.pool
+    st = local.LocalState(loaded.config, pool)
     try:
         if args.action == "create":
             try:
+                body = m.TokenCreate(name=args.name, role=args.role)
+            except ValidationError as exc:
+                return local.fail(*(local.problem(exc) or (str(exc), 2)))
+            try:
                 row, secret = await api_store.create_token(
-                    pool, args.name, args.role, f"cli:{getpass.getuser()}"
+                    pool, body.name, body.role, local.actor()
                 )
             except asyncpg.UniqueViolationError:
-                print(f"netd: a token named {args.name} exists", file=sys.stderr)
-                return 1
-            except asyncpg.CheckViolationError:
-                print("netd: a token name is 1 to 64 of A-Z a-z 0-9 _ . @ -", file=sys.stderr)
-                return 2
+                await local.audit(st, "tokens.create", body.name, 409, role=body.role)
+                return local.fail(f"a token named {args.name} exists", 1)
+            await local.audit(st, "tokens.create", body.name, 201, role=body.role)
             print(secret)
             print(
                 f"created token {row.name} (id {row.id}, role {row.role}); the secret above "
@@ -70,16 +74,16 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
             )
             return 0
         if args.action == "list":
+            found: list[dict[str, object]] = []
             after = 0
             while batch := await api_store.list_tokens(pool, after, 500, args.revoked):
-                for t in batch:
-                    print(json.dumps(_row(t)))
+                found += [_row(t) for t in batch]
                 after = batch[-1].id
-            return 0
+            return output.rows(args, found, "no tokens")
         revoked = await api_store.revoke_token(pool, args.name)
+        await local.audit(st, "tokens.revoke", args.name, 404 if revoked is None else 204)
         if revoked is None:
-            print(f"netd: no live token {args.name}", file=sys.stderr)
-            return 1
+            return local.fail(f"no live token {args.name}", 1)
         print(f"revoked token {revoked.name} (id {revoked.id})")
         return 0
     finally:

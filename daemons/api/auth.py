@@ -3,6 +3,12 @@
 A token is looked up by its SHA-256 in PostgreSQL and the answer cached in the process for
 ``api.token_cache_ttl`` seconds (hits and misses), so a request costs no PostgreSQL round
 trip. The rate limit is a GCRA token bucket kept in Redis, shared by every API process.
+
+A request carries its token in ``Authorization: Bearer`` or, from the NOC console's
+sign-in, in the ``netd_console`` cookie (HttpOnly, SameSite=Strict). Both go through
+``admit``: the same lookup, rate limit and roles. A cookie only reads: a write that comes
+with the cookie alone is refused (after the role check, so a viewer hears it lacks the
+role), so no page of another site can make a signed-in browser change anything.
 """
 
 from __future__ import annotations
@@ -11,15 +17,26 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import asyncpg
-from fastapi import Request
+from fastapi import Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from daemons.api.errors import ApiError
 from daemons.store import api as api_store
 from daemons.store.cache import Cache
 
 RANK = {"viewer": 0, "operator": 1, "admin": 2}
+COOKIE = "netd_console"  # the console's sign-in: the token itself, HttpOnly, SameSite=Strict
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+# Declares the bearer scheme in the OpenAPI document (Swagger UI's Authorize button);
+# ``admit`` reads the header itself.
+BEARER = HTTPBearer(
+    auto_error=False,
+    scheme_name="bearer",
+    description="An API token: `netd token create --role viewer|operator|admin --name NAME`.",
+)
 _CACHE_MAX = 10_000
 
 # GCRA (the generic cell rate algorithm): one key per token holding the theoretical
@@ -148,14 +165,30 @@ def bearer(header: str) -> str | None:
     return value.strip()
 
 
-def require(role: str) -> Callable[[Request], Awaitable[Principal]]:
+async def admit(request: Request, role: str) -> Principal:
+    """The caller's principal, if its token (bearer header, else the console's cookie)
+    holds ``role`` or better; one rate-limit slot. Raises ApiError 401, 403 or 429."""
+    auth: Authenticator = request.app.state.auth
+    header = request.headers.get("authorization")
+    token = bearer(header) if header is not None else request.cookies.get(COOKIE)
+    found = await auth.authenticate(token)
+    request.state.principal = found  # the audit row names who was refused, too
+    await auth.authorize(found, role)
+    if header is None and request.method in MUTATING:
+        raise ApiError(
+            403,
+            "the console's sign-in only reads; a write needs Authorization: Bearer <token>",
+        )
+    return found
+
+
+def require(role: str) -> Callable[..., Awaitable[Principal]]:
     """A dependency: the caller's principal, if its token holds ``role`` or better."""
 
-    async def dependency(request: Request) -> Principal:
-        auth: Authenticator = request.app.state.auth
-        found = await auth.authenticate(bearer(request.headers.get("authorization", "")))
-        request.state.principal = found  # the audit row names who was refused, too
-        await auth.authorize(found, role)
-        return found
+    async def dependency(
+        request: Request,
+        _scheme: Annotated[HTTPAuthorizationCredentials | None, Security(BEARER)],
+    ) -> Principal:
+        return await admit(request, role)
 
     return dependency

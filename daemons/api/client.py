@@ -8,7 +8,7 @@ needs no database access. The server's roles and audit apply to every call.
 from __future__ import annotations
 
 import argparse
-import json
+import itertools
 import os
 import ssl
 import sys
@@ -19,7 +19,11 @@ from urllib.parse import quote
 
 import httpx
 
-from daemons.radius.admin import _read_secret
+from daemons.api import models as m
+from daemons.api.local import problem
+from daemons.core import output, validate
+from daemons.core.output import fail
+from daemons.radius import admin as radius_admin
 
 TOKEN_ENV = "DOTMAC_NETD_TOKEN"  # noqa: S105 - a variable name; not NETD_*: those are config keys
 
@@ -108,51 +112,42 @@ def _q(text: str) -> str:
     return quote(text, safe="")
 
 
-def _print(item: Any) -> None:
-    print(json.dumps(item))
+# The commands this client runs through the API; the others work on the local stores only.
+COMMANDS = ("nas", "subscriber", "session", "pool", "token", "cpe")
 
 
 def run(args: argparse.Namespace) -> int:
     try:
-        api = Api(args)
         handler = {
             "nas": _nas,
             "subscriber": _subscriber,
             "session": _session,
+            "pool": _pool,
             "token": _tok,
             "cpe": _cpe,
-        }
-        if args.command not in handler:
+        }.get(args.command)
+        if handler is None:
             raise CliError(f"netd {args.command} works only on the local stores, not via --api", 2)
-        return handler[args.command](api, args)
+        return handler(Api(args), args)
     except CliError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
-    except (OSError, ValueError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc), exc.status)
+    except (ValueError, OSError) as exc:  # pydantic's ValidationError and Invalid are ValueErrors
+        found = problem(exc)
+        return fail(*found) if found else fail(str(exc), 2)
 
 
 def _nas(api: Api, args: argparse.Namespace) -> int:
     if args.action == "add":
-        secret = _read_secret(args.secret_stdin, args.secret_file, "shared secret")
-        made = api.call(
-            "POST",
-            "/nas",
-            json={
-                "name": args.name,
-                "network": args.address,
-                "secret": secret,
-                "vendor": args.vendor,
-                "require_message_authenticator": not args.no_require_message_authenticator,
-                "coa_port": args.coa_port,
-                "description": args.description,
-            },
-        )
+        body = radius_admin.nas_create(args)  # the API's model: refused here as there
+        made = api.call("POST", "/nas", json=body.model_dump())
         print(f"added NAS {made['name']} ({made['network']}, vendor {made['vendor']})")
+    elif args.action == "set":
+        update = radius_admin.nas_update(args)
+        changed = update.model_dump(exclude_unset=True)
+        made = api.call("PATCH", f"/nas/{_q(args.name)}", json=changed)
+        print(f"updated NAS {made['name']} ({', '.join(sorted(changed))})")
     elif args.action == "list":
-        for item in api.pages("/nas", {}):
-            _print(item)
+        output.rows(args, api.pages("/nas", {}), "no NAS clients")
     else:
         api.call("DELETE", f"/nas/{_q(args.name)}")
         print(f"removed NAS {args.name}")
@@ -161,42 +156,52 @@ def _nas(api: Api, args: argparse.Namespace) -> int:
 
 def _subscriber(api: Api, args: argparse.Namespace) -> int:
     if args.action == "list":
+        limit = validate.bounded(args.limit, validate.LIMIT, "--limit")
         # The API pages by cursor; --after is honoured by skipping (names are ordered).
-        for item in api.pages("/subscribers", {"plan": args.plan}, None):
-            if item["username"] > args.after:
-                _print(item)
-                args.limit -= 1
-                if args.limit <= 0:
-                    break
+        found = (
+            item
+            for item in api.pages("/subscribers", {"plan": args.plan, "state": args.state}, None)
+            if item["username"] > args.after
+        )
+        output.rows(args, itertools.islice(found, limit), "no subscribers")
         return 0
     if args.action == "show":
-        print(json.dumps(api.call("GET", f"/subscribers/{_q(args.username)}"), indent=2))
-        return 0
+        return output.record(args, api.call("GET", f"/subscribers/{_q(args.username)}"))
     if args.action == "remove":
         api.call("DELETE", f"/subscribers/{_q(args.username)}")
         print(f"removed subscriber {args.username}")
         return 0
     if args.nt_hash_stdin:
         raise CliError("--nt-hash-stdin works only on the local stores", 2)
-    body: dict[str, Any] = {}
-    password = _read_secret(args.password_stdin, args.password_file, "password")
-    if password is not None:
-        body["password"] = password
-        body["hash"] = args.hash
-    for key, value in (
-        ("plan", args.plan),
-        ("state", args.state),
-        ("mac", args.mac),
-        ("framed_ip", args.ip),
-    ):
-        if value is not None:
-            body[key] = value
+    fields = radius_admin.subscriber_fields(args)
     if args.action == "add":
-        api.call("POST", "/subscribers", json={"username": args.username, **body})
+        body = m.SubscriberCreate(username=args.username, **fields)
+        api.call("POST", "/subscribers", json=body.model_dump(exclude_unset=True))
         print(f"added subscriber {args.username}")
     else:
-        api.call("PATCH", f"/subscribers/{_q(args.username)}", json=body)
+        update = m.SubscriberFields(**fields)
+        path = f"/subscribers/{_q(args.username)}"
+        api.call("PATCH", path, json=update.model_dump(exclude_unset=True))
         print(f"updated subscriber {args.username}")
+    return 0
+
+
+def _pool(api: Api, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        body = m.PoolAdd(name=args.name, ranges=args.ranges, lease_time=args.lease)
+        added = api.call("POST", "/pools", json=body.model_dump())
+        taken = f", {added['taken']} already in a pool" if added["taken"] else ""
+        print(
+            f"pool {added['name']}: {added['added']} addresses added{taken}; "
+            f"{added['size']} in all, {added['leased']} leased"
+        )
+    elif args.action == "remove":
+        gone = api.call("GET", f"/pools/{_q(args.name)}")
+        params = {"force": "true"} if args.force else {}
+        api.call("DELETE", f"/pools/{_q(args.name)}", params=params)
+        print(f"removed pool {args.name} ({gone['size']} addresses, {gone['leased']} were leased)")
+    else:
+        output.rows(args, api.call("GET", "/pools"), "no pools")
     return 0
 
 
@@ -204,34 +209,46 @@ def _session(api: Api, args: argparse.Namespace) -> int:
     if args.action == "list":
         if args.closed:
             raise CliError("--closed works only on the local stores (the API lists live ones)", 2)
+        if args.ip is not None:
+            validate.ip_address(args.ip, "ip")
+        limit = validate.bounded(args.limit, validate.LIMIT, "--limit")
         params = {"user": args.user, "nas": args.nas, "ip": args.ip}
-        for item in api.pages("/sessions", params, args.limit):
-            _print(item)
+        output.rows(args, api.pages("/sessions", params, limit), "no open sessions")
         return 0
+    nas = {"nas": args.nas} if args.nas else {}
     if args.action == "show":
-        print(json.dumps(api.call("GET", f"/sessions/{_q(args.session_id)}"), indent=2))
-        return 0
+        return output.record(args, api.call("GET", f"/sessions/{_q(args.session_id)}", params=nas))
     if args.session_id:
         targets = [args.session_id]
     else:
-        targets = [s["unique_id"] for s in api.pages("/sessions", {"user": args.user})]
+        targets = [s["unique_id"] for s in api.pages("/sessions", {"user": args.user, **nas})]
+        nas = {}
     if not targets:
-        raise CliError("no open session matches")
-    body: dict[str, Any] = {"retries": args.retries}
+        raise CliError(f"no open session of {args.user}")
+    if args.action == "clear":
+        for key in targets:
+            out = api.call("POST", f"/sessions/{_q(key)}/clear", params=nas)
+            print(
+                f"cleared session {out['session']} of {out['username'] or '-'} on {out['nas']}: "
+                f"Stop (Admin-Reset) at {out['stopped_at']}"
+            )
+        return 0
+    body: dict[str, Any] = {}
+    if args.retries is not None:
+        body["retries"] = m.DisconnectRequest(retries=args.retries).retries
     if args.action == "coa":
-        if args.plan:
-            body["plan"] = args.plan
-        attrs = {}
+        attrs: dict[str, str | int] = {}
         for item in args.attr:
             name, sep, value = item.partition("=")
-            if not sep:
-                raise CliError(f"--attr {item!r} is not NAME=VALUE", 2)
+            if not sep or not name:
+                raise CliError(f"--attr {validate.show(item)} is not NAME=VALUE", 2)
             attrs[name] = value
-        body["attributes"] = attrs
-    worst = 0
+        body.update(m.CoaRequest(plan=args.plan, attributes=attrs).model_dump(exclude_none=True))
+    results = []
     for session_id in targets:
-        out = api.call("POST", f"/sessions/{_q(session_id)}/{args.action}", json=body)
-        _print(
+        path = f"/sessions/{_q(session_id)}/{args.action}"
+        out = api.call("POST", path, json=body, params=nas)
+        results.append(
             {
                 "session": out["session"],
                 "nas": out["nas"],
@@ -240,13 +257,17 @@ def _session(api: Api, args: argparse.Namespace) -> int:
                 "attempts": out["attempts"],
             }
         )
-        worst = max(worst, 0 if out["result"] == "ack" else 1)
-    return worst
+    output.rows(args, results, "no sessions")
+    failed = sum(1 for r in results if r["result"] != "ack")
+    if failed:
+        return fail(f"{failed} of {len(results)} sessions not acknowledged by the NAS", 1)
+    return 0
 
 
 def _tok(api: Api, args: argparse.Namespace) -> int:
     if args.action == "create":
-        made = api.call("POST", "/tokens", json={"name": args.name, "role": args.role})
+        body = m.TokenCreate(name=args.name, role=args.role)
+        made = api.call("POST", "/tokens", json=body.model_dump())
         print(made["token"])
         print(
             f"created token {made['name']} (id {made['id']}, role {made['role']}); the secret "
@@ -254,26 +275,29 @@ def _tok(api: Api, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     elif args.action == "list":
-        for item in api.pages("/tokens", {"revoked": "true" if args.revoked else None}):
-            _print(item)
+        found = api.pages("/tokens", {"revoked": "true" if args.revoked else None})
+        output.rows(args, found, "no tokens")
     else:
         api.call("DELETE", f"/tokens/{_q(args.name)}")
         print(f"revoked token {args.name}")
     return 0
 
 
+def _limit(args: argparse.Namespace) -> int:
+    return validate.bounded(args.limit, validate.LIMIT, "--limit")
+
+
 def _cpe(api: Api, args: argparse.Namespace) -> int:
     a = args.action
     if a == "list":
-        for item in api.pages("/cpes", {"q": args.q, "tag": args.tag}, args.limit):
-            _print(item)
-    elif a == "show":
-        print(json.dumps(api.call("GET", f"/cpes/{_q(args.device_id)}"), indent=2))
-    elif a == "params":
+        found = api.pages("/cpes", {"q": args.q, "tag": args.tag}, _limit(args))
+        return output.rows(args, found, "no CPEs")
+    if a == "show":
+        return output.record(args, api.call("GET", f"/cpes/{_q(args.device_id)}"))
+    if a == "params":
         path = f"/cpes/{_q(args.device_id)}/parameters"
-        for item in api.pages(path, {"prefix": args.prefix}):
-            _print(item)
-    elif a == "task":
+        return output.rows(args, api.pages(path, {"prefix": args.prefix}), "no parameters")
+    if a == "task":
         from daemons.acs.admin import task_args  # noqa: PLC0415 - the CLI's own parser
 
         out = api.call(
@@ -285,44 +309,42 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
                 "connection_request": not args.no_poke,
             },
         )
-        _print({"task": out["task"]["id"], "connection_request": out["connection_request"]})
-    elif a == "tasks":
+        made = {"task": out["task"]["id"], "connection_request": out["connection_request"]}
+        return output.record(args, made)
+    if a == "tasks":
         params = {"device": args.device, "status": args.status}
-        for item in api.pages("/cpe-tasks", params, args.limit):
-            _print(item)
-    elif a == "cancel":
-        api.call("DELETE", f"/cpe-tasks/{args.task_id}")
-        print(f"cancelled task {args.task_id}")
-    elif a == "connreq":
+        return output.rows(args, api.pages("/cpe-tasks", params, _limit(args)), "no tasks")
+    if a == "cancel":
+        task_id = validate.bounded(args.task_id, validate.ID, "task id")
+        api.call("DELETE", f"/cpe-tasks/{task_id}")
+        print(f"cancelled task {task_id}")
+        return 0
+    if a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
-        _print(out)
-        return 0 if out["outcome"] == "ok" else 1
-    elif a == "faults":
-        for item in api.pages("/cpe-faults", {"device": args.device}, args.limit):
-            _print(item)
-    elif a == "files":
-        for item in api.pages("/files", {}, args.limit):
-            _print(item)
-    elif a == "file-put":
+        output.record(args, out)
+        return 0 if out["outcome"] == "ok" else fail(f"connection request: {out['outcome']}", 1)
+    if a == "faults":
+        found = api.pages("/cpe-faults", {"device": args.device}, _limit(args))
+        return output.rows(args, found, "no faults")
+    if a == "files":
+        return output.rows(args, api.pages("/files", {}, _limit(args)), "no files")
+    if a == "file-put":
         params = {
             "file_type": args.type,
             "version": args.version,
             "oui": args.oui,
             "product_class": args.product_class,
         }
-        _print(
-            api.call(
-                "PUT",
-                f"/files/{_q(args.name)}",
-                params=params,
-                content=args.path.read_bytes(),
-                headers={"Content-Type": "application/octet-stream"},
-            )
+        stored = api.call(
+            "PUT",
+            f"/files/{_q(args.name)}",
+            params=params,
+            content=args.path.read_bytes(),
+            headers={"Content-Type": "application/octet-stream"},
         )
-    elif a == "file-remove":
+        return output.record(args, stored)
+    if a == "file-remove":
         api.call("DELETE", f"/files/{_q(args.name)}")
         print(f"removed file {args.name}")
-    else:
-        for item in api.call("GET", "/presets"):
-            _print(item)
-    return 0
+        return 0
+    return output.rows(args, api.call("GET", "/presets"), "no presets")

@@ -67,7 +67,7 @@ class ApiMiddleware:
         request_id = given if REQUEST_ID.match(given) else secrets.token_hex(8)
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
-        audited = scope["method"] in MUTATING and scope["path"].startswith("/api/")
+        audited = scope["method"] in MUTATING and scope["path"].startswith(("/api/", "/console/"))
         started = False
         t0 = time.perf_counter()
 

@@ -6,18 +6,54 @@ import base64
 import binascii
 import re
 from datetime import datetime
+from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
 
 from daemons.api.errors import ApiError
+from daemons.core import validate as v
 
 T = TypeVar("T")
 Role = Literal["viewer", "operator", "admin"]
 SubscriberState = Literal["active", "suspended", "disabled"]
-NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+NAME = v.NAME
 PAGE_MAX = 1000
+
+# Fields whose rules live in daemons.core.validate: the CLI checks with the same functions,
+# so both refuse with the same message.
+Vendor = Annotated[str, v.str_schema(NAME), v.rule(partial(v.name, what="vendor"))]
+PlanName = Annotated[str, v.str_schema(NAME), v.rule(partial(v.name, what="plan"))]
+CoaPort = Annotated[int, v.int_schema(v.PORT), v.rule(partial(v.port, what="coa_port"))]
+Network = Annotated[str, v.str_schema(most=64), v.rule(v.network)]
+Description = Annotated[
+    str,
+    v.str_schema(most=v.DESCRIPTION_MAX),
+    v.rule(partial(v.text, what="description", most=v.DESCRIPTION_MAX)),
+]
+NasSecret = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": v.SECRET_MAX}),
+    v.rule(partial(v.secret, what="shared secret")),
+]
+Password = Annotated[
+    str,
+    WithJsonSchema({"type": "string", "minLength": 1, "maxLength": v.SECRET_MAX}),
+    v.rule(partial(v.secret, what="password")),
+]
+Mac = Annotated[str, v.str_schema(most=32), v.rule(lambda s: s and v.mac(s))]
+FramedIp = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.framed_ip(s))]
+Retries = Annotated[
+    int,
+    v.int_schema(v.COA_RETRIES),
+    v.rule(partial(v.bounded, bounds=v.COA_RETRIES, what="retries")),
+]
+LeaseTime = Annotated[
+    int,
+    v.int_schema(v.LEASE_TIME),
+    v.rule(partial(v.bounded, bounds=v.LEASE_TIME, what="lease_time", unit=" seconds")),
+]
 
 Limit = Annotated[int, Query(ge=1, le=PAGE_MAX, description=f"page size, at most {PAGE_MAX}")]
 Cursor = Annotated[
@@ -114,22 +150,22 @@ class Nas(BaseModel):
 
 
 class NasCreate(_Body):
-    name: str = Field(pattern=NAME)
-    network: str = Field(max_length=64, description="source address or prefix (CIDR)")
-    secret: str = Field(min_length=1, max_length=128, description="the shared secret")
-    vendor: str = Field(default="generic", pattern=NAME)
+    name: Annotated[str, v.str_schema(NAME), v.rule(v.name)]
+    network: Network = Field(description="source address or prefix (CIDR)")
+    secret: NasSecret = Field(description="the shared secret")
+    vendor: Vendor = Field(default="generic", description="a [vendors.*] table of policies/radius")
     require_message_authenticator: bool = True
-    coa_port: int = Field(default=3799, ge=1, le=65535)
-    description: str = Field(default="", max_length=512)
+    coa_port: CoaPort = 3799
+    description: Description = ""
 
 
 class NasUpdate(_Body):
-    network: str | None = Field(default=None, max_length=64)
-    secret: str | None = Field(default=None, min_length=1, max_length=128)
-    vendor: str | None = Field(default=None, pattern=NAME)
+    network: Network | None = None
+    secret: NasSecret | None = None
+    vendor: Vendor | None = None
     require_message_authenticator: bool | None = None
-    coa_port: int | None = Field(default=None, ge=1, le=65535)
-    description: str | None = Field(default=None, max_length=512)
+    coa_port: CoaPort | None = None
+    description: Description | None = None
 
 
 # --- subscribers ---------------------------------------------------------------------------
@@ -145,21 +181,27 @@ class Subscriber(BaseModel):
 
 
 class SubscriberFields(_Body):
-    password: str | None = Field(
-        default=None, min_length=1, max_length=128, description="stored sealed, or hashed"
-    )
+    password: Password | None = Field(default=None, description="stored sealed, or hashed")
     hash: Literal["none", "argon2", "bcrypt", "sha512_crypt", "sha256_crypt", "md5_crypt"] = Field(
         default="none",
         description="store a one-way hash of the password (PAP only) instead of sealing it",
     )
-    plan: str | None = Field(default=None, pattern=NAME)
+    plan: PlanName | None = None
     state: SubscriberState | None = None
-    mac: str | None = Field(default=None, max_length=32, description="'' unbinds")
-    framed_ip: str | None = Field(default=None, max_length=64, description="'' clears")
+    mac: Mac | None = Field(default=None, description="the Calling-Station-Id; '' unbinds")
+    framed_ip: FramedIp | None = Field(
+        default=None, description="a static Framed-IP-Address (IPv4); '' clears"
+    )
 
 
 class SubscriberCreate(SubscriberFields):
-    username: str = Field(min_length=1, max_length=253, pattern=r"^[^\x00-\x1f\x7f]+$")
+    username: Annotated[
+        str,
+        WithJsonSchema(
+            {"type": "string", "minLength": 1, "maxLength": 253, "pattern": r"^[^\x00-\x1f\x7f]+$"}
+        ),
+        v.rule(v.username),
+    ]
 
 
 class SubscriberBatch(_Body):
@@ -228,15 +270,25 @@ class SessionDetail(Session):
 
 
 class DisconnectRequest(_Body):
-    retries: int | None = Field(default=None, ge=1, le=5)
+    retries: Retries | None = None
 
 
 class CoaRequest(_Body):
-    plan: str | None = Field(default=None, pattern=NAME, description="move to this plan")
+    plan: PlanName | None = Field(default=None, description="move to this plan")
     attributes: dict[str, str | int] = Field(
         default_factory=dict, max_length=64, description="further attributes by name"
     )
-    retries: int | None = Field(default=None, ge=1, le=5)
+    retries: Retries | None = None
+
+
+class Cleared(BaseModel):
+    session: str = Field(description="the session's Acct-Unique-Session-Id")
+    acct_session_id: str
+    username: str
+    nas: str
+    framed_ip: str | None
+    terminate_cause: int = Field(description="of the synthetic Stop: 6, Admin-Reset")
+    stopped_at: datetime = Field(description="the last update the NAS sent")
 
 
 class CoaResult(BaseModel):
@@ -246,6 +298,31 @@ class CoaResult(BaseModel):
     error_cause: int | None
     attempts: int
     audit_id: int = Field(description="the coa_requests row")
+
+
+# --- IP pools ----------------------------------------------------------------------------
+
+
+class Pool(BaseModel):
+    name: str
+    lease_time: int = Field(description="seconds")
+    size: int = Field(description="addresses in the pool")
+    leased: int = Field(description="addresses leased now")
+
+
+class PoolAdded(Pool):
+    added: int = Field(description="addresses this call added")
+    taken: int = Field(description="addresses of the ranges already in a pool, left there")
+
+
+class PoolAdd(_Body):
+    name: Annotated[str, v.str_schema(NAME), v.rule(partial(v.name, what="pool"))]
+    ranges: Annotated[
+        list[Annotated[str, Field(max_length=64)]],
+        Field(min_length=1, max_length=64),
+        v.rule(v.pool_ranges),
+    ] = Field(description=f"IPv4 addresses or prefixes (CIDR), at most {v.POOL_ADD_MAX} addresses")
+    lease_time: LeaseTime = Field(default=900, description="seconds")
 
 
 # --- accounting ----------------------------------------------------------------------------
@@ -323,7 +400,7 @@ class Token(BaseModel):
 
 
 class TokenCreate(_Body):
-    name: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    name: Annotated[str, v.str_schema(v.TOKEN_NAME), v.rule(v.token_name)]
     role: Role
 
 

@@ -1,45 +1,78 @@
-"""The operations behind the API, whatever the transport: the HTTP routes and the gRPC
-northbound API (``daemons/nbi``) both call these, so a rule lives in one place.
+"""The operations behind the API, whatever the transport: the HTTP routes, the gRPC
+northbound API (``daemons/nbi``) and the local CLI (``daemons/api/local.py``) all call
+these, so a rule lives in one place.
 
-Each takes the shared :class:`ApiState` and validated input (the HTTP API's pydantic
-models), calls the store verbs, and raises :class:`ApiError` with the HTTP status of what
-went wrong; the gRPC shell maps that status to a gRPC code. Store outages propagate as the
-store's own exceptions (asyncpg, redis, OSError), which both transports answer as
-"unavailable".
+Each takes a :class:`Stores` (the API's ``ApiState``, or the CLI's ``LocalState``) and
+validated input (the HTTP API's pydantic models, whose field rules are in
+``daemons.core.validate``), calls the store verbs, and raises :class:`ApiError` with the
+HTTP status of what went wrong; the gRPC shell maps that status to a gRPC code and the CLI
+to an exit status. Store outages propagate as the store's own exceptions (asyncpg, redis,
+OSError), which every transport answers as "unavailable".
 """
 
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import re
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol, TypeVar
+
+import asyncpg
 
 from daemons.acs import tasks as acs_tasks
 from daemons.api import models as m
 from daemons.api.errors import ApiError
-from daemons.api.state import ApiState
-from daemons.radius.admin import credentials
-from daemons.radius.auth import normalize_mac
-from daemons.radius.dictionary import ReplyAttr
+from daemons.core import validate
+from daemons.core.config import Config
+from daemons.core.policies import PolicySet
+from daemons.core.secrets import Sealer
+from daemons.radius.credentials import credentials
+from daemons.radius.dictionary import Dictionary, ReplyAttr
 from daemons.radius.policy import Policy
 from daemons.radius.sessions import CoaError, CoaOutcome, act, plan_change
-from daemons.store import accounting
+from daemons.store import accounting, pools
 from daemons.store import acs as acs_store
 from daemons.store import radius as store
 from daemons.store import voltha as voltha_store
-from daemons.store.cache import unpack
+from daemons.store.cache import Cache, unpack
 
 BATCH_MAX = 10_000
-_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+T = TypeVar("T")
+
+
+class Stores(Protocol):
+    """What an operation needs: the stores, the sealer, the RADIUS dictionary and policy."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def pool(self) -> asyncpg.Pool: ...
+    @property
+    def cache(self) -> Cache: ...
+    @property
+    def sealer(self) -> Sealer: ...
+    @property
+    def dictionary(self) -> Dictionary: ...
+    @property
+    def policies(self) -> PolicySet: ...
+    async def policy(self) -> Policy: ...
+
+
+def valid(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """``check(*args)`` from daemons.core.validate; its Invalid is ApiError 422."""
+    try:
+        return check(*args, **kwargs)
+    except validate.Invalid as exc:
+        raise ApiError(422, str(exc)) from None
+
 
 # --- subscribers ---------------------------------------------------------------------------
 
 
-def _apply(st: ApiState, row: store.SubscriberRow, body: m.SubscriberFields) -> store.SubscriberRow:
-    """The row with the fields ``body`` sets (credentials sealed or hashed). Raises
-    ApiError 422 for a bad password, MAC or address."""
+def _apply(st: Stores, row: store.SubscriberRow, body: m.SubscriberFields) -> store.SubscriberRow:
+    """The row with the fields ``body`` sets (credentials sealed or hashed; the MAC and
+    address are checked and normalised by the model). Raises ApiError 422 for a bad
+    password."""
     if body.password is not None:
         try:
             row = credentials(row, body.password, body.hash, st.sealer)
@@ -50,25 +83,24 @@ def _apply(st: ApiState, row: store.SubscriberRow, body: m.SubscriberFields) -> 
     if body.state is not None:
         row = replace(row, state=body.state)
     if body.mac is not None:
-        mac = normalize_mac(body.mac) if body.mac else None
-        if mac is not None and not _MAC.match(mac):
-            raise ApiError(422, f"mac {body.mac!r} is not a MAC address")
-        row = replace(row, mac=mac)
+        row = replace(row, mac=body.mac or None)
     if body.framed_ip is not None:
-        try:
-            ip = str(ipaddress.ip_address(body.framed_ip)) if body.framed_ip else None
-        except ValueError:
-            raise ApiError(422, f"framed_ip {body.framed_ip!r} is not an IP address") from None
-        row = replace(row, framed_ip=ip)
+        row = replace(row, framed_ip=body.framed_ip or None)
     return row
 
 
-def _plan_known(policy: Policy, plan: str | None) -> None:
-    if plan is not None and policy.plan_for(plan) is None:
-        raise ApiError(422, f"no plan {plan!r}")
+def plan_known(policy: Policy, plan: str | None) -> None:
+    """ApiError 422 unless ``plan`` is a plan of policies/radius or of the API's plans."""
+    if plan is not None:
+        valid(validate.known, plan, policy.plans, "plan", "policies/radius or the API's plans")
 
 
-async def get_subscriber(st: ApiState, username: str) -> store.SubscriberRow:
+def vendor_known(policy: Policy, vendor: str) -> None:
+    """ApiError 422 unless ``vendor`` has a [vendors.*] table (or is "generic")."""
+    valid(validate.known, vendor, {*policy.vendors, "generic"}, "vendor", "policies/radius")
+
+
+async def get_subscriber(st: Stores, username: str) -> store.SubscriberRow:
     row = await store.fetch_subscriber_db(st.pool, username)
     if row is None:
         raise ApiError(404, f"no subscriber {username}")
@@ -76,42 +108,48 @@ async def get_subscriber(st: ApiState, username: str) -> store.SubscriberRow:
 
 
 async def list_subscribers(
-    st: ApiState, after: str, limit: int, plan: str | None, state: str | None
+    st: Stores, after: str, limit: int, plan: str | None, state: str | None
 ) -> list[store.SubscriberRow]:
     return await store.list_subscribers(st.pool, after, limit, plan, state)
 
 
-async def _write(st: ApiState, row: store.SubscriberRow) -> store.SubscriberRow:
+async def _write(st: Stores, row: store.SubscriberRow) -> store.SubscriberRow:
     await store.upsert_subscriber(st.pool, st.cache, row)
     return await store.fetch_subscriber_db(st.pool, row.username) or row
 
 
-async def create_subscriber(st: ApiState, body: m.SubscriberCreate) -> store.SubscriberRow:
-    """A new subscriber; ApiError 409 if the username is taken."""
+Change = Callable[[store.SubscriberRow], store.SubscriberRow]
+
+
+async def create_subscriber(
+    st: Stores, body: m.SubscriberCreate, then: Change | None = None
+) -> store.SubscriberRow:
+    """A new subscriber; ApiError 409 if the username is taken. ``then`` changes the row
+    further before it is written (the CLI's NT hash)."""
     policy = await st.policy()
-    _plan_known(policy, body.plan)
+    plan_known(policy, body.plan)
     if await store.fetch_subscriber_db(st.pool, body.username) is not None:
         raise ApiError(409, f"subscriber {body.username} exists")
-    return await _write(
-        st, _apply(st, store.SubscriberRow(body.username, plan=policy.default_plan), body)
-    )
+    row = _apply(st, store.SubscriberRow(body.username, plan=policy.default_plan), body)
+    return await _write(st, then(row) if then else row)
 
 
 async def update_subscriber(
-    st: ApiState, username: str, body: m.SubscriberFields
+    st: Stores, username: str, body: m.SubscriberFields, then: Change | None = None
 ) -> store.SubscriberRow:
     """Change the fields ``body`` sets; ApiError 404 if there is no such subscriber."""
     row = await get_subscriber(st, username)
-    _plan_known(await st.policy(), body.plan)
-    return await _write(st, _apply(st, row, body))
+    plan_known(await st.policy(), body.plan)
+    row = _apply(st, row, body)
+    return await _write(st, then(row) if then else row)
 
 
 async def upsert_subscriber(
-    st: ApiState, body: m.SubscriberCreate
+    st: Stores, body: m.SubscriberCreate
 ) -> tuple[store.SubscriberRow, bool]:
     """Create the subscriber, or change the fields ``body`` sets; (the row, created?)."""
     policy = await st.policy()
-    _plan_known(policy, body.plan)
+    plan_known(policy, body.plan)
     row = await store.fetch_subscriber_db(st.pool, body.username)
     created = row is None
     base = row or store.SubscriberRow(body.username, plan=policy.default_plan)
@@ -119,7 +157,7 @@ async def upsert_subscriber(
 
 
 def _merge_batch(
-    st: ApiState,
+    st: Stores,
     policy: Policy,
     bodies: list[m.SubscriberCreate],
     existing: dict[str, store.SubscriberRow],
@@ -131,7 +169,7 @@ def _merge_batch(
             if body.username in seen:
                 raise ApiError(422, f"username {body.username!r} is given twice")
             seen.add(body.username)
-            _plan_known(policy, body.plan)
+            plan_known(policy, body.plan)
             base = existing.get(body.username) or store.SubscriberRow(
                 body.username, plan=policy.default_plan
             )
@@ -146,7 +184,7 @@ def _merge_batch(
     return rows
 
 
-async def upsert_subscribers(st: ApiState, bodies: list[m.SubscriberCreate]) -> tuple[int, int]:
+async def upsert_subscribers(st: Stores, bodies: list[m.SubscriberCreate]) -> tuple[int, int]:
     """Create or change up to BATCH_MAX subscribers in one transaction, all or none: every
     item is checked first (ApiError 422 naming ``subscribers[i]``). (written, created)."""
     if not 1 <= len(bodies) <= BATCH_MAX:
@@ -159,25 +197,163 @@ async def upsert_subscribers(st: ApiState, bodies: list[m.SubscriberCreate]) -> 
     return len(rows), len(rows) - len(existing)
 
 
-async def delete_subscriber(st: ApiState, username: str) -> None:
+async def delete_subscriber(st: Stores, username: str) -> None:
     if not await store.remove_subscriber(st.pool, st.cache, username):
         raise ApiError(404, f"no subscriber {username}")
+
+
+# --- NAS clients ---------------------------------------------------------------------------
+
+
+async def create_nas(st: Stores, body: m.NasCreate) -> store.NasRow:
+    """A new NAS client (its secret sealed); ApiError 422 for an unknown vendor, 409 if the
+    name or the network is taken."""
+    vendor_known(await st.policy(), body.vendor)
+    row = store.NasRow(
+        body.name,
+        body.network,
+        st.sealer.seal(body.secret.encode(), f"nas:{body.name}".encode()),
+        body.vendor,
+        body.require_message_authenticator,
+        body.coa_port,
+        body.description,
+    )
+    try:
+        await store.add_nas(st.pool, row)
+    except asyncpg.UniqueViolationError:
+        raise ApiError(
+            409, f"a NAS named {body.name} or with network {body.network} exists"
+        ) from None
+    return row
+
+
+async def update_nas(st: Stores, name: str, body: m.NasUpdate) -> store.NasRow:
+    """Change the fields ``body`` sets (a new secret is sealed); ApiError 404 if there is no
+    such NAS, 422 for an unknown vendor, 409 if another NAS has the network."""
+    row = await store.get_nas(st.pool, name)
+    if row is None:
+        raise ApiError(404, f"no NAS named {name}")
+    if body.vendor is not None:
+        vendor_known(await st.policy(), body.vendor)
+        row = replace(row, vendor=body.vendor)
+    if body.network is not None:
+        row = replace(row, network=body.network)
+    if body.secret is not None:
+        row = replace(row, secret_enc=st.sealer.seal(body.secret.encode(), f"nas:{name}".encode()))
+    if body.require_message_authenticator is not None:
+        row = replace(row, require_message_authenticator=body.require_message_authenticator)
+    if body.coa_port is not None:
+        row = replace(row, coa_port=body.coa_port)
+    if body.description is not None:
+        row = replace(row, description=body.description)
+    try:
+        if not await store.update_nas(st.pool, row):
+            raise ApiError(404, f"no NAS named {name}")
+    except asyncpg.UniqueViolationError:
+        raise ApiError(409, f"another NAS has network {row.network}") from None
+    return row
+
+
+async def delete_nas(st: Stores, name: str) -> None:
+    if not await store.remove_nas(st.pool, name):
+        raise ApiError(404, f"no NAS named {name}")
+
+
+# --- IP pools ------------------------------------------------------------------------------
+
+
+async def list_pools(st: Stores) -> list[m.Pool]:
+    return [m.Pool(**row) for row in await pools.usage(st.pool)]
+
+
+async def get_pool(st: Stores, name: str) -> m.Pool:
+    for found in await list_pools(st):
+        if found.name == name:
+            return found
+    raise ApiError(404, f"no pool {name}")
+
+
+async def add_pool(st: Stores, body: m.PoolAdd) -> tuple[m.PoolAdded, bool]:
+    """Create a pool, or add the addresses of ``body.ranges`` to it (and set its lease
+    time); (the pool, created?). Addresses already in a pool stay where they are."""
+    existed = body.name in await pools.pool_names(st.pool)
+    added = await pools.add_pool(st.pool, body.name, body.ranges, body.lease_time)
+    total = sum(sum(1 for _ in pools.usable_hosts(r)) for r in body.ranges)
+    now = await get_pool(st, body.name)
+    return m.PoolAdded(**now.model_dump(), added=added, taken=total - added), not existed
+
+
+async def remove_pool(st: Stores, name: str, force: bool = False) -> m.Pool:
+    """Remove a pool and its addresses. ApiError 404 if unknown; 409 while a plan allocates
+    from it (edit the plan first), or, without ``force``, while addresses are leased."""
+    found = await get_pool(st, name)
+    users = sorted(p.name for p in (await st.policy()).plans.values() if p.framed_pool == name)
+    if users:
+        raise ApiError(409, f"pool {name} is the framed_pool of plan(s) {', '.join(users)}")
+    if found.leased and not force:
+        raise ApiError(
+            409, f"pool {name} has {found.leased} addresses leased (force removes it anyway)"
+        )
+    if not await pools.remove_pool(st.pool, name, force):
+        raise ApiError(409, f"pool {name} has addresses leased (force removes it anyway)")
+    return found
 
 
 # --- sessions ------------------------------------------------------------------------------
 
 
 def ip_filter(ip: str | None) -> str | None:
-    if ip is None:
-        return None
-    try:
-        return str(ipaddress.ip_address(ip))
-    except ValueError:
-        raise ApiError(422, f"ip {ip!r} is not an IP address") from None
+    return None if ip is None else valid(validate.ip_address, ip, "ip")
+
+
+async def find_session(
+    st: Stores, key: str, nas: str | None = None, open_only: bool = False
+) -> dict[str, Any]:
+    """The session named by netd's id (Acct-Unique-Session-Id), or else by the NAS's
+    Acct-Session-Id (on ``nas`` when given). ApiError 404 if none, 409 if the
+    Acct-Session-Id names sessions on several NASes."""
+    found = await accounting.find_sessions(
+        st.pool, unique_id=key, nas=nas, include_closed=not open_only, limit=1
+    )
+    if not found:
+        found = await accounting.find_sessions(
+            st.pool, acct_session_id=key, nas=nas, include_closed=not open_only, limit=50
+        )
+    if not found:
+        raise ApiError(404, f"no {'open ' if open_only else ''}session {key}")
+    on = sorted({str(s["nas"]) for s in found})
+    if len(on) > 1:
+        raise ApiError(
+            409, f"Acct-Session-Id {key} is a session on each of {', '.join(on)}: name the NAS"
+        )
+    return found[0]
+
+
+async def clear_session(st: Stores, key: str, nas: str | None, actor: str) -> dict[str, Any]:
+    """Close a session its NAS will never stop (what radzap does for FreeRADIUS): a
+    synthetic Stop with Acct-Terminate-Cause Admin-Reset in the ledger, its pool lease
+    released, Redis's live index and the user's Simultaneous-Use count cleaned, a
+    session.stop on the event stream. Sends nothing to the NAS (that is disconnect).
+    ApiError 404 if there is no such session, 409 if it is closed already."""
+    session = await find_session(st, key, nas)
+    if session["stopped_at"] is not None:
+        raise ApiError(409, f"session {session['unique_id']} is closed ({session['close_reason']})")
+    closed = await accounting.close_sessions(
+        st.pool,
+        st.cache,
+        cause=accounting.ADMIN_RESET,
+        reason="cleared",
+        note=f"cleared by {actor}",
+        gate="clear",
+        unique_ids=[str(session["unique_id"])],
+    )
+    if not closed:
+        raise ApiError(409, f"session {session['unique_id']} was closed meanwhile")
+    return closed[0]
 
 
 async def list_live_sessions(
-    st: ApiState,
+    st: Stores,
     after: str,
     limit: int,
     user: str | None = None,
@@ -195,13 +371,14 @@ async def list_live_sessions(
 
 
 async def session_action(
-    st: ApiState,
+    st: Stores,
     actor: str,
     session_id: str,
     kind: str,
     plan: str | None = None,
     attributes: dict[str, str | int] | None = None,
     retries: int | None = None,
+    nas: str | None = None,
 ) -> tuple[dict[str, Any], CoaOutcome]:
     """Disconnect (``kind`` "disconnect") or change ("coa") an open session through its
     NAS (RFC 5176), audited in coa_requests; (the session, the NAS's answer). ApiError 404
@@ -209,16 +386,13 @@ async def session_action(
     when the request cannot be sent (unknown NAS or plan, no address)."""
     if kind == "coa" and not plan and not attributes:
         raise ApiError(422, "give a plan or attributes to change")
-    found = await accounting.find_sessions(st.pool, unique_id=session_id, limit=1)
-    if not found:
-        raise ApiError(404, f"no open session {session_id}")
-    session = found[0]
+    session = await find_session(st, session_id, nas, open_only=True)
     policy = await st.policy()
     extra: list[ReplyAttr] = []
-    nas = await store.get_nas(st.pool, str(session["nas"]))
+    client = await store.get_nas(st.pool, str(session["nas"]))
     try:
         if plan:
-            extra += plan_change(policy, plan, nas.vendor if nas else "generic")
+            extra += plan_change(policy, plan, client.vendor if client else "generic")
         for name, value in (attributes or {}).items():
             if name not in st.dictionary:
                 raise ApiError(422, f"no attribute {name!r} in the dictionaries")
@@ -245,7 +419,7 @@ async def session_action(
 # --- CPEs (TR-069) -------------------------------------------------------------------------
 
 
-async def get_cpe(st: ApiState, device_id: str) -> dict[str, Any]:
+async def get_cpe(st: Stores, device_id: str) -> dict[str, Any]:
     found = await acs_store.get_device(st.pool, device_id)
     if found is None:
         raise ApiError(404, f"no CPE {device_id}")
@@ -253,7 +427,7 @@ async def get_cpe(st: ApiState, device_id: str) -> dict[str, Any]:
 
 
 async def list_cpes(
-    st: ApiState,
+    st: Stores,
     after: str,
     limit: int,
     q: str | None = None,
@@ -266,7 +440,7 @@ async def list_cpes(
 
 
 async def queue_cpe_task(
-    st: ApiState,
+    st: Stores,
     actor: str,
     device_id: str,
     kind: str,
@@ -291,7 +465,7 @@ async def queue_cpe_task(
 # --- VOLTHA devices ------------------------------------------------------------------------
 
 
-async def voltha_device(st: ApiState, key: str, kind: str | None = None) -> dict[str, Any]:
+async def voltha_device(st: Stores, key: str, kind: str | None = None) -> dict[str, Any]:
     """An OLT or ONU by VOLTHA id or serial, as last synced; ApiError 404 if unknown."""
     found = await voltha_store.find_device(st.pool, key)
     if found is None or (kind and found["kind"] != kind):
@@ -300,19 +474,19 @@ async def voltha_device(st: ApiState, key: str, kind: str | None = None) -> dict
 
 
 async def list_voltha_devices(
-    st: ApiState, kind: str, stack: str | None = None, olt: str | None = None
+    st: Stores, kind: str, stack: str | None = None, olt: str | None = None
 ) -> list[dict[str, Any]]:
     return await voltha_store.list_devices(st.pool, kind, stack, olt)
 
 
-async def onu_optics(st: ApiState, serial: str) -> dict[str, Any] | None:
+async def onu_optics(st: Stores, serial: str) -> dict[str, Any] | None:
     """The last optics and PON counters read for an ONU; None before the first read."""
     raw = await st.cache.client.get(st.cache.key("voltha:" + serial, "optics"))
     return unpack(raw) if isinstance(raw, bytes) else None
 
 
 async def voltha_detail(
-    st: ApiState, dev: dict[str, Any]
+    st: Stores, dev: dict[str, Any]
 ) -> tuple[list[dict[str, Any]], voltha_store.Binding | None, dict[str, Any] | None]:
     """A device's ports, and for an ONU its binding and last optics."""
     ports = await voltha_store.device_ports(st.pool, dev["stack"], dev["id"])

@@ -4,7 +4,6 @@ runs. A job's devices are named, or chosen by tags."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -14,8 +13,10 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field
 
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, Operator, State, Viewer, audit
+from daemons.core import validate
 from daemons.devices import cliconf
 from daemons.devices.jobs import text_diff
 from daemons.store import devices as store
@@ -147,13 +148,17 @@ async def put_device(
 ) -> DeviceView:
     """Add or replace a device; an accepted host key is kept."""
     audit(request, name, address=body.address, platform=body.platform, tags=body.tags)
-    try:
-        address = str(ipaddress.ip_address(body.address))
-    except ValueError:
-        raise ApiError(422, f"address {body.address!r} is not an IP address") from None
+    created = await put(st, name, body)
+    response.status_code = 201 if created else 200
+    return _view(await _device(st, name))
+
+
+async def put(st: Any, name: str, body: DevicePut) -> bool:
+    """Add or replace a device (the API and ``netd device add``); True if it was added.
+    ApiError 422 for a bad address or an unknown SNMP target."""
     d = store.Device(
         name,
-        address,
+        ops.valid(validate.ip_address, body.address),
         body.port,
         body.platform,
         body.username,
@@ -164,11 +169,9 @@ async def put_device(
         snmp_target=body.snmp_target,
     )
     try:
-        created = await store.put_device(st.pool, st.sealer, d)
+        return await store.put_device(st.pool, st.sealer, d)
     except asyncpg.ForeignKeyViolationError:
         raise ApiError(422, f"no SNMP target {body.snmp_target}") from None
-    response.status_code = 201 if created else 200
-    return _view(await _device(st, name))
 
 
 @router.get("/devices/{name}", name="devices.get", tags=["devices"])
@@ -250,10 +253,17 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
     """A configuration job over the named devices and/or those with every tag. Dry-run shows
     each device's diff; apply changes them (backup first, verify, roll back on failure)."""
     audit(request, body.template, mode=body.mode, devices=body.devices, tags=body.tags)
-    if (
-        not (st.config.policies.root / "config" / f"{body.template}.cli.j2").is_file()
-        and not (st.config.policies.root / "config" / f"{body.template}.netconf.j2").is_file()
-    ):
+    job_id, _names = await queue_job(st, body, who.actor)
+    got = await store.get_job(st.pool, job_id)
+    assert got is not None
+    return Job(**got)
+
+
+async def queue_job(st: Any, body: JobCreate, actor: str) -> tuple[int, list[str]]:
+    """Queue a job (the API and ``netd config-job create``); (its id, its devices). ApiError
+    422 for an unknown template or device, or none at all."""
+    folder = st.config.policies.root / "config"
+    if not any((folder / f"{body.template}.{kind}.j2").is_file() for kind in ("cli", "netconf")):
         raise ApiError(422, f"no template {body.template} in policies/config")
     names = set(body.devices)
     if body.tags:
@@ -270,11 +280,9 @@ async def create_job(request: Request, st: State, who: Admin, body: JobCreate) -
         sorted(names),
         stop_on_failure=body.stop_on_failure,
         concurrency=body.concurrency,
-        created_by=who.actor,
+        created_by=actor,
     )
-    got = await store.get_job(st.pool, job_id)
-    assert got is not None
-    return Job(**got)
+    return job_id, sorted(names)
 
 
 class JobSummary(BaseModel):

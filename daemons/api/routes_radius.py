@@ -6,12 +6,9 @@ Handlers read and write through the store verbs the CLI uses and act through
 
 from __future__ import annotations
 
-import ipaddress
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
-import asyncpg
 from fastapi import APIRouter, Query, Request, Response
 
 from daemons.api import models as m
@@ -38,20 +35,6 @@ def _nas(row: store.NasRow) -> m.Nas:
     )
 
 
-def _network(text: str) -> str:
-    try:
-        return str(ipaddress.ip_network(text, strict=False))
-    except ValueError:
-        raise ApiError(422, f"network {text!r} is not an address or CIDR prefix") from None
-
-
-async def _vendor_known(st: State, vendor: str) -> None:
-    policy = await st.policy()
-    if vendor not in policy.vendors and vendor != "generic":
-        known = ", ".join(sorted({*policy.vendors, "generic"}))
-        raise ApiError(422, f"vendor {vendor!r} is not in policies/radius (known: {known})")
-
-
 # --- NAS clients ---------------------------------------------------------------------------
 
 
@@ -66,22 +49,7 @@ async def list_nas(
 @router.post("/nas", name="nas.create", tags=["nas"], status_code=201)
 async def create_nas(request: Request, st: State, _: Admin, body: m.NasCreate) -> m.Nas:
     audit(request, body.name, network=body.network, vendor=body.vendor)
-    network = _network(body.network)
-    await _vendor_known(st, body.vendor)
-    row = store.NasRow(
-        body.name,
-        network,
-        st.sealer.seal(body.secret.encode(), f"nas:{body.name}".encode()),
-        body.vendor,
-        body.require_message_authenticator,
-        body.coa_port,
-        body.description,
-    )
-    try:
-        await store.add_nas(st.pool, row)
-    except asyncpg.UniqueViolationError:
-        raise ApiError(409, f"a NAS named {body.name} or with network {network} exists") from None
-    return _nas(row)
+    return _nas(await ops.create_nas(st, body))
 
 
 @router.get("/nas/{name}", name="nas.get", tags=["nas"])
@@ -94,35 +62,63 @@ async def get_nas(name: str, st: State, _: Viewer) -> m.Nas:
 
 @router.patch("/nas/{name}", name="nas.update", tags=["nas"])
 async def update_nas(name: str, request: Request, st: State, _: Admin, body: m.NasUpdate) -> m.Nas:
+    """Change any of a NAS client's settings: rotate its secret, change its vendor,
+    network, CoA port, Message-Authenticator requirement or description."""
     changed = body.model_dump(exclude_unset=True)
     audit(request, name, fields=sorted(changed))  # the names only: never the secret
-    row = await store.get_nas(st.pool, name)
-    if row is None:
-        raise ApiError(404, f"no NAS named {name}")
-    if body.network is not None:
-        row = replace(row, network=_network(body.network))
-    if body.secret is not None:
-        row = replace(row, secret_enc=st.sealer.seal(body.secret.encode(), f"nas:{name}".encode()))
-    if body.vendor is not None:
-        await _vendor_known(st, body.vendor)
-        row = replace(row, vendor=body.vendor)
-    for key in ("require_message_authenticator", "coa_port", "description"):
-        value = getattr(body, key)
-        if value is not None:
-            row = replace(row, **{key: value})
-    try:
-        if not await store.update_nas(st.pool, row):
-            raise ApiError(404, f"no NAS named {name}")
-    except asyncpg.UniqueViolationError:
-        raise ApiError(409, f"another NAS has network {row.network}") from None
-    return _nas(row)
+    return _nas(await ops.update_nas(st, name, body))
 
 
 @router.delete("/nas/{name}", name="nas.delete", tags=["nas"], status_code=204)
 async def delete_nas(name: str, request: Request, st: State, _: Admin) -> Response:
     audit(request, name)
-    if not await store.remove_nas(st.pool, name):
-        raise ApiError(404, f"no NAS named {name}")
+    await ops.delete_nas(st, name)
+    return Response(status_code=204)
+
+
+# --- IP pools ------------------------------------------------------------------------------
+
+
+@router.get("/pools", name="pools.list", tags=["pools"])
+async def list_pools(st: State, _: Viewer) -> list[m.Pool]:
+    """netd's IP pools: size, addresses leased now, lease time."""
+    return await ops.list_pools(st)
+
+
+@router.get("/pools/{name}", name="pools.get", tags=["pools"])
+async def get_pool(name: str, st: State, _: Viewer) -> m.Pool:
+    return await ops.get_pool(st, name)
+
+
+@router.post(
+    "/pools",
+    name="pools.add",
+    tags=["pools"],
+    responses={201: {"model": m.PoolAdded, "description": "Created"}},
+)
+async def add_pool(
+    request: Request, response: Response, st: State, _: Admin, body: m.PoolAdd
+) -> m.PoolAdded:
+    """Create a pool, or add addresses to one (and set its lease time). A plan whose
+    framed_pool names it gets a Framed-IP-Address from it at Access-Accept."""
+    audit(request, body.name, ranges=body.ranges, lease_time=body.lease_time)
+    added, created = await ops.add_pool(st, body)
+    response.status_code = 201 if created else 200
+    return added
+
+
+@router.delete("/pools/{name}", name="pools.delete", tags=["pools"], status_code=204)
+async def delete_pool(
+    name: str,
+    request: Request,
+    st: State,
+    _: Admin,
+    force: Annotated[bool, Query(description="remove it though addresses are leased")] = False,
+) -> Response:
+    """Remove a pool and its addresses: refused while a plan allocates from it, and,
+    without force, while any address is leased."""
+    audit(request, name, force=force)
+    await ops.remove_pool(st, name, force)
     return Response(status_code=204)
 
 
@@ -277,25 +273,28 @@ async def list_sessions(
     return m.Page[m.Session](items=items, next_cursor=m.encode_cursor(nxt) if nxt else None)
 
 
-async def _session_row(st: State, session_id: str) -> dict[str, Any] | None:
-    found = await accounting.find_sessions(
-        st.pool, unique_id=session_id, include_closed=True, limit=1
-    )
-    return found[0] if found else None
+SessionNas = Annotated[
+    str | None,
+    Query(max_length=64, description="the NAS, when an Acct-Session-Id names sessions on several"),
+]
 
 
 @router.get("/sessions/{session_id}", name="sessions.get", tags=["sessions"])
-async def get_session(session_id: str, st: State, _: Viewer) -> m.SessionDetail:
-    live = await accounting.live_sessions(st.cache, [session_id])
-    row = await _session_row(st, session_id)
-    if row is None and not live:
-        raise ApiError(404, f"no session {session_id}")
+async def get_session(
+    session_id: str, st: State, _: Viewer, nas: SessionNas = None
+) -> m.SessionDetail:
+    """A session, open or closed, by netd's id (Acct-Unique-Session-Id) or by the NAS's
+    Acct-Session-Id."""
+    live = await accounting.live_sessions(st.cache, [session_id]) if nas is None else []
     if live:
+        found = await accounting.find_sessions(
+            st.pool, unique_id=session_id, include_closed=True, limit=1
+        )
         detail: dict[str, Any] = {**live[0], "live": True}
-        if row is not None:
-            detail.update(session_time=row["session_time"])
+        if found:
+            detail.update(session_time=found[0]["session_time"])
         return m.SessionDetail(**detail)
-    assert row is not None
+    row = await ops.find_session(st, session_id, nas)
     return m.SessionDetail(
         **{k: row[k] for k in m.SessionDetail.model_fields if k in row and k != "live"},
         live=row["stopped_at"] is None,
@@ -309,20 +308,21 @@ async def _act(
     session_id: str,
     kind: str,
     body: m.CoaRequest,
+    nas: str | None,
 ) -> m.CoaResult:
     session, outcome = await ops.session_action(
-        st, actor, session_id, kind, body.plan, body.attributes, body.retries
+        st, actor, session_id, kind, body.plan, body.attributes, body.retries, nas
     )
     audit(
         request,
-        session_id,
+        str(session["unique_id"]),
         user=session["username"],
         nas=session["nas"],
         result=outcome.result,
         coa_request=outcome.audit_id,
     )
     return m.CoaResult(
-        session=session_id,
+        session=str(session["unique_id"]),
         nas=str(session["nas"]),
         result=outcome.result,
         error_cause=outcome.error_cause,
@@ -338,22 +338,55 @@ async def disconnect(
     st: State,
     who: Operator,
     body: m.DisconnectRequest | None = None,
+    nas: SessionNas = None,
 ) -> m.CoaResult:
-    """Send a Disconnect-Request (RFC 5176) to the session's NAS and wait for its answer."""
+    """Send a Disconnect-Request (RFC 5176) to the session's NAS and wait for its answer.
+    The session is named by netd's id or by its Acct-Session-Id."""
     audit(request, session_id)
     retries = body.retries if body else None
     return await _act(
-        request, st, who.actor, session_id, "disconnect", m.CoaRequest(retries=retries)
+        request, st, who.actor, session_id, "disconnect", m.CoaRequest(retries=retries), nas
     )
 
 
 @router.post("/sessions/{session_id}/coa", name="sessions.coa", tags=["sessions"])
 async def change_authorization(
-    session_id: str, request: Request, st: State, who: Operator, body: m.CoaRequest
+    session_id: str,
+    request: Request,
+    st: State,
+    who: Operator,
+    body: m.CoaRequest,
+    nas: SessionNas = None,
 ) -> m.CoaResult:
     """Send a CoA-Request: another plan's attributes and/or named attributes."""
     audit(request, session_id, plan=body.plan, attributes=sorted(body.attributes))
-    return await _act(request, st, who.actor, session_id, "coa", body)
+    return await _act(request, st, who.actor, session_id, "coa", body, nas)
+
+
+@router.post("/sessions/{session_id}/clear", name="sessions.clear", tags=["sessions"])
+async def clear(
+    session_id: str, request: Request, st: State, who: Operator, nas: SessionNas = None
+) -> m.Cleared:
+    """Close a session its NAS will never stop (it rebooted without Accounting-On, the
+    Stop was lost): a synthetic Stop (Acct-Terminate-Cause Admin-Reset) in the ledger at
+    its last update, its pool lease released, its live entry and Simultaneous-Use count
+    removed. Nothing is sent to the NAS: for a session still up there, disconnect it."""
+    audit(request, session_id)
+    row = await ops.clear_session(st, session_id, nas, who.actor)
+    audit(request, str(row["unique_id"]), user=row["username"], nas=row["nas"])
+    return cleared(row)
+
+
+def cleared(row: dict[str, Any]) -> m.Cleared:
+    return m.Cleared(
+        session=row["unique_id"],
+        acct_session_id=row["acct_session_id"],
+        username=row["username"],
+        nas=row["nas"],
+        framed_ip=row["ip"],
+        terminate_cause=accounting.ADMIN_RESET,
+        stopped_at=row["updated_at"],
+    )
 
 
 # --- the accounting ledger -----------------------------------------------------------------

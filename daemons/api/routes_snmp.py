@@ -3,7 +3,6 @@ latest and stored samples and their events, and the traps received."""
 
 from __future__ import annotations
 
-import ipaddress
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
@@ -11,9 +10,11 @@ from fastapi import APIRouter, Path, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from daemons.api import models as m
+from daemons.api import ops
 from daemons.api.errors import ApiError
 from daemons.api.state import Admin, State, Viewer, audit
-from daemons.core.policies import PolicyError
+from daemons.core import validate
+from daemons.core.policies import PolicyError, PolicySet
 from daemons.poller.client import Credentials
 from daemons.poller.profiles import load_profiles
 from daemons.store import snmp as store
@@ -178,17 +179,23 @@ async def put_target(
 ) -> SnmpTarget:
     """Add or replace a target; the pollers pick it up at once."""
     audit(request, name, address=body.address, version=body.version, profiles=body.profiles)
+    target = target_from(name, body, st.policies)
+    created = await store.put_target(st.pool, st.sealer, target)
+    response.status_code = 201 if created else 200
+    return _view(target)
+
+
+def target_from(name: str, body: SnmpTargetPut, policies: PolicySet) -> store.Target:
+    """The target ``body`` describes, checked against the profiles of ``policies`` (the
+    API and ``netd snmp target add`` both build it here). Raises ApiError 422 (409 when
+    the profiles themselves do not load)."""
+    address = ops.valid(validate.ip_address, body.address)
     try:
-        address = str(ipaddress.ip_address(body.address))
-    except ValueError:
-        raise ApiError(422, f"address {body.address!r} is not an IP address") from None
-    try:
-        known = load_profiles(st.policies)
+        known = load_profiles(policies)
     except PolicyError as exc:
         raise ApiError(409, str(exc)) from None
-    unknown = [p for p in body.profiles if p not in known]
-    if unknown:
-        raise ApiError(422, f"no profile {', '.join(unknown)} in policies/snmp")
+    for profile in body.profiles:
+        ops.valid(validate.known, profile, known, "profile", "policies/snmp")
     if body.version == "3":
         if not body.user or (body.auth and not body.auth_key) or (body.priv and not body.priv_key):
             raise ApiError(422, "SNMPv3 needs user, and auth_key/priv_key for auth/priv")
@@ -208,7 +215,7 @@ async def put_target(
         body.priv_key,
         body.context,
     )
-    target = store.Target(
+    return store.Target(
         name,
         address,
         body.port,
@@ -218,9 +225,6 @@ async def put_target(
         tuple(body.tags),
         body.enabled,
     )
-    created = await store.put_target(st.pool, st.sealer, target)
-    response.status_code = 201 if created else 200
-    return _view(target)
 
 
 @router.delete("/snmp/targets/{name}", name="snmp.targets.delete", tags=["snmp"], status_code=204)

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 
 import asyncpg
 from fastapi import APIRouter, Path, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import AfterValidator, BaseModel, Field, field_validator
 
 from daemons.api import models as m
 from daemons.api import ops
@@ -22,10 +22,18 @@ from daemons.api.errors import ApiError
 from daemons.api.state import Admin, ApiState, Operator, State, Viewer, audit
 from daemons.store import voltha as store
 from daemons.voltha.client import VolthaClient, VolthaError
+from daemons.voltha.policy import image_url_problem, normalize_serial
 
 router = APIRouter(prefix="/api/v1")
 DeviceKey = Annotated[str, Path(pattern=r"^[A-Za-z0-9_.:-]{1,64}$", description="id or serial")]
-Serial = Annotated[str, Path(pattern=r"^[A-Za-z0-9]{4,32}$")]
+Serial = Annotated[
+    str,
+    Path(
+        pattern=r"^[A-Za-z0-9]{4,32}$",
+        description="ONU serial; kept in openolt's form (vendor id upper case, hex lower)",
+    ),
+    AfterValidator(normalize_serial),
+]
 StackName = Annotated[str | None, Query(max_length=32)]
 
 
@@ -46,6 +54,7 @@ class VolthaDevice(BaseModel):
     oper_status: str
     connect_status: str
     reason: str
+    mac_address: str = Field(default="", description="OLT: its MAC (ONOS's datapath id)")
     updated_at: datetime
     subscriber: str | None = Field(default=None, description="ONU: the bound subscriber")
 
@@ -86,7 +95,10 @@ VolthaDeviceDetail.model_rebuild()
 class FirmwareJobCreate(m._Body):
     stack: str = Field(max_length=32)
     version: str = Field(min_length=1, max_length=128)
-    url: str = Field(pattern=r"^(https?|tftp|sftp)://\S{1,2000}$")
+    url: str = Field(
+        pattern=r"^\S{1,2000}$",
+        description="http:// only: openonu refuses https, tftp, sftp and any other scheme",
+    )
     vendor: str = Field(default="", max_length=64)
     crc32: int = Field(default=0, ge=0, le=2**32 - 1)
     activate: bool = True
@@ -95,6 +107,14 @@ class FirmwareJobCreate(m._Body):
     onus: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9_.:-]{1,64}$")]] = Field(
         min_length=1, max_length=10_000, description="ONU ids or serials"
     )
+
+    @field_validator("url")
+    @classmethod
+    def _fetchable(cls, value: str) -> str:
+        problem = image_url_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
 
 
 class FirmwareJobDevice(BaseModel):

@@ -1,8 +1,9 @@
 """The admin/status API daemon: FastAPI on uvicorn, on ``api.host:api.port``.
 
 ``/api/v1`` for NOC staff and the platform (bearer tokens, roles, an audit row for every
-mutating call), ``/docs`` and ``/openapi.json``, and the health endpoints and ``/metrics``
-for its whole process.
+mutating call), ``/docs``, ``/redoc`` and ``/openapi.json`` (offline), the NOC console at
+``/`` (``daemons.console``), and the health endpoints and ``/metrics`` for its whole
+process.
 """
 
 from __future__ import annotations
@@ -10,10 +11,13 @@ from __future__ import annotations
 from typing import ClassVar
 
 from fastapi import FastAPI
+from prometheus_client import Gauge
+from redis.exceptions import RedisError
 
-from daemons import __version__
+from daemons import __version__, console
 from daemons.acs.service import file_store
 from daemons.api import (
+    docs,
     errors,
     routes_acs,
     routes_core,
@@ -32,6 +36,7 @@ from daemons.core.policies import PolicySet
 from daemons.nbi.service import GrpcServer
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.policy import load_policy
+from daemons.store import accounting
 from daemons.voltha.client import VolthaClient
 
 DESCRIPTION = """\
@@ -51,6 +56,8 @@ def build_app(ctx: Context) -> FastAPI:
         version=__version__,
         description=DESCRIPTION,
         responses=errors.ERROR_RESPONSES,
+        docs_url=None,  # docs.install: served from the wheel, not a CDN
+        redoc_url=None,
     )
     dictionary = Dictionary(ctx.config.radius.dictionaries)
     auth = Authenticator(
@@ -76,13 +83,27 @@ def build_app(ctx: Context) -> FastAPI:
     errors.install(app)
     # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose
     # every operation answers with the error envelope (the status listeners serve no schema).
-    app.include_router(health_router(ctx.health, ctx.registry), include_in_schema=False)
+    live = Gauge(
+        "netd_sessions_live",
+        "live RADIUS sessions (Redis), read at the scrape",
+        registry=ctx.registry,
+    )
+
+    async def collect() -> None:
+        try:
+            live.set(await accounting.live_session_count(ctx.cache))
+        except (RedisError, OSError):
+            live.set(float("nan"))  # no answer: no value, rather than a false 0
+
+    app.include_router(health_router(ctx.health, ctx.registry, collect), include_in_schema=False)
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)
     app.include_router(routes_snmp.router)
     app.include_router(routes_voltha.router)
     app.include_router(routes_devices.router)
+    docs.install(app)
+    console.install(app)
     app.add_middleware(ApiMiddleware, registry=ctx.registry)
     return app
 
@@ -133,6 +154,7 @@ class ApiService(Daemon):
         url = f"{scheme}://{_hostport(self.server.host, self.server.port)}"
         return {
             "api": f"{url}/api/v1",
+            "console": f"{url}/",
             "docs": f"{url}/docs",
             "health": f"{url}/health/ready",
             "metrics": f"{url}/metrics",

@@ -250,6 +250,9 @@ class VolthaConfig(_DaemonConfig):
     )
     sync_interval: Seconds = 30.0  # inventory: ListDevices + ListDevicePorts, diffed
     allowlist: bool = True  # disable the serial of an ONU no subscriber is bound to
+    # How long ONOS gets to carry out a provisioning or removal (its olt app works from a
+    # queue) before the reconciliation calls the service missing or stale.
+    onos_settle: Seconds = 10.0
     optics_interval: Seconds = 300.0  # optics and PON counters of every active ONU
     optics_concurrency: int = Field(default=8, ge=1, le=256)
     onu_rx_low: float = Field(default=-27.0, ge=-60, le=10)  # dBm: alarm below

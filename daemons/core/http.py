@@ -5,14 +5,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import uvicorn
 from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Gauge, generate_latest
 from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from daemons.core.health import Health
@@ -26,9 +26,26 @@ def hostport(host: str, port: int) -> str:
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
-def health_router(health: Health, registry: CollectorRegistry) -> APIRouter:
-    """``/health/live``, ``/health/ready``, ``/health/startup`` and ``/metrics``."""
+def health_router(
+    health: Health,
+    registry: CollectorRegistry,
+    collect: Callable[[], Awaitable[None]] | None = None,
+) -> APIRouter:
+    """``/health/live``, ``/health/ready``, ``/health/startup`` and ``/metrics``.
+
+    A scrape checks readiness as ``/health/ready`` does (``netd_ready``, ``netd_store_up``),
+    so Prometheus alerts on a process that runs but should get no traffic; ``collect``
+    sets gauges read from the stores at the scrape."""
     router = APIRouter(tags=["health"])
+    ready_gauge = Gauge(
+        "netd_ready", "1 if /health/ready would answer 200, at the scrape", registry=registry
+    )
+    store_up = Gauge(
+        "netd_store_up",
+        "1 if the store answered its check, at the scrape",
+        ["store"],
+        registry=registry,
+    )
 
     @router.get("/health/live")
     async def live() -> dict[str, str]:
@@ -47,6 +64,12 @@ def health_router(health: Health, registry: CollectorRegistry) -> APIRouter:
 
     @router.get("/metrics")
     async def metrics() -> Response:
+        ok, checks = await health.ready()
+        ready_gauge.set(1 if ok else 0)
+        for store in ("postgres", "redis"):
+            store_up.labels(store).set(1 if checks[store] == "ok" else 0)
+        if collect is not None:
+            await collect()
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
 
     return router

@@ -11,14 +11,13 @@ from typing import Any
 
 import asyncpg
 
+from daemons.api import local
+from daemons.api.errors import ApiError
+from daemons.api.routes_devices import DevicePut, JobCreate, queue_job
+from daemons.api.routes_devices import put as put_device
+from daemons.core import output, validate
 from daemons.core.config import Loaded
-from daemons.core.lifecycle import (
-    StartupError,
-    close_stores,
-    ensure_schema,
-    make_sealer,
-    open_stores,
-)
+from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.devices import cliconf
 from daemons.devices.drivers import DeviceError
 from daemons.devices.jobs import Runner, text_diff
@@ -67,16 +66,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rb.add_argument("job", type=int)
 
 
-def _print(row: Any) -> None:
-    print(json.dumps(row, default=str))
-
-
 def _vars(items: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ValueError(f"--var {item!r} is not KEY=VALUE")
+            raise ValueError(f"--var {validate.show(item)} is not KEY=VALUE")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -84,71 +79,101 @@ def _vars(items: list[str]) -> dict[str, Any]:
     return out
 
 
+def _put(args: argparse.Namespace) -> DevicePut:
+    """``netd device add`` as the API's PUT body (the same model, the same rules)."""
+    validate.name(args.name, "device name")
+    secret = sys.stdin.readline().split()
+    if not secret:
+        raise validate.Invalid("give 'password [enable-secret]' on stdin")
+    return DevicePut(
+        address=args.address,
+        port=args.port,
+        platform=args.platform,
+        username=args.user,
+        password=secret[0],
+        secret=secret[1] if len(secret) > 1 else "",
+        tags=args.tag,
+        vars=_vars(args.var),
+        snmp_target=args.snmp_target,
+    )
+
+
+def _create(args: argparse.Namespace) -> JobCreate:
+    return JobCreate(
+        template=args.template,
+        variables=_vars(args.var),
+        mode="apply" if args.apply else "dry-run",
+        devices=args.device,
+        tags=args.tag,
+        stop_on_failure=args.stop_on_failure,
+        concurrency=args.concurrency,
+    )
+
+
+def _job_id(value: int | None) -> int | None:
+    return None if value is None else validate.bounded(value, validate.ID, "job id")
+
+
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
-    secret = None
-    if args.command == "device" and args.device_action == "add":
-        secret = sys.stdin.readline().split()
-        if not secret:
-            print("netd: give 'password [enable-secret]' on stdin", file=sys.stderr)
-            return 2
+    try:
+        body: DevicePut | JobCreate | None = None
+        if args.command == "device" and args.device_action == "add":
+            body = _put(args)
+        elif args.command == "config-job" and args.job_action == "create":
+            body = _create(args)
+        else:
+            _job_id(getattr(args, "job", None))
+            for key in ("old", "new"):
+                validate.bounded(getattr(args, key, 1), validate.ID, "backup id")
+    except ValueError as exc:  # ValidationError and Invalid are ValueErrors
+        found = local.problem(exc)
+        return local.fail(*found) if found else local.fail(str(exc), 2)
     try:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
+        st = local.LocalState(loaded.config, stores.pool)
+        if isinstance(body, DevicePut):
+            created = await put_device(st, args.name, body)
+            print(f"{'added' if created else 'updated'} device {args.name}")
+            return 0
+        if isinstance(body, JobCreate):
+            job_id, names = await queue_job(st, body, local.actor())
+            print(f"config job {job_id} queued for {len(names)} devices")
+            return 0
         if args.command == "device":
-            return await _device(loaded, stores.pool, args, secret)
-        return await _job(loaded, stores.pool, args)
-    except (ValueError, asyncpg.DataError, asyncpg.IntegrityConstraintViolationError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+            return await _device(loaded, st, args)
+        return await _job(st, args)
+    except (ValueError, ApiError, asyncpg.DataError) as exc:
+        found = local.problem(exc)
+        return local.fail(*found) if found else local.fail(str(exc), 2)
     finally:
         await close_stores(stores)
 
 
-async def _device(
-    loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace, secret: list[str] | None
-) -> int:
-    sealer = make_sealer(loaded.config)
+async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace) -> int:
+    pool, sealer = st.pool, st.sealer
     action = args.device_action
-    if action == "add":
-        assert secret
-        d = store.Device(
-            args.name,
-            args.address,
-            args.port,
-            args.platform,
-            args.user,
-            secret[0],
-            secret[1] if len(secret) > 1 else "",
-            tags=tuple(args.tag),
-            vars=_vars(args.var),
-            snmp_target=args.snmp_target,
-        )
-        created = await store.put_device(pool, sealer, d)
-        print(f"{'added' if created else 'updated'} device {args.name}")
-        return 0
     if action == "list":
-        for d in await store.list_devices(pool, sealer, (), args.tag):
-            _print(
-                {
-                    "name": d.name,
-                    "address": d.address,
-                    "port": d.port,
-                    "platform": d.platform,
-                    "user": d.username,
-                    "tags": list(d.tags),
-                    "host_key": d.host_key,
-                    "offered_host_key": d.offered_host_key,
-                }
-            )
-        return 0
+        found = [
+            {
+                "name": d.name,
+                "address": d.address,
+                "port": d.port,
+                "platform": d.platform,
+                "user": d.username,
+                "tags": list(d.tags),
+                "host_key": d.host_key,
+                "offered_host_key": d.offered_host_key,
+            }
+            for d in await store.list_devices(pool, sealer, (), args.tag)
+        ]
+        return output.rows(args, found, "no devices")
     device = await store.get_device(pool, sealer, args.name)
     if device is None:
-        print(f"netd: no device {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no device {args.name}", 1)
     if action == "remove":
         await store.remove_device(pool, args.name)
         print(f"removed device {args.name}")
@@ -156,19 +181,15 @@ async def _device(
     if action == "accept-key":
         key = await store.accept_host_key(pool, args.name)
         if key is None:
-            print(f"netd: device {args.name} offered no new host key", file=sys.stderr)
-            return 1
+            return local.fail(f"device {args.name} offered no new host key", 1)
         print(f"accepted {key.split()[0]} for {args.name}")
         return 0
     if action == "backups":
-        for b in await store.list_backups(pool, args.name):
-            _print(b)
-        return 0
+        return output.rows(args, await store.list_backups(pool, args.name), "no backups")
     if action == "diff":
         old, new = await store.get_backup(pool, args.old), await store.get_backup(pool, args.new)
         if not old or not new or old["device"] != args.name or new["device"] != args.name:
-            print(f"netd: no such backups of {args.name}", file=sys.stderr)
-            return 1
+            return local.fail(f"no such backups of {args.name}", 1)
         if device.platform == "netconf":
             print(text_diff(old["config"], new["config"], args.name), end="")
         else:
@@ -195,52 +216,33 @@ async def _device(
     try:
         backup_id, changed = await runner.backup(device)
     except DeviceError as exc:
-        print(f"netd: backup of {args.name} failed [{exc.reason}]: {exc}", file=sys.stderr)
-        return 1
+        return local.fail(f"backup of {args.name} failed [{exc.reason}]: {exc}", 1)
     finally:
         runner.close()
     print(f"backup {backup_id} of {args.name}: {'changed' if changed else 'unchanged'}")
     return 0
 
 
-async def _job(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
-    sealer = make_sealer(loaded.config)
-    if args.job_action == "create":
-        names = set(args.device)
-        if args.tag:
-            names |= {d.name for d in await store.list_devices(pool, sealer, (), args.tag)}
-        known = {d.name for d in await store.list_devices(pool, sealer, sorted(names))}
-        if not names or names - known:
-            raise ValueError(f"no such devices: {', '.join(sorted(names - known)) or '(none)'}")
-        job_id = await store.create_job(
-            pool,
-            args.template,
-            _vars(args.var),
-            "apply" if args.apply else "dry-run",
-            sorted(names),
-            stop_on_failure=args.stop_on_failure,
-            concurrency=args.concurrency,
-            created_by="cli",
-        )
-        print(f"config job {job_id} queued for {len(names)} devices")
-        return 0
+async def _job(st: local.LocalState, args: argparse.Namespace) -> int:
+    pool = st.pool
     if args.job_action == "status" and args.job is None:
-        for j in await store.list_jobs(pool):
-            _print(j)
-        return 0
+        return output.rows(args, await store.list_jobs(pool), "no config jobs")
     got = await store.get_job(pool, args.job)
     if got is None:
-        print(f"netd: no config job {args.job}", file=sys.stderr)
-        return 1
+        return local.fail(f"no config job {args.job}", 1)
     if args.job_action == "status":
-        _print(got)
-        return 0
+        return output.record(args, got)
     devices = [d["device"] for d in got["devices"] if d["backup_before"] is not None]
     if got["mode"] != "apply" or not devices:
-        print(f"netd: job {args.job} changed no device: nothing to roll back", file=sys.stderr)
-        return 1
+        return local.fail(f"job {args.job} changed no device: nothing to roll back", 1)
     new_id = await store.create_job(
-        pool, got["template"], {}, "rollback", devices, rollback_of=args.job, created_by="cli"
+        pool,
+        got["template"],
+        {},
+        "rollback",
+        devices,
+        rollback_of=args.job,
+        created_by=local.actor(),
     )
     print(f"rollback job {new_id} queued for {len(devices)} devices")
     return 0

@@ -8,10 +8,13 @@ them) and sealed before they reach PostgreSQL.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from typing import Any
 
+from daemons.api import local
+from daemons.api.errors import ApiError
+from daemons.api.routes_snmp import SnmpTargetPut, target_from
+from daemons.core import output, validate
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import (
     StartupError,
@@ -20,6 +23,7 @@ from daemons.core.lifecycle import (
     make_sealer,
     open_stores,
 )
+from daemons.core.policies import PolicyError
 from daemons.poller.client import AUTH, PRIV, Credentials, PollError, read
 from daemons.store import snmp as store
 
@@ -75,7 +79,7 @@ def _device_args(p: argparse.ArgumentParser) -> None:
 def _credentials(args: argparse.Namespace) -> Credentials:
     secret = sys.stdin.readline().strip() if args.secret_stdin else ""
     if args.context and args.version != "3":
-        raise ValueError("--context is SNMPv3 only")
+        raise ValueError("a context name is SNMPv3 only")
     if len(args.context) > 32:
         raise ValueError("--context is at most 32 characters")
     if args.version != "3":
@@ -84,6 +88,8 @@ def _credentials(args: argparse.Namespace) -> Credentials:
         return Credentials(args.version, community=secret)
     if not args.user:
         raise ValueError("SNMPv3 needs --user")
+    if args.priv and not args.auth:
+        raise ValueError("SNMPv3 privacy needs authentication (--auth)")
     keys = secret.split()
     auth_key = keys[0] if keys and args.auth else ""
     priv_key = keys[1] if len(keys) > 1 and args.priv else ""
@@ -92,8 +98,24 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key, args.context)
 
 
-def _print(row: dict[str, Any]) -> None:
-    print(json.dumps(row, default=str))
+def target_body(args: argparse.Namespace, creds: Credentials) -> SnmpTargetPut:
+    """``netd snmp target add`` as the API's PUT body (the same model, the same rules)."""
+    return SnmpTargetPut(
+        address=args.address,
+        port=args.port,
+        version=creds.version,
+        community=creds.community,
+        user=creds.user,
+        auth=creds.auth,
+        auth_key=creds.auth_key,
+        priv=creds.priv,
+        priv_key=creds.priv_key,
+        context=creds.context,
+        profiles=args.profile or ["system", "if-mib"],
+        interval=args.interval,
+        tags=args.tag,
+        enabled=not args.disabled,
+    )
 
 
 def _value(value: Any) -> Any:
@@ -108,42 +130,45 @@ def _value(value: Any) -> Any:
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
     try:
         if args.action in ("get", "walk"):
-            creds = _credentials(args)
-            gets = args.oids if args.action == "get" else []
-            walks = args.oids if args.action == "walk" else []
-            try:
-                got = await read(args.address, args.port, creds, gets, walks, args.timeout, 1)
-            except PollError as exc:
-                print(f"netd: {exc} [{exc.reason}]", file=sys.stderr)
-                return 1
-            for oid, value in got.items():
-                _print({"oid": oid, "value": _value(value)})
-            if not got:
-                where = " ".join(args.oids)
-                print(
-                    f"netd: nothing {'under' if args.action == 'walk' else 'at'} {where}: "
-                    f"{'an empty subtree' if args.action == 'walk' else 'no such object'}, "
-                    "or outside what the agent lets these credentials see",
-                    file=sys.stderr,
-                )
-                return 1
-            return 0
+            return await _read(args)
         if args.action == "trap-user":
             return await _trap_users(loaded, args)
         return await _targets(loaded, args)
-    except ValueError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+    except (ValueError, ApiError) as exc:  # pydantic's ValidationError is a ValueError
+        found = local.problem(exc)
+        return local.fail(*found) if found else local.fail(str(exc), 2)
+    except PolicyError as exc:
+        return local.fail(str(exc), 2)
+
+
+async def _read(args: argparse.Namespace) -> int:
+    address = validate.ip_address(args.address)
+    port = validate.port(args.port)
+    wait = validate.seconds(args.timeout, validate.SNMP_TIMEOUT, "--timeout")
+    oids = [validate.oid(o) for o in args.oids]
+    creds = _credentials(args)
+    gets = oids if args.action == "get" else []
+    walks = oids if args.action == "walk" else []
+    try:
+        got = await read(address, port, creds, gets, walks, wait, 1)
+    except PollError as exc:
+        return local.fail(f"{exc} [{exc.reason}]", 1)
+    if not got:
+        return local.fail(f"{address} answered, with no value under {', '.join(oids)}", 1)
+    return output.rows(args, [{"oid": o, "value": _value(v)} for o, v in got.items()], "")
 
 
 async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
     creds = None
     if args.trap_user_action == "add":
+        validate.trap_user(args.user)
         keys = sys.stdin.readline().split()
         if len(keys) < (2 if args.priv else 1):
             raise ValueError("give 'authpass privpass' (or 'authpass') on stdin")
         if any(len(k) < 8 for k in keys):
             raise ValueError("SNMPv3 passphrases are at least 8 characters (RFC 3414)")
+        for k in keys:
+            validate.secret(k, "passphrase")
         creds = Credentials(
             "3", "", args.user, args.auth, keys[0], args.priv, keys[1] if args.priv else ""
         )
@@ -151,8 +176,7 @@ async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         sealer = make_sealer(loaded.config)
         if creds is not None:
@@ -160,63 +184,54 @@ async def _trap_users(loaded: Loaded, args: argparse.Namespace) -> int:
             print(f"{'added' if created else 'updated'} SNMPv3 trap user {creds.user}")
             return 0
         if args.trap_user_action == "list":
-            for u in await store.list_trap_users(stores.pool, sealer):
-                _print({"user": u.user, "auth": u.auth, "priv": u.priv})
-            return 0
+            users = await store.list_trap_users(stores.pool, sealer)
+            found = [{"user": u.user, "auth": u.auth, "priv": u.priv} for u in users]
+            return output.rows(args, found, "no SNMPv3 trap users")
         if await store.remove_trap_user(stores.pool, args.user):
             print(f"removed SNMPv3 trap user {args.user}")
             return 0
-        print(f"netd: no SNMPv3 trap user {args.user}", file=sys.stderr)
-        return 1
+        return local.fail(f"no SNMPv3 trap user {args.user}", 1)
     finally:
         await close_stores(stores)
 
 
 async def _targets(loaded: Loaded, args: argparse.Namespace) -> int:
-    creds = _credentials(args) if args.target_action == "add" else None
+    body = None
+    if args.target_action == "add":
+        validate.name(args.name, "target name")
+        body = target_body(args, _credentials(args))
     try:
         stores = await open_stores(loaded.config, with_redis=False)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     try:
         sealer = make_sealer(loaded.config)
         pool = stores.pool
-        if args.target_action == "add":
-            assert creds is not None
-            target = store.Target(
-                args.name,
-                args.address,
-                args.port,
-                creds,
-                tuple(args.profile or ["system", "if-mib"]),
-                args.interval,
-                tuple(args.tag),
-                not args.disabled,
-            )
+        if body is not None:
+            policies = local.LocalState(loaded.config, pool).policies
+            target = target_from(args.name, body, policies)
             created = await store.put_target(pool, sealer, target)
             print(f"{'added' if created else 'updated'} SNMP target {args.name}")
             return 0
         if args.target_action == "list":
-            for t in await store.list_targets(pool, sealer):
-                _print(
-                    {
-                        "name": t.name,
-                        "address": t.address,
-                        "port": t.port,
-                        "version": t.credentials.version,
-                        "profiles": list(t.profiles),
-                        "interval": t.interval,
-                        "tags": list(t.tags),
-                        "enabled": t.enabled,
-                    }
-                )
-            return 0
+            found = [
+                {
+                    "name": t.name,
+                    "address": t.address,
+                    "port": t.port,
+                    "version": t.credentials.version,
+                    "profiles": list(t.profiles),
+                    "interval": t.interval,
+                    "tags": list(t.tags),
+                    "enabled": t.enabled,
+                }
+                for t in await store.list_targets(pool, sealer)
+            ]
+            return output.rows(args, found, "no SNMP targets")
         if await store.remove_target(pool, args.name):
             print(f"removed SNMP target {args.name}")
             return 0
-        print(f"netd: no SNMP target {args.name}", file=sys.stderr)
-        return 1
+        return local.fail(f"no SNMP target {args.name}", 1)
     finally:
         await close_stores(stores)

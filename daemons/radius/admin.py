@@ -1,5 +1,9 @@
-"""``netd nas ...`` and ``netd subscriber ...``: manage NAS clients and subscribers.
+"""``netd nas|subscriber|session|pool ...``: NAS clients, subscribers, sessions and IP pools
+on the stores.
 
+Each command builds the request model of the HTTP API and calls the same operation in
+``daemons/api/ops.py`` (through ``daemons/api/local.py``), so it accepts and refuses what
+the API does, with the same message, and writes the same audit row (actor ``cli:<user>``).
 Secrets are read from stdin or a file, never from the command line (where ``ps`` shows
 them), and are sealed before they reach PostgreSQL or Redis.
 """
@@ -7,66 +11,107 @@ them), and are sealed before they reach PostgreSQL or Redis.
 from __future__ import annotations
 
 import argparse
-import getpass
-import ipaddress
-import json
-import sys
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
-import asyncpg
-
+from daemons.api import local, ops
+from daemons.api import models as m
+from daemons.api.errors import ApiError
+from daemons.core import output, validate
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import (
     StartupError,
     close_stores,
     ensure_schema,
-    make_sealer,
     open_stores,
 )
-from daemons.core.policies import PolicyError, load_policies
-from daemons.core.secrets import Sealer
-from daemons.radius import hashes, mschap
-from daemons.radius.auth import normalize_mac
-from daemons.radius.dictionary import Dictionary, DictionaryError, ReplyAttr
-from daemons.radius.policy import load_policy
-from daemons.radius.sessions import CoaError, act, plan_change
-from daemons.store import accounting, pools
+from daemons.core.policies import PolicyError
+from daemons.radius import hashes
+from daemons.radius.credentials import credentials, nt_hash
+from daemons.radius.dictionary import DictionaryError
+from daemons.store import accounting
 from daemons.store import radius as store
-from daemons.store.cache import Cache
+
+__all__ = ["add_parsers", "credentials", "run"]
+
+# The commands that change something, by the API operation they are (their audit action).
+AUDITED = {
+    ("nas", "add"): "nas.create",
+    ("nas", "set"): "nas.update",
+    ("nas", "remove"): "nas.delete",
+    ("subscriber", "add"): "subscribers.create",
+    ("subscriber", "set"): "subscribers.update",
+    ("subscriber", "remove"): "subscribers.delete",
+    ("session", "disconnect"): "sessions.disconnect",
+    ("session", "coa"): "sessions.coa",
+    ("session", "clear"): "sessions.clear",
+    ("pool", "add"): "pools.add",
+    ("pool", "remove"): "pools.delete",
+}
+SESSION_HELP = "netd's session id (Acct-Unique-Session-Id) or the NAS's Acct-Session-Id"
 
 
-def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    nas = sub.add_parser("nas", help="manage RADIUS NAS clients")
-    nas_sub = nas.add_subparsers(dest="action", required=True, metavar="ACTION")
-    add = nas_sub.add_parser("add", help="add a NAS client (secret from stdin or a file)")
-    add.add_argument("name")
-    add.add_argument("--address", required=True, help="source address or prefix (CIDR)")
-    src = add.add_mutually_exclusive_group(required=True)
+def _secret_args(p: argparse.ArgumentParser, required: bool) -> None:
+    src = p.add_mutually_exclusive_group(required=required)
     src.add_argument(
         "--secret-stdin",
         action="store_true",
         help="read the shared secret from the first line of stdin",
     )
     src.add_argument("--secret-file", type=Path, help="read the shared secret from a file")
-    add.add_argument(
-        "--vendor",
-        default="generic",
-        help="reply dialect: a [vendors.*] table in policies/radius "
-        "(mikrotik, cisco, juniper, huawei, nokia, ericsson, wispr, generic)",
+
+
+def _nas_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    nas = sub.add_parser("nas", help="manage RADIUS NAS clients")
+    nas_sub = nas.add_subparsers(dest="action", required=True, metavar="ACTION")
+    add = nas_sub.add_parser("add", help="add a NAS client (secret from stdin or a file)")
+    add.add_argument("name")
+    add.add_argument("--address", required=True, help="source address or prefix (CIDR)")
+    _secret_args(add, required=True)
+    vendor_help = (
+        "reply dialect: a [vendors.*] table in policies/radius "
+        "(mikrotik, cisco, juniper, huawei, nokia, ericsson, wispr, generic)"
     )
+    add.add_argument("--vendor", default="generic", help=vendor_help)
     add.add_argument(
         "--no-require-message-authenticator",
         action="store_true",
         help="accept Access-Requests without Message-Authenticator (unsafe: "
         "BlastRADIUS, CVE-2024-3596)",
     )
-    add.add_argument("--coa-port", type=int, default=3799)
+    add.add_argument("--coa-port", type=int, default=3799, help="default 3799")
     add.add_argument("--description", default="")
+    st = nas_sub.add_parser(
+        "set", help="change a NAS client: rotate its secret, vendor, address, CoA port..."
+    )
+    st.add_argument("name")
+    st.add_argument("--address", help="source address or prefix (CIDR)")
+    _secret_args(st, required=False)
+    st.add_argument("--vendor", help=vendor_help)
+    ma = st.add_mutually_exclusive_group()
+    ma.add_argument(
+        "--require-message-authenticator",
+        dest="require_ma",
+        action="store_const",
+        const=True,
+        help="refuse Access-Requests without Message-Authenticator (the default for a new NAS)",
+    )
+    ma.add_argument(
+        "--no-require-message-authenticator",
+        dest="require_ma",
+        action="store_const",
+        const=False,
+        help="accept them (unsafe: BlastRADIUS, CVE-2024-3596)",
+    )
+    st.add_argument("--coa-port", type=int)
+    st.add_argument("--description")
     nas_sub.add_parser("list", help="list NAS clients (secrets are not shown)")
     rm = nas_sub.add_parser("remove", help="remove a NAS client")
     rm.add_argument("name")
 
+
+def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    _nas_parsers(sub)
     subs = sub.add_parser("subscriber", help="manage RADIUS subscribers")
     s_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action in ("add", "set"):
@@ -92,29 +137,33 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
             help="store a one-way hash instead of the sealed cleartext "
             "(PAP only: CHAP, MS-CHAP and EAP-MD5 need the cleartext)",
         )
-        p.add_argument("--plan")
+        p.add_argument("--plan", help="a plan of policies/radius or of the API")
         p.add_argument("--state", choices=["active", "suspended", "disabled"])
         p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
-        p.add_argument("--ip", help="static Framed-IP-Address ('' to clear)")
-    _add_session_parsers(sub)
-    pl = sub.add_parser("pool", help="IP pools allocated by netd at Access-Accept")
-    pls = pl.add_subparsers(dest="action", required=True, metavar="ACTION")
-    pa = pls.add_parser("add", help="create a pool, or add addresses to it")
-    pa.add_argument("name")
-    pa.add_argument("ranges", nargs="+", metavar="CIDR")
-    pa.add_argument("--lease", type=int, default=900, help="lease time in seconds")
-    pls.add_parser("list", help="pools with their size and addresses leased")
+        p.add_argument("--ip", help="static Framed-IP-Address, IPv4 ('' to clear)")
     lst = s_sub.add_parser("list", help="list subscribers")
     lst.add_argument("--plan")
+    lst.add_argument("--state", choices=["active", "suspended", "disabled"])
     lst.add_argument("--after", default="", help="start after this username (paging)")
     lst.add_argument("--limit", type=int, default=100)
     for action in ("show", "remove"):
         p = s_sub.add_parser(action, help=f"{action} one subscriber")
         p.add_argument("username")
+    _session_parsers(sub)
+    pl = sub.add_parser("pool", help="IP pools allocated by netd at Access-Accept")
+    pls = pl.add_subparsers(dest="action", required=True, metavar="ACTION")
+    pa = pls.add_parser("add", help="create a pool, or add addresses to it")
+    pa.add_argument("name")
+    pa.add_argument("ranges", nargs="+", metavar="CIDR", help="IPv4 addresses or prefixes")
+    pa.add_argument("--lease", type=int, default=900, help="lease time in seconds")
+    pls.add_parser("list", help="pools with their size and addresses leased")
+    pr = pls.add_parser("remove", help="remove a pool and its addresses")
+    pr.add_argument("name")
+    pr.add_argument("--force", action="store_true", help="even while addresses are leased")
 
 
-def _add_session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    sess = sub.add_parser("session", help="live RADIUS sessions: list, show, disconnect, CoA")
+def _session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    sess = sub.add_parser("session", help="RADIUS sessions: list, show, disconnect, CoA, clear")
     ss = sess.add_subparsers(dest="action", required=True, metavar="ACTION")
     sl = ss.add_parser("list", help="open sessions (with --closed, closed ones too)")
     sl.add_argument("--user")
@@ -122,18 +171,21 @@ def _add_session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
     sl.add_argument("--ip")
     sl.add_argument("--closed", action="store_true")
     sl.add_argument("--limit", type=int, default=100)
-    sh = ss.add_parser("show", help="one session")
-    sh.add_argument("session_id")
-    for action in ("disconnect", "coa"):
-        p = ss.add_parser(
-            action,
-            help=f"send a {'Disconnect' if action == 'disconnect' else 'CoA'}"
-            "-Request to the session's NAS (RFC 5176)",
-        )
+    sh = ss.add_parser("show", help="one session, open or closed")
+    sh.add_argument("session_id", metavar="SESSION", help=SESSION_HELP)
+    sh.add_argument("--nas", help="the NAS, when an Acct-Session-Id is on several")
+    for action, text in (
+        ("disconnect", "send a Disconnect-Request to the session's NAS (RFC 5176)"),
+        ("coa", "send a CoA-Request to the session's NAS (RFC 5176)"),
+        ("clear", "close a session the NAS never stopped: a synthetic Stop (Admin-Reset)"),
+    ):
+        p = ss.add_parser(action, help=text)
         target = p.add_mutually_exclusive_group(required=True)
-        target.add_argument("session_id", nargs="?")
+        target.add_argument("session_id", nargs="?", metavar="SESSION", help=SESSION_HELP)
         target.add_argument("--user", help="every open session of this user")
-        p.add_argument("--retries", type=int, default=3)
+        p.add_argument("--nas", help="the NAS, when an Acct-Session-Id is on several")
+        if action != "clear":
+            p.add_argument("--retries", type=int, help="1 to 5 (default: api.coa_retries)")
         if action == "coa":
             p.add_argument("--plan", help="move the session to this plan's attributes")
             p.add_argument(
@@ -145,237 +197,261 @@ def _add_session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser
             )
 
 
-def _read_secret(from_stdin: bool, path: Path | None, what: str) -> str | None:
-    if from_stdin:
-        line = sys.stdin.readline().rstrip("\r\n")
-    elif path is not None:
-        line = path.read_text(encoding="utf-8").rstrip("\r\n")
-    else:
-        return None
-    if not line:
-        raise ValueError(f"the {what} is empty")
-    return line
-
-
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
     try:
         stores = await open_stores(loaded.config)
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
+    action = AUDITED.get((args.command, args.action))
+    status = 200
     try:
-        sealer = make_sealer(loaded.config)
-        if args.command == "nas":
-            return await _nas(stores.pool, sealer, args)
-        if args.command == "session":
-            return await _session(loaded, stores.pool, sealer, args)
-        if args.command == "pool":
-            if args.action == "add":
-                added = await pools.add_pool(stores.pool, args.name, args.ranges, args.lease)
-                print(f"pool {args.name}: {added} addresses added")
-            else:
-                for row in await pools.usage(stores.pool):
-                    print(_json(row))
-            return 0
-        return await _subscriber(stores.pool, stores.redis, sealer, args)
-    except (ValueError, OSError, CoaError, DictionaryError, PolicyError) as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
-    except asyncpg.UniqueViolationError as exc:
-        print(f"netd: already exists: {exc.detail or exc}", file=sys.stderr)
-        return 1
+        st = local.LocalState(loaded.config, stores.pool, stores.cache)
+        try:
+            return await _dispatch(st, args)
+        except (ApiError, validate.Invalid, ValueError) as exc:  # ValidationError is one
+            found = local.problem(exc)
+            message, code = found if found else (str(exc), 2)
+            status = exc.status if isinstance(exc, ApiError) else 422
+            return local.fail(message, code)
+        except (OSError, PolicyError, DictionaryError) as exc:
+            status = 500
+            return local.fail(str(exc), 2)
+        finally:
+            if action is not None:
+                await local.audit(st, action, _target(args), status)
     finally:
         await close_stores(stores)
 
 
-async def _nas(pool: asyncpg.Pool, sealer: Sealer, args: argparse.Namespace) -> int:
-    if args.action == "add":
-        secret = _read_secret(args.secret_stdin, args.secret_file, "shared secret")
-        assert secret is not None
-        network = ipaddress.ip_network(args.address, strict=False)
-        if not 1 <= args.coa_port <= 65535:
-            raise ValueError("--coa-port must be 1..65535")
-        await store.add_nas(
-            pool,
-            store.NasRow(
-                args.name,
-                str(network),
-                sealer.seal(secret.encode(), f"nas:{args.name}".encode()),
-                args.vendor,
-                not args.no_require_message_authenticator,
-                args.coa_port,
-                args.description,
-            ),
+def _target(args: argparse.Namespace) -> str:
+    for key in ("name", "username", "session_id", "user"):
+        value = getattr(args, key, None)
+        if value:
+            return str(value)
+    return ""
+
+
+async def _dispatch(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.command == "nas":
+        return await _nas(st, args)
+    if args.command == "session":
+        return await _session(st, args)
+    if args.command == "pool":
+        return await _pool(st, args)
+    return await _subscriber(st, args)
+
+
+def nas_view(row: store.NasRow) -> dict[str, Any]:
+    return m.Nas(
+        name=row.name,
+        network=row.network,
+        vendor=row.vendor,
+        require_message_authenticator=row.require_message_authenticator,
+        coa_port=row.coa_port,
+        description=row.description,
+    ).model_dump()
+
+
+def nas_update(args: argparse.Namespace) -> m.NasUpdate:
+    """The fields ``netd nas set`` changes, as the API's PATCH body."""
+    secret = local.read_secret(args.secret_stdin, args.secret_file, "shared secret")
+    fields = {
+        "network": args.address,
+        "secret": secret,
+        "vendor": args.vendor,
+        "require_message_authenticator": args.require_ma,
+        "coa_port": args.coa_port,
+        "description": args.description,
+    }
+    given = {k: v for k, v in fields.items() if v is not None}
+    if not given:
+        raise validate.Invalid(
+            "nothing to change: give --address, --secret-stdin/--secret-file, --vendor, "
+            "--coa-port, --description or --[no-]require-message-authenticator"
         )
-        print(f"added NAS {args.name} ({network}, vendor {args.vendor})")
-        return 0
-    if args.action == "list":
-        for row in await store.list_nas(pool):
-            print(
-                json.dumps(
-                    {
-                        "name": row.name,
-                        "network": row.network,
-                        "vendor": row.vendor,
-                        "require_message_authenticator": row.require_message_authenticator,
-                        "coa_port": row.coa_port,
-                        "description": row.description,
-                    }
-                )
-            )
-        return 0
-    if await store.remove_nas(pool, args.name):
-        print(f"removed NAS {args.name}")
-        return 0
-    print(f"netd: no NAS named {args.name}", file=sys.stderr)
-    return 1
+    return m.NasUpdate(**given)
 
 
-async def _subscriber(
-    pool: asyncpg.Pool, cache: Cache, sealer: Sealer, args: argparse.Namespace
-) -> int:
-    if args.action == "list":
-        for row in await store.list_subscribers(pool, args.after, args.limit, args.plan):
-            print(json.dumps(store.public_view(row)))
-        return 0
-    if args.action in ("show", "remove"):
-        if args.action == "remove":
-            if await store.remove_subscriber(pool, cache, args.username):
-                print(f"removed subscriber {args.username}")
-                return 0
-        else:
-            found = await store.fetch_subscriber_db(pool, args.username)
-            if found is not None:
-                print(json.dumps(store.public_view(found), indent=2))
-                return 0
-        print(f"netd: no subscriber {args.username}", file=sys.stderr)
-        return 1
-    existing = await store.fetch_subscriber_db(pool, args.username)
-    if args.action == "add" and existing is not None:
-        print(f"netd: subscriber {args.username} already exists", file=sys.stderr)
-        return 1
-    if args.action == "set" and existing is None:
-        print(f"netd: no subscriber {args.username}", file=sys.stderr)
-        return 1
-    row = existing or store.SubscriberRow(args.username)
-    password = _read_secret(args.password_stdin, args.password_file, "password")
-    if password is not None:
-        row = credentials(row, password, args.hash, sealer)
-    nt_hex = _read_secret(args.nt_hash_stdin, None, "NT hash")
-    if nt_hex is not None:
-        nt = bytes.fromhex(nt_hex.strip())
-        if len(nt) != 16:
-            raise ValueError("an NT hash is 16 octets (32 hex digits)")
-        row = replace(
-            row,
-            password_hash=None,
-            password_enc=None,
-            nt_hash_enc=sealer.seal(nt, f"sub:{row.username}:nt".encode()),
-        )
-    if args.plan is not None:
-        row = replace(row, plan=args.plan)
-    if args.state is not None:
-        row = replace(row, state=args.state)
-    if args.mac is not None:
-        row = replace(row, mac=normalize_mac(args.mac) if args.mac else None)
-    if args.ip is not None:
-        row = replace(row, framed_ip=str(ipaddress.ip_address(args.ip)) if args.ip else None)
-    await store.upsert_subscriber(pool, cache, row)
-    print(f"{'added' if args.action == 'add' else 'updated'} subscriber {args.username}")
-    return 0
-
-
-def credentials(
-    row: store.SubscriberRow, password: str, scheme: str, sealer: Sealer
-) -> store.SubscriberRow:
-    """The row with new credentials: a one-way hash, or the sealed cleartext and NT hash."""
-    if len(password.encode()) > 128:
-        raise ValueError("RADIUS passwords are at most 128 octets (RFC 2865 §5.2)")
-    ctx = f"sub:{row.username}:".encode()
-    if scheme != "none":
-        return replace(
-            row,
-            password_hash=hashes.make_hash(password, scheme),
-            password_enc=None,
-            nt_hash_enc=None,
-        )
-    return replace(
-        row,
-        password_hash=None,
-        password_enc=sealer.seal(password.encode(), ctx + b"pw"),
-        nt_hash_enc=sealer.seal(mschap.nt_password_hash(password), ctx + b"nt"),
+def nas_create(args: argparse.Namespace) -> m.NasCreate:
+    return m.NasCreate(
+        name=args.name,
+        network=args.address,
+        secret=local.read_secret(args.secret_stdin, args.secret_file, "shared secret"),
+        vendor=args.vendor,
+        require_message_authenticator=not args.no_require_message_authenticator,
+        coa_port=args.coa_port,
+        description=args.description,
     )
 
 
-def _json(row: dict[str, object]) -> str:
-    return json.dumps(row, default=str)
-
-
-async def _session(
-    loaded: Loaded, pool: asyncpg.Pool, sealer: Sealer, args: argparse.Namespace
-) -> int:
+async def _nas(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        row = await ops.create_nas(st, nas_create(args))
+        print(f"added NAS {row.name} ({row.network}, vendor {row.vendor})")
+        return 0
+    if args.action == "set":
+        body = nas_update(args)
+        row = await ops.update_nas(st, args.name, body)
+        changed = ", ".join(sorted(body.model_dump(exclude_unset=True)))
+        print(f"updated NAS {row.name} ({changed})")
+        return 0
     if args.action == "list":
-        for row in await accounting.find_sessions(
-            pool,
+        rows = [nas_view(r) for r in await store.list_nas(st.pool)]
+        return output.rows(args, rows, "no NAS clients")
+    await ops.delete_nas(st, args.name)
+    print(f"removed NAS {args.name}")
+    return 0
+
+
+def subscriber_fields(args: argparse.Namespace) -> dict[str, Any]:
+    """The API body of ``netd subscriber add|set`` (the password read from stdin or a
+    file; an NT hash is not part of it: see ``_subscriber``)."""
+    body: dict[str, Any] = {}
+    password = local.read_secret(args.password_stdin, args.password_file, "password")
+    if password is not None:
+        body["password"] = password
+        body["hash"] = args.hash
+    for key, value in (
+        ("plan", args.plan),
+        ("state", args.state),
+        ("mac", args.mac),
+        ("framed_ip", args.ip),
+    ):
+        if value is not None:
+            body[key] = value
+    return body
+
+
+async def _subscriber(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        limit = validate.bounded(args.limit, validate.LIMIT, "--limit")
+        rows = await ops.list_subscribers(st, args.after, limit, args.plan, args.state)
+        return output.rows(args, [store.public_view(r) for r in rows], "no subscribers")
+    if args.action == "show":
+        return output.record(args, store.public_view(await ops.get_subscriber(st, args.username)))
+    if args.action == "remove":
+        await ops.delete_subscriber(st, args.username)
+        print(f"removed subscriber {args.username}")
+        return 0
+    fields = subscriber_fields(args)
+    then = None
+    nt_hex = local.read_secret(args.nt_hash_stdin, None, "NT hash")
+    if nt_hex is not None:
+        nt_hash(store.SubscriberRow(args.username), nt_hex, st.sealer)  # refuse it before
+
+        def then(row: store.SubscriberRow) -> store.SubscriberRow:
+            return nt_hash(row, nt_hex, st.sealer)
+
+    if args.action == "add":
+        await ops.create_subscriber(st, m.SubscriberCreate(username=args.username, **fields), then)
+        print(f"added subscriber {args.username}")
+    else:
+        await ops.update_subscriber(st, args.username, m.SubscriberFields(**fields), then)
+        print(f"updated subscriber {args.username}")
+    return 0
+
+
+async def _pool(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.action == "add":
+        added, _created = await ops.add_pool(
+            st, m.PoolAdd(name=args.name, ranges=args.ranges, lease_time=args.lease)
+        )
+        taken = f", {added.taken} already in a pool" if added.taken else ""
+        print(
+            f"pool {added.name}: {added.added} addresses added{taken}; "
+            f"{added.size} in all, {added.leased} leased"
+        )
+        return 0
+    if args.action == "remove":
+        gone = await ops.remove_pool(st, args.name, args.force)
+        print(f"removed pool {gone.name} ({gone.size} addresses, {gone.leased} were leased)")
+        return 0
+    pools = [p.model_dump() for p in await ops.list_pools(st)]
+    return output.rows(args, pools, "no pools")
+
+
+SESSION_COLUMNS = (
+    "unique_id",
+    "username",
+    "nas",
+    "framed_ip",
+    "acct_session_id",
+    "started_at",
+    "updated_at",
+    "input_octets",
+    "output_octets",
+)
+
+
+async def _session(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.action == "list":
+        found = await accounting.find_sessions(
+            st.pool,
             username=args.user,
             nas=args.nas,
-            ip=args.ip,
+            ip=ops.ip_filter(args.ip),
             include_closed=args.closed,
-            limit=args.limit,
-        ):
-            print(_json(row))
-        return 0
+            limit=validate.bounded(args.limit, validate.LIMIT, "--limit"),
+        )
+        columns = [*SESSION_COLUMNS, "stopped_at"] if args.closed else SESSION_COLUMNS
+        empty = "no sessions" if args.closed else "no open sessions"
+        return output.rows(args, found, empty, columns)
     if args.action == "show":
+        return output.record(args, await ops.find_session(st, args.session_id, args.nas))
+    if args.session_id:
+        targets = [args.session_id]
+    else:
         found = await accounting.find_sessions(
-            pool, unique_id=args.session_id, include_closed=True, limit=1
+            st.pool, username=args.user, nas=args.nas, limit=validate.LIMIT[1]
         )
-        if not found:
-            print(f"netd: no session {args.session_id}", file=sys.stderr)
-            return 1
-        print(json.dumps(found[0], default=str, indent=2))
-        return 0
-    targets = await accounting.find_sessions(pool, unique_id=args.session_id, username=args.user)
-    if not targets:
-        print("netd: no open session matches", file=sys.stderr)
-        return 1
-    config = loaded.config
-    dictionary = Dictionary(config.radius.dictionaries)
-    policy = load_policy(load_policies(config.policies.root, 1), dictionary)
-    worst = 0
-    for session in targets:
-        extra: list[ReplyAttr] = []
-        if args.action == "coa":
-            nas = await store.get_nas(pool, str(session["nas"]))
-            if args.plan:
-                extra += plan_change(policy, args.plan, nas.vendor if nas else "generic")
-            for item in args.attr:
-                name, _, value = item.partition("=")
-                if name not in dictionary:
-                    raise ValueError(f"no attribute {name!r} in the dictionaries")
-                extra.append(ReplyAttr(name, value))
-        outcome = await act(
-            pool,
-            sealer,
-            dictionary,
-            policy,
-            session,
-            args.action,
-            extra,
-            actor=f"cli:{getpass.getuser()}",
-            retries=args.retries,
-        )
-        print(
-            _json(
-                {
-                    "session": session["unique_id"],
-                    "user": session["username"],
-                    "nas": session["nas"],
-                    "result": outcome.result,
-                    "error_cause": outcome.error_cause,
-                    "attempts": outcome.attempts,
-                }
+        targets = [str(s["unique_id"]) for s in found]
+        if not targets:
+            raise ApiError(404, f"no open session of {args.user}")
+    if args.action == "clear":
+        for key in targets:
+            row = await ops.clear_session(st, key, args.nas, local.actor())
+            print(
+                f"cleared session {row['unique_id']} of {row['username'] or '-'} on "
+                f"{row['nas']}: Stop (Admin-Reset) at {row['updated_at']:%Y-%m-%d %H:%M:%S%z}"
             )
+        return 0
+    return await _act(st, args, targets)
+
+
+async def _act(st: local.LocalState, args: argparse.Namespace, targets: list[str]) -> int:
+    attributes: dict[str, str | int] = {}
+    for item in getattr(args, "attr", []):
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise validate.Invalid(f"--attr {validate.show(item)} is not NAME=VALUE")
+        attributes[name] = value
+    body = m.CoaRequest(plan=getattr(args, "plan", None), attributes=attributes)
+    retries = m.DisconnectRequest(retries=args.retries).retries
+    results = []
+    for key in targets:
+        session, outcome = await ops.session_action(
+            st,
+            local.actor(),
+            key,
+            args.action,
+            body.plan,
+            body.attributes,
+            retries,
+            args.nas if args.session_id else None,
         )
-        worst = max(worst, 0 if outcome.result == "ack" else 1)
-    return worst
+        results.append(
+            {
+                "session": session["unique_id"],
+                "user": session["username"],
+                "nas": session["nas"],
+                "result": outcome.result,
+                "error_cause": outcome.error_cause,
+                "attempts": outcome.attempts,
+            }
+        )
+    output.rows(args, results, "no sessions")
+    failed = sum(1 for r in results if r["result"] != "ack")
+    if failed:
+        return local.fail(f"{failed} of {len(results)} sessions not acknowledged by the NAS", 1)
+    return 0

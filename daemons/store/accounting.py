@@ -381,26 +381,45 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, 
 
 
 LOST_SERVICE = 3  # RFC 2866 §5.10 Acct-Terminate-Cause Lost-Service
+ADMIN_RESET = 6  # RFC 2866 §5.10 Acct-Terminate-Cause Admin-Reset
+
+_CLOSE = (
+    "UPDATE radius_sessions SET stopped_at = updated_at, terminate_cause = $2, "
+    "close_reason = $3 WHERE stopped_at IS NULL AND {which} "
+    "RETURNING unique_id, nas, acct_session_id, username, nas_port, "
+    "host(framed_ip) AS ip, extract(epoch FROM updated_at) AS at, updated_at, session_time, "
+    "input_octets, output_octets, input_packets, output_packets"
+)
 
 
-async def reap_stale_sessions(
-    pool: asyncpg.Pool, cache: Cache, stale_after: float, now: float
-) -> int:
-    """Close sessions with no update for ``stale_after`` seconds: a synthetic Stop in the
-    ledger (once: the dedup gate), the session closed as "stale", Redis cleaned."""
+async def close_sessions(
+    pool: asyncpg.Pool,
+    cache: Cache,
+    *,
+    cause: int,
+    reason: str,
+    note: str,
+    gate: str,
+    stale_before: float | None = None,
+    unique_ids: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """Close open sessions the NAS will never stop: those with no update since
+    ``stale_before`` (epoch seconds), or those of ``unique_ids``. Each gets a synthetic Stop
+    in the ledger (once: the dedup gate, its key ``gate:unique_id``) with terminate cause
+    ``cause`` at its last update, and is closed with ``close_reason`` ``reason``; then its
+    pool lease is released and Redis forgets it (the live index, the user's
+    Simultaneous-Use set, the address), with a session.stop on the event stream. Returns
+    the sessions closed (a session already closed is not)."""
+    which: Any
+    if stale_before is not None:
+        query, which = _CLOSE.format(which="updated_at < $1"), _ts(stale_before)
+    else:
+        query, which = _CLOSE.format(which="unique_id = ANY($1::text[])"), list(unique_ids)
     async with pool.acquire() as conn, conn.transaction():
-        rows = await conn.fetch(
-            "UPDATE radius_sessions SET stopped_at = updated_at, terminate_cause = $2, "
-            "close_reason = 'stale' WHERE stopped_at IS NULL AND updated_at < $1 "
-            "RETURNING unique_id, nas, acct_session_id, username, nas_port, "
-            "host(framed_ip) AS ip, extract(epoch FROM updated_at) AS at, session_time, "
-            "input_octets, output_octets, input_packets, output_packets",
-            _ts(now - stale_after),
-            LOST_SERVICE,
-        )
+        rows = await conn.fetch(query, which, cause, reason)
         if not rows:
-            return 0
-        keys = [f"reaper:{r['unique_id']}" for r in rows]
+            return []
+        keys = [f"{gate}:{r['unique_id']}" for r in rows]
         new = {x["idem_key"] for x in await conn.fetch(_GATE, keys)}
         synthetic = [
             AcctRecord(
@@ -418,8 +437,8 @@ async def reap_stale_sessions(
                 input_packets=r["input_packets"],
                 output_packets=r["output_packets"],
                 session_time=r["session_time"],
-                terminate_cause=LOST_SERVICE,
-                attributes={"netd-synthetic-stop": f"no interim update for {stale_after:.0f} s"},
+                terminate_cause=cause,
+                attributes={"netd-synthetic-stop": note},
             )
             for r, k in zip(rows, keys, strict=True)
             if k in new
@@ -448,12 +467,29 @@ async def reap_stale_sessions(
                     "session_time": r["session_time"],
                     "in": r["input_octets"],
                     "out": r["output_octets"],
-                    "reason": "stale",
-                    "terminate_cause": LOST_SERVICE,
+                    "reason": reason,
+                    "terminate_cause": cause,
                 },
             )
         await pipe.execute()
-    return len(rows)
+    return [dict(r) for r in rows]
+
+
+async def reap_stale_sessions(
+    pool: asyncpg.Pool, cache: Cache, stale_after: float, now: float
+) -> int:
+    """Close sessions with no update for ``stale_after`` seconds: a synthetic Stop in the
+    ledger (once: the dedup gate), the session closed as "stale", Redis cleaned."""
+    closed = await close_sessions(
+        pool,
+        cache,
+        cause=LOST_SERVICE,
+        reason="stale",
+        note=f"no interim update for {stale_after:.0f} s",
+        gate="reaper",
+        stale_before=now - stale_after,
+    )
+    return len(closed)
 
 
 _SESSION_COLUMNS = (
@@ -472,19 +508,23 @@ async def find_sessions(
     ip: str | None = None,
     include_closed: bool = False,
     limit: int = 100,
+    acct_session_id: str | None = None,
 ) -> list[dict[str, object]]:
-    """Sessions, newest first, filtered by any of id, user, NAS and address."""
+    """Sessions, newest first, filtered by any of id, Acct-Session-Id, user, NAS and
+    address."""
     rows = await pool.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM radius_sessions WHERE "
         "($1::text IS NULL OR unique_id = $1) AND ($2::text IS NULL OR username = $2) AND "
         "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4) AND "
-        "($5 OR stopped_at IS NULL) ORDER BY started_at DESC LIMIT $6",
+        "($5 OR stopped_at IS NULL) AND ($7::text IS NULL OR acct_session_id = $7) "
+        "ORDER BY started_at DESC LIMIT $6",
         unique_id,
         username,
         nas,
         ip,
         include_closed,
         limit,
+        acct_session_id,
     )
     return [dict(r) for r in rows]
 

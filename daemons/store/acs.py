@@ -423,3 +423,16 @@ async def get_credentials(
 async def delete_credentials(pool: asyncpg.Pool, device_id: str) -> bool:
     status = await pool.execute("DELETE FROM cpe_credentials WHERE device_id = $1", device_id)
     return bool(status.endswith(" 1"))
+
+
+async def devices_at(pool: asyncpg.Pool, addresses: Sequence[str]) -> list[dict[str, Any]]:
+    """CPEs whose last Inform came from one of these addresses (a subscriber's session
+    addresses: its CPE), at most 20."""
+    if not addresses:
+        return []
+    rows = await pool.fetch(
+        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE ip = ANY($1::inet[]) "
+        "ORDER BY last_inform DESC NULLS LAST LIMIT 20",
+        list(addresses),
+    )
+    return [dict(r) for r in rows]

@@ -78,7 +78,8 @@ async def touch_tokens(pool: asyncpg.Pool, ids: list[int]) -> None:
 
 async def revoke_token(pool: asyncpg.Pool, name_or_id: str) -> Token | None:
     """Revoke by name (or numeric id); the revoked token, or None if there was none live."""
-    token_id = int(name_or_id) if name_or_id.isdigit() and len(name_or_id) < 10 else None
+    digits = name_or_id.isascii() and name_or_id.isdigit()  # "²".isdigit(), yet no int
+    token_id = int(name_or_id) if digits and len(name_or_id) < 10 else None
     row = await pool.fetchrow(
         f"UPDATE api_tokens SET revoked_at = now() WHERE (name = $1 OR id = $2) "
         f"AND revoked_at IS NULL RETURNING {_TOKEN_COLUMNS}",

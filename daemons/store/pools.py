@@ -60,6 +60,20 @@ async def add_pool(
     return int(status.rsplit(" ", 1)[-1])
 
 
+async def remove_pool(pool: asyncpg.Pool, name: str, force: bool = False) -> bool:
+    """Remove a pool and its addresses; unless ``force``, only while none is leased (checked
+    in the same statement). False if nothing was removed."""
+    async with pool.acquire() as conn, conn.transaction():
+        status = await conn.execute(
+            "DELETE FROM ip_pools p WHERE p.name = $1 AND ($2 OR NOT EXISTS (SELECT 1 FROM "
+            "ip_pool_addresses a WHERE a.pool = p.name AND a.expires_at > now()))",
+            name,
+            force,
+        )
+        await conn.execute(f"NOTIFY {NAS_CHANNEL}")  # running daemons reload their pools
+    return bool(status.endswith(" 1"))
+
+
 async def allocate(pool: asyncpg.Pool, name: str, username: str, nas: str) -> str | None:
     """A free address of pool ``name`` for ``username`` (theirs again if still free), or
     None when the pool is exhausted."""

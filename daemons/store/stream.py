@@ -77,6 +77,12 @@ async def last_id(cache: Cache) -> str:
     return _entry(*newest[0])[0] if newest else "0-0"
 
 
+async def recent(cache: Cache, count: int) -> list[Entry]:
+    """The newest ``count`` entries, newest first (the console's rates and recent events)."""
+    got: Any = await cache.client.xrevrange(stream_key(cache), count=count)
+    return [_entry(i, f) for i, f in got]
+
+
 async def oldest_id(cache: Cache) -> str | None:
     first: Any = await cache.client.xrange(stream_key(cache), count=1)
     return _entry(*first[0])[0] if first else None

@@ -20,6 +20,8 @@ from redis.exceptions import RedisError
 from daemons.store import stream
 from daemons.store.cache import Cache
 from daemons.voltha.inventory import DeviceRow, Diff, Event, PortRow, Snapshot
+from daemons.voltha.policy import normalize_serial
+from daemons.voltha.reconcile import ServiceRow
 
 log = logging.getLogger("netd.voltha")
 BINDINGS_NOTIFY = "netd_onu_bindings_changed"
@@ -132,8 +134,9 @@ class Binding:
 
 
 async def put_binding(pool: asyncpg.Pool, b: Binding) -> bool:
-    """Bind an ONU serial to a subscriber; True if new. Raises
+    """Bind an ONU serial (kept in openolt's form) to a subscriber; True if new. Raises
     asyncpg.ForeignKeyViolationError for an unknown subscriber."""
+    b = Binding(normalize_serial(b.serial), b.subscriber, b.s_tag, b.c_tag, b.tp_id, b.uni)
     async with pool.acquire() as conn, conn.transaction():
         created: bool = await conn.fetchval(
             "INSERT INTO onu_bindings (serial, subscriber, uni, s_tag, c_tag, tp_id) "
@@ -154,7 +157,9 @@ async def put_binding(pool: asyncpg.Pool, b: Binding) -> bool:
 
 async def remove_binding(pool: asyncpg.Pool, serial: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
-        status = await conn.execute("DELETE FROM onu_bindings WHERE serial = $1", serial)
+        status = await conn.execute(
+            "DELETE FROM onu_bindings WHERE lower(serial) = lower($1)", serial
+        )
         await conn.execute(f"NOTIFY {BINDINGS_NOTIFY}")
     return bool(status.endswith(" 1"))
 
@@ -168,10 +173,37 @@ async def bindings(pool: asyncpg.Pool) -> dict[str, Binding]:
 
 async def binding(pool: asyncpg.Pool, serial: str) -> Binding | None:
     r = await pool.fetchrow(
-        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings WHERE serial = $1",
+        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings "
+        "WHERE lower(serial) = lower($1)",
         serial,
     )
     return Binding(**dict(r)) if r else None
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """A binding with what its service needs: the subscriber's plan, and whether the
+    subscriber is active (an inactive one gets no service)."""
+
+    binding: Binding
+    plan: str
+    active: bool
+
+
+async def wanted(pool: asyncpg.Pool) -> dict[str, Wanted]:
+    rows = await pool.fetch(
+        "SELECT b.serial, b.subscriber, b.s_tag, b.c_tag, b.tp_id, b.uni, s.plan, "
+        "s.state = 'active' AS active FROM onu_bindings b "
+        "JOIN subscribers s ON s.username = b.subscriber ORDER BY b.serial"
+    )
+    return {
+        r["serial"]: Wanted(
+            Binding(r["serial"], r["subscriber"], r["s_tag"], r["c_tag"], r["tp_id"], r["uni"]),
+            r["plan"],
+            r["active"],
+        )
+        for r in rows
+    }
 
 
 async def disabled_onus(pool: asyncpg.Pool, stack: str) -> dict[str, tuple[str, int]]:
@@ -257,7 +289,7 @@ async def list_devices(
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
         "SELECT d.*, b.subscriber FROM voltha_devices d "
-        "LEFT JOIN onu_bindings b ON b.serial = d.serial AND d.kind = 'onu' "
+        "LEFT JOIN onu_bindings b ON lower(b.serial) = lower(d.serial) AND d.kind = 'onu' "
         "WHERE d.kind = $1 AND ($2::text IS NULL OR d.stack = $2) "
         "AND ($3::text IS NULL OR d.parent_id = $3) ORDER BY d.stack, d.serial, d.id",
         kind,
@@ -271,8 +303,9 @@ async def find_device(pool: asyncpg.Pool, key: str) -> dict[str, Any] | None:
     """A device by VOLTHA id or serial number."""
     r = await pool.fetchrow(
         "SELECT d.*, b.subscriber FROM voltha_devices d "
-        "LEFT JOIN onu_bindings b ON b.serial = d.serial AND d.kind = 'onu' "
-        "WHERE d.id = $1 OR d.serial = $1 ORDER BY (d.id = $1) DESC LIMIT 1",
+        "LEFT JOIN onu_bindings b ON lower(b.serial) = lower(d.serial) AND d.kind = 'onu' "
+        "WHERE d.id = $1 OR lower(d.serial) = lower($1) "
+        "ORDER BY (d.id = $1) DESC, (d.serial = $1) DESC LIMIT 1",
         key,
     )
     return dict(r) if r else None
@@ -291,44 +324,60 @@ async def device_ports(pool: asyncpg.Pool, stack: str, device_id: str) -> list[d
 # --- ONOS services ---
 
 
-async def services(pool: asyncpg.Pool, stack: str) -> dict[tuple[str, int], tuple[int, int, int]]:
+async def services(pool: asyncpg.Pool, stack: str) -> list[ServiceRow]:
     rows = await pool.fetch(
-        "SELECT serial, uni, s_tag, c_tag, tp_id FROM voltha_services WHERE stack = $1", stack
+        "SELECT serial, uni, subscriber, plan, s_tag, c_tag, tp_id, tag_info::text AS tag_info, "
+        "location, extract(epoch FROM now() - provisioned_at)::float8 AS age "
+        "FROM voltha_onos_services WHERE stack = $1 ORDER BY serial, uni, provisioned_at",
+        stack,
     )
-    return {(r["serial"], r["uni"]): (r["s_tag"], r["c_tag"], r["tp_id"]) for r in rows}
+    return [ServiceRow(**{**dict(r), "tag_info": json.loads(r["tag_info"])}) for r in rows]
 
 
-async def set_service(
+async def record_service(
     pool: asyncpg.Pool,
     stack: str,
-    serial: str,
-    uni: int,
-    tags: tuple[int, int, int] | None,
-    event: Event,
+    row: ServiceRow,
+    events: Sequence[Event] = (),
 ) -> list[tuple[int, Event]]:
-    """Record a service provisioned (``tags``) or removed (None), with its event."""
+    """Record a service ONOS holds (provisioned by netd, or found there), with its events."""
     async with pool.acquire() as conn, conn.transaction():
-        if tags is None:
-            await conn.execute(
-                "DELETE FROM voltha_services WHERE stack = $1 AND serial = $2 AND uni = $3",
-                stack,
-                serial,
-                uni,
-            )
-        else:
-            await conn.execute(
-                "INSERT INTO voltha_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
-                "tp_id) SELECT $1, $2, $3, b.subscriber, s.plan, $4, $5, $6 FROM onu_bindings b "
-                "JOIN subscribers s ON s.username = b.subscriber WHERE b.serial = $2 "
-                "ON CONFLICT (stack, serial, uni) DO UPDATE SET subscriber = EXCLUDED.subscriber, "
-                "plan = EXCLUDED.plan, s_tag = EXCLUDED.s_tag, c_tag = EXCLUDED.c_tag, "
-                "tp_id = EXCLUDED.tp_id, provisioned_at = now()",
-                stack,
-                serial,
-                uni,
-                *tags,
-            )
-        return await _events(conn, "voltha", [event])
+        await conn.execute(
+            "INSERT INTO voltha_onos_services (stack, serial, uni, subscriber, plan, s_tag, c_tag, "
+            "tp_id, tag_info, location) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb, $10) "
+            "ON CONFLICT (stack, serial, uni, s_tag, c_tag, tp_id) DO UPDATE SET "
+            "subscriber = EXCLUDED.subscriber, plan = EXCLUDED.plan, "
+            "tag_info = EXCLUDED.tag_info, location = EXCLUDED.location, provisioned_at = now()",
+            stack,
+            row.serial,
+            row.uni,
+            row.subscriber,
+            row.plan,
+            row.s_tag,
+            row.c_tag,
+            row.tp_id,
+            json.dumps(row.tag_info),
+            row.location,
+        )
+        return await _events(conn, "voltha", events)
+
+
+async def forget_service(
+    pool: asyncpg.Pool, stack: str, row: ServiceRow, events: Sequence[Event] = ()
+) -> list[tuple[int, Event]]:
+    """Delete a service's record (ONOS no longer holds it), with its events."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(
+            "DELETE FROM voltha_onos_services WHERE stack = $1 AND serial = $2 AND uni = $3 "
+            "AND s_tag = $4 AND c_tag = $5 AND tp_id = $6",
+            stack,
+            row.serial,
+            row.uni,
+            row.s_tag,
+            row.c_tag,
+            row.tp_id,
+        )
+        return await _events(conn, "voltha", events)
 
 
 # --- firmware jobs ---
@@ -464,5 +513,30 @@ async def list_jobs(pool: asyncpg.Pool, limit: int = 100) -> list[dict[str, Any]
         f"SELECT {_JOB_COLUMNS}, created_by, created_at, started_at, finished_at "
         "FROM voltha_firmware_jobs ORDER BY id DESC LIMIT $1",
         limit,
+    )
+    return [dict(r) for r in rows]
+
+
+async def onus_of(pool: asyncpg.Pool, subscriber: str) -> list[dict[str, Any]]:
+    """The ONU serials bound to a subscriber, with the device as last synced (None for a
+    serial not seen yet): [{"binding": Binding, "device": dict | None}]."""
+    rows = await pool.fetch(
+        "SELECT serial, subscriber, s_tag, c_tag, tp_id, uni FROM onu_bindings "
+        "WHERE subscriber = $1 ORDER BY serial LIMIT 20",
+        subscriber,
+    )
+    return [
+        {"binding": Binding(**dict(r)), "device": await find_device(pool, r["serial"])}
+        for r in rows
+    ]
+
+
+async def device_counts(pool: asyncpg.Pool) -> list[dict[str, Any]]:
+    """Devices by stack, kind and oper status, with how many are connected (the console's
+    VOLTHA summary)."""
+    rows = await pool.fetch(
+        "SELECT stack, kind, oper_status, count(*) AS n, "
+        "count(*) FILTER (WHERE connect_status = 'REACHABLE') AS reachable "
+        "FROM voltha_devices GROUP BY stack, kind, oper_status ORDER BY stack, kind, oper_status"
     )
     return [dict(r) for r in rows]

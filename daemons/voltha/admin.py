@@ -6,17 +6,19 @@ stack's VOLTHA core; lists read the inventory the voltha daemon syncs."""
 from __future__ import annotations
 
 import argparse
-import json
-import sys
 from typing import Any
 
 import asyncpg
 
+from daemons.api import local
+from daemons.api.routes_voltha import FirmwareJobCreate, OltCreate, OnuBinding
+from daemons.core import output, validate
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.store import voltha as store
 from daemons.store.cache import Cache, unpack
 from daemons.voltha.client import VolthaClient, VolthaError
+from daemons.voltha.policy import normalize_serial
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -71,17 +73,53 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     st.add_argument("job", nargs="?", type=int)
 
 
-def _print(row: dict[str, Any]) -> None:
-    print(json.dumps(row, default=str))
+def _body(args: argparse.Namespace) -> OltCreate | OnuBinding | FirmwareJobCreate | None:
+    """The API's request model of a command that writes (the same rules), else None."""
+    action = getattr(args, "olt_action", None) or getattr(args, "onu_action", None)
+    if args.command == "olt" and action == "add":
+        return OltCreate(
+            stack=args.stack,
+            host_and_port=args.host_and_port,
+            type=args.type,
+            enable=not args.no_enable,
+        )
+    if args.command == "onu" and action == "bind":
+        validate.pattern(args.serial, validate.SERIAL, "serial", "4 to 32 of A-Z a-z 0-9")
+        return OnuBinding(
+            subscriber=args.subscriber,
+            s_tag=args.s_tag,
+            c_tag=args.c_tag,
+            tp_id=args.tp_id,
+            uni=args.uni,
+        )
+    if args.command == "onu-firmware" and args.fw_action == "start":
+        return FirmwareJobCreate(
+            stack=args.stack,
+            version=args.version,
+            url=args.url,
+            vendor=args.vendor,
+            crc32=args.crc32,
+            activate=not args.no_activate,
+            commit=not args.no_commit,
+            concurrency=args.concurrency,
+            onus=args.onus,
+        )
+    if args.command == "onu-firmware" and args.job is not None:
+        validate.bounded(args.job, validate.ID, "job id")
+    return None
 
 
 async def run(loaded: Loaded, args: argparse.Namespace) -> int:
     try:
+        body = _body(args)
+    except ValueError as exc:  # ValidationError and Invalid are ValueErrors
+        found = local.problem(exc)
+        return local.fail(*found) if found else local.fail(str(exc), 2)
+    try:
         stores = await open_stores(loaded.config, with_redis=args.command == "onu")
         await ensure_schema(stores.pool, loaded.config.database.migrate_on_start)
     except StartupError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return exc.status
+        return local.fail(str(exc), exc.status)
     clients: dict[str, VolthaClient] = {}
 
     def client(stack: str) -> VolthaClient:
@@ -93,13 +131,11 @@ async def run(loaded: Loaded, args: argparse.Namespace) -> int:
         return clients[stack]
 
     try:
-        return await _run(stores.pool, args, client, stores.cache)
+        return await _run(stores.pool, args, client, stores.cache, body)
     except VolthaError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 1
+        return local.fail(str(exc), 1)
     except ValueError as exc:
-        print(f"netd: {exc}", file=sys.stderr)
-        return 2
+        return local.fail(str(exc), 2)
     finally:
         for c in clients.values():
             await c.close()
@@ -114,12 +150,12 @@ async def _device(pool: asyncpg.Pool, key: str, kind: str | None = None) -> dict
 
 
 async def _run(
-    pool: asyncpg.Pool, args: argparse.Namespace, client: Any, cache: Cache | None
+    pool: asyncpg.Pool, args: argparse.Namespace, client: Any, cache: Cache | None, body: Any
 ) -> int:
     action = getattr(args, "olt_action", None) or getattr(args, "onu_action", None)
     kind = "olt" if args.command == "olt" else "onu"
     if action == "show":
-        return await _show(pool, args.key, kind, cache)
+        return await _show(args, pool, args.key, kind, cache)
     if args.command in ("olt", "onu") and action in ("enable", "disable", "reboot", "delete"):
         dev = await _device(pool, args.key, kind)
         c = client(dev["stack"])
@@ -129,40 +165,38 @@ async def _run(
         return 0
     if action == "list":
         olt = getattr(args, "olt", None)
-        for row in await store.list_devices(pool, kind, args.stack, olt):
-            _print(row)
-        return 0
-    if args.command == "olt":  # add
-        c = client(args.stack)
-        device = await c.create_olt(args.host_and_port, args.type)
-        if not args.no_enable:
+        found = await store.list_devices(pool, kind, args.stack, olt)
+        return output.rows(args, found, f"no {kind.upper()}s")
+    if isinstance(body, OltCreate):  # olt add
+        c = client(body.stack)
+        device = await c.create_olt(body.host_and_port, body.type)
+        if body.enable:
             await c.enable(device.id)
-        _print({"stack": args.stack, "id": device.id, "enabled": not args.no_enable})
-        return 0
-    if action == "bind":
+        return output.record(args, {"stack": body.stack, "id": device.id, "enabled": body.enable})
+    if isinstance(body, OnuBinding):  # onu bind
+        b = body
         try:
             created = await store.put_binding(
-                pool,
-                store.Binding(
-                    args.serial, args.subscriber, args.s_tag, args.c_tag, args.tp_id, args.uni
-                ),
+                pool, store.Binding(args.serial, b.subscriber, b.s_tag, b.c_tag, b.tp_id, b.uni)
             )
         except asyncpg.ForeignKeyViolationError:
             raise ValueError(f"no subscriber {args.subscriber}") from None
         except asyncpg.CheckViolationError as exc:
             raise ValueError(f"binding refused: {exc.constraint_name}") from None
-        print(f"{'bound' if created else 'rebound'} ONU {args.serial} to {args.subscriber}")
+        serial = normalize_serial(args.serial)
+        print(f"{'bound' if created else 'rebound'} ONU {serial} to {args.subscriber}")
         return 0
     if action == "unbind":
         if await store.remove_binding(pool, args.serial):
             print(f"unbound ONU {args.serial}")
             return 0
-        print(f"netd: ONU {args.serial} is not bound", file=sys.stderr)
-        return 1
-    return await _firmware(pool, args, client)
+        return local.fail(f"ONU {args.serial} is not bound", 1)
+    return await _firmware(pool, args, client, body)
 
 
-async def _show(pool: asyncpg.Pool, key: str, kind: str, cache: Cache | None) -> int:
+async def _show(
+    args: argparse.Namespace, pool: asyncpg.Pool, key: str, kind: str, cache: Cache | None
+) -> int:
     dev = await _device(pool, key, kind)
     dev["ports"] = await store.device_ports(pool, dev["stack"], dev["id"])
     if kind == "onu" and dev["serial"]:
@@ -172,39 +206,36 @@ async def _show(pool: asyncpg.Pool, key: str, kind: str, cache: Cache | None) ->
         if cache is not None:
             raw = await cache.client.get(cache.key("voltha:" + dev["serial"], "optics"))
         dev["optics"] = unpack(raw) if isinstance(raw, bytes) else None
-    _print(dev)
-    return 0
+    return output.record(args, dev)
 
 
-async def _firmware(pool: asyncpg.Pool, args: argparse.Namespace, client: Any) -> int:
-    if args.fw_action == "start":
-        client(args.stack)  # the stack must be configured
+async def _firmware(pool: asyncpg.Pool, args: argparse.Namespace, client: Any, body: Any) -> int:
+    if isinstance(body, FirmwareJobCreate):
+        client(body.stack)  # the stack must be configured
         devices = []
-        for key in dict.fromkeys(args.onus):
+        for key in dict.fromkeys(body.onus):
             dev = await _device(pool, key, "onu")
+            if dev["stack"] != body.stack:
+                raise ValueError(f"no ONU {key} in stack {body.stack}")
             devices.append((dev["id"], dev["serial"]))
         job_id = await store.create_job(
             pool,
-            args.stack,
-            args.version,
-            args.url,
+            body.stack,
+            body.version,
+            body.url,
             devices,
-            vendor=args.vendor,
-            crc32=args.crc32,
-            activate=not args.no_activate,
-            commit=not args.no_commit,
-            concurrency=args.concurrency,
-            created_by="cli",
+            vendor=body.vendor,
+            crc32=body.crc32,
+            activate=body.activate,
+            commit=body.commit,
+            concurrency=body.concurrency,
+            created_by=local.actor(),
         )
         print(f"firmware job {job_id} queued for {len(devices)} ONUs")
         return 0
     if args.job is None:
-        for job in await store.list_jobs(pool):
-            _print(job)
-        return 0
+        return output.rows(args, await store.list_jobs(pool), "no firmware jobs")
     got = await store.get_job(pool, args.job)
     if got is None:
-        print(f"netd: no firmware job {args.job}", file=sys.stderr)
-        return 1
-    _print(got)
-    return 0
+        return local.fail(f"no firmware job {args.job}", 1)
+    return output.record(args, got)

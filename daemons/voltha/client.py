@@ -1,9 +1,19 @@
 """A northbound client of one VOLTHA core: grpc.aio on the voltha-protos wheel's stubs.
 
-One channel per stack, with keepalive (a dead core is noticed within a minute, not at the
-next TCP timeout) and grpc's own reconnection with exponential backoff; calls never wait
-for the channel to be ready, so a core that is away fails a call at once with UNAVAILABLE
-and the caller backs off. Every call has a deadline. A gRPC failure becomes ``VolthaError``
+One channel per stack, with grpc's own reconnection with exponential backoff; calls never
+wait for the channel to be ready, so a core that is away fails a call at once with
+UNAVAILABLE and the caller backs off. Every call has a deadline: that, not keepalive, is how
+a dead or hung core is noticed (the sync loop calls every ``voltha.sync_interval``).
+
+Keepalive stays within what rw_core's gRPC server accepts. voltha-lib-go's server sets no
+enforcement policy, so grpc-go's defaults hold (keepalive/keepalive.go,
+internal/transport/http2_server.go ``handlePing``): a ping less than 5 minutes after the
+last one, or any ping while no call is open, is a strike, and the third strike closes the
+connection with GOAWAY ENHANCE_YOUR_CALM "too_many_pings", failing the calls on it. So the
+channel pings only while a call is open, at most every 6 minutes (calls are far shorter: in
+practice it never pings). With keepalive set, gRPC also sets TCP_USER_TIMEOUT to the
+keepalive timeout (gRFC A18), so a connection whose sent data goes unacknowledged for 20 s
+is dropped and the next call reconnects. A gRPC failure becomes ``VolthaError``
 with the status code's name and voltha-go's own text (``NOT_FOUND``, ``UNKNOWN`` "device is
 already pre-provisioned", ``FAILED_PRECONDITION``...), which the API passes on.
 
@@ -30,10 +40,9 @@ from voltha_protos import (
 from daemons.core.config import VolthaStack
 
 CHANNEL_OPTIONS = [
-    ("grpc.keepalive_time_ms", 20_000),
-    ("grpc.keepalive_timeout_ms", 10_000),
-    ("grpc.keepalive_permit_without_calls", 1),
-    ("grpc.http2.max_pings_without_data", 0),
+    ("grpc.keepalive_time_ms", 360_000),  # grpc-go servers refuse pings under 5 minutes
+    ("grpc.keepalive_timeout_ms", 20_000),
+    ("grpc.keepalive_permit_without_calls", 0),  # ... and any ping with no call open
     ("grpc.initial_reconnect_backoff_ms", 500),
     ("grpc.min_reconnect_backoff_ms", 500),
     ("grpc.max_reconnect_backoff_ms", 30_000),

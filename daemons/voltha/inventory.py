@@ -66,6 +66,7 @@ class DeviceRow:
     oper_status: str
     connect_status: str
     reason: str
+    mac_address: str = ""  # an OLT's: SADIS's hardwareIdentifier, ONOS's datapath id
 
     def state(self) -> dict[str, str]:
         return {f: getattr(self, f) for f in STATE_FIELDS}
@@ -133,6 +134,7 @@ def device_row(stack: str, d: Any) -> DeviceRow:
         oper_status=_OPER(d.oper_status),
         connect_status=_CONNECT(d.connect_status),
         reason=_text(d.reason),
+        mac_address=_text(d.mac_address),
     )
 
 

@@ -1,14 +1,26 @@
 """SADIS for ONOS: the subscriber and bandwidth-profile source ONOS's olt app reads over
 HTTP, built from our PostgreSQL (``/subscribers/<id>``, ``/bandwidthprofiles/<id>``).
 
-- ``/subscribers/<ONU serial>-<UNI>``: a bound ONU's UNI port (ONOS names UNI ports so):
-  its subscriber, and one ``uniTagList`` entry with the binding's s-tag (``ponSTag``),
-  c-tag (``ponCTag``), technology profile and the bandwidth profiles of the subscriber's plan.
-- ``/subscribers/<OLT serial>``: an OLT synced from VOLTHA: its NNI port (``uplinkPort``),
-  address and NAS id.
-- ``/bandwidthprofiles/<plan>-down`` and ``<plan>-up``: the plan's download and upload
-  rates (policies/radius plans and those managed through the API) as committed rates in
-  kbit/s, with a burst of 10 ms at that rate; ``Default`` for the OLT's default flows.
+Every entry is written for the way ONOS's sadis app reads it (opencord/sadis
+``SubscriberManager``: Jackson with ONOS's own types; what it cannot convert makes the whole
+entry missing): field names and JSON types as ``SubscriberAndDeviceInformation``,
+``UniTagInformation`` and ``BandwidthProfileInformation`` declare them, optional fields left
+out rather than sent empty, rates in kbit/s and bursts in kbit.
+
+- ``/subscribers/<ONU serial>-<UNI>``: a UNI port (ONOS names UNI ports so). While ONOS
+  holds services on the port (``voltha_onos_services``), exactly their entries, as served when
+  they were provisioned: the olt app matches the whole entry to remove one, so a new VLAN
+  tag or rate is served only once the old service is gone. Otherwise the bound
+  subscriber's entry: its tags, technology profile and the bandwidth profiles of its plan.
+- ``/subscribers/<OLT serial>``: an OLT synced from VOLTHA: its NNI (``uplinkPort``, the olt
+  app's only way to find it; unknown yet: 404), its MAC as ``hardwareIdentifier`` and its
+  address as ``ipAddress`` when they are what ONOS can parse (a MAC, an IPv4 literal; a
+  host name is left out), and its serial as NAS id.
+- ``/bandwidthprofiles/<plan>-<down|up>-<rate>k``: the plan's rate as the committed rate in
+  kbit/s, a burst of 10 ms at that rate in kbit (at least one 1522-byte frame). The rate is
+  in the id: ONOS makes one meter per profile id and device and reuses it, so a plan's new
+  rate must come under a new id to reach the OLTs. ``Default`` for the OLT's default flows;
+  ``<plan>-<dir>`` (what netd served before) with the plan's current rate.
 Anything else is 404, which ONOS treats as unknown.
 """
 
@@ -17,90 +29,26 @@ from __future__ import annotations
 import ipaddress
 import json
 import logging
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
 
-from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
-from daemons.radius.policy import parse_rate
 from daemons.store import api as api_store
+from daemons.voltha.entries import (
+    DEFAULT_PROFILE,
+    bandwidth_profile,
+    olt_entry,
+    plan_rates,
+    service_entry,
+    subscriber_entry,
+)
 
 log = logging.getLogger("netd.voltha")
 _ratelog = RateLimitedLog(log)
-
-DEFAULT_PROFILE = {"id": "Default", "cir": 0, "cbs": 0, "eir": 1000, "ebs": 30_000, "air": 0}
-
-
-def plan_rates(
-    policies: PolicySet, managed: Mapping[str, Mapping[str, Any]]
-) -> dict[str, tuple[int | None, int | None]]:
-    """Each plan's (download, upload) in bit/s; a file plan wins over a managed one."""
-    specs: dict[str, Mapping[str, Any]] = dict(managed)
-    for _path, doc in sorted(policies.under("radius").items()):
-        specs.update(doc.get("plans", {}))
-    out: dict[str, tuple[int | None, int | None]] = {}
-    for name, spec in specs.items():
-        try:
-            down = parse_rate(spec["download"]) if spec.get("download") else None
-            up = parse_rate(spec["upload"]) if spec.get("upload") else None
-        except (ValueError, TypeError):
-            continue  # the radius daemon reports a broken plan; SADIS serves the others
-        out[name] = (down, up)
-    return out
-
-
-def bandwidth_profile(name: str, bps: int) -> dict[str, Any]:
-    kbps = max(1, bps // 1000)
-    return {
-        "id": name,
-        "cir": kbps,
-        "cbs": max(1522, bps // 8 // 100),  # bytes: 10 ms at the rate, at least one frame
-        "eir": 0,
-        "ebs": 0,
-        "air": 0,
-        "gir": 0,
-    }
-
-
-def subscriber_entry(port_name: str, row: Mapping[str, Any]) -> dict[str, Any]:
-    plan = row["plan"]
-    return {
-        "id": port_name,
-        "nasPortId": port_name,
-        "circuitId": port_name,
-        "remoteId": row["subscriber"],
-        "uniTagList": [
-            {
-                "uniTagMatch": 4096,  # any (untagged or any VLAN) from the home gateway
-                "ponCTag": row["c_tag"],
-                "ponSTag": row["s_tag"],
-                "usPonCTagPriority": 0,
-                "usPonSTagPriority": 0,
-                "dsPonCTagPriority": 0,
-                "dsPonSTagPriority": 0,
-                "technologyProfileId": row["tp_id"],
-                "upstreamBandwidthProfile": f"{plan}-up",
-                "downstreamBandwidthProfile": f"{plan}-down",
-                "isDhcpRequired": True,
-                "isIgmpRequired": False,
-                "enableMacLearning": False,
-                "serviceName": "hsia",
-            }
-        ],
-    }
-
-
-def olt_entry(row: Mapping[str, Any]) -> dict[str, Any]:
-    host = str(row["host_and_port"]).rsplit(":", 1)[0]
-    return {
-        "id": row["serial"],
-        "uplinkPort": int(row["uplink"] or 0),
-        "hardwareIdentifier": "",
-        "ipAddress": host,
-        "nasId": row["serial"],
-    }
+_PROFILE_ID = re.compile(r"^(?P<plan>.+)-(?P<dir>down|up)-(?P<kbps>[1-9][0-9]{0,9})k$")
 
 
 class Sadis:
@@ -126,6 +74,50 @@ class Sadis:
             addr = addr.ipv4_mapped
         return any(addr in net for net in self.allow)
 
+    async def _rates(self) -> dict[str, tuple[int | None, int | None]]:
+        return plan_rates(self.policies(), await api_store.list_plans(self.pool))
+
+    async def _port(self, key: str, serial: str, uni: int) -> dict[str, Any] | None:
+        rows = await self.pool.fetch(
+            "SELECT subscriber, tag_info::text AS tag_info FROM voltha_onos_services "
+            "WHERE lower(serial) = lower($1) AND uni = $2 "
+            "ORDER BY provisioned_at, s_tag, c_tag, tp_id",
+            serial,
+            uni,
+        )
+        if rows:  # what ONOS holds, until it has removed it
+            tags = [json.loads(r["tag_info"]) for r in rows]
+            return subscriber_entry(key, rows[-1]["subscriber"], tags)
+        row = await self.pool.fetchrow(
+            "SELECT b.subscriber, b.s_tag, b.c_tag, b.tp_id, s.plan FROM onu_bindings b "
+            "JOIN subscribers s ON s.username = b.subscriber "
+            "WHERE lower(b.serial) = lower($1) AND b.uni = $2 AND s.state = 'active'",
+            serial,
+            uni,
+        )
+        if row is None:
+            return None
+        rates = (await self._rates()).get(row["plan"], (None, None))
+        entry = service_entry(row["s_tag"], row["c_tag"], row["tp_id"], row["plan"], rates)
+        return subscriber_entry(key, row["subscriber"], [entry])
+
+    async def _profile(self, key: str) -> dict[str, Any] | None:
+        if key == "Default":
+            return DEFAULT_PROFILE
+        match = _PROFILE_ID.match(key)
+        if match is not None:
+            plan = match["plan"]
+            known = plan in await self._rates() or await self.pool.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM voltha_onos_services WHERE plan = $1)", plan
+            )
+            return bandwidth_profile(key, int(match["kbps"])) if known else None
+        plan, sep, direction = key.rpartition("-")  # <plan>-<dir>: what netd served before
+        if not sep or direction not in ("down", "up"):
+            return None
+        rates = (await self._rates()).get(plan)
+        bps = rates[0 if direction == "down" else 1] if rates else None
+        return bandwidth_profile(key, max(1, bps // 1000)) if bps else None
+
     async def lookup(self, kind: str, key: str) -> dict[str, Any] | None:
         """The entry for ``key``, or None. Any key is accepted: it comes from the URL."""
         if "\0" in key:  # PostgreSQL refuses NUL in text; no serial or plan holds one
@@ -135,41 +127,19 @@ class Sadis:
             # ASCII digits only ("²".isdigit() is true, int("²") fails), few enough to fit
             # the integer column: a UNI port number.
             if sep and uni.isascii() and uni.isdigit() and len(uni) <= 9:
-                row = await self.pool.fetchrow(
-                    "SELECT b.subscriber, b.s_tag, b.c_tag, b.tp_id, s.plan FROM onu_bindings b "
-                    "JOIN subscribers s ON s.username = b.subscriber "
-                    "WHERE b.serial = $1 AND b.uni = $2 AND s.state = 'active'",
-                    serial,
-                    int(uni),
-                )
-                if row is None:  # unbound, but ONOS may still have to remove its service
-                    row = await self.pool.fetchrow(
-                        "SELECT subscriber, s_tag, c_tag, tp_id, plan FROM voltha_services "
-                        "WHERE serial = $1 AND uni = $2 LIMIT 1",
-                        serial,
-                        int(uni),
-                    )
-                if row:
-                    return subscriber_entry(key, dict(row))
+                found = await self._port(key, serial, int(uni))
+                if found is not None:
+                    return found
             olt = await self.pool.fetchrow(
-                "SELECT d.serial, d.host_and_port, (SELECT p.port_no FROM voltha_ports p "
-                "WHERE p.stack = d.stack AND p.device_id = d.id AND p.type = 'ETHERNET_NNI' "
-                "ORDER BY p.port_no LIMIT 1) AS uplink FROM voltha_devices d "
-                "WHERE d.kind = 'olt' AND d.serial = $1 LIMIT 1",
+                "SELECT d.serial, d.host_and_port, d.mac_address, (SELECT p.port_no FROM "
+                "voltha_ports p WHERE p.stack = d.stack AND p.device_id = d.id "
+                "AND p.type = 'ETHERNET_NNI' ORDER BY p.port_no LIMIT 1) AS uplink "
+                "FROM voltha_devices d WHERE d.kind = 'olt' AND d.serial = $1 LIMIT 1",
                 key,
             )
             return olt_entry(dict(olt)) if olt else None
         if kind == "bandwidthprofiles":
-            if key == "Default":
-                return DEFAULT_PROFILE
-            plan, sep, direction = key.rpartition("-")
-            if not sep or direction not in ("down", "up"):
-                return None
-            rates = plan_rates(self.policies(), await api_store.list_plans(self.pool))
-            if plan not in rates:
-                return None
-            bps = rates[plan][0 if direction == "down" else 1]
-            return bandwidth_profile(key, bps) if bps else None
+            return await self._profile(key)
         return None
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:

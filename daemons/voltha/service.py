@@ -6,14 +6,15 @@
   writes nothing; the next one diffs against what was really written, so no event is raised
   twice or lost). It never consumes ReceiveChangeEvents: voltha-go allows one consumer per
   stream, and that is ONOS's.
-- **Allow-list** (``voltha.allowlist``): an ONU whose serial no subscriber is bound to has
-  its serial disabled on its PON port (VOLTHA auto-activates everything it discovers), and
-  is enabled again once bound.
-- **Subscriber service**: a bound ONU that is active gets its service provisioned through
-  ONOS's olt app (the stack's ``onos_url``); ONOS reads the details from our SADIS
-  (``voltha.sadis_port``). An unbound or deleted ONU's service is removed.
-- **Optics and PON counters** every ``voltha.optics_interval`` through the extension API:
-  metrics, the latest values in Redis, and alarms on ``voltha.onu_rx_low``/``onu_rx_high``.
+  An ONU device deleted between ListDevices and its ListDevicePorts (voltha-go deletes them
+  one at a time after an OLT reboot) is taken as gone, not as a failed sync.
+- **Allow-list** (``voltha.allowlist``): an enabled ONU whose serial no subscriber is bound
+  to has its serial disabled on its PON port (VOLTHA activates everything it discovers, and
+  an OLT reboot brings ONUs back as new, enabled devices), and a serial we disabled is
+  enabled again once bound and its device is there (``policy.allowlist``).
+- **Subscriber service** (``provision.py``): reconciled with ONOS's olt app every sync (the
+  stack's ``onos_url``); ONOS reads the details from our SADIS (``voltha.sadis_port``).
+- **Optics and PON counters** every ``voltha.optics_interval`` (``optics.py``).
 - **Firmware jobs** created through the API or CLI run here (``firmware.py``).
 A core that is away is retried with backoff (1 s doubling up to the sync interval);
 ``voltha.unreachable`` is raised once, ``voltha.reachable`` when it answers again.
@@ -30,7 +31,6 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from prometheus_client import Counter, Gauge, Histogram
-from voltha_protos import extensions_pb2
 
 from daemons.core.http import HttpServer
 from daemons.core.lifecycle import Context, Daemon
@@ -38,15 +38,15 @@ from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import voltha as store
-from daemons.store.cache import pack
 from daemons.voltha import firmware, inventory, policy
 from daemons.voltha.client import VolthaClient, VolthaError
 from daemons.voltha.inventory import Event, Snapshot
-from daemons.voltha.onos import Onos, OnosError
+from daemons.voltha.onos import Onos
+from daemons.voltha.optics import Optics
+from daemons.voltha.provision import Provisioner
 from daemons.voltha.sadis import Sadis
 
 log = logging.getLogger("netd.voltha")
-OK = extensions_pb2.GetValueResponse.OK
 
 
 @dataclass
@@ -54,6 +54,7 @@ class _Stack:
     name: str
     client: VolthaClient
     onos: Onos | None
+    services: Provisioner | None = None
     snap: Snapshot = field(default_factory=Snapshot)
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     up: bool | None = None
@@ -122,8 +123,14 @@ class _Metrics:
         )
         self.services = Counter(
             "netd_voltha_onos_calls_total",
-            "ONOS olt app calls by result",
+            "ONOS olt app calls by action (provision, remove, programmed) and result",
             ["stack", "action", "result"],
+            registry=registry,
+        )
+        self.corrections = Counter(
+            "netd_voltha_service_corrections_total",
+            "services ONOS had lost provisioned again, stale ones removed, found ones recorded",
+            ["stack", "action"],
             registry=registry,
         )
 
@@ -141,6 +148,9 @@ class VolthaService(Daemon):
         self._tasks: list[asyncio.Task[None]] = []
         self._jobs: dict[int, asyncio.Task[None]] = {}
         self.sadis: HttpServer | None = None
+        self.optics = Optics(
+            self.cfg, ctx.pool, ctx.cache, self.metrics, self._published, self.ratelog
+        )
         self._resumed = False
         self._onos_passwords: dict[str, str] = {}
         for name, cfg in self.cfg.stacks.items():
@@ -170,6 +180,17 @@ class VolthaService(Daemon):
             if cfg.onos_url:
                 onos = Onos(cfg.onos_url, cfg.onos_user, self._onos_passwords[name], cfg.deadline)
             st = _Stack(name, VolthaClient(name, cfg), onos)
+            if onos is not None:
+                st.services = Provisioner(
+                    name,
+                    onos,
+                    self.ctx.pool,
+                    self.cfg.onos_settle,
+                    self.metrics.services,
+                    self.metrics.corrections,
+                    self._published,
+                    self.ratelog,
+                )
             st.snap = await store.load_snapshot(self.ctx.pool, name)
             self.stacks[name] = st
             self._tasks.append(loop.create_task(self._sync_loop(st)))
@@ -265,12 +286,20 @@ class VolthaService(Daemon):
         devices = await st.client.devices()
         gate = asyncio.Semaphore(8)
 
-        async def ports(device_id: str) -> tuple[str, list[Any]]:
+        async def ports(device_id: str) -> tuple[str, list[Any] | None]:
             async with gate:
-                return device_id, await st.client.ports(device_id)
+                try:
+                    return device_id, await st.client.ports(device_id)
+                except VolthaError as exc:
+                    if exc.code != "NOT_FOUND":
+                        raise
+                    # Deleted since ListDevices (voltha-go manager_nbi.go ListDevicePorts:
+                    # NotFound "device-<id>"): it is gone, the rest of the tree is not.
+                    return device_id, None
 
         got = dict(await asyncio.gather(*(ports(d.id) for d in devices)))
-        snap = inventory.snapshot(st.name, devices, got)
+        devices = [d for d in devices if got.get(d.id) is not None]
+        snap = inventory.snapshot(st.name, devices, {k: v for k, v in got.items() if v})
         changes = inventory.diff(st.snap, snap)
         if changes:
             written = await store.apply(self.ctx.pool, st.name, changes)
@@ -287,8 +316,8 @@ class VolthaService(Daemon):
         st.device_labels = set(counts)
         if self.cfg.allowlist:
             await self._allowlist(st)
-        if st.onos is not None:
-            await self._services(st)
+        if st.services is not None:
+            await st.services.run(st.snap, self.policies)
 
     async def _watch(self) -> None:
         """A binding changed, or a firmware job was created: act now, not at the next tick."""
@@ -346,30 +375,24 @@ class VolthaService(Daemon):
                 )
             )
         for a in allow:
-            try:
-                await st.client.onu_serial(True, a.olt_id, a.pon_port, a.serial)
-            except VolthaError as exc:
-                if exc.unavailable:
-                    raise
-                if exc.code == "NOT_FOUND":  # the ONU or its OLT is gone: nothing to enable
-                    gone = Event(
-                        "voltha.onu.allowed",
-                        a.serial,
-                        {"stack": st.name, "olt_id": a.olt_id, "device": "absent"},
-                    )
-                    await self._published(
-                        await store.mark_enabled(self.ctx.pool, st.name, a.serial, gone)
+            if a.call:
+                try:
+                    await st.client.onu_serial(True, a.olt_id, a.pon_port, a.serial)
+                except VolthaError as exc:
+                    if exc.unavailable:
+                        raise
+                    # NOT_FOUND: the device went since the sync read it. Nothing is enabled
+                    # by that: the record stays, and the next sync looks again.
+                    self.ratelog.log(
+                        logging.WARNING,
+                        "allow",
+                        "ONU serial not enabled",
+                        serial=a.serial,
+                        error=str(exc),
                     )
                     continue
-                self.ratelog.log(
-                    logging.WARNING,
-                    "allow",
-                    "ONU serial not enabled",
-                    serial=a.serial,
-                    error=str(exc),
-                )
-                continue
             self.metrics.allowlist.labels(st.name, "allowed").inc()
+            key = policy.serial_key(a.serial)
             event = Event(
                 "voltha.onu.allowed",
                 a.serial,
@@ -377,78 +400,15 @@ class VolthaService(Daemon):
                     "stack": st.name,
                     "olt_id": a.olt_id,
                     "pon_port": a.pon_port,
-                    "subscriber": bound[a.serial].subscriber,
+                    "device_id": a.device_id,
+                    "subscriber": next(
+                        (b.subscriber for s, b in bound.items() if policy.serial_key(s) == key),
+                        "",
+                    ),
+                    "enabled": "by netd" if a.call else "already (a new device)",
                 },
             )
             await self._published(await store.mark_enabled(self.ctx.pool, st.name, a.serial, event))
-
-    # --- subscriber service through ONOS ---
-
-    async def _services(self, st: _Stack) -> None:
-        assert st.onos is not None
-        bound = await store.bindings(self.ctx.pool)
-        have = await store.services(self.ctx.pool, st.name)
-        onus = {r.serial: r for r in st.snap.devices.values() if r.kind == "onu" and r.serial}
-        want = {
-            (s, b.uni): (b.s_tag, b.c_tag, b.tp_id)
-            for s, b in bound.items()
-            if s in onus and onus[s].admin_state == "ENABLED" and onus[s].oper_status == "ACTIVE"
-        }
-        keep = {(s, b.uni): (b.s_tag, b.c_tag, b.tp_id) for s, b in bound.items() if s in onus}
-        calls = [
-            ("remove", serial, uni, tags)
-            for (serial, uni), tags in have.items()
-            if keep.get((serial, uni)) != tags
-        ] + [
-            ("provision", serial, uni, tags)
-            for (serial, uni), tags in want.items()
-            if have.get((serial, uni)) != tags
-        ]
-        for action, serial, uni, tags in calls:
-            if not await self._onos(st, action, serial, uni, tags):
-                # ONOS does not answer: the rest wait for the next sync, so that a hung ONOS
-                # holds this stack's sync for one deadline, not one per pending service.
-                return
-
-    async def _onos(
-        self, st: _Stack, action: str, serial: str, uni: int, tags: tuple[int, int, int]
-    ) -> bool:
-        """One provision or removal; False if ONOS did not answer (refused, timed out)."""
-        assert st.onos is not None
-        port = f"{serial}-{uni}"
-        call = st.onos.provision if action == "provision" else st.onos.remove
-        try:
-            await call(port, *tags)
-        except OnosError as exc:
-            result = "unavailable" if exc.unavailable else "error"
-            self.metrics.services.labels(st.name, action, result).inc()
-            self.ratelog.log(
-                logging.WARNING,
-                f"onos-{action}",
-                f"ONOS {action} failed",
-                port=port,
-                error=str(exc),
-            )
-            return not exc.unavailable
-        self.metrics.services.labels(st.name, action, "ok").inc()
-        data = {
-            "stack": st.name,
-            "port": port,
-            "s_tag": tags[0],
-            "c_tag": tags[1],
-            "tp_id": tags[2],
-        }
-        kind = "voltha.service.provisioned" if action == "provision" else "voltha.service.removed"
-        written = await store.set_service(
-            self.ctx.pool,
-            st.name,
-            serial,
-            uni,
-            tags if action == "provision" else None,
-            Event(kind, port, data),
-        )
-        await self._published(written)
-        return True
 
     # --- optics ---
 
@@ -458,7 +418,7 @@ class VolthaService(Daemon):
             if not st.up:
                 continue
             try:
-                await self.read_optics(st)
+                await self.optics.read_optics(st)
             except VolthaError as exc:
                 self.ratelog.log(
                     logging.WARNING, "optics", "optics not read", stack=st.name, error=str(exc)
@@ -467,183 +427,6 @@ class VolthaService(Daemon):
                 self.ratelog.log(
                     logging.WARNING, "optics-store", "optics not stored", error=repr(exc)
                 )
-
-    async def read_optics(self, st: _Stack) -> None:
-        """Optics and PON counters of every active ONU and every OLT PON port; alarms."""
-        olts = {r.id: r for r in st.snap.devices.values() if r.kind == "olt"}
-        onus = [
-            r
-            for r in st.snap.devices.values()
-            if r.kind == "onu" and r.oper_status == "ACTIVE" and r.parent_id in olts
-        ]
-        active = await store.active_alarms(self.ctx.pool, st.name)
-        gate = asyncio.Semaphore(self.cfg.optics_concurrency)
-        labels: set[tuple[str, ...]] = set()
-
-        def failed(what: str, exc: VolthaError) -> None:
-            """One device's read failed: the others go on (a core that is away stops
-            the pass)."""
-            if exc.unavailable:
-                raise exc
-            self.metrics.optics_errors.labels(st.name).inc()
-            self.ratelog.log(
-                logging.INFO, "optics-" + what, "optics not read", device=what, error=str(exc)
-            )
-
-        async def onu(row: inventory.DeviceRow) -> None:
-            async with gate:
-                try:
-                    await self._onu_optics(st, row, olts[row.parent_id], active, labels)
-                except VolthaError as exc:
-                    failed(row.serial, exc)
-
-        async def pon(olt: inventory.DeviceRow, port: inventory.PortRow) -> None:
-            async with gate:
-                try:
-                    got = await st.client.ext_value(
-                        olt.id,
-                        extensions_pb2.GetValueRequest(
-                            # portInfo is a oneof: the label ("pon-0"), as voltctl sends
-                            oltPonStats=extensions_pb2.GetPonStatsRequest(portLabel=port.label)
-                        ),
-                    )
-                except VolthaError as exc:
-                    failed(f"{olt.serial}/{port.label}", exc)
-                    return
-                if got.status != OK:
-                    self.metrics.optics_errors.labels(st.name).inc()
-                    return
-                for fd, value in got.oltPonStatsResponse.portStatistics.ListFields():
-                    if isinstance(value, int | float) and not isinstance(value, bool):
-                        self.metrics.pon_stats.labels(st.name, olt.serial, port.label, fd.name).set(
-                            value
-                        )
-
-        pons = [
-            (olts[p.device_id], p)
-            for p in st.snap.ports.values()
-            if p.type == "PON_OLT" and p.device_id in olts
-        ]
-        await asyncio.gather(*(onu(r) for r in onus), *(pon(o, p) for o, p in pons))
-        for stale in st.optics_labels - labels:
-            with contextlib.suppress(KeyError):
-                self.metrics.optics.remove(*stale)
-        st.optics_labels = labels
-
-    async def _onu_optics(
-        self,
-        st: _Stack,
-        row: inventory.DeviceRow,
-        olt: inventory.DeviceRow,
-        active: dict[tuple[str, str], float | None],
-        labels: set[tuple[str, ...]],
-    ) -> None:
-        values: dict[str, float] = {}
-        pon_port = st.snap.ports.get((olt.id, row.pon_port))
-        pon_label = pon_port.label if pon_port else ""
-        got = await st.client.ext_value(
-            row.id,
-            extensions_pb2.GetValueRequest(onuOpticalInfo=extensions_pb2.GetOnuPonOpticalInfo()),
-        )
-        if got.status == OK:
-            info = got.onuOpticalInfo
-            values.update(
-                rx_dbm=info.receivedOpticalPower,
-                tx_dbm=info.meanOpticalLaunchPower,
-                temperature_c=info.temperature,
-                voltage_v=info.powerFeedVoltage,
-                bias_ma=info.laserBiasCurrent,
-            )
-        got = await st.client.ext_value(
-            olt.id,
-            extensions_pb2.GetValueRequest(
-                oltRxPower=extensions_pb2.GetOltRxPowerRequest(
-                    port_label=pon_label, onu_sn=row.serial
-                )
-            ),
-        )
-        if got.status == OK:
-            for rx in got.oltRxPower.rx_power:
-                failed = rx.status.lower() == "fail" or rx.fail_reason not in (
-                    "",
-                    "FAIL_REASON_NONE",
-                )
-                if rx.onu_sn == row.serial and not failed:
-                    values["olt_rx_dbm"] = rx.rx_power
-        got = await st.client.ext_value(
-            olt.id,
-            extensions_pb2.GetValueRequest(
-                onuPonInfo=extensions_pb2.GetOnuCountersRequest(
-                    intf_id=row.pon_port & 0x0FFFFFFF, onu_id=row.onu_id
-                )
-            ),
-        )
-        counters: dict[str, int] = {}
-        if got.status == OK:
-            for fd, value in got.onuPonCounters.ListFields():
-                if fd.name not in ("intf_id", "onu_id", "timestamp") and isinstance(value, int):
-                    counters[fd.name] = value
-                    self.metrics.onu_counters.labels(st.name, row.serial, fd.name).set(value)
-        pon = str(row.pon_port)
-        for name, value in values.items():
-            if name == "olt_rx_dbm":
-                self.metrics.olt_rx.labels(st.name, row.serial, olt.serial, pon).set(value)
-            else:
-                key = (st.name, row.serial, olt.serial, pon, name)
-                self.metrics.optics.labels(*key).set(value)
-                labels.add(key)
-        await self.ctx.cache.client.set(
-            self.ctx.cache.key("voltha:" + row.serial, "optics"),
-            pack(
-                {
-                    "ts": time.time(),
-                    "stack": st.name,
-                    "device_id": row.id,
-                    "values": values,
-                    "counters": counters,
-                }
-            ),
-        )
-        for source, level in (
-            ("onu_rx", values.get("rx_dbm")),
-            ("olt_rx", values.get("olt_rx_dbm")),
-        ):
-            if level is None:
-                continue
-            for side in ("low", "high"):
-                name = f"{source}_{side}"
-                change = policy.alarm(
-                    level,
-                    (row.id, name) in active,
-                    self.cfg.onu_rx_low,
-                    self.cfg.onu_rx_high,
-                    self.cfg.alarm_hysteresis,
-                    name,
-                )
-                if change is None:
-                    continue
-                _, raised = change
-                threshold = self.cfg.onu_rx_low if side == "low" else self.cfg.onu_rx_high
-                event = Event(
-                    "voltha.alarm.raised" if raised else "voltha.alarm.cleared",
-                    row.serial,
-                    {
-                        "stack": st.name,
-                        "device_id": row.id,
-                        "alarm": name,
-                        "dbm": level,
-                        "threshold": threshold,
-                        "olt": olt.serial,
-                        "pon_port": row.pon_port,
-                    },
-                    "warning" if raised else "info",
-                )
-                if raised:
-                    self.metrics.alarms.labels(st.name, name).inc()
-                written = await store.set_alarm(
-                    self.ctx.pool, st.name, row.id, name, row.serial, level, raised, event
-                )
-                await self._published(written)
 
     # --- firmware ---
 

@@ -3,14 +3,20 @@ API with --api and a token (same arguments, same output, audited as the token)."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
+from daemons.core.secrets import Sealer
+from daemons.store import radius as store
 from tests.api.conftest import ApiServer
+from tests.api.test_api import start_session
+from tests.cli.runner import one_line_error, run
 from tests.support import netd_env
 
 
@@ -134,9 +140,15 @@ def test_cli_through_the_api_reports_denials_and_bad_input(api: ApiServer, tmp_p
         token=api.tokens["admin"],
         tmp=tmp_path,
     )
-    assert bad.returncode == 2 and "HTTP 422" in bad.stderr
-    pool = netd(api, "pool", "list", token=api.tokens["admin"], tmp=tmp_path)
-    assert pool.returncode == 2 and "only on the local stores" in pool.stderr
+    # Refused before it is sent, by the API's own model: the message the API would give.
+    assert bad.returncode == 2 and "framed_ip 'not-an-ip' is not an IPv4 address" in bad.stderr
+    # Refused by the server (it knows the plans): its message, its status.
+    plan = netd(
+        api, "subscriber", "set", "alice", "--plan", "nope", token=api.tokens["admin"], tmp=tmp_path
+    )
+    assert plan.returncode == 2 and "no plan 'nope'" in plan.stderr and "HTTP 422" in plan.stderr
+    snmp = netd(api, "snmp", "target", "list", token=api.tokens["admin"], tmp=tmp_path)
+    assert snmp.returncode == 2 and "only on the local stores" in snmp.stderr
     unreachable = subprocess.run(
         [
             sys.executable,
@@ -156,4 +168,175 @@ def test_cli_through_the_api_reports_denials_and_bad_input(api: ApiServer, tmp_p
         check=False,
     )
     assert unreachable.returncode == 1 and "cannot reach the API" in unreachable.stderr
-    assert "Traceback" not in denied.stderr + bad.stderr + unreachable.stderr
+    assert "Traceback" not in denied.stderr + bad.stderr + plan.stderr + unreachable.stderr
+
+
+# The same refusal by every path: the local CLI's one line holds the API's own message.
+PARITY = [
+    (
+        ["subscriber", "set", "alice", "--plan", "nope"],
+        ("PATCH", "/subscribers/alice", {"plan": "nope"}),
+    ),
+    (
+        ["subscriber", "set", "alice", "--ip", "2001:db8::5"],
+        ("PATCH", "/subscribers/alice", {"framed_ip": "2001:db8::5"}),
+    ),
+    (
+        ["subscriber", "add", "zed", "--mac", "zz:zz"],
+        ("POST", "/subscribers", {"username": "zed", "mac": "zz:zz"}),
+    ),
+    (
+        ["nas", "add", "p1", "--address", "10.9.0.1", "--vendor", "foo", "--secret-stdin"],
+        ("POST", "/nas", {"name": "p1", "network": "10.9.0.1", "secret": "s", "vendor": "foo"}),
+    ),
+    (
+        ["nas", "add", "p1", "--address", "nope", "--secret-stdin"],
+        ("POST", "/nas", {"name": "p1", "network": "nope", "secret": "s"}),
+    ),
+    (["nas", "set", "bng1", "--coa-port", "0"], ("PATCH", "/nas/bng1", {"coa_port": 0})),
+    (
+        [
+            "snmp",
+            "target",
+            "add",
+            "t1",
+            "--address",
+            "10.0.0.2",
+            "--secret-stdin",
+            "--profile",
+            "nope",
+        ],
+        (
+            "PUT",
+            "/snmp/targets/t1",
+            {"address": "10.0.0.2", "community": "s", "profiles": ["nope"]},
+        ),
+    ),
+    (
+        [
+            "snmp",
+            "target",
+            "add",
+            "t1",
+            "--address",
+            "10.0.0.2",
+            "--secret-stdin",
+            "--interval",
+            "5",
+        ],
+        ("PUT", "/snmp/targets/t1", {"address": "10.0.0.2", "community": "s", "interval": 5}),
+    ),
+    (
+        ["pool", "add", "p6", "2001:db8::/120"],
+        ("POST", "/pools", {"name": "p6", "ranges": ["2001:db8::/120"]}),
+    ),
+    (["session", "list", "--ip", "999.1.1.1"], ("GET", "/sessions?ip=999.1.1.1", None)),
+    (
+        ["token", "create", "--name", "a b", "--role", "viewer"],
+        ("POST", "/tokens", {"name": "a b", "role": "viewer"}),
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("argv", "call"), PARITY, ids=lambda x: " ".join(x) if isinstance(x, list) else ""
+)
+def test_the_cli_refuses_what_the_api_refuses(
+    api: ApiServer, argv: list[str], call: tuple[str, str, dict[str, object] | None]
+) -> None:
+    method, path, body = call
+    answer = httpx.request(
+        method, f"{api.url}/api/v1{path}", json=body, headers=api.headers("admin"), timeout=15
+    )
+    assert answer.status_code == 422, answer.text
+    error = answer.json()["error"]
+    said = error["details"][0]["message"] if error["details"] else error["message"]
+    local = run(api.env, *argv, stdin="s\n")
+    assert one_line_error(local) and local.status == 2, local
+    assert said in local.err, (said, local.err)
+
+
+async def test_new_verbs_through_the_api(api: ApiServer, tmp_path: Path) -> None:
+    """nas set, pool add|list|remove, session show (by Acct-Session-Id) and session clear
+    with --api: the API's answers, its audit rows (as the token)."""
+    admin, operator = api.tokens["admin"], api.tokens["operator"]
+
+    async def netd(
+        _api: ApiServer, *argv: str, token: str, stdin: str = "", tmp: Path
+    ) -> subprocess.CompletedProcess[str]:
+        """In this process (in a thread: this test's loop holds the fixtures), as a NOC
+        workstation: no store settings at all, only --api and a token."""
+        path = tmp / "token"
+        path.write_text(token + "\n")
+        argv = ("--api", api.url, "--token-file", str(path), *argv)
+        got = await asyncio.to_thread(run, {}, *argv, stdin=stdin)
+        return subprocess.CompletedProcess(argv, got.status, got.out, got.err)
+
+    add = await netd(
+        api,
+        "nas",
+        "add",
+        "v-bng",
+        "--address",
+        "10.66.0.1",
+        "--secret-stdin",
+        token=admin,
+        stdin="one\n",
+        tmp=tmp_path,
+    )
+    assert add.returncode == 0, add.stderr
+    rotated = await netd(
+        api,
+        "nas",
+        "set",
+        "v-bng",
+        "--secret-stdin",
+        "--vendor",
+        "huawei",
+        "--no-require-message-authenticator",
+        token=admin,
+        stdin="two\n",
+        tmp=tmp_path,
+    )
+    assert rotated.returncode == 0, rotated.stderr
+    assert rotated.stdout == ("updated NAS v-bng (require_message_authenticator, secret, vendor)\n")
+    row = await store.get_nas(api.pool, "v-bng")
+    assert row is not None and (row.vendor, row.require_message_authenticator) == ("huawei", False)
+    assert Sealer(api.key).open(row.secret_enc, b"nas:v-bng") == b"two"
+    made = await netd(api, "pool", "add", "v-pool", "100.66.0.0/30", token=admin, tmp=tmp_path)
+    assert made.returncode == 0 and "2 addresses added" in made.stdout, made.stderr
+    pools = await netd(api, "pool", "list", token=admin, tmp=tmp_path)
+    listed = [json.loads(x) for x in pools.stdout.splitlines()]
+    assert {"name": "v-pool", "lease_time": 900, "size": 2, "leased": 0} in listed
+    await start_session(api, "v-s1", "bob", "100.66.0.1")
+    shown = await netd(api, "session", "show", "a-v-s1", token=operator, tmp=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert json.loads(shown.stdout)["unique_id"] == "v-s1"
+    cleared = await netd(api, "session", "clear", "a-v-s1", token=operator, tmp=tmp_path)
+    assert cleared.returncode == 0 and "cleared session v-s1 of bob on bng1" in cleared.stdout
+    again = await netd(api, "session", "clear", "v-s1", token=operator, tmp=tmp_path)
+    assert (
+        again.returncode == 1
+        and "is closed (cleared)" in again.stderr
+        and "HTTP 409" in again.stderr
+    )
+    viewer = await netd(api, "session", "clear", "v-s1", token=api.tokens["viewer"], tmp=tmp_path)
+    assert viewer.returncode == 1 and "HTTP 403" in viewer.stderr
+    gone = await netd(api, "pool", "remove", "v-pool", token=admin, tmp=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    removed = await netd(api, "nas", "remove", "v-bng", token=admin, tmp=tmp_path)
+    assert removed.returncode == 0, removed.stderr
+    audit = await api.pool.fetch(
+        "SELECT action, actor, status FROM audit_log WHERE target IN ('v-bng', 'v-pool', 'v-s1') "
+        "ORDER BY id"
+    )
+    assert [(a["action"], a["actor"], a["status"]) for a in audit] == [
+        ("nas.create", "api:test-admin", 201),
+        ("nas.update", "api:test-admin", 200),
+        ("pools.add", "api:test-admin", 201),
+        ("sessions.clear", "api:test-operator", 200),
+        ("sessions.clear", "api:test-operator", 409),
+        ("sessions.clear", "api:test-viewer", 403),
+        ("pools.delete", "api:test-admin", 204),
+        ("nas.delete", "api:test-admin", 204),
+    ]

@@ -37,7 +37,7 @@ from schemathesis.specs.openapi.checks import (
 from daemons.core.secrets import Sealer
 from daemons.radius.acct import AcctRecord, AcctStatus
 from daemons.radius.admin import credentials
-from daemons.store import accounting
+from daemons.store import accounting, pools
 from daemons.store import api as api_store
 from daemons.store import radius as store
 from daemons.store.events import append_event
@@ -91,6 +91,7 @@ BODIES = {
 }
 LIVE = ("s-alice-1", "s-bob-1")
 CLOSED = "s-carol-1"
+CLEARED = "s-dave-1"  # what POST .../clear may close: the others stay live for the rest
 
 
 @dataclass
@@ -138,12 +139,15 @@ async def world(api: ApiServer) -> AsyncIterator[World]:
             await store.upsert_subscriber(api.pool, api.cache, row)
         for plan in ("api-plan", "api-doomed"):
             await api_store.put_plan(api.pool, plan, {"download": "50M", "upload": "10M"})
+        for i, name in enumerate(("fiber-100", "api-doomed")):  # pools of the same names
+            await pools.add_pool(api.pool, name, [f"100.65.{i}.0/29"])
         await api_store.create_token(api.pool, "doomed-token", "viewer", "test")
         now = time.time()
         started = [
             _record(LIVE[0], "alice", AcctStatus.START, "100.64.0.10", now - 60),
             _record(LIVE[1], "bob", AcctStatus.START, None, now - 60),
             _record(CLOSED, "carol", AcctStatus.START, "100.64.0.12", now - 120),
+            _record(CLEARED, "dave", AcctStatus.START, "100.64.0.13", now - 60),
         ]
         stopped = [_record(CLOSED, "carol", AcctStatus.STOP, "100.64.0.12", now - 90)]
         await accounting.ensure_partitions(api.pool, now)
@@ -165,6 +169,7 @@ async def world(api: ApiServer) -> AsyncIterator[World]:
             doomed={
                 "name": ["bng-doomed", "api-doomed", "fiber-100", "doomed-token"],
                 "username": ["dave", "erin"],
+                "session_id": [CLEARED],
             },
             own_tokens=(own, {t.id for t in tokens if t.name in own}),
         )
@@ -198,7 +203,8 @@ def _names(operation: APIOperation, world: World) -> list[dict[str, str]]:
     params = [p.name for p in operation.path_parameters]
     if len(params) != 1:
         return []
-    pool = world.doomed if operation.method.upper() == "DELETE" else world.names
+    doomed = operation.method.upper() == "DELETE" or operation.label.endswith("/clear")
+    pool = world.doomed if doomed else world.names
     found = pool.get(params[0], [])
     return [{params[0]: n} for n in found if _spared(operation.label, n, world)]
 

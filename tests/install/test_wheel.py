@@ -67,6 +67,9 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         "daemons/resources/systemd/netd.target",
         "daemons/resources/systemd/netd-radius.service",
         "daemons/store/migrations/0001_events.sql",
+        "daemons/console/templates/overview.html",
+        "daemons/console/static/console.js",
+        "daemons/console/static/console.css",
     ):
         assert needed in names, f"the wheel lacks {needed}"
     venv = top / "venv"
@@ -127,6 +130,18 @@ def test_installed_wheel_runs_from_anywhere(installed: Path, tmp_path: Path) -> 
         )
         out = run([radtest, "alice", "pw-alice", f"127.0.0.1:{auth}", "0", "s3cret-nas"], elsewhere)
         assert "Received Access-Accept" in out, out
+        # The console and the offline docs, from the installed package and its dependencies.
+        base = f"http://127.0.0.1:{api}"
+        for path, text in (
+            ("/console/login", "Sign in"),
+            ("/console/static/console.js", "EventSource"),
+            ("/docs", "/docs/static/swagger-ui-bundle.js"),
+            ("/docs/static/swagger-ui-bundle.js", "SwaggerUIBundle"),
+            ("/docs/static/redoc.standalone.js", "Redoc"),
+        ):
+            got = httpx.get(base + path, timeout=10)
+            assert got.status_code == 200 and text in got.text, (path, got.status_code)
+        assert httpx.get(base + "/", timeout=10).status_code == 303  # to the sign-in
         up.send_signal(signal.SIGTERM)
         assert up.wait(60) == 0, (tmp_path / "up.log").read_text()
     finally:

@@ -42,8 +42,13 @@ async def test_endpoints(migrated: str, cache: Cache) -> None:
             assert ready.json()["checks"]["postgres"] == "ok"
             metrics = await http.get("/metrics")
             assert "netd_test_things_total 3.0" in metrics.text
+            # Readiness at the scrape, for alert rules (contrib/prometheus/alerts.yml).
+            assert "\nnetd_ready 1.0" in metrics.text
+            assert 'netd_store_up{store="postgres"} 1.0' in metrics.text
+            assert 'netd_store_up{store="redis"} 1.0' in metrics.text
             health.draining = True
             assert (await http.get("/health/ready")).status_code == 503
+            assert "\nnetd_ready 0.0" in (await http.get("/metrics")).text
             health.draining = False
             # Many probes at once share one store check.
             health.result_ttl = 0

@@ -240,7 +240,8 @@ async def test_batch_upsert_of_10000_subscribers(nbi: NbiServer) -> None:
         )
     )
     assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT
-    assert [v.field for v in _details(exc)["BadRequest"].field_violations] == ["subscribers[3]"]
+    violations = _details(exc)["BadRequest"].field_violations
+    assert [v.field for v in violations] == ["subscribers[3].framed_ip"]
     dupes = [sb.SubscriberUpsert(username=f"d{t}"), sb.SubscriberUpsert(username=f"d{t}")]
     exc = await _fails(
         s.subscribers.BatchUpsertSubscribers(

@@ -50,7 +50,7 @@ async def test_nas_and_subscriber_commands(
         "--secret-stdin",
         stdin="x\n",
     )
-    assert dup.returncode == 1 and "already exists" in dup.stderr
+    assert dup.returncode == 1 and "exists" in dup.stderr
     listed = [
         json.loads(line) for line in netd(env, tmp_path, "nas", "list").stdout.split("\n") if line
     ]

@@ -22,7 +22,7 @@ from fastapi.routing import APIRoute, iter_route_contexts
 from google.protobuf import message_factory
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 import daemons.nbi.gen.netd.v1 as nbi_gen
 from daemons.api.service import build_app
@@ -41,9 +41,16 @@ OPEN_ROUTES = {
     ("GET", "/metrics"),
     ("GET", "/openapi.json"),
     ("GET", "/docs"),
-    ("GET", "/docs/oauth2-redirect"),
     ("GET", "/redoc"),
+    ("GET", "/console/login"),  # the console's sign-in form
 }
+#: static files, the same on every installation: Swagger UI and ReDoc, the console's
+#: stylesheet and script
+STATIC = {"/docs/static/swagger-ui-bundle.js", "/console/static/console.js"}
+#: the console's pages send a browser that is not signed in to the sign-in page; its
+#: sign-in and sign-out forms refuse a request without their CSRF token
+CONSOLE_PAGES = {"/", "/console/subscribers/{username}", "/console/devices/{key}", "/console/find"}
+CONSOLE_FORMS = {"/console/login", "/console/logout"}
 _PARAM = re.compile(r"\{([^}:]+)(?::([a-z]+))?\}")
 
 
@@ -77,6 +84,9 @@ async def routes(stack: Stack) -> AsyncIterator[list[tuple[str, str]]]:
         # FastAPI keeps included routers as such in app.routes: their routes, flattened
         for ctx_route in iter_route_contexts(app.routes):
             route = ctx_route.original_route
+            if isinstance(route, Mount):  # static files
+                found.append(("GET", route.path + "/{path:path}"))
+                continue
             assert isinstance(route, APIRoute | Route), f"a route of an unknown kind: {route!r}"
             assert ctx_route.path and ctx_route.methods, route
             for method in sorted(ctx_route.methods):
@@ -114,9 +124,23 @@ async def test_every_route_needs_a_token(stack: Stack, routes: list[tuple[str, s
             client.headers.update(headers)
             for method, path in routes if what == "none" else one_each:
                 resp = await _call(client, method, path)
-                if (method, path) in OPEN_ROUTES or (
-                    method == "HEAD" and ("GET", path) in OPEN_ROUTES
+                if (
+                    (method, path) in OPEN_ROUTES
+                    or (method == "HEAD" and ("GET", path) in OPEN_ROUTES)
+                    or path.endswith("/{path:path}")
                 ):
+                    continue
+                if path in CONSOLE_PAGES and method == "GET":
+                    if resp.status_code != 303 or not resp.headers.get("location", "").startswith(
+                        "/console/login?next="
+                    ):
+                        wrong.append(f"{what}: {method} {path} -> {resp.status_code}")
+                    continue
+                if path in CONSOLE_FORMS and method == "POST":
+                    if resp.status_code != 403 or "expired or came from another site" not in (
+                        resp.text
+                    ):
+                        wrong.append(f"{what}: {method} {path} -> {resp.status_code}")
                     continue
                 if resp.status_code != 401:
                     wrong.append(f"{what}: {method} {path} -> {resp.status_code} {resp.text[:80]}")
@@ -131,6 +155,8 @@ async def test_every_route_needs_a_token(stack: Stack, routes: list[tuple[str, s
     async with stack.api(None) as client:
         for method, path in sorted(OPEN_ROUTES):
             assert (await client.request(method, path)).status_code == 200, path
+        for path in sorted(STATIC):
+            assert (await client.get(path)).status_code == 200, path
     # A path no route has is 404 with no data, token or not.
     async with stack.api(None) as client:
         resp = await client.get("/api/v1/no-such-thing")

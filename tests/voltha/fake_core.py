@@ -26,16 +26,47 @@ from the stored state by ``restart``, like adapters reconnecting to a restarted 
   ETHERNET_NNI port (``1<<24 | i``, label ``nni-i``) and N PON_OLT ports (``2<<28 | i``,
   label ``pon-i``; oper DISCOVERED); one step later oper ACTIVE and the ports ACTIVE.
   Disable: admin DISABLED / oper UNKNOWN, PON ports UNKNOWN, ONUs UNREACHABLE / DISCOVERED
-  (``stopping-openomci``) until re-enabled. Reboot: UNREACHABLE; a step later the ONU
-  devices are deleted (rw_core's REBOOTED transition), the OLT comes back and the ONUs that
-  were there are discovered again (new device ids, same ONU ids).
-- ONU discovery (``discover_onu``): a child device like ChildDeviceDetected makes it, admin
-  ENABLED, oper DISCOVERED / UNREACHABLE, reason ``activating-onu``; then ACTIVATING /
-  REACHABLE ``starting-openomci`` (PON_ONU and ETHERNET_UNI ports created), then
-  ``discovery-mibsync-complete``, then ACTIVE ``initial-mib-downloaded`` (UNI ports ACTIVE).
-- ONU image upgrade: download DOWNLOAD_STARTED -> IMAGE_DOWNLOADING -> DOWNLOAD_SUCCEEDED /
-  IMAGE_INACTIVE (or DOWNLOAD_FAILED with a reason / IMAGE_DOWNLOADING_ABORTED), activate
-  IMAGE_ACTIVATING -> IMAGE_ACTIVE, commit IMAGE_COMMITTING -> IMAGE_COMMITTED.
+  (``stopping-openomci``) until re-enabled.
+- OLT reboot (openolt ``device_handler.go`` ``updateStateRebooted``, voltha-go
+  ``state/transitions.go``): the OLT is UNREACHABLE / UNKNOWN while it boots; then it reports
+  REACHABLE / REBOOTED, and rw_core's transition for that state deletes the logical device
+  and the ONU devices, one at a time (``manager_state_callback.go``
+  ``DeleteAllChildDevices``: a sync can see some gone and some not, and a device listed a
+  moment ago answers NOT_FOUND); openolt's resources are reset, so once the OLT is ACTIVE
+  again its ONUs are discovered anew: new device ids, and ONU ids (so UNI port numbers) in
+  the order they are found, here the reverse of the old one.
+- ONU discovery (``discover_onu``; openolt ``onuDiscIndication``, rw_core
+  ``ChildDeviceDetected``): a new child device, admin ENABLED (rw_core enables every child
+  it creates), oper DISCOVERED / REACHABLE ("onu-discovered-reachable"), reason
+  ``activating-onu``; then ACTIVATING ``starting-openomci`` (PON_ONU and ETHERNET_UNI ports
+  created), ``discovery-mibsync-complete``, ACTIVE ``initial-mib-downloaded`` (UNI ports
+  ACTIVE). Flows pushed by ONOS (``flows_changed``) move the reason to
+  ``tech-profile-config-download-success``, then ``omci-flows-pushed``; their removal to
+  ``omci-flows-deleted``, then ``tech-profile-config-delete-success`` (openonu
+  ``device_handler.go`` ``ReasonUpdate`` calls).
+- Disable/EnableOnuSerialNumber (voltha-go ``agent.go`` ``disableOnuSerialNumber``): the
+  core sets the ONU device's admin state and nothing else; the OLT remembers the serial, but
+  an ONU discovered again is a new device, enabled like any other.
+- ONU image upgrade (openonu ``openonu.go`` ``DownloadOnuImage`` and ``swupg``): a URL with
+  ``https:`` is refused by the adapter (an error, which rw_core reports as DOWNLOAD_FAILED /
+  UNKNOWN_ERROR), one openonu's HTTP client cannot fetch (another scheme) as DOWNLOAD_FAILED
+  / INVALID_URL, both in DownloadImageToDevice's own answer; otherwise DOWNLOAD_STARTED ->
+  IMAGE_DOWNLOADING -> DOWNLOAD_SUCCEEDED / IMAGE_INACTIVE (or DOWNLOAD_FAILED with a reason
+  / IMAGE_DOWNLOADING_ABORTED). Activation reboots the ONU (IMAGE_ACTIVATING; the device goes
+  DISCOVERED ``rebooting``, then UNREACHABLE, then through its bring-up again); while it
+  reboots, GetImageStatus for it answers what rw_core answers when the adapter does not:
+  DOWNLOAD_UNKNOWN / UNKNOWN_ERROR / IMAGE_UNKNOWN (``manager_nbi.go`` ``GetImageStatus``).
+  Back up with the new version: IMAGE_ACTIVE; commit IMAGE_COMMITTING -> IMAGE_COMMITTED.
+- Extension values: openolt's ``getPONRxPower`` and ``getPonPortStats`` split the port label
+  at "-" and index the second part with no check, and the adapter has no panic recovery: a
+  label without a "-" kills it (counted in ``adapter_crashes``; the call fails UNAVAILABLE).
+- The NBI server enforces grpc-go's default keepalive policy (voltha-lib-go's
+  ``pkg/grpc/server.go`` passes no ``KeepaliveEnforcementPolicy``; grpc-go
+  ``keepalive/keepalive.go`` and ``internal/transport/http2_server.go`` ``handlePing``): a
+  client ping sooner than 5 minutes after the last one, or any ping while no call is open,
+  is a strike, and the third strike closes the connection with GOAWAY ENHANCE_YOUR_CALM
+  ("too_many_pings"), failing the calls on it. gRPC C-core, which serves here, applies the
+  same rule when given those settings. ``keepalive_min_time`` scales the 5 minutes for tests.
 
 Test controls are plain methods (``discover_onu``, ``set_onu_optics``, ...); every state
 change wakes ``wait_for``. Nothing here is thread-safe: use it from the event loop that
@@ -49,6 +80,7 @@ import contextlib
 import dataclasses
 import hashlib
 import ipaddress
+import urllib.parse
 import uuid
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any
@@ -99,6 +131,16 @@ REASON_ADMIN_LOCK = "omci-admin-lock"
 REASON_REENABLED = "onu-reenabled"
 REASON_STOPPING_OPENOMCI = "stopping-openomci"
 REASON_REBOOTING = "rebooting"
+REASON_TP_DOWNLOADED = "tech-profile-config-download-success"
+REASON_FLOWS_PUSHED = "omci-flows-pushed"
+REASON_FLOWS_DELETED = "omci-flows-deleted"
+REASON_TP_DELETED = "tech-profile-config-delete-success"
+
+# grpc-go's server defaults (keepalive/keepalive.go EnforcementPolicy, internal/transport
+# defaults.go and http2_server.go): MinTime 5 minutes, PermitWithoutStream false, and the
+# connection closed past maxPingStrikes = 2.
+GRPC_GO_MIN_PING_INTERVAL = 300.0
+GRPC_GO_MAX_PING_STRIKES = 2
 
 _VOLTHA_SERVICE = "voltha.VolthaService"
 
@@ -184,6 +226,7 @@ class _Interceptor(grpc.aio.ServerInterceptor):
             copy = type(request)()
             copy.CopyFrom(request)
             fake.calls.append((name, copy))
+            fake.peers.append(context.peer())
             await fake._not_hanging.wait()
             try:
                 result = inner(request, context)
@@ -308,12 +351,16 @@ class FakeVoltha:
     - ``step_seconds``: the time between two simulated adapter steps (default 0.2 s);
     - ``pon_ports``: PON ports of an OLT unless ``set_pon_port_count`` says otherwise;
     - ``device_types``: the device types adapters are registered for (enabling another type
-      fails like voltha-go: UNKNOWN ``adapter-not-registered-for-device-type <type>``).
+      fails like voltha-go: UNKNOWN ``adapter-not-registered-for-device-type <type>``);
+    - ``keepalive_min_time``: grpc-go's keepalive MinTime the server enforces (300 s, its
+      default; tests scale it down together with the client's keepalive).
 
     Public state, for assertions (read it, do not mutate it):
 
     - ``calls``: ``(method, request)`` of every unary RPC received, in order; VolthaService
       methods by bare name (``"CreateDevice"``), others as ``"Extension/GetExtValue"``;
+      ``peers``: the caller's address of each (a new port is a new connection);
+    - ``adapter_crashes``: how often a request killed the simulated openolt adapter;
     - ``port``: the TCP port (0 before ``start``); ``address``: ``"127.0.0.1:<port>"``;
     - ``hang``: while True every RPC waits (until the client's deadline, ``stop``, or
       ``hang`` going back to False).
@@ -325,11 +372,17 @@ class FakeVoltha:
         step_seconds: float = 0.2,
         pon_ports: int = 4,
         device_types: Iterable[str] = (OLT_TYPE, ONU_TYPE),
+        keepalive_min_time: float = GRPC_GO_MIN_PING_INTERVAL,
     ) -> None:
         self.step_seconds = step_seconds
         self.default_pon_ports = pon_ports
         self.device_types = set(device_types)
+        self.keepalive_min_time = keepalive_min_time
         self.calls: list[tuple[str, Any]] = []
+        self.peers: list[str] = []
+        self.adapter_crashes = 0
+        self.version = 0  # counts changes of devices, ports and states (not reasons alone)
+        self._listeners: list[Callable[[], None]] = []
         self.port = 0
         self._server: grpc.aio.Server | None = None
         self._not_hanging = asyncio.Event()
@@ -342,6 +395,8 @@ class FakeVoltha:
         self._pon_port_counts: dict[str, int] = {}
         self._disabled_serials: dict[str, set[str]] = {}
         self._rebooting: set[str] = set()
+        self._generation: dict[str, int] = {}  # OLT id -> logical devices made so far
+        self._onu_rebooting: set[str] = set()  # ONUs rebooting to activate an image
         self._rediscover: dict[str, list[tuple[int, str, int, str, int]]] = {}
         self._uni_counts: dict[str, int] = {}
         self._optics: dict[str, _Optics] = {}
@@ -372,8 +427,17 @@ class FakeVoltha:
         """Serve on 127.0.0.1:``port`` (0: a port the OS picks); returns the port."""
         if self._server is not None:
             raise RuntimeError("FakeVoltha is already running")
+        ms = int(self.keepalive_min_time * 1000)
         server = grpc.aio.server(
-            interceptors=[_Interceptor(self)], options=[("grpc.so_reuseport", 0)]
+            interceptors=[_Interceptor(self)],
+            options=[
+                ("grpc.so_reuseport", 0),
+                # grpc-go's default EnforcementPolicy, in C-core's terms.
+                # GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS
+                ("grpc.http2.min_ping_interval_without_data_ms", ms),
+                ("grpc.http2.max_ping_strikes", GRPC_GO_MAX_PING_STRIKES),
+                ("grpc.keepalive_permit_without_calls", 0),
+            ],
         )
         voltha_pb2_grpc.add_VolthaServiceServicer_to_server(_VolthaServicer(self), server)
         extensions_pb2_grpc.add_ExtensionServicer_to_server(_ExtensionServicer(self), server)
@@ -452,6 +516,19 @@ class FakeVoltha:
         job = self._image_jobs.get(device_id, {}).get(version)
         return self._copy(job.state) if job else None
 
+    def logical_device(self, olt_id: str) -> int:
+        """How many logical devices rw_core made for the OLT so far: a new one after each
+        reboot (the REBOOTED transition deletes the old one) and each re-enable."""
+        return self._generation.get(olt_id, 0)
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        """Call ``listener()`` (synchronously, from the loop) after every state change."""
+        self._listeners.append(listener)
+
+    def unsubscribe(self, listener: Callable[[], None]) -> None:
+        with contextlib.suppress(ValueError):
+            self._listeners.remove(listener)
+
     def onos_device_id(self, olt_id: str) -> str:
         """The ONOS device id of the OLT's logical device: ``of:`` and the datapath id,
         which voltha-go makes from the OLT's MAC address."""
@@ -479,10 +556,11 @@ class FakeVoltha:
         """The OLT reports an ONU on a PON: ``pon_port`` is the PON interface id (0..N-1) or
         the PON_OLT port number (``2<<28 | i``). Creates the child device as voltha-go's
         ChildDeviceDetected does (a random UUID id, type ``brcm_openomci_onu``, proxy address
-        with the ONU id, the lowest free one from 1 unless given) and steps it to ACTIVE, or
-        leaves it admin DISABLED / oper DISCOVERED if its serial is disabled on that OLT. An
-        ONU already known under that OLT by serial is re-activated if idle. Returns its id.
-        ValueError if the OLT is unknown, not enabled, or has no such PON port."""
+        with the ONU id, the lowest free one from 1 unless given), enabled whatever the OLT
+        remembers of its serial, reachable (openolt's "onu-discovered-reachable"), and steps
+        it to ACTIVE. An ONU already known under that OLT by serial is re-activated if idle.
+        Returns its id. ValueError if the OLT is unknown, not enabled, or has no such PON
+        port."""
         olt = self._devices.get(olt_id)
         if olt is None or not olt.root:
             raise ValueError(f"no OLT {olt_id}")
@@ -505,7 +583,6 @@ class FakeVoltha:
         elif onu_id in used:
             raise ValueError(f"ONU id {onu_id} is in use on PON {intf} of {olt_id}")
         vendor = vendor_id if vendor_id is not None else serial[:4]
-        disabled = serial in self._disabled_serials.get(olt_id, set())
         onu = device_pb2.Device(
             id=str(uuid.uuid4()),
             type=ONU_TYPE,
@@ -523,18 +600,44 @@ class FakeVoltha:
                 onu_id=onu_id,
                 adapter_endpoint=OLT_ADAPTER_ENDPOINT,
             ),
-            admin_state=AdminState.DISABLED if disabled else AdminState.ENABLED,
+            admin_state=AdminState.ENABLED,
             oper_status=OperStatus.DISCOVERED,
-            connect_status=ConnectStatus.UNREACHABLE,
-            reason="" if disabled else REASON_ACTIVATING_ONU,
+            connect_status=ConnectStatus.REACHABLE,
+            reason=REASON_ACTIVATING_ONU,
         )
         self._devices[onu.id] = onu
         self._ports[onu.id] = {}
         self._uni_counts[onu.id] = uni_ports
         self._notify()
-        if not disabled:
-            self._spawn(onu.id, self._onu_activation(onu.id))
+        self._spawn(onu.id, self._onu_activation(onu.id))
         return str(onu.id)
+
+    def flows_changed(self, onu_id: str, pushed: bool) -> None:
+        """ONOS programmed (``pushed``) or removed the last of the flows on an ONU's UNI:
+        openonu downloads (deletes) the technology profile, then configures the flows over
+        OMCI, each step a reason (device_handler.go: DrTechProfileConfigDownloadSuccess, then
+        DrOmciFlowsPushed; DrOmciFlowsDeleted, then DrTechProfileConfigDeleteSuccess)."""
+        d = self._devices.get(onu_id)
+        if d is None or d.oper_status != OperStatus.ACTIVE:
+            return
+        first, second = (
+            (REASON_TP_DOWNLOADED, REASON_FLOWS_PUSHED)
+            if pushed
+            else (REASON_FLOWS_DELETED, REASON_TP_DELETED)
+        )
+        if d.reason == second:
+            return
+        d.reason = first
+        self._notify(topology=False)
+
+        async def then() -> None:
+            await self._step()
+            again = self._devices.get(onu_id)
+            if again is not None and again.reason == first:
+                again.reason = second
+                self._notify(topology=False)
+
+        self._spawn(f"flows:{onu_id}", then())
 
     def set_onu_optics(
         self,
@@ -611,6 +714,12 @@ class FakeVoltha:
             d.reason = reason
         self._notify()
 
+    def drop_port(self, device_id: str, port_no: int) -> None:
+        """The device stops reporting port ``port_no`` (a test control: a line card pulled,
+        a port missing from the core's answer); the ONUs on it stay listed."""
+        self._ports.get(device_id, {}).pop(port_no, None)
+        self._notify()
+
     def lose_onu(self, device_id: str) -> None:
         """The ONU drops off the PON (LOS): connect UNREACHABLE, oper DISCOVERED, reason
         ``stopping-openomci``; ``discover_onu`` with its serial brings it back."""
@@ -630,9 +739,15 @@ class FakeVoltha:
         copy.CopyFrom(msg)
         return copy
 
-    def _notify(self) -> None:
+    def _notify(self, topology: bool = True) -> None:
+        """Wake waiters and listeners; ``topology``: devices, ports or their states may have
+        changed (``version`` moves), not only a reason."""
+        if topology:
+            self.version += 1
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
+        for listener in list(self._listeners):
+            listener()
 
     def _get(self, device_id: str) -> device_pb2.Device:
         d = self._devices.get(device_id)
@@ -680,9 +795,6 @@ class FakeVoltha:
         olt = self._devices.get(olt_id)
         return olt is not None and olt.oper_status == OperStatus.ACTIVE
 
-    def _serial_disabled(self, onu: device_pb2.Device) -> bool:
-        return onu.serial_number in self._disabled_serials.get(onu.parent_id, set())
-
     def _resume(self) -> None:
         """After (re)start: carry on with every transition the stored state shows unfinished."""
         for d in list(self._devices.values()):
@@ -706,11 +818,7 @@ class FakeVoltha:
         d = self._devices.get(onu_id)
         if d is None or onu_id in self._tasks:
             return
-        if (
-            d.admin_state == AdminState.ENABLED
-            and d.oper_status != OperStatus.ACTIVE
-            and not self._serial_disabled(d)
-        ):
+        if d.admin_state == AdminState.ENABLED and d.oper_status != OperStatus.ACTIVE:
             self._spawn(onu_id, self._onu_activation(onu_id))
 
     # ---------------------------------------------------------------- adapter processes
@@ -763,28 +871,40 @@ class FakeVoltha:
         self._notify()
         for child in self._children(olt_id):
             self._kick_onu(child.id)
-        for intf, serial, onu_id, vendor, unis in pending:
-            self.discover_onu(olt_id, intf, serial, onu_id, vendor_id=vendor, uni_ports=unis)
+        # openolt's resource manager starts afresh after a reboot: ONU ids in the order the
+        # ONUs are found again (here the reverse of the old order), so new UNI port numbers.
+        for intf, serial, _old_id, vendor, unis in reversed(pending):
+            self.discover_onu(olt_id, intf, serial, vendor_id=vendor, uni_ports=unis)
 
     async def _olt_reboot(self, olt_id: str) -> None:
         olt = self._devices[olt_id]
         await self._step()
-        # Back up: rw_core's REBOOTED transition deletes the child devices; the ONUs are still
-        # on the PON, so they are discovered again once the OLT is active.
-        pending = self._rediscover.setdefault(olt_id, [])
-        for child in self._children(olt_id):
-            pending.append(
-                (
-                    child.proxy_address.channel_id,
-                    child.serial_number,
-                    child.proxy_address.onu_id,
-                    child.vendor_id,
-                    self._uni_counts.get(child.id, 1),
-                )
-            )
-            self._forget(child.id)
-        self._rebooting.discard(olt_id)
+        # Back up: openolt's updateStateRebooted reports REACHABLE / REBOOTED; rw_core's
+        # transition for it deletes the logical device and the child devices, one at a time.
+        # The ONUs are still on the PON, so they are discovered again once the OLT is active.
         olt.connect_status = ConnectStatus.REACHABLE
+        olt.oper_status = OperStatus.REBOOTED
+        self._generation[olt_id] = self._generation.get(olt_id, 0) + 1
+        pending = self._rediscover.setdefault(olt_id, [])
+        known = {p[1] for p in pending}
+        children = self._children(olt_id)
+        for child in children:
+            if child.serial_number not in known:
+                pending.append(
+                    (
+                        child.proxy_address.channel_id,
+                        child.serial_number,
+                        child.proxy_address.onu_id,
+                        child.vendor_id,
+                        self._uni_counts.get(child.id, 1),
+                    )
+                )
+        self._notify()
+        for child in children:
+            await asyncio.sleep(self.step_seconds / 4)
+            self._forget(child.id)
+            self._notify()
+        self._rebooting.discard(olt_id)
         if olt.admin_state == AdminState.ENABLED:
             olt.oper_status = OperStatus.ACTIVATING
             self._notify()
@@ -797,7 +917,7 @@ class FakeVoltha:
         """openonu's bring-up, resumable from whatever state the ONU is in."""
         while True:
             d = self._devices.get(onu_id)
-            if d is None or d.admin_state != AdminState.ENABLED or self._serial_disabled(d):
+            if d is None or d.admin_state != AdminState.ENABLED:
                 return
             if d.oper_status == OperStatus.ACTIVE:
                 return
@@ -865,6 +985,8 @@ class FakeVoltha:
 
     def _forget(self, device_id: str) -> None:
         self._cancel(device_id)
+        self._cancel(f"flows:{device_id}")
+        self._onu_rebooting.discard(device_id)
         self._cancel(f"image:{device_id}")
         self._devices.pop(device_id, None)
         self._ports.pop(device_id, None)
@@ -983,6 +1105,7 @@ class FakeVoltha:
                 self._cancel(child.id)
                 child.connect_status = ConnectStatus.UNREACHABLE
                 child.oper_status = OperStatus.DISCOVERED
+                self._set_ports_oper(child.id, OperStatus.UNKNOWN, {Port.ETHERNET_UNI})
             self._rebooting.add(device_id)
             self._notify()
             self._spawn(device_id, self._olt_reboot(device_id))
@@ -1030,21 +1153,29 @@ class FakeVoltha:
                     f"deviceId:{device_id}, invalid-admin-state:PREPROVISIONED",
                 )
         serials = self._disabled_serials.setdefault(d.parent_id, set())
-        if enable:
-            if by_serial is not None:
+        if by_serial is not None:
+            # agent.go disableOnuSerialNumber / enableOnuSerialNumber: the adapter is told
+            # (the OLT keeps the serial), the core sets the admin state, nothing else.
+            if enable:
                 serials.discard(by_serial)
+                d.admin_state = AdminState.ENABLED
+                self._notify()
+                self._kick_onu(device_id)
+            else:
+                serials.add(by_serial)
+                self._cancel(device_id)
+                d.admin_state = AdminState.DISABLED
+                self._notify()
+            return
+        if enable:
             d.admin_state = AdminState.ENABLED
             if d.oper_status != OperStatus.ACTIVE:
-                d.oper_status = (
-                    OperStatus.DISCOVERED if by_serial is not None else OperStatus.ACTIVATING
-                )
-            d.reason = REASON_ACTIVATING_ONU if by_serial is not None else REASON_REENABLED
+                d.oper_status = OperStatus.ACTIVATING
+            d.reason = REASON_REENABLED
             self._notify()
             self._kick_onu(device_id)
         else:
             self._cancel(device_id)
-            if by_serial is not None:
-                serials.add(by_serial)
             d.admin_state = AdminState.DISABLED
             d.oper_status = OperStatus.UNKNOWN
             d.reason = REASON_ADMIN_LOCK
@@ -1133,7 +1264,12 @@ class FakeVoltha:
 
     def _pon_label(self, olt: device_pb2.Device, label: str) -> tuple[int, int]:
         """(PON interface id, 0) of a ``pon-<i>`` label, or (-1, the ErrorReason) as openolt
-        answers a label it cannot use (it parses the number before the type)."""
+        answers a label it cannot use (it parses the number before the type). A label with no
+        "-" at all (an empty one too) is strings.Split(label, "-")[1] out of range: openolt
+        panics (no recover in getPONRxPower/getPonPortStats) and the adapter process dies."""
+        if "-" not in label:
+            self.adapter_crashes += 1
+            raise VolthaError(grpc.StatusCode.UNAVAILABLE, "error reading from server: EOF")
         kind, _, number = label.partition("-")
         if not number.isdigit():
             return -1, GetValueResponse.INVALID_REQ_TYPE
@@ -1291,6 +1427,22 @@ class FakeVoltha:
                     )
                 )
                 continue
+            # openonu DownloadOnuImage: "image download via https not supported" is an error
+            # (rw_core makes it DOWNLOAD_FAILED / UNKNOWN_ERROR); a URL its Go HTTP client
+            # cannot fetch (file_download_manager.go downloadFile) is INVALID_URL.
+            url = request.image.url
+            refusal = None
+            if "https:" in url:
+                refusal = ImageState.UNKNOWN_ERROR
+            elif urllib.parse.urlsplit(url).scheme.lower() != "http":
+                refusal = ImageState.INVALID_URL
+            if refusal is not None:
+                states.append(
+                    self._state(
+                        did, version, ImageState.DOWNLOAD_FAILED, refusal, ImageState.IMAGE_UNKNOWN
+                    )
+                )
+                continue
             failure = self._image_failure(did, version)
             if failure is not None and failure[1]:
                 states.append(
@@ -1346,7 +1498,19 @@ class FakeVoltha:
                 )
                 continue
             job = self._image_jobs.get(did, {}).get(version)
-            if job is None:
+            if did in self._onu_rebooting and d.oper_status != OperStatus.ACTIVE:
+                # The adapter is busy with the rebooting ONU and rw_core's call to it times
+                # out: manager_nbi.go GetImageStatus answers "unknown" for the device.
+                states.append(
+                    self._state(
+                        did,
+                        version,
+                        ImageState.DOWNLOAD_UNKNOWN,
+                        ImageState.UNKNOWN_ERROR,
+                        ImageState.IMAGE_UNKNOWN,
+                    )
+                )
+            elif job is None:
                 states.append(
                     self._state(
                         did,
@@ -1471,9 +1635,35 @@ class FakeVoltha:
                     if job.activate_on_success:
                         s.image_state = ImageState.IMAGE_ACTIVATING
             elif s.image_state == ImageState.IMAGE_ACTIVATING:
-                await self._step()
+                if device_id not in self._onu_rebooting:
+                    await self._step()
+                    # The ONU reboots onto the new image (openonu rebootDevice: DISCOVERED,
+                    # "rebooting"; then its down indication: UNREACHABLE, stopping-openomci).
+                    self._onu_rebooting.add(device_id)
+                    self._cancel(device_id)
+                    d.oper_status = OperStatus.DISCOVERED
+                    d.reason = REASON_REBOOTING
+                    self._set_ports_oper(device_id, OperStatus.UNKNOWN, {Port.ETHERNET_UNI})
+                    self._notify()
+                    await self._step()
+                    d.connect_status = ConnectStatus.UNREACHABLE
+                    d.reason = REASON_STOPPING_OPENOMCI
+                    self._notify()
+                    await self._step()
+                    d.firmware_version = version
+                    d.connect_status = ConnectStatus.REACHABLE
+                    self._notify()
+                self._kick_onu(device_id)  # up again: openonu's bring-up runs once more
+                await self._until(
+                    lambda: (
+                        device_id not in self._devices
+                        or self._devices[device_id].oper_status == OperStatus.ACTIVE
+                    )
+                )
+                self._onu_rebooting.discard(device_id)
+                if device_id not in self._devices:
+                    return
                 s.image_state = ImageState.IMAGE_ACTIVE
-                d.firmware_version = version
                 if job.commit_on_success:
                     s.image_state = ImageState.IMAGE_COMMITTING
             elif s.image_state == ImageState.IMAGE_COMMITTING:

@@ -1,6 +1,6 @@
 """A fake ONOS for tests: the REST API of the ONOS ``olt`` app (opencord/olt) that provisions
 subscriber services on ONU UNI ports, reading subscribers and bandwidth profiles from a SADIS
-HTTP source the way ONOS's ``sadis`` app does.
+HTTP source with the sadis app's own parsing rules (``onos_rules.py``).
 
 Served with starlette + uvicorn on 127.0.0.1 (a free port), basic auth (onos/rocks unless
 told otherwise; anything else is 401). Paths and status codes as
@@ -17,14 +17,31 @@ told otherwise; anything else is 401). Paths and status codes as
   <portName>`` if no device has a port of that name, else 200 (failures in ``failed``).
 - ``POST /onos/olt/oltapp/services/{portName}/{sTag}/{cTag}/{tpId}``: 500 as above; 400 (ONOS's
   IllegalArgumentException mapper) for a tag that is not a VLAN id / ``None`` / ``Any`` or a
-  tpId that is not an integer; 204 if the port is an NNI, SADIS has no such subscriber or no
-  uniTagList entry with that ponSTag, ponCTag and technologyProfileId, or that service is
-  already provisioned; else 200. A missing bandwidth profile is found after the answer (the
-  meter service): 200 and an entry in ``failed``.
-- ``DELETE`` of the same path: 500/400/204 as above, 204 also if the service is not
-  provisioned; else 200.
+  tpId that is not an integer; 204 if the port is the OLT's NNI (SADIS ``uplinkPort``), SADIS
+  has no such subscriber or no uniTagList entry with that ponSTag, ponCTag and
+  technologyProfileId (``Olt.getUniTagInformation``: a miss invalidates the cache and reads
+  again), or that very service (port and the whole UniTagInformation, ``ServiceKey.equals``)
+  is already provisioned; else 200. What fails after the answer (a missing bandwidth profile,
+  an OLT whose SADIS entry ONOS cannot read so that it has no NNI) is in ``failed``.
+- ``DELETE`` of the same path: 500/400/204 as above; 204 also when the service SADIS now
+  describes is not the one provisioned (the olt app compares the whole UniTagInformation:
+  SADIS serving new tags or profiles makes the old service unremovable by tags); else 200.
 - ``GET /onos/olt/oltapp/programmed-subscribers[/{deviceId}[/{port}]]``: 200
-  ``{"entries": [{"location": "<device>/<port>", "tagInfo": {...}}]}``.
+  ``{"entries": [{"location": "<device>/<port>", "tagInfo": {...}}]}``, the tag info in
+  ``UniTagInformationCodec``'s encoding (``OltFlowService.getProgrammedSubscribers``: services
+  whose flows are there, not those pending removal or removed).
+
+With ``voltha`` (a running ``FakeVoltha``) it follows the devices as ONOS's device service
+would (opencord/olt ``Olt.java`` ``OltDeviceListener``): an OLT whose logical device goes away
+(its REBOOTED transition, or its deletion) is purged: every service and provisioned subscriber
+on it is forgotten (``purgeDeviceFlows``); a UNI port that goes down or away loses its flows
+but stays provisioned, and a provisioned port that comes back up at the same place gets every
+service SADIS lists for it again (``handleOltPort``). Programming a service tells the core, so
+the ONU's reason moves to ``tech-profile-config-download-success`` and ``omci-flows-pushed``.
+
+Meters are made per device and bandwidth profile id the first time a service needs them
+and reused after (``OltMeterService.programmedMeters``): new rates under an old profile id
+never reach the OLT.
 
 Two simplifications: the queued work is done before the answer is sent (so ``services`` and
 ``failed`` are up to date when the call returns), and nothing read from SADIS is cached.
@@ -34,7 +51,9 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
+import json
 import secrets
 import socket
 from typing import TYPE_CHECKING, Any
@@ -45,19 +64,27 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
-from voltha_protos import device_pb2
+from voltha_protos import common_pb2, device_pb2
+
+from tests.voltha.onos_rules import (
+    Unparsable,
+    canonical_tag,
+    parse_bandwidth_profile,
+    parse_subscriber,
+)
 
 if TYPE_CHECKING:
     from tests.voltha.fake_core import FakeVoltha
 
 __all__ = ["FakeOnos", "ProvisionedService", "ServiceKey"]
 
-# (portName, sTag, cTag, tpId): the olt app's ServiceKey (its port and UniTagInformation).
+# (portName, sTag, cTag, tpId): how tests name a service.
 ServiceKey = tuple[str, int, int, int]
+# The olt app's ServiceKey: the connect point, the port name and the whole UniTagInformation.
+_Key = tuple[str, int, str, str]
 
 VLAN_NONE = -1  # onlab VlanId.NONE: (short) 0xffff
 VLAN_ANY = 4096  # onlab VlanId.ANY
-VLAN_NO_VID = 0  # onlab VlanId.NO_VID: what SADIS gives a missing tag
 MAX_VLAN = 4095
 
 _BASE = "/onos/olt/oltapp"
@@ -79,40 +106,18 @@ class ProvisionedService:
         return f"{self.device_id}/{self.port_no}"
 
 
-def _uni_tag(entry: dict[str, Any]) -> dict[str, Any]:
-    """A SADIS uniTagList entry with the defaults sadis's UniTagInformationCodec applies."""
+def _tag_json(tag: dict[str, Any]) -> str:
+    return json.dumps(tag, sort_keys=True)
 
-    def get(key: str, default: Any) -> Any:
-        value = entry.get(key)
-        return default if value is None else value
 
-    us_bp = str(get("upstreamBandwidthProfile", ""))
-    ds_bp = str(get("downstreamBandwidthProfile", ""))
-    return {
-        "uniTagMatch": int(get("uniTagMatch", VLAN_NO_VID)),
-        "ponCTag": int(get("ponCTag", VLAN_NO_VID)),
-        "ponSTag": int(get("ponSTag", VLAN_NO_VID)),
-        "usPonCTagPriority": int(get("usPonCTagPriority", -1)),
-        "usPonSTagPriority": int(get("usPonSTagPriority", -1)),
-        "dsPonCTagPriority": int(get("dsPonCTagPriority", -1)),
-        "dsPonSTagPriority": int(get("dsPonSTagPriority", -1)),
-        "technologyProfileId": int(get("technologyProfileId", -1)),
-        "upstreamBandwidthProfile": us_bp,
-        "downstreamBandwidthProfile": ds_bp,
-        "upstreamOltBandwidthProfile": str(get("upstreamOltBandwidthProfile", us_bp)),
-        "downstreamOltBandwidthProfile": str(get("downstreamOltBandwidthProfile", ds_bp)),
-        "serviceName": str(get("serviceName", "")),
-        "enableMacLearning": bool(get("enableMacLearning", False)),
-        "configuredMacAddress": str(get("configuredMacAddress", "")),
-        "isDhcpRequired": bool(get("isDhcpRequired", False)),
-        "isIgmpRequired": bool(get("isIgmpRequired", False)),
-        "isPppoeRequired": bool(get("isPppoeRequired", False)),
-    }
+def _name(key: _Key) -> ServiceKey:
+    tag = json.loads(key[3])
+    return (key[2], tag["ponSTag"], tag["ponCTag"], tag["technologyProfileId"])
 
 
 def _vlan(text: str) -> int:
     """onlab ``VlanId.vlanId(String)``: ``None``, ``Any`` or a short up to 4095."""
-    if text == "None":
+    if text in ("None", "-1"):
         return VLAN_NONE
     if text == "Any":
         return VLAN_ANY
@@ -135,21 +140,24 @@ def _error(code: int, message: str) -> JSONResponse:
 class FakeOnos:
     """The ONOS olt app REST API, reading SADIS from ``sadis_url``.
 
-    ``sadis_url`` is the SADIS server's base URL: subscribers are read from
-    ``{sadis_url}/subscribers/{portName}``, bandwidth profiles from
-    ``{sadis_url}/bandwidthprofiles/{id}``; any non-2xx answer, connection error or non-JSON
-    body is "not found", as in sadis's InformationAdapter.
+    ``sadis_url`` is the SADIS server's base URL: subscribers and devices are read from
+    ``{sadis_url}/subscribers/{id}``, bandwidth profiles from
+    ``{sadis_url}/bandwidthprofiles/{id}``; any non-2xx answer, connection error, non-JSON
+    body or body ONOS cannot parse is "not found", as in sadis's InformationAdapter.
 
-    ONOS knows the OLT ports: add them with ``add_port``, or pass ``voltha`` (a running
-    ``FakeVoltha``) and every ONU UNI port there is a port of its OLT's ONOS device
-    (``of:<datapath id>``, the UNI port number, named ``<serial>-<uni>``), as is each OLT's NNI
-    (named ``nni-<port number>``; the olt app refuses subscribers on ``nni-`` ports).
+    ONOS knows the OLTs and their ports: add them with ``add_device`` and ``add_port``, or
+    pass ``voltha`` (a running ``FakeVoltha``) and every OLT there is an ONOS device
+    (``of:<datapath id>``, its serial number), every ONU UNI port a port of it (the UNI port
+    number, named ``<serial>-<uni>``, up while the port is ACTIVE), as is each OLT's NNI. The
+    olt app takes an OLT's NNI from the ``uplinkPort`` of the OLT's own SADIS entry
+    (``OltDeviceService.getNniPort``): an OLT entry ONOS cannot read means no NNI, and no
+    subscriber flows on that OLT.
 
     Public state for assertions:
 
     - ``services``: programmed services, ``ServiceKey`` -> ``ProvisionedService``;
     - ``requested``: services the app has taken in (provisioned status set; a service whose
-      bandwidth profile was missing stays here until removed, as in the olt app);
+      flows failed stays here until removed, as in the olt app);
     - ``failed``: ``(location or port name, reason)`` of provisioning that failed after the
       request was accepted, with the olt app's log texts;
     - ``requests``: ``(method, path)`` of every request received;
@@ -169,16 +177,29 @@ class FakeOnos:
         self.password = password
         self.voltha = voltha
         self.port = 0
-        self.services: dict[ServiceKey, ProvisionedService] = {}
-        self.requested: set[ServiceKey] = set()
         self.failed: list[tuple[str, str]] = []
         self.requests: list[tuple[str, str]] = []
         self.fail_next = 0
+        self._requested: dict[_Key, bool] = {}  # provisionedSubscribers
+        self._programmed: dict[_Key, ProvisionedService] = {}  # cpStatus, flows added
         self._ports: dict[tuple[str, int], str] = {}
+        self._devices: dict[str, str] = {}  # ONOS device id -> serial number
+        self._up: dict[tuple[str, int], str] = {}  # ports ONOS last saw enabled
+        self._olts: set[tuple[str, int]] = set()  # OLT logical devices ONOS last saw
+        # OltMeterService.programmedMeters: one meter per device and bandwidth profile id,
+        # made from SADIS the first time and reused after (a profile's new rates under the
+        # same id never reach the OLT).
+        self._meters: dict[tuple[str, str], dict[str, Any]] = {}
         self._server: uvicorn.Server | None = None
         self._socket: socket.socket | None = None
         self._http: httpx.AsyncClient | None = None
         self._lock = asyncio.Lock()
+        self._follow: asyncio.Task[None] | None = None
+        self._cache: dict[str, Any] = {}
+        self._changes = 0  # programmed services added or removed
+        self._listed: tuple[int, bytes] = (-1, b"")  # the last full programmed-subscribers
+        self._cache_version = -1
+        self._dirty = asyncio.Event()
         self.app = Starlette(
             routes=[Route("/{path:path}", self._handle, methods=["GET", "POST", "DELETE"])]
         )
@@ -186,6 +207,14 @@ class FakeOnos:
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def services(self) -> dict[ServiceKey, ProvisionedService]:
+        return {_name(k): s for k, s in self._programmed.items()}
+
+    @property
+    def requested(self) -> set[ServiceKey]:
+        return {_name(k) for k, on in self._requested.items() if on}
 
     # ---------------------------------------------------------------- lifecycle
 
@@ -209,9 +238,21 @@ class FakeOnos:
             raise OSError("FakeOnos could not start")
         self._server, self._socket = server, sock
         self.port = sock.getsockname()[1]
+        if self.voltha is not None:
+            self._up = self._enabled_ports()
+            self._olts = {(k, g) for k, (_s, g) in self._voltha_olts().items()}
+            self.voltha.subscribe(self._dirty.set)
+            self._follow = asyncio.get_running_loop().create_task(self._follow_devices())
         return self.port
 
     async def stop(self) -> None:
+        if self._follow is not None:
+            self._follow.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follow
+            self._follow = None
+        if self.voltha is not None:
+            self.voltha.unsubscribe(self._dirty.set)
         if self._server is not None:
             server, self._server = self._server, None
             server.should_exit = True
@@ -230,7 +271,11 @@ class FakeOnos:
     async def __aexit__(self, *exc: object) -> None:
         await self.stop()
 
-    # ---------------------------------------------------------------- ports
+    # ---------------------------------------------------------------- devices and ports
+
+    def add_device(self, device_id: str, serial: str) -> None:
+        """ONOS learns device ``device_id`` with serial number ``serial`` (its SADIS key)."""
+        self._devices[device_id] = serial
 
     def add_port(self, device_id: str, port_no: int, name: str) -> None:
         """ONOS learns port ``port_no`` of ``device_id`` with annotation portName ``name``."""
@@ -239,22 +284,83 @@ class FakeOnos:
     def remove_port(self, device_id: str, port_no: int) -> None:
         self._ports.pop((device_id, port_no), None)
 
+    def _cached(self, name: str, build: Any) -> Any:
+        """``build()``, computed once per state of the fake core."""
+        assert self.voltha is not None
+        if self._cache_version != self.voltha.version:
+            self._cache = {}
+            self._cache_version = self.voltha.version
+        if name not in self._cache:
+            self._cache[name] = build()
+        return self._cache[name]
+
+    def _voltha_olts(self) -> dict[str, tuple[str, int]]:
+        """ONOS device id -> (serial, logical device generation) of every OLT of the fake
+        core with a logical device."""
+        if self.voltha is None:
+            return {}
+        return dict(self._cached("olts", self._build_olts))
+
+    def _build_olts(self) -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        assert self.voltha is not None
+        for device in self.voltha.devices():
+            if device.root and device.oper_status != common_pb2.OperStatus.REBOOTED:
+                with contextlib.suppress(KeyError, ValueError):
+                    out[self.voltha.onos_device_id(device.id)] = (
+                        device.serial_number,
+                        self.voltha.logical_device(device.id),
+                    )
+        return out
+
+    def _voltha_ports(self, enabled_only: bool) -> dict[tuple[str, int], str]:
+        if self.voltha is None:
+            return {}
+        ports, up, _onus = self._cached("ports", self._build_ports)
+        return dict(up if enabled_only else ports)
+
+    def _build_ports(
+        self,
+    ) -> tuple[dict[tuple[str, int], str], dict[tuple[str, int], str], dict[tuple[str, int], str]]:
+        """All ports, the enabled ones, and the ONU device of each UNI port."""
+        ports: dict[tuple[str, int], str] = {}
+        up: dict[tuple[str, int], str] = {}
+        onus: dict[tuple[str, int], str] = {}
+        assert self.voltha is not None
+        olts = {d.id: d for d in self.voltha.devices() if d.root}
+        for device in self.voltha.devices():
+            olt = olts.get(device.id if device.root else device.parent_id)
+            if olt is None or olt.oper_status == common_pb2.OperStatus.REBOOTED:
+                continue  # rw_core deleted the logical device
+            try:
+                onos_id = self.voltha.onos_device_id(olt.id)
+            except (KeyError, ValueError):
+                continue
+            for p in self.voltha.ports(device.id):
+                cp = (onos_id, p.port_no)
+                if device.root and p.type == device_pb2.Port.ETHERNET_NNI:
+                    ports[cp] = f"nni-{p.port_no}"
+                elif not device.root and p.type == device_pb2.Port.ETHERNET_UNI:
+                    ports[cp] = p.ofp_port.name
+                    onus[cp] = device.id
+                else:
+                    continue
+                if p.oper_status == common_pb2.OperStatus.ACTIVE:
+                    up[cp] = ports[cp]
+        return ports, up, onus
+
     def known_ports(self) -> dict[tuple[str, int], str]:
         """(ONOS device id, port number) -> port name, manual and from ``voltha``."""
-        ports = dict(self._ports)
-        if self.voltha is not None:
-            for device in self.voltha.devices():
-                olt_id = device.id if device.root else device.parent_id
-                try:
-                    onos_id = self.voltha.onos_device_id(olt_id)
-                except (KeyError, ValueError):
-                    continue
-                for p in self.voltha.ports(device.id):
-                    if device.root and p.type == device_pb2.Port.ETHERNET_NNI:
-                        ports[(onos_id, p.port_no)] = f"nni-{p.port_no}"
-                    elif not device.root and p.type == device_pb2.Port.ETHERNET_UNI:
-                        ports[(onos_id, p.port_no)] = p.ofp_port.name
-        return ports
+        return {**self._ports, **self._voltha_ports(False)}
+
+    def _enabled_ports(self) -> dict[tuple[str, int], str]:
+        return {**self._ports, **self._voltha_ports(True)}
+
+    def _serial(self, device_id: str) -> str | None:
+        if device_id in self._devices:
+            return self._devices[device_id]
+        found = self._voltha_olts().get(device_id)
+        return found[0] if found else None
 
     def _find_connect_point(self, port_name: str) -> tuple[str, int] | None:
         """Olt.findSubscriberConnectPoint: the first port with that portName."""
@@ -266,6 +372,7 @@ class FakeOnos:
     # ---------------------------------------------------------------- SADIS
 
     async def _sadis(self, kind: str, ident: str) -> dict[str, Any] | None:
+        """InformationAdapter.get: the entry as ONOS parses it, or None."""
         assert self._http is not None
         try:
             answer = await self._http.get(f"{self.sadis_url}/{kind}/{ident}")
@@ -274,22 +381,51 @@ class FakeOnos:
             data = answer.json()
         except (httpx.HTTPError, ValueError):
             return None
-        return data if isinstance(data, dict) else None
+        try:
+            if kind == "subscribers":
+                return parse_subscriber(data)
+            return parse_bandwidth_profile(data)
+        except Unparsable:
+            return None
+
+    async def _olt_info(self, device_id: str) -> dict[str, Any] | None:
+        """OltDeviceService.getOltInfo: the OLT's SADIS entry, by its serial number."""
+        serial = self._serial(device_id)
+        return None if serial is None else await self._sadis("subscribers", serial)
+
+    async def _is_nni(self, device_id: str, port_no: int) -> bool:
+        """OltDeviceService.isNniPort: the port is the OLT entry's uplinkPort."""
+        info = await self._olt_info(device_id)
+        return info is not None and info["uplinkPort"] == port_no
 
     # ---------------------------------------------------------------- olt app logic
 
+    def _flows_pushed(self, device_id: str, port_no: int, pushed: bool) -> None:
+        if self.voltha is None:
+            return
+        onu = self._cached("ports", self._build_ports)[2].get((device_id, port_no))
+        if onu is not None:
+            self.voltha.flows_changed(onu, pushed)
+
     async def _program(
-        self,
-        device_id: str,
-        port_no: int,
-        port_name: str,
-        sub: dict[str, Any],
-        tags: list[dict[str, Any]],
+        self, device_id: str, port_no: int, port_name: str, sub: dict[str, Any], tags: list[Any]
     ) -> None:
-        """The flow/meter services' part: each service needs its bandwidth profiles."""
+        """OltFlowService.handleSubscriberFlows: each service needs the OLT's NNI and its
+        bandwidth profiles (meters)."""
         location = f"{device_id}/{port_no}"
+        olt = await self._olt_info(device_id)
+        nni = olt["uplinkPort"] if olt is not None else -1
+        if (device_id, nni) not in self.known_ports():
+            self.failed.append(
+                (
+                    location,
+                    "Cannot configure DP flows as upstream port is not configured for "
+                    f"subscriber {sub.get('id')} on {location}",
+                )
+            )
+            return
         for tag in tags:
-            key = (port_name, tag["ponSTag"], tag["ponCTag"], tag["technologyProfileId"])
+            key = (device_id, port_no, port_name, _tag_json(tag))
             profiles: dict[str, dict[str, Any]] = {}
             missing = None
             for field in (
@@ -301,19 +437,35 @@ class FakeOnos:
                 bp_id = tag[field]
                 if bp_id in profiles:
                     continue
-                bp = await self._sadis("bandwidthprofiles", bp_id) if bp_id else None
+                bp = self._meters.get((device_id, bp_id))
+                if bp is None and bp_id:
+                    bp = await self._sadis("bandwidthprofiles", bp_id)
                 if bp is None:
                     missing = bp_id
                     break
+                self._meters[(device_id, bp_id)] = bp
                 profiles[bp_id] = bp
             if missing is not None:
                 self.failed.append(
                     (location, f"BandwidthProfile {missing} information not found in sadis")
                 )
                 continue
-            self.services[key] = ProvisionedService(
+            self._changes += 1
+            self._programmed[key] = ProvisionedService(
                 device_id, port_no, port_name, sub, tag, profiles
             )
+            self._flows_pushed(device_id, port_no, True)
+
+    def _unprogram(self, key: _Key) -> None:
+        if self._programmed.pop(key, None) is not None:
+            self._changes += 1
+            device_id, port_no = key[0], key[1]
+            if not any(k[:2] == (device_id, port_no) for k in self._programmed):
+                self._flows_pushed(device_id, port_no, False)
+
+    def _provisioned_on(self, device_id: str, port_no: int, name: str) -> bool:
+        """OltFlowService.isSubscriberServiceProvisioned(AccessDevicePort)."""
+        return any(k[:3] == (device_id, port_no, name) and on for k, on in self._requested.items())
 
     async def _provision_port(self, device_id: str, port_no: int) -> None:
         """Olt.provisionSubscriber(ConnectPoint), the queued part."""
@@ -322,10 +474,10 @@ class FakeOnos:
         if name is None:
             self.failed.append((location, "device or port not found"))
             return
-        if name.startswith("nni-"):
+        if await self._is_nni(device_id, port_no):
             self.failed.append((location, f"will not provision a subscriber on the NNI {location}"))
             return
-        if any(k[0] == name for k in self.requested):
+        if self._provisioned_on(device_id, port_no, name):
             self.failed.append((location, f"Subscriber on {location} is already provisioned"))
             return
         sub = await self._sadis("subscribers", name)
@@ -334,9 +486,9 @@ class FakeOnos:
                 (location, f"Subscriber information not found in sadis for port {location}")
             )
             return
-        tags = [_uni_tag(t) for t in sub.get("uniTagList") or [] if isinstance(t, dict)]
+        tags = list(sub.get("uniTagList") or [])
         for tag in tags:
-            self.requested.add((name, tag["ponSTag"], tag["ponCTag"], tag["technologyProfileId"]))
+            self._requested[(device_id, port_no, name, _tag_json(tag))] = True
         await self._program(device_id, port_no, name, sub, tags)
 
     async def _remove_port(self, device_id: str, port_no: int) -> None:
@@ -346,12 +498,12 @@ class FakeOnos:
         if name is None:
             self.failed.append((location, "device or port not found"))
             return
-        if name.startswith("nni-"):
+        if await self._is_nni(device_id, port_no):
             self.failed.append(
                 (location, f"will not un-provision a subscriber on the NNI {location}")
             )
             return
-        if not any(k[0] == name for k in self.requested):
+        if not self._provisioned_on(device_id, port_no, name):
             self.failed.append((location, f"Subscriber on {location} is not provisioned"))
             return
         sub = await self._sadis("subscribers", name)
@@ -360,24 +512,20 @@ class FakeOnos:
                 (location, f"Subscriber information not found in sadis for port {location}")
             )
             return
-        for raw in sub.get("uniTagList") or []:
-            if isinstance(raw, dict):
-                tag = _uni_tag(raw)
-                key = (name, tag["ponSTag"], tag["ponCTag"], tag["technologyProfileId"])
-                self.requested.discard(key)
-                self.services.pop(key, None)
+        for tag in sub.get("uniTagList") or []:
+            key = (device_id, port_no, name, _tag_json(tag))
+            self._requested.pop(key, None)
+            self._unprogram(key)
 
     async def _service_tag(
         self, port_name: str, s_tag: int, c_tag: int, tp_id: int
     ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        """Olt.getUniTagInformation: the subscriber and its matching uniTagList entry."""
+        """Olt.getUniTagInformation + OltUtils.getUniTagInformation: the subscriber and the
+        first uniTagList entry with that ponCTag, ponSTag and technologyProfileId."""
         sub = await self._sadis("subscribers", port_name)
         if sub is None or not isinstance(sub.get("uniTagList"), list):
             return None
-        for raw in sub["uniTagList"]:
-            if not isinstance(raw, dict):
-                continue
-            tag = _uni_tag(raw)
+        for tag in sub["uniTagList"]:
             if (tag["ponCTag"], tag["ponSTag"], tag["technologyProfileId"]) == (
                 c_tag,
                 s_tag,
@@ -385,6 +533,42 @@ class FakeOnos:
             ):
                 return sub, tag
         return None
+
+    # ---------------------------------------------------------------- following the devices
+
+    async def _follow_devices(self) -> None:
+        """Olt.OltDeviceListener, for the fake core's devices."""
+        while True:
+            await self._dirty.wait()
+            self._dirty.clear()
+            async with self._lock:
+                await self._device_events()
+
+    async def _device_events(self) -> None:
+        olts = {(k, g) for k, (_s, g) in self._voltha_olts().items()}
+        for gone, _generation in self._olts - olts:
+            # DEVICE_AVAILABILITY_CHANGED (ports gone) or DEVICE_REMOVED: purgeDeviceFlows,
+            # purgeDeviceMeters.
+            for key in [k for k in self._programmed if k[0] == gone]:
+                del self._programmed[key]
+                self._changes += 1
+            for key in [k for k in self._requested if k[0] == gone]:
+                del self._requested[key]
+            for meter in [m for m in self._meters if m[0] == gone]:
+                del self._meters[meter]
+        self._olts = olts
+        up = self._enabled_ports()
+        for cp, name in self._up.items():
+            if up.get(cp) != name:  # UNI disabled or removed: flows go, provisioned stays
+                for key in [k for k in self._programmed if k[:3] == (*cp, name)]:
+                    self._unprogram(key)
+        for cp, name in up.items():
+            if self._up.get(cp) != name and self._provisioned_on(cp[0], cp[1], name):
+                # handleOltPort: a provisioned UNI back up gets what SADIS lists for it.
+                sub = await self._sadis("subscribers", name)
+                if sub is not None:
+                    await self._program(cp[0], cp[1], name, sub, list(sub.get("uniTagList") or []))
+        self._up = up
 
     # ---------------------------------------------------------------- HTTP
 
@@ -417,6 +601,9 @@ class FakeOnos:
             return _error(404, "HTTP 404 Not Found")
         parts = path[len(_BASE) + 1 :].split("/")
         async with self._lock:
+            if self.voltha is not None and self._dirty.is_set():
+                self._dirty.clear()
+                await self._device_events()  # events already delivered before this request
             return await self._route(request.method, parts)
 
     async def _route(self, method: str, parts: list[str]) -> Response:
@@ -424,7 +611,7 @@ class FakeOnos:
         if parts == ["status"] and method == "GET":
             return Response(status_code=200)
         if parts[0] == "programmed-subscribers" and method == "GET" and len(parts) <= 3:
-            return self._programmed(
+            return self._programmed_response(
                 parts[1] if len(parts) > 1 else "", parts[2] if len(parts) > 2 else ""
             )
         if parts[0] == "services" and len(parts) in (2, 5) and method in ("POST", "DELETE"):
@@ -468,30 +655,35 @@ class FakeOnos:
                 await self._remove_port(device_id, port_no)
             return ok
         no_content = Response(status_code=204)
-        if port_name.startswith("nni-"):
+        if await self._is_nni(device_id, port_no):
             return no_content
         s_tag, c_tag, tp_id = tags
         found = await self._service_tag(port_name, s_tag, c_tag, tp_id)
         if found is None:
             return no_content
         sub, tag = found
-        key = (port_name, s_tag, c_tag, tp_id)
+        key = (device_id, port_no, port_name, _tag_json(tag))
         if method == "POST":
-            if key in self.requested:
+            if self._requested.get(key):
                 return no_content
-            self.requested.add(key)
+            self._requested[key] = True
             await self._program(device_id, port_no, port_name, sub, [tag])
             return ok
-        if key not in self.requested:
+        if not self._requested.get(key):
             return no_content
-        self.requested.discard(key)
-        self.services.pop(key, None)
+        self._requested.pop(key, None)
+        self._unprogram(key)
         return ok
 
-    def _programmed(self, device_id: str, port: str) -> Response:
+    def _programmed_response(self, device_id: str, port: str) -> Response:
+        if not device_id and not port and self._listed[0] == self._changes:
+            return Response(self._listed[1], media_type="application/json")
         entries = [
-            {"location": s.location, "tagInfo": s.uni_tag}
-            for s in self.services.values()
+            {"location": s.location, "tagInfo": canonical_tag(s.uni_tag)}
+            for s in self._programmed.values()
             if (not device_id or s.device_id == device_id) and (not port or str(s.port_no) == port)
         ]
-        return JSONResponse({"entries": entries})
+        body = json.dumps({"entries": entries}).encode()
+        if not device_id and not port:
+            self._listed = (self._changes, body)
+        return Response(body, media_type="application/json")

@@ -284,7 +284,7 @@ async def test_olt_disable_reenable_and_reboot(
     assert core.devices() == []
 
 
-async def test_disabled_serial_does_not_activate(
+async def test_disabled_serial_sets_the_admin_state_only(
     core: FakeVoltha, stub: voltha_pb2_grpc.VolthaServiceStub
 ) -> None:
     olt_id = await active_olt(core, stub)
@@ -298,7 +298,12 @@ async def test_disabled_serial_does_not_activate(
 
     await stub.DisableOnuSerialNumber(req())
     onu = core.device(onu_id)
-    assert (onu.admin_state, onu.oper_status) == (AdminState.DISABLED, OperStatus.UNKNOWN)
+    # voltha-go agent.go disableOnuSerialNumber: the admin state, nothing else.
+    assert (onu.admin_state, onu.oper_status, onu.reason) == (
+        AdminState.DISABLED,
+        OperStatus.ACTIVE,
+        "initial-mib-downloaded",
+    )
     assert await rpc_error(stub.DisableOnuSerialNumber(req())) == (
         Code.FAILED_PRECONDITION,
         f"device-already-disabled: {onu_id}",
@@ -311,23 +316,31 @@ async def test_disabled_serial_does_not_activate(
         Code.NOT_FOUND,
         'id:"nope"',
     )
+    # Serials are compared as given (manager.go GetOnuDeviceIdBySerial).
+    assert await rpc_error(stub.EnableOnuSerialNumber(req(serial="bbsm000000aa"))) == (
+        Code.NOT_FOUND,
+        "onu-device-id-not-found-for-serial-number-bbsm000000aa",
+    )
 
-    # The ONU leaves and comes back: its serial is still disabled on the OLT.
+    # The ONU device goes and the ONU is found again: a new device, enabled like any other
+    # (ChildDeviceDetected enables what it creates), though the OLT keeps the serial.
     await stub.DeleteDevice(common_pb2.ID(id=onu_id))
+    assert await rpc_error(stub.EnableOnuSerialNumber(req())) == (
+        Code.NOT_FOUND,
+        "onu-device-id-not-found-for-serial-number-BBSM000000AA",
+    )
     again = core.discover_onu(olt_id, 2, "BBSM000000AA")
-    with pytest.raises(TimeoutError):
-        await core.wait_for(
-            lambda: core.device(again).oper_status != OperStatus.DISCOVERED, timeout=5 * STEP
-        )
-    assert core.device(again).admin_state == AdminState.DISABLED
-    assert core.disabled_serials(olt_id) == {"BBSM000000AA"}
-
-    await stub.EnableOnuSerialNumber(req())
+    assert core.device(again).admin_state == AdminState.ENABLED
     await core.wait_for(lambda: core.device(again).oper_status == OperStatus.ACTIVE)
+    assert core.disabled_serials(olt_id) == {"BBSM000000AA"}
     assert await rpc_error(stub.EnableOnuSerialNumber(req())) == (
         Code.FAILED_PRECONDITION,
         f"device-already-enabled: {again}",
     )
+    await stub.DisableOnuSerialNumber(req())
+    await stub.EnableOnuSerialNumber(req())
+    assert core.device(again).admin_state == AdminState.ENABLED
+    assert core.disabled_serials(olt_id) == set()
 
 
 async def test_get_ext_value(
@@ -592,6 +605,14 @@ async def sadis() -> AsyncIterator[Sadis]:
         "gir": 0,
     }
     server.profiles["Default"] = {"id": "Default", "cir": 1000000, "cbs": 10000, "eir": 0}
+    # The OLT's own entry: the olt app takes the NNI from its uplinkPort.
+    server.subscribers["FAKEOLT1"] = {
+        "id": "FAKEOLT1",
+        "uplinkPort": 16777216,
+        "hardwareIdentifier": "00:00:0a:00:00:01",
+        "ipAddress": "10.0.0.1",
+        "nasId": "FAKEOLT1",
+    }
     await server.start()
     yield server
     await server.stop()
@@ -600,6 +621,7 @@ async def sadis() -> AsyncIterator[Sadis]:
 @pytest.fixture
 async def onos(sadis: Sadis) -> AsyncIterator[FakeOnos]:
     fake = FakeOnos(sadis.url)
+    fake.add_device("of:0000000000000001", "FAKEOLT1")
     fake.add_port("of:0000000000000001", 256, "BBSM00000001-1")
     fake.add_port("of:0000000000000001", 16777216, "nni-16777216")
     await fake.start()
@@ -697,6 +719,12 @@ async def test_onos_sees_fake_voltha_ports(
     await active_onu(core, olt_id, 0, "BBSM00000007")
     name = "BBSM00000007-1"
     sadis.subscribers[name] = subscriber(name, (900, 100, 64, "User_Bandwidth1", "Default"))
+    olt = core.device(olt_id)
+    sadis.subscribers[olt.serial_number] = {
+        "id": olt.serial_number,
+        "uplinkPort": NNI_PORT_BASE,
+        "hardwareIdentifier": olt.mac_address,
+    }
     async with (
         FakeOnos(sadis.url, voltha=core) as onos,
         httpx.AsyncClient(auth=("onos", "rocks"), timeout=5) as http,

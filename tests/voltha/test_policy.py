@@ -87,21 +87,91 @@ def test_state_changes_and_removals() -> None:
 
 
 def test_allowlist_both_ways() -> None:
-    snap = inventory.snapshot(
-        "lab", [_olt(), _onu("BRCM0001", OPER.ACTIVE), _onu("BRCM0002", OPER.ACTIVE)], _ports()
-    )
+    onus = [_olt(), _onu("BRCM0001", OPER.ACTIVE), _onu("BRCM0002", OPER.ACTIVE)]
+    snap = inventory.snapshot("lab", onus, _ports())
     refuse, allow = policy.allowlist(snap.devices.values(), {"BRCM0001"}, {})
     assert [(r.serial, r.olt_id, r.pon_port) for r in refuse] == [("BRCM0002", "olt-1", 536870912)]
     assert allow == []
-    # Disabled by us: not refused twice; once bound, allowed again.
-    refuse, allow = policy.allowlist(
-        snap.devices.values(), {"BRCM0001"}, {"BRCM0002": ("olt-1", 536870912)}
+    disabled = {"BRCM0002": ("olt-1", 536870912)}
+    # Disabled by us and disabled in VOLTHA: not refused twice.
+    off = [_olt(), _onu("BRCM0001", OPER.ACTIVE), _onu("BRCM0002", OPER.ACTIVE, ADMIN.DISABLED)]
+    snap = inventory.snapshot("lab", off, _ports())
+    assert policy.allowlist(snap.devices.values(), {"BRCM0001"}, disabled) == ([], [])
+    # Once bound, enabled again (a call: its device is disabled).
+    refuse, allow = policy.allowlist(snap.devices.values(), {"BRCM0001", "BRCM0002"}, disabled)
+    assert refuse == [] and [(a.serial, a.call) for a in allow] == [("BRCM0002", True)]
+
+
+def test_allowlist_looks_at_the_admin_state_again() -> None:
+    disabled = {"BRCM0002": ("olt-1", 536870912)}
+    # The OLT rebooted: the ONU is a new device, enabled. Disabled by us or not, refused.
+    again = inventory.snapshot("lab", [_olt(), _onu("BRCM0002", OPER.ACTIVE)], _ports())
+    refuse, _ = policy.allowlist(again.devices.values(), set(), disabled)
+    assert [r.serial for r in refuse] == ["BRCM0002"]
+    # Bound while its device is gone: nothing to enable yet (it would be NOT_FOUND).
+    empty = inventory.snapshot("lab", [_olt()], _ports())
+    assert policy.allowlist(empty.devices.values(), {"BRCM0002"}, disabled) == ([], [])
+    # Bound, and found again enabled: only the record goes, no call.
+    _, allow = policy.allowlist(again.devices.values(), {"BRCM0002"}, disabled)
+    assert [(a.serial, a.call) for a in allow] == [("BRCM0002", False)]
+
+
+def test_serials_in_openolts_form() -> None:
+    assert policy.normalize_serial("ALPHE3D1CEA3") == "ALPHe3d1cea3"
+    assert policy.normalize_serial("alphe3d1cea3") == "ALPHe3d1cea3"
+    assert policy.normalize_serial("ALPHe3d1cea3") == "ALPHe3d1cea3"
+    assert policy.normalize_serial("BRCM0001") == "BRCM0001"  # not that shape: as given
+    assert policy.normalize_serial("ALPHXYZ12345") == "ALPHXYZ12345"
+    onus = [_olt(), _onu("ALPHe3d1cea3", OPER.ACTIVE)]
+    snap = inventory.snapshot("lab", onus, _ports())
+    assert policy.allowlist(snap.devices.values(), {"ALPHE3D1CEA3"}, {}) == ([], [])
+    # A vendor id openolt reports as the ONU gives it, lower case included: still matched.
+    odd = inventory.snapshot("lab", [_olt(), _onu("abcd0000beef", OPER.ACTIVE)], _ports())
+    assert policy.normalize_serial("abcd0000beef") == "ABCD0000beef"
+    assert policy.allowlist(odd.devices.values(), {"ABCD0000beef"}, {}) == ([], [])
+
+
+def test_image_urls_openonu_can_fetch() -> None:
+    assert policy.image_url_problem("http://files.lab/onu.bin") is None
+    assert policy.image_url_problem("HTTP://files.lab/onu.bin") is None
+    for url in (
+        "https://files.lab/onu.bin",
+        "tftp://files.lab/onu.bin",
+        "sftp://files.lab/onu.bin",
+        "ftp://files.lab/onu.bin",
+        "http://files.lab/redirect?to=https://x",
+        "files.lab/onu.bin",
+        "http:///onu.bin",
+    ):
+        assert policy.image_url_problem(url) is not None, url
+
+
+def test_refusals_in_the_answer_and_no_answer() -> None:
+    S = device_pb2.ImageState
+    vendor = S(
+        download_state=S.DOWNLOAD_FAILED,
+        reason=S.VENDOR_DEVICE_MISMATCH,
+        image_state=S.IMAGE_UNKNOWN,
     )
-    assert refuse == []
-    refuse, allow = policy.allowlist(
-        snap.devices.values(), {"BRCM0001", "BRCM0002"}, {"BRCM0002": ("olt-1", 536870912)}
+    assert "VENDOR_DEVICE_MISMATCH" in (policy.refused("download", vendor) or "")
+    started = S(download_state=S.DOWNLOAD_STARTED, reason=S.NO_ERROR)
+    assert policy.refused("download", started) is None
+    aborted = S(
+        download_state=S.DOWNLOAD_UNKNOWN,
+        reason=S.UNKNOWN_ERROR,
+        image_state=S.IMAGE_ACTIVATION_ABORTED,
     )
-    assert refuse == [] and [a.serial for a in allow] == ["BRCM0002"]
+    assert policy.refused("activate", aborted) is not None
+    activating = S(download_state=S.DOWNLOAD_SUCCEEDED, image_state=S.IMAGE_ACTIVATING)
+    assert policy.refused("activate", activating) is None
+    # rw_core's "the adapter did not answer": neither done nor failed, at any step.
+    silent = S(
+        download_state=S.DOWNLOAD_UNKNOWN, reason=S.UNKNOWN_ERROR, image_state=S.IMAGE_UNKNOWN
+    )
+    assert policy.no_answer(silent)
+    for step in ("download", "activate", "commit"):
+        got = policy.image_step(step, silent)
+        assert not got.done and not got.failed, step
 
 
 def test_alarm_hysteresis() -> None:

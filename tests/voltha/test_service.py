@@ -144,13 +144,13 @@ async def test_allowlist_both_ways_and_services(stack: Stack) -> None:
     await until(lambda: alice in stack.onos.services, what="alice's service in ONOS")
     async with httpx.AsyncClient(base_url=stack.sadis) as s:
         sub = (await s.get("/subscribers/BRCM00000001-1")).json()
-        profile = (await s.get("/bandwidthprofiles/fiber-100-down")).json()
+        profile = (await s.get("/bandwidthprofiles/fiber-100-down-100000k")).json()
         assert (await s.get("/subscribers/ALPH00000002-1")).status_code == 404
     assert sub["remoteId"] == "alice"
     tag = sub["uniTagList"][0]
     assert (tag["ponSTag"], tag["ponCTag"], tag["technologyProfileId"]) == (100, 201, 64)
-    assert tag["downstreamBandwidthProfile"] == "fiber-100-down"
-    assert profile["cir"] == 100_000
+    assert tag["downstreamBandwidthProfile"] == "fiber-100-down-100000k"  # the rate in the id
+    assert profile["cir"] == 100_000 and profile["cbs"] == 1000  # kbit: 10 ms at the rate
     # Bound later: enabled again, up, provisioned.
     async with stack.client() as c:
         r = await c.put(
@@ -381,6 +381,13 @@ async def test_cli(stack: Stack) -> None:
         "2",
     )
     assert bad.returncode == 2 and "no subscriber nobody" in bad.stderr
+    for url in ("https://files.lab/onu.bin", "tftp://files.lab/onu.bin"):
+        refused = await asyncio.to_thread(
+            netd, "onu-firmware", "start", "--stack", "lab", "--version", "v9", "--url", url,
+            "BRCM00000001",
+        )  # fmt: skip
+        assert refused.returncode == 2 and "http://" in refused.stderr, refused.stderr
+        assert len(refused.stderr.strip().splitlines()) == 1, refused.stderr
     dup = await asyncio.to_thread(netd, "olt", "add", "--stack", "lab", "10.90.0.1:9191")
     assert dup.returncode == 1 and "device is already pre-provisioned" in dup.stderr
     shown = await asyncio.to_thread(netd, "onu", "show", "BRCM00000001")

@@ -1,0 +1,257 @@
+"""The rules every operator input follows, whatever the path it comes by: the CLI on the
+stores, the HTTP API, the gRPC API (through the API's models), the CLI through the API.
+
+Each rule is a function that returns the value as stored (normalised: a MAC in
+``aa:bb:cc:dd:ee:ff``, a prefix in CIDR form) or raises :class:`Invalid` with one line that
+names the input and says what is allowed. The API's pydantic models call the same functions
+(:func:`rule` turns one into a pydantic validator whose message is the rule's own), and the
+bounds are those of the database's CHECK constraints, so no path stores what another
+refuses, and every path refuses with the same message.
+
+Rules that need to know what exists (plans, vendors, SNMP profiles) take the names known
+(:func:`known`); the callers load them the way the daemons do.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import math
+import re
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+from pydantic import AfterValidator, WithJsonSchema
+from pydantic_core import PydanticCustomError
+
+T = TypeVar("T")
+
+# Names of things (NAS clients, plans, SNMP targets, devices, pools, tags): as the CHECK
+# constraints of nas_clients, radius_plans, snmp_targets and devices say.
+NAME = r"^[A-Za-z0-9_.:-]{1,64}$"
+NAME_RULE = "1 to 64 of A-Z a-z 0-9 _ . : -"
+TOKEN_NAME = r"^[A-Za-z0-9_.@-]{1,64}$"  # noqa: S105 - a pattern, not a token
+TOKEN_NAME_RULE = "1 to 64 of A-Z a-z 0-9 _ . @ -"  # noqa: S105
+TRAP_USER = r"^[A-Za-z0-9_.:@-]{1,32}$"
+TRAP_USER_RULE = "1 to 32 of A-Z a-z 0-9 _ . : @ -"
+SERIAL = r"^[A-Za-z0-9]{4,32}$"
+PLATFORM = r"^[a-z0-9_]{1,64}$"
+TEMPLATE = r"^[A-Za-z0-9_.-]{1,64}$"
+USERNAME_MAX = 253  # RFC 2865 §5.1: User-Name is at most 253 octets
+SECRET_MAX = 128  # RFC 2865 §5.2: User-Password (and so the shared secrets we accept)
+DESCRIPTION_MAX = 512
+PORT = (1, 65535)
+SNMP_INTERVAL = (10, 86400)  # snmp_targets.interval CHECK
+LEASE_TIME = (1, 2**31 - 1)  # ip_pools.lease_time CHECK (> 0, an integer)
+VLAN = (1, 4094)  # onu_bindings s_tag, c_tag
+TP_ID = (64, 255)
+UNI = (1, 16)
+CONCURRENCY = (1, 256)  # config_jobs and voltha_firmware_jobs CHECK
+COA_RETRIES = (1, 5)
+ID = (1, 2**62)  # task, job and backup ids (bigint)
+LIMIT = (1, 1_000_000)  # rows a CLI list prints
+SNMP_TIMEOUT = (0.05, 60.0)
+# The addresses one `pool add` may bring: a /14 of IPv4. More is a typo (10.0.0.0/8 is 16 M
+# rows) or a job for several calls.
+POOL_ADD_MAX = 2**18
+
+_MAC = re.compile(r"^[0-9a-f]{12}$")
+_MAC_SEPARATORS = re.compile(r"[-:.]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class Invalid(ValueError):
+    """An input that breaks a rule. The message names the input and the rule."""
+
+
+def show(value: object, limit: int = 64) -> str:
+    """``value`` quoted for a one-line message: escaped (no newline, no control character
+    reaches a terminal) and cut to ``limit`` characters."""
+    if not isinstance(value, str):
+        return repr(value)[:limit]
+    text = value
+    return repr(text[:limit]) + ("…" if len(text) > limit else "")
+
+
+def pattern(value: str, regex: str, what: str, rule_text: str) -> str:
+    if not isinstance(value, str) or re.match(regex, value) is None or value.endswith("\n"):
+        raise Invalid(f"{what} {show(value)} must be {rule_text}")
+    return value
+
+
+def name(value: str, what: str = "name") -> str:
+    """A name of a NAS client, plan, SNMP target, device, pool or tag."""
+    return pattern(value, NAME, what, NAME_RULE)
+
+
+def token_name(value: str) -> str:
+    return pattern(value, TOKEN_NAME, "token name", TOKEN_NAME_RULE)
+
+
+def trap_user(value: str) -> str:
+    return pattern(value, TRAP_USER, "SNMPv3 user", TRAP_USER_RULE)
+
+
+def text(value: str, what: str, most: int, least: int = 0) -> str:
+    """Printable text of ``least`` to ``most`` characters."""
+    if not least <= len(value) <= most:
+        raise Invalid(f"{what} must be {least} to {most} characters (got {len(value)})")
+    if _CONTROL.search(value):
+        raise Invalid(f"{what} {show(value)} holds a control character")
+    return value
+
+
+def username(value: str) -> str:
+    """A RADIUS User-Name: 1 to 253 characters, no control characters."""
+    if not 1 <= len(value) <= USERNAME_MAX:
+        raise Invalid(f"username must be 1 to {USERNAME_MAX} characters (got {len(value)})")
+    if _CONTROL.search(value):
+        raise Invalid(f"username {show(value)} holds a control character")
+    return value
+
+
+def secret(value: str, what: str = "secret", most: int = SECRET_MAX) -> str:
+    """A password or shared secret: 1 to ``most`` octets (its value is never echoed)."""
+    size = len(value.encode("utf-8", "surrogatepass"))
+    if not 1 <= size <= most:
+        raise Invalid(f"the {what} must be 1 to {most} octets (got {size})")
+    return value
+
+
+def bounded(value: int, bounds: tuple[int, int], what: str, unit: str = "") -> int:
+    low, high = bounds
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise Invalid(f"{what} must be {low} to {high}{unit} (got {show(value, 24)})")
+    return value
+
+
+def seconds(value: float, bounds: tuple[float, float], what: str) -> float:
+    low, high = bounds
+    if not math.isfinite(value) or not low <= value <= high:
+        raise Invalid(f"{what} must be {low:g} to {high:g} seconds (got {value!r})")
+    return value
+
+
+def port(value: int, what: str = "port") -> int:
+    return bounded(value, PORT, what)
+
+
+def mac(value: str) -> str:
+    """A MAC address in any common spelling → ``aa:bb:cc:dd:ee:ff``."""
+    digits = _MAC_SEPARATORS.sub("", value.strip()).lower()
+    if not _MAC.match(digits):
+        raise Invalid(f"mac {show(value)} is not a MAC address (12 hex digits: aa:bb:cc:dd:ee:ff)")
+    return ":".join(digits[i : i + 2] for i in range(0, 12, 2))
+
+
+def ip_address(value: str, what: str = "address") -> str:
+    """An IPv4 or IPv6 address, in its canonical spelling."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise Invalid(f"{what} {show(value)} is not an IP address") from None
+
+
+def framed_ip(value: str) -> str:
+    """A subscriber's static Framed-IP-Address (RFC 2865 §5.8): IPv4 only."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise Invalid(f"framed_ip {show(value)} is not an IPv4 address") from None
+    if address.version != 4:
+        raise Invalid(
+            f"framed_ip {show(value)} is IPv6: Framed-IP-Address is an IPv4 address "
+            "(IPv6 subscriber prefixes are not supported yet)"
+        )
+    return str(address)
+
+
+def network(value: str, what: str = "network") -> str:
+    """An address or a prefix (CIDR; host bits are dropped), in CIDR form."""
+    try:
+        return str(ipaddress.ip_network(value, strict=False))
+    except ValueError:
+        raise Invalid(f"{what} {show(value)} is not an address or CIDR prefix") from None
+
+
+def pool_ranges(ranges: Iterable[str]) -> list[str]:
+    """IPv4 ranges (CIDR) for an IP pool: netd pools hand out Framed-IP-Address, which is
+    IPv4; at most POOL_ADD_MAX addresses in all."""
+    out: list[str] = []
+    total = 0
+    for item in ranges:
+        net = ipaddress.ip_network(network(item, "range"), strict=False)
+        if net.version != 4:
+            raise Invalid(
+                f"range {show(item)} is IPv6: pools hand out Framed-IP-Address, an IPv4 address"
+            )
+        total += net.num_addresses
+        out.append(str(net))
+    if not out:
+        raise Invalid("give at least one range")
+    if total > POOL_ADD_MAX:
+        raise Invalid(
+            f"the ranges hold {total} addresses: at most {POOL_ADD_MAX} at a time (a /14)"
+        )
+    return out
+
+
+_OID = re.compile(r"^\.?(0|[1-9][0-9]{0,9})(\.(0|[1-9][0-9]{0,9})){1,127}$")
+
+
+def oid(value: str) -> str:
+    """A numeric object identifier (1.3.6.1.2.1.1.5.0), without a leading dot."""
+    if _OID.match(value) is None or any(int(arc) >= 2**32 for arc in value.strip(".").split(".")):
+        raise Invalid(f"OID {show(value)} must be numeric: 1.3.6.1.2.1.1.5.0")
+    return value.lstrip(".")
+
+
+def known(value: str, names: Iterable[str], what: str, where: str) -> str:
+    """``value`` if it is one of ``names``, else Invalid listing them."""
+    choices = sorted(set(names))
+    if value not in choices:
+        listed = ", ".join(choices[:20]) + (", …" if len(choices) > 20 else "")
+        raise Invalid(f"no {what} {show(value)} in {where} (known: {listed or 'none'})")
+    return value
+
+
+def json_object(value: str, what: str) -> dict[str, Any]:
+    import json  # noqa: PLC0415 - rarely needed
+
+    try:
+        parsed = json.loads(value)
+    except ValueError as exc:
+        raise Invalid(f"{what} is not JSON: {exc}") from None
+    if not isinstance(parsed, dict):
+        raise Invalid(f"{what} is a JSON object ({{...}})")
+    return parsed
+
+
+# --- the same rules as pydantic validators (for the API's models) ---------------------------
+
+
+def rule(check: Callable[[Any], Any]) -> AfterValidator:
+    """A pydantic validator running ``check``: its Invalid becomes the field's error with
+    the rule's own message (no "Value error, " prefix), so the API says what the CLI says."""
+
+    def run(value: Any) -> Any:
+        if value is None:
+            return None
+        try:
+            return check(value)
+        except Invalid as exc:
+            raise PydanticCustomError("invalid", "{message}", {"message": str(exc)}) from None
+
+    return AfterValidator(run)
+
+
+def int_schema(bounds: tuple[int, int]) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": bounds[0], "maximum": bounds[1]})
+
+
+def str_schema(regex: str | None = None, most: int | None = None) -> WithJsonSchema:
+    schema: dict[str, Any] = {"type": "string"}
+    if regex:
+        schema["pattern"] = regex
+    if most:
+        schema["maxLength"] = most
+    return WithJsonSchema(schema)
