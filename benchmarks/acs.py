@@ -122,7 +122,7 @@ def run() -> list[dict[str, Any]]:
         proto.root + "DeviceInfo.UpTime",
     ]
     names = [n for n in names if n in tree] or [n for n in tree if not n.endswith(".")][:3]
-    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}") for i in range(CPES)]
+    cpes = [Cpe(tree, serial_suffix=f"-{i:05d}", resettable=False) for i in range(CPES)]
     results: list[dict[str, float]] = []
     memory: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="netd-bench-acs-") as tmp_name:
@@ -143,6 +143,7 @@ def run() -> list[dict[str, Any]]:
                     await conn.close()
 
             uvloop.run(prepare())
+            (tmp / "no-policies").mkdir()  # no presets (a missing directory is refused)
             port, status = free_port(), free_port()
             env = {k: v for k, v in os.environ.items() if not k.startswith("NETD_")}
             env.update(
@@ -172,6 +173,9 @@ def run() -> list[dict[str, Any]]:
                             break
                     except httpx.HTTPError:
                         pass
+                    if proc.poll() is not None:
+                        log = (tmp / "acs.log").read_text()[-2000:]
+                        raise RuntimeError(f"netd acs exited {proc.returncode}: {log}")
                     time.sleep(0.1)
                 for i in range(RUNS):
                     uvloop.run(_seed(dsn, cpes, names))

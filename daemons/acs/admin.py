@@ -21,6 +21,7 @@ from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
 from daemons.core.policies import PolicyError, load_policies
 from daemons.store import acs as store
+from daemons.store import cpe_bulk
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -53,8 +54,13 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         "--status", choices=["queued", "running", "done", "fault", "cancelled", "expired"]
     )
     tl.add_argument("--limit", type=int, default=100)
-    cancel = cs.add_parser("cancel", help="cancel a task that has not started")
+    cancel = cs.add_parser(
+        "cancel",
+        help="cancel a queued or running task (the ACS sends it no more; says what the CPE "
+        "may still do)",
+    )
     cancel.add_argument("task_id", type=int)
+    _bulk_parsers(cs)
     poke = cs.add_parser("connreq", help="send a connection request now")
     poke.add_argument("device_id")
     faults = cs.add_parser("faults", help="faults CPEs answered with, newest first")
@@ -76,6 +82,44 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
 def task_args(text: str) -> dict[str, Any]:
     return validate.json_object(text, "--args")
+
+
+def _bulk_parsers(cs: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    bulk = cs.add_parser(
+        "bulk",
+        help="queue a task (or runPreset) for every CPE a filter matches, connection "
+        "requests paced by the ACS",
+    )
+    bulk.add_argument("kind", choices=TASK_KINDS)
+    bulk.add_argument("--args", default="{}", metavar="JSON", help="the task's arguments")
+    bulk.add_argument("--tag", action="append", default=[], help="all of these tags (repeat)")
+    bulk.add_argument("--oui")
+    bulk.add_argument("--product-class")
+    bulk.add_argument("--software-version")
+    bulk.add_argument("--param", metavar="NAME=VALUE", help="a stored parameter's value")
+    bulk.add_argument(
+        "--rate", type=float, help="connection requests a second (acs.connection_request_rate)"
+    )
+    bs = cs.add_parser("bulk-show", help="a bulk run's progress (--tasks: per-device results)")
+    bs.add_argument("bulk_id", type=int)
+    bs.add_argument("--tasks", action="store_true", help="also each device's task")
+    bc = cs.add_parser("bulk-cancel", help="cancel a bulk run's queued and running tasks")
+    bc.add_argument("bulk_id", type=int)
+
+
+def bulk_filter(args: argparse.Namespace) -> dict[str, Any]:
+    """The device filter of ``netd cpe bulk``'s options (checked by acs.tasks.check_filter,
+    as the API's are)."""
+    f: dict[str, Any] = {"tags": list(args.tag)}
+    for key in ("oui", "product_class", "software_version"):
+        if getattr(args, key):
+            f[key] = getattr(args, key)
+    if args.param:
+        name, sep, value = args.param.partition("=")
+        if not sep:
+            raise validate.Invalid("--param is NAME=VALUE")
+        f["parameter"] = {"name": name, "value": value}
+    return f
 
 
 def _limit(args: argparse.Namespace) -> int:
@@ -118,7 +162,9 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
             return output.record(args, device)
         outcome = await acs_tasks.poke_device(pool, loaded.config.acs, device)
         output.record(args, {"device_id": args.device_id, "outcome": outcome})
-        return 0 if outcome == "ok" else local.fail(f"connection request: {outcome}", 1)
+        if outcome in ("ok", "udp-sent", "udp-queued"):
+            return 0
+        return local.fail(f"connection request: {outcome}", 1)
     if a == "params":
         params = (await store.device_params(pool, args.device_id, args.prefix)).values()
         return output.rows(args, params, "no parameters")
@@ -140,14 +186,59 @@ async def _run(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> 
         return output.rows(args, found, "no tasks")
     if a == "cancel":
         validate.bounded(args.task_id, validate.ID, "task id")
-        if await store.cancel_task(pool, args.task_id):
-            print(f"cancelled task {args.task_id}")
-            return 0
-        return local.fail(f"task {args.task_id} is unknown, started or ended", 1)
+        try:
+            was, note = await acs_tasks.cancel(pool, args.task_id)
+        except acs_tasks.TaskError as exc:  # no such task, or it has ended: the API's 404/409
+            return local.fail(str(exc), 1)
+        print(f"cancelled task {args.task_id} (was {was['status']}): {note}")
+        return 0
     if a in ("files", "file-put", "file-remove"):
         return await _files(loaded, pool, args)
+    if a in ("bulk", "bulk-show", "bulk-cancel"):
+        return await _bulk(loaded, pool, args)
     found = await store.list_faults(pool, device_id=args.device, before=None, limit=_limit(args))
     return output.rows(args, found, "no faults")
+
+
+async def _bulk(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
+    if args.action == "bulk":
+        bulk_id = await acs_tasks.queue_bulk(
+            pool,
+            loaded.config.acs,
+            bulk_filter(args),
+            args.kind,
+            task_args(args.args),
+            local.actor(),
+            args.rate,
+        )
+        return output.record(args, await cpe_bulk.get_bulk(pool, bulk_id) or {})
+    validate.bounded(args.bulk_id, validate.ID, "bulk run id")
+    if args.action == "bulk-cancel":
+        count = await cpe_bulk.cancel_bulk(pool, args.bulk_id)
+        if count is None:
+            return local.fail(f"no bulk run {args.bulk_id}", 1)
+        print(f"cancelled bulk run {args.bulk_id}: {count} tasks")
+        return 0
+    found = await cpe_bulk.get_bulk(pool, args.bulk_id)
+    if found is None:
+        return local.fail(f"no bulk run {args.bulk_id}", 1)
+    if not args.tasks:
+        return output.record(args, found)
+    tasks: list[dict[str, Any]] = []
+    while True:
+        page = await store.list_tasks(
+            pool,
+            device_id=None,
+            status=None,
+            after=tasks[-1]["id"] if tasks else None,
+            limit=1000,
+            bulk_id=args.bulk_id,
+        )
+        tasks += page
+        if len(page) < 1000:
+            break
+    output.record(args, found)
+    return output.rows(args, tasks, "no tasks")
 
 
 async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -> int:
@@ -175,4 +266,4 @@ async def _files(loaded: Loaded, pool: asyncpg.Pool, args: argparse.Namespace) -
     return output.record(args, info.as_dict())
 
 
-__all__ = ["add_parsers", "run", "task_args"]
+__all__ = ["add_parsers", "bulk_filter", "run", "task_args"]

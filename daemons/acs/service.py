@@ -29,12 +29,13 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, files, presets
+from daemons.acs import cwmp, files, planning, pokes, presets
 from daemons.acs import engine as eng
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.policies import PolicySet
+from daemons.core.portclaim import PortTaken, probe
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
@@ -59,6 +60,7 @@ class _Live:
     started: float = field(default_factory=time.monotonic)
     last: float = field(default_factory=time.monotonic)
     tasks: dict[int, int] = field(default_factory=dict)  # started: id -> attempts (fence)
+    kinds: list[eng.Task] = field(default_factory=list)  # the tasks this session started
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
 
 
@@ -132,14 +134,15 @@ class AcsApp:
         self.engine_cfg = eng.EngineConfig(batch=self.cfg.batch)
         self.by_conn: dict[tuple[Any, ...], _Live] = {}
         self.by_sid: dict[str, _Live] = {}
+        self.by_device: dict[str, _Live] = {}
         self.metrics = _Metrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
         self._nonce_key = secrets.token_bytes(32)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
-        self.presets: list[presets.Preset] = []
         self.files = file_store(ctx.config)
+        self.planner = planning.Planner(ctx.pool, self.cfg, self.files, self._global, self.ratelog)
         self.limiter: KeyedBuckets[str] | None = None
         if self.cfg.rate_limit > 0:
             self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
@@ -340,21 +343,30 @@ class AcsApp:
         if live is not None:
             self._forget(live, outcome)
 
-    def _forget(self, live: _Live, outcome: str) -> None:
+    def _forget(self, live: _Live, outcome: str, later: bool = True) -> list[tuple[int, int]]:
+        """Drop a session; its started, unanswered tasks go back to the queue, in the
+        background unless ``later`` is False: then the caller awaits ``_requeue`` of the
+        leases returned."""
         if self.by_conn.get(live.conn) is live:
             del self.by_conn[live.conn]
         if self.by_sid.get(live.sid) is live:
             del self.by_sid[live.sid]
+        if self.by_device.get(live.session.device_id) is live:
+            del self.by_device[live.session.device_id]
         self.metrics.sessions.labels(outcome).inc()
         self.metrics.seconds.observe(time.monotonic() - live.started)
         self.metrics.live.set(len(self.by_sid))
         unfinished = list(live.tasks.items())
-        if unfinished:
+        live.tasks = {}
+        if unfinished and later:
             task = asyncio.get_running_loop().create_task(self._requeue(unfinished))
             self._background.add(task)  # held until done: the loop keeps weak references
             task.add_done_callback(self._background.discard)
+        return unfinished
 
     async def _requeue(self, leases: list[tuple[int, int]]) -> None:
+        if not leases:
+            return
         try:
             await store.requeue_unfinished(
                 self.ctx.pool, leases, self.cfg.task_max_attempts, self.cfg.task_backoff
@@ -387,8 +399,12 @@ class AcsApp:
             raise _Reject(400, f"envelope: {exc}") from None
         self.metrics.rpcs.labels(env.method or "empty" if env.method in _KNOWN else "other").inc()
         if env.method == "Inform":
-            if live is not None:
-                self._forget(live, "replaced")
+            # The CPE left its earlier session (it dropped the connection, rebooted): the
+            # tasks that session started go back to the queue, with backoff, before this
+            # session picks its tasks, so they are not restarted at once.
+            earlier = self.by_device.get(env.args["device"].key)
+            for old in {id(x): x for x in (live, earlier) if x is not None}.values():
+                await self._requeue(self._forget(old, "replaced", later=False))
             mode, creds = await self._credentials(env.args["device"].key)
             if mode != "none" and not self._authenticated(scope, mode, creds):
                 raise _Reject(401, "auth: credentials missing or wrong", self._challenge(mode))
@@ -403,11 +419,16 @@ class AcsApp:
                 self._forget(live, "protocol")
                 raise _Reject(400, f"protocol: {exc}") from None
             await self._record(live, step.effects)
+            while step.task is not None and await store.is_cancelled(self.ctx.pool, step.task.id):
+                live.tasks.pop(step.task.id, None)  # cancelled before its RPC went out
+                step = live.session.withdraw(step.task.id)
+                await self._record(live, step.effects)
             if step.body is None:
                 live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
                 return (200 if self.cfg.end_with_200 else 204), [], b""
-            return 200, [], cwmp.envelope(live.session.ns, secrets.token_hex(4), step.body)
+            cwmp_id = step.reply_to if step.echo else secrets.token_hex(4)
+            return 200, [], cwmp.envelope(live.session.ns, cwmp_id, step.body)
 
     async def _inform(
         self, scope: dict[str, Any], env: cwmp.Envelope
@@ -427,7 +448,7 @@ class AcsApp:
         )
         if known is None:
             raise _Reject(403, "unknown device: acs.auto_register is off")
-        was_known, discovered = known
+        was_known, discovered, listed = known
         if not was_known:
             with contextlib.suppress(Exception):
                 await append_event(
@@ -438,18 +459,29 @@ class AcsApp:
                     data={"ip": ip, "events": session.events},
                     cache=self.ctx.cache,
                 )
-        preset_values = await self._presets(session, ip)
-        tasks = [
-            self._with_credentials(t)
-            for t in await store.start_tasks(self.ctx.pool, session.device_id)
-        ]
-        session.plan(tasks, discovered, preset_values)
+        preset_values = await self.planner.preset_values(session)
+        started = await store.start_tasks(
+            self.ctx.pool, session.device_id, self.cfg.task_max_attempts
+        )
+        tasks = [await self.planner.prepare(t, session.device_id) for t in started]
+        unread = None
+        if listed and not discovered:  # an earlier session listed the tree: resume
+            unread = await store.unread_names(self.ctx.pool, session.device_id)
+        session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
-        live = _Live(session, sid, self._conn(scope), ip, tasks={t.id: t.attempts for t in tasks})
+        live = _Live(
+            session,
+            sid,
+            self._conn(scope),
+            ip,
+            tasks={t.id: t.attempts for t in tasks},
+            kinds=tasks,
+        )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
             await self._record(live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
+        self.by_device[session.device_id] = live
         self.metrics.live.set(len(self.by_sid))
         step = session.first(env)
         cookie = f"{COOKIE}={sid}; Path=/; HttpOnly".encode()
@@ -459,67 +491,10 @@ class AcsApp:
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
 
-    def _with_credentials(self, task: eng.Task) -> eng.Task:
-        """A transfer from our file store carries the CWMP credentials, added here in
-        memory: the password is never written into the task row."""
-        if task.kind in ("download", "upload") and task.args.get("acs_credentials"):
-            user, password = self._global if self.cfg.auth != "none" else ("", "")
-            return eng.Task(
-                task.id,
-                task.kind,
-                {**task.args, "username": user, "password": password},
-                task.attempts,
-            )
-        return task
-
-    async def _presets(self, session: eng.Session, ip: str | None) -> list[cwmp.ParamValue]:
-        """The preset values this device lacks; a Download task queued for the preset's
-        firmware when it runs another version (once: not while one is in flight)."""
-        if not self.presets:
-            return []
-        pool = self.ctx.pool
-        device = await store.get_device(pool, session.device_id)
-        if device is None:
-            return []
-        facts = presets.Facts(
-            session.device.oui,
-            session.device.product_class,
-            str(device["software_version"]),
-            tuple(session.events),
-            tuple(device["tags"]),
-        )
-        fw = presets.firmware(self.presets, facts)
-        if fw is not None and not await store.firmware_in_flight(pool, session.device_id, fw[0]):
-            version, name = fw
-            info = await self.files.get(pool, name)
-            if info is None:
-                self.ratelog.log(
-                    logging.WARNING,
-                    f"fw-missing-{name}",
-                    "a preset names a firmware file that is not in the file store",
-                    file=name,
-                )
-            else:
-                base = self.cfg.public_url or f"http://{_hostport(self.cfg.host, self.cfg.port)}"
-                await store.queue_task(
-                    pool,
-                    session.device_id,
-                    "download",
-                    {
-                        "url": f"{base.rstrip('/')}/files/{name}",
-                        "file_type": info.file_type,
-                        "file_size": info.size,
-                        "version": version,
-                        "file": name,
-                        "acs_credentials": True,
-                    },
-                    "preset",
-                )
-        want = presets.desired(self.presets, facts, session.root)
-        if not want:
-            return []
-        stored = await store.stored_values(pool, session.device_id, list(want))
-        return presets.diff(want, stored)
+    def _deadline(self, task_id: int, live: _Live) -> float:
+        """How long a task may wait on the CPE (a transfer's TransferComplete), by kind."""
+        kind = next((t.kind for t in live.kinds if t.id == task_id), "download")
+        return self.cfg.upload_deadline if kind == "upload" else self.cfg.download_deadline
 
     async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
         """Write one step's effects in one transaction (one commit per CPE message)."""
@@ -531,9 +506,22 @@ class AcsApp:
         async with self.ctx.pool.acquire() as conn, conn.transaction():
             for e in effects:
                 if isinstance(e, eng.Params):
-                    await store.put_params(conn, device_id, e.values, e.names, e.discovered)
+                    await store.put_params(
+                        conn,
+                        device_id,
+                        e.values,
+                        e.names,
+                        e.discovered,
+                        prune=e.prune,
+                        listing=e.listing,
+                        listed=e.listed,
+                        unreadable=e.unreadable,
+                    )
+                elif isinstance(e, eng.Removed):
+                    await store.remove_subtree(conn, device_id, e.path)
                 elif isinstance(e, eng.TaskResult):
-                    await store.finish_task(conn, e.task_id, e.status, e.result)
+                    deadline = self._deadline(e.task_id, live) if e.status == "running" else None
+                    await store.finish_task(conn, e.task_id, e.status, e.result, deadline)
                     done.append(e.task_id)
                 elif isinstance(e, eng.Fault):
                     self.metrics.faults.labels(str(e.code)).inc()
@@ -612,12 +600,15 @@ class AcsService(Daemon):
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: list[presets.Preset] | None = None
+        self.stun: pokes.StunServer | None = None
+        self._stun_transport: asyncio.DatagramTransport | None = None
+        self.dispatcher: pokes.Dispatcher | None = None
 
     def check_policies(self, policies: PolicySet) -> None:
         self._pending = presets.load_presets(policies)
 
     def apply_policies(self, policies: PolicySet) -> None:
-        self.app.presets = (
+        self.app.planner.presets = (
             self._pending if self._pending is not None else presets.load_presets(policies)
         )
         self._pending = None
@@ -628,22 +619,64 @@ class AcsService(Daemon):
         if self.ctx.config.acs.auth == "none":
             log.warning('CPE authentication is off (acs.auth = "none")')
         await self.server.start()
-        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+        cfg = self.ctx.config.acs
+        loop = asyncio.get_running_loop()
+        if cfg.stun_port:
+            stun_server = pokes.StunServer(self.ctx.registry)
+            try:
+                transport, _ = await loop.create_datagram_endpoint(
+                    lambda: stun_server, local_addr=(cfg.host, cfg.stun_port)
+                )
+            except OSError as exc:
+                where = _hostport(cfg.host, cfg.stun_port)
+                try:
+                    probe("udp", cfg.host, cfg.stun_port)
+                except PortTaken as taken:
+                    raise OSError(f"STUN (acs.stun_port) cannot listen: {taken}") from None
+                raise OSError(f"STUN (acs.stun_port) cannot listen on {where}: {exc}") from None
+            self.stun, self._stun_transport = stun_server, transport
+        self.dispatcher = pokes.Dispatcher(self.ctx, self.stun)
+        await self.dispatcher.start()
+        self._sweeper = loop.create_task(self._sweep())
 
     async def _sweep(self) -> None:
+        cfg = self.ctx.config.acs
+        every = max(0.2, cfg.session_timeout / 4)
+        # Tasks waiting on the CPE are checked against their deadline a few times within it.
+        waits = min(30.0, max(0.2, min(cfg.download_deadline, cfg.upload_deadline) / 4))
+        checked = time.monotonic()
         while True:
-            await asyncio.sleep(max(0.2, self.ctx.config.acs.session_timeout / 4))
+            await asyncio.sleep(min(every, waits))
             self.app.sweep()
+            if time.monotonic() - checked >= waits:
+                checked = time.monotonic()
+                try:
+                    expired = await store.expire_waiting(self.ctx.pool)
+                except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+                    self.app.ratelog.log(
+                        logging.WARNING, "acs-deadline", "deadlines not checked", error=repr(exc)
+                    )
+                    continue
+                if expired:
+                    log.info("tasks past their deadline failed", extra={"count": expired})
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.acs.tls_cert else "http"
-        return {"cwmp": f"{scheme}://{_hostport(self.server.host, self.server.port)}/"}
+        out = {"cwmp": f"{scheme}://{_hostport(self.server.host, self.server.port)}/"}
+        if self._stun_transport is not None:
+            host, port = self._stun_transport.get_extra_info("sockname")[:2]
+            out["stun"] = f"stun:{_hostport(host, port)}"
+        return out
 
     def counters(self) -> dict[str, float]:
         return {"sessions": len(self.app.by_sid)}
 
     async def drain(self) -> None:
         await self.server.stop()
+        if self.dispatcher is not None:
+            await self.dispatcher.stop()
+        if self._stun_transport is not None:
+            self._stun_transport.close()
         if self._sweeper is not None:
             self._sweeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):

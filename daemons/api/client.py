@@ -283,6 +283,25 @@ def _tok(api: Api, args: argparse.Namespace) -> int:
     return 0
 
 
+def _cpe_bulk(api: Api, args: argparse.Namespace) -> int:
+    from daemons.acs.admin import bulk_filter, task_args  # noqa: PLC0415 - the CLI's parser
+
+    if args.action == "bulk":
+        body = {"filter": bulk_filter(args), "kind": args.kind, "args": task_args(args.args)}
+        if args.rate:
+            body["rate"] = args.rate
+        return output.record(args, api.call("POST", "/cpe-bulk", json=body))
+    bulk_id = validate.bounded(args.bulk_id, validate.ID, "bulk run id")
+    if args.action == "bulk-cancel":
+        out = api.call("DELETE", f"/cpe-bulk/{bulk_id}")
+        print(f"cancelled bulk run {bulk_id}: {out['cancelled']} tasks")
+        return 0
+    output.record(args, api.call("GET", f"/cpe-bulk/{bulk_id}"))
+    if args.tasks:
+        return output.rows(args, api.pages("/cpe-tasks", {"bulk": bulk_id}), "no tasks")
+    return 0
+
+
 def _limit(args: argparse.Namespace) -> int:
     return validate.bounded(args.limit, validate.LIMIT, "--limit")
 
@@ -316,13 +335,17 @@ def _cpe(api: Api, args: argparse.Namespace) -> int:
         return output.rows(args, api.pages("/cpe-tasks", params, _limit(args)), "no tasks")
     if a == "cancel":
         task_id = validate.bounded(args.task_id, validate.ID, "task id")
-        api.call("DELETE", f"/cpe-tasks/{task_id}")
-        print(f"cancelled task {task_id}")
+        out = api.call("DELETE", f"/cpe-tasks/{task_id}")
+        print(f"cancelled task {task_id} (was {out['was']}): {out['note']}")
         return 0
+    if a in ("bulk", "bulk-show", "bulk-cancel"):
+        return _cpe_bulk(api, args)
     if a == "connreq":
         out = api.call("POST", f"/cpes/{_q(args.device_id)}/connection-request")
         output.record(args, out)
-        return 0 if out["outcome"] == "ok" else fail(f"connection request: {out['outcome']}", 1)
+        if out["outcome"] in ("ok", "udp-sent", "udp-queued"):
+            return 0
+        return fail(f"connection request: {out['outcome']}", 1)
     if a == "faults":
         found = api.pages("/cpe-faults", {"device": args.device}, _limit(args))
         return output.rows(args, found, "no faults")

@@ -30,7 +30,7 @@ from daemons.radius.credentials import credentials
 from daemons.radius.dictionary import Dictionary, ReplyAttr
 from daemons.radius.policy import Policy
 from daemons.radius.sessions import CoaError, CoaOutcome, act, plan_change
-from daemons.store import accounting, pools
+from daemons.store import accounting, cpe_bulk, pools
 from daemons.store import acs as acs_store
 from daemons.store import radius as store
 from daemons.store import voltha as voltha_store
@@ -460,6 +460,28 @@ async def queue_cpe_task(
     task = await acs_store.get_task(st.pool, task_id)
     assert task is not None
     return task, outcome
+
+
+async def queue_cpe_bulk(
+    st: Stores,
+    actor: str,
+    f: dict[str, Any],
+    kind: str,
+    args: dict[str, Any],
+    rate: float | None,
+    expires_in: float | None,
+) -> dict[str, Any]:
+    """A bulk run (``acs.tasks.queue_bulk``) with its progress; ApiError 422 for a bad
+    filter, kind or arguments, 404 when no device matches."""
+    try:
+        bulk_id = await acs_tasks.queue_bulk(
+            st.pool, st.config.acs, f, kind, args, actor, rate, expires_in
+        )
+    except acs_tasks.TaskError as exc:
+        raise ApiError(404 if str(exc).startswith("no device") else 422, str(exc)) from None
+    found = await cpe_bulk.get_bulk(st.pool, bulk_id)
+    assert found is not None
+    return found
 
 
 # --- VOLTHA devices ------------------------------------------------------------------------

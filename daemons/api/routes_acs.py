@@ -34,6 +34,7 @@ TaskKind = Literal[
     "upload",
     "scheduleInform",
     "refreshObject",
+    "runPreset",
 ]
 assert set(TaskKind.__args__) == set(TASK_KINDS)  # type: ignore[attr-defined]
 TaskStatus = Literal["queued", "running", "done", "fault", "cancelled", "expired"]
@@ -50,6 +51,10 @@ class Cpe(BaseModel):
     cwmp_ns: str
     ip: str | None
     connection_request_url: str
+    udp_connection_request_address: str = Field(
+        default="", description="host:port of its NAT binding (TR-069 Annex G); empty: none"
+    )
+    stun_enabled: bool = False
     last_inform: datetime | None
     last_events: list[str]
     tags: list[str]
@@ -64,6 +69,9 @@ class Parameter(BaseModel):
     writable: bool | None
     value: str | None
     type: str | None
+    fault: int | None = Field(
+        default=None, description="the CPE's fault code when asked for it alone: unreadable"
+    )
     updated_at: datetime
 
 
@@ -89,12 +97,18 @@ class CpeTask(BaseModel):
     created_by: str
     finished_at: datetime | None
     result: dict[str, Any] | None
+    bulk_id: int | None = Field(default=None, description="the bulk run it belongs to")
+    poke: str = Field(default="", description="what the ACS's connection request for it gave")
+    deadline_at: datetime | None = Field(
+        default=None, description="when a task waiting on the CPE (TransferComplete) fails"
+    )
 
 
 class TaskQueued(BaseModel):
     task: CpeTask
     connection_request: str = Field(
-        description="ok, unauthorized, unreachable, no-url, http-<status>, or not-sent"
+        description="ok, unauthorized, unreachable, no-url, http-<status>, udp-sent, "
+        "udp-queued (handed to the ACS, which sends the UDP request), or not-sent"
     )
 
 
@@ -205,6 +219,7 @@ async def list_tasks(
     _: Viewer,
     device: Annotated[str | None, Query(max_length=256)] = None,
     status: TaskStatus | None = None,
+    bulk: Annotated[int | None, Query(ge=1, le=2**62, description="a bulk run's tasks")] = None,
     limit: m.Limit = 100,
     cursor: m.Cursor = None,
 ) -> m.Page[CpeTask]:
@@ -214,6 +229,7 @@ async def list_tasks(
         status=status,
         after=m.decode_int_cursor(cursor),
         limit=limit,
+        bulk_id=bulk,
     )
     return m.page([CpeTask(**r) for r in rows], limit, lambda t: t.id)
 
@@ -226,17 +242,28 @@ async def get_task(task_id: Annotated[int, Path(ge=1, le=2**62)], st: State, _: 
     return CpeTask(**task)
 
 
-@router.delete("/cpe-tasks/{task_id}", name="cpe_tasks.cancel", tags=["cpes"], status_code=204)
+class Cancelled(BaseModel):
+    task: CpeTask
+    was: TaskStatus = Field(description="queued or running")
+    note: str = Field(description="what the CPE may still do")
+
+
+@router.delete("/cpe-tasks/{task_id}", name="cpe_tasks.cancel", tags=["cpes"])
 async def cancel_task(
     task_id: Annotated[int, Path(ge=1, le=2**62)], request: Request, st: State, _: Operator
-) -> Response:
-    """Cancel a task that has not started."""
+) -> Cancelled:
+    """Cancel a queued or running task: the ACS sends it no more. A running task's RPC may
+    already have reached the CPE (a transfer it accepted may still complete): ``note`` says
+    so, and any later answer is recorded in the task's result. 409 once it has ended."""
     audit(request, str(task_id))
-    if not await store.cancel_task(st.pool, task_id):
-        if await store.get_task(st.pool, task_id) is None:
-            raise ApiError(404, f"no task {task_id}")
-        raise ApiError(409, f"task {task_id} has started or ended; it cannot be cancelled")
-    return Response(status_code=204)
+    try:
+        was, note = await acs_tasks.cancel(st.pool, task_id)
+    except acs_tasks.TaskError as exc:
+        raise ApiError(404 if str(exc).startswith("no task") else 409, str(exc)) from None
+    task = await store.get_task(st.pool, task_id)
+    assert task is not None
+    audit(request, str(task_id), was=was["status"])
+    return Cancelled(task=CpeTask(**task), was=was["status"], note=note)
 
 
 @router.get("/cpe-faults", name="cpe_faults.list", tags=["cpes"])

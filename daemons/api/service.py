@@ -21,6 +21,7 @@ from daemons.api import (
     errors,
     routes_acs,
     routes_core,
+    routes_cpe_bulk,
     routes_devices,
     routes_radius,
     routes_snmp,
@@ -99,6 +100,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
     app.include_router(routes_acs.router)
+    app.include_router(routes_cpe_bulk.router)
     app.include_router(routes_snmp.router)
     app.include_router(routes_voltha.router)
     app.include_router(routes_devices.router)

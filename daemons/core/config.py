@@ -207,6 +207,15 @@ class AcsConfig(_DaemonConfig):
     batch: int = Field(default=100, ge=1, le=5000)
     task_max_attempts: int = Field(default=5, ge=1, le=100)
     task_backoff: Seconds = 30.0
+    # How long a Download/Upload the CPE accepted may wait for its TransferComplete.
+    download_deadline: float = Field(default=3600.0, gt=0, le=7 * 86400)
+    upload_deadline: float = Field(default=900.0, gt=0, le=7 * 86400)
+    # UDP connection requests (TR-069 Annex G) for CPEs behind NAT: the STUN server (RFC
+    # 5389) CPEs keep their binding open with, on acs.host; 0: off. TR-069's port is 3478.
+    stun_port: int = Field(default=0, ge=0, le=65535)
+    udp_connection_request_copies: int = Field(default=3, ge=1, le=10)
+    # Connection requests the ACS sends a second at most (bulk runs, retries after backoff).
+    connection_request_rate: float = Field(default=50.0, gt=0, le=100_000)
     connection_request_username: str = ""
     connection_request_password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
     connection_request_timeout: Seconds = 3.0

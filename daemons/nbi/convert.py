@@ -511,3 +511,53 @@ def task_request(msg: dv.QueueCpeTaskRequest) -> tuple[str, dict[str, Any], floa
     if not math.isfinite(msg.expires_in) or not 0 <= msg.expires_in <= 30 * 86400:
         raise ApiError(422, "expires_in is 0 (never) to 30 days in seconds")
     return msg.kind, struct_dict(msg.args), msg.expires_in or None
+
+
+def bulk_request(msg: dv.QueueCpeBulkRequest) -> Any:
+    """The HTTP API's BulkCreate of a QueueCpeBulkRequest (the same validation). Raises
+    pydantic.ValidationError."""
+    from daemons.api.routes_cpe_bulk import BulkCreate  # noqa: PLC0415 - the routes' model
+
+    f = msg.filter
+    given: dict[str, Any] = {"tags": list(f.tags)}
+    for key in ("oui", "product_class", "software_version"):
+        if getattr(f, key):
+            given[key] = getattr(f, key)
+    if f.parameter_name or f.parameter_value:
+        given["parameter"] = {"name": f.parameter_name, "value": f.parameter_value}
+    return BulkCreate.model_validate(
+        {
+            "filter": given,
+            "kind": msg.kind,
+            "args": struct_dict(msg.args),
+            "rate": msg.rate or None,
+            "expires_in": msg.expires_in or None,
+        }
+    )
+
+
+def cpe_bulk(d: Mapping[str, Any]) -> dv.CpeBulk:
+    f = d["filter"]
+    param = f.get("parameter") or {}
+    return dv.CpeBulk(
+        id=int(d["id"]),
+        filter=dv.CpeFilter(
+            tags=list(f.get("tags", [])),
+            oui=f.get("oui") or "",
+            product_class=f.get("product_class") or "",
+            software_version=f.get("software_version") or "",
+            parameter_name=param.get("name", ""),
+            parameter_value=param.get("value", ""),
+        ),
+        kind=d["kind"],
+        args=struct(d["args"] or {}),
+        rate=float(d["rate"]),
+        devices=int(d["devices"]),
+        status=d["status"],
+        counts={k: int(v) for k, v in (d["counts"] or {}).items()},
+        poked=int(d["poked"]),
+        last_slot=opt_ts(d["last_slot"]),
+        created_at=ts(d["created_at"]),
+        created_by=d["created_by"] or "",
+        finished_at=opt_ts(d["finished_at"]),
+    )

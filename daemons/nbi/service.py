@@ -42,7 +42,7 @@ from daemons.nbi.gen.netd.v1 import sessions_pb2_grpc as ss_grpc
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
 from daemons.nbi.gen.netd.v1 import subscribers_pb2_grpc as sb_grpc
 from daemons.store import api as api_store
-from daemons.store import stream
+from daemons.store import cpe_bulk, stream
 
 log = logging.getLogger("netd.nbi")
 _ratelog = RateLimitedLog(log)
@@ -498,6 +498,28 @@ class Devices:
         )
         call.details.update(task=task["id"], connection_request=outcome)
         return dv.QueueCpeTaskResponse(task=convert.cpe_task(task), connection_request=outcome)
+
+    @rpc("DevicesService", "operator", "cpe_bulk.create", lambda r: r.kind)
+    async def QueueCpeBulk(
+        self, request: dv.QueueCpeBulkRequest, call: Call
+    ) -> dv.QueueCpeBulkResponse:
+        body = convert.bulk_request(request)
+        f = body.filter.model_dump(exclude_none=True)
+        call.details = {"kind": body.kind, "filter": f}
+        principal = call.principal
+        assert principal is not None
+        bulk = await ops.queue_cpe_bulk(
+            self.st, principal.actor, f, body.kind, body.args, body.rate, body.expires_in
+        )
+        call.details.update(bulk=bulk["id"], devices=bulk["devices"])
+        return dv.QueueCpeBulkResponse(bulk=convert.cpe_bulk(bulk))
+
+    @rpc("DevicesService", "viewer")
+    async def GetCpeBulk(self, request: dv.GetCpeBulkRequest, call: Call) -> dv.GetCpeBulkResponse:
+        found = await cpe_bulk.get_bulk(self.st.pool, request.id) if request.id > 0 else None
+        if found is None:
+            raise ApiError(404, f"no bulk run {request.id}")
+        return dv.GetCpeBulkResponse(bulk=convert.cpe_bulk(found))
 
 
 # --- the server ----------------------------------------------------------------------------

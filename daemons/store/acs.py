@@ -28,9 +28,10 @@ async def register_device(
     events: Sequence[str],
     params: Sequence[cwmp.ParamValue],
     auto_register: bool,
-) -> tuple[bool, bool] | None:
-    """Record an Inform: (known before?, tree discovered?), or None for an unknown device
-    when ``auto_register`` is off (nothing is written then)."""
+) -> tuple[bool, bool, bool] | None:
+    """Record an Inform: (known before?, tree discovered?, its names listed?), or None for
+    an unknown device when ``auto_register`` is off (nothing is written then). A BOOTSTRAP
+    (a factory reset, or a new ACS URL) makes the tree unknown again: it is read anew."""
     values = {p.name: p.value for p in params}
     software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
     cr_url = next(
@@ -38,10 +39,18 @@ async def register_device(
     )
     async with pool.acquire() as conn, conn.transaction():
         row = await conn.fetchrow(
-            "SELECT discovered_at FROM cpe_devices WHERE id = $1 FOR UPDATE", device.key
+            "SELECT discovered_at, listed_at FROM cpe_devices WHERE id = $1 FOR UPDATE",
+            device.key,
         )
         if row is None and not auto_register:
             return None
+        state = (bool(row["discovered_at"]), bool(row["listed_at"])) if row else (False, False)
+        if row is not None and "0 BOOTSTRAP" in events:
+            await conn.execute(
+                "UPDATE cpe_devices SET discovered_at = NULL, listed_at = NULL WHERE id = $1",
+                device.key,
+            )
+            state = (False, False)
         await conn.execute(
             "INSERT INTO cpe_devices (id, oui, product_class, serial, manufacturer, "
             "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, "
@@ -67,7 +76,7 @@ async def register_device(
         )
         if params:
             await _put_values(conn, device.key, params)
-    return row is not None, bool(row and row["discovered_at"])
+    return row is not None, *state
 
 
 async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
@@ -79,12 +88,27 @@ async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValu
         "INSERT INTO cpe_parameters (device_id, name, value, type) "
         "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) "
         "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
-        "type = EXCLUDED.type, updated_at = now()",
+        "type = EXCLUDED.type, unread = false, fault = NULL, updated_at = now()",
         device_id,
         [p.name for p in params],
         [p.value.replace("\x00", "") for p in params],
         [p.type for p in params],
     )
+    udp = next((p.value for p in params if p.name.endswith(_UDP_ADDRESS)), None)
+    stun = next((p.value for p in params if p.name.endswith(_STUN_ENABLE)), None)
+    if udp is not None or stun is not None:
+        await conn.execute(
+            "UPDATE cpe_devices SET udp_connection_request_address = coalesce($2, "
+            "udp_connection_request_address), stun_enabled = coalesce($3, stun_enabled) "
+            "WHERE id = $1",
+            device_id,
+            udp.strip() if udp is not None else None,
+            stun.strip().lower() in ("1", "true") if stun is not None else None,
+        )
+
+
+_UDP_ADDRESS = "ManagementServer.UDPConnectionRequestAddress"
+_STUN_ENABLE = "ManagementServer.STUNEnable"
 
 
 async def put_params(
@@ -93,22 +117,54 @@ async def put_params(
     values: Sequence[cwmp.ParamValue],
     names: Sequence[tuple[str, bool]],
     discovered: bool,
+    *,
+    prune: str | None = None,
+    listing: bool = False,
+    listed: bool = False,
+    unreadable: Sequence[tuple[str, int]] = (),
 ) -> None:
     """Values read, and names with their writable flag (objects end in a dot). Give a
-    connection in a transaction to write them with other effects at once."""
+    connection in a transaction to write them with other effects at once.
+
+    ``prune``: the names are the whole of this object: stored names under it that are not
+    among them are removed. ``listing``: the leaves' values are read next (``unread`` until
+    then). ``listed``: the discovery's listing of the whole tree is done. ``unreadable``:
+    names the CPE faults on when asked alone (with the fault code)."""
     if names:
         names = list(dict(names).items())  # one row per name, as for values
         await conn.execute(
-            "INSERT INTO cpe_parameters (device_id, name, object, writable) "
-            "SELECT $1, n, n LIKE '%.', w FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "
+            "INSERT INTO cpe_parameters (device_id, name, object, writable, unread) "
+            "SELECT $1, n, n LIKE '%.', w, $4 AND n NOT LIKE '%.' "
+            "FROM unnest($2::text[], $3::boolean[]) AS x(n, w) "
             "ON CONFLICT (device_id, name) DO UPDATE SET writable = EXCLUDED.writable, "
-            "object = EXCLUDED.object, updated_at = now()",
+            "object = EXCLUDED.object, unread = EXCLUDED.unread OR (cpe_parameters.unread "
+            "AND NOT $4), updated_at = now()",
             device_id,
             [n for n, _ in names],
             [w for _, w in names],
+            listing,
+        )
+    if prune is not None:
+        await conn.execute(
+            "DELETE FROM cpe_parameters WHERE device_id = $1 AND starts_with(name, $2) "
+            "AND name <> $2 AND NOT (name = ANY($3::text[]))",
+            device_id,
+            prune,
+            [n for n, _ in names],
         )
     if values:
         await _put_values(conn, device_id, values)
+    if unreadable:
+        await conn.execute(
+            "UPDATE cpe_parameters p SET unread = false, fault = u.code, updated_at = now() "
+            "FROM unnest($2::text[], $3::int[]) AS u(name, code) "
+            "WHERE p.device_id = $1 AND p.name = u.name",
+            device_id,
+            [n for n, _ in unreadable],
+            [c for _, c in unreadable],
+        )
+    if listed:
+        await conn.execute("UPDATE cpe_devices SET listed_at = now() WHERE id = $1", device_id)
     if discovered:
         await conn.execute(
             "UPDATE cpe_devices SET discovered_at = coalesce(discovered_at, now()), "
@@ -117,7 +173,25 @@ async def put_params(
         )
 
 
-async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
+async def remove_subtree(db: Db, device_id: str, path: str) -> None:
+    """An object the CPE deleted: its stored names go (the object row too)."""
+    await db.execute(
+        "DELETE FROM cpe_parameters WHERE device_id = $1 AND starts_with(name, $2)",
+        device_id,
+        path,
+    )
+
+
+async def unread_names(pool: asyncpg.Pool, device_id: str) -> list[str]:
+    """The leaves a discovery listed but has not read the value of yet, in name order."""
+    rows = await pool.fetch(
+        "SELECT name FROM cpe_parameters WHERE device_id = $1 AND unread ORDER BY name",
+        device_id,
+    )
+    return [r["name"] for r in rows]
+
+
+async def start_tasks(pool: asyncpg.Pool, device_id: str, max_attempts: int = 1000) -> list[Task]:
     """The device's due tasks, in order, now marked running (one more attempt each). Tasks
     past their expiry are marked expired instead.
 
@@ -125,19 +199,30 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
     CWMP session with its ACS at a time, so its new Inform means the session that started the
     task is over (its ACS was killed, or the connection was lost). The attempt count returned
     with each task fences that old session's late requeue (``requeue_unfinished``). Whether
-    the CPE had already executed it is decided from the Inform (``engine.Session.plan``)."""
+    the CPE had already executed it is decided from the Inform (``engine.Session.plan``).
+    Such a restart is an attempt like any other: one that has had ``max_attempts`` fails.
+    Rows are locked in id order and waited for (the dispatcher records a connection
+    request's outcome on a task while the session it caused starts it)."""
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
-            "UPDATE cpe_tasks SET status = 'expired', finished_at = now() WHERE device_id = $1 "
-            "AND status IN ('queued', 'running') AND expires_at < now()",
+            "UPDATE cpe_tasks SET status = 'expired', finished_at = now(), poke_at = NULL "
+            "WHERE device_id = $1 AND status IN ('queued', 'running') AND expires_at < now()",
             device_id,
         )
+        await conn.execute(
+            "UPDATE cpe_tasks SET status = 'fault', finished_at = now(), poke_at = NULL, "
+            "result = jsonb_build_object('string', format('no answer after %s attempts: "
+            "the CPE ended each session without answering', attempts)) "
+            "WHERE device_id = $1 AND status = 'running' AND result IS NULL AND attempts >= $2",
+            device_id,
+            max_attempts,
+        )
         rows = await conn.fetch(
-            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1 "
+            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1, poke_at = NULL "
             "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 "
             "AND ((status = 'queued' AND not_before <= now()) "
             "OR (status = 'running' AND result IS NULL)) "
-            "ORDER BY id FOR UPDATE SKIP LOCKED) "
+            "ORDER BY id FOR UPDATE) "
             "RETURNING id, kind, args, attempts",
             device_id,
         )
@@ -147,15 +232,37 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str) -> list[Task]:
     ]
 
 
-async def finish_task(db: Db, task_id: int, status: str, result: dict[str, Any]) -> None:
-    """``done``/``fault`` end a task; ``running`` keeps it open (a transfer in progress)."""
+async def finish_task(
+    db: Db, task_id: int, status: str, result: dict[str, Any], deadline: float | None = None
+) -> None:
+    """``done``/``fault`` end a task; ``running`` keeps it open (a transfer in progress)
+    until ``deadline`` seconds from now. A cancelled task keeps its status: the CPE's answer
+    is recorded in its result."""
+    if status == "running" and deadline is not None:
+        result = {**result, "deadline_s": f"{deadline:g}"}
     await db.execute(
-        "UPDATE cpe_tasks SET status = $2, result = $3::jsonb, "
-        "finished_at = CASE WHEN $2 IN ('done', 'fault') THEN now() END WHERE id = $1",
+        "UPDATE cpe_tasks SET status = CASE WHEN status = 'cancelled' THEN status ELSE $2 END, "
+        "result = $3::jsonb, finished_at = CASE WHEN status = 'cancelled' THEN finished_at "
+        "WHEN $2 IN ('done', 'fault') THEN now() END, "
+        "deadline_at = CASE WHEN $2 = 'running' THEN now() + make_interval(secs => $4) END "
+        "WHERE id = $1",
         task_id,
         status,
         json.dumps(result, default=str),
+        deadline,
     )
+
+
+async def expire_waiting(pool: asyncpg.Pool) -> int:
+    """Tasks waiting on the CPE (a transfer's TransferComplete) past their deadline end
+    as ``fault``; how many. A TransferComplete that comes later is still recorded."""
+    status = await pool.execute(
+        "UPDATE cpe_tasks SET status = 'fault', finished_at = now(), deadline_at = NULL, "
+        "result = result || jsonb_build_object('string', format('no TransferComplete within "
+        "%s s', result->>'deadline_s')) "
+        "WHERE deadline_at < now() AND status = 'running'"
+    )
+    return int(status.rsplit(" ", 1)[1])
 
 
 async def requeue_unfinished(
@@ -168,8 +275,11 @@ async def requeue_unfinished(
         "UPDATE cpe_tasks t SET "
         "status = CASE WHEN t.attempts >= $3 THEN 'fault' ELSE 'queued' END, "
         "not_before = now() + make_interval(secs => $4 * power(2, t.attempts - 1)), "
-        "result = CASE WHEN t.attempts >= $3 "
-        'THEN \'{"string": "no answer after retries"}\'::jsonb ELSE t.result END, '
+        "poke_at = CASE WHEN t.attempts < $3 "
+        "THEN now() + make_interval(secs => $4 * power(2, t.attempts - 1)) END, "
+        "result = CASE WHEN t.attempts >= $3 THEN jsonb_build_object('string', format("
+        "'no answer after %s attempts: the CPE ended each session without answering', "
+        "t.attempts)) ELSE t.result END, "
         "finished_at = CASE WHEN t.attempts >= $3 THEN now() END "
         "FROM unnest($1::bigint[], $2::int[]) AS l(id, attempts) "
         "WHERE t.id = l.id AND t.attempts = l.attempts AND t.status = 'running' "
@@ -190,7 +300,8 @@ async def transfer_complete(
     task_id = int(command_key[len(TASK_PREFIX) :])
     status = "done" if fault_code == 0 else "fault"
     row = await db.fetchval(
-        "UPDATE cpe_tasks SET status = $3, result = coalesce(result, '{}'::jsonb) || $4::jsonb, "
+        "UPDATE cpe_tasks SET status = CASE WHEN status = 'cancelled' THEN status ELSE $3 END, "
+        "result = coalesce(result, '{}'::jsonb) || $4::jsonb, deadline_at = NULL, "
         "finished_at = now() WHERE id = $1 AND device_id = $2 RETURNING id",
         task_id,
         device_id,
@@ -239,21 +350,37 @@ async def queue_task(
     return task_id
 
 
-async def cancel_task(pool: asyncpg.Pool, task_id: int) -> bool:
-    status = await pool.execute(
-        "UPDATE cpe_tasks SET status = 'cancelled', finished_at = now() "
-        "WHERE id = $1 AND status = 'queued'",
+async def cancel_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
+    """Cancel a queued or running task: its kind, status and result before the cancel, or
+    None when it had ended (or does not exist). A running task's session sends it no
+    more (``is_cancelled``)."""
+    row = await pool.fetchrow(
+        "WITH old AS (SELECT id, kind, status, result FROM cpe_tasks WHERE id = $1 FOR UPDATE) "
+        "UPDATE cpe_tasks t SET status = 'cancelled', finished_at = now(), poke_at = NULL, "
+        "deadline_at = NULL FROM old WHERE t.id = old.id AND old.status IN ('queued', 'running') "
+        "RETURNING old.kind, old.status, old.result",
         task_id,
     )
-    return bool(status.endswith(" 1"))
+    if row is None:
+        return None
+    result = json.loads(row["result"]) if row["result"] is not None else None
+    return {"kind": row["kind"], "status": row["status"], "result": result}
+
+
+async def is_cancelled(db: Db, task_id: int) -> bool:
+    return bool(
+        await db.fetchval("SELECT status = 'cancelled' FROM cpe_tasks WHERE id = $1", task_id)
+    )
+
+
+_TASK_COLUMNS = (
+    "id, device_id, kind, args, status, attempts, not_before, expires_at, created_at, "
+    "created_by, finished_at, result, bulk_id, poke, deadline_at"
+)
 
 
 async def get_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
-    row = await pool.fetchrow(
-        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
-        "created_at, created_by, finished_at, result FROM cpe_tasks WHERE id = $1",
-        task_id,
-    )
+    row = await pool.fetchrow(f"SELECT {_TASK_COLUMNS} FROM cpe_tasks WHERE id = $1", task_id)
     if row is None:
         return None
     out = dict(row)
@@ -264,7 +391,7 @@ async def get_task(pool: asyncpg.Pool, task_id: int) -> dict[str, Any] | None:
 
 async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") -> dict[str, Any]:
     rows = await pool.fetch(
-        "SELECT name, object, writable, value, type, updated_at FROM cpe_parameters "
+        "SELECT name, object, writable, value, type, fault, updated_at FROM cpe_parameters "
         "WHERE device_id = $1 AND starts_with(name, $2) ORDER BY name",
         device_id,
         prefix,
@@ -272,15 +399,15 @@ async def device_params(pool: asyncpg.Pool, device_id: str, prefix: str = "") ->
     return {r["name"]: dict(r) for r in rows}
 
 
-_DEVICE_COLUMNS = (
+DEVICE_COLUMNS = (
     "id, oui, product_class, serial, manufacturer, software_version, root, cwmp_ns, "
-    "host(ip) AS ip, connection_request_url, last_inform, last_events, tags, discovered_at, "
-    "refreshed_at, registered_at"
+    "host(ip) AS ip, connection_request_url, udp_connection_request_address, stun_enabled, "
+    "last_inform, last_events, tags, discovered_at, refreshed_at, registered_at"
 )
 
 
 async def get_device(pool: asyncpg.Pool, device_id: str) -> dict[str, Any] | None:
-    row = await pool.fetchrow(f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id = $1", device_id)
+    row = await pool.fetchrow(f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE id = $1", device_id)
     return dict(row) if row else None
 
 
@@ -295,7 +422,7 @@ async def list_devices(
 ) -> list[dict[str, Any]]:
     """Devices in id order; ``q`` finds a part of the id (OUI, product class, serial)."""
     rows = await pool.fetch(
-        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE id > $1 "
+        f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE id > $1 "
         "AND ($2::text IS NULL OR strpos(id, $2) > 0) AND ($3::text IS NULL OR $3 = ANY(tags)) "
         "AND ($4::text IS NULL OR product_class = $4) ORDER BY id LIMIT $5",
         after,
@@ -333,16 +460,18 @@ async def list_tasks(
     status: str | None,
     after: int | None,
     limit: int,
+    bulk_id: int | None = None,
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT id, device_id, kind, args, status, attempts, not_before, expires_at, "
-        "created_at, created_by, finished_at, result FROM cpe_tasks "
+        f"SELECT {_TASK_COLUMNS} FROM cpe_tasks "
         "WHERE ($1::text IS NULL OR device_id = $1) AND ($2::text IS NULL OR status = $2) "
-        "AND ($3::bigint IS NULL OR id > $3) ORDER BY id LIMIT $4",
+        "AND ($3::bigint IS NULL OR id > $3) AND ($5::bigint IS NULL OR bulk_id = $5) "
+        "ORDER BY id LIMIT $4",
         device_id,
         status,
         after,
         limit,
+        bulk_id,
     )
     out = []
     for r in rows:
@@ -385,7 +514,7 @@ async def device_params_page(
     pool: asyncpg.Pool, device_id: str, prefix: str, after: str, limit: int
 ) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT name, object, writable, value, type, updated_at FROM cpe_parameters "
+        "SELECT name, object, writable, value, type, fault, updated_at FROM cpe_parameters "
         "WHERE device_id = $1 AND starts_with(name, $2) AND name > $3 ORDER BY name LIMIT $4",
         device_id,
         prefix,
@@ -431,7 +560,7 @@ async def devices_at(pool: asyncpg.Pool, addresses: Sequence[str]) -> list[dict[
     if not addresses:
         return []
     rows = await pool.fetch(
-        f"SELECT {_DEVICE_COLUMNS} FROM cpe_devices WHERE ip = ANY($1::inet[]) "
+        f"SELECT {DEVICE_COLUMNS} FROM cpe_devices WHERE ip = ANY($1::inet[]) "
         "ORDER BY last_inform DESC NULLS LAST LIMIT 20",
         list(addresses),
     )

@@ -14,6 +14,7 @@ import httpx
 import pytest
 
 from daemons.core.config import DatabaseConfig
+from daemons.store import api as api_store
 from daemons.store.pg import create_pool
 from tests.conftest import StoreUrls, fresh_database
 from tests.support import NetdProcess, free_port, netd_env
@@ -81,3 +82,23 @@ async def acs(
         assert "Traceback" not in out, out
         password = env.get("NETD_ACS_PASSWORD")
         assert not password or password not in out, "the CPE password is in the log"
+
+
+@pytest.fixture(scope="module")
+async def acs_api(
+    acs: AcsServer, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[tuple[str, str]]:
+    """`netd api` on the ACS's database: its base URL and an operator token."""
+    tmp = tmp_path_factory.mktemp("api")
+    _row, token = await api_store.create_token(
+        acs.pool, f"op-{uuid.uuid4().hex[:8]}", "operator", "test"
+    )
+    port = free_port()
+    env = {**acs.env, "NETD_API_PORT": str(port), "NETD_API_RATE_LIMIT": "100000"}
+    proc = NetdProcess(["api"], env, tmp)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{port}/health/ready")
+        yield f"http://127.0.0.1:{port}", token
+    finally:
+        proc.stop()
+        assert "Traceback" not in proc.output()

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import copy
 import csv
 import hashlib
+import hmac
 import itertools
 import os
 import re
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,7 +87,22 @@ class Cpe:
     seen: list[str] = field(default_factory=list)  # RPC names received
     cookie: str | None = None
     last_transfer_url: str = ""
+    #: names that fault 9005 in any GetParameterValues that asks for them (the whole call
+    #: faults, as real stacks do for one parameter they list but cannot read)
+    unreadable: set[str] = field(default_factory=set)
+    unreadable_fault: int = 9005  # the fault code a GetParameterValues of them gets
+    #: RPCs the CPE drops: it closes the connection instead of answering (a CPE that reboots
+    #: at once, or crashes, on a Reboot)
+    drop: set[str] = field(default_factory=set)
+    #: False: a Download/Upload is accepted (status 1) but its TransferComplete never comes
+    complete_transfers: bool = True
+    #: (method, cwmp:ID sent, cwmp:ID of the ACS's answer) for every request the CPE sent
+    echoes: list[tuple[str, str, str]] = field(default_factory=list)
+    #: keep a copy of the tree to go back to on a factory reset (off for the benchmarks'
+    #: thousands of CPEs sharing one tree)
+    resettable: bool = True
     _ids: Any = field(default_factory=lambda: itertools.count(1))
+    _reset: bool = False
 
     def __post_init__(self) -> None:
         # The dumps hold the real devices' ConnectionRequestURLs (private addresses): never
@@ -92,6 +110,14 @@ class Cpe:
         for name, p in self.tree.items():
             if name.endswith("ManagementServer.ConnectionRequestURL"):
                 p.value = ""
+        # what a FactoryReset goes back to
+        self.factory = copy.deepcopy(self.tree) if self.resettable else self.tree
+
+    def factory_reset(self) -> None:
+        """The CPE goes back to its factory tree and bootstraps (TR-069 A.3.2.2)."""
+        self.tree = copy.deepcopy(self.factory)
+        self.events = ["0 BOOTSTRAP", "1 BOOT"]
+        self.transfer_pending.clear()
 
     @property
     def root(self) -> str:
@@ -117,12 +143,13 @@ class Cpe:
     def device_id(self) -> str:
         return f"{self.oui}-{self.product_class}-{self.serial}"
 
-    def envelope(self, body: str) -> bytes:
+    def envelope(self, body: str, cwmp_id: str | None = None) -> bytes:
+        cwmp_id = cwmp_id if cwmp_id is not None else str(next(self._ids))
         return (
             f'<soap:Envelope xmlns:soap="{SOAP}" xmlns:soapenc="http://schemas.xmlsoap.org/'
             'soap/encoding/" xmlns:xsd="http://www.w3.org/2001/XMLSchema" '
             f'xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xmlns:cwmp="{self.ns}">'
-            f'<soap:Header><cwmp:ID soap:mustUnderstand="1">{next(self._ids)}</cwmp:ID>'
+            f'<soap:Header><cwmp:ID soap:mustUnderstand="1">{_e(cwmp_id)}</cwmp:ID>'
             f"</soap:Header><soap:Body>{body}</soap:Body></soap:Envelope>"
         ).encode()
 
@@ -142,6 +169,9 @@ class Cpe:
         )
 
     def inform(self) -> bytes:
+        if self._reset:
+            self._reset = False
+            self.factory_reset()
         inform_params = [
             n
             for n in (
@@ -149,16 +179,18 @@ class Cpe:
                 self.root + "DeviceInfo.SoftwareVersion",
                 self.root + "ManagementServer.ConnectionRequestURL",
                 self.root + "ManagementServer.ParameterKey",
+                # reported when its value changed (active notification, as TR-111 asks)
+                self.root + "ManagementServer.UDPConnectionRequestAddress",
             )
-            if n in self.tree
+            if n in self.tree and (not n.endswith("RequestAddress") or self.tree[n].value)
         ]
         events = "".join(
             f"<EventStruct><EventCode>{_e(code)}</EventCode><CommandKey>{_e(key)}</CommandKey>"
             "</EventStruct>"
             for code, key in [(e, "") for e in self.events]
-            + [("M Download", k) for k in self.transfer_pending]
+            + [("M Download", k) for k in self.completing]
         )
-        n_events = len(self.events) + len(self.transfer_pending)
+        n_events = len(self.events) + len(self.completing)
         return self.envelope(
             "<cwmp:Inform><DeviceId>"
             f"<Manufacturer>{_e(self._get('DeviceInfo.Manufacturer'))}</Manufacturer>"
@@ -168,6 +200,11 @@ class Cpe:
             "<MaxEnvelopes>1</MaxEnvelopes><CurrentTime>2026-11-23T00:00:00Z</CurrentTime>"
             f"<RetryCount>0</RetryCount>{self._values(inform_params)}</cwmp:Inform>"
         )
+
+    @property
+    def completing(self) -> list[str]:
+        """The transfers whose TransferComplete the next session sends."""
+        return list(self.transfer_pending) if self.complete_transfers else []
 
     def transfer_complete(self, key: str) -> bytes:
         return self.envelope(
@@ -184,12 +221,14 @@ class Cpe:
             "</FaultString></cwmp:Fault></detail></soap:Fault>"
         )
 
-    def answer(self, body: bytes) -> bytes:
-        """The CPE's answer to one ACS request."""
+    def answer(self, body: bytes) -> bytes | None:
+        """The CPE's answer to one ACS request; None: the CPE drops the connection."""
         root = etree.fromstring(body)
         rpc = next(c for c in root.find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
         name = _local(rpc.tag)
         self.seen.append(name)
+        if name in self.drop:
+            return None
 
         def text(tag: str) -> str:
             el = next((c for c in rpc.iter() if _local(c.tag) == tag), None)
@@ -230,6 +269,8 @@ class Cpe:
                     wanted.append(n)
                 else:
                     return self.fault(9005, f"Invalid parameter name {n}")
+            if self.unreadable.intersection(wanted):
+                return self.fault(self.unreadable_fault, f"cannot read {min(self.unreadable)}")
             return self.envelope(
                 f"<cwmp:GetParameterValuesResponse>{self._values(wanted)}"
                 "</cwmp:GetParameterValuesResponse>"
@@ -272,6 +313,11 @@ class Cpe:
             ]
             inst = max(nums, default=0) + 1
             self.tree[f"{obj}{inst}."] = Param(True, True, "", "")
+            if nums:  # a real instance has the table's parameters: those of the first one
+                first = f"{obj}{min(nums)}."
+                for k, p in list(self.tree.items()):
+                    if k.startswith(first) and k != first:
+                        self.tree[f"{obj}{inst}.{k[len(first) :]}"] = copy.copy(p)
             return self.envelope(
                 f"<cwmp:AddObjectResponse><InstanceNumber>{inst}</InstanceNumber>"
                 "<Status>0</Status></cwmp:AddObjectResponse>"
@@ -286,6 +332,7 @@ class Cpe:
                 "<cwmp:DeleteObjectResponse><Status>0</Status></cwmp:DeleteObjectResponse>"
             )
         if name in ("Reboot", "FactoryReset", "ScheduleInform"):
+            self._reset = self._reset or name == "FactoryReset"
             return self.envelope(f"<cwmp:{name}Response/>")
         if name in ("Download", "Upload"):
             self.transfer_pending.append(text("CommandKey"))
@@ -397,8 +444,8 @@ async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[i
             headers["Cookie"] = cpe.cookie
         headers.pop("Authorization", None) if not cpe.preemptive_basic else None
         cpe.events = ["2 PERIODIC"]
-        for key in list(cpe.transfer_pending):
-            status, got, data = await conn.post(path, cpe.transfer_complete(key), headers)
+        for key in cpe.completing:
+            status, got, data = await request(cpe, conn, path, headers, cpe.transfer_complete(key))
             statuses.append(status)
             cpe.transfer_pending.remove(key)
         status, got, data = await conn.post(path, b"", headers)
@@ -406,11 +453,33 @@ async def run_session(cpe: Cpe, host: str, port: int, path: str = "/") -> list[i
         for _ in range(100_000):
             if status != 200 or not data:
                 return statuses
-            status, got, data = await conn.post(path, cpe.answer(data), headers)
+            reply = cpe.answer(data)
+            if reply is None:  # dropped: the connection closes with no answer
+                return statuses
+            status, got, data = await conn.post(path, reply, headers)
             statuses.append(status)
         raise AssertionError("the ACS never ended the session")
     finally:
         await conn.close()
+
+
+def cwmp_id(body: bytes) -> str:
+    """The cwmp:ID header of an envelope ("" if none)."""
+    if not body:
+        return ""
+    found = [e for e in etree.fromstring(body).iter() if _local(e.tag) == "ID"]
+    return (found[0].text or "") if found else ""
+
+
+async def request(
+    cpe: Cpe, conn: Http, path: str, headers: dict[str, str], body: bytes
+) -> tuple[int, dict[str, str], bytes]:
+    """A request of the CPE's own (TransferComplete, GetRPCMethods...) inside a session;
+    the ID of the ACS's answer is kept in ``cpe.echoes``."""
+    status, got, data = await conn.post(path, body, headers)
+    rpc = next(c for c in etree.fromstring(body).find(f"{{{SOAP}}}Body") if isinstance(c.tag, str))
+    cpe.echoes.append((_local(rpc.tag), cwmp_id(body), cwmp_id(data)))
+    return status, got, data
 
 
 class ConnectionRequests:
@@ -421,6 +490,7 @@ class ConnectionRequests:
         self.username, self.password = username, password
         self.scheme = scheme
         self.accepted = 0
+        self.times: list[float] = []  # time.monotonic() of each request accepted
         self.called = asyncio.Event()
         self.server: asyncio.Server | None = None
         self.port = 0
@@ -450,6 +520,7 @@ class ConnectionRequests:
                 )
                 if self._valid(auth, nonce):
                     self.accepted += 1
+                    self.times.append(time.monotonic())
                     self.called.set()
                     writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
                 elif self.scheme == "basic":
@@ -484,3 +555,109 @@ class ConnectionRequests:
         nc, cnonce, qop = p.get("nc", ""), p.get("cnonce", ""), p.get("qop", "")
         want = hashlib.md5(f"{ha1}:{nonce}:{nc}:{cnonce}:{qop}:{ha2}".encode()).hexdigest()
         return want == p.get("response")
+
+
+# --- behind a NAT: STUN and UDP connection requests (TR-069 Annex G, TR-111) ---------------
+
+
+class NatMapping(asyncio.DatagramProtocol):
+    """One NAT port mapping of a CPE: the public side is a loopback UDP port. What the CPE
+    sends goes out from it; what comes in is passed to the CPE only from an address and
+    port the CPE has sent to (address- and port-dependent filtering, RFC 4787), else
+    dropped and counted."""
+
+    def __init__(self, deliver: Any) -> None:
+        self.deliver = deliver
+        self.allowed: set[tuple[str, int]] = set()
+        self.dropped = 0
+        self.transport: asyncio.DatagramTransport | None = None
+
+    async def open(self) -> tuple[str, int]:
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.create_datagram_endpoint(
+            lambda: self, local_addr=("127.0.0.1", 0)
+        )
+        self.transport = transport  # type: ignore[assignment]
+        host, port = transport.get_extra_info("sockname")[:2]
+        return str(host), int(port)
+
+    def send(self, data: bytes, dest: tuple[str, int]) -> None:
+        assert self.transport is not None
+        self.allowed.add(dest)
+        self.transport.sendto(data, dest)
+
+    def datagram_received(self, data: bytes, addr: tuple[Any, ...]) -> None:
+        if (addr[0], addr[1]) in self.allowed:
+            self.deliver(data, addr)
+        else:
+            self.dropped += 1
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class UdpCpe:
+    """The CPE's STUN client and UDP connection request listener, behind a NatMapping:
+    it learns its binding from the ACS's STUN server, reports it in
+    ManagementServer.UDPConnectionRequestAddress, and accepts a signed request (ts, id,
+    un, cn, sig, TR-069 G.2.2.3) once per id."""
+
+    def __init__(self, cpe: Cpe, username: str, password: str) -> None:
+        self.cpe, self.username, self.password = cpe, username, password
+        self.nat = NatMapping(self._inbound)
+        self.accepted = 0
+        self.refused: list[str] = []
+        self.called = asyncio.Event()
+        self._ids: set[str] = set()
+        self._answer: asyncio.Future[bytes] | None = None
+
+    async def bind(self, stun_host: str, stun_port: int) -> str:
+        """A Binding Request through the NAT (classic STUN with TR-111's
+        CONNECTION-REQUEST-BINDING); the mapped address becomes the CPE's
+        UDPConnectionRequestAddress, with STUNEnable true."""
+        await self.nat.open()
+        tid = os.urandom(16)
+        crb = b"dslforum.org/TR-111 "
+        msg = (0x0001).to_bytes(2, "big") + (4 + len(crb)).to_bytes(2, "big") + tid
+        msg += (0xC001).to_bytes(2, "big") + len(crb).to_bytes(2, "big") + crb
+        self._answer = asyncio.get_running_loop().create_future()
+        self.nat.send(msg, (stun_host, stun_port))
+        reply = await asyncio.wait_for(self._answer, 5)
+        assert reply[:2] == b"\x01\x01" and reply[4:20] == tid, reply[:20].hex()
+        pos, mapped = 20, ""
+        while pos < len(reply):
+            kind = int.from_bytes(reply[pos : pos + 2], "big")
+            size = int.from_bytes(reply[pos + 2 : pos + 4], "big")
+            value = reply[pos + 4 : pos + 4 + size]
+            if kind == 0x0001:  # MAPPED-ADDRESS
+                port = int.from_bytes(value[2:4], "big")
+                mapped = f"{'.'.join(str(b) for b in value[4:8])}:{port}"
+            pos += 4 + size + (-size % 4)
+        root = self.cpe.root
+        self.cpe.tree[root + "ManagementServer.UDPConnectionRequestAddress"].value = mapped
+        self.cpe.tree[root + "ManagementServer.STUNEnable"].value = "true"
+        return mapped
+
+    def _inbound(self, data: bytes, _addr: tuple[Any, ...]) -> None:
+        if self._answer is not None and not self._answer.done() and data[:2] == b"\x01\x01":
+            self._answer.set_result(data)
+            return
+        line = data.split(b"\r\n", 1)[0].decode("latin-1")
+        m = re.match(r"GET http://[^?]+\?(\S+) HTTP/1\.1$", line)
+        if not m:
+            self.refused.append("not a UDP connection request")
+            return
+        q = dict(p.split("=", 1) for p in m.group(1).split("&"))
+        text = f"{q.get('ts')}{q.get('id')}{q.get('un')}{q.get('cn')}".encode()
+        want = hmac.new(self.password.encode(), text, hashlib.sha1).hexdigest()
+        if q.get("un") != self.username or not hmac.compare_digest(want, q.get("sig", "")):
+            self.refused.append("bad signature")
+        elif abs(time.time() - int(q.get("ts", "0"))) > 60:
+            self.refused.append("stale ts")
+        elif q["id"] in self._ids:
+            pass  # a copy of one already taken (the ACS sends each request several times)
+        else:
+            self._ids.add(q["id"])
+            self.accepted += 1
+            self.called.set()

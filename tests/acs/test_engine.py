@@ -82,7 +82,9 @@ def test_every_rpc_as_a_task() -> None:
     ]
     faults = [e for e in effects if isinstance(e, eng.Fault)]
     assert [(f.code, f.task_id) for f in faults] == [(9005, 14)]
-    # The firmware and the upload complete in a later session, by TransferComplete.
+    # The firmware and the upload complete in a later session, by TransferComplete (this
+    # simulated CPE forgets the FactoryReset of task 13: a reset one forgets its transfers).
+    cpe._reset = False
     inform = cwmp.parse(cpe.inform())
     later = eng.Session(eng.EngineConfig(), inform)
     assert "M Download" in later.events
@@ -131,3 +133,31 @@ def test_autonomous_transfer_complete_and_request_download() -> None:
     (asked,) = step.effects
     assert isinstance(asked, eng.DownloadRequested)
     assert (asked.file_type, asked.args) == ("3 Vendor Configuration File", {"Version": "2"})
+
+
+def test_a_faulted_batch_is_halved_down_to_the_name_that_faults() -> None:
+    cpe = Cpe(load_model(model_files()[0]))
+    leaves = sorted(n for n in cpe.tree if n.startswith(cpe.root) and not n.endswith("."))
+    bad = leaves[150]  # in the second batch of 100
+    cpe.unreadable = {bad}
+    session, effects = drive(cpe, [], discovered=False, batch=100)
+    unreadable = [u for e in effects if isinstance(e, eng.Params) for u in e.unreadable]
+    assert unreadable == [(bad, 9005)]
+    values = {v.name for e in effects if isinstance(e, eng.Params) for v in e.values}
+    assert values == set(leaves) - {bad}
+    assert any(isinstance(e, eng.Params) and e.discovered for e in effects)
+    batches = -(-len(leaves) // 100)
+    # 1 GetParameterNames, the batches, and two halves a level from 100 down to the one bad
+    # name (here 12 more calls; asking each of the 100 alone would be 100)
+    assert session.rpcs_sent - 1 - batches <= 2 * 7
+
+
+def test_a_fault_not_about_names_leaves_the_rest_for_the_next_session() -> None:
+    cpe = Cpe(load_model(model_files()[0]))
+    leaves = sorted(n for n in cpe.tree if n.startswith(cpe.root) and not n.endswith("."))
+    cpe.unreadable, cpe.unreadable_fault = {leaves[150]}, 9002  # "internal error"
+    session, effects = drive(cpe, [], discovered=False, batch=100)
+    assert not any(isinstance(e, eng.Params) and (e.discovered or e.unreadable) for e in effects)
+    faults = [e for e in effects if isinstance(e, eng.Fault)]
+    assert [f.code for f in faults] == [9002]
+    assert session.rpcs_sent == 1 + 2  # GetParameterNames, batch 1, batch 2 faulted: stop

@@ -58,8 +58,9 @@ async def test_presets_send_only_what_differs_and_queue_firmware_once(acs: AcsSe
     assert [(t["kind"], t["args"]["version"], t["created_by"]) for t in fw] == [
         ("download", "9.9.9", "preset")
     ]
-    assert fw[0]["args"]["url"].endswith("/files/ex220-9.9.9.bin")
-    assert fw[0]["args"]["file_size"] == len(image) and "password" not in fw[0]["args"]
+    # Queued by file name: the URL, type and size come from the file store when it is sent.
+    assert fw[0]["args"] == {"file": "ex220-9.9.9.bin", "version": "9.9.9"}
+    assert cpe.last_transfer_url.endswith("/files/ex220-9.9.9.bin")
     # Tagged now: the next BOOT session sets only the SSID; the interval is in force already,
     # and no second firmware Download is queued while the first is in flight.
     await store.set_tags(acs.pool, cpe.device_id, ["lab"])

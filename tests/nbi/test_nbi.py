@@ -346,6 +346,19 @@ RBAC: list[tuple[str, str, Rpc]] = [
             dv.QueueCpeTaskRequest(device_id="x-y-z", kind="reboot"), metadata=s.metadata
         ),
     ),
+    (
+        "QueueCpeBulk",
+        "operator",
+        lambda s: s.devices.QueueCpeBulk(
+            dv.QueueCpeBulkRequest(filter=dv.CpeFilter(tags=["none-such"]), kind="reboot"),
+            metadata=s.metadata,
+        ),
+    ),
+    (
+        "GetCpeBulk",
+        "viewer",
+        lambda s: s.devices.GetCpeBulk(dv.GetCpeBulkRequest(id=2**40), metadata=s.metadata),
+    ),
 ]
 ORDER = ("viewer", "operator", "admin")
 
@@ -582,6 +595,38 @@ async def test_cpe_and_onu_lookups_and_a_task(nbi: NbiServer) -> None:
         assert exc.code() == code, request
     missing = await _fails(s.devices.GetCpe(dv.GetCpeRequest(id="no-such"), metadata=s.metadata))
     assert missing.code() == grpc.StatusCode.NOT_FOUND
+    # A bulk run for the three CPEs by product class and a parameter's value, as the HTTP API.
+    bulk = await s.devices.QueueCpeBulk(
+        dv.QueueCpeBulkRequest(
+            filter=dv.CpeFilter(
+                product_class=f"HG{t}",
+                parameter_name="InternetGatewayDevice.DeviceInfo.SoftwareVersion",
+                parameter_value="1.2.3",
+            ),
+            kind="reboot",
+            rate=10,
+        ),
+        metadata=s.metadata,
+    )
+    assert (bulk.bulk.devices, bulk.bulk.status, bulk.bulk.rate) == (3, "running", 10.0)
+    assert dict(bulk.bulk.counts) == {"queued": 3} and bulk.bulk.created_by == "api:nbi-operator"
+    got_bulk = await s.devices.GetCpeBulk(
+        dv.GetCpeBulkRequest(id=bulk.bulk.id), metadata=s.metadata
+    )
+    assert got_bulk.bulk.filter.product_class == f"HG{t}"
+    for request, code in (
+        (dv.QueueCpeBulkRequest(kind="reboot"), grpc.StatusCode.INVALID_ARGUMENT),  # no filter
+        (
+            dv.QueueCpeBulkRequest(filter=dv.CpeFilter(oui="00259E"), kind="fly"),
+            grpc.StatusCode.INVALID_ARGUMENT,
+        ),
+        (
+            dv.QueueCpeBulkRequest(filter=dv.CpeFilter(tags=["nobody"]), kind="reboot"),
+            grpc.StatusCode.NOT_FOUND,
+        ),
+    ):
+        exc = await _fails(s.devices.QueueCpeBulk(request, metadata=s.metadata))
+        assert exc.code() == code, request
     # ONUs as the VOLTHA sync leaves them, one bound to alice, with optics read.
     stack = f"lab{t.lower()}"
     for dev_id, kind, serial in (

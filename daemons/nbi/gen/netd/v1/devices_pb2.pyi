@@ -227,3 +227,88 @@ class QueueCpeTaskResponse(_message.Message):
     task: CpeTask
     connection_request: str
     def __init__(self, task: _Optional[_Union[CpeTask, _Mapping]] = ..., connection_request: _Optional[str] = ...) -> None: ...
+
+class CpeFilter(_message.Message):
+    __slots__ = ("tags", "oui", "product_class", "software_version", "parameter_name", "parameter_value")
+    TAGS_FIELD_NUMBER: _ClassVar[int]
+    OUI_FIELD_NUMBER: _ClassVar[int]
+    PRODUCT_CLASS_FIELD_NUMBER: _ClassVar[int]
+    SOFTWARE_VERSION_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_NAME_FIELD_NUMBER: _ClassVar[int]
+    PARAMETER_VALUE_FIELD_NUMBER: _ClassVar[int]
+    tags: _containers.RepeatedScalarFieldContainer[str]
+    oui: str
+    product_class: str
+    software_version: str
+    parameter_name: str
+    parameter_value: str
+    def __init__(self, tags: _Optional[_Iterable[str]] = ..., oui: _Optional[str] = ..., product_class: _Optional[str] = ..., software_version: _Optional[str] = ..., parameter_name: _Optional[str] = ..., parameter_value: _Optional[str] = ...) -> None: ...
+
+class CpeBulk(_message.Message):
+    __slots__ = ("id", "filter", "kind", "args", "rate", "devices", "status", "counts", "poked", "last_slot", "created_at", "created_by", "finished_at")
+    class CountsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    DEVICES_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    COUNTS_FIELD_NUMBER: _ClassVar[int]
+    POKED_FIELD_NUMBER: _ClassVar[int]
+    LAST_SLOT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_AT_FIELD_NUMBER: _ClassVar[int]
+    CREATED_BY_FIELD_NUMBER: _ClassVar[int]
+    FINISHED_AT_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    filter: CpeFilter
+    kind: str
+    args: _struct_pb2.Struct
+    rate: float
+    devices: int
+    status: str
+    counts: _containers.ScalarMap[str, int]
+    poked: int
+    last_slot: _timestamp_pb2.Timestamp
+    created_at: _timestamp_pb2.Timestamp
+    created_by: str
+    finished_at: _timestamp_pb2.Timestamp
+    def __init__(self, id: _Optional[int] = ..., filter: _Optional[_Union[CpeFilter, _Mapping]] = ..., kind: _Optional[str] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., rate: _Optional[float] = ..., devices: _Optional[int] = ..., status: _Optional[str] = ..., counts: _Optional[_Mapping[str, int]] = ..., poked: _Optional[int] = ..., last_slot: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., created_by: _Optional[str] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class QueueCpeBulkRequest(_message.Message):
+    __slots__ = ("filter", "kind", "args", "rate", "expires_in")
+    FILTER_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    ARGS_FIELD_NUMBER: _ClassVar[int]
+    RATE_FIELD_NUMBER: _ClassVar[int]
+    EXPIRES_IN_FIELD_NUMBER: _ClassVar[int]
+    filter: CpeFilter
+    kind: str
+    args: _struct_pb2.Struct
+    rate: float
+    expires_in: float
+    def __init__(self, filter: _Optional[_Union[CpeFilter, _Mapping]] = ..., kind: _Optional[str] = ..., args: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., rate: _Optional[float] = ..., expires_in: _Optional[float] = ...) -> None: ...
+
+class QueueCpeBulkResponse(_message.Message):
+    __slots__ = ("bulk",)
+    BULK_FIELD_NUMBER: _ClassVar[int]
+    bulk: CpeBulk
+    def __init__(self, bulk: _Optional[_Union[CpeBulk, _Mapping]] = ...) -> None: ...
+
+class GetCpeBulkRequest(_message.Message):
+    __slots__ = ("id",)
+    ID_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    def __init__(self, id: _Optional[int] = ...) -> None: ...
+
+class GetCpeBulkResponse(_message.Message):
+    __slots__ = ("bulk",)
+    BULK_FIELD_NUMBER: _ClassVar[int]
+    bulk: CpeBulk
+    def __init__(self, bulk: _Optional[_Union[CpeBulk, _Mapping]] = ...) -> None: ...

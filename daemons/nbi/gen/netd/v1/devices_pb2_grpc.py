@@ -60,6 +60,16 @@ class DevicesServiceStub:
                 request_serializer=netd_dot_v1_dot_devices__pb2.QueueCpeTaskRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_devices__pb2.QueueCpeTaskResponse.FromString,
                 _registered_method=True)
+        self.QueueCpeBulk = channel.unary_unary(
+                '/netd.v1.DevicesService/QueueCpeBulk',
+                request_serializer=netd_dot_v1_dot_devices__pb2.QueueCpeBulkRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_devices__pb2.QueueCpeBulkResponse.FromString,
+                _registered_method=True)
+        self.GetCpeBulk = channel.unary_unary(
+                '/netd.v1.DevicesService/GetCpeBulk',
+                request_serializer=netd_dot_v1_dot_devices__pb2.GetCpeBulkRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_devices__pb2.GetCpeBulkResponse.FromString,
+                _registered_method=True)
 
 
 class DevicesServiceServicer:
@@ -103,6 +113,22 @@ class DevicesServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def QueueCpeBulk(self, request, context):
+        """Queue a TR-069 task (or a preset run) for every CPE a filter matches, as POST
+        /api/v1/cpe-bulk: the ACS sends their connection requests `rate` a second. Role: operator.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetCpeBulk(self, request, context):
+        """A bulk run with its progress. NOT_FOUND if unknown. Per-device results: the tasks of
+        GET /api/v1/cpe-tasks?bulk=ID. Role: viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_DevicesServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -130,6 +156,16 @@ def add_DevicesServiceServicer_to_server(servicer, server):
                     servicer.QueueCpeTask,
                     request_deserializer=netd_dot_v1_dot_devices__pb2.QueueCpeTaskRequest.FromString,
                     response_serializer=netd_dot_v1_dot_devices__pb2.QueueCpeTaskResponse.SerializeToString,
+            ),
+            'QueueCpeBulk': grpc.unary_unary_rpc_method_handler(
+                    servicer.QueueCpeBulk,
+                    request_deserializer=netd_dot_v1_dot_devices__pb2.QueueCpeBulkRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_devices__pb2.QueueCpeBulkResponse.SerializeToString,
+            ),
+            'GetCpeBulk': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCpeBulk,
+                    request_deserializer=netd_dot_v1_dot_devices__pb2.GetCpeBulkRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_devices__pb2.GetCpeBulkResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -268,6 +304,60 @@ class DevicesService:
             '/netd.v1.DevicesService/QueueCpeTask',
             netd_dot_v1_dot_devices__pb2.QueueCpeTaskRequest.SerializeToString,
             netd_dot_v1_dot_devices__pb2.QueueCpeTaskResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def QueueCpeBulk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.DevicesService/QueueCpeBulk',
+            netd_dot_v1_dot_devices__pb2.QueueCpeBulkRequest.SerializeToString,
+            netd_dot_v1_dot_devices__pb2.QueueCpeBulkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCpeBulk(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.DevicesService/GetCpeBulk',
+            netd_dot_v1_dot_devices__pb2.GetCpeBulkRequest.SerializeToString,
+            netd_dot_v1_dot_devices__pb2.GetCpeBulkResponse.FromString,
             options,
             channel_credentials,
             insecure,
