@@ -1071,8 +1071,12 @@ def _versus_one_poller(results: dict[str, list[Measure]], key: str) -> str:
     )
     one = results.get("pollers1")
     if one and key != "pollers1":
-        base = median([m.varbinds / m.wall for m in one])
-        out += f"; {rate / base:.2f}x the throughput of 1 poller in the same run"
+        ratios = [
+            (m.varbinds / m.wall) / (b.varbinds / b.wall) for m, b in zip(ms, one, strict=False)
+        ]
+        out += "; throughput over 1 poller's in the same run: " + ", ".join(
+            f"{r:.2f}x" for r in ratios
+        )
     return out
 
 
