@@ -10,9 +10,10 @@ agent is our own (about 11 µs a varbind). Its CPU is reported ("agent µs/varbi
 CPU, walk overshoot included, over the varbinds the client kept), and what it serves is
 checked on the first run: net-snmp's snmpbulkwalk and gufo-snmp read the same OIDs from
 every device walked, with equal values except Counter32/64 and TimeTicks, which move.
-Workload: the if-mib profile (policies/snmp/if-mib.toml) as the poller plans it: per
-device a GET of sysUpTime and a GETBULK walk (max-repetitions 25) of each of its 16
-columns, 1 + 16 x interfaces varbinds (288,500 a cycle for 500 devices; printed).
+Workload: the if-mib profile (policies/snmp/if-mib.toml: snmp_exporter's if_mib) as the
+poller plans it: per device a GET of sysUpTime and ifNumber and a GETBULK walk
+(max-repetitions 25) of each of its 41 columns, 2 + 41 x interfaces varbinds (739,000 a
+cycle for 500 devices; printed).
 Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running:
 - gufo-snmp bare walk: gufo.snmp.aio.SnmpSession (uvloop, a session per device,
   BENCH_SNMP_CONCURRENCY devices at a time, default 8) does the same GET and walks of
@@ -51,6 +52,23 @@ Each run (BENCH_RUNS, default 3) does, one after the other, nothing else running
   benchmark fails.
 - the poller with poller.rediscover = 0: every poll walks, as the gufo-snmp references
   do; one interval measured, the same way.
+- snmp_exporter (Debian prometheus-snmp-exporter 0.21, the if_mib module of
+  tests/poller/snmp_exporter.py: the same walks and GET): every device scraped once in one
+  interval, device i at i x interval / devices, 8 at a time, as Prometheus spreads its
+  targets; each scrape's snmp_scrape_pdus_returned must be the device's varbinds. CPU:
+  the exporter's utime+stime from /proc (all its threads). It stores nothing (Prometheus
+  parses and stores, not measured here); the notes put the poller's CPU per varbind beside
+  it, alone and with its PostgreSQL and Redis writes.
+- 1, 2 and 3 `netd poller` processes on this machine sharing every device as a target
+  (leases in PostgreSQL) at BENCH_SNMP_MULTI_INTERVAL (default 10 s, the shortest
+  interval, so that the machine rather than the schedule limits them): after a warm-up
+  (every target polled, one interval more for the shares to settle) BENCH_SNMP_MULTI_CYCLES
+  (default 3) intervals; the polls each target had in the window are counted in
+  snmp_samples (one time per poll, the window shifted by 1 s: a poll is stored as it
+  ends). Throughput: the varbinds of those polls over the window; missed and extra polls
+  against one a slot; CPU of the pollers (and of the stores in the notes). The ratios to 1
+  poller are from the same run: the agent, the pollers, PostgreSQL and Redis share the 2
+  cores, and other work on the machine shares them too.
 Figures: varbinds/s is varbinds over wall time (for the poller that is its schedule:
 varbinds a cycle / interval); CPU µs/varbind and CPU s per 1,000 varbinds divide CPU by
 the varbinds the client kept. "x gufo" is that over gufo-snmp's back-to-back walk in the
@@ -93,7 +111,7 @@ from daemons.core.policies import load_policies
 from daemons.core.secrets import Sealer
 from daemons.poller import engine
 from daemons.poller.client import MAX_REPETITIONS, Credentials
-from daemons.poller.profiles import Profile, load_profiles
+from daemons.poller.profiles import INFO, Profile, load_profiles
 from daemons.store import migrate
 from daemons.store import snmp as store
 from daemons.store.embedded import EmbeddedStores
@@ -109,6 +127,10 @@ LATE = float(os.environ.get("BENCH_SNMP_LATE", "1.0"))
 CONCURRENCY = int(os.environ.get("BENCH_SNMP_CONCURRENCY", "8"))
 NETSNMP_PARALLEL = 2
 NETSNMP_AGENTS = int(os.environ.get("BENCH_SNMP_NETSNMP_AGENTS", str(AGENTS)))
+MULTI = [int(x) for x in os.environ.get("BENCH_SNMP_POLLERS", "1,2,3").split(",") if x]
+MULTI_INTERVAL = int(os.environ.get("BENCH_SNMP_MULTI_INTERVAL", "10"))
+MULTI_CYCLES = int(os.environ.get("BENCH_SNMP_MULTI_CYCLES", "3"))
+SHIFT = 1.0
 COMMUNITY = "netd-bench"
 TARGET_RATIO = 1.5
 REPO = Path(__file__).resolve().parents[1]
@@ -217,6 +239,7 @@ class Workload:
     walks: list[str]
     per_poll: list[int]  # varbinds read from each device (GETs + walked rows)
     samples_per_row: int  # samples a steady-state poll gives per interface
+    samples_per_poll: int = 0  # and per poll (the scalars: sysUpTime, ifNumber)
 
     @property
     def varbinds(self) -> int:
@@ -228,8 +251,9 @@ def _workload(profile: Profile, count: int) -> Workload:
     columns = [c for t in profile.tables for c in t.columns]
     gauges = sum(c.type == "gauge" for c in columns)
     counters = sum(c.type in ("counter32", "counter64") for c in columns)
+    infos = sum(c.type in INFO for c in columns)  # one info sample each (ifType_info...)
     per_poll = [len(gets) + len(walks) * interfaces(i) for i in range(count)]
-    return Workload(gets, walks, per_poll, gauges + 2 * counters)
+    return Workload(gets, walks, per_poll, gauges + 2 * counters + infos, len(profile.scalars))
 
 
 # --- gufo-snmp ------------------------------------------------------------------------------
@@ -418,7 +442,9 @@ def _polls(series: dict[str, dict[tuple[tuple[str, str], ...], float]]) -> dict[
     return _by_target(series, "netd_snmp_polls_total")
 
 
-async def _database(admin_dsn: str, name: str, key: bytes, ports: list[int]) -> str:
+async def _database(
+    admin_dsn: str, name: str, key: bytes, ports: list[int], interval: int = INTERVAL
+) -> str:
     """A fresh database ``name``, migrated, with every device as a target; its DSN. (One
     per run: each run's poller starts from the same empty tables.)"""
     admin = await asyncpg.connect(admin_dsn)
@@ -440,7 +466,7 @@ async def _database(admin_dsn: str, name: str, key: bytes, ports: list[int]) -> 
             await store.put_target(
                 pool,
                 sealer,
-                store.Target(f"agent-{i:03d}", "127.0.0.1", port, creds, ("if-mib",), INTERVAL),
+                store.Target(f"agent-{i:03d}", "127.0.0.1", port, creds, ("if-mib",), interval),
             )
     finally:
         await pool.close()
@@ -551,7 +577,8 @@ def _poller(
             work.per_poll[i] * int(done[n]) for i, n in enumerate(names)
         )  # what each poll read
         expected_samples = sum(
-            work.samples_per_row * interfaces(i) * int(done[n]) for i, n in enumerate(names)
+            (work.samples_per_row * interfaces(i) + work.samples_per_poll) * int(done[n])
+            for i, n in enumerate(names)
         )
         # the cost of one /metrics scrape, measured apart: 5 back to back
         c0, w0 = _proc_cpu(proc.pid), time.perf_counter()
@@ -584,6 +611,160 @@ def _poller(
         text = (tmp / "poller.log").read_text(errors="replace")
         if "Traceback" in text:
             _log("poller log has a traceback:\n" + text[-3000:])
+
+
+# --- snmp_exporter --------------------------------------------------------------------------
+
+
+def _exporter(agents: Agents, work: Workload, tmp: Path) -> Measure:
+    """Prometheus's snmp_exporter (Debian 0.21) with the if_mib module (the test's,
+    tests/poller/snmp_exporter.py: the same 41 columns and 2 scalars the poller reads),
+    each device scraped once in one interval, device i at i x interval / devices, up to
+    CONCURRENCY at a time, as Prometheus spreads its targets. Its CPU from /proc; the
+    scrapes' parsing here (Prometheus's work) is not in it, and it stores nothing."""
+    from tests.poller.snmp_exporter import SnmpExporter  # noqa: PLC0415
+
+    (tmp / "exporter").mkdir(exist_ok=True)
+    exporter = SnmpExporter(tmp / "exporter", [("if_mib", COMMUNITY)], free_port())
+    pdus = re.compile(r"^snmp_scrape_pdus_returned (\S+)$", re.M)
+
+    async def scrapes(pace: float) -> int:
+        gate = asyncio.Semaphore(CONCURRENCY)
+        total = 0
+        async with httpx.AsyncClient(timeout=30) as client:
+
+            async def one(i: int, port: int) -> None:
+                nonlocal total
+                await asyncio.sleep(i * pace)
+                async with gate:
+                    r = await client.get(
+                        exporter.url + "/snmp",
+                        params={"target": f"127.0.0.1:{port}", "module": "if_mib"},
+                    )
+                m = pdus.search(r.text)
+                if r.status_code != 200 or m is None:
+                    raise RuntimeError(f"snmp_exporter: {r.status_code} {r.text[:200]}")
+                n = int(float(m.group(1)))
+                if n != work.per_poll[i]:
+                    raise RuntimeError(f"snmp_exporter read {n} varbinds of agent {i}")
+                total += n
+
+            await asyncio.gather(*(one(i, p) for i, p in enumerate(agents.ports)))
+        return total
+
+    try:
+        uvloop.run(scrapes(0.0))  # warm-up: every device once, back to back
+        watch = Watch(agents)
+        # /proc/PID/stat: every thread (Go's work is not on the main thread, which is all
+        # /proc/PID/schedstat counts)
+        cpu0, wall0 = _proc_cpu(exporter.proc.pid), time.perf_counter()
+        total = uvloop.run(scrapes(INTERVAL / len(agents.ports)))
+        wall, cpu = time.perf_counter() - wall0, _proc_cpu(exporter.proc.pid) - cpu0
+        agent_cpu, sent = watch.done()
+    finally:
+        exporter.stop()
+    return Measure(total, cpu, wall, agent_cpu, sent, {"scrapes": len(agents.ports)})
+
+
+# --- several pollers -----------------------------------------------------------------------
+
+
+def _pollers(
+    agents: Agents,
+    work: Workload,
+    env: dict[str, str],
+    tmp: Path,
+    stores: list[int],
+    dsn: str,
+    count: int,
+) -> Measure:
+    """``count`` `netd poller` processes on this machine sharing every device as a target
+    at MULTI_INTERVAL (leases in PostgreSQL). After a warm-up (every target polled, one
+    more interval for the shares to settle), MULTI_CYCLES intervals: the polls each target
+    had (from snmp_samples, one time per poll), the varbinds they read, the pollers' CPU
+    and the stores'. Throughput is varbinds read over wall time."""
+    procs: list[subprocess.Popen[bytes]] = []
+    logs = []
+    try:
+        statuses = []
+        for k in range(count):
+            status = free_port()
+            statuses.append(status)
+            log = (tmp / f"pollers-{count}-{k}.log").open("wb")
+            logs.append(log)
+            procs.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "daemons.cli", "poller"],
+                    env={
+                        **env,
+                        "NETD_DATABASE_URL": dsn,
+                        "NETD_INSTANCE_NAME": f"bench-{count}-{k}",
+                        "NETD_POLLER_STATUS_PORT": str(status),
+                        "NETD_POLLER_EXPORTER_PORT": str(free_port()),
+                        "NETD_REDIS_KEY_PREFIX": f"bench{count}",
+                    },
+                    cwd=tmp,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+        for status in statuses:
+            deadline = time.monotonic() + 60
+            while True:
+                try:
+                    if httpx.get(f"http://127.0.0.1:{status}/health/ready").status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{count} pollers: one not ready in 60 s")
+                time.sleep(0.2)
+
+        async def polls(since: float, until: float) -> dict[str, int]:
+            conn = await asyncpg.connect(dsn)
+            try:
+                rows = await conn.fetch(
+                    "SELECT target, count(DISTINCT ts) AS n FROM snmp_samples "
+                    "WHERE ts >= to_timestamp($1) AND ts < to_timestamp($2) GROUP BY target",
+                    since,
+                    until,
+                )
+            finally:
+                await conn.close()
+            return {r["target"]: int(r["n"]) for r in rows}
+
+        start = time.time()
+        deadline = time.monotonic() + MULTI_INTERVAL * 3 + 120
+        while len(uvloop.run(polls(start, time.time() + 1))) < len(agents.ports):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{count} pollers: not every target polled")
+            time.sleep(1)
+        time.sleep(MULTI_INTERVAL)  # the shares settle (pollers started one after another)
+        watch = Watch(agents)
+        t0, cpu0 = time.time(), sum(_proc_cpu(p.pid) for p in procs)
+        stores0 = _stores_cpu(stores)
+        time.sleep(MULTI_CYCLES * MULTI_INTERVAL)
+        t1, cpu1 = time.time(), sum(_proc_cpu(p.pid) for p in procs)
+        stores1 = _stores_cpu(stores)
+        agent_cpu, sent = watch.done()
+        time.sleep(min(5.0, MULTI_INTERVAL / 2))  # the last polls of the window stored
+        # a poll is stored when it ends: the window, shifted by a poll's usual duration
+        done = uvloop.run(polls(t0 + SHIFT, t1 + SHIFT))
+        names = [f"agent-{i:03d}" for i in range(len(agents.ports))]
+        varbinds = sum(work.per_poll[i] * done.get(n, 0) for i, n in enumerate(names))
+        extra = {
+            "pollers": count,
+            "polls": sum(done.values()),
+            "missed cycles": sum(max(0, MULTI_CYCLES - done.get(n, 0)) for n in names),
+            "extra polls": sum(max(0, done.get(n, 0) - MULTI_CYCLES) for n in names),
+            "stores cpu s": stores1 - stores0,
+        }
+        return Measure(varbinds, cpu1 - cpu0, t1 - t0, agent_cpu, sent, extra)
+    finally:
+        for proc in procs:
+            _stop(proc)
+        for log in logs:
+            log.close()
 
 
 # --- the run --------------------------------------------------------------------------------
@@ -619,6 +800,12 @@ def _row(
 
 def _notes(m: Measure) -> str:
     e = m.extra
+    if "pollers" in e:
+        return (
+            f"{e['polls']:.0f} polls, {e['missed cycles']:.0f} missed, {e['extra polls']:.0f}"
+            f" extra; PostgreSQL and Redis: {e['stores cpu s'] / max(1, m.varbinds) * 1e6:.1f}"
+            " µs/varbind"
+        )
     if "polls" in e:
         return (
             f"{e['polls']:.0f} polls ({e['polls seen']} seen by a scrape),"
@@ -680,6 +867,8 @@ def run() -> list[dict[str, Any]]:
         "netsnmp": [],
         "poller": [],
         "walker": [],
+        "exporter": [],
+        **{f"pollers{n}": [] for n in MULTI},
     }
     with tempfile.TemporaryDirectory(prefix="netd-bench-snmp-") as tmp_name:
         tmp = Path(tmp_name)
@@ -751,6 +940,29 @@ def run() -> list[dict[str, Any]]:
                         raise RuntimeError(
                             f"samples {m.extra['samples']} != {m.extra['samples expected']}"
                         )
+                if shutil.which("prometheus-snmp-exporter"):
+                    x = _exporter(agents, work, tmp)
+                    results["exporter"].append(x)
+                    _log(f"run {r + 1}: snmp_exporter {x.varbinds} varbinds, {x.cpu:.2f} s CPU")
+                else:
+                    _log("prometheus-snmp-exporter is missing: apt-get install it; not compared")
+                for count in MULTI:
+                    dsn = uvloop.run(
+                        _database(
+                            stores.postgres.dsn,
+                            f"snmp_multi{r}_{count}",
+                            key,
+                            agents.ports,
+                            MULTI_INTERVAL,
+                        )
+                    )
+                    m = _pollers(agents, work, env, tmp, pids, dsn, count)
+                    results[f"pollers{count}"].append(m)
+                    _log(
+                        f"run {r + 1}: {count} pollers {m.varbinds / m.wall:.0f} varbinds/s,"
+                        f" {m.cpu:.2f} s CPU; "
+                        + ", ".join(f"{k} {v:.4g}" for k, v in m.extra.items())
+                    )
         finally:
             stores.release()
             agents.stop()
@@ -766,9 +978,17 @@ def _rows(
         "gufo": "gufo-snmp bare walk",
         "paced": f"gufo-snmp bare walk on the poller's schedule ({INTERVAL} s)",
         "netsnmp": "net-snmp snmpbulkwalk -Cr25 (per column)",
+        "exporter": f"snmp_exporter 0.21 if_mib, every device once in {INTERVAL} s",
+        **{
+            f"pollers{n}": f"{n} netd poller{'s' if n > 1 else ''} sharing the targets,"
+            f" every {MULTI_INTERVAL} s"
+            for n in MULTI
+        },
     }
     out: list[dict[str, Any]] = []
     for key, subject in subjects.items():
+        if not results.get(key):
+            continue
         rows = [
             _row(
                 subject,
@@ -806,8 +1026,57 @@ def _rows(
                 )
         elif key == "netsnmp":
             med["notes"] = f"{min(NETSNMP_AGENTS, len(work.per_poll))} devices"
+        elif key == "exporter":
+            med["notes"] = _versus_exporter(results)
+        elif key.startswith("pollers"):
+            med["notes"] = _versus_one_poller(results, key)
         out.append(med)
         out += rows
+    return out
+
+
+def _per_vb(ms: list[Measure], stores: bool = False) -> float:
+    """Median CPU µs per varbind (with the stores' CPU when ``stores``), run by run."""
+    return median(
+        [
+            (m.cpu + (m.extra.get("stores cpu s", 0.0) if stores else 0.0)) / m.varbinds * 1e6
+            for m in ms
+        ]
+    )
+
+
+def _versus_exporter(results: dict[str, list[Measure]]) -> str:
+    x = _per_vb(results["exporter"])
+    if not x:
+        return "snmp_exporter's CPU was not measured"
+    out = f"snmp_exporter {x:.2f} µs/varbind (walks every scrape, stores nothing)"
+    for key, what in (("poller", "netd poller (GETs between walks)"), ("walker", "netd walking")):
+        if results.get(key):
+            own, full = _per_vb(results[key]), _per_vb(results[key], stores=True)
+            out += (
+                f"; {what} {own:.2f} µs/varbind ({own / x:.2f}x), with its PostgreSQL and"
+                f" Redis writes {full:.2f} ({full / x:.2f}x)"
+            )
+    return out
+
+
+def _versus_one_poller(results: dict[str, list[Measure]], key: str) -> str:
+    ms = results[key]
+    rate = median([m.varbinds / m.wall for m in ms])
+    e = ms[-1].extra
+    out = (
+        f"{rate:.0f} varbinds/s; {e['polls']:.0f} polls, {e['missed cycles']:.0f} missed,"
+        f" {e['extra polls']:.0f} extra; with the stores"
+        f" {_per_vb(ms, stores=True):.2f} µs/varbind"
+    )
+    one = results.get("pollers1")
+    if one and key != "pollers1":
+        ratios = [
+            (m.varbinds / m.wall) / (b.varbinds / b.wall) for m, b in zip(ms, one, strict=False)
+        ]
+        out += "; throughput over 1 poller's in the same run: " + ", ".join(
+            f"{r:.2f}x" for r in ratios
+        )
     return out
 
 

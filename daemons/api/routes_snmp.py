@@ -47,6 +47,7 @@ class SnmpTarget(BaseModel):
     address: str
     port: int
     version: Literal["1", "2c", "3"]
+    context: str = Field(default="", description="v3 contextName; empty: the default")
     profiles: list[str]
     interval: int | None
     tags: list[str]
@@ -68,6 +69,12 @@ class SnmpTargetPut(m._Body):
         default="", description="aes192c/aes256c: Cisco's (Reeder) key expansion"
     )
     priv_key: str = Field(default="", max_length=128, description="v3; write-only")
+    context: str = Field(
+        default="",
+        max_length=32,
+        pattern=r"^[\x21-\x7e]*$",
+        description="v3 contextName (a Cisco per-VRF or per-VLAN instance); empty: the default",
+    )
     profiles: list[Annotated[str, Field(max_length=64)]] = Field(
         default_factory=lambda: ["system", "if-mib"], max_length=32
     )
@@ -81,7 +88,10 @@ class SnmpTargetPut(m._Body):
 class SnmpSample(BaseModel):
     metric: str
     labels: dict[str, str]
-    value: float
+    value: int | float = Field(
+        description="counters and integer gauges as exact integers (a Counter64 past 2^53 "
+        "is not rounded), rates and scaled gauges as numbers"
+    )
     kind: str
 
 
@@ -126,6 +136,7 @@ def _view(t: store.Target, status: SnmpStatus | None = None) -> SnmpTarget:
         address=t.address,
         port=t.port,
         version=t.credentials.version,
+        context=t.credentials.context,
         profiles=list(t.profiles),
         interval=t.interval,
         tags=list(t.tags),
@@ -192,6 +203,8 @@ def target_from(name: str, body: SnmpTargetPut, policies: PolicySet) -> store.Ta
             raise ApiError(422, "SNMPv3 privacy needs authentication (auth)")
     elif not body.community:
         raise ApiError(422, "v1/v2c need a community")
+    if body.context and body.version != "3":
+        raise ApiError(422, "a context name is SNMPv3 only")
     creds = Credentials(
         body.version,
         body.community,
@@ -200,6 +213,7 @@ def target_from(name: str, body: SnmpTargetPut, policies: PolicySet) -> store.Ta
         body.auth_key,
         body.priv,
         body.priv_key,
+        body.context,
     )
     return store.Target(
         name,

@@ -290,7 +290,8 @@ class VolthaConfig(_DaemonConfig):
 class PollerConfig(_DaemonConfig):
     status_port: StatusPort = 9184
     exporter_host: str = "127.0.0.1"
-    exporter_port: StatusPort = 9116
+    # snmp_exporter's own port is 9116: both can run side by side while moving over
+    exporter_port: StatusPort = 9186
     concurrency: int = Field(default=64, ge=1, le=10_000)
     timeout: Seconds = 2.0
     retries: int = Field(default=2, ge=0, le=10)
@@ -300,6 +301,19 @@ class PollerConfig(_DaemonConfig):
     # target's known rows are read with GET. A new interface shows at the next walk; a
     # reboot or a vanished row brings the walk forward.
     rediscover: float = Field(default=900.0, ge=0, le=86400)
+    # Several pollers share the targets under leases in PostgreSQL: a lease lapses
+    # lease_ttl seconds after its last renewal (every sync_interval), so a dead poller's
+    # targets are polled again within lease_ttl + sync_interval + one interval. Keep
+    # lease_ttl + sync_interval under the shortest polling interval (10 s at least).
+    lease_ttl: Seconds = Field(default=8.0, ge=1.0, le=600.0)
+    sync_interval: Seconds = Field(default=2.0, ge=0.2, le=60.0)
+
+    @model_validator(mode="after")
+    def _lease_rounds(self) -> PollerConfig:
+        if self.sync_interval * 2 > self.lease_ttl:
+            raise ValueError("lease_ttl must be at least twice sync_interval (renewals)")
+        return self
+
     trap_host: str = "127.0.0.1"
     trap_port: StatusPort = 162
     trap_communities: list[str] = Field(default_factory=list)

@@ -71,10 +71,17 @@ def _device_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--user", default="", help="v3 user")
     p.add_argument("--auth", choices=sorted(AUTH), default="")
     p.add_argument("--priv", choices=sorted(PRIV), default="")
+    p.add_argument(
+        "--context", default="", help="v3 context name (a Cisco per-VRF or per-VLAN instance)"
+    )
 
 
 def _credentials(args: argparse.Namespace) -> Credentials:
     secret = sys.stdin.readline().strip() if args.secret_stdin else ""
+    if args.context and args.version != "3":
+        raise ValueError("a context name is SNMPv3 only")
+    if len(args.context) > 32:
+        raise ValueError("--context is at most 32 characters")
     if args.version != "3":
         if not secret:
             raise ValueError("give the community on stdin with --secret-stdin")
@@ -88,7 +95,7 @@ def _credentials(args: argparse.Namespace) -> Credentials:
     priv_key = keys[1] if len(keys) > 1 and args.priv else ""
     if (args.auth and not auth_key) or (args.priv and not priv_key):
         raise ValueError("give 'authkey privkey' on stdin with --secret-stdin")
-    return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key)
+    return Credentials("3", "", args.user, args.auth, auth_key, args.priv, priv_key, args.context)
 
 
 def target_body(args: argparse.Namespace, creds: Credentials) -> SnmpTargetPut:
@@ -103,6 +110,7 @@ def target_body(args: argparse.Namespace, creds: Credentials) -> SnmpTargetPut:
         auth_key=creds.auth_key,
         priv=creds.priv,
         priv_key=creds.priv_key,
+        context=creds.context,
         profiles=args.profile or ["system", "if-mib"],
         interval=args.interval,
         tags=args.tag,

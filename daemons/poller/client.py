@@ -32,6 +32,7 @@ or the agent's error-status name (``tooBig``, ``noSuchName``, ``genErr``...).
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -56,6 +57,8 @@ from gufo.snmp import (
 from gufo.snmp.aio import SnmpSession
 from gufo.snmp.user import KeyExpansion
 
+from daemons.poller.engine import GET_BUDGET, V3_GET_BUDGET
+
 AUTH = {
     "md5": Md5Key,
     "sha": Sha1Key,
@@ -75,6 +78,27 @@ PRIV = {
     "aes256c": Aes256Key,
 }
 MAX_REPETITIONS = 25
+# A connected socket's probe after a timeout: an SNMPv3 engine-ID discovery request (RFC
+# 3414 §4; noAuthNoPriv, reportable, empty user), which every agent may answer with a
+# report and none counts as an authentication failure. Only the kernel's ICMP answer is
+# read from it: "port unreachable" (ECONNREFUSED) tells a stopped agent from a silent one.
+
+
+def _tlv(tag: int, body: bytes) -> bytes:  # BER, definite short lengths (all < 128 here)
+    return bytes((tag, len(body))) + body
+
+
+DISCOVERY = _tlv(
+    0x30,
+    _tlv(2, b"\x03")  # msgVersion 3
+    + _tlv(0x30, _tlv(2, b"\x4e\x44") + _tlv(2, b"\x08\x00") + _tlv(4, b"\x04") + _tlv(2, b"\x03"))
+    + _tlv(4, _tlv(0x30, _tlv(4, b"") + _tlv(2, b"\x00") * 2 + _tlv(4, b"") * 3))
+    + _tlv(
+        0x30,
+        _tlv(4, b"") * 2
+        + _tlv(0xA0, _tlv(2, b"\x4e\x44") + _tlv(2, b"\x00") * 2 + _tlv(0x30, b"")),
+    ),
+)
 
 
 class PollError(Exception):
@@ -103,6 +127,12 @@ class Credentials:
     auth_key: str = ""
     priv: str = ""  # des | aes | aes192 | aes256 | aes192c | aes256c
     priv_key: str = ""
+    context: str = ""  # v3 contextName (Cisco per-VRF or per-VLAN instances); "" default
+
+    @property
+    def get_budget(self) -> int:
+        """Bytes of varbinds a GET of known rows may ask for (``engine.chunks``)."""
+        return V3_GET_BUDGET if self.version == "3" else GET_BUDGET
 
 
 def _session(address: str, port: int, creds: Credentials, timeout: float) -> SnmpSession:
@@ -144,8 +174,19 @@ async def read(
 ) -> dict[str, Any]:
     """Every scalar of ``gets`` and every varbind under each root of ``walks``, by OID.
     Raises PollError (Unreachable or AgentError)."""
-    got, _walked = await read_rows(address, port, creds, gets, walks, wait, retries)
-    return got
+    got = await read_rows(address, port, creds, gets, walks, wait, retries)
+    return got.values
+
+
+@dataclass
+class Read:
+    """What ``read_rows`` read: the values by OID; whether the tables were walked; the
+    known rows' GETs as they turned out (a chunk an agent refused as too big is split in
+    two, and the caller keeps the split for the next polls)."""
+
+    values: dict[str, Any]
+    walked: bool
+    rows: tuple[tuple[str, ...], ...] = ()
 
 
 async def read_rows(
@@ -157,11 +198,14 @@ async def read_rows(
     wait: float = 2.0,
     retries: int = 2,
     rows: Sequence[Sequence[str]] = (),
-) -> tuple[dict[str, Any], bool]:
+) -> Read:
     """``read``, with the tables read by GET of ``rows`` (instance OIDs under ``walks``
-    found by an earlier walk, a GET's worth each) when there are any. Returns what was
-    read, and whether the tables were walked (no ``rows``, or a GET of them answered with
-    an error)."""
+    found by an earlier walk, a GET's worth each) when there are any; the tables are
+    walked when there are none, or when a GET of them comes back without values."""
+    if creds.context:
+        from daemons.poller import contexts  # noqa: PLC0415 (pysnmp: context names only)
+
+        return await contexts.read_rows(address, port, creds, gets, walks, wait, retries, rows)
     last: PollError | None = None
     for _attempt in range(retries + 1):
         session = _session(address, port, creds, wait)
@@ -173,18 +217,44 @@ async def read_rows(
                 got.update(await _get(session, list(gets)))
                 if not got:
                     await _explain(address, port, creds, gets[0], wait)
-            if rows and await _get_rows(session, rows, got):
-                return got, False
+            if rows:
+                split = await _get_rows(session, rows, got)
+                if split is not None:
+                    return Read(got, False, split)
             for root in walks:
                 got.update(await _walk(session, root, creds.version == "1"))
-            return got, True
+            return Read(got, True)
         except AgentError:
             raise  # the agent's own answer: asking again gives the same
         except (TimeoutError, SnmpError, OSError) as exc:
             last = _failure(address, port, creds.version, exc)
             await asyncio.sleep(0)
     assert last is not None
+    if last.reason == "timeout" and await refused(address, port, min(wait, 1.0)):
+        raise Unreachable(
+            "refused", f"{address}:{port}: connection refused (no SNMP agent on that port)"
+        )
     raise last
+
+
+async def refused(address: str, port: int, wait: float) -> bool:
+    """Whether the host answers a datagram to ``port`` with ICMP port unreachable (nothing
+    listens there). gufo-snmp's unconnected sockets never see that answer, so a stopped
+    agent would read as a timeout; a connected socket of ours sends one discovery request
+    (``DISCOVERY``) and waits up to ``wait`` seconds for the kernel's verdict."""
+    loop = asyncio.get_running_loop()
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        sock.setblocking(False)
+        try:
+            sock.connect((address, port))
+            sock.send(DISCOVERY)
+            await asyncio.wait_for(loop.sock_recv(sock, 4096), wait)
+        except ConnectionRefusedError:
+            return True
+        except (TimeoutError, OSError):
+            return False
+    return False  # an answer: something listens
 
 
 async def _get(session: SnmpSession, gets: list[str]) -> dict[str, Any]:
@@ -202,23 +272,44 @@ async def _get(session: SnmpSession, gets: list[str]) -> dict[str, Any]:
 
 async def _get_rows(
     session: SnmpSession, rows: Sequence[Sequence[str]], got: dict[str, Any]
-) -> bool:
-    """GET of known rows, a chunk at a time, into ``got``. False when a chunk found
-    nothing (an error answer for the whole PDU) or did not decode (a response over gufo's
-    4 KB): then the tables are walked."""
-    for oids in rows:
+) -> tuple[tuple[str, ...], ...] | None:
+    """GET of known rows, a chunk at a time, into ``got``; the chunks as they were asked
+    in the end, or None when the tables must be walked instead.
+
+    A chunk that comes back without values (an error answer for the whole PDU: tooBig
+    from net-snmp, noSuchName from a v1 agent), does not decode (a response past gufo's
+    4 KB) or gets no answer at all while the agent has answered this poll (snmpsim drops
+    a response larger than the request's msgMaxSize) is asked again in two halves, down
+    to single OIDs; an OID that has nothing alone is a row that went away, and the walk
+    finds the table as it is now."""
+    out: list[tuple[str, ...]] = []
+    pending = [tuple(c) for c in reversed(rows)]
+    silent = 0  # requests in a row without an answer: past two, the agent is gone
+    while pending:
+        oids = pending.pop()
         try:
             chunk = await session.get_many(oids)
+            silent = 0
         except SnmpDecodeError:
-            return False
+            chunk = {}
+        except TimeoutError:
+            silent += 1
+            if silent > 2:
+                raise
+            chunk = {}
         found = 0
         for oid, value in chunk.items():
             if value is not None:
                 got[oid] = value
                 found += 1
-        if not found:
-            return False
-    return True
+        if found:
+            out.append(oids)
+            continue
+        if len(oids) == 1:
+            return None
+        half = len(oids) // 2
+        pending += [oids[half:], oids[:half]]
+    return tuple(out)
 
 
 async def _walk(session: SnmpSession, root: str, v1: bool) -> dict[str, Any]:
@@ -256,40 +347,17 @@ async def diagnose(address: str, port: int, creds: Credentials, oid: str, wait: 
     ``oid``, read with pysnmp; "" if it answers without one or does not answer."""
     from pysnmp.hlapi.v3arch import asyncio as hl  # noqa: PLC0415 (the error path only)
 
-    auth_protocols = {
-        "md5": hl.usmHMACMD5AuthProtocol,
-        "sha": hl.usmHMACSHAAuthProtocol,
-        "sha224": hl.usmHMAC128SHA224AuthProtocol,
-        "sha256": hl.usmHMAC192SHA256AuthProtocol,
-        "sha384": hl.usmHMAC256SHA384AuthProtocol,
-        "sha512": hl.usmHMAC384SHA512AuthProtocol,
-    }
-    priv_protocols = {
-        "des": hl.usmDESPrivProtocol,
-        "aes": hl.usmAesCfb128Protocol,
-        "aes192": hl.usmAesBlumenthalCfb192Protocol,
-        "aes256": hl.usmAesBlumenthalCfb256Protocol,
-        "aes192c": hl.usmAesCfb192Protocol,
-        "aes256c": hl.usmAesCfb256Protocol,
-    }
+    from daemons.poller.contexts import auth_data  # noqa: PLC0415
+
     engine = hl.SnmpEngine()
     try:
         target = await hl.UdpTransportTarget.create((address, port), timeout=wait, retries=0)
-        if creds.version == "3":
-            auth: Any = hl.UsmUserData(
-                creds.user,
-                authKey=creds.auth_key or None,
-                privKey=creds.priv_key or None,
-                authProtocol=auth_protocols[creds.auth] if creds.auth else hl.usmNoAuthProtocol,
-                privProtocol=priv_protocols[creds.priv] if creds.priv else hl.usmNoPrivProtocol,
-            )
-        else:
-            auth = hl.CommunityData(creds.community, mpModel=0 if creds.version == "1" else 1)
+        auth = auth_data(creds)
         indication, status, _index, _vbs = await hl.get_cmd(
             engine,
             auth,
             target,
-            hl.ContextData(),
+            hl.ContextData(contextName=creds.context.encode()),
             hl.ObjectType(hl.ObjectIdentity(oid)),
             lookupMib=False,
         )

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 from daemons.poller import rates
-from daemons.poller.profiles import Column, Profile, Table
+from daemons.poller.enums import ENUMS
+from daemons.poller.profiles import INFO, Column, Profile, Table
 
 SYS_UPTIME = "1.3.6.1.2.1.1.3.0"
 SYS_OBJECT_ID = "1.3.6.1.2.1.1.2.0"
 IF_HIGH_SPEED = "ifHighSpeed"  # Mbit/s: bounds a believable Counter32 wrap per interface
+IF_SPEED = "ifSpeed"  # bit/s: the same, for devices without ifXTable
 
 Value = int | float | str | bytes
+# Bytes of varbinds a GET of known rows may carry. v1/v2c: gufo-snmp reads responses of up
+# to 4,080 bytes. v3: gufo-snmp announces msgMaxSize 2048 in every request, so the whole
+# response message must fit 2,048 bytes; the header, USM parameters (engine ID, user, a
+# SHA-512 digest), the scoped PDU's context and DES padding take up to about 330 of them,
+# and the budget keeps a fifth for values that grow (a counter, a longer ifAlias). An agent
+# answers an oversized GET with tooBig (net-snmp) or drops it (snmpsim): client._get_rows
+# splits such a GET.
+GET_BUDGET = 2500
+V3_GET_BUDGET = 1400
 
 
 class Sample(NamedTuple):
@@ -28,7 +39,7 @@ class Sample(NamedTuple):
 
     metric: str
     labels: tuple[tuple[str, str], ...]
-    value: float
+    value: int | float  # counters and unscaled integer gauges stay exact ints (Counter64)
     kind: str  # gauge | counter (the running total) | rate (per second)
 
 
@@ -61,21 +72,24 @@ class TargetState:
         walked: bool,
         at: float,
         resets: int,
+        rows: tuple[tuple[str, ...], ...] | None = None,
+        budget: int = GET_BUDGET,
     ) -> None:
         """After a poll's read (and ``samples``; ``resets`` is the count before it): a walk
         leaves its rows for the GETs of the next polls. A reboot (indexes may move) or a
-        known row that did not answer brings the next walk forward."""
+        known row that did not answer brings the next walk forward. ``rows``: the GETs as
+        the read asked them in the end (a chunk too big for the agent, split)."""
+        rows = self.rows if rows is None else rows
         if walked:
             scalars = set(gets)
-            self.rows = chunks([(oid, v) for oid, v in got.items() if oid not in scalars])
+            self.rows = chunks([(oid, v) for oid, v in got.items() if oid not in scalars], budget)
             self.walked, self.walked_at = tuple(walks), at
         elif self.resets != resets or len(got) - sum(g in got for g in gets) < sum(
-            len(c) for c in self.rows
+            len(c) for c in rows
         ):
             self.rows = ()
-
-
-GET_BUDGET = 2500  # bytes of varbinds a GET response may carry (gufo-snmp reads 4 KB)
+        else:
+            self.rows = rows  # as asked in the end (a chunk too big for the agent, split)
 
 
 def _ber_size(oid: str, value: object) -> int:
@@ -92,8 +106,10 @@ def _ber_size(oid: str, value: object) -> int:
     return size + 8  # varbind SEQUENCE, OID and value tags and lengths
 
 
-def chunks(found: list[tuple[str, object]]) -> tuple[tuple[str, ...], ...]:
-    """Instance OIDs in GETs whose responses stay within ``GET_BUDGET`` bytes of varbinds
+def chunks(
+    found: list[tuple[str, object]], budget: int = GET_BUDGET
+) -> tuple[tuple[str, ...], ...]:
+    """Instance OIDs in GETs whose responses stay within ``budget`` bytes of varbinds
     (95 to 125 IF-MIB values a request for the benchmark's agents), going by the values a
     walk found, with room for them to grow."""
     out: list[tuple[str, ...]] = []
@@ -101,7 +117,7 @@ def chunks(found: list[tuple[str, object]]) -> tuple[tuple[str, ...], ...]:
     used = 0
     for oid, value in found:
         size = _ber_size(oid, value)
-        if chunk and used + size > GET_BUDGET:
+        if chunk and used + size > budget:
             out.append(tuple(chunk))
             chunk, used = [], 0
         chunk.append(oid)
@@ -135,18 +151,38 @@ def plan(
     return gets, walks
 
 
-def _number(value: Value) -> float | None:
+def _number(value: Value) -> int | float | None:
     if isinstance(value, bool):
-        return float(value)
+        return int(value)
     if isinstance(value, int | float):
-        return float(value)
+        return value
     return None
 
 
 def _text(value: Value) -> str:
+    """Text as a label or an info value: UTF-8 (bytes that are not replaced by U+FFFD);
+    the NUL bytes C strings end with are dropped, one inside becomes U+FFFD (PostgreSQL
+    refuses NUL in text and jsonb: it lost every sample of the device)."""
+    text = value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    if "\x00" in text:
+        text = text.rstrip("\x00").replace("\x00", "\ufffd")
+    return text
+
+
+def info_text(kind: str, value: Value, enum: Mapping[int, str] | None = None) -> str:
+    """The label value of an info column, as snmp_exporter renders its types: ``octets``
+    as 0x and upper-case hex ("" when empty; an OID as text), ``physaddress`` as six
+    upper-case hex bytes with colons (padded with zeros, as it does), ``enum`` by name
+    (the number if the name is unknown)."""
+    if kind == "enum":
+        number = int(value) if isinstance(value, int | float) else 0
+        return (enum or {}).get(number, str(number))
+    if kind == "physaddress":
+        raw = value if isinstance(value, bytes) else _text(value).encode()
+        return ":".join(f"{b:02X}" for b in (raw + bytes(6))[:6])
     if isinstance(value, bytes):
-        return value.decode("utf-8", "replace")
-    return str(value)
+        return "0x" + value.hex().upper() if value else ""
+    return _text(value)
 
 
 @dataclass(frozen=True)
@@ -160,6 +196,8 @@ class _TablePlan:
     # each numeric column: name, is a gauge, scale, bits if a counter, bounded by the
     # speed, the name of its rate
     numeric: tuple[tuple[str, bool, float, int, bool, str], ...]
+    # each info column: name, type, metric name, enum names
+    infos: tuple[tuple[str, str, str, Mapping[int, str] | None], ...] = ()
 
 
 _plans: dict[int, tuple[Table, _TablePlan]] = {}
@@ -188,8 +226,9 @@ def _plan(t: Table) -> _TablePlan:
                 c.name + "_rate",
             )
             for c in t.columns
-            if c.type != "label"
+            if c.type in ("counter32", "counter64", "gauge")
         ),
+        tuple((c.name, c.type, c.metric, ENUMS.get(c.enum)) for c in t.columns if c.type in INFO),
     )
     if len(_plans) > 1000:  # tables of profiles reloaded many times over
         _plans.clear()
@@ -246,12 +285,17 @@ def samples(
     uptime_raw = got.get(SYS_UPTIME)
     uptime = int(uptime_raw) if isinstance(uptime_raw, int | float) else None
     out: list[Sample] = []
+    seen: set[str] = set()  # a scalar two profiles both read (sysUpTime) gives one sample
     for p in profiles:
         for col in p.scalars:
-            if col.oid not in got:
+            if col.oid not in got or col.metric in seen:
                 continue
+            seen.add(col.metric)
             if col.type == "label":  # text: an info metric, as snmp_exporter shows strings
-                out.append(Sample(col.name, ((col.name, _text(got[col.oid])),), 1.0, "gauge"))
+                out.append(Sample(col.name, ((col.name, _text(got[col.oid])),), 1, "gauge"))
+            elif col.type in INFO:
+                text = info_text(col.type, got[col.oid], ENUMS.get(col.enum))
+                out.append(Sample(col.metric, ((col.name, text),), 1, "gauge"))
             else:
                 out += _one(col, got[col.oid], (), "", state, now, uptime, None)
         for t in p.tables:
@@ -277,24 +321,28 @@ def _table(
     for index, row in sorted(rows.items()):
         named = [(name, _text(row[name])) for name in t.labels if name in row]
         labels = ((t.index, index), *named)
-        speed = _number(row[IF_HIGH_SPEED]) if IF_HIGH_SPEED in row else None
-        limit = rates.octets_limit(int(speed * 1_000_000)) if speed else None
+        limit = _octets_limit(row)
         for name, gauge, scale, bits, octets, rate_name in numeric:
             if name not in row:
                 continue
             value = row[name]
             kind = type(value)
-            number = float(value) if kind is int or kind is float else _number(value)
+            # the usual case (an int) without a call
+            number = cast(
+                "int | float | None", value if kind is int or kind is float else _number(value)
+            )
             if number is None:
                 continue
             if gauge:
-                out.append(new(Sample, (name, labels, number * scale, "gauge")))
+                out.append(
+                    new(Sample, (name, labels, number * scale if scale != 1 else number, "gauge"))
+                )
                 continue
             key = (name, index)
             reading = new(reading_of, (int(number), now, uptime))
             prev = counters.get(key)
             counters[key] = reading
-            out.append(new(Sample, (name, labels, number, "counter")))
+            out.append(new(Sample, (name, labels, reading[0], "counter")))
             if prev is None:
                 continue
             # The usual case inline (time went on, the counter did not go back, no
@@ -310,6 +358,20 @@ def _table(
                 state.wraps += 1
             if r.per_second is not None:
                 out.append(new(Sample, (rate_name, labels, r.per_second, "rate")))
+        for name, kind_, metric, enum in plan.infos:
+            if name in row:
+                info = ((*labels, (name, info_text(kind_, row[name], enum))),)
+                out.append(new(Sample, (metric, info[0], 1, "gauge")))
+
+
+def _octets_limit(row: Mapping[str, Value]) -> float | None:
+    """The most octets/s the row's interface can count: ifHighSpeed (Mbit/s), or ifSpeed
+    (bit/s) on a device without ifXTable; None when neither is known."""
+    high = _number(row[IF_HIGH_SPEED]) if IF_HIGH_SPEED in row else None
+    if high:
+        return rates.octets_limit(int(high * 1_000_000))
+    speed = _number(row[IF_SPEED]) if IF_SPEED in row else None
+    return rates.octets_limit(int(speed)) if speed else None
 
 
 def _one(
@@ -326,12 +388,12 @@ def _one(
     if number is None or col.type == "label":
         return []
     if col.type == "gauge":
-        return [Sample(col.name, labels, number * col.scale, "gauge")]
+        return [Sample(col.name, labels, number * col.scale if col.scale != 1 else number, "gauge")]
     key = (col.name, index)
     reading = rates.Reading(int(number), now, uptime)
     prev = state.counters.get(key)
     state.counters[key] = reading
-    out = [Sample(col.name, labels, number, "counter")]
+    out = [Sample(col.name, labels, reading.value, "counter")]
     if prev is not None:
         bits = 32 if col.type == "counter32" else 64
         got = rates.rate(prev, reading, bits, limit if "Octets" in col.name else None)

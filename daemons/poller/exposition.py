@@ -24,6 +24,10 @@ def _escape(value: str) -> str:
 
 
 def _number(value: float) -> str:
+    """A sample's value as text: an int exactly (a Counter64 past 2^53 is not rounded
+    to a float), a float as Python writes it back."""
+    if type(value) is int:
+        return str(value)
     if math.isnan(value):
         return "NaN"
     if math.isinf(value):

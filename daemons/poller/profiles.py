@@ -12,7 +12,11 @@
     columns.ifHCInOctets = { oid = "1.3.6.1.2.1.31.1.1.1.6", type = "counter64" }
 
 Types: ``counter32`` and ``counter64`` (turned into rates), ``gauge`` (numbers as read,
-times ``scale``), ``label`` (text, used as a label).
+times ``scale``), ``label`` (text: a table's label, or a scalar's info metric). Info
+metrics, as snmp_exporter shows them (value 1, the text in a label named after the
+column): ``octets`` (an OCTET STRING as ``0x`` and hex, an OID as text), ``physaddress``
+(``00:1A:2B:3C:4D:5E``), ``enum`` (``NAME_info{NAME="ethernetCsmacd"}``, the names from
+``enum = "IANAifType"``, daemons/poller/enums.py).
 """
 
 from __future__ import annotations
@@ -23,8 +27,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from daemons.core.policies import PolicySet
+from daemons.poller.enums import ENUMS
 
-TYPES = ("counter32", "counter64", "gauge", "label")
+TYPES = ("counter32", "counter64", "gauge", "label", "octets", "physaddress", "enum")
+INFO = ("octets", "physaddress", "enum")  # one info metric a row, the value as a label
 _OID = re.compile(r"^1(\.(0|[1-9][0-9]{0,9})){2,127}$")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 _PROFILE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -36,6 +42,12 @@ class Column:
     oid: str
     type: str
     scale: float = 1.0
+    enum: str = ""  # the ENUMS table of an ``enum`` column
+
+    @property
+    def metric(self) -> str:
+        """The metric's name: an ``enum`` column's info metric is NAME_info."""
+        return self.name + "_info" if self.type == "enum" else self.name
 
 
 @dataclass(frozen=True)
@@ -67,6 +79,13 @@ class Profile:
     match_sys_object_id: tuple[str, ...] = ()
     source: str = ""
 
+    @property
+    def metrics(self) -> frozenset[str]:
+        """The names of the metrics the profile gives (its rates aside)."""
+        names = {c.metric for c in self.scalars}
+        names |= {c.metric for t in self.tables for c in t.columns if c.type != "label"}
+        return frozenset(names)
+
     def fits(self, sys_object_id: str | None) -> bool:
         if not self.match_sys_object_id:
             return True
@@ -76,7 +95,7 @@ class Profile:
 def _column(profile: str, name: str, spec: Any) -> Column:
     if not _NAME.match(name):
         raise ValueError(f"profile {profile!r}: {name!r} is not a metric name")
-    if not isinstance(spec, Mapping) or set(spec) - {"oid", "type", "scale"}:
+    if not isinstance(spec, Mapping) or set(spec) - {"oid", "type", "scale", "enum"}:
         raise ValueError(f"profile {profile!r}: {name} is {{ oid = ..., type = ... }}")
     oid = str(spec.get("oid", "")).lstrip(".")
     if not _OID.match(oid):
@@ -87,7 +106,12 @@ def _column(profile: str, name: str, spec: Any) -> Column:
     scale = spec.get("scale", 1.0)
     if not isinstance(scale, int | float) or isinstance(scale, bool) or scale == 0:
         raise ValueError(f"profile {profile!r}: {name}: scale is a non-zero number")
-    return Column(name, oid, kind, float(scale))
+    enum = str(spec.get("enum", ""))
+    if (kind == "enum") != bool(enum) or (enum and enum not in ENUMS):
+        raise ValueError(
+            f"profile {profile!r}: {name}: type enum goes with enum = one of {sorted(ENUMS)}"
+        )
+    return Column(name, oid, kind, float(scale), enum)
 
 
 def _profile(name: str, spec: Mapping[str, Any], source: str) -> Profile:
@@ -119,9 +143,9 @@ def _profile(name: str, spec: Mapping[str, Any], source: str) -> Profile:
         raise ValueError(f"profile {name!r} polls nothing")
     seen: set[str] = set()
     for col in [*scalars, *(c for t in tables for c in t.columns)]:
-        if col.name in seen:
-            raise ValueError(f"profile {name!r}: {col.name} appears twice")
-        seen.add(col.name)
+        if col.metric in seen:
+            raise ValueError(f"profile {name!r}: {col.metric} appears twice")
+        seen.add(col.metric)
     matches = tuple(str(x).lstrip(".") for x in spec.get("match_sys_object_id", []))
     return Profile(
         name,

@@ -1,9 +1,11 @@
-"""The SNMP poller daemon: every enabled target polled on its interval, spread with jitter,
-at most ``poller.concurrency`` at once, so a slow device never delays the others.
+"""The SNMP poller daemon: the targets this poller holds (its share among every live
+poller: sharing.py) polled on their slots (schedule.py), at most ``poller.concurrency`` at
+once, so a slow device never delays the others.
 
 A poll reads the target's profiles (``policies/snmp``) with gufo-snmp, turns the varbinds
 into samples (counter rates across polls), and publishes them: the latest per target in
-Redis and at ``/snmp/metrics`` (snmp_exporter's names), gauges and rates in PostgreSQL
+Redis and at ``/snmp/metrics`` and ``/snmp`` (snmp_exporter's names and URL: web.py),
+gauges and rates in PostgreSQL
 (daily partitions, ``poller.retention_days``). An unreachable target backs off (its
 interval doubles up to ``poller.max_backoff`` times) and emits one event when it starts
 failing (``snmp.unreachable``: no answer, or an SNMPv3 refusal; ``snmp.error``: an answer
@@ -17,9 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import time
-import zlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -31,11 +31,14 @@ from daemons.core.lifecycle import Context, Daemon
 from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
-from daemons.poller import engine, traps
-from daemons.poller.client import PollError, Unreachable, read_rows
-from daemons.poller.exposition import CONTENT_TYPE, SampleStore
+from daemons.poller import engine, schedule, traps
+from daemons.poller.client import PollError, Unreachable
+from daemons.poller.collect import poll_once
+from daemons.poller.exposition import SampleStore
 from daemons.poller.profiles import Profile, load_profiles
+from daemons.poller.sharing import Sharing
 from daemons.poller.trapv3 import V3Receiver
+from daemons.poller.web import Exporter
 from daemons.store import snmp as store
 from daemons.store.cache import pack
 from daemons.store.events import append_event
@@ -85,7 +88,27 @@ class _Metrics:
         self.samples = Counter(
             "netd_snmp_samples_total", "samples produced", ["target"], registry=registry
         )
-        self.targets = Gauge("netd_snmp_targets", "targets polled", registry=registry)
+        self.targets = Gauge(
+            "netd_snmp_targets", "targets this poller holds (polls)", registry=registry
+        )
+        self.pollers = Gauge(
+            "netd_snmp_pollers", "pollers alive, this one included", registry=registry
+        )
+        self.skipped = Counter(
+            "netd_snmp_lease_skips_total",
+            "slots not polled: the target's lease was not renewed in time",
+            registry=registry,
+        )
+        self.lost = Counter(
+            "netd_snmp_leases_lost_total",
+            "leases lost (not renewed before they lapsed, and taken by another poller)",
+            registry=registry,
+        )
+        self.handovers = Counter(
+            "netd_snmp_handovers_total",
+            "targets handed to another poller after their poll (a rebalance)",
+            registry=registry,
+        )
         self.walks = Counter(
             "netd_snmp_table_walks_total",
             "polls that walked the tables (the others read the known rows with GET)",
@@ -97,35 +120,6 @@ class _Metrics:
             ["target"],
             registry=registry,
         )
-
-
-class _Exporter:
-    """ASGI: GET /snmp/metrics."""
-
-    def __init__(self, samples: SampleStore) -> None:
-        self.samples = samples
-
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
-            return
-        if scope["path"] != "/snmp/metrics":
-            body, status, ctype = b"not found\n", 404, "text/plain"
-        else:
-            # Rendering 500 targets takes most of a second: off the event loop (the store
-            # is locked for it), so a scrape never delays a poll.
-            body = (await asyncio.to_thread(self.samples.render)).encode()
-            status, ctype = 200, CONTENT_TYPE
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", ctype.encode()),
-                    (b"content-length", str(len(body)).encode()),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
 
 
 class _TrapProtocol(asyncio.DatagramProtocol):
@@ -158,7 +152,13 @@ class PollerService(Daemon):
         self._down: set[str] = set()
         self.status: dict[str, dict[str, Any]] = {}
         self._watch: asyncio.Task[None] | None = None
+        self._sharer: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.sharing = Sharing(
+            lambda: ctx.pool, ctx.config.instance, self.cfg.lease_ttl, self.cfg.sync_interval
+        )
         self._polls = 0
+        self._results: dict[str, set[str]] = {}  # poll results seen, by target (/metrics)
         self.exporter: HttpServer | None = None
         self.traps = Counter(
             "netd_snmp_traps_total",
@@ -176,7 +176,7 @@ class PollerService(Daemon):
         self._trap_at = time.monotonic()
         if self.cfg.exporter_port:
             self.exporter = HttpServer(
-                _Exporter(self.samples),
+                Exporter(self),
                 self.cfg.exporter_host,
                 self.cfg.exporter_port,
                 ctx.config.lifecycle.drain_timeout,
@@ -202,6 +202,7 @@ class PollerService(Daemon):
         await self._load_trap_users()
         loop = asyncio.get_running_loop()
         self._watch = loop.create_task(self._watch_targets())
+        self._sharer = loop.create_task(self._share())
         if self.cfg.trap_port:
             try:
                 transport, _ = await loop.create_datagram_endpoint(
@@ -223,7 +224,12 @@ class PollerService(Daemon):
         }
 
     def counters(self) -> dict[str, float]:
-        return {"targets": len(self._targets), "polls": self._polls, "down": len(self._down)}
+        return {
+            "targets": len(self.sharing.held),
+            "polls": self._polls,
+            "down": len(self._down),
+            "pollers": len(self.sharing.live),
+        }
 
     def on_trap(self, data: bytes, addr: Any, transport: asyncio.DatagramTransport | None) -> None:
         """A datagram on the trap port: decoded, an inform acknowledged, queued for the
@@ -313,14 +319,7 @@ class PollerService(Daemon):
                     "poller",
                     "snmp.trap",
                     subject=source,
-                    data={
-                        "trap": trap.name,
-                        "oid": trap.trap_oid,
-                        "version": trap.version,
-                        "uptime": trap.uptime,
-                        "inform": trap.inform,
-                        "varbinds": trap.varbinds,
-                    },
+                    data=trap.event(),
                     cache=self.ctx.cache,
                 )
             except STORE_ERRORS as exc:
@@ -331,43 +330,112 @@ class PollerService(Daemon):
     async def drain(self) -> None:
         if self._trap_transport is not None:
             self._trap_transport.close()
-        tasks = [t for t in (self._watch, self._trap_task, *self._loops.values()) if t is not None]
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
+        tasks = [
+            t
+            for t in (self._watch, self._sharer, self._trap_task, *self._loops.values())
+            if t is not None
+        ]
+        self._stopping = True
+        # Cancelled again until done: on Python 3.11 asyncio.wait_for (gufo-snmp's receive
+        # path) can swallow a cancellation that lands as its answer arrives, and a loop
+        # that swallowed it polled on while drain awaited it (a SIGTERM with 500 targets
+        # hung past the drain timeout).
+        pending = set(tasks)
+        for _ in range(100):
+            for t in pending:
+                t.cancel()
+            _done, pending = await asyncio.wait(pending, timeout=0.1)
+            if not pending:
+                break
+        if pending:
+            log.warning("poll tasks still running at stop", extra={"fields": {"n": len(pending)}})
+        try:  # the others take this poller's targets at their next sync
+            await self.sharing.leave()
+        except STORE_ERRORS as exc:
+            log.warning("leases not released", extra={"fields": {"error": repr(exc)}})
         if self.exporter is not None:
             await self.exporter.stop()
+
+    @property
+    def targets(self) -> dict[str, store.Target]:
+        """Every enabled target (those this poller holds among them)."""
+        return self._targets
+
+    def interval_of(self, t: store.Target) -> float:
+        profiles = self._profiles_of(t)
+        return float(t.interval or min((p.interval for p in profiles), default=60))
 
     # --- targets ---
 
     async def reload(self) -> None:
+        """Every enabled target from PostgreSQL. A removed one stops here (its Redis keys
+        go); a changed one held here starts again with its new settings."""
         targets = {
             t.name: t for t in await store.list_targets(self.ctx.pool, self.ctx.sealer) if t.enabled
         }
-        for name in set(self._loops) - set(targets):
-            self._loops.pop(name).cancel()
-            self.samples.forget(name)
-            self._state.pop(name, None)
-            self.status.pop(name, None)
-            self._down.discard(name)
-            for gauge in (self.metrics.up, self.metrics.duration, self.metrics.lateness):
-                with contextlib.suppress(KeyError):
-                    gauge.remove(name)
+        for name in set(self._targets) - set(targets):
+            self._drop(name)
+            self.sharing.held.pop(name, None)
             with contextlib.suppress(*STORE_ERRORS):
                 await self.ctx.cache.client.delete(
                     self.ctx.cache.key("snmp:" + name, "latest"),
                     self.ctx.cache.key("snmp:" + name, "status"),
                 )
         for name, t in targets.items():
-            if self._targets.get(name) != t and name in self._loops:
+            if self._targets.get(name) not in (None, t) and name in self._loops:
                 self._loops.pop(name).cancel()
-            if name not in self._loops:
-                self._state.setdefault(name, engine.TargetState())
-                self._loops[name] = asyncio.get_running_loop().create_task(self._loop(t))
+                self._start(t, None)
         self._targets = targets
-        self.metrics.targets.set(len(targets))
+
+    async def _share(self) -> None:
+        """Every poller.sync_interval: this poller's share of the targets (sharing.py);
+        polls start for the targets claimed and stop for those lost."""
+        while not self._stopping:
+            try:
+                claimed, lost = await self.sharing.sync(self._targets)
+            except STORE_ERRORS as exc:
+                self.ratelog.log(logging.WARNING, "leases", "leases not renewed", error=repr(exc))
+            else:
+                for name in lost:
+                    self._drop(name)
+                self.metrics.lost.inc(len(lost))
+                for name, polled_at in claimed.items():
+                    t = self._targets.get(name)
+                    if t is not None and name not in self._loops:
+                        self._start(t, polled_at)
+                for name in set(self.sharing.held) - set(self._loops):  # none held idle
+                    if name in self._targets:
+                        self._start(self._targets[name], None)
+                self.metrics.targets.set(len(self.sharing.held))
+                self.metrics.pollers.set(len(self.sharing.live))
+            await asyncio.sleep(self.cfg.sync_interval)
+
+    def _start(self, t: store.Target, polled_at: datetime | None) -> None:
+        self._state.setdefault(t.name, engine.TargetState())
+        after = polled_at.timestamp() if polled_at is not None else 0.0
+        self._loops[t.name] = asyncio.get_running_loop().create_task(self._loop(t, after))
+
+    def _drop(self, name: str) -> None:
+        """Stop polling a target (removed, disabled, or handed to another poller): its
+        loop, state and every series of it here, on /snmp/metrics and /metrics."""
+        loop = self._loops.pop(name, None)
+        if loop is not None:
+            loop.cancel()
+        self.samples.forget(name)
+        self._state.pop(name, None)
+        self.status.pop(name, None)
+        self._down.discard(name)
+        for gauge in (
+            self.metrics.up,
+            self.metrics.duration,
+            self.metrics.lateness,
+            self.metrics.samples,
+        ):
+            with contextlib.suppress(KeyError):
+                gauge.remove(name)
+        for result in self._results.pop(name, set()):
+            with contextlib.suppress(KeyError):
+                self.metrics.polls.remove(name, result)
 
     async def _watch_targets(self) -> None:
         async def reload() -> None:
@@ -387,52 +455,78 @@ class PollerService(Daemon):
     def _profiles_of(self, t: store.Target) -> list[Profile]:
         return [self.profiles[p] for p in t.profiles if p in self.profiles]
 
-    async def _loop(self, t: store.Target) -> None:
-        """Poll one target forever: first at a stable offset in its interval (spread by a
-        hash of its name, plus jitter), then every interval, backing off while it is down."""
-        profiles = self._profiles_of(t)
-        interval = float(t.interval or min((p.interval for p in profiles), default=60))
-        offset = (zlib.crc32(t.name.encode()) % 1000) / 1000 * interval
-        due = time.monotonic() + offset + random.uniform(0, interval * 0.05)  # noqa: S311
+    async def _loop(self, t: store.Target, polled_at: float) -> None:
+        """Poll one target while this poller holds it: at its slots (schedule.py: a fixed
+        offset in its interval, whichever poller holds it), the first one after half an
+        interval since the previous owner's last poll, backing off while it is down; a
+        target handed over is released right after its poll."""
+        interval = self.interval_of(t)
+        due = schedule.next_slot(t.name, interval, max(time.time(), polled_at + interval / 2))
         failures = 0
-        while True:
-            await asyncio.sleep(max(0.0, due - time.monotonic()))
+        while not self._stopping:
+            await asyncio.sleep(max(0.0, due - time.time()))
+            if not self.sharing.valid(t.name):
+                # The lease is not renewed (yet: a round late on a loaded machine, or
+                # PostgreSQL out of reach): poll later in the slot if it is, else the next.
+                if time.time() < due + interval / 2:
+                    await asyncio.sleep(self.cfg.sync_interval / 2)
+                else:
+                    self.metrics.skipped.inc()
+                    due = schedule.next_slot(t.name, interval, time.time())
+                continue
             async with self._gate:
-                started = time.monotonic()
+                started = time.time()
                 late = max(0.0, started - due)
                 self.metrics.lateness.labels(t.name).set(late)
                 outcome = await self.poll(t, self._profiles_of(t))
-                took = time.monotonic() - started
+                took = time.time() - started
                 self.metrics.seconds.observe(took)
                 self.metrics.duration.labels(t.name).set(took)
             ok = outcome.reason == "ok"
             failures = 0 if ok else failures + 1
             await self._set_status(t, outcome, took, late, failures)
+            if t.name in self.sharing.handover:
+                await self._hand_over(t.name, started)
+                return
             backoff = min(2**failures, self.cfg.max_backoff) if failures else 1
-            due += interval * backoff
-            if due < time.monotonic():  # far behind (a long outage): no burst of catch-ups
-                due = time.monotonic() + interval
+            # the next slot, or later while it is down; never a burst of catch-ups
+            due = schedule.next_slot(
+                t.name, interval, max(due, time.time()) + interval * (backoff - 1)
+            )
+
+    async def _hand_over(self, name: str, polled: float) -> None:
+        """Release a target another poller should hold, right after its poll."""
+        try:
+            await self.sharing.release(name, datetime.fromtimestamp(polled, UTC))
+        except STORE_ERRORS as exc:  # the lease lapses on its own
+            self.sharing.held.pop(name, None)
+            self.ratelog.log(logging.WARNING, "release", "lease not released", error=repr(exc))
+        self._loops.pop(name, None)  # this task ends here: nothing to cancel
+        self._drop(name)
+        self.metrics.handovers.inc()
 
     async def poll(self, t: store.Target, profiles: list[Profile]) -> Outcome:
         """One poll of one target."""
         self._polls += 1
         state = self._state.setdefault(t.name, engine.TargetState())
-        gets, walks = engine.plan(profiles, state)
-        started = time.monotonic()
-        walk = state.walk_due(walks, started, self.cfg.rediscover)
         try:
-            got, walked = await read_rows(
+            polled = await poll_once(
                 t.address,
                 t.port,
                 t.credentials,
-                gets,
-                walks,
-                self.cfg.timeout,
-                self.cfg.retries,
-                () if walk else state.rows,
+                profiles,
+                state,
+                time.monotonic(),
+                wait=self.cfg.timeout,
+                retries=self.cfg.retries,
+                rediscover=self.cfg.rediscover,
             )
         except PollError as exc:
             self.metrics.polls.labels(t.name, exc.reason).inc()
+            self._results.setdefault(t.name, set()).add(exc.reason)
+            # Its series leave /snmp/metrics (Prometheus marks them stale), as a failed
+            # snmp_exporter scrape drops them: no last values that look current.
+            self.samples.forget(t.name)
             if t.name not in self._down:
                 self._down.add(t.name)
                 kind = "snmp.unreachable" if isinstance(exc, Unreachable) else "snmp.error"
@@ -441,13 +535,12 @@ class PollerService(Daemon):
         if t.name in self._down:
             self._down.discard(t.name)
             await self._event(t, "snmp.reachable", "info", {})
-        resets = state.resets
-        samples = engine.samples(profiles, got, state, time.monotonic())
-        state.after_read(walks, gets, got, walked, started, resets)
-        if walked:
+        got, samples = polled.values, polled.samples
+        if polled.walked:
             self.metrics.walks.inc()
         self.samples.put(t.name, samples)
         self.metrics.polls.labels(t.name, "ok").inc()
+        self._results.setdefault(t.name, set()).add("ok")
         self.metrics.samples.labels(t.name).inc(len(samples))
         now = datetime.now(UTC)
         try:
@@ -457,7 +550,9 @@ class PollerService(Daemon):
             )
             await store.write_poll(self.ctx.pool, now, t.name, samples)
         except STORE_ERRORS as exc:
-            self.ratelog.log(logging.WARNING, "samples", "samples not stored", error=repr(exc))
+            self.ratelog.log(
+                logging.WARNING, "samples", "samples not stored", target=t.name, error=repr(exc)
+            )
         return Outcome("ok", "", len(got), len(samples))
 
     async def _set_status(

@@ -55,10 +55,31 @@ class Trap:
     varbinds: dict[str, Any] = field(default_factory=dict)
     inform: bool = False
     response: bytes | None = None  # the Response PDU an inform wants back
+    agent_address: str = ""  # v1: the agent-addr field (the device, behind any NAT or relay)
+    enterprise: str = ""  # v1: the enterprise field, of generic traps too (RFC 3584 §3.1)
+    user: str = ""  # v3: the USM user
+    engine_id: str = ""  # v3: the sender's authoritative engine ID, hex
+    context: str = ""  # v3: the context name
 
     @property
     def name(self) -> str:
         return NAMES.get(self.trap_oid, self.trap_oid)
+
+    def event(self) -> dict[str, Any]:
+        """The trap as the data of its ``snmp.trap`` event (what the version carries)."""
+        data: dict[str, Any] = {
+            "trap": self.name,
+            "oid": self.trap_oid,
+            "version": self.version,
+            "uptime": self.uptime,
+            "inform": self.inform,
+            "varbinds": self.varbinds,
+        }
+        if self.version == "1":
+            data |= {"agent_address": self.agent_address, "enterprise": self.enterprise}
+        if self.version == "3":
+            data |= {"user": self.user, "engine_id": self.engine_id, "context": self.context}
+        return data
 
 
 def py_value(value: Any) -> Any:
@@ -67,9 +88,13 @@ def py_value(value: Any) -> Any:
     if cls in ("OctetString", "Opaque", "Bits"):
         raw = bytes(value)
         try:
-            return raw.decode()
+            text = raw.decode()
         except UnicodeDecodeError:
             return "0x" + raw.hex()
+        # The NULs a C string ends with dropped; one inside: hex (PostgreSQL's jsonb
+        # refuses NUL, which lost the whole trap).
+        text = text.rstrip("\x00")
+        return "0x" + raw.hex() if "\x00" in text else text
     if cls in ("ObjectIdentifier", "ObjectName"):
         return str(value)
     if cls in ("IpAddress",):
@@ -116,7 +141,10 @@ def decode(data: bytes) -> Trap:
             else f"{enterprise}.0.{int(p.apiTrapPDU.get_specific_trap(pdu))}"
         )
         uptime = int(p.apiTrapPDU.get_timestamp(pdu))
-        return Trap("1", community, trap_oid, uptime, varbinds)
+        agent = ".".join(str(b) for b in p.apiTrapPDU.get_agent_address(pdu).asNumbers())
+        return Trap(
+            "1", community, trap_oid, uptime, varbinds, agent_address=agent, enterprise=enterprise
+        )
     if kind not in ("SNMPv2TrapPDU", "InformRequestPDU"):
         raise TrapError(f"{kind} is not a notification")
     trap_oid = str(varbinds.pop(SNMP_TRAP_OID, ""))

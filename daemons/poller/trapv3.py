@@ -85,6 +85,7 @@ class V3Receiver:
         for u in self.users.values():
             self._add(u, None)  # for informs: under our own engine ID
         self._got: list[Trap] = []
+        self._sender = b""  # the authoritative engine ID of the message being handled
         ntfrcv.NotificationReceiver(self.engine, self._received)
 
     @property
@@ -128,6 +129,7 @@ class V3Receiver:
         except (PyAsn1Error, PySnmpError, TypeError, ValueError, LookupError):
             return "malformed", None  # LookupError: pyasn1 on some indefinite lengths
         engine_id = bytes(params["msgAuthoritativeEngineId"])
+        self._sender = engine_id
         user = bytes(params["msgUserName"]).decode("utf-8", "replace")
         if user in self.users and not self._level_ok(self.users[user], msg):
             return "level", None
@@ -190,14 +192,22 @@ class V3Receiver:
         trap_oid = str(varbinds.pop(SNMP_TRAP_OID, ""))
         uptime = varbinds.pop(SYS_UPTIME, None)
         pdu = ctx.get("pdu")
+        user = str(ctx.get("securityName", ""))
         self._got.append(
             Trap(
                 "3",
-                str(ctx.get("securityName", "")),
+                user,
                 trap_oid,
                 uptime if isinstance(uptime, int) else None,
                 varbinds,
                 inform=type(pdu).__name__ == "InformRequestPDU",
+                user=user,
+                # a trap's authoritative engine is its sender; an inform's is ours, and
+                # the sender's is its contextEngineID
+                engine_id=(
+                    self._sender if self._sender != self.engine_id else bytes(context_engine_id)
+                ).hex(),
+                context=bytes(context_name).decode("utf-8", "replace"),
             )
         )
 

@@ -186,7 +186,7 @@ async def save_backup(
 
 
 async def seal_clear_backups(pool: asyncpg.Pool, sealer: Sealer, batch: int = 500) -> int:
-    """Seal the backups stored in clear before migration 0016 (device_jobs); how many were."""
+    """Seal the backups stored in clear before migration 0017 (device_jobs); how many were."""
     done = 0
     while True:
         rows = await pool.fetch(

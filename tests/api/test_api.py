@@ -1181,9 +1181,14 @@ async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
                 "auth_key": "auth-secret-xyz",
                 "priv": "aes",
                 "priv_key": "priv-secret-xyz",
+                "context": "vrf-red",
                 "profiles": ["system", "if-mib"],
                 "tags": ["olt"],
             },
+        )
+        v2c_context = await c.put(
+            f"/api/v1/snmp/targets/{name}x",
+            json={"address": "192.0.2.8", "community": "c", "context": "vrf-red"},
         )
         again = await c.put(
             f"/api/v1/snmp/targets/{name}",
@@ -1206,6 +1211,8 @@ async def test_snmp_targets_keep_their_secrets(api: ApiServer) -> None:
         shown = await c.get(f"/api/v1/snmp/targets/{name}")
         latest = await c.get(f"/api/v1/snmp/targets/{name}/latest")
     assert made.status_code == 201 and again.status_code == 200
+    assert made.json()["context"] == "vrf-red"  # SNMPv3 context name (Cisco per-VRF)
+    assert v2c_context.status_code == 422 and "SNMPv3 only" in v2c_context.text
     assert bad_profile.status_code == 422 and no_auth.status_code == 422
     body = shown.json()
     assert body["version"] == "2c" and body["profiles"] == ["system"]
@@ -1240,6 +1247,11 @@ async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
         "samples": 0,
     }
     await api.cache.client.set(api.cache.key("snmp:" + name, "status"), pack(status))
+    big = 18446744073709551000  # a Counter64 past 2^53: a float would make it ...616
+    latest_record = snmp_store.latest_record(
+        1_700_000_000.0, [Sample("ifHCInOctets", (("ifIndex", "1"),), big, "counter")]
+    )
+    await api.cache.client.set(api.cache.key("snmp:" + name, "latest"), latest_record)
     now = datetime.now(UTC)
     await snmp_store.ensure_partitions(api.pool, now, 30)
     rows = [
@@ -1276,6 +1288,8 @@ async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
         bad = await c.get(f"/api/v1/snmp/targets/{name}/samples", params={"label": "nolabel"})
         events = (await c.get(f"/api/v1/snmp/targets/{name}/events")).json()
         trapped = (await c.get("/api/v1/snmp/traps", params={"source": "192.0.2.9"})).json()
+        latest = (await c.get(f"/api/v1/snmp/targets/{name}/latest")).json()
+    assert [s["value"] for s in latest["samples"]] == [big]
     assert shown["status"] == status
     assert [t["status"] for t in listed if t["name"] == name] == [status]
     assert [(r["metric"], r["labels"]["ifName"], r["value"]) for r in got["samples"]] == [

@@ -1,4 +1,4 @@
-"""Migration device_jobs (0016) on a database written before it: a device's one pinned key
+"""Migration device_jobs (0017) on a database written before it: a device's one pinned key
 becomes its pinned set, and the backups stored in clear are sealed by the devices daemon's start
 (``seal_clear_backups``), their clear text gone and their digest keyed."""
 

@@ -29,7 +29,7 @@ import struct
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
 
@@ -129,7 +129,8 @@ def _locked(path: Path, deadline: float) -> Iterator[None]:
 
 class Snmpsim:
     """snmpsim serving ``dumps`` (paths under ``snmpsim_data/data``) by community, and
-    ``v3_dump`` (one of them) to v3 ``users`` (Credentials of version 3)."""
+    ``v3_dump`` (one of them) to v3 ``users`` (Credentials of version 3); ``records``:
+    devices of the test's own (community -> snmprec text), served beside them."""
 
     def __init__(
         self,
@@ -139,6 +140,7 @@ class Snmpsim:
         users: Sequence[Credentials],
         cache: Path | None = None,
         start_within: float = 60.0,
+        records: Mapping[str, str] | None = None,
     ) -> None:
         assert EXE.exists(), f"{MISSING} ({EXE} not found)"
         assert v3_dump in dumps, "the v3 dump is one of the dumps"
@@ -170,8 +172,13 @@ class Snmpsim:
             wanted["self.snmprec"] = dump_file(v3_dump)
             for name, src in wanted.items():
                 _decompress(src, data / name)
+            own = {f"{c}.snmprec": text for c, text in (records or {}).items()}
+            for name, text in own.items():
+                if not (data / name).is_file() or (data / name).read_text() != text:
+                    (data / name).write_text(text)
+            self.communities.update({c: c for c in records or {}})
             for stale in data.iterdir():
-                if stale.name not in wanted:
+                if stale.name not in wanted and stale.name not in own:
                     stale.unlink()
             self.args = [
                 str(EXE),

@@ -5,6 +5,7 @@ community and the wrong v3 keys."""
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterator
 
@@ -73,18 +74,16 @@ async def test_known_rows_are_read_with_get_or_walked_again(mode: str, version: 
     creds = Credentials(version, "x")
     agent, port = await RogueAgent.start(mode)
     try:
-        got, walked = await read_rows(
-            "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [list(ROWS)]
-        )
-        assert not walked
-        gone, _ = await read_rows(
+        got = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [list(ROWS)])
+        assert not got.walked
+        gone = await read_rows(
             "127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1, [list(ROWS), [f"{IFDESCR}.9"]]
         )
-        fresh, walked = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1)
-        assert walked
+        fresh = await read_rows("127.0.0.1", port, creds, GETS, [IFDESCR], 0.5, 1)
+        assert fresh.walked
     finally:
         agent.close()
-    assert got == gone == fresh == {GETS[0]: 123456, GETS[1]: b"rogue", **ROWS}
+    assert got.values == gone.values == fresh.values == {GETS[0]: 123456, GETS[1]: b"rogue", **ROWS}
 
 
 async def test_a_get_of_absent_oids_only() -> None:
@@ -101,12 +100,22 @@ async def test_a_get_of_absent_oids_only() -> None:
         agent.close()
 
 
-async def test_a_silent_target_times_out() -> None:
+@pytest.mark.parametrize("version", ["1", "2c", "3"])
+async def test_a_closed_port_is_refused_a_silent_one_times_out(version: str) -> None:
+    """Nothing on the port: the kernel's ICMP port unreachable reads as "refused" (it
+    read as a timeout before). Something on the port that never answers: a timeout."""
     agent, port = await RogueAgent.start("good")
     agent.close()  # nobody on the port
+    creds = Credentials(version, "x", user="u" if version == "3" else "")
     with pytest.raises(Unreachable) as err:
-        await read("127.0.0.1", port, Credentials("2c", "x"), GETS, [], 0.3, 1)
-    assert err.value.reason in ("timeout", "network")
+        await read("127.0.0.1", port, creds, GETS, [], 0.3, 1)
+    assert err.value.reason == "refused"
+    assert "connection refused" in str(err.value)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:
+        silent.bind(("127.0.0.1", 0))
+        with pytest.raises(Unreachable) as err:
+            await read("127.0.0.1", silent.getsockname()[1], creds, GETS, [], 0.3, 1)
+    assert err.value.reason == "timeout"
 
 
 async def test_a_wrong_community_is_a_timeout(snmpd: Snmpd) -> None:

@@ -61,6 +61,16 @@ def test_get_and_walk(agent: Snmpd, tmp_path: Path) -> None:
     )
     assert v3.returncode == 0, v3.stderr
     assert len(v3.stdout.splitlines()) >= 6
+    # An empty subtree: exit 1, and a line that says so (it printed nothing).
+    empty = netd(
+        env, COMMUNITY + "\n", "snmp", "walk", *where, "--secret-stdin", "1.3.6.1.2.1.1.99"
+    )
+    assert empty.returncode == 1 and empty.stdout == ""
+    assert "no value under 1.3.6.1.2.1.1.99" in empty.stderr
+    refused = netd(
+        env, COMMUNITY + "\n", "snmp", "get", *where, "--secret-stdin", "--context", "x", "1.3"
+    )
+    assert refused.returncode == 2 and "a context name is SNMPv3 only" in refused.stderr
     silent = netd(
         env,
         COMMUNITY + "\n",

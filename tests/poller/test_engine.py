@@ -36,7 +36,7 @@ def _poll(uptime: int, in_octets: int, errors: int) -> dict[str, engine.Value]:
 def test_rows_labels_and_rates() -> None:
     profiles = [PROFILES["if-mib"]]
     gets, walks = engine.plan(profiles)
-    assert gets == [engine.SYS_UPTIME] and f"{IFX}.6" in walks
+    assert gets == [engine.SYS_UPTIME, "1.3.6.1.2.1.2.1.0"] and f"{IFX}.6" in walks
     state = engine.TargetState()
     first = engine.samples(profiles, _poll(100_000, 10**9, 5), state, 0.0)
     by = {s.metric: s for s in first}

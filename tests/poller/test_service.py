@@ -152,7 +152,7 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
             got = await statuses()
             assert {n: (s["state"], s["reason"]) for n, s in got.items()} == {
                 "agent": ("up", "ok"),
-                "silent": ("down", "timeout"),
+                "silent": ("down", "refused"),  # nothing listens on port 9
                 "garbage": ("down", "malformed"),
                 "toobig": ("down", "tooBig"),
                 "strict-v1": ("up", "ok"),  # noSuchName for sysLocation: asked one by one
@@ -275,7 +275,7 @@ async def test_poller_end_to_end(store_urls: StoreUrls, agent: Snmpd, tmp_path: 
             own = httpx.get(f"http://127.0.0.1:{status}/metrics").text
             assert 'netd_snmp_traps_total{result="community"} 1.0' in own
             assert 'netd_snmp_traps_total{result="malformed"} 1.0' in own
-            assert 'netd_snmp_polls_total{result="timeout",target="silent"}' in own
+            assert 'netd_snmp_polls_total{result="refused",target="silent"}' in own
             assert 'netd_snmp_poll_lateness_seconds{target="agent"}' in own
         finally:
             proc.stop()

@@ -23,6 +23,7 @@ from daemons import resources
 from daemons.core.policies import load_policies
 from daemons.poller import engine
 from daemons.poller.client import Credentials, Unreachable, read
+from daemons.poller.collect import poll_once
 from daemons.poller.profiles import load_profiles
 from tests.poller.snmpsim import Snmpsim, community, dump_file
 
@@ -227,3 +228,52 @@ async def test_wrong_v3_keys_are_refused(sim: Snmpsim, wrong: Credentials) -> No
         await read("127.0.0.1", sim.port, wrong, ["1.3.6.1.2.1.1.5.0"], [], wait=0.5, retries=1)
     assert err.value.reason == "auth", err.value
     assert time.monotonic() - t0 < 3
+
+
+async def test_hours_of_v3_authpriv_polls_of_a_real_dump(sim: Snmpsim) -> None:
+    """Four simulated hours of authPriv polls (every 10 minutes, a walk every 30) of the
+    Cisco dump: snmpsim drops a response larger than the request's msgMaxSize (2,048 for
+    gufo-snmp), which made the first GET of known rows time out and the target go down.
+    Every poll answers now; only the due ones walk; the others read every known row."""
+    creds = next(u for u in USERS if u.user == "sha-aes")
+    state = engine.TargetState()
+    walked_at: list[float] = []
+    counts = set()
+    for i in range(24):
+        now = i * 600.0
+        polled = await poll_once(
+            "127.0.0.1",
+            sim.port,
+            creds,
+            POLLED,
+            state,
+            now,
+            wait=1.0,
+            retries=0,
+            rediscover=1800.0,
+        )
+        if polled.walked:
+            walked_at.append(now)
+        counts.add(len(polled.values))
+    assert walked_at == [k * 1800.0 for k in range(8)]
+    assert len(counts) == 1 and len(state.rows) >= 3
+
+
+async def test_a_v3_context_name_selects_the_instance(sim: Snmpsim) -> None:
+    """snmpsim serves the dump a v3 context name names (as a Cisco agent serves a VRF's
+    instance under its context): with the Juniper dump's name as context the poller reads
+    the Juniper router, with none the default (Cisco) one. gufo-snmp sends no context:
+    such targets are read with pysnmp (contexts.py), GET of known rows included."""
+    creds = next(u for u in USERS if u.user == "sha-aes")
+    juniper = Credentials(**{**creds.__dict__, "context": community(JUNIPER)})
+    gets, walks = engine.plan(POLLED)
+    assert_same(
+        await read("127.0.0.1", sim.port, juniper, gets, walks), expected(JUNIPER, gets, walks)
+    )
+    assert_same(
+        await read("127.0.0.1", sim.port, creds, gets, walks), expected(V3_DUMP, gets, walks)
+    )
+    state = engine.TargetState()
+    first = await poll_once("127.0.0.1", sim.port, juniper, POLLED, state, 0.0, wait=1.0)
+    second = await poll_once("127.0.0.1", sim.port, juniper, POLLED, state, 60.0, wait=1.0)
+    assert first.walked and not second.walked and first.values == second.values

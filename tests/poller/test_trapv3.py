@@ -4,6 +4,7 @@ engine discovery, and refusals (wrong passphrase, unknown user, too many engines
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -14,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from daemons.poller.client import Credentials
-from daemons.poller.traps import Trap
+from daemons.poller.traps import Trap, decode
 from daemons.poller.trapv3 import V3Receiver
 
 SHA_AES = Credentials(
@@ -104,6 +105,13 @@ def test_traps_from_any_engine_with_each_protocol(sender: Sender) -> None:
     assert [(t.version, t.name, t.community, t.varbinds) for t in got] == [
         ("3", "linkDown", "trapper", {"1.3.6.1.2.1.2.2.1.1.5": 5})
     ]
+    # The event names the user and the sender's engine (they were missing).
+    event = got[0].event()
+    assert (event["user"], event["engine_id"], event["context"]) == (
+        "trapper",
+        "8000000001020304",
+        "",
+    )
     assert sender.trap(SHA_AES, "0x8000000001020304", "1.3.6.1.6.3.1.1.5.4")[0].name == "linkUp"
     assert sender.trap(MD5_DES, "0x8000000001020305", "1.3.6.1.6.3.1.1.5.2")[0].name == "warmStart"
     assert sender.trap(SHA256, "0x8000000001020306", "1.3.6.1.4.1.5875.800.0.7")[0].trap_oid == (
@@ -155,3 +163,52 @@ def test_garbage_is_malformed() -> None:
     ):
         traps, replies, refused = receiver.handle(junk, ("127.0.0.1", 9))
         assert (traps, replies) == ([], []) and refused in ("malformed", "usm")
+
+
+def test_v1_traps_carry_agent_address_and_enterprise(tmp_path: Path) -> None:
+    """net-snmp's snmptrap -v1: a generic linkDown and a vendor trap, each with the agent
+    address of the device and its enterprise (both were missing from the event), and an
+    OCTET STRING holding NUL bytes that PostgreSQL's jsonb would refuse."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(5)
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "MIBS": "", "HOME": str(tmp_path)}
+    exe = shutil.which("snmptrap")
+    assert exe, "snmptrap is missing: apt-get install snmp (.ci/run installs it)"
+    to = f"127.0.0.1:{sock.getsockname()[1]}"
+    got = []
+    for generic, specific, varbinds in (
+        ("2", "0", ["1.3.6.1.2.1.2.2.1.1.3", "i", "3"]),
+        ("6", "17", ["1.3.6.1.2.1.2.2.1.2.3", "x", "47693000"]),  # "Gi0" and a NUL
+        ("6", "18", ["1.3.6.1.2.1.2.2.1.2.3", "x", "41004200"]),  # a NUL inside
+    ):
+        subprocess.run(
+            [
+                exe,
+                "-v1",
+                "-c",
+                "public",
+                to,
+                "1.3.6.1.4.1.8072.4",
+                "192.0.2.7",
+                generic,
+                specific,
+                "",
+                *varbinds,
+            ],
+            env=env,
+            check=True,
+            timeout=10,
+        )
+        got.append(decode(sock.recvfrom(65535)[0]))
+    sock.close()
+    link, vendor, odd = (t.event() for t in got)
+    assert (link["trap"], link["agent_address"], link["enterprise"]) == (
+        "linkDown",
+        "192.0.2.7",
+        "1.3.6.1.4.1.8072.4",
+    )
+    assert (vendor["oid"], vendor["agent_address"]) == ("1.3.6.1.4.1.8072.4.0.17", "192.0.2.7")
+    assert vendor["varbinds"] == {"1.3.6.1.2.1.2.2.1.2.3": "Gi0"}
+    assert odd["varbinds"] == {"1.3.6.1.2.1.2.2.1.2.3": "0x41004200"}  # raw, in hex
+    assert "\\u0000" not in json.dumps([link, vendor, odd])
