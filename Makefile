@@ -27,10 +27,15 @@ $(RUN_STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
 	@rm -f $(VENV)/.installed-run-* && touch $@
 
+# fakenos, a vendor-like CLI peer of tests/devices, is installed without its dependencies: its
+# metadata pins paramiko<=4.0, but it runs on the paramiko netd installs (5.x), the one the
+# tests must run on.
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps \
+		'fakenos==1.2.1' 'detect==2020.12.*'
 	@rm -f $(VENV)/.installed-dev-* $(VENV)/.installed-run-* && touch $@ $(RUN_STAMP)
 
 install: $(STAMP)

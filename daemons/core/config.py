@@ -325,7 +325,11 @@ class DevicesConfig(_DaemonConfig):
     status_port: StatusPort = 9185
     concurrency: int = Field(default=8, ge=1, le=256)  # device exchanges at once (threads)
     device_timeout: Seconds = 60.0  # one exchange with one device
-    confirm_timeout: int = Field(default=120, ge=0, le=3600)  # NETCONF confirmed commit
+    confirm_timeout: int = Field(default=120, ge=0, le=3600)  # confirmed commit (NETCONF, CLI)
+    # A held configuration lock or mode is retried with backoff this long, then the device
+    # ends "failed: locked".
+    lock_wait: Seconds = 120.0
+    job_timeout: Seconds = 3600.0  # a job's deadline, from its creation
     backup_interval: float = Field(default=86400.0, ge=60, le=30 * 86400)  # 0: on demand
 
 

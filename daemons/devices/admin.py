@@ -1,6 +1,8 @@
 """``netd device ...`` and ``netd config-job ...``: devices (passwords from stdin, sealed),
 host keys, backups and diffs, and configuration jobs. ``netd device backup`` runs the backup
-in this process; jobs are queued for the devices daemon."""
+in this process (its events recorded as the daemon's are); jobs are queued for the devices
+daemon, which also ends them when cancelled. Every verb goes through the API's own
+functions (routes_devices), so both accept and refuse the same."""
 
 from __future__ import annotations
 
@@ -13,15 +15,16 @@ import asyncpg
 
 from daemons.api import local
 from daemons.api.errors import ApiError
-from daemons.api.routes_devices import DevicePut, JobCreate, queue_job
+from daemons.api.routes_devices import DevicePut, JobCreate, cancel, queue_job, queue_rollback
 from daemons.api.routes_devices import put as put_device
 from daemons.core import output, validate
 from daemons.core.config import Loaded
 from daemons.core.lifecycle import StartupError, close_stores, ensure_schema, open_stores
-from daemons.devices import cliconf
-from daemons.devices.drivers import DeviceError
+from daemons.devices import cliconf, platforms
+from daemons.devices.errors import DeviceError
 from daemons.devices.jobs import Runner, text_diff
 from daemons.store import devices as store
+from daemons.store.events import append_event
 
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -31,7 +34,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     add.add_argument("name")
     add.add_argument("--address", required=True)
     add.add_argument("--port", type=int, default=22)
-    add.add_argument("--platform", required=True, help="netmiko device_type, or netconf")
+    add.add_argument("--platform", required=True, help="one of: " + ", ".join(platforms.names()))
     add.add_argument("--user", required=True)
     add.add_argument("--tag", action="append", default=[])
     add.add_argument("--var", action="append", default=[], metavar="KEY=VALUE")
@@ -50,7 +53,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     diff.add_argument("name")
     diff.add_argument("old", type=int)
     diff.add_argument("new", type=int)
-    job = sub.add_parser("config-job", help="configuration jobs: create, status, rollback")
+    job = sub.add_parser("config-job", help="configuration jobs: create, status, cancel, rollback")
     js = job.add_subparsers(dest="job_action", required=True, metavar="ACTION")
     create = js.add_parser("create", help="a dry-run (default) or --apply job")
     create.add_argument("template", help="policies/config/TEMPLATE.{cli,netconf}.j2")
@@ -62,8 +65,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("--concurrency", type=int, default=8)
     st = js.add_parser("status", help="a job with each device's result and diff, or all jobs")
     st.add_argument("job", nargs="?", type=int)
-    rb = js.add_parser("rollback", help="put an apply job's devices back to their backups")
+    cancel_p = js.add_parser(
+        "cancel",
+        help="cancel a job: a pending one at once; a running one stops between two steps "
+        "(a device being changed finishes its change)",
+    )
+    cancel_p.add_argument("job", type=int)
+    rb = js.add_parser(
+        "rollback",
+        help="undo what an apply job changed (only that); refused where a device changed "
+        "those parts since, unless --force",
+    )
     rb.add_argument("job", type=int)
+    rb.add_argument(
+        "--force",
+        action="store_true",
+        help="put the job's parts back even over later changes to them (the drift)",
+    )
 
 
 def _vars(items: list[str]) -> dict[str, Any]:
@@ -165,7 +183,7 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
                 "platform": d.platform,
                 "user": d.username,
                 "tags": list(d.tags),
-                "host_key": d.host_key,
+                "host_keys": list(d.host_keys),
                 "offered_host_key": d.offered_host_key,
             }
             for d in await store.list_devices(pool, sealer, (), args.tag)
@@ -187,7 +205,8 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
     if action == "backups":
         return output.rows(args, await store.list_backups(pool, args.name), "no backups")
     if action == "diff":
-        old, new = await store.get_backup(pool, args.old), await store.get_backup(pool, args.new)
+        old = await store.get_backup(pool, sealer, args.old)
+        new = await store.get_backup(pool, sealer, args.new)
         if not old or not new or old["device"] != args.name or new["device"] != args.name:
             return local.fail(f"no such backups of {args.name}", 1)
         if device.platform == "netconf":
@@ -199,10 +218,9 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
             )
         return 0
     cfg = loaded.config.devices
-    events: list[str] = []
 
     async def note(kind: str, subject: str, data: dict[str, Any], severity: str) -> None:
-        events.append(kind)
+        await append_event(pool, "devices", kind, subject=subject, data=data, severity=severity)  # type: ignore[arg-type]
 
     runner = Runner(
         pool,
@@ -212,10 +230,14 @@ async def _device(loaded: Loaded, st: local.LocalState, args: argparse.Namespace
         cfg.device_timeout,
         cfg.confirm_timeout,
         note,
+        cfg.lock_wait,
     )
     try:
         backup_id, changed = await runner.backup(device)
     except DeviceError as exc:
+        await note(
+            "device.backup_failed", args.name, {"reason": exc.reason, "error": str(exc)}, "warning"
+        )
         return local.fail(f"backup of {args.name} failed [{exc.reason}]: {exc}", 1)
     finally:
         runner.close()
@@ -232,17 +254,14 @@ async def _job(st: local.LocalState, args: argparse.Namespace) -> int:
         return local.fail(f"no config job {args.job}", 1)
     if args.job_action == "status":
         return output.record(args, got)
-    devices = [d["device"] for d in got["devices"] if d["backup_before"] is not None]
-    if got["mode"] != "apply" or not devices:
-        return local.fail(f"job {args.job} changed no device: nothing to roll back", 1)
-    new_id = await store.create_job(
-        pool,
-        got["template"],
-        {},
-        "rollback",
-        devices,
-        rollback_of=args.job,
-        created_by=local.actor(),
-    )
+    if args.job_action == "cancel":
+        state = await cancel(st, args.job, local.actor())
+        print(
+            f"config job {args.job} cancelled"
+            if state == "cancelled"
+            else f"config job {args.job} is stopping (running: it ends after its current step)"
+        )
+        return 0
+    new_id, devices = await queue_rollback(st, args.job, args.force, local.actor())
     print(f"rollback job {new_id} queued for {len(devices)} devices")
     return 0

@@ -60,15 +60,23 @@ _SKIP = re.compile(
     r"^(Building configuration|Current configuration|!|end$|version |Last configuration change"
     r"|NVRAM config last updated)"
 )
-_IFNAME = {
-    "gi": "GigabitEthernet",
-    "te": "TenGigabitEthernet",
-    "fa": "FastEthernet",
-    "eth": "Ethernet",
-    "po": "Port-channel",
-    "vl": "Vlan",
-    "lo": "Loopback",
-}
+# Interface types in the order IOS resolves an abbreviation (``Et0/2``, ``e0/2``,
+# ``gi1/0/1``, ``Po1``): the first whose name starts with what was typed.
+_IFNAME = (
+    "Ethernet",
+    "FastEthernet",
+    "GigabitEthernet",
+    "TenGigabitEthernet",
+    "TwentyFiveGigE",
+    "FortyGigabitEthernet",
+    "HundredGigE",
+    "Port-channel",
+    "Vlan",
+    "Loopback",
+    "Tunnel",
+    "Serial",
+    "Management",
+)
 
 
 @dataclass
@@ -104,13 +112,20 @@ def _expand(text: str) -> str:
     if not text.startswith("interface "):
         return text
     name = text[len("interface ") :].strip()
-    m = re.match(r"^([A-Za-z-]+)(\d.*)$", name)
-    if m:
-        short = m.group(1).lower()
-        for prefix, full in _IFNAME.items():
-            if full.lower().startswith(short) and short.startswith(prefix):
-                return f"interface {full}{m.group(2)}"
-    return text
+    return f"interface {expand_interface(name)}"
+
+
+def expand_interface(name: str) -> str:
+    """``Et0/2`` -> ``Ethernet0/2``, ``gi1/0/1`` -> ``GigabitEthernet1/0/1`` (unchanged when
+    no type starts so)."""
+    m = re.match(r"^([A-Za-z-]+)\s*(\d.*)$", name.strip())
+    if not m:
+        return name.strip()
+    short = m.group(1).lower()
+    for full in _IFNAME:
+        if full.lower().startswith(short):
+            return f"{full}{m.group(2)}"
+    return name.strip()
 
 
 def _single_key(text: str) -> str | None:
@@ -253,3 +268,81 @@ def restore(current: Sequence[Line], target: Sequence[Line]) -> list[str]:
 def same(a: Sequence[Line], b: Sequence[Line]) -> bool:
     """Equal as configs (block order and line order inside a block do not matter)."""
     return {x.text: sorted(x.children) for x in a} == {x.text: sorted(x.children) for x in b}
+
+
+# --- the changes a job made, and their undoing (safe rollback) ---
+
+Item = tuple[str, ...]  # ("top", line) or ("child", block header, line)
+
+
+def _items(config: Sequence[Line]) -> set[Item]:
+    out: set[Item] = set()
+    for x in config:
+        out.add(("top", x.text))
+        out |= {("child", x.text, c) for c in x.children}
+    return out
+
+
+def changes(before: Sequence[Line], after: Sequence[Line]) -> list[tuple[Item, bool]]:
+    """What a job changed: each line (top-level, or in a block) added (True) or removed
+    (False) between the config before it and after it."""
+    b, a = _items(before), _items(after)
+    return [(i, True) for i in sorted(a - b)] + [(i, False) for i in sorted(b - a)]
+
+
+def drift(job: Sequence[tuple[Item, bool]], current: Sequence[Line]) -> list[tuple[Item, bool]]:
+    """The job's changes the device no longer holds as the job left them."""
+    now = _items(current)
+    return [(i, added) for i, added in job if (i in now) != added]
+
+
+def _item_text(i: Item) -> str:
+    return i[1] if i[0] == "top" else f"{i[1]} / {i[2]}"
+
+
+def drift_text(items: Sequence[tuple[Item, bool]], name: str) -> str:
+    """The drift as a diff: what the job left, against what the device has now."""
+    a = [("" if added else "(absent) ") + _item_text(i) + "\n" for i, added in items]
+    b = [("(absent) " if added else "") + _item_text(i) + "\n" for i, added in items]
+    return "".join(difflib.unified_diff(a, b, f"{name} as the job left it", f"{name} now"))
+
+
+def undo(current: Sequence[Line], job: Sequence[tuple[Item, bool]]) -> list[Line]:
+    """``current`` with the job's changes undone (its other lines as they are)."""
+    out = [Line(x.text, list(x.children)) for x in current]
+    for i, added in sorted(job, key=lambda c: (c[0][0] != "top", c[1])):
+        if i[0] == "top":
+            if added:
+                out = [x for x in out if x.text != i[1]]
+            elif not any(x.text == i[1] for x in out):
+                out.append(Line(i[1]))
+            continue
+        block = next((x for x in out if x.text == i[1]), None)
+        if added:
+            if block is not None and i[2] in block.children:
+                block.children.remove(i[2])
+        else:
+            if block is None:
+                block = Line(i[1])
+                out.append(block)
+            if i[2] not in block.children:
+                block.children.append(i[2])
+    return out
+
+
+def translate(commands: Sequence[str], negate: str = "no ") -> list[str]:
+    """IOS-form commands (``no X``) in a platform's own form: ``undo X`` (VRP), ``delete
+    X`` for a Junos ``set X`` line."""
+    if negate == "no ":
+        return list(commands)
+    out = []
+    for c in commands:
+        indent = c[: len(c) - len(c.lstrip())]
+        body = c.strip()
+        if body.startswith("no "):
+            body = body[3:]
+            if negate == "delete " and body.startswith("set "):
+                body = body[4:]
+            body = negate + body
+        out.append(indent + body)
+    return out

@@ -16,7 +16,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from daemons.core.lifecycle import Context, Daemon
 from daemons.core.listen import STORE_ERRORS, reload_on_notify
 from daemons.core.ratelog import RateLimitedLog
-from daemons.devices.drivers import DeviceError
+from daemons.devices.errors import DeviceError
 from daemons.devices.jobs import Runner, run_job
 from daemons.store import devices as store
 from daemons.store.events import append_event
@@ -52,6 +52,15 @@ class DevicesService(Daemon):
             buckets=(0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
         )
         self.running_jobs = Gauge("netd_config_jobs_running", "jobs running", registry=reg)
+        self.jobs_ended = Counter(
+            "netd_config_jobs_total", "jobs ended, by final state", ["state"], registry=reg
+        )
+        self.job_devices = Counter(
+            "netd_config_job_devices_total",
+            "devices' parts in jobs ended, by state and reason (locked, rejected, drift...)",
+            ["mode", "state", "reason"],
+            registry=reg,
+        )
 
     async def start(self) -> None:
         self.runner = Runner(
@@ -62,7 +71,14 @@ class DevicesService(Daemon):
             self.cfg.device_timeout,
             self.cfg.confirm_timeout,
             self.event,
+            self.cfg.lock_wait,
         )
+        try:
+            sealed = await store.seal_clear_backups(self.ctx.pool, self.ctx.sealer)
+            if sealed:
+                log.info("backups stored in clear sealed", extra={"fields": {"count": sealed}})
+        except STORE_ERRORS as exc:
+            self.ratelog.log(logging.WARNING, "seal", "backups not sealed", error=repr(exc))
         loop = asyncio.get_running_loop()
         self._tasks.append(loop.create_task(self._watch_jobs()))
         self._tasks.append(loop.create_task(self._watch_backups()))
@@ -221,10 +237,21 @@ class DevicesService(Daemon):
         try:
             state = await run_job(self.runner, self.ctx.pool, self.ctx.sealer, job)
             log.info("config job ended", extra={"fields": {"job": job.id, "state": state}})
+            self.jobs_ended.labels(state).inc()
+            for row in await store.job_devices(self.ctx.pool, job.id):
+                self.job_devices.labels(job.mode, row["state"], row["reason"] or "-").inc()
         except STORE_ERRORS as exc:
+            # The store is away: the job stays running and is resumed (the device read
+            # first: a change already there is not pushed again).
             self.ratelog.log(
                 logging.WARNING, "job", "config job interrupted", job=job.id, error=repr(exc)
             )
+        except Exception as exc:  # never a job left running to be resumed over and over
+            log.exception("config job failed", extra={"fields": {"job": job.id}})
+            with contextlib.suppress(*STORE_ERRORS):
+                await store.fail_unfinished(
+                    self.ctx.pool, job.id, f"netd: {type(exc).__name__} (see the daemon's log)"
+                )
         finally:
             self._jobs.pop(job.id, None)
             self.running_jobs.set(len(self._jobs))

@@ -527,6 +527,13 @@ CALLS += [
         409,  # a dry-run job: nothing to roll back
         path=lambda: f"/api/v1/config-jobs/{IDS['job']}/rollback",
     ),
+    Call(
+        "POST",
+        "/api/v1/config-jobs/{job_id}/cancel",
+        "admin",
+        202,  # pending: cancelled at once (the admin's call is the first that succeeds)
+        path=lambda: f"/api/v1/config-jobs/{IDS['job']}/cancel",
+    ),
 ]
 CPE = "00259E-EG8145V5-RBAC0001"
 _cancellable = iter(range(2, 10))
@@ -596,8 +603,12 @@ async def _prepare_rbac(api: ApiServer) -> None:
             sealer,
             devices_store.Device(name, "192.0.2.11", 22, "cisco_ios", "admin", "pw"),
         )
-    IDS["backup"], _ = await devices_store.save_backup(api.pool, "rbac-dev", "hostname a\n", "t")
-    IDS["backup2"], _ = await devices_store.save_backup(api.pool, "rbac-dev", "hostname b\n", "t")
+    IDS["backup"], _ = await devices_store.save_backup(
+        api.pool, sealer, "rbac-dev", "hostname a\n", "t"
+    )
+    IDS["backup2"], _ = await devices_store.save_backup(
+        api.pool, sealer, "rbac-dev", "hostname b\n", "t"
+    )
     IDS["job"] = await devices_store.create_job(
         api.pool, "access-vlan", {}, "dry-run", ["rbac-dev"]
     )

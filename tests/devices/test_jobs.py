@@ -7,78 +7,17 @@ hitting its timeout, stop-on-first-failure, and the audit trail."""
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import AsyncIterator
-from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 
-from daemons import resources
-from daemons.core.config import DatabaseConfig
-from daemons.core.secrets import Sealer
 from daemons.devices import cliconf
-from daemons.devices.jobs import Runner, run_job
 from daemons.store import devices as store
-from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls, fresh_database
 from tests.devices.ios_sim import IosSim
+from tests.devices.jobenv import Env, env
 from tests.devices.netconf_sim import NetconfSim
 
-REPO = Path(__file__).resolve().parents[2]
-VLAN = {"vlan": 20, "vlan_name": "voice", "ports": ["GigabitEthernet0/1", "GigabitEthernet0/2"]}
-
-
-class Env:
-    def __init__(self, pool: asyncpg.Pool, sealer: Sealer) -> None:
-        self.pool = pool
-        self.sealer = sealer
-        self.events: list[tuple[str, str, dict[str, Any]]] = []
-        self.runner = Runner(
-            pool, sealer, resources.path("policies") / "config", 8, 5.0, 30, self._event
-        )
-
-    async def _event(self, kind: str, subject: str, data: dict[str, Any], severity: str) -> None:
-        self.events.append((kind, subject, data))
-
-    async def add(
-        self, name: str, port: int, platform: str = "cisco_ios", password: str = "secret"
-    ) -> store.Device:
-        d = store.Device(name, "127.0.0.1", port, platform, "admin", password)
-        await store.put_device(self.pool, self.sealer, d)
-        got = await store.get_device(self.pool, self.sealer, name)
-        assert got is not None
-        return got
-
-    async def job(
-        self, mode: str, devices: list[str], variables: dict[str, Any] | None = None, **kw: Any
-    ) -> dict[str, Any]:
-        job_id = await store.create_job(
-            self.pool,
-            "access-vlan",
-            variables if variables is not None else VLAN,
-            mode,
-            devices,
-            **kw,
-        )
-        (job,) = [j for j in await store.claim_jobs(self.pool) if j.id == job_id]
-        await run_job(self.runner, self.pool, self.sealer, job, "test")
-        got = await store.get_job(self.pool, job_id)
-        assert got is not None
-        return got
-
-
-@pytest.fixture
-async def env(store_urls: StoreUrls) -> AsyncIterator[Env]:
-    async with fresh_database(store_urls, "d_", migrated=True) as dsn:
-        pool = await create_pool(DatabaseConfig(), dsn, "test")
-        e = Env(pool, Sealer(os.urandom(32)))
-        try:
-            yield e
-        finally:
-            e.runner.close()
-            await pool.close()
+__all__ = ["env"]
 
 
 @pytest.fixture
@@ -99,14 +38,13 @@ async def test_backups_are_versioned(env: Env, ios: IosSim) -> None:
     assert [e[0] for e in env.events] == ["device.host_key_learnt", "device.config_changed"]
     ios.running.append("ntp server 192.0.2.1")
     d = await store.get_device(env.pool, env.sealer, "sw1")  # now with its pinned key
-    assert d is not None and d.host_key
+    assert d is not None and d.host_keys
     third, changed = await env.runner.backup(d)
     assert changed and third > first
     backups = await store.list_backups(env.pool, "sw1")
     assert [b["id"] for b in backups] == [third, first]
-    old, new = (await store.get_backup(env.pool, first)), (await store.get_backup(env.pool, third))
-    assert old and new
-    diff = cliconf.diff(cliconf.parse(old["config"]), cliconf.parse(new["config"]))
+    old, new = await env.backup_text(first), await env.backup_text(third)
+    diff = cliconf.diff(cliconf.parse(old), cliconf.parse(new))
     assert "+ntp server 192.0.2.1" in diff
 
 
@@ -127,7 +65,7 @@ async def test_apply_verify_and_rollback(env: Env, ios: IosSim) -> None:
     before = cliconf.parse("\n".join(ios.running))
     job = await env.job("apply", ["sw1"])
     (dev,) = job["devices"]
-    assert job["state"] == "done" and dev["state"] == "ok", dev
+    assert job["state"] == "done" and dev["state"] == "ok", (dev["error"], dev["reason"])
     assert "+ switchport access vlan 20" in dev["diff"]
     assert "vlan 20" in ios.running and ios.saved == ios.running  # saved after the push
     assert dev["backup_before"] and dev["backup_after"]
@@ -193,7 +131,7 @@ async def test_a_changed_host_key_is_refused_until_accepted(env: Env, ios: IosSi
     job = await env.job("dry-run", ["sw1"])
     assert "host key changed" in job["devices"][0]["error"]
     d = await store.get_device(env.pool, env.sealer, "sw1")
-    assert d is not None and d.offered_host_key and d.offered_host_key != d.host_key
+    assert d is not None and d.offered_host_key and d.offered_host_key not in d.host_keys
     assert ("device.host_key_changed", "sw1") in [(e[0], e[1]) for e in env.events]
     assert await store.accept_host_key(env.pool, "sw1") == d.offered_host_key
     job = await env.job("dry-run", ["sw1"])
@@ -217,7 +155,8 @@ async def test_netconf_dry_run_apply_invalid_and_rollback(env: Env) -> None:
         before = sim.running_xml()
         variables = {"vlan": 20, "vlan_name": "voice", "ports": ["ge-0/0/1"]}
         dry = await env.job("dry-run", ["r1"], variables)
-        assert dry["devices"][0]["state"] == "ok" and "<vlan>20</vlan>" in dry["devices"][0]["diff"]
+        assert dry["devices"][0]["state"] == "ok", dry["devices"][0]["error"]
+        assert "<vlan>20</vlan>" in dry["devices"][0]["diff"]
         assert sim.running_xml() == before and "commit" not in sim.rpcs
         bad = await env.job("apply", ["r1"], {**variables, "description": "INVALID edit"})
         assert bad["devices"][0]["state"] == "rolled-back", bad["devices"][0]
@@ -230,3 +169,28 @@ async def test_netconf_dry_run_apply_invalid_and_rollback(env: Env) -> None:
         assert sim.running_value("//t:interface[t:name='ge-0/0/1']/t:vlan") == []
     finally:
         await sim.stop()
+
+
+async def test_cli_rollback_keeps_later_changes_and_refuses_drift(env: Env, ios: IosSim) -> None:
+    """main's rollback put the whole pre-change config back: it removed a line added after
+    the job. Now only the job's lines are undone; a port the job set and someone changed
+    since is refused (drift as the diff) unless forced."""
+    await env.add("sw1", ios.port)
+    job = await env.job("apply", ["sw1"])
+    assert job["devices"][0]["state"] == "ok"
+    ios.running.append("ntp server 192.0.2.50")  # someone else's change, after the job
+    back = await env.job("rollback", ["sw1"], rollback_of=job["id"])
+    assert back["devices"][0]["state"] == "rolled-back", back["devices"][0]
+    assert "ntp server 192.0.2.50" in ios.running and "vlan 20" not in ios.running
+    job2 = await env.job("apply", ["sw1"])
+    at = ios.running.index("interface GigabitEthernet0/1")
+    ios.running[at + 1 : at + 1] = [" description changed by hand"]
+    ios.running[:] = [x for x in ios.running if x != " description access vlan 20"]
+    refused = await env.job("rollback", ["sw1"], rollback_of=job2["id"])
+    dev = refused["devices"][0]
+    assert dev["state"] == "failed" and dev["reason"] == "drift", dev
+    assert "description access vlan 20" in dev["diff"]
+    assert "vlan 20" in ios.running  # nothing undone
+    forced = await env.job("rollback", ["sw1"], rollback_of=job2["id"], force=True)
+    assert forced["devices"][0]["state"] == "rolled-back", forced["devices"][0]
+    assert "vlan 20" not in ios.running and "ntp server 192.0.2.50" in ios.running

@@ -1,7 +1,8 @@
 """`netd devices` and `netd api` as real processes, with our SSH CLI and NETCONF simulators
-in the test's event loop: devices added with the CLI, scheduled and on-demand backups,
-diffs, jobs (dry-run, apply, rollback) through the API, the audit trail, and no password
-in any log."""
+in the test's event loop: devices added with the CLI, scheduled and on-demand backups
+(sealed at rest, redacted for viewers), diffs, jobs (dry-run, apply, rollback, cancel)
+through the API and the CLI, ``netd device backup`` recording its events, the audit trail,
+and no password in any log."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ from tests.support import NetdProcess, free_port, netd_env
 
 REPO = Path(__file__).resolve().parents[2]
 PASSWORD = "sim-password-7c1e"
+USER_HASH = "$1$mERr$hx5rVt7rPNoS4wqbXKX7m0"
+COMMUNITY = "c0mmunity-4b1d"
 
 
 async def _until(check: Any, seconds: float = 20.0, what: str = "") -> Any:
@@ -58,6 +61,8 @@ async def _ready(url: str, proc: NetdProcess) -> None:
 
 async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) -> None:
     sw1, sw2 = IosSim(hostname="sw1", password=PASSWORD), IosSim(hostname="sw2", password=PASSWORD)
+    sw1.running.insert(2, f"username ops privilege 15 secret 5 {USER_HASH}")
+    sw1.running.insert(3, f"snmp-server community {COMMUNITY} RO")
     r1 = NetconfSim(password=PASSWORD)
     for sim in (sw1, sw2, r1):
         await sim.start()
@@ -66,6 +71,7 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
         async with fresh_database(store_urls, "ds_", migrated=True) as dsn:
             pool = await create_pool(DatabaseConfig(), dsn, "test")
             _row, token = await api_store.create_token(pool, "devices-admin", "admin", "test")
+            _row, viewer = await api_store.create_token(pool, "devices-viewer", "viewer", "test")
             api_port, status_port = free_port(), free_port()
             env = netd_env(
                 {
@@ -125,9 +131,13 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                 n = await pool.fetchval("SELECT count(DISTINCT device) FROM device_backups")
                 return bool(n == 3)
 
-            await _until(backed_up, 30, "the first scheduled backup of every device")
-            keys = await pool.fetch("SELECT name, host_key FROM devices ORDER BY name")
-            assert all(r["host_key"] for r in keys)  # learnt on first contact
+            await _until(backed_up, 60, "the first scheduled backup of every device")
+            keys = await pool.fetch("SELECT name, host_keys FROM devices ORDER BY name")
+            assert all(r["host_keys"] for r in keys)  # learnt on first contact
+            # Sealed at rest: no clear text, no secret in the table.
+            rows = await pool.fetch("SELECT config, config_enc FROM device_backups")
+            assert all(r["config"] is None for r in rows)
+            assert not any(COMMUNITY.encode() in r["config_enc"] for r in rows)
             async with httpx.AsyncClient(
                 base_url=f"http://127.0.0.1:{api_port}/api/v1",
                 headers={"Authorization": f"Bearer {token}"},
@@ -140,11 +150,22 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
                     got = (await c.get("/devices/sw1/backups")).json()
                     return got if len(got) == 2 else None
 
-                new, old = await _until(two, 20, "the on-demand backup")
+                new, old = await _until(two, 45, "the on-demand backup")
                 diff = (
                     await c.get("/devices/sw1/diff", params={"from": old["id"], "to": new["id"]})
                 ).text
                 assert "+ntp server 192.0.2.123" in diff
+                full = (await c.get(f"/devices/sw1/backups/{new['id']}")).text
+                assert COMMUNITY in full and USER_HASH in full  # an admin reads it all
+                shown = (
+                    await c.get(
+                        f"/devices/sw1/backups/{new['id']}",
+                        headers={"Authorization": f"Bearer {viewer}"},
+                    )
+                ).text
+                assert COMMUNITY not in shown and USER_HASH not in shown, shown
+                assert "snmp-server community <redacted> RO" in shown
+                assert "ntp server 192.0.2.123" in shown
                 variables = {"vlan": 30, "vlan_name": "iptv", "ports": ["GigabitEthernet0/2"]}
 
                 async def run(body: dict[str, Any]) -> dict[str, Any]:
@@ -193,12 +214,62 @@ async def test_devices_daemon_end_to_end(store_urls: StoreUrls, tmp_path: Path) 
 
                 rollback = await _until(rolled, 60, "the rollback job")
                 assert rollback["state"] == "done", rollback["devices"]
+                ended = await c.post(f"/config-jobs/{back_id}/cancel")
+                assert ended.status_code == 409, ended.text
+                viewer_cancel = await c.post(
+                    f"/config-jobs/{back_id}/cancel",
+                    headers={"Authorization": f"Bearer {viewer}"},
+                )
+                assert viewer_cancel.status_code == 403
                 assert "vlan 30" not in sw1.running and "vlan 30" not in sw2.running
                 audit = (await c.get("/audit", params={"limit": 200})).json()["items"]
                 actions = {a["action"] for a in audit}
                 assert {"config_job.apply.device", "config_job.rollback.end"} <= actions
             status = await asyncio.to_thread(netd, "", "config-job", "status", str(applied["id"]))
             assert status.returncode == 0 and '"state": "done"' in status.stdout
+            # The CLI's own backup records its events as the daemon's do.
+            sw2.running.append("ntp server 192.0.2.77")
+            backed = await asyncio.to_thread(netd, "", "device", "backup", "sw2")
+            assert backed.returncode == 0, backed.stderr
+            kinds = await pool.fetch(
+                "SELECT kind FROM events WHERE source = 'devices' AND subject = 'sw2'"
+            )
+            assert "device.config_changed" in [r["kind"] for r in kinds]
+            # Cancel: a job the daemon has not claimed (stopped first) ends at once.
+            await asyncio.to_thread(procs[0].stop)
+            queued = await asyncio.to_thread(
+                netd, "", "config-job", "create", "access-vlan", "--device", "sw1"
+            )
+            assert queued.returncode == 0, queued.stderr
+            job_id = queued.stdout.split()[2]
+            cancelled = await asyncio.to_thread(netd, "", "config-job", "cancel", job_id)
+            assert cancelled.returncode == 0 and "cancelled" in cancelled.stdout
+            again = await asyncio.to_thread(netd, "", "config-job", "cancel", job_id)
+            assert again.returncode == 0
+            linux = await asyncio.to_thread(
+                netd,
+                PASSWORD + "\n",
+                "device",
+                "add",
+                "h1",
+                "--address",
+                "127.0.0.1",
+                "--platform",
+                "linux",
+                "--user",
+                "admin",
+            )
+            assert linux.returncode == 0, linux.stderr
+            refused = await asyncio.to_thread(
+                netd, "", "config-job", "create", "access-vlan", "--device", "h1", "--apply"
+            )
+            assert refused.returncode == 2 and "backups of one file only" in refused.stderr
+            forced = await asyncio.to_thread(
+                netd, "", "config-job", "rollback", str(nc["id"]), "--force"
+            )
+            assert forced.returncode == 0, forced.stderr
+            new_id = int(forced.stdout.split()[2])
+            assert await pool.fetchval("SELECT force FROM config_jobs WHERE id = $1", new_id)
             listed = await asyncio.to_thread(netd, "", "device", "backups", "sw1")
             assert listed.returncode == 0 and len(listed.stdout.splitlines()) >= 3
             assert cliconf.parse("\n".join(sw1.running))

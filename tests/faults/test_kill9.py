@@ -796,7 +796,7 @@ async def test_devices_kill9_mid_config_job_resumes_it(
         row = next(r for r in await dstore.job_devices(pool, job_id) if r["device"] == interrupted)
         # Its rollback point is the config from before the first attempt, not the half
         # changed one the second attempt found.
-        original = await dstore.get_backup(pool, int(row["backup_before"]))
+        original = await dstore.get_backup(pool, sealer, int(row["backup_before"]))
         assert original is not None and "vlan 20" not in original["config"]
         print(
             f"\ndevices: first start {first_start:.2f}s; SIGKILL with {at_kill}; ready "
