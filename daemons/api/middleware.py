@@ -12,6 +12,7 @@ import logging
 import re
 import secrets
 import time
+import traceback
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -95,6 +96,8 @@ class ApiMiddleware:
                 "unhandled error in an API request",
                 path=scope.get("path", ""),
                 error=type(exc).__name__,
+                detail=str(exc)[:300],
+                where=_where(exc),
                 request_id=request_id,
             )
             if started:
@@ -131,3 +134,13 @@ class ApiMiddleware:
                 error=type(exc).__name__,
                 request_id=state.get("request_id", ""),
             )
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of a stray exception, ``file:line in function``: where a bug
+    is, in the one log line (no traceback)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    last = frames[-1]
+    return f"{last.filename.rsplit('/daemons/', 1)[-1]}:{last.lineno} in {last.name}"

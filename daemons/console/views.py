@@ -295,7 +295,8 @@ def _interfaces(samples: list[tuple[str, dict[str, str], float, str]]) -> list[d
         for name in ("ifName", "ifDescr", "ifAlias"):
             if labels.get(name):
                 row[name] = labels[name]
-        row[metric] = value
+        if metric != "ifIndex":  # snmp_exporter's if_mib also has ifIndex as a metric
+            row[metric] = value
     return sorted(rows.values(), key=lambda r: int(r["ifIndex"]) if r["ifIndex"].isdigit() else 0)
 
 

@@ -61,6 +61,8 @@ class SinkProxy:
         """The requests that did not come from the browser's own services."""
         out = []
         for line in self.requests:
+            if not line.strip():  # a connection opened and closed unused (a preconnect)
+                continue
             target = line.split(" ")[1] if " " in line else line
             host = target.split("://", 1)[-1].split("/", 1)[0].rsplit(":", 1)[0]
             if not any(host == s or host.endswith("." + s) for s in BROWSER_SERVICES):

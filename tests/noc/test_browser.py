@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 
 import pytest
+from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webdriver import WebDriver
 
@@ -81,9 +82,29 @@ def test_docs_offline_authorize_and_try_it_out(
     assert noc.url + "/docs/static/redoc.standalone.js" in urls
 
 
+def click(driver: WebDriver, by: str, what: str) -> None:
+    """Click the element once it is there; found again if the page's live updates replaced
+    it in between (a stale element)."""
+
+    def clicked(d: WebDriver) -> bool:
+        found = d.find_elements(by, what)
+        if not found:
+            return False
+        try:
+            found[0].click()
+        except StaleElementReferenceException:
+            return False
+        return True
+
+    wait(driver).until(clicked)
+
+
 def _text(driver: WebDriver, css: str) -> str:
     found = driver.find_elements(By.CSS_SELECTOR, css)
-    return found[0].text if found else ""
+    try:
+        return found[0].text if found else ""
+    except StaleElementReferenceException:  # replaced by a live update meanwhile
+        return ""
 
 
 async def test_console_follows_a_session_and_refuses_a_viewers_write(
@@ -98,11 +119,12 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     screenshot(driver, ARTEFACTS / "console-sign-in.png")
     # A wrong token: refused on the page, no cookie.
     driver.find_element(By.ID, "token").send_keys("not-a-token")
-    driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
+    click(driver, By.CSS_SELECTOR, "form[action='/console/login'] button")
+    wait(driver).until(lambda d: _text(d, ".error"))  # the form's answer has loaded
     assert "unknown or revoked" in _text(driver, ".error")
     assert driver.get_cookie(COOKIE) is None
     driver.find_element(By.ID, "token").send_keys(noc.tokens["viewer"])
-    driver.find_element(By.CSS_SELECTOR, "form[action='/console/login'] button").click()
+    click(driver, By.CSS_SELECTOR, "form[action='/console/login'] button")
     wait(driver).until(lambda d: d.find_elements(By.ID, "daemons"))
     cookie = driver.get_cookie(COOKIE)
     assert cookie is not None and cookie["httpOnly"] and cookie["sameSite"] == "Strict"
@@ -140,8 +162,8 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     screenshot(driver, ARTEFACTS / "console-network.png")
     # alice's page: her live session, her CPE (it informs from her address), her ONU.
     driver.find_element(By.NAME, "q").send_keys("alice")
-    driver.find_element(By.CSS_SELECTOR, "form.find button").click()
-    driver.find_element(By.LINK_TEXT, "alice").click()
+    click(driver, By.CSS_SELECTOR, "form.find button")
+    click(driver, By.LINK_TEXT, "alice")
     rows = wait(driver).until(lambda d: d.find_elements(By.CSS_SELECTOR, "tr.session"))
     unique = rows[0].get_attribute("data-session")
     assert unique and "pon-0/1" in rows[0].text and CPE_ADDRESS in rows[0].text
@@ -189,8 +211,8 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     assert "rx_dbm" in _text(driver, "#optics") and "alice" in _text(driver, "#pon")
     screenshot(driver, ARTEFACTS / "console-device-onu.png")
     # Sign-out: back to the sign-in page, the cookie gone, the console closed again.
-    driver.find_element(By.CSS_SELECTOR, "form[action='/console/logout'] button").click()
-    assert "/console/login" in driver.current_url
+    click(driver, By.CSS_SELECTOR, "form[action='/console/logout'] button")
+    wait(driver).until(lambda d: "/console/login" in d.current_url)
     assert driver.get_cookie(COOKIE) is None
     await asyncio.to_thread(driver.get, noc.url + "/")
     assert "/console/login" in driver.current_url
