@@ -272,7 +272,10 @@ def test_rates_and_policy_errors(tmp_path: Path) -> None:
     bad.write_text('[plans.x]\ndownload = "fast"\nupload = "1M"\n')
     with pytest.raises(PolicyError, match="fast"):
         load_policy(load_policies(tmp_path, 1), DICT)
-    assert load_policy(PolicySet(tmp_path / "none", 1), DICT).plans == {}
+    # issue 19: a policies directory without RADIUS plans would reject every login, so it
+    # is refused with a line naming the directory rather than loaded as "no plans"
+    with pytest.raises(PolicyError, match="no plans"):
+        load_policy(PolicySet(tmp_path / "none", 1), DICT)
 
 
 def test_operator_dictionaries_load_beside_ours(caplog: pytest.LogCaptureFixture) -> None:
