@@ -10,14 +10,13 @@ packet bytes differ. The key is what stays the same:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import socket
-import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from daemons.radius.codec import Attr, DecodeError, DropReason, Packet, iter_vsa
+from daemons.radius import ledger
+from daemons.radius.codec import Attr, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import Dictionary
 
 
@@ -146,52 +145,6 @@ def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctReco
 
 
 def describe(pkt: Packet, dictionary: Dictionary) -> dict[str, Any]:
-    """Every attribute by dictionary name (unknown ones as ``Attr-N`` / ``Vendor-V-Attr-N``),
-    values typed where the dictionary says how; repeated attributes become lists."""
-    out: dict[str, Any] = {}
-    names = dictionary.names
-    for atype, raw in pkt.attributes:
-        if atype == Attr.MESSAGE_AUTHENTICATOR:
-            continue
-        if atype == Attr.VENDOR_SPECIFIC:
-            for vendor, vtype, value in iter_vsa(raw):
-                known = names.get((vendor, vtype))
-                if known is None:
-                    _put(out, f"Vendor-{vendor}-Attr-{vtype}", _value("octets", value))
-                else:
-                    _put(out, known[0], _value(known[1], value))
-            continue
-        known = names.get((0, atype))
-        if known is None:
-            _put(out, f"Attr-{atype}", _value("octets", raw))
-        elif known[1] == "integer" and len(raw) == 4:  # most of a record: counters
-            _put(out, known[0], int.from_bytes(raw, "big"))
-        else:
-            _put(out, known[0], _value(known[1], raw))
-    return out
-
-
-def _put(out: dict[str, Any], name: str, value: Any) -> None:
-    prev = out.get(name, _ABSENT)
-    if prev is _ABSENT:
-        out[name] = value
-    else:
-        out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
-
-
-_ABSENT = object()
-
-
-def _value(kind: str, raw: bytes) -> Any:
-    try:
-        if kind in ("integer", "date") and len(raw) == 4:
-            return struct.unpack("!I", raw)[0]
-        if kind == "ipaddr" and len(raw) == 4:
-            return socket.inet_ntoa(raw)
-        if kind == "ipv6addr" and len(raw) == 16:
-            return str(ipaddress.IPv6Address(raw))
-        if kind == "string" and b"\0" not in raw:  # JSONB refuses U+0000: those as hex
-            return raw.decode("utf-8")
-    except (UnicodeDecodeError, ValueError, struct.error):
-        pass
-    return "0x" + raw.hex()
+    """Every attribute by dictionary name as FreeRADIUS prints it (``radius/ledger.py``);
+    repeated attributes become lists."""
+    return ledger.describe(pkt.attributes, dictionary)
