@@ -161,6 +161,20 @@ class Dictionary:
         return self._by_key.get(key)
 
     @functools.cached_property
+    def plain(self) -> dict[int, AttrDef]:
+        """Standard attributes whose value stands alone (no tag, no encryption, not
+        continued, not extended): the ledger's fast path."""
+        return {
+            k[2]: d
+            for k, d in self._by_key.items()
+            if k[0] == 0
+            and not k[1]
+            and k[2] not in (26, 80)  # Vendor-Specific, Message-Authenticator
+            and not (d.has_tag or d.encrypt or d.concat or k in NUL_JOINED)
+            and d.type not in ("extended", "long-extended", "evs", "vsa")
+        }
+
+    @functools.cached_property
     def names(self) -> dict[tuple[int, int], tuple[str, str]]:
         """(vendor, code) -> (name, type) of the attributes that are not extended ones."""
         return {(k[0], k[2]): (d.name, d.type) for k, d in self._by_key.items() if not k[1]}

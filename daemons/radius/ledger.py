@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from daemons.radius.dictfile import EXTENDED, LONG_EXTENDED, Key
@@ -27,7 +27,29 @@ _ABSENT = object()
 def describe(attributes: Sequence[tuple[int, bytes]], d: Dictionary) -> dict[str, Any]:
     """Every attribute by name; repeated attributes become lists, in wire order."""
     out: dict[str, Any] = {}
-    for key, raw, unknown in _joined(_flatten(attributes, d), d):
+    plain = d.plain
+    run: list[tuple[int, bytes]] = []  # attributes that may continue each other
+    for atype, raw in attributes:
+        a = plain.get(atype)
+        if a is None:
+            run.append((atype, raw))
+            continue
+        if run:
+            _describe_run(run, d, out)
+            run = []
+        if raw:
+            value = _DECODE.get(a.type, _octets)(a, raw)
+            if value is _ABSENT:
+                _put(out, f"Attr-{atype}", "0x" + raw.hex())
+            else:
+                _put(out, a.name, value)
+    if run:
+        _describe_run(run, d, out)
+    return out
+
+
+def _describe_run(run: list[tuple[int, bytes]], d: Dictionary, out: dict[str, Any]) -> None:
+    for key, raw, unknown in _joined(_flatten(run, d), d):
         if not raw:
             continue
         a = d.lookup(key)
@@ -43,7 +65,6 @@ def describe(attributes: Sequence[tuple[int, bytes]], d: Dictionary) -> dict[str
             continue
         name, value = _typed(a, raw, unknown)
         _put(out, name, value)
-    return out
 
 
 def _unknown(key: Key, vsa: bool) -> str:
@@ -160,49 +181,88 @@ def _typed(a: AttrDef, raw: bytes, unknown: str) -> tuple[str, Any]:
         else:
             tag = 0
         name = f"{name}:{tag}"
-    value = _value(a, t, raw)
+    value = _DECODE.get(t, _octets)(a, raw)
     if value is _ABSENT:
         return unknown, "0x" + raw.hex()
     return name, value
 
 
-_SIZES = {"integer": 4, "date": 4, "signed": 4, "short": 2, "byte": 1, "integer64": 8}
-
-
-def _value(a: AttrDef, t: str, raw: bytes) -> Any:
-    n = len(raw)
-    if t == "string":
-        return _text(raw)
-    if t in _SIZES:
-        if n != _SIZES[t]:
+def _number(size: int, signed: bool = False) -> Any:
+    def decode(a: AttrDef, raw: bytes) -> Any:
+        if len(raw) != size:
             return _ABSENT
-        number = int.from_bytes(raw, "big", signed=t == "signed")
-        if t == "date":
-            when = datetime.datetime.fromtimestamp(number, datetime.UTC)
-            return when.isoformat().replace("+00:00", "Z")
+        number = int.from_bytes(raw, "big", signed=signed)
         named = a.by_number.get(number) if a.by_number else None
         return named if named is not None else number
-    if t == "ipaddr" or (t == "combo-ip" and n == 4):
-        return str(ipaddress.IPv4Address(raw)) if n == 4 else _ABSENT
-    if t == "ipv6addr" or (t == "combo-ip" and n == 16):
-        return str(ipaddress.IPv6Address(raw)) if n == 16 else _ABSENT
-    if t == "ipv6prefix":
-        if not 2 <= n <= 18 or raw[1] > 128:
-            return _ABSENT
-        net = ipaddress.IPv6Network((raw[2:].ljust(16, b"\0"), raw[1]), strict=False)
-        return str(net)
-    if t == "ipv4prefix":
-        if n != 6 or raw[1] & 0x3F > 32:
-            return _ABSENT
-        net4 = ipaddress.IPv4Network((raw[2:], raw[1] & 0x3F), strict=False)
-        return str(net4)
-    if t == "ifid":
-        if n != 8:
-            return _ABSENT
-        return ":".join(f"{int.from_bytes(raw[i : i + 2], 'big'):x}" for i in range(0, 8, 2))
-    if t == "ether":
-        return ":".join(f"{b:02x}" for b in raw) if n == 6 else _ABSENT
+
+    return decode
+
+
+def _date(a: AttrDef, raw: bytes) -> Any:
+    if len(raw) != 4:
+        return _ABSENT
+    when = datetime.datetime.fromtimestamp(int.from_bytes(raw, "big"), datetime.UTC)
+    return when.isoformat().replace("+00:00", "Z")
+
+
+def _ipv4(a: AttrDef, raw: bytes) -> Any:
+    return f"{raw[0]}.{raw[1]}.{raw[2]}.{raw[3]}" if len(raw) == 4 else _ABSENT
+
+
+def _ipv6(a: AttrDef, raw: bytes) -> Any:
+    return str(ipaddress.IPv6Address(raw)) if len(raw) == 16 else _ABSENT
+
+
+def _combo(a: AttrDef, raw: bytes) -> Any:
+    return _ipv4(a, raw) if len(raw) == 4 else _ipv6(a, raw)
+
+
+def _ipv6prefix(a: AttrDef, raw: bytes) -> Any:
+    if not 2 <= len(raw) <= 18 or raw[1] > 128:
+        return _ABSENT
+    return str(ipaddress.IPv6Network((raw[2:].ljust(16, b"\0"), raw[1]), strict=False))
+
+
+def _ipv4prefix(a: AttrDef, raw: bytes) -> Any:
+    if len(raw) != 6 or raw[1] & 0x3F > 32:
+        return _ABSENT
+    return str(ipaddress.IPv4Network((raw[2:], raw[1] & 0x3F), strict=False))
+
+
+def _ifid(a: AttrDef, raw: bytes) -> Any:
+    if len(raw) != 8:
+        return _ABSENT
+    return ":".join(f"{int.from_bytes(raw[i : i + 2], 'big'):x}" for i in range(0, 8, 2))
+
+
+def _ether(a: AttrDef, raw: bytes) -> Any:
+    return ":".join(f"{b:02x}" for b in raw) if len(raw) == 6 else _ABSENT
+
+
+def _string(a: AttrDef, raw: bytes) -> Any:
+    return _text(raw)
+
+
+def _octets(a: AttrDef, raw: bytes) -> Any:
     return "0x" + raw.hex()
+
+
+_DECODE: dict[str, Callable[[AttrDef, bytes], Any]] = {
+    "string": _string,
+    "integer": _number(4),
+    "signed": _number(4, signed=True),
+    "short": _number(2),
+    "byte": _number(1),
+    "integer64": _number(8),
+    "date": _date,
+    "ipaddr": _ipv4,
+    "ipv6addr": _ipv6,
+    "combo-ip": _combo,
+    "ipv6prefix": _ipv6prefix,
+    "ipv4prefix": _ipv4prefix,
+    "ifid": _ifid,
+    "ether": _ether,
+}
 
 
 def _put(out: dict[str, Any], name: str, value: Any) -> None:
