@@ -717,7 +717,9 @@ class RadiusService(Daemon):
             return None
         try:
             pkt = decode(data)
-            if accounting:
+            if accounting and pkt.code == Code.STATUS_SERVER:  # RFC 5997 §3, §4
+                check_message_authenticator(pkt, nas.secret, True)
+            elif accounting:
                 if pkt.code != Code.ACCOUNTING_REQUEST:
                     raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
                 # RFC 2866 §3: the Request Authenticator is an MD5 keyed over the packet.
@@ -1028,6 +1030,10 @@ class RadiusService(Daemon):
         if admitted is None:
             return
         pkt, nas, key, now = admitted
+        if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4: answer with Accounting-Response
+            job = _Job(pkt, nas, addr, transport, key, t0, None)
+            self._send(Code.ACCOUNTING_RESPONSE, job, [], "status")
+            return
         # Shed before parsing (the dearest step left): under overload a drop costs the
         # authenticator check and no more.
         load = self._load()
