@@ -44,6 +44,14 @@ Password = Annotated[
 ]
 Mac = Annotated[str, v.str_schema(most=32), v.rule(lambda s: s and v.mac(s))]
 FramedIp = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.framed_ip(s))]
+FramedIpv6 = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_address(s))]
+Ipv6Prefix = Annotated[
+    str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_prefix(s, "framed_ipv6_prefix"))
+]
+DelegatedPrefix = Annotated[
+    str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_prefix(s, "delegated_ipv6_prefix"))
+]
+PoolRef = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.name(s, "pool"))]
 Retries = Annotated[
     int,
     v.int_schema(v.COA_RETRIES),
@@ -177,6 +185,11 @@ class Subscriber(BaseModel):
     state: SubscriberState
     mac: str | None
     framed_ip: str | None
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
     credentials: list[str] = Field(description="which are stored: cleartext, nt-hash, hash")
 
 
@@ -191,6 +204,21 @@ class SubscriberFields(_Body):
     mac: Mac | None = Field(default=None, description="the Calling-Station-Id; '' unbinds")
     framed_ip: FramedIp | None = Field(
         default=None, description="a static Framed-IP-Address (IPv4); '' clears"
+    )
+    framed_ipv6_address: FramedIpv6 | None = Field(
+        default=None, description="a static Framed-IPv6-Address (RFC 6911); '' clears"
+    )
+    framed_ipv6_prefix: Ipv6Prefix | None = Field(
+        default=None, description="a static Framed-IPv6-Prefix, the WAN /64 (RFC 3162); '' clears"
+    )
+    delegated_ipv6_prefix: DelegatedPrefix | None = Field(
+        default=None, description="a static Delegated-IPv6-Prefix (RFC 4818); '' clears"
+    )
+    framed_ipv6_pool: PoolRef | None = Field(
+        default=None, description="Framed-IPv6-Pool: a NAS pool name (RFC 3162); '' clears"
+    )
+    delegated_ipv6_pool: PoolRef | None = Field(
+        default=None, description="Delegated-IPv6-Prefix-Pool: a NAS pool (RFC 6911); '' clears"
     )
 
 

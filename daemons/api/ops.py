@@ -86,7 +86,12 @@ def _apply(st: Stores, row: store.SubscriberRow, body: m.SubscriberFields) -> st
         row = replace(row, mac=body.mac or None)
     if body.framed_ip is not None:
         row = replace(row, framed_ip=body.framed_ip or None)
-    return row
+    ipv6: dict[str, Any] = {
+        name: getattr(body, name) or None
+        for name in store.IPV6_FIELDS
+        if getattr(body, name) is not None
+    }
+    return replace(row, **ipv6) if ipv6 else row
 
 
 def plan_known(policy: Policy, plan: str | None) -> None:

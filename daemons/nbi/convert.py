@@ -265,7 +265,7 @@ def _upsert_fields(msg: sb.SubscriberUpsert) -> dict[str, Any]:
     if msg.HasField("password"):
         fields["password"] = msg.password
     fields["hash"] = _HASHES.get(msg.hash, f"unknown ({msg.hash})")
-    for name in ("plan", "mac", "framed_ip"):
+    for name in ("plan", "mac", "framed_ip", *radius_store.IPV6_FIELDS):
         if msg.HasField(name):
             fields[name] = getattr(msg, name)
     if msg.state != sb.SUBSCRIBER_STATE_UNSPECIFIED:
@@ -293,6 +293,7 @@ def subscriber(row: radius_store.SubscriberRow) -> sb.Subscriber:
         mac=view["mac"] or "",
         framed_ip=view["framed_ip"] or "",
         credentials=view["credentials"],
+        **{name: view[name] or "" for name in radius_store.IPV6_FIELDS},
     )
 
 

@@ -141,6 +141,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--state", choices=["active", "suspended", "disabled"])
         p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
         p.add_argument("--ip", help="static Framed-IP-Address, IPv4 ('' to clear)")
+        p.add_argument("--ipv6", help="static Framed-IPv6-Address (RFC 6911; '' to clear)")
+        p.add_argument(
+            "--ipv6-prefix", help="static Framed-IPv6-Prefix, the WAN prefix (RFC 3162; '' clears)"
+        )
+        p.add_argument(
+            "--delegated-prefix", help="static Delegated-IPv6-Prefix (RFC 4818; '' to clear)"
+        )
+        p.add_argument("--ipv6-pool", help="Framed-IPv6-Pool, a pool on the NAS ('' to clear)")
+        p.add_argument(
+            "--delegated-pool", help="Delegated-IPv6-Prefix-Pool, a pool on the NAS ('' clears)"
+        )
     lst = s_sub.add_parser("list", help="list subscribers")
     lst.add_argument("--plan")
     lst.add_argument("--state", choices=["active", "suspended", "disabled"])
@@ -317,6 +328,11 @@ def subscriber_fields(args: argparse.Namespace) -> dict[str, Any]:
         ("state", args.state),
         ("mac", args.mac),
         ("framed_ip", args.ip),
+        ("framed_ipv6_address", args.ipv6),
+        ("framed_ipv6_prefix", args.ipv6_prefix),
+        ("delegated_ipv6_prefix", args.delegated_prefix),
+        ("framed_ipv6_pool", args.ipv6_pool),
+        ("delegated_ipv6_pool", args.delegated_pool),
     ):
         if value is not None:
             body[key] = value

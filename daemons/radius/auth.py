@@ -26,7 +26,7 @@ from daemons.radius.codec import (
     vsa,
 )
 from daemons.radius.dictionary import Dictionary, ReplyAttr
-from daemons.radius.policy import Policy
+from daemons.radius.policy import Ipv6, Policy
 
 MICROSOFT = 311  # RFC 2548 vendor id
 MS_CHAP_RESPONSE, MS_CHAP_ERROR, MS_CHAP_MPPE_KEYS, MS_CHAP_CHALLENGE = 1, 2, 12, 11
@@ -57,6 +57,29 @@ class Subscriber:
     password: bytes | None = None
     nt_hash: bytes | None = None
     password_hash: str | None = None
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
+
+    @property
+    def ipv6(self) -> Ipv6 | None:
+        if not (
+            self.framed_ipv6_address
+            or self.framed_ipv6_prefix
+            or self.delegated_ipv6_prefix
+            or self.framed_ipv6_pool
+            or self.delegated_ipv6_pool
+        ):
+            return None
+        return Ipv6(
+            self.framed_ipv6_address,
+            self.framed_ipv6_prefix,
+            self.delegated_ipv6_prefix,
+            self.framed_ipv6_pool,
+            self.delegated_ipv6_pool,
+        )
 
 
 class Method(StrEnum):
@@ -278,7 +301,7 @@ def authorize(
         return reject(
             method, "simultaneous_use", ReplyAttr("Reply-Message", "Simultaneous-Use limit reached")
         )
-    attrs = policy.reply(plan, nas.vendor, sub.framed_ip)
+    attrs = policy.reply(plan, nas.vendor, sub.framed_ip, sub.ipv6)
     if plan.reply_message:
         attrs.append(ReplyAttr("Reply-Message", plan.reply_message))
     return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw)

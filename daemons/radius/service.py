@@ -307,6 +307,7 @@ def open_subscriber(row: store.SubscriberRow, sealer: Sealer, method: Method) ->
         password,
         nt_hash,
         row.password_hash,
+        **{name: getattr(row, name) for name in store.IPV6_FIELDS},
     )
 
 

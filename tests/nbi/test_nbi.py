@@ -189,6 +189,45 @@ async def test_invalid_subscribers_are_refused_with_field_violations(nbi: NbiSer
     assert await store.fetch_subscriber_db(nbi.pool, "bad-mac") is None
 
 
+async def test_ipv6_subscriber_fields(nbi: NbiServer) -> None:
+    """Issue 21: the IPv6 fields by gRPC, through the HTTP API's rules: stored, read back,
+    refused alike (an IPv6 framed_ip names the IPv6 fields)."""
+    s = nbi.stubs("admin")
+    name = f"v6-{_tag()}"
+    sub = sb.SubscriberUpsert(
+        username=name,
+        plan="fiber-100-dual",
+        framed_ipv6_address="2001:db8:1:2::5",
+        framed_ipv6_prefix="2001:db8:1:2::/64",
+        delegated_ipv6_prefix="2001:db8:2:ab00::/56",
+        delegated_ipv6_pool="pd6",
+    )
+    await s.subscribers.UpsertSubscriber(
+        sb.UpsertSubscriberRequest(subscriber=sub), metadata=s.metadata
+    )
+    got = (
+        await s.subscribers.GetSubscriber(
+            sb.GetSubscriberRequest(username=name), metadata=s.metadata
+        )
+    ).subscriber
+    assert (got.framed_ipv6_prefix, got.delegated_ipv6_prefix) == (
+        "2001:db8:1:2::/64",
+        "2001:db8:2:ab00::/56",
+    )
+    assert (got.framed_ipv6_address, got.delegated_ipv6_pool) == ("2001:db8:1:2::5", "pd6")
+    for field, bad in (
+        ("framed_ip", sb.SubscriberUpsert(username=name, framed_ip="2001:db8::5")),
+        ("delegated_ipv6_prefix", sb.SubscriberUpsert(username=name, delegated_ipv6_prefix="::1")),
+    ):
+        exc = await _fails(
+            s.subscribers.UpsertSubscriber(
+                sb.UpsertSubscriberRequest(subscriber=bad), metadata=s.metadata
+            )
+        )
+        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in str(exc.details()), exc.details()
+
+
 async def test_batch_upsert_of_10000_subscribers(nbi: NbiServer) -> None:
     t = _tag()
     s = nbi.stubs("admin")

@@ -234,11 +234,9 @@ async def test_api_managed_plan_reaches_the_daemon_by_notify(radius: RadiusServe
 def test_status_server_on_the_accounting_port(radius: RadiusServer) -> None:
     """RFC 5997 §4: Status-Server sent to the accounting port is answered with an
     Accounting-Response (issue 21; it was dropped as unexpected_code). radclient is the NAS."""
-    import subprocess
-
+    port = f"127.0.0.1:{radius.acct_port}"
     out = subprocess.run(
-        ["radclient", "-x", "-r", "1", "-t", "2", f"127.0.0.1:{radius.acct_port}", "status"]
-        + [SECRET.decode()],
+        ["radclient", "-x", "-r", "1", "-t", "2", port, "status", SECRET.decode()],
         input=b"Message-Authenticator = 0x00\n",
         capture_output=True,
         timeout=15,
