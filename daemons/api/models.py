@@ -287,6 +287,9 @@ class Session(BaseModel):
     updated_at: datetime
     input_octets: int
     output_octets: int
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
 
 
 class SessionDetail(Session):

@@ -312,6 +312,9 @@ def session(d: Mapping[str, Any]) -> ss.Session:
         updated_at=ts(d["updated_at"]),
         input_octets=int(d["input_octets"]),
         output_octets=int(d["output_octets"]),
+        framed_ipv6_address=d.get("framed_ipv6_address") or "",
+        framed_ipv6_prefix=d.get("framed_ipv6_prefix") or "",
+        delegated_ipv6_prefix=d.get("delegated_ipv6_prefix") or "",
     )
 
 

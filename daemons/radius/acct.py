@@ -32,6 +32,8 @@ class AcctStatus(IntEnum):
 STATUS_TYPE, DELAY_TIME, INPUT_OCTETS, OUTPUT_OCTETS, SESSION_ID = 40, 41, 42, 43, 44
 SESSION_TIME, INPUT_PACKETS, OUTPUT_PACKETS, TERMINATE_CAUSE = 46, 47, 48, 49
 INPUT_GIGAWORDS, OUTPUT_GIGAWORDS, EVENT_TIMESTAMP, NAS_PORT, NAS_PORT_ID = 52, 53, 55, 5, 87
+# RFC 3162 §2.3, RFC 4818 §3, RFC 6911 §3.1
+FRAMED_IPV6_PREFIX, DELEGATED_IPV6_PREFIX, FRAMED_IPV6_ADDRESS = 97, 123, 168
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +55,18 @@ class AcctRecord:
     terminate_cause: int | None = None
     delay_time: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
+    framed_ipv6_address: str | None = None  # RFC 6911 §3.1
+    framed_ipv6_prefix: str | None = None  # RFC 3162 §2.3
+    delegated_ipv6_prefix: str | None = None  # RFC 4818
+
+    @property
+    def ipv6(self) -> tuple[str, ...]:
+        """The IPv6 address and prefixes the session holds (its live index entries)."""
+        return tuple(
+            x
+            for x in (self.framed_ipv6_address, self.framed_ipv6_prefix, self.delegated_ipv6_prefix)
+            if x
+        )
 
     @property
     def is_session_event(self) -> bool:
@@ -141,6 +155,9 @@ def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctReco
         terminate_cause=_int(a, TERMINATE_CAUSE),
         delay_time=delay,
         attributes=describe(pkt, dictionary),
+        framed_ipv6_address=ledger.ipv6_address(a.get(FRAMED_IPV6_ADDRESS)),
+        framed_ipv6_prefix=ledger.ipv6_prefix(a.get(FRAMED_IPV6_PREFIX)),
+        delegated_ipv6_prefix=ledger.ipv6_prefix(a.get(DELEGATED_IPV6_PREFIX)),
     )
 
 

@@ -265,6 +265,24 @@ _DECODE: dict[str, Callable[[AttrDef, bytes], Any]] = {
 }
 
 
+_PREFIX_DEF = AttrDef("Framed-IPv6-Prefix", 97, 0, "ipv6prefix")
+
+
+def ipv6_prefix(raw: bytes | None) -> str | None:
+    """An ipv6prefix value (RFC 3162 §2.3) as CIDR, None if absent or malformed."""
+    if not raw:
+        return None
+    value = _ipv6prefix(_PREFIX_DEF, raw)
+    return None if value is _ABSENT else str(value)
+
+
+def ipv6_address(raw: bytes | None) -> str | None:
+    """An ipv6addr value, None if absent or malformed."""
+    if not raw or len(raw) != 16:
+        return None
+    return str(ipaddress.IPv6Address(raw))
+
+
 def _put(out: dict[str, Any], name: str, value: Any) -> None:
     prev = out.get(name, _ABSENT)
     if prev is _ABSENT:

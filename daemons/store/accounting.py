@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
@@ -56,9 +57,11 @@ RETURNING idem_key
 _UPSERT_SESSION = """
 INSERT INTO radius_sessions AS s (unique_id, nas, acct_session_id, username, nas_port,
     framed_ip, started_at, updated_at, stopped_at, session_time, input_octets,
-    output_octets, input_packets, output_packets, terminate_cause, close_reason)
+    output_octets, input_packets, output_packets, terminate_cause, close_reason,
+    framed_ipv6_address, framed_ipv6_prefix, delegated_ipv6_prefix)
 VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END)
+        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END,
+        $16::inet, $17::cidr, $18::cidr)
 ON CONFLICT (unique_id) DO UPDATE SET
     updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
@@ -71,6 +74,9 @@ ON CONFLICT (unique_id) DO UPDATE SET
     terminate_cause = COALESCE(s.terminate_cause, EXCLUDED.terminate_cause),
     close_reason = COALESCE(s.close_reason, EXCLUDED.close_reason),
     framed_ip = COALESCE(EXCLUDED.framed_ip, s.framed_ip),
+    framed_ipv6_address = COALESCE(EXCLUDED.framed_ipv6_address, s.framed_ipv6_address),
+    framed_ipv6_prefix = COALESCE(EXCLUDED.framed_ipv6_prefix, s.framed_ipv6_prefix),
+    delegated_ipv6_prefix = COALESCE(EXCLUDED.delegated_ipv6_prefix, s.delegated_ipv6_prefix),
     username = CASE WHEN s.username = '' THEN EXCLUDED.username ELSE s.username END
 """
 
@@ -133,6 +139,9 @@ async def append_accounting(
                     r.input_packets,
                     r.output_packets,
                     r.terminate_cause if r.status == AcctStatus.STOP else None,
+                    r.framed_ipv6_address,
+                    r.framed_ipv6_prefix,
+                    r.delegated_ipv6_prefix,
                 )
                 for r in fresh
                 if r.is_session_event
@@ -201,6 +210,23 @@ def ip_session_key(cache: Cache, address: str) -> str:
     return cache.key("ip:" + address, "session")
 
 
+# IPv6 index entries (an address, a prefix) also expire: the Accounting-On/Off path closes
+# sessions without knowing their prefixes, and every interim writes them again.
+IPV6_INDEX_TTL = 7 * 86400
+_V6_SQL = (
+    "array_remove(ARRAY[host(framed_ipv6_address), framed_ipv6_prefix::text, "
+    "delegated_ipv6_prefix::text], NULL) AS ipv6"
+)
+
+
+def ipv6_candidates(address: str) -> list[str]:
+    """The index entries that may hold an IPv6 address: itself and each prefix of it."""
+    addr = ipaddress.IPv6Address(address)
+    return [str(addr)] + [
+        str(ipaddress.IPv6Network((addr, n), strict=False)) for n in range(128, -1, -1)
+    ]
+
+
 def live_index_key(cache: Cache) -> str:
     """Every live session id, in one sorted set (score 0: ordered by id) for paging."""
     return cache.key("live", "index")
@@ -213,8 +239,21 @@ def live_session_key(cache: Cache, unique_id: str) -> str:
 _STATUS_KIND: dict[int, str] = {AcctStatus.START: "start", AcctStatus.INTERIM_UPDATE: "interim"}
 
 
+def _v6_details(address: str | None, prefix: str | None, delegated: str | None) -> dict[str, str]:
+    """A live session's IPv6 entries (left out when absent: an older reader knows none)."""
+    out = {}
+    if address:
+        out["ipv6"] = address
+    if prefix:
+        out["ipv6_prefix"] = prefix
+    if delegated:
+        out["delegated_prefix"] = delegated
+    return out
+
+
 def _stream_data(r: AcctRecord) -> dict[str, object]:
     return {
+        **_v6_details(r.framed_ipv6_address, r.framed_ipv6_prefix, r.delegated_ipv6_prefix),
         "session": r.unique_id,
         "user": r.username,
         "nas": r.nas,
@@ -233,7 +272,13 @@ def _stream_data(r: AcctRecord) -> dict[str, object]:
 
 
 def _forget(
-    pipe: Any, cache: Cache, unique_id: str, username: str, nas: str, address: str | None
+    pipe: Any,
+    cache: Cache,
+    unique_id: str,
+    username: str,
+    nas: str,
+    address: str | None,
+    ipv6: Sequence[str] = (),
 ) -> None:
     pipe.srem(sessions_key(cache, username), unique_id)
     pipe.zrem(nas_sessions_key(cache, nas), unique_id)
@@ -241,6 +286,8 @@ def _forget(
     pipe.delete(_session_key(cache, unique_id))
     if address:
         pipe.delete(ip_session_key(cache, address))
+    for entry in ipv6:
+        pipe.delete(ip_session_key(cache, entry))
 
 
 def _remember(
@@ -251,6 +298,7 @@ def _remember(
     nas: str,
     address: str | None,
     details: dict[str, object],
+    ipv6: Sequence[str] = (),
 ) -> None:
     pipe.sadd(sessions_key(cache, username), unique_id)
     pipe.zadd(nas_sessions_key(cache, nas), {unique_id: 0})
@@ -258,6 +306,8 @@ def _remember(
     pipe.set(_session_key(cache, unique_id), pack(details))
     if address:
         pipe.set(ip_session_key(cache, address), unique_id.encode())
+    for entry in ipv6:
+        pipe.set(ip_session_key(cache, entry), unique_id.encode(), px=IPV6_INDEX_TTL * 1000)
 
 
 async def update_live_sessions(
@@ -272,7 +322,7 @@ async def update_live_sessions(
         if not r.is_session_event:
             continue
         if r.status == AcctStatus.STOP:
-            _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
+            _forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip, r.ipv6)
             stream.add(pipe, cache, "session.stop", {**_stream_data(r), "reason": "stop"})
             continue
         stream.add(pipe, cache, f"session.{_STATUS_KIND[r.status]}", _stream_data(r))
@@ -293,7 +343,9 @@ async def update_live_sessions(
                 "updated": r.event_time,
                 "in": r.input_octets,
                 "out": r.output_octets,
+                **_v6_details(r.framed_ipv6_address, r.framed_ipv6_prefix, r.delegated_ipv6_prefix),
             },
+            r.ipv6,
         )
     nas = next((r.nas for r in records if not r.is_session_event), "")
     for unique_id, username, address in closed:
@@ -340,7 +392,9 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, 
     rows = await pool.fetch(
         "SELECT unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS ip, "
         "extract(epoch FROM started_at) AS start, extract(epoch FROM updated_at) AS updated, "
-        "input_octets, output_octets FROM radius_sessions WHERE stopped_at IS NULL"
+        "input_octets, output_octets, host(framed_ipv6_address) AS v6a, "
+        f"framed_ipv6_prefix::text AS v6p, delegated_ipv6_prefix::text AS v6d, {_V6_SQL} "
+        "FROM radius_sessions WHERE stopped_at IS NULL"
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
@@ -361,20 +415,22 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, 
                     "updated": float(r["updated"]),
                     "in": r["input_octets"],
                     "out": r["output_octets"],
+                    **_v6_details(r["v6a"], r["v6p"], r["v6d"]),
                 },
+                r["ipv6"],
             )
         pipe.set(_live_marker(cache), b"1")
         await pipe.execute()
     live = {r["unique_id"] for r in rows}
     closed = await pool.fetch(
-        "SELECT unique_id, username, nas, host(framed_ip) AS ip FROM radius_sessions "
+        f"SELECT unique_id, username, nas, host(framed_ip) AS ip, {_V6_SQL} FROM radius_sessions "
         "WHERE unique_id = ANY($1::text[]) AND stopped_at IS NOT NULL",
         sorted(listed | live),
     )
     if closed:
         async with cache.client.pipeline(transaction=False) as pipe:
             for r in closed:
-                _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+                _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"], r["ipv6"])
             await pipe.execute()
     live -= {r["unique_id"] for r in closed}
     return len(live), sum(1 for r in closed if r["unique_id"] in listed)
@@ -388,7 +444,7 @@ _CLOSE = (
     "close_reason = $3 WHERE stopped_at IS NULL AND {which} "
     "RETURNING unique_id, nas, acct_session_id, username, nas_port, "
     "host(framed_ip) AS ip, extract(epoch FROM updated_at) AS at, updated_at, session_time, "
-    "input_octets, output_octets, input_packets, output_packets"
+    f"input_octets, output_octets, input_packets, output_packets, {_V6_SQL}"
 )
 
 
@@ -453,7 +509,7 @@ async def close_sessions(
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
-            _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+            _forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"], r["ipv6"])
             stream.add(
                 pipe,
                 cache,
@@ -495,7 +551,9 @@ async def reap_stale_sessions(
 _SESSION_COLUMNS = (
     "unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS framed_ip, "
     "started_at, updated_at, stopped_at, session_time, input_octets, output_octets, "
-    "terminate_cause, close_reason"
+    "terminate_cause, close_reason, host(framed_ipv6_address) AS framed_ipv6_address, "
+    "framed_ipv6_prefix::text AS framed_ipv6_prefix, "
+    "delegated_ipv6_prefix::text AS delegated_ipv6_prefix"
 )
 
 
@@ -515,7 +573,9 @@ async def find_sessions(
     rows = await pool.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM radius_sessions WHERE "
         "($1::text IS NULL OR unique_id = $1) AND ($2::text IS NULL OR username = $2) AND "
-        "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4) AND "
+        "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4 OR "
+        "framed_ipv6_address = $4 OR framed_ipv6_prefix >>= $4 OR delegated_ipv6_prefix >>= $4) "
+        "AND "
         "($5 OR stopped_at IS NULL) AND ($7::text IS NULL OR acct_session_id = $7) "
         "ORDER BY started_at DESC LIMIT $6",
         unique_id,
@@ -541,6 +601,9 @@ def _live_view(unique_id: str, details: dict[str, Any]) -> dict[str, Any]:
         "updated_at": _ts(float(details.get("updated", 0))),
         "input_octets": int(details.get("in", 0)),
         "output_octets": int(details.get("out", 0)),
+        "framed_ipv6_address": details.get("ipv6"),
+        "framed_ipv6_prefix": details.get("ipv6_prefix"),
+        "delegated_ipv6_prefix": details.get("delegated_prefix"),
     }
 
 
@@ -566,7 +629,13 @@ async def live_session_ids(
         raw = await client.zrangebylex(key, start, "+", 0, limit)
         return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
     # An address names one session and a user a few: read those, then check the rest.
-    if ip is not None:
+    if ip is not None and ":" in ip:  # IPv6: the session whose address or prefix holds it
+        keys = [ip_session_key(cache, entry) for entry in ipv6_candidates(ip)]
+        candidates = _texts(x for x in await _get_many(cache, keys) if x)
+        if username is not None and candidates:
+            members = await client.smembers(sessions_key(cache, username))
+            candidates &= _texts(members)
+    elif ip is not None:
         held = await client.get(ip_session_key(cache, ip))
         candidates = _texts([held] if held else [])
         if username is not None and candidates:

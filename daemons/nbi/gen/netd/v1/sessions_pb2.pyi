@@ -44,7 +44,7 @@ COA_OUTCOME_NAK: CoaOutcome
 COA_OUTCOME_TIMEOUT: CoaOutcome
 
 class Session(_message.Message):
-    __slots__ = ("unique_id", "username", "nas", "nas_port", "framed_ip", "acct_session_id", "started_at", "updated_at", "input_octets", "output_octets")
+    __slots__ = ("unique_id", "username", "nas", "nas_port", "framed_ip", "acct_session_id", "started_at", "updated_at", "input_octets", "output_octets", "framed_ipv6_address", "framed_ipv6_prefix", "delegated_ipv6_prefix")
     UNIQUE_ID_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     NAS_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +55,9 @@ class Session(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     INPUT_OCTETS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_OCTETS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
     unique_id: str
     username: str
     nas: str
@@ -65,7 +68,10 @@ class Session(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     input_octets: int
     output_octets: int
-    def __init__(self, unique_id: _Optional[str] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., nas_port: _Optional[str] = ..., framed_ip: _Optional[str] = ..., acct_session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_octets: _Optional[int] = ..., output_octets: _Optional[int] = ...) -> None: ...
+    framed_ipv6_address: str
+    framed_ipv6_prefix: str
+    delegated_ipv6_prefix: str
+    def __init__(self, unique_id: _Optional[str] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., nas_port: _Optional[str] = ..., framed_ip: _Optional[str] = ..., acct_session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_octets: _Optional[int] = ..., output_octets: _Optional[int] = ..., framed_ipv6_address: _Optional[str] = ..., framed_ipv6_prefix: _Optional[str] = ..., delegated_ipv6_prefix: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "username", "nas", "ip")
