@@ -437,3 +437,25 @@ class TokenCreate(_Body):
 
 class TokenCreated(Token):
     token: str = Field(description="the secret: shown once, never again")
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+class AuthLogEntry(BaseModel):
+    id: int
+    at: datetime
+    username: str
+    nas: str
+    nas_port: str = Field(description="NAS-Port-Id, else NAS-Port; empty: not sent")
+    calling_station: str = Field(description="Calling-Station-Id; empty: not sent")
+    method: str = Field(description="pap, chap, mschapv1, mschapv2, eap-md5 or none")
+    result: Literal["accept", "reject"]
+    reason: str = Field(description="ok, or why it was rejected (bad_password, unknown_user...)")
+    plan: str | None
+    given: dict[str, Any] = Field(description="addresses, prefixes and pools the Accept gave")
+    session: str | None = Field(
+        default=None, description="the session this login started (user, NAS, port, time)"
+    )
+    session_started: datetime | None = None
+    session_stopped: datetime | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -32,6 +33,7 @@ from daemons.radius.policy import Policy
 from daemons.radius.sessions import CoaError, CoaOutcome, act, plan_change
 from daemons.store import accounting, cpe_bulk, pools
 from daemons.store import acs as acs_store
+from daemons.store import authlog as authlog_store
 from daemons.store import radius as store
 from daemons.store import voltha as voltha_store
 from daemons.store.cache import Cache, unpack
@@ -521,3 +523,36 @@ async def voltha_detail(
         return ports, None, None
     binding = await voltha_store.binding(st.pool, dev["serial"])
     return ports, binding, await onu_optics(st, dev["serial"])
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+async def list_auth_log(
+    st: Stores,
+    *,
+    user: str | None,
+    nas: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    result: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[m.AuthLogEntry]:
+    """Accepts and rejects, newest first. ApiError 422 for a result other than accept or
+    reject, or a period that ends before it starts."""
+    if result is not None and result not in ("accept", "reject"):
+        raise ApiError(422, f"result {result!r} is accept or reject")
+    if since is not None and until is not None and since >= until:
+        raise ApiError(422, "since must be before until")
+    rows = await authlog_store.list_auth_events(
+        st.pool,
+        username=user,
+        nas=nas,
+        since=since,
+        until=until,
+        result=result,
+        before_id=before_id,
+        limit=limit,
+    )
+    return [m.AuthLogEntry(**r) for r in rows]

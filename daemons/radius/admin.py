@@ -11,6 +11,7 @@ them), and are sealed before they reach PostgreSQL or Redis.
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -161,6 +162,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p = s_sub.add_parser(action, help=f"{action} one subscriber")
         p.add_argument("username")
     _session_parsers(sub)
+    _auth_log_parser(sub)
     pl = sub.add_parser("pool", help="IP pools allocated by netd at Access-Accept")
     pls = pl.add_subparsers(dest="action", required=True, metavar="ACTION")
     pa = pls.add_parser("add", help="create a pool, or add addresses to it")
@@ -171,6 +173,23 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pr = pls.add_parser("remove", help="remove a pool and its addresses")
     pr.add_argument("name")
     pr.add_argument("--force", action="store_true", help="even while addresses are leased")
+
+
+def _auth_log_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    al = sub.add_parser(
+        "auth-log",
+        help="the authentication history: every Accept and Reject, newest first",
+        description="Every Access-Accept and Access-Reject netd answered (radius.auth_log), "
+        "newest first, with the reason of a reject and the session a login started.",
+    )
+    al.set_defaults(action="list")
+    al.add_argument("user", nargs="?", help="only this User-Name")
+    al.add_argument("--nas", help="only this NAS client")
+    al.add_argument("--since", help="from this time (ISO 8601, e.g. 2026-12-07T09:00Z)")
+    al.add_argument("--until", help="before this time (ISO 8601)")
+    al.add_argument("--result", choices=["accept", "reject"])
+    al.add_argument("--before", type=int, help="older than this record id (paging)")
+    al.add_argument("--limit", type=int, default=100)
 
 
 def _session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -250,7 +269,54 @@ async def _dispatch(st: local.LocalState, args: argparse.Namespace) -> int:
         return await _session(st, args)
     if args.command == "pool":
         return await _pool(st, args)
+    if args.command == "auth-log":
+        return await _auth_log(st, args)
     return await _subscriber(st, args)
+
+
+AUTH_LOG_COLUMNS = (
+    "id",
+    "at",
+    "username",
+    "nas",
+    "nas_port",
+    "calling_station",
+    "method",
+    "result",
+    "reason",
+    "plan",
+    "session",
+)
+
+
+def _when(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise validate.Invalid(f"{what} {validate.show(text)} is not an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def _auth_log(st: local.LocalState, args: argparse.Namespace) -> int:
+    limit = validate.bounded(args.limit, validate.LIMIT, "--limit")
+    rows = await ops.list_auth_log(
+        st,
+        user=args.user,
+        nas=args.nas,
+        since=_when(args.since, "--since"),
+        until=_when(args.until, "--until"),
+        result=args.result,
+        before_id=args.before,
+        limit=limit,
+    )
+    return output.rows(
+        args,
+        [r.model_dump(mode="json") for r in rows],
+        "no authentications recorded",
+        AUTH_LOG_COLUMNS,
+    )
 
 
 def nas_view(row: store.NasRow) -> dict[str, Any]:

@@ -98,6 +98,7 @@ class Outcome:
     reason: str
     attributes: tuple[ReplyAttr, ...] = ()
     raw: tuple[tuple[int, bytes], ...] = ()
+    plan: str = ""  # the plan applied (the authentication history records it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,7 +268,9 @@ def _mschap(
     else:
         keys = hide_password(mschap.v1_mppe_keys(pw_hash), nas.secret, req.authenticator)
         raw = (*outcome.raw, vsa(MICROSOFT, MS_CHAP_MPPE_KEYS, keys))
-    return Outcome(outcome.code, method, outcome.reason, outcome.attributes + tuple(mppe), raw)
+    return Outcome(
+        outcome.code, method, outcome.reason, outcome.attributes + tuple(mppe), raw, outcome.plan
+    )
 
 
 def authorize(
@@ -304,7 +307,7 @@ def authorize(
     attrs = policy.reply(plan, nas.vendor, sub.framed_ip, sub.ipv6)
     if plan.reply_message:
         attrs.append(ReplyAttr("Reply-Message", plan.reply_message))
-    return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw)
+    return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw, plan.name)
 
 
 def _eap(
@@ -357,5 +360,7 @@ def _eap(
     success = eap.eap_attributes(eap.EapPacket(eap.EapCode.SUCCESS, packet.identifier, None, b""))
     outcome = authorize(req, nas, sub, sessions, cfg, method, tuple(success))
     if outcome.code != Code.ACCESS_ACCEPT:
-        return Outcome(outcome.code, method, outcome.reason, outcome.attributes, tuple(failure))
+        return Outcome(
+            outcome.code, method, outcome.reason, outcome.attributes, tuple(failure), outcome.plan
+        )
     return outcome

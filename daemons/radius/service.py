@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import functools
 import ipaddress
@@ -40,7 +41,7 @@ from daemons.core.portclaim import PortClaim, PortTaken
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
-from daemons.radius import acct, hashes
+from daemons.radius import acct, authlog, hashes
 from daemons.radius.auth import (
     EngineConfig,
     HashCheck,
@@ -52,6 +53,7 @@ from daemons.radius.auth import (
     method_of,
     user_name,
 )
+from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.codec import (
     Attr,
     Code,
@@ -448,6 +450,7 @@ class RadiusService(Daemon):
         self._workers: list[subprocess.Popen[bytes]] = []
         self._ports = PortClaim()
         self._handled = 0
+        self.authlog: AuthLogWriter | None = None  # issue 21: made in start()
 
     # --- policies ---
 
@@ -519,6 +522,10 @@ class RadiusService(Daemon):
     # --- lifecycle ---
 
     async def start(self) -> None:
+        if self.cfg.auth_log:  # issue 21: the authentication history, batched off the hot path
+            self.authlog = AuthLogWriter(
+                self.ctx.pool, self.ctx.cache, self.cfg.auth_log_retention, on_drop=None
+            )
         await self.reload_nas()
         await self.reload_managed_plans()
         loop = asyncio.get_running_loop()
@@ -666,6 +673,8 @@ class RadiusService(Daemon):
                 worker.kill()
         self._ports.release()
         self._hash_pool.shutdown(wait=False, cancel_futures=True)
+        if self.authlog is not None:  # issue 21: what is buffered is written
+            await self.authlog.close()
 
     # --- the hot path ---
 
@@ -978,7 +987,7 @@ class RadiusService(Daemon):
             ReplyAttr("Framed-IP-Address", address) if a.name == "Framed-Pool" else a
             for a in outcome.attributes
         )
-        self._reply(Outcome(outcome.code, outcome.method, outcome.reason, attrs, outcome.raw), job)
+        self._reply(dataclasses.replace(outcome, attributes=attrs), job)
 
     async def _check_hash(
         self, job: _Job, sub: Subscriber | None, sessions: int, check: HashCheck
@@ -1020,6 +1029,10 @@ class RadiusService(Daemon):
                 },
             )
         self._send(outcome.code, job, [*attrs, *outcome.raw], outcome.method.value)
+        if self.authlog is not None:  # issue 21: recorded, never waited for
+            self.authlog.add(
+                authlog.event(job.pkt, job.nas.name, job.username, outcome, time.time())
+            )
 
     # --- accounting: acknowledged only once durable ---
 

@@ -1,0 +1,90 @@
+"""The authentication history (issue 21): one record per Access-Accept or Access-Reject.
+Pure: the shell (``authlog_writer``) batches the records into PostgreSQL off the hot path.
+
+A record says who (User-Name), where (NAS, NAS-Port-Id or NAS-Port, Calling-Station-Id),
+how (the method), what came of it (accept or reject, and why), the plan applied and what
+the Accept gave: addresses, prefixes and pool names. Access-Challenges are steps of an
+exchange, not results, and are not recorded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from daemons.radius.acct import NAS_PORT, NAS_PORT_ID, text
+from daemons.radius.auth import Outcome
+from daemons.radius.codec import Attr, Code, Packet
+
+# What an Accept gave that the history keeps (RFC 2865 §5.8, §5.88; RFC 3162; RFC 4818;
+# RFC 6911), by name; a vendor's spelling of a pool is kept under its own name.
+GIVEN = frozenset(
+    {
+        "Framed-IP-Address",
+        "Framed-Pool",
+        "Framed-IPv6-Address",
+        "Framed-IPv6-Prefix",
+        "Framed-IPv6-Pool",
+        "Delegated-IPv6-Prefix",
+        "Delegated-IPv6-Prefix-Pool",
+        "ERX-IPv6-NdRa-Pool-Name",
+        "ERX-IPv6-Delegated-Pool-Name",
+        "Huawei-Framed-IPv6-Address",
+        "Huawei-Delegated-IPv6-Prefix-Pool",
+        "Mikrotik-Delegated-IPv6-Pool",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class AuthEvent:
+    at: float
+    username: str
+    nas: str
+    nas_port: str
+    calling_station: str
+    method: str
+    result: str  # "accept" or "reject"
+    reason: str
+    plan: str | None
+    given: dict[str, Any] = field(default_factory=dict)
+
+    def stream_data(self) -> dict[str, object]:
+        """The event-stream entry of a reject (``auth.reject``)."""
+        return {
+            "user": self.username,
+            "nas": self.nas,
+            "nas_port": self.nas_port,
+            "calling_station": self.calling_station,
+            "method": self.method,
+            "reason": self.reason,
+            "time": self.at,
+        }
+
+
+def event(
+    pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float
+) -> AuthEvent | None:
+    """The record of one answer; None for an Access-Challenge."""
+    if outcome.code not in (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT):
+        return None
+    port_id = pkt.get(NAS_PORT_ID)
+    port = pkt.get(NAS_PORT)
+    calling = pkt.get(Attr.CALLING_STATION_ID)
+    given: dict[str, Any] = {}
+    if outcome.code == Code.ACCESS_ACCEPT:
+        for a in outcome.attributes:
+            if a.name in GIVEN:
+                given[a.name] = str(a.value)
+    return AuthEvent(
+        at=now,
+        username=username or "",
+        nas=nas,
+        nas_port=text(port_id) if port_id else (str(int.from_bytes(port, "big")) if port else ""),
+        calling_station=text(calling) if calling else "",
+        method=outcome.method.value,
+        result="accept" if outcome.code == Code.ACCESS_ACCEPT else "reject",
+        reason=outcome.reason,
+        plan=outcome.plan or None,
+        given=given,
+    )
