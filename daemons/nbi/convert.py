@@ -565,3 +565,30 @@ def cpe_bulk(d: Mapping[str, Any]) -> dv.CpeBulk:
         created_by=d["created_by"] or "",
         finished_at=opt_ts(d["finished_at"]),
     )
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+def auth_event(e: m.AuthLogEntry) -> ss.AuthEvent:
+    return ss.AuthEvent(
+        id=e.id,
+        at=ts(e.at),
+        username=e.username,
+        nas=e.nas,
+        nas_port=e.nas_port,
+        calling_station=e.calling_station,
+        method=e.method,
+        result=e.result,
+        reason=e.reason,
+        plan=e.plan or "",
+        given={k: str(v) for k, v in e.given.items()},
+        session=e.session or "",
+    )
+
+
+def opt_time(msg: Any, name: str) -> datetime | None:
+    """An optional Timestamp field as an aware datetime (None when unset)."""
+    if not msg.HasField(name):
+        return None
+    return getattr(msg, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]

@@ -18,8 +18,10 @@ import pytest
 from daemons.core.secrets import Sealer
 from daemons.poller.engine import Sample
 from daemons.radius.acct import AcctRecord, AcctStatus
+from daemons.radius.authlog import AuthEvent
 from daemons.store import accounting, pools
 from daemons.store import api as api_store
+from daemons.store import authlog as authlog_store
 from daemons.store import devices as devices_store
 from daemons.store import radius as store
 from daemons.store import snmp as snmp_store
@@ -227,6 +229,7 @@ CALLS = [
         200,
         path=lambda: "/api/v1/accounting/records?user=alice",
     ),
+    Call("GET", "/api/v1/auth-log", "viewer", 200, path=lambda: "/api/v1/auth-log?user=alice"),
     Call(
         "GET",
         "/api/v1/accounting/usage",
@@ -1157,6 +1160,59 @@ async def test_ledger_records_and_usage(api: ApiServer) -> None:
     )
     assert empty.json()["records"] == 0
     assert backwards.status_code == 422
+
+
+async def test_auth_log(api: ApiServer) -> None:
+    """Issue 21: GET /api/v1/auth-log, filtered and paged, newest first."""
+    user = "al" + _uniq()
+    now = time.time()
+    events = [
+        AuthEvent(
+            now - 60 + i,
+            user,
+            "bng1" if i % 2 else "bng2",
+            "p1",
+            "",
+            "pap",
+            "reject" if i < 3 else "accept",
+            "bad_password" if i < 3 else "ok",
+            None if i < 3 else "fiber-100",
+            {} if i < 3 else {"Framed-Pool": "fiber"},
+        )
+        for i in range(5)
+    ]
+    await authlog_store.append_auth_events(api.pool, events)
+    async with api.client("viewer") as c:
+        page1 = (await c.get("/api/v1/auth-log", params={"user": user, "limit": 3})).json()
+        page2 = (
+            await c.get(
+                "/api/v1/auth-log",
+                params={"user": user, "limit": 3, "cursor": page1["next_cursor"]},
+            )
+        ).json()
+        rejects = (
+            await c.get("/api/v1/auth-log", params={"user": user, "result": "reject"})
+        ).json()
+        on_nas = (await c.get("/api/v1/auth-log", params={"user": user, "nas": "bng1"})).json()
+        late = (
+            await c.get(
+                "/api/v1/auth-log",
+                params={"user": user, "since": datetime.fromtimestamp(now - 58, UTC).isoformat()},
+            )
+        ).json()
+        bad = await c.get("/api/v1/auth-log", params={"result": "maybe"})
+    items = page1["items"] + page2["items"]
+    assert [x["reason"] for x in items] == [
+        "ok",
+        "ok",
+        "bad_password",
+        "bad_password",
+        "bad_password",
+    ]
+    assert page2["next_cursor"] is None and items[0]["given"] == {"Framed-Pool": "fiber"}
+    assert len(rejects["items"]) == 3 and {x["nas"] for x in on_nas["items"]} == {"bng1"}
+    assert len(late["items"]) == 3
+    assert bad.status_code == 422
 
 
 async def test_status_lists_the_daemon_instances(api: ApiServer) -> None:

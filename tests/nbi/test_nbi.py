@@ -26,7 +26,9 @@ from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import sessions_pb2 as ss
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
+from daemons.radius.authlog import AuthEvent
 from daemons.store import acs as acs_store
+from daemons.store import authlog as authlog_store
 from daemons.store import radius as store
 from daemons.store import stream
 from daemons.store import voltha as voltha_store
@@ -228,6 +230,48 @@ async def test_ipv6_subscriber_fields(nbi: NbiServer) -> None:
         assert field in str(exc.details()), exc.details()
 
 
+async def test_list_auth_events(nbi: NbiServer) -> None:
+    """Issue 21: the authentication history by gRPC, as GET /api/v1/auth-log gives it."""
+    s = nbi.stubs("viewer")
+    user = f"ae-{_tag()}"
+    now = time.time()
+    await authlog_store.append_auth_events(
+        nbi.pool,
+        [
+            AuthEvent(now - 10, user, "bng1", "p", "", "pap", "reject", "bad_password", None),
+            AuthEvent(
+                now - 5,
+                user,
+                "bng1",
+                "p",
+                "",
+                "pap",
+                "accept",
+                "ok",
+                "fiber-100",
+                {"Delegated-IPv6-Prefix": "2001:db8:2:ab00::/56"},
+            ),
+        ],
+    )
+    first = await s.sessions.ListAuthEvents(
+        ss.ListAuthEventsRequest(username=user, page_size=1), metadata=s.metadata
+    )
+    (accept,) = first.events
+    assert (accept.result, accept.plan) == ("accept", "fiber-100")
+    assert dict(accept.given) == {"Delegated-IPv6-Prefix": "2001:db8:2:ab00::/56"}
+    rest = await s.sessions.ListAuthEvents(
+        ss.ListAuthEventsRequest(username=user, page_size=1, page_token=first.next_page_token),
+        metadata=s.metadata,
+    )
+    assert [e.reason for e in rest.events] == ["bad_password"]
+    bad = await _fails(
+        s.sessions.ListAuthEvents(
+            ss.ListAuthEventsRequest(username=user, result="maybe"), metadata=s.metadata
+        )
+    )
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_batch_upsert_of_10000_subscribers(nbi: NbiServer) -> None:
     t = _tag()
     s = nbi.stubs("admin")
@@ -365,6 +409,11 @@ RBAC: list[tuple[str, str, Rpc]] = [
             ss.ChangeAuthorizationRequest(session_id="rbac-none", plan="fiber-100"),
             metadata=s.metadata,
         ),
+    ),
+    (
+        "ListAuthEvents",
+        "viewer",
+        lambda s: s.sessions.ListAuthEvents(ss.ListAuthEventsRequest(), metadata=s.metadata),
     ),
     (
         "GetCpe",
