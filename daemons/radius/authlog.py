@@ -9,7 +9,9 @@ exchange, not results, and are not recorded.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from daemons.radius.acct import NAS_PORT, NAS_PORT_ID, text
@@ -88,3 +90,66 @@ def event(
         plan=outcome.plan or None,
         given=given,
     )
+
+
+Row = tuple[datetime, str, str, str, str, str, str, str, str | None, str]
+_PORT_ATTRS = (NAS_PORT_ID, NAS_PORT, Attr.CALLING_STATION_ID)
+
+
+def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float) -> Row:
+    """The table row of an Accept or Reject, in one pass (what the writer copies in: a few
+    µs a request, off the reply's path)."""
+    port_id = port = calling = None
+    for t, v in pkt.attributes:
+        if t in _PORT_ATTRS:
+            if t == NAS_PORT_ID:
+                port_id = v
+            elif t == NAS_PORT:
+                port = v
+            else:
+                calling = v
+    accept = outcome.code == Code.ACCESS_ACCEPT
+    given = "{}"
+    if accept:
+        found = {a.name: str(a.value) for a in outcome.attributes if a.name in GIVEN}
+        if found:
+            given = json.dumps(found)
+    return (
+        datetime.fromtimestamp(now, UTC),
+        username or "",
+        nas,
+        text(port_id) if port_id else (str(int.from_bytes(port, "big")) if port else ""),
+        text(calling) if calling else "",
+        outcome.method.value,
+        "accept" if accept else "reject",
+        outcome.reason,
+        outcome.plan or None,
+        given,
+    )
+
+
+COLUMNS = (
+    "at",
+    "username",
+    "nas",
+    "nas_port",
+    "calling_station",
+    "method",
+    "result",
+    "reason",
+    "plan",
+    "given",
+)
+
+
+def reject_data(r: Row) -> dict[str, object]:
+    """The event-stream entry of a rejected row (``auth.reject``)."""
+    return {
+        "user": r[1],
+        "nas": r[2],
+        "nas_port": r[3],
+        "calling_station": r[4],
+        "method": r[5],
+        "reason": r[7],
+        "time": r[0].timestamp(),
+    }

@@ -20,7 +20,9 @@ from collections.abc import Callable
 import asyncpg
 from redis.exceptions import RedisError
 
-from daemons.radius.authlog import AuthEvent
+from daemons.radius import authlog
+from daemons.radius.auth import Outcome
+from daemons.radius.codec import Code, Packet
 from daemons.store import authlog as store
 from daemons.store.cache import Cache
 
@@ -42,7 +44,7 @@ class AuthLogWriter:
         self._pool, self._cache = pool, cache
         self._retention = retention_days * 86400.0
         self._interval = interval
-        self._buffer: deque[AuthEvent] = deque()
+        self._buffer: deque[tuple[Packet, str, str | None, Outcome, float]] = deque()
         self._max = max_buffer
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
@@ -50,9 +52,12 @@ class AuthLogWriter:
         self.written = 0
         self.dropped = 0
 
-    def add(self, event: AuthEvent | None) -> None:
-        """O(1), never waits. The oldest record goes when the buffer is full."""
-        if event is None:
+    def add(
+        self, pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float
+    ) -> None:
+        """O(1), never waits: the row is made at the flush. Access-Challenges are steps,
+        not results: not recorded. The oldest record goes when the buffer is full."""
+        if outcome.code == Code.ACCESS_CHALLENGE:
             return
         buf = self._buffer
         if len(buf) >= self._max:
@@ -60,7 +65,7 @@ class AuthLogWriter:
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(1)
-        buf.append(event)
+        buf.append((pkt, nas, username, outcome, now))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -83,10 +88,11 @@ class AuthLogWriter:
         """Write what is buffered; on a store error it stays for the next flush."""
         if not self._buffer:
             return
-        batch = list(self._buffer)
+        pending = list(self._buffer)
         dropped = self.dropped
+        batch = [authlog.row(*p) for p in pending]
         try:
-            await store.append_auth_events(self._pool, batch)
+            await store.copy_auth_rows(self._pool, batch)
         except STORE_ERRORS as exc:
             log.warning(
                 "auth log not written; kept for the next try",

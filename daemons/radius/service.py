@@ -41,7 +41,7 @@ from daemons.core.portclaim import PortClaim, PortTaken
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
-from daemons.radius import acct, authlog, hashes
+from daemons.radius import acct, hashes, pools6
 from daemons.radius.auth import (
     EngineConfig,
     HashCheck,
@@ -70,6 +70,7 @@ from daemons.radius.policy import Policy, load_policy
 from daemons.radius.sessions import CoaError, act, plan_change
 from daemons.store import accounting, pools
 from daemons.store import api as api_store
+from daemons.store import pools6 as pools6_store
 from daemons.store import radius as store
 from daemons.store.spool import Spool, SpoolError
 
@@ -451,6 +452,7 @@ class RadiusService(Daemon):
         self._ports = PortClaim()
         self._handled = 0
         self.authlog: AuthLogWriter | None = None  # issue 21: made in start()
+        self._pools6: set[str] = set()  # issue 21: netd-managed IPv6 pools
 
     # --- policies ---
 
@@ -501,6 +503,7 @@ class RadiusService(Daemon):
         self.nas = NasTable(entries)
         self.metrics.nas_clients.set(len(self.nas))
         self._pools = await pools.pool_names(self.ctx.pool)
+        self._pools6 = await pools6_store.pool_names(self.ctx.pool)  # issue 21
 
     async def _watch_nas(self) -> None:
         """Reload NAS clients, pools and API-managed plans on NOTIFY, and every
@@ -959,6 +962,9 @@ class RadiusService(Daemon):
 
     def _finish(self, outcome: Outcome, job: _Job) -> None:
         """Reply, after allocating an address when the plan names one of our pools."""
+        if outcome.code == Code.ACCESS_ACCEPT and pools6.wanted(outcome, self._pools6):
+            self._spawn(self._allocate6(outcome, job))  # issue 21: IPv6 prefixes first
+            return
         if outcome.code == Code.ACCESS_ACCEPT and self._pools:
             pool = next(
                 (
@@ -972,6 +978,24 @@ class RadiusService(Daemon):
                 self._spawn(self._allocate(outcome, job, str(pool)))
                 return
         self._reply(outcome, job)
+
+    async def _allocate6(self, outcome: Outcome, job: _Job) -> None:
+        """Issue 21: a prefix from each netd IPv6 pool the Accept names, then on as before."""
+        given: dict[str, str] = {}
+        try:
+            for attr, name in pools6.wanted(outcome, self._pools6):
+                prefix = await pools6_store.allocate(
+                    self.ctx.pool, name, job.username or "", job.nas.name
+                )
+                if prefix is None:
+                    self._reply(Outcome(Code.ACCESS_REJECT, outcome.method, "pool6_exhausted"), job)
+                    return
+                given[attr] = prefix
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.dupes.forget(job.key)
+            self._drop(DropReason.STORE_ERROR, job.nas.name, job.addr, repr(exc))
+            return
+        self._finish(pools6.with_prefixes(outcome, given), job)
 
     async def _allocate(self, outcome: Outcome, job: _Job, pool: str) -> None:
         try:
@@ -1030,9 +1054,7 @@ class RadiusService(Daemon):
             )
         self._send(outcome.code, job, [*attrs, *outcome.raw], outcome.method.value)
         if self.authlog is not None:  # issue 21: recorded, never waited for
-            self.authlog.add(
-                authlog.event(job.pkt, job.nas.name, job.username, outcome, time.time())
-            )
+            self.authlog.add(job.pkt, job.nas.name, job.username, outcome, time.time())
 
     # --- accounting: acknowledged only once durable ---
 

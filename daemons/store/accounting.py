@@ -12,7 +12,7 @@ import asyncpg
 from redis.asyncio.cluster import RedisCluster
 
 from daemons.radius.acct import AcctRecord, AcctStatus
-from daemons.store import pg, stream
+from daemons.store import pg, pools6, stream
 from daemons.store.cache import Cache, Ops, pack, unpack
 from daemons.store.radius import sessions_key
 
@@ -147,6 +147,14 @@ async def append_accounting(
                 if r.is_session_event
             ],
         )
+        # Issue 21: netd-managed IPv6 prefixes, released by a Stop, renewed by the others.
+        held = [(r, p) for r in fresh if r.is_session_event for p in _prefixes(r)]
+        await pools6.release(
+            conn, [(p, r.username) for r, p in held if r.status == AcctStatus.STOP]
+        )
+        await pools6.refresh(
+            conn, [(p, r.username) for r, p in held if r.status != AcctStatus.STOP]
+        )
         for r in fresh:
             if r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
                 rows = await conn.fetch(
@@ -160,6 +168,10 @@ async def append_accounting(
                 )
                 closed += [(row["unique_id"], row["username"], row["ip"]) for row in rows]
     return new, closed
+
+
+def _prefixes(r: AcctRecord) -> list[str]:
+    return [p for p in (r.framed_ipv6_prefix, r.delegated_ipv6_prefix) if p]
 
 
 def _columns(records: Sequence[AcctRecord]) -> list[list[object]]:
@@ -506,6 +518,9 @@ async def close_sessions(
         "$2::text[]) AS l(ip, u) WHERE a.address = l.ip AND a.username = l.u",
         [r["ip"] for r in rows if r["ip"]],
         [r["username"] for r in rows if r["ip"]],
+    )
+    await pools6.release(  # issue 21: netd-managed IPv6 prefixes
+        pool, [(p, r["username"]) for r in rows for p in r["ipv6"] if "/" in p]
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:

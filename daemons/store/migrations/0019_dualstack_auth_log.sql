@@ -35,7 +35,29 @@ CREATE TABLE radius_auth_log (
     given       jsonb NOT NULL DEFAULT '{}'  -- addresses, prefixes and pools the Accept gave
 );
 CREATE INDEX radius_auth_log_user_idx ON radius_auth_log (username, id);
-CREATE INDEX radius_auth_log_nas_idx ON radius_auth_log (nas, id);
 CREATE INDEX radius_auth_log_at_idx ON radius_auth_log (at);
 -- The history links a login to the session it started (user, NAS, port, time).
 CREATE INDEX radius_sessions_user_started_idx ON radius_sessions (username, started_at);
+
+-- Issue 21: netd-managed IPv6 pools. A pool is a prefix cut into per-subscriber prefixes of
+-- one length (/56 or /60 delegated, /64 WAN); a slot is carved on first use (next_index)
+-- and leased; a lease is a row whose prefix is the primary key: never leased twice.
+CREATE TABLE ipv6_pools (
+    name        text PRIMARY KEY CHECK (name ~ '^[A-Za-z0-9_.:-]{1,64}$'),
+    prefix      cidr NOT NULL CHECK (family(prefix) = 6),
+    length      smallint NOT NULL CHECK (length BETWEEN 1 AND 128),
+    capacity    bigint NOT NULL CHECK (capacity > 0),
+    next_index  bigint NOT NULL DEFAULT 0,
+    lease_time  integer NOT NULL DEFAULT 900 CHECK (lease_time > 0),
+    CHECK (length > masklen(prefix))
+);
+CREATE TABLE ipv6_pool_leases (
+    prefix       cidr PRIMARY KEY,
+    pool         text NOT NULL REFERENCES ipv6_pools (name) ON DELETE CASCADE,
+    username     text,
+    nas          text,
+    allocated_at timestamptz,
+    expires_at   timestamptz
+);
+CREATE INDEX ipv6_pool_leases_user_idx ON ipv6_pool_leases (pool, username);
+CREATE INDEX ipv6_pool_leases_free_idx ON ipv6_pool_leases (pool, expires_at);
