@@ -10,7 +10,7 @@ from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from daemons.api.errors import ApiError
 from daemons.core import validate as v
@@ -354,6 +354,32 @@ class PoolAdd(_Body):
         v.rule(v.pool_ranges),
     ] = Field(description=f"IPv4 addresses or prefixes (CIDR), at most {v.POOL_ADD_MAX} addresses")
     lease_time: LeaseTime = Field(default=900, description="seconds")
+
+
+class Pool6Add(_Body):
+    """A netd IPv6 pool (issue 21): ``prefix`` cut into per-subscriber prefixes of
+    ``length``, leased at Access-Accept to the plans and subscribers naming it."""
+
+    prefix: Annotated[str, v.str_schema(most=64)] = Field(examples=["2001:db8::/40"])
+    length: int = Field(ge=1, le=128, examples=[56], description="/56, /60 delegated; /64 WAN")
+    lease_time: LeaseTime = Field(default=900, description="seconds")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Pool6Add:
+        try:
+            self.prefix, self.length = v.ipv6_pool(self.prefix, self.length)
+        except v.Invalid as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class Pool6(BaseModel):
+    name: str
+    prefix: str
+    length: int
+    lease_time: int = Field(description="seconds")
+    capacity: int = Field(description="prefixes the pool holds")
+    leased: int = Field(description="prefixes leased now")
 
 
 # --- accounting ----------------------------------------------------------------------------

@@ -34,6 +34,7 @@ from daemons.radius.sessions import CoaError, CoaOutcome, act, plan_change
 from daemons.store import accounting, cpe_bulk, pools
 from daemons.store import acs as acs_store
 from daemons.store import authlog as authlog_store
+from daemons.store import pools6 as pools6_store
 from daemons.store import radius as store
 from daemons.store import voltha as voltha_store
 from daemons.store.cache import Cache, unpack
@@ -288,6 +289,23 @@ async def add_pool(st: Stores, body: m.PoolAdd) -> tuple[m.PoolAdded, bool]:
     total = sum(sum(1 for _ in pools.usable_hosts(r)) for r in body.ranges)
     now = await get_pool(st, body.name)
     return m.PoolAdded(**now.model_dump(), added=added, taken=total - added), not existed
+
+
+async def add_pool6(st: Stores, name: str, body: m.Pool6Add) -> m.Pool6:
+    """Create a netd IPv6 pool (or change its lease time). ApiError 422 for a name taken
+    by an IPv4 pool, 409 for an existing pool given another prefix or length."""
+    valid(validate.name, name, "pool")
+    if name in await pools.pool_names(st.pool):
+        raise ApiError(422, f"pool {name} is an IPv4 pool")
+    try:
+        await pools6_store.add_pool(st.pool, name, body.prefix, body.length, body.lease_time)
+    except ValueError as exc:
+        raise ApiError(409, str(exc)) from None
+    return next(p for p in await list_pools6(st) if p.name == name)
+
+
+async def list_pools6(st: Stores) -> list[m.Pool6]:
+    return [m.Pool6(**r) for r in await pools6_store.list_pools(st.pool)]
 
 
 async def remove_pool(st: Stores, name: str, force: bool = False) -> m.Pool:

@@ -107,6 +107,19 @@ async def add_pool(
     return added
 
 
+@router.get("/pools6", name="pools6.list", tags=["pools"])
+async def list_pools6(st: State, _: Viewer) -> list[m.Pool6]:
+    """netd's IPv6 pools (issue 21): per-subscriber prefixes leased at Access-Accept."""
+    return await ops.list_pools6(st)
+
+
+@router.put("/pools6/{name}", name="pools6.put", tags=["pools"])
+async def put_pool6(request: Request, name: str, st: State, _: Admin, body: m.Pool6Add) -> m.Pool6:
+    """Create an IPv6 pool (or change its lease time): ``prefix`` in ``length`` slices."""
+    audit(request, name, prefix=body.prefix, length=body.length)
+    return await ops.add_pool6(st, name, body)
+
+
 @router.delete("/pools/{name}", name="pools.delete", tags=["pools"], status_code=204)
 async def delete_pool(
     name: str,

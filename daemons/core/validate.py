@@ -229,6 +229,20 @@ def pool_ranges(ranges: Iterable[str]) -> list[str]:
     return out
 
 
+IPV6_POOL_LENGTHS = (48, 64)  # per-subscriber prefixes: /48 to /64 (/56, /60 delegated; /64 WAN)
+
+
+def ipv6_pool(prefix: str, length: int) -> tuple[str, int]:
+    """A netd IPv6 pool: an IPv6 prefix cut into per-subscriber prefixes of ``length``
+    (longer than the pool's, /48 to /64)."""
+    net = ipaddress.ip_network(ipv6_prefix(prefix, "prefix"))
+    if not IPV6_POOL_LENGTHS[0] <= length <= IPV6_POOL_LENGTHS[1]:
+        raise Invalid(f"length {length}: a subscriber's prefix is /48 to /64 (/56, /60, /64)")
+    if length <= net.prefixlen:
+        raise Invalid(f"length {length}: a /{length} does not fit in {net} more than once")
+    return str(net), length
+
+
 _OID = re.compile(r"^\.?(0|[1-9][0-9]{0,9})(\.(0|[1-9][0-9]{0,9})){1,127}$")
 
 

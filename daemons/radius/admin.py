@@ -170,6 +170,14 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pa.add_argument("ranges", nargs="+", metavar="CIDR", help="IPv4 addresses or prefixes")
     pa.add_argument("--lease", type=int, default=900, help="lease time in seconds")
     pls.add_parser("list", help="pools with their size and addresses leased")
+    p6 = pls.add_parser(
+        "add6", help="create an IPv6 pool: per-subscriber prefixes leased at Access-Accept"
+    )
+    p6.add_argument("name")
+    p6.add_argument("prefix", help="the pool's prefix, e.g. 2001:db8::/40")
+    p6.add_argument("--length", type=int, required=True, help="each subscriber's: 56, 60, 64")
+    p6.add_argument("--lease", type=int, default=900, help="lease time in seconds")
+    pls.add_parser("list6", help="IPv6 pools with their capacity and prefixes leased")
     pr = pls.add_parser("remove", help="remove a pool and its addresses")
     pr.add_argument("name")
     pr.add_argument("--force", action="store_true", help="even while addresses are leased")
@@ -445,6 +453,19 @@ async def _pool(st: local.LocalState, args: argparse.Namespace) -> int:
             f"{added.size} in all, {added.leased} leased"
         )
         return 0
+    if args.action == "add6":
+        made = await ops.add_pool6(
+            st,
+            args.name,
+            m.Pool6Add(prefix=args.prefix, length=args.length, lease_time=args.lease),
+        )
+        print(
+            f"IPv6 pool {made.name}: {made.prefix} in /{made.length}s, "
+            f"{made.capacity} prefixes, {made.leased} leased"
+        )
+        return 0
+    if args.action == "list6":
+        return output.rows(args, [p.model_dump() for p in await ops.list_pools6(st)], "no pools")
     if args.action == "remove":
         gone = await ops.remove_pool(st, args.name, args.force)
         print(f"removed pool {gone.name} ({gone.size} addresses, {gone.leased} were leased)")

@@ -111,9 +111,9 @@ def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: floa
     accept = outcome.code == Code.ACCESS_ACCEPT
     given = "{}"
     if accept:
-        found = {a.name: str(a.value) for a in outcome.attributes if a.name in GIVEN}
+        found = tuple((a.name, a.value) for a in outcome.attributes if a.name in GIVEN)
         if found:
-            given = json.dumps(found)
+            given = _GIVEN.get(found) or _given(found)
     return (
         datetime.fromtimestamp(now, UTC),
         username or "",
@@ -126,6 +126,18 @@ def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: floa
         outcome.plan or None,
         given,
     )
+
+
+_GIVEN: dict[tuple[tuple[str, Any], ...], str] = {}
+
+
+def _given(found: tuple[tuple[str, Any], ...]) -> str:
+    """The JSON of what an Accept gave; the same few (a plan's pool names) are kept."""
+    text = json.dumps({name: str(value) for name, value in found})
+    if len(_GIVEN) >= 4096:
+        _GIVEN.clear()
+    _GIVEN[found] = text
+    return text
 
 
 COLUMNS = (

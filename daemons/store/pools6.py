@@ -69,6 +69,15 @@ async def add_pool(
     return capacity
 
 
+async def list_pools(pool: asyncpg.Pool) -> list[dict[str, object]]:
+    rows = await pool.fetch(
+        "SELECT p.name, p.prefix::text AS prefix, p.length, p.lease_time, p.capacity, "
+        "(SELECT count(*) FROM ipv6_pool_leases l WHERE l.pool = p.name "
+        "AND l.expires_at > now()) AS leased FROM ipv6_pools p ORDER BY p.name"
+    )
+    return [dict(r) for r in rows]
+
+
 async def allocate(pool: asyncpg.Pool, name: str, username: str, nas: str) -> str | None:
     """A prefix of pool ``name`` for ``username`` (theirs again if nobody took it), or None
     when every prefix is leased."""

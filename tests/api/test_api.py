@@ -230,6 +230,15 @@ CALLS = [
         path=lambda: "/api/v1/accounting/records?user=alice",
     ),
     Call("GET", "/api/v1/auth-log", "viewer", 200, path=lambda: "/api/v1/auth-log?user=alice"),
+    Call("GET", "/api/v1/pools6", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/pools6/{name}",
+        "admin",
+        200,
+        path=lambda: "/api/v1/pools6/pd" + _uniq(),
+        body=lambda: {"prefix": "2001:db8:" + str(len(_uniq())) + "::/48", "length": 56},
+    ),
     Call(
         "GET",
         "/api/v1/accounting/usage",
@@ -1213,6 +1222,31 @@ async def test_auth_log(api: ApiServer) -> None:
     assert len(rejects["items"]) == 3 and {x["nas"] for x in on_nas["items"]} == {"bng1"}
     assert len(late["items"]) == 3
     assert bad.status_code == 422
+
+
+async def test_ipv6_pools(api: ApiServer) -> None:
+    """Issue 21: an IPv6 pool by the API, checked by the same rules as the CLI."""
+    name = "pd" + _uniq()
+    async with api.client("admin") as c:
+        made = await c.put(
+            f"/api/v1/pools6/{name}", json={"prefix": "2001:db8:a00::/40", "length": 56}
+        )
+        listed = (await c.get("/api/v1/pools6")).json()
+        host_bits = await c.put(
+            f"/api/v1/pools6/{name}x", json={"prefix": "2001:db8:a00::1/40", "length": 56}
+        )
+        too_long = await c.put(
+            f"/api/v1/pools6/{name}y", json={"prefix": "2001:db8:a00::/40", "length": 96}
+        )
+        moved = await c.put(
+            f"/api/v1/pools6/{name}", json={"prefix": "2001:db8:b00::/40", "length": 56}
+        )
+    assert made.status_code == 200, made.text
+    assert (made.json()["capacity"], made.json()["leased"]) == (65536, 0)
+    assert name in [p["name"] for p in listed]
+    assert host_bits.status_code == 422 and "host bits" in host_bits.text
+    assert too_long.status_code == 422 and "/48 to /64" in too_long.text
+    assert moved.status_code == 409
 
 
 async def test_status_lists_the_daemon_instances(api: ApiServer) -> None:

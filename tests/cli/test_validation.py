@@ -82,6 +82,22 @@ def test_ipv6_subscribers(cli_env: dict[str, str]) -> None:
     )
 
 
+def test_ipv6_pools(cli_env: dict[str, str]) -> None:
+    """Issue 21: netd's IPv6 pools, by the same rules as the API."""
+    for argv, says in (
+        (["2001:db8::/40", "--length", "96"], "/48 to /64"),
+        (["2001:db8::1/40", "--length", "56"], "host bits"),
+        (["10.0.0.0/8", "--length", "56"], "is IPv4"),
+        (["2001:db8::/60", "--length", "56"], "does not fit"),
+    ):
+        bad = run(cli_env, "pool", "add6", "pd6", *argv)
+        assert one_line_error(bad) and bad.status == 2 and says in bad.err, bad
+    ok = run(cli_env, "pool", "add6", "pd6", "2001:db8::/40", "--length", "56")
+    assert ok.status == 0 and "65536 prefixes" in ok.out, ok
+    listed = run(cli_env, "pool", "list6", "--json").out
+    assert '"prefix": "2001:db8::/40"' in listed and '"length": 56' in listed
+
+
 def test_unknown_vendor_is_refused(cli_env: dict[str, str]) -> None:
     bad = run(
         cli_env,
