@@ -1,5 +1,6 @@
 """The authentication history (issue 21): one record per Access-Accept or Access-Reject.
-Pure: the shell (``authlog_writer``) batches the records into PostgreSQL off the hot path.
+Pure: the shell (``authlog_writer``) makes the rows (``row``) at its flush and copies them
+into PostgreSQL off the hot path; ``AuthEvent`` is the same record for other writers.
 
 A record says who (User-Name), where (NAS, NAS-Port-Id or NAS-Port, Calling-Station-Id),
 how (the method), what came of it (accept or reject, and why), the plan applied and what
@@ -50,46 +51,6 @@ class AuthEvent:
     reason: str
     plan: str | None
     given: dict[str, Any] = field(default_factory=dict)
-
-    def stream_data(self) -> dict[str, object]:
-        """The event-stream entry of a reject (``auth.reject``)."""
-        return {
-            "user": self.username,
-            "nas": self.nas,
-            "nas_port": self.nas_port,
-            "calling_station": self.calling_station,
-            "method": self.method,
-            "reason": self.reason,
-            "time": self.at,
-        }
-
-
-def event(
-    pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float
-) -> AuthEvent | None:
-    """The record of one answer; None for an Access-Challenge."""
-    if outcome.code not in (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT):
-        return None
-    port_id = pkt.get(NAS_PORT_ID)
-    port = pkt.get(NAS_PORT)
-    calling = pkt.get(Attr.CALLING_STATION_ID)
-    given: dict[str, Any] = {}
-    if outcome.code == Code.ACCESS_ACCEPT:
-        for a in outcome.attributes:
-            if a.name in GIVEN:
-                given[a.name] = str(a.value)
-    return AuthEvent(
-        at=now,
-        username=username or "",
-        nas=nas,
-        nas_port=text(port_id) if port_id else (str(int.from_bytes(port, "big")) if port else ""),
-        calling_station=text(calling) if calling else "",
-        method=outcome.method.value,
-        result="accept" if outcome.code == Code.ACCESS_ACCEPT else "reject",
-        reason=outcome.reason,
-        plan=outcome.plan or None,
-        given=given,
-    )
 
 
 Row = tuple[datetime, str, str, str, str, str, str, str, str | None, str]

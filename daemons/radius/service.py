@@ -526,9 +526,7 @@ class RadiusService(Daemon):
 
     async def start(self) -> None:
         if self.cfg.auth_log:  # issue 21: the authentication history, batched off the hot path
-            self.authlog = AuthLogWriter(
-                self.ctx.pool, self.ctx.cache, self.cfg.auth_log_retention, on_drop=None
-            )
+            self.authlog = AuthLogWriter(self.ctx.pool, self.ctx.cache, self.cfg.auth_log_retention)
         await self.reload_nas()
         await self.reload_managed_plans()
         loop = asyncio.get_running_loop()

@@ -915,6 +915,38 @@ async def test_live_sessions_filter_by_user_nas_and_ip(api: ApiServer) -> None:
     assert one["live"] is True and one["framed_ip"] == "100.65.0.1"
 
 
+async def test_live_session_found_by_an_ipv6_address_inside_its_prefixes(api: ApiServer) -> None:
+    """Issue 21: GET /api/v1/sessions?ip= with an IPv6 address inside a session's
+    Delegated-IPv6-Prefix or Framed-IPv6-Prefix; the session shows its prefixes."""
+    tag = _uniq()
+    n = int(tag[:4], 16)
+    rec = AcctRecord(
+        nas="bng1",
+        status=AcctStatus.START,
+        acct_session_id="v6-" + tag,
+        unique_id="v6" + tag,
+        idem_key="k-v6" + tag,
+        event_time=time.time(),
+        username="v6u" + tag,
+        framed_ipv6_prefix=f"2001:db8:{n:x}:1::/64",
+        delegated_ipv6_prefix=f"2001:db9:{n:x}:100::/56",
+    )
+    await accounting.append_accounting(api.pool, [rec])
+    await accounting.update_live_sessions(api.cache, [rec], [])
+    async with api.client("viewer") as c:
+        inside = (await c.get("/api/v1/sessions", params={"ip": f"2001:db9:{n:x}:1ab::7"})).json()[
+            "items"
+        ]
+        wan = (await c.get("/api/v1/sessions", params={"ip": f"2001:db8:{n:x}:1::9"})).json()
+        outside = (await c.get("/api/v1/sessions", params={"ip": f"2001:db9:{n:x}:200::1"})).json()
+        one = (await c.get(f"/api/v1/sessions/v6{tag}")).json()
+    assert [x["unique_id"] for x in inside] == ["v6" + tag]
+    assert inside[0]["delegated_ipv6_prefix"] == f"2001:db9:{n:x}:100::/56"
+    assert [x["unique_id"] for x in wan["items"]] == ["v6" + tag]
+    assert outside["items"] == []
+    assert one["framed_ipv6_prefix"] == f"2001:db8:{n:x}:1::/64"
+
+
 # --- the event stream ------------------------------------------------------------------------
 
 

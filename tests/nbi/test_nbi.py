@@ -26,11 +26,12 @@ from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import sessions_pb2 as ss
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
+from daemons.radius.acct import AcctRecord, AcctStatus
 from daemons.radius.authlog import AuthEvent
+from daemons.store import accounting, stream
 from daemons.store import acs as acs_store
 from daemons.store import authlog as authlog_store
 from daemons.store import radius as store
-from daemons.store import stream
 from daemons.store import voltha as voltha_store
 from daemons.store.cache import pack
 from tests.nbi.conftest import (
@@ -228,6 +229,31 @@ async def test_ipv6_subscriber_fields(nbi: NbiServer) -> None:
         )
         assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, field
         assert field in str(exc.details()), exc.details()
+
+
+async def test_list_sessions_by_an_ipv6_address(nbi: NbiServer) -> None:
+    """Issue 21: ListSessions(ip=) with an address inside a live session's prefix; the
+    session carries its IPv6 prefixes."""
+    t = _tag()
+    n = int(t[:4], 16)  # a hex tag: a prefix of its own
+    rec = AcctRecord(
+        nas="bng1",
+        status=AcctStatus.START,
+        acct_session_id=f"g6-{t}",
+        unique_id=f"g6-{t}",
+        idem_key=f"k-g6-{t}",
+        event_time=time.time(),
+        username=f"g6u-{t}",
+        delegated_ipv6_prefix=f"2001:db8:{n:x}:ab00::/56",
+    )
+    await accounting.append_accounting(nbi.pool, [rec])
+    await accounting.update_live_sessions(nbi.cache, [rec], [])
+    s = nbi.stubs("viewer")
+    got = await s.sessions.ListSessions(
+        ss.ListSessionsRequest(ip=f"2001:db8:{n:x}:abcd::1"), metadata=s.metadata
+    )
+    assert [x.unique_id for x in got.sessions] == [f"g6-{t}"]
+    assert got.sessions[0].delegated_ipv6_prefix == f"2001:db8:{n:x}:ab00::/56"
 
 
 async def test_list_auth_events(nbi: NbiServer) -> None:
