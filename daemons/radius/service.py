@@ -20,11 +20,17 @@ children (``netd radius-worker``) that it starts, and stops on drain.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
+from prometheus_client import CollectorRegistry
+
+from daemons.core.config import RadiusConfig
 from daemons.core.lifecycle import Context, Daemon, StartupError
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
+from daemons.core.secrets import Sealer
 from daemons.radius.acct_shell import AcctShell
 from daemons.radius.acct_upkeep import Upkeep
 from daemons.radius.admission import Admission
@@ -32,12 +38,52 @@ from daemons.radius.auth_shell import AuthShell
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
-from daemons.radius.shared import Drops, LedgerState
+from daemons.radius.shared import Drops, LedgerState, Stores
 from daemons.radius.tables import NasTable, Tables
 from daemons.radius.transport import Transport, UdpListeners
 from daemons.radius.workers import Workers, die_with_parent
 
 log = logging.getLogger("netd.radius")
+
+
+@dataclass(frozen=True)
+class Layers:
+    """The daemon's layers, wired to each other, with no transport and no process."""
+
+    metrics: RadiusMetrics
+    ratelog: RateLimitedLog
+    tables: Tables
+    inflight: Inflight
+    admission: Admission
+    auth: AuthShell
+    acct: AcctShell
+    upkeep: Upkeep
+
+
+def assemble(
+    cfg: RadiusConfig,
+    stores: Stores,
+    sealer: Sealer,
+    dictionary: Dictionary,
+    registry: CollectorRegistry,
+    state_dir: Path,
+) -> Layers:
+    """Wire the layers: the one place that knows them all (the daemon and the seam tests
+    use it). A transport then takes ``auth`` and ``acct`` as its receivers."""
+    metrics = RadiusMetrics(registry)
+    ratelog = RateLimitedLog(log)
+    drops = Drops(metrics, ratelog)
+    ledger = LedgerState()
+    tables = Tables(cfg, stores, sealer, dictionary, metrics, ratelog)
+    inflight = Inflight(cfg.max_inflight, metrics, ratelog)
+    admission = Admission(cfg, tables, inflight, metrics, drops)
+    auth = AuthShell(cfg, stores, sealer, tables, admission, inflight, metrics, drops, ratelog)
+    acct = AcctShell(
+        cfg, stores, dictionary, admission, inflight, metrics, drops, ratelog, state_dir, ledger
+    )
+    upkeep = Upkeep(cfg, stores, sealer, tables, inflight, metrics, ratelog, ledger)
+    acct.after_commit.append(upkeep.after_commit)
+    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep)
 
 
 class RadiusService(Daemon):
@@ -52,40 +98,17 @@ class RadiusService(Daemon):
             self.sealer = ctx.sealer
         except (DictionaryError, ValueError) as exc:
             raise StartupError(f"radius: {exc}", status=2) from None
-        self.metrics = metrics = RadiusMetrics(ctx.registry)
-        self.ratelog = ratelog = RateLimitedLog(log)
-        drops = Drops(metrics, ratelog)
-        ledger = LedgerState()
-        self.tables = Tables(cfg, ctx, self.sealer, self.dictionary, metrics, ratelog)
-        self.inflight = Inflight(cfg.max_inflight, metrics, ratelog)
-        self.admission = Admission(cfg, self.tables, self.inflight, metrics, drops)
-        self.auth = AuthShell(
-            cfg,
-            ctx,
-            self.sealer,
-            self.tables,
-            self.admission,
-            self.inflight,
-            metrics,
-            drops,
-            ratelog,
+        layers = assemble(
+            cfg, ctx, self.sealer, self.dictionary, ctx.registry, ctx.config.state_dir
         )
-        self.acct = AcctShell(
-            cfg,
-            ctx,
-            self.dictionary,
-            self.admission,
-            self.inflight,
-            metrics,
-            drops,
-            ratelog,
-            ctx.config.state_dir,
-            ledger,
-        )
-        self.upkeep = Upkeep(
-            cfg, ctx, self.sealer, self.tables, self.inflight, metrics, ratelog, ledger
-        )
-        self.acct.after_commit.append(self.upkeep.after_commit)
+        self.metrics = layers.metrics
+        self.ratelog = layers.ratelog
+        self.tables = layers.tables
+        self.inflight = layers.inflight
+        self.admission = layers.admission
+        self.auth = layers.auth
+        self.acct = layers.acct
+        self.upkeep = layers.upkeep
         self.transports: list[Transport] = [
             UdpListeners(
                 cfg.listen,
@@ -93,7 +116,7 @@ class RadiusService(Daemon):
                 cfg.acct_port,
                 self.auth,
                 self.acct,
-                ratelog,
+                self.ratelog,
                 claim=self.spawns_workers,
                 workers=cfg.workers,
             )
@@ -163,4 +186,4 @@ class RadiusWorker(RadiusService):
     spawns_workers: ClassVar[bool] = False
 
 
-__all__ = ["NasTable", "RadiusService", "RadiusWorker", "die_with_parent"]
+__all__ = ["Layers", "NasTable", "RadiusService", "RadiusWorker", "assemble", "die_with_parent"]
