@@ -115,7 +115,9 @@ def _admission(**cfg: Any) -> tuple[Admission, Inflight, CollectorRegistry]:
     metrics = RadiusMetrics(registry)
     ratelog = RateLimitedLog(logging.getLogger("netd.radius"))
     tables = Tables(config, None, Sealer(bytes(32)), Dictionary(), metrics, ratelog)  # type: ignore[arg-type]
-    tables.nas = NasTable([Nas("lo", ipaddress.ip_network("127.0.0.1/32"), SECRET, "generic", False)])
+    tables.nas = NasTable(
+        [Nas("lo", ipaddress.ip_network("127.0.0.1/32"), SECRET, "generic", False)]
+    )
     inflight = Inflight(config.max_inflight, metrics, ratelog)
     return Admission(config, tables, inflight, metrics, Drops(metrics, ratelog)), inflight, registry
 
