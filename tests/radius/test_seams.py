@@ -3,7 +3,8 @@
 A transport is a list of datagrams (:class:`ListTransport`): it hands each one to a shell
 as a UDP socket would, and collects the replies its ``sendto`` is given. The layers are
 wired by ``service.assemble``, the daemon's own assembly, on the real embedded PostgreSQL
-and Redis. Admission and the in-flight bound are also tested alone, with no store.
+and Redis seeded by ``tests.stack``. Admission and the in-flight bound are also tested
+alone, with no store.
 """
 
 from __future__ import annotations
@@ -38,7 +39,6 @@ from daemons.radius.codec import (
     encode_request,
     hide_password,
 )
-from daemons.radius.credentials import credentials
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
@@ -48,6 +48,8 @@ from daemons.radius.tables import NasTable, Tables
 from daemons.store import radius as store
 from daemons.store.cache import Cache
 from daemons.store.pg import create_pool
+from tests.conftest import StoreUrls
+from tests.stack import seeded_stores
 
 SECRET = b"seam-s3cret"
 NAS_ADDR = ("127.0.0.1", 40000)
@@ -221,34 +223,31 @@ class Stack:
     stores: Handles
     registry: CollectorRegistry
     state_dir: Path
+    dsn: str
 
 
 @pytest.fixture
-async def stack(migrated: str, cache: Cache, tmp_path: Path) -> AsyncIterator[Stack]:
-    sealer = Sealer(os.urandom(32))
-    pool = await create_pool(DatabaseConfig(), migrated, "test")
-    await store.add_nas(
-        pool,
-        store.NasRow("lo", "127.0.0.1/32", sealer.seal(SECRET, b"nas:lo"), "mikrotik", False, 3799),
-    )
-    for user, pw, plan in (("alice", "pw1", "fiber-100"), ("frank", "pw6", "default")):
-        row = credentials(store.SubscriberRow(user, plan=plan), pw, "none", sealer)
-        await store.upsert_subscriber(pool, cache, row)
-    handles = Handles(pool, cache)
-    registry = CollectorRegistry()
-    config = RadiusConfig(max_inflight=16, acct_batch_max=1000, acct_batch_window=1.0)
-    layers = assemble(config, handles, sealer, Dictionary(), registry, tmp_path / "state")
-    policies = load_policies(resources.path("policies"), 1)
-    layers.tables.check_policies(policies)
-    layers.tables.apply_policies(policies)
-    await layers.tables.start()
-    try:
-        yield Stack(layers, handles, registry, tmp_path / "state")
-    finally:
-        layers.inflight.draining = True
-        await asyncio.wait_for(layers.inflight.wait(), 10)
-        layers.auth.close()
-        await pool.close()
+async def stack(store_urls: StoreUrls, tmp_path: Path) -> AsyncIterator[Stack]:
+    async with seeded_stores(store_urls.postgres, store_urls.redis, "s_", "s") as st:
+        await st.add_nas("lo", "127.0.0.1/32", SECRET)
+        await st.add_subscribers(
+            (store.SubscriberRow(user, plan=plan), pw, "none")
+            for user, pw, plan in (("alice", "pw1", "fiber-100"), ("frank", "pw6", "default"))
+        )
+        handles = Handles(st.pool, st.cache)
+        registry = CollectorRegistry()
+        config = RadiusConfig(max_inflight=16, acct_batch_max=1000, acct_batch_window=1.0)
+        layers = assemble(config, handles, st.sealer, Dictionary(), registry, tmp_path / "state")
+        policies = load_policies(resources.path("policies"), 1)
+        layers.tables.check_policies(policies)
+        layers.tables.apply_policies(policies)
+        await layers.tables.start()
+        try:
+            yield Stack(layers, handles, registry, tmp_path / "state", st.dsn)
+        finally:
+            layers.inflight.draining = True
+            await asyncio.wait_for(layers.inflight.wait(), 10)
+            layers.auth.close()
 
 
 async def settle(stack: Stack) -> None:
@@ -310,11 +309,9 @@ async def test_acct_shell_acknowledges_only_what_the_ledger_holds(stack: Stack) 
     assert sample(stack.registry, "netd_radius_acct_records_total", nas="lo", status="stop") == 1
 
 
-async def test_acct_shell_spools_while_postgres_is_away_then_replays(
-    stack: Stack, migrated: str
-) -> None:
+async def test_acct_shell_spools_while_postgres_is_away_then_replays(stack: Stack) -> None:
     working = stack.stores.pool
-    gone = await create_pool(DatabaseConfig(), migrated, "test")
+    gone = await create_pool(DatabaseConfig(), stack.dsn, "test")
     await gone.close()  # every call on it fails as PostgreSQL being away does
     stack.stores.pool = gone
     wire = ListTransport()
