@@ -72,7 +72,7 @@ class DuplicateCache:
             del entries[key]
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class Admitted:
     """A valid request from a known NAS, not seen before (now marked in progress only by
     the shell that takes it)."""

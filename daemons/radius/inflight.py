@@ -37,7 +37,10 @@ class Inflight:
         """Requests held, which radius.max_inflight bounds: what each shell holds, plus
         the tasks that hold no batch (a hash check, an allocation, lease and quota
         updates). A batch task is not counted again: its requests are."""
-        return sum(held() for held in self._held) + len(self.tasks) - self._batch_tasks
+        total = len(self.tasks) - self._batch_tasks
+        for held in self._held:  # a loop, not sum() of a generator: this runs per request
+            total += held()
+        return total
 
     def taken(self, load: int) -> None:
         """A request was taken at ``load``: keep the peak."""
