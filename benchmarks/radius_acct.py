@@ -86,10 +86,9 @@ from daemons import resources
 from daemons.core.config import DatabaseConfig
 from daemons.core.secrets import Sealer
 from daemons.radius import codec
-from daemons.store import migrate
-from daemons.store import radius as store
 from daemons.store.embedded import EmbeddedStores
 from daemons.store.pg import create_pool
+from tests import stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
@@ -274,23 +273,11 @@ def loadgen(
 
 
 async def seed(dsn: str, sealer: Sealer) -> None:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate.apply(conn, migrate.available())
-    finally:
-        await conn.close()
+    await stack.migrate_database(dsn)
     pool = await create_pool(DatabaseConfig(), dsn, "bench")
     try:
-        await store.add_nas(
-            pool,
-            store.NasRow(
-                "bench",
-                "127.0.0.1/32",
-                sealer.seal(SECRET.encode(), b"nas:bench"),
-                "mikrotik",
-                False,
-                3799,
-            ),
+        await stack.add_nas(
+            pool, sealer, "bench", "127.0.0.1/32", SECRET.encode(), "mikrotik", False
         )
     finally:
         await pool.close()

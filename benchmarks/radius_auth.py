@@ -78,11 +78,11 @@ from daemons.core.config import DatabaseConfig, RedisConfig
 from daemons.core.secrets import Sealer
 from daemons.radius import codec
 from daemons.radius.admin import credentials
-from daemons.store import migrate
 from daemons.store import radius as store
 from daemons.store.cache import connect
 from daemons.store.embedded import EmbeddedStores
 from daemons.store.pg import create_pool
+from tests import stack
 
 RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
@@ -295,24 +295,12 @@ def loadgen(
 
 
 async def seed(dsn: str, redis_url: str, prefix: str, sealer: Sealer) -> dict[str, float]:
-    conn = await asyncpg.connect(dsn)
-    try:
-        await migrate.apply(conn, migrate.available())
-    finally:
-        await conn.close()
+    await stack.migrate_database(dsn)
     pool = await create_pool(DatabaseConfig(), dsn, "bench")
     cache = await connect(RedisConfig(key_prefix=prefix), redis_url)
     try:
-        await store.add_nas(
-            pool,
-            store.NasRow(
-                "bench",
-                "127.0.0.1/32",
-                sealer.seal(SECRET.encode(), b"nas:bench"),
-                "mikrotik",
-                True,
-                3799,
-            ),
+        await stack.add_nas(
+            pool, sealer, "bench", "127.0.0.1/32", SECRET.encode(), "mikrotik", True
         )
         t0 = time.perf_counter()
         rows = [

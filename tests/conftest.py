@@ -14,14 +14,13 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import pytest
 
 from daemons.core.config import RedisConfig
-from daemons.store import migrate
 from daemons.store.cache import Cache, connect
 from daemons.store.embedded import EmbeddedStores
-from tests.support import NetdProcess, with_database
+from tests import stack
+from tests.support import NetdProcess
 
 
 @dataclass(frozen=True)
@@ -56,26 +55,9 @@ async def fresh_database(
     store_urls: StoreUrls, prefix: str = "t_", migrated: bool = False
 ) -> AsyncIterator[str]:
     """A fresh database (with every migration applied, if ``migrated``); its DSN. Dropped
-    at the end, its connections cut first."""
-    name = prefix + uuid.uuid4().hex[:12]
-    admin = await asyncpg.connect(store_urls.postgres)
-    try:
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        dsn = with_database(store_urls.postgres, name)
-        if migrated:
-            conn = await asyncpg.connect(dsn)
-            try:
-                await migrate.apply(conn, migrate.available())
-            finally:
-                await conn.close()
+    at the end, its connections cut first (``tests.stack.fresh_database``)."""
+    async with stack.fresh_database(store_urls.postgres, prefix, migrated) as dsn:
         yield dsn
-        await admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1", name
-        )
-        # WITH (FORCE): a daemon still running reconnects between the two statements.
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await admin.close()
 
 
 @pytest.fixture
@@ -88,11 +70,7 @@ async def database(store_urls: StoreUrls) -> AsyncIterator[str]:
 @pytest.fixture
 async def migrated(database: str) -> str:
     """A fresh database with every migration applied; its DSN."""
-    conn = await asyncpg.connect(database)
-    try:
-        await migrate.apply(conn, migrate.available())
-    finally:
-        await conn.close()
+    await stack.migrate_database(database)
     return database
 
 

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tarfile
 import time
 import tomllib
 import zipfile
@@ -47,6 +49,29 @@ def run(args: list[str], cwd: Path, stdin: str = "", timeout: float = 120) -> st
     return proc.stdout
 
 
+# What netd reads at run time: each must be in the wheel and in the sdist.
+NEEDED = (
+    "daemons/resources/dictionaries/dictionary",
+    "daemons/resources/dictionaries/dictionary.rfc2865",
+    "daemons/resources/policies/radius/plans.toml",
+    "daemons/resources/policies/radius/vendors.toml",
+    "daemons/resources/policies/cwmp/presets.toml",
+    "daemons/resources/policies/snmp/if-mib.toml",
+    "daemons/resources/netd.example.toml",
+    "daemons/resources/systemd/netd.target",
+    "daemons/resources/systemd/netd-radius.service",
+    "daemons/store/migrations/0001_events.sql",
+    "daemons/console/templates/overview.html",
+    "daemons/console/static/console.js",
+    "daemons/console/static/console.css",
+)
+
+
+def _assert_carries(names: list[str], what: str, prefix: str = "") -> None:
+    for needed in NEEDED:
+        assert prefix + needed in names, f"{what} lacks {needed}"
+
+
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """The bin/ folder of a fresh venv with the wheel of this checkout installed."""
@@ -55,23 +80,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(dist), str(REPO)], top)
     wheels = list(dist.glob("dotmac_netd-*.whl"))
     assert len(wheels) == 1, wheels
-    names = zipfile.ZipFile(wheels[0]).namelist()
-    for needed in (
-        "daemons/resources/dictionaries/dictionary",
-        "daemons/resources/dictionaries/dictionary.rfc2865",
-        "daemons/resources/policies/radius/plans.toml",
-        "daemons/resources/policies/radius/vendors.toml",
-        "daemons/resources/policies/cwmp/presets.toml",
-        "daemons/resources/policies/snmp/if-mib.toml",
-        "daemons/resources/netd.example.toml",
-        "daemons/resources/systemd/netd.target",
-        "daemons/resources/systemd/netd-radius.service",
-        "daemons/store/migrations/0001_events.sql",
-        "daemons/console/templates/overview.html",
-        "daemons/console/static/console.js",
-        "daemons/console/static/console.css",
-    ):
-        assert needed in names, f"the wheel lacks {needed}"
+    _assert_carries(zipfile.ZipFile(wheels[0]).namelist(), "the wheel")
     venv = top / "venv"
     run([sys.executable, "-m", "venv", str(venv)], top)
     run(
@@ -212,3 +221,49 @@ def test_production_steps_from_the_readme(installed: Path, tmp_path: Path) -> No
     lines = [ln for ln in (verify.stdout + verify.stderr).splitlines() if ln.strip()]
     ours = [ln for ln in lines if not ln.startswith("/") or ln.startswith(str(tmp_path))]
     assert verify.returncode == 0 and not ours, "\n".join(lines)
+
+
+def test_the_sdist_carries_what_netd_reads(tmp_path: Path) -> None:
+    """The sdist (built from the tracked files, as a release would be) holds every run-time
+    file, and a wheel built from that sdist alone still does: nothing comes from the checkout."""
+    tree = tmp_path / "src"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, tracked.split("\0")):
+        if (REPO / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tree / name)
+    dist = tmp_path / "dist"
+    built = run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from setuptools import build_meta as b; print(b.build_sdist(sys.argv[1]))",
+            str(dist),
+        ],
+        tree,
+    ).split()[-1]
+    sdist = dist / built
+    with tarfile.open(sdist) as tar:
+        top = tar.getnames()[0].split("/")[0]
+        _assert_carries(tar.getnames(), "the sdist", prefix=top + "/")
+    wheels = tmp_path / "wheels"
+    run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(sdist),
+        ],
+        tmp_path,
+        timeout=300,
+    )
+    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    _assert_carries(zipfile.ZipFile(wheel).namelist(), "the wheel built from the sdist")

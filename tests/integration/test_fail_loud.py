@@ -84,6 +84,20 @@ def test_check_config_names_file_and_line(
     assert problem in lines[0], lines[0]
 
 
+def test_check_config_names_a_broken_dictionary(tmp_path: Path, policies: Path) -> None:
+    """An operator dictionary (radius.dictionaries) that does not parse: file, line, exit 2."""
+    bad = tmp_path / "dictionary.site"
+    bad.write_text("ATTRIBUTE\tSite-Good\t3000\tstring\nATTRIBUTE\tSite-Bad\tnope\tstring\n")
+    config = tmp_path / "netd.toml"
+    config.write_text('[radius]\ndictionaries = ["dictionary.site"]\n')
+    env = netd_env({"NETD_POLICIES_DIR": str(policies), "NETD_STATE_DIR": str(tmp_path / "s")})
+    proc = netd(env, tmp_path, "--config", str(config), "check-config")
+    assert proc.returncode == 2, proc.stdout
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and str(bad) in lines[0] and "(2)" in lines[0], lines
+    assert "nope" in lines[0], lines
+
+
 def test_a_daemon_refuses_to_start_without_its_policies(
     tmp_path: Path, store_urls: StoreUrls, migrated: str
 ) -> None:

@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import shutil
 import socket
 import time
-import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,17 +23,12 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from benchmarks.radius_loadgen import AcctBuilder
-from daemons import resources
-from daemons.core.config import DatabaseConfig, RedisConfig
-from daemons.core.secrets import Sealer
 from daemons.nbi.gen.netd.v1 import devices_pb2_grpc, sessions_pb2_grpc, subscribers_pb2_grpc
-from daemons.radius.admin import credentials
-from daemons.store import api as api_store
 from daemons.store import radius as store
-from daemons.store.cache import Cache, connect
-from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls, fresh_database
-from tests.support import NetdProcess, free_port, free_udp_port, netd_env
+from daemons.store.cache import Cache
+from tests.conftest import StoreUrls
+from tests.stack import assert_clean_log, seeded_stores
+from tests.support import NetdProcess, free_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
 NAS_SECRET = "nbi-nas-secret"
@@ -122,99 +114,67 @@ async def nbi(
     """A module may add to the daemons' environment with NBI_ENV, run without the radius
     daemon with NBI_RADIUS = False, and trust a TLS certificate with NBI_TLS_CA (bytes)."""
     tmp = tmp_path_factory.mktemp("nbi")
-    database = contextlib.AsyncExitStack()
-    dsn = await database.enter_async_context(fresh_database(store_urls, "g_", migrated=True))
-    key = os.urandom(32)
-    sealer = Sealer(key)
-    prefix = "g" + uuid.uuid4().hex[:10]
-    pool = await create_pool(DatabaseConfig(), dsn, "test")
-    cache = await connect(RedisConfig(key_prefix=prefix), store_urls.redis)
-    await store.add_nas(
-        pool,
-        store.NasRow(
-            "bng1",
-            "127.0.0.1/32",
-            sealer.seal(NAS_SECRET.encode(), b"nas:bng1"),
-            "mikrotik",
-            False,  # the accounting sender sends no Message-Authenticator, as NASes do
-            3799,
-        ),
-    )
-    for user, plan in (("alice", "fiber-100"), ("bob", "default")):
-        row = credentials(store.SubscriberRow(user, plan=plan), "pw-" + user, "none", sealer)
-        await store.upsert_subscriber(pool, cache, row)
-    tokens = {}
-    for role in ROLES:
-        _row, secret = await api_store.create_token(pool, f"nbi-{role}", role, "test")
-        tokens[role] = secret
-    shutil.copytree(resources.path("policies"), tmp / "policies")
-    http_port, grpc_port = free_port(), free_port()
-    acct_port, auth_port, radius_status = free_udp_port(), free_udp_port(), free_port()
-    env = netd_env(
-        {
-            "NETD_DATABASE_URL": dsn,
-            "NETD_REDIS_URL": store_urls.redis,
-            "NETD_REDIS_KEY_PREFIX": prefix,
-            "NETD_SECRETS_KEY": key.hex(),
-            "NETD_API_PORT": str(http_port),
-            "NETD_API_GRPC_PORT": str(grpc_port),
-            "NETD_API_RATE_LIMIT": "1000000",
-            "NETD_API_RATE_BURST": "1000000",
-            "NETD_API_COA_TIMEOUT": "0.2",
-            "NETD_API_COA_RETRIES": "2",
-            "NETD_API_SSE_KEEPALIVE": "1",
-            "NETD_API_TOKEN_CACHE_TTL": "0.5",
-            "NETD_RADIUS_AUTH_PORT": str(auth_port),
-            "NETD_RADIUS_ACCT_PORT": str(acct_port),
-            "NETD_RADIUS_LISTEN": "127.0.0.1",
-            "NETD_RADIUS_STATUS_PORT": str(radius_status),
-            "NETD_POLICIES_DIR": str(tmp / "policies"),
-            "NETD_STATE_DIR": str(tmp / "state"),
-            "NETD_LOG_FORMAT": "json",
-        }
-    )
-    env.update(getattr(request.module, "NBI_ENV", {}))
-    with_radius = getattr(request.module, "NBI_RADIUS", True)
-    radius = NetdProcess(["radius"], env, tmp) if with_radius else None
-    api = NetdProcess(["api"], env, tmp)
-    server = NbiServer(
-        grpc_port,
-        f"http://127.0.0.1:{http_port}",
-        acct_port,
-        tokens,
-        pool,
-        cache,
-        api,
-        radius,
-        env,
-        tmp,
-        getattr(request.module, "NBI_TLS_CA", None),
-    )
-    try:
-        if radius is not None:
-            radius.wait_http(f"http://127.0.0.1:{radius_status}/health/ready")
-        if server.tls_ca is None:
-            api.wait_http(f"{server.http_url}/health/ready")
-        else:
-            await _wait_grpc(server)
-        yield server
-    finally:
-        for channel in server.channels:
-            await channel.close()
-        server.api.stop()
-        out = server.api.output()
-        if radius is not None:
-            radius.stop()
-            out += radius.output()
-        await pool.close()
-        keys = [k async for k in cache.client.scan_iter(match=f"{prefix}:*")]
-        if keys:
-            await cache.client.delete(*keys)
-        await cache.close()
-        await database.aclose()
-        assert "Traceback" not in out, out[-5000:]
-        for secret in (*tokens.values(), NAS_SECRET, key.hex(), "pw-alice"):
-            assert secret not in out, "a secret is in the log"
+    async with seeded_stores(store_urls.postgres, store_urls.redis, "g_", "g") as st:
+        # The accounting sender sends no Message-Authenticator, as NASes do.
+        await st.add_nas("bng1", "127.0.0.1/32", NAS_SECRET.encode(), "mikrotik", False)
+        await st.add_subscribers(
+            (store.SubscriberRow(user, plan=plan), "pw-" + user, "none")
+            for user, plan in (("alice", "fiber-100"), ("bob", "default"))
+        )
+        tokens = await st.add_tokens("nbi", ROLES)
+        http_port, grpc_port = free_port(), free_port()
+        acct_port, auth_port, radius_status = free_udp_port(), free_udp_port(), free_port()
+        env = st.env(
+            tmp,
+            {
+                "NETD_API_PORT": str(http_port),
+                "NETD_API_GRPC_PORT": str(grpc_port),
+                "NETD_API_RATE_LIMIT": "1000000",
+                "NETD_API_RATE_BURST": "1000000",
+                "NETD_API_COA_TIMEOUT": "0.2",
+                "NETD_API_COA_RETRIES": "2",
+                "NETD_API_SSE_KEEPALIVE": "1",
+                "NETD_API_TOKEN_CACHE_TTL": "0.5",
+                "NETD_RADIUS_AUTH_PORT": str(auth_port),
+                "NETD_RADIUS_ACCT_PORT": str(acct_port),
+                "NETD_RADIUS_LISTEN": "127.0.0.1",
+                "NETD_RADIUS_STATUS_PORT": str(radius_status),
+            },
+        )
+        env.update(getattr(request.module, "NBI_ENV", {}))
+        with_radius = getattr(request.module, "NBI_RADIUS", True)
+        radius = NetdProcess(["radius"], env, tmp) if with_radius else None
+        api = NetdProcess(["api"], env, tmp)
+        server = NbiServer(
+            grpc_port,
+            f"http://127.0.0.1:{http_port}",
+            acct_port,
+            tokens,
+            st.pool,
+            st.cache,
+            api,
+            radius,
+            env,
+            tmp,
+            getattr(request.module, "NBI_TLS_CA", None),
+        )
+        try:
+            if radius is not None:
+                radius.wait_http(f"http://127.0.0.1:{radius_status}/health/ready")
+            if server.tls_ca is None:
+                api.wait_http(f"{server.http_url}/health/ready")
+            else:
+                await _wait_grpc(server)
+            yield server
+        finally:
+            for channel in server.channels:
+                await channel.close()
+            server.api.stop()
+            out = server.api.output()
+            if radius is not None:
+                radius.stop()
+                out += radius.output()
+    assert_clean_log(out, (*tokens.values(), NAS_SECRET, st.key.hex(), "pw-alice"), tail=5000)
 
 
 # --- a NAS sending accounting --------------------------------------------------------------

@@ -3,11 +3,7 @@ database, shared by a test module."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import shutil
 import time
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,15 +12,11 @@ import asyncpg
 import httpx
 import pytest
 
-from daemons import resources
-from daemons.core.config import DatabaseConfig, RedisConfig
-from daemons.core.secrets import Sealer
-from daemons.radius.admin import credentials
 from daemons.store import radius as store
-from daemons.store.cache import Cache, connect
-from daemons.store.pg import create_pool
-from tests.conftest import StoreUrls, fresh_database
-from tests.support import NetdProcess, free_port, free_udp_port, netd_env
+from daemons.store.cache import Cache
+from tests.conftest import StoreUrls
+from tests.stack import assert_clean_log, seeded_stores
+from tests.support import NetdProcess, free_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
 SECRET = b"s3cret-lo"
@@ -88,66 +80,49 @@ async def radius(
 ) -> AsyncIterator[RadiusServer]:
     """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
     tmp = tmp_path_factory.mktemp("radius")
-    database = contextlib.AsyncExitStack()
-    dsn = await database.enter_async_context(fresh_database(store_urls, "r_", migrated=True))
-    key = os.urandom(32)
-    sealer = Sealer(key)
-    prefix = "r" + uuid.uuid4().hex[:10]
-    pool = await create_pool(DatabaseConfig(), dsn, "test")
-    cache = await connect(RedisConfig(key_prefix=prefix), store_urls.redis)
-    for nas_name, net, secret, vendor, strict in NAS:
-        await store.add_nas(
-            pool,
-            store.NasRow(
-                nas_name, net, sealer.seal(secret, f"nas:{nas_name}".encode()), vendor, strict, 3799
-            ),
+    async with seeded_stores(store_urls.postgres, store_urls.redis, "r_", "r") as st:
+        for nas_name, net, secret, vendor, strict in NAS:
+            await st.add_nas(nas_name, net, secret, vendor, strict)
+        await st.add_subscribers(
+            (store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip), pw, scheme)
+            for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS
         )
-    for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS:
-        row = credentials(
-            store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip),
-            pw,
-            scheme,
-            sealer,
+        # frank already has a live session: his plan allows one.
+        await st.cache.client.sadd(store.sessions_key(st.cache, "frank"), "sess-1")
+        port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
+        env = st.env(
+            tmp,
+            {
+                "NETD_RADIUS_AUTH_PORT": str(port),
+                "NETD_RADIUS_ACCT_PORT": str(acct_port),
+                "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
+                "NETD_RADIUS_STATUS_PORT": str(status_port),
+                "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
+                "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+            },
         )
-        await store.upsert_subscriber(pool, cache, row)
-    # frank already has a live session: his plan allows one.
-    await cache.client.sadd(store.sessions_key(cache, "frank"), "sess-1")
-    policies = tmp / "policies"
-    shutil.copytree(resources.path("policies"), policies)
-    port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
-    env = netd_env(
-        {
-            "NETD_DATABASE_URL": dsn,
-            "NETD_REDIS_URL": store_urls.redis,
-            "NETD_REDIS_KEY_PREFIX": prefix,
-            "NETD_SECRETS_KEY": key.hex(),
-            "NETD_RADIUS_AUTH_PORT": str(port),
-            "NETD_RADIUS_ACCT_PORT": str(acct_port),
-            "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
-            "NETD_RADIUS_STATUS_PORT": str(status_port),
-            "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
-            "NETD_POLICIES_DIR": str(policies),
-            "NETD_STATE_DIR": str(tmp / "state"),
-            "NETD_LOG_FORMAT": "json",
-            "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
-        }
-    )
-    env.update(getattr(request.module, "RADIUS_ENV", {}))
-    proc = NetdProcess(["radius"], env, tmp)
-    try:
-        proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-        yield RadiusServer(
-            port, acct_port, status_port, dsn, prefix, key, proc, cache, pool, store_urls.redis
-        )
-    finally:
-        proc.stop()
-        out = proc.output()
-        await pool.close()
-        await cache.close()
-        await database.aclose()
-        assert "Traceback" not in out, out
-        for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), key.hex()):
-            assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
+        env.update(getattr(request.module, "RADIUS_ENV", {}))
+        proc = NetdProcess(["radius"], env, tmp)
+        try:
+            proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
+            yield RadiusServer(
+                port,
+                acct_port,
+                status_port,
+                st.dsn,
+                st.prefix,
+                st.key,
+                proc,
+                st.cache,
+                st.pool,
+                store_urls.redis,
+            )
+        finally:
+            proc.stop()
+            out = proc.output()
+    assert_clean_log(out, ())
+    for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), st.key.hex()):
+        assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
 
 
 def wait_until(check: object, timeout: float = 5.0) -> None:

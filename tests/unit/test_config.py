@@ -237,3 +237,23 @@ def test_cli_config_error_is_one_line_and_status_2(tmp_path: Path) -> None:
         env={"PATH": "/usr/bin:/bin"},
     )
     assert ok.returncode == 0 and "config ok" in ok.stdout
+
+
+def test_default_ports_are_distinct_and_leave_snmp_exporter_its_own() -> None:
+    """`netd up` serves every daemon at once: no two default TCP ports may be equal, and the
+    poller's exporter (9186) must not take snmp_exporter's 9116, so both run during a move."""
+    tcp: dict[int, str] = {}
+    UDP = ("radius.auth_port", "radius.acct_port", "poller.trap_port", "acs.stun_port")
+
+    def walk(model: object, prefix: str) -> None:
+        for name in type(model).model_fields:  # type: ignore[attr-defined]
+            value = getattr(model, name)
+            if hasattr(type(value), "model_fields"):
+                walk(value, f"{prefix}{name}.")
+            elif name.endswith("port") and value and f"{prefix}{name}" not in UDP:
+                assert value not in tcp, f"{prefix}{name} = {value} is {tcp.get(value)}'s"
+                tcp[value] = prefix + name
+
+    walk(Config(), "")
+    assert Config().poller.exporter_port == 9186 and 9116 not in tcp
+    assert len(tcp) >= 10, tcp

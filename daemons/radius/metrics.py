@@ -1,0 +1,134 @@
+"""The RADIUS daemon's Prometheus metrics, one object shared by its layers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from daemons.radius.codec import Code
+
+_LATENCY_BUCKETS = (
+    0.0002,
+    0.0005,
+    0.001,
+    0.002,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+)
+
+
+CODE_NAMES = {int(c): c.name for c in Code}
+
+
+class RadiusMetrics:
+    """Every metric of the RADIUS daemon, registered once per process."""
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, kept: prometheus_client checks and locks on every
+        ``labels`` call, 2.2 µs here against 0.3 µs for this lookup, and a request makes
+        four of them."""
+        key = (id(metric), labels)
+        got = self._children.get(key)
+        if got is None:
+            if len(self._children) > 100_000:  # NAS names come and go
+                self._children.clear()
+            got = self._children[key] = metric.labels(*labels)
+        return got
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
+        r = registry
+        self.requests = Counter(
+            "netd_radius_requests_total",
+            "requests received from known NAS",
+            ["nas", "code"],
+            registry=r,
+        )
+        self.responses = Counter(
+            "netd_radius_responses_total", "replies sent", ["nas", "code"], registry=r
+        )
+        self.rejects = Counter(
+            "netd_radius_rejects_total", "Access-Rejects by reason", ["nas", "reason"], registry=r
+        )
+        self.drops = Counter(
+            "netd_radius_drops_total",
+            "datagrams discarded, by reason",
+            ["nas", "reason"],
+            registry=r,
+        )
+        self.duplicates = Counter(
+            "netd_radius_duplicates_total",
+            "retransmits answered from the duplicate cache",
+            ["nas"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "netd_radius_request_seconds",
+            "from datagram in to reply out",
+            ["method"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.lookups = Counter(
+            "netd_radius_subscriber_lookups_total",
+            "subscriber lookups by where they were answered",
+            ["source"],
+            registry=r,
+        )
+        self.inflight = Gauge("netd_radius_inflight", "requests being processed", registry=r)
+        self.inflight_peak = Gauge(
+            "netd_radius_inflight_peak",
+            "the most requests in process at once since the start (at most radius.max_inflight)",
+            registry=r,
+        )
+        self.nas_clients = Gauge("netd_radius_nas_clients", "NAS clients loaded", registry=r)
+        self.acct_records = Counter(
+            "netd_radius_acct_records_total",
+            "accounting records committed and acknowledged",
+            ["nas", "status"],
+            registry=r,
+        )
+        self.acct_batch = Histogram(
+            "netd_radius_acct_batch_records",
+            "records per commit",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
+            registry=r,
+        )
+        self.acct_spooled = Counter(
+            "netd_radius_acct_spooled_total",
+            "accounting records written to the local spool",
+            registry=r,
+        )
+        self.acct_replayed = Counter(
+            "netd_radius_acct_replayed_total", "spooled records moved into the ledger", registry=r
+        )
+        self.acct_quarantined = Counter(
+            "netd_radius_acct_quarantined_total",
+            "accounting records PostgreSQL refused for their content, kept in the quarantine",
+            registry=r,
+        )
+        self.quota_actions = Counter(
+            "netd_radius_quota_actions_total",
+            "quota actions by kind and NAS answer",
+            ["kind", "result"],
+            registry=r,
+        )
+        self.reaped = Counter(
+            "netd_radius_sessions_reaped_total",
+            "sessions closed for missing interim updates",
+            registry=r,
+        )
+        self.acct_commit = Histogram(
+            "netd_radius_acct_commit_seconds",
+            "time to commit a batch",
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
+        )
