@@ -29,8 +29,9 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, files, planning, pokes, presets
+from daemons.acs import cwmp, files, guard, planning, pokes, presets
 from daemons.acs import engine as eng
+from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
@@ -142,7 +143,14 @@ class AcsApp:
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
         self.files = file_store(ctx.config)
-        self.planner = planning.Planner(ctx.pool, self.cfg, self.files, self._global, self.ratelog)
+        self.limits = guard.Limits(
+            frozenset(self.cfg.auto_register_ouis),
+            frozenset(self.cfg.auto_register_product_classes),
+            guard.parse_networks(self.cfg.auto_register_networks),
+        )
+        self.planner = planning.Planner(
+            ctx.pool, self.cfg, self.files, self._global, self.ratelog, ctx.sealer
+        )
         self.limiter: KeyedBuckets[str] | None = None
         if self.cfg.rate_limit > 0:
             self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
@@ -191,14 +199,19 @@ class AcsApp:
             await send({"type": "http.response.body", "body": b""})
             return
         if scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/files/"):
-            mode = self.cfg.auth
+            try:
+                allowed = await self._file_auth(scope)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                self.ratelog.log(logging.WARNING, "acs-store", "store unavailable", error=repr(exc))
+                allowed = False
+            mode = "basic" if self.cfg.auth == "basic" else "digest"
             await files.serve(
                 self.files,
                 self.ctx.pool,
                 scope,
                 receive,
                 send,
-                lambda sc: mode == "none" or self._authenticated(sc, mode, self._global),
+                lambda _sc: allowed,
                 lambda: self._challenge(mode),
             )
             return
@@ -284,6 +297,24 @@ class AcsApp:
         if own is not None:
             return ("basic" if self.cfg.auth == "basic" else "digest"), own
         return self.cfg.auth, self._global
+
+    async def _file_auth(self, scope: dict[str, Any]) -> bool:
+        """May this /files/ request download: its Basic or Digest credentials are the
+        global ones (acs.auth) or a device's own (Digest unless acs.auth is basic), as for
+        CWMP. Without credentials only when acs.auth is "none", which the config accepts
+        on loopback or with acs.allow_insecure."""
+        username = _auth_username(files.header(scope, b"authorization"))
+        if username is None:
+            return self.cfg.auth == "none"
+        if (
+            self.cfg.auth != "none"
+            and username == self._global[0]
+            and self._authenticated(scope, self.cfg.auth, self._global)
+        ):
+            return True
+        mode = "basic" if self.cfg.auth == "basic" else "digest"
+        own = await store.credentials_for_username(self.ctx.pool, self.ctx.sealer, username)
+        return any(self._authenticated(scope, mode, creds) for creds in own)
 
     def _challenge(self, mode: str) -> list[tuple[bytes, bytes]]:
         if mode == "basic":
@@ -436,6 +467,8 @@ class AcsApp:
         session = eng.Session(self.engine_cfg, env)
         client = scope.get("client")
         ip = str(client[0]) if client else None
+        dev = session.device
+        refused = guard.may_register(self.limits, dev.oui, dev.product_class, ip)
         known = await store.register_device(
             self.ctx.pool,
             session.device,
@@ -444,10 +477,11 @@ class AcsApp:
             ip=ip,
             events=session.events,
             params=session.inform_params,
-            auto_register=self.cfg.auto_register,
+            auto_register=self.cfg.auto_register and refused is None,
         )
         if known is None:
-            raise _Reject(403, "unknown device: acs.auto_register is off")
+            why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
+            raise _Reject(403, f"unknown device: {why}")
         was_known, discovered, listed = known
         if not was_known:
             with contextlib.suppress(Exception):
@@ -573,6 +607,21 @@ _KNOWN = frozenset(
 )
 
 
+def _auth_username(header: str) -> str | None:
+    """The username an Authorization header (Basic or Digest) names; None without one."""
+    scheme, _, rest = header.partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            user = base64.b64decode(rest.strip(), validate=True).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            return ""
+        return user
+    if scheme.lower() == "digest":
+        p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
+        return str(p.get("username", ""))
+    return None
+
+
 def _cookie(scope: dict[str, Any]) -> str:
     for part in files.header(scope, b"cookie").split(";"):
         k, _, v = part.strip().partition("=")
@@ -616,8 +665,21 @@ class AcsService(Daemon):
     async def start(self) -> None:
         with contextlib.suppress(OSError):
             await self.app.files.sweep(self.ctx.pool)  # temp and orphan files of a crash
-        if self.ctx.config.acs.auth == "none":
-            log.warning('CPE authentication is off (acs.auth = "none")')
+        acs = self.ctx.config.acs
+        if acs.auth == "none" and not is_loopback(acs.host):  # config allowed it: allow_insecure
+            log.warning(
+                'INSECURE: CPE authentication is off (acs.auth = "none") on a non-loopback '
+                "address because acs.allow_insecure = true: anyone reaching %s may register "
+                "devices and download files",
+                _hostport(acs.host, acs.port),
+            )
+        elif acs.auth == "none":
+            log.warning('CPE authentication is off (acs.auth = "none"), loopback only')
+        if acs.connection_request_allow_loopback:
+            log.warning(
+                "connection requests may go to loopback URLs "
+                "(acs.connection_request_allow_loopback = true: labs and tests only)"
+            )
         await self.server.start()
         cfg = self.ctx.config.acs
         loop = asyncio.get_running_loop()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from fastapi import FastAPI
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from daemons import __version__, console
@@ -81,6 +81,13 @@ def build_app(ctx: Context) -> FastAPI:
         auth,
         files=file_store(ctx.config),
     )
+    refusals = Counter(
+        "netd_acs_connection_requests_refused_total",
+        "connection requests (API, gRPC) not sent: the target's check refused it, by reason",
+        ["reason"],
+        registry=ctx.registry,
+    )
+    app.state.api.connreq_refused = lambda reason: refusals.labels(reason).inc()
     errors.install(app)
     # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose
     # every operation answers with the error envelope (the status listeners serve no schema).

@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from daemons import resources
+from daemons.core import validate
 
 ENV_PREFIX = "NETD_"
 ENV_CONFIG = "NETD_CONFIG"
@@ -202,7 +203,15 @@ class AcsConfig(_DaemonConfig):
     auth: Literal["none", "basic", "digest"] = "none"
     username: str = ""
     password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    # auth = "none" is accepted only on a loopback acs.host, unless this is set (a lab, or
+    # CPEs reaching the ACS only through a trusted network the operator vouches for).
+    allow_insecure: bool = False
     auto_register: bool = True
+    # Auto-registration limits: an unknown CPE registers only when it matches every list
+    # given (its OUI, its ProductClass, the address its Inform comes from). Empty: any.
+    auto_register_ouis: list[str] = Field(default_factory=list)
+    auto_register_product_classes: list[str] = Field(default_factory=list)
+    auto_register_networks: list[str] = Field(default_factory=list)
     end_with_200: bool = False
     batch: int = Field(default=100, ge=1, le=5000)
     task_max_attempts: int = Field(default=5, ge=1, le=100)
@@ -219,6 +228,16 @@ class AcsConfig(_DaemonConfig):
     connection_request_username: str = ""
     connection_request_password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
     connection_request_timeout: Seconds = 3.0
+    # Where connection requests may go: a ConnectionRequestURL (and a UDP binding) is used
+    # only when its host is an IP address in these CPE networks; empty: only the address
+    # the CPE's last Inform came from. Never loopback, link-local, multicast, unspecified,
+    # nor connection_request_internal (the operator's own networks: API, management).
+    connection_request_networks: list[str] = Field(default_factory=list)
+    connection_request_internal: list[str] = Field(default_factory=list)
+    # Digest is always preferred; Basic (the password in clear) only when this is set.
+    connection_request_basic: bool = False
+    # Labs and tests only: CPE simulators on this host (loopback URLs) may be poked.
+    connection_request_allow_loopback: bool = False
     public_url: str = ""
     files_dir: Path | None = None
     max_file_size: int = Field(default=1024**3, ge=1024, le=64 * 1024**3)
@@ -229,7 +248,41 @@ class AcsConfig(_DaemonConfig):
             raise ValueError("give both tls_cert and tls_key, or neither")
         if self.auth != "none" and (not self.username or self.password is None):
             raise ValueError(f"auth = {self.auth!r} needs username and password")
+        if self.auth == "none" and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(
+                f'acs.auth = "none" with acs.host = "{self.host}" (not loopback): anyone '
+                "reaching it could register devices and download every file; set acs.auth "
+                '= "digest" with username and password, bind acs.host to 127.0.0.1, or set '
+                "acs.allow_insecure = true"
+            )
         return self
+
+    @field_validator(
+        "auto_register_networks", "connection_request_networks", "connection_request_internal"
+    )
+    @classmethod
+    def _network_list(cls, value: list[str]) -> list[str]:
+        return validate.networks(value)
+
+    @field_validator("auto_register_ouis")
+    @classmethod
+    def _ouis(cls, value: list[str]) -> list[str]:
+        return [validate.oui(v) for v in value]
+
+    @field_validator("auto_register_product_classes")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        return [validate.text(v, "product class", 64, 1) for v in value]
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (an acs.host, a listen address) reaches only this machine."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class VolthaStack(_Section):
