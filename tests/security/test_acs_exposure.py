@@ -9,6 +9,7 @@ Attacks tried against real `netd acs` processes:
   source network): 403, nothing written.
 """
 
+# ruff: noqa: F811 - the ACS fixtures are imported from tests/acs and used by name
 from __future__ import annotations
 
 import asyncio
@@ -23,7 +24,7 @@ from daemons.acs import guard
 from daemons.acs.files import FileStore
 from daemons.core.secrets import Sealer
 from daemons.store import acs as store
-from tests.acs.conftest import AcsServer, acs  # noqa: F401 - the fixture
+from tests.acs.conftest import AcsServer, acs  # noqa: F401 - the fixture: a process
 from tests.acs.sim import Cpe, load_model, model_files, run_session
 from tests.support import NetdProcess, free_port
 
