@@ -16,6 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -29,7 +30,7 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from daemons.api import middleware, ops
-from daemons.api.auth import Principal, bearer
+from daemons.api.auth import Principal, TokenRefused, bearer
 from daemons.api.errors import ApiError
 from daemons.api.state import ApiState
 from daemons.core.http import hostport
@@ -70,7 +71,7 @@ Resp = TypeVar("Resp")
 class Call:
     """One RPC as the shell sees it: who, the request id, and what to audit."""
 
-    __slots__ = ("details", "method", "principal", "request_id", "target")
+    __slots__ = ("details", "method", "principal", "refused", "request_id", "target")
 
     def __init__(self, method: str, context: Any) -> None:
         self.method = method
@@ -82,6 +83,7 @@ class Call:
         self.principal: Principal | None = None
         self.target = ""
         self.details: dict[str, object] = {}
+        self.refused = False  # a known token refused (expired, another network)
 
 
 class Nbi:
@@ -112,7 +114,14 @@ class Nbi:
             if key == "authorization" and isinstance(value, str):
                 header = value
         auth = self.st.auth
-        call.principal = await auth.authenticate(bearer(header))
+        client = _peer_address(str(context.peer() or ""))
+        try:
+            call.principal = await auth.authenticate(bearer(header), client)
+        except TokenRefused as exc:
+            call.principal = exc.principal
+            call.details = {**call.details, "reason": exc.reason, "client": client or ""}
+            call.refused = True  # audited whatever the method (a stolen token in use)
+            raise
         await auth.authorize(call.principal, role)
 
     def problem(self, call: Call, exc: Exception) -> convert.Problem:
@@ -196,8 +205,9 @@ class Nbi:
             response = await impl(call)
         except Exception as exc:  # noqa: BLE001 - the one place a call's failure ends up
             problem = self.problem(call, exc)
-        if action:
-            await self.audit(call, action, problem.http_status if problem else 200)
+        if action or call.refused:
+            status = problem.http_status if problem else 200
+            await self.audit(call, action or "auth.refused", status)
         code = problem.code if problem else grpc.StatusCode.OK
         self.requests.labels(method, code.name).inc()
         self.seconds.labels(method).observe(time.perf_counter() - t0)
@@ -380,6 +390,8 @@ class Sessions:
             except Exception as exc:  # noqa: BLE001 - answered as the call's status
                 problem = nbi.problem(call, exc)
                 code = problem.code
+                if call.refused:
+                    await nbi.audit(call, "auth.refused", problem.http_status)
                 await nbi.abort(context, call, problem)
             first = ss.WatchSessionsResponse(cursor=after)
             if gap is not None:
@@ -607,3 +619,13 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.drain_timeout)
         self._server = None
+
+
+def _peer_address(peer: str) -> str | None:
+    """The address of a gRPC peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``); None if none."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return urllib.parse.unquote(rest.rsplit(":", 1)[0].strip("[]"))
+    return None
