@@ -193,7 +193,9 @@ def make_sealer(config: Config, create: bool = False) -> Sealer:
             f"no secrets key in state directory {config.state_dir} (secrets.key): "
             "`netd migrate` or a daemon's first start creates it; or give secrets.key"
         )
-    return Sealer(load_or_create_key(key, config.state_dir))
+    if key:
+        return Sealer(load_or_create_key(key, config.state_dir))
+    return Sealer(load_or_create_key(None, config.state_dir), config.state_dir)
 
 
 def _check_state_dir(config: Config) -> None:
