@@ -653,6 +653,10 @@ class AcsService(Daemon):
         self._stun_transport: asyncio.DatagramTransport | None = None
         self.dispatcher: pokes.Dispatcher | None = None
 
+    def reload_tls(self) -> dict[str, bool]:
+        ok = self.server.reload_tls("acs")
+        return {} if ok is None else {"acs": ok}
+
     def check_policies(self, policies: PolicySet) -> None:
         self._pending = presets.load_presets(policies)
 

@@ -142,6 +142,16 @@ class ApiService(Daemon):
             else None
         )
 
+    def reload_tls(self) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        http = self.server.reload_tls("api")
+        if http is not None:
+            out["api"] = http
+        grpc_ok = self.grpc.reload_tls() if self.grpc is not None else None
+        if grpc_ok is not None:
+            out["grpc"] = grpc_ok
+        return out
+
     def check_policies(self, policies: PolicySet) -> None:
         state: ApiState = self.app.state.api
         load_policy(policies, state.dictionary)

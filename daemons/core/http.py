@@ -17,6 +17,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from daemons.core.health import Health
 from daemons.core.portclaim import PortTaken, probe
+from daemons.core.tlsreload import reload_context
 
 log = logging.getLogger("netd.http")
 
@@ -168,6 +169,16 @@ class HttpServer:
         self._server.lifespan = config.lifespan_class(config)
         self.host = host
         self.port = port
+        self.tls = tls
+        self._ssl = config.ssl
+
+    def reload_tls(self, listener: str) -> bool | None:
+        """Read the certificate and key again (SIGHUP): new connections get them, open
+        ones keep theirs; a bad pair keeps the one in force and is logged. None without
+        TLS, else whether the new pair is in force."""
+        if self.tls is None or self._ssl is None:
+            return None
+        return reload_context(self._ssl, self.tls[0], self.tls[1], listener)
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the address cannot be bound."""

@@ -35,6 +35,7 @@ from daemons.api.errors import ApiError
 from daemons.api.state import ApiState
 from daemons.core.http import hostport
 from daemons.core.ratelog import RateLimitedLog
+from daemons.core.tlsreload import TlsError, check_pair
 from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import devices_pb2_grpc as dv_grpc
@@ -554,6 +555,7 @@ class GrpcServer:
         self.host = host
         self.port = port
         self.tls = tls
+        self._next_tls: Any = None  # a checked pair for gRPC's fetcher, taken once
         self.drain_timeout = drain_timeout
         self.health = health_aio.HealthServicer()
         self._server: Any = None
@@ -577,8 +579,15 @@ class GrpcServer:
         address = hostport(self.host, self.port)
         try:
             if self.tls is not None:
-                cert, key = (p.read_bytes() for p in self.tls)
-                creds = grpc.ssl_server_credentials([(key, cert)])
+                try:
+                    cert, key = check_pair(*self.tls)
+                except TlsError as exc:
+                    raise OSError(f"gRPC TLS: {exc}") from None
+                # asked at every new handshake: a reloaded pair (SIGHUP) reaches new
+                # connections, open ones keep theirs
+                creds = grpc.dynamic_ssl_server_credentials(
+                    grpc.ssl_server_certificate_configuration([(key, cert)]), self._fetch_tls
+                )
                 bound = server.add_secure_port(address, creds)
             else:
                 bound = server.add_insecure_port(address)
@@ -591,6 +600,28 @@ class GrpcServer:
         self._server = server
         await self._set_health(True)
         self._watch = asyncio.create_task(self._follow_readiness(), name="nbi-health")
+
+    def _fetch_tls(self) -> Any:
+        """gRPC's certificate fetcher: a reloaded configuration once, else None (keep)."""
+        pending, self._next_tls = self._next_tls, None
+        return pending
+
+    def reload_tls(self) -> bool | None:
+        """Read the certificate and key again (SIGHUP); a bad pair keeps the one in force
+        and is logged. None without TLS, else whether the new pair is in force."""
+        if self.tls is None:
+            return None
+        try:
+            cert, key = check_pair(*self.tls)
+        except TlsError as exc:
+            log.error(
+                "TLS certificate not reloaded; the one in force stays",
+                extra={"fields": {"listener": "grpc", "problem": str(exc)}},
+            )
+            return False
+        self._next_tls = grpc.ssl_server_certificate_configuration([(key, cert)])
+        log.info("TLS certificate reloaded", extra={"fields": {"listener": "grpc"}})
+        return True
 
     async def _set_health(self, ok: bool) -> None:
         status = (
