@@ -118,7 +118,7 @@ CALLS = [
         "/api/v1/tokens/{name}/rotate",
         "admin",
         201,
-        path=lambda: "/api/v1/tokens/rbac-rotated",
+        path=lambda: "/api/v1/tokens/rbac-rotated/rotate",
     ),
     Call("GET", "/api/v1/nas", "viewer", 200),
     Call(
