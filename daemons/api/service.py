@@ -27,6 +27,7 @@ from daemons.api import (
     routes_snmp,
     routes_voltha,
 )
+from daemons.api.auditexport import AuditKeeper
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -128,6 +129,7 @@ class ApiService(Daemon):
         self.server = HttpServer(
             self.app, cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout, tls=tls
         )
+        self.audit = AuditKeeper(ctx.pool, cfg)  # retention and export of the audit log
         # The northbound gRPC API: the same state, tokens and operations as the HTTP API.
         self.grpc = (
             GrpcServer(
@@ -167,6 +169,7 @@ class ApiService(Daemon):
             except BaseException:
                 await self.server.stop()
                 raise
+        self.audit.start()
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.api.tls_cert else "http"
@@ -181,6 +184,7 @@ class ApiService(Daemon):
         }
 
     async def drain(self) -> None:
+        await self.audit.stop()
         if self.grpc is not None:
             await self.grpc.stop()
         await self.server.stop()

@@ -151,12 +151,35 @@ class ApiConfig(_Section):
     coa_timeout: Seconds = 1.0
     coa_retries: int = Field(default=3, ge=1, le=10)
     grpc_port: StatusPort = 9190  # the northbound gRPC API on api.host; 0 turns it off
+    # The audit log: rows older than this many days are deleted (hourly); 0 keeps them all.
+    audit_retention_days: int = Field(default=0, ge=0, le=36500)
+    # Every audit row (API, gRPC, CLI) also as one JSON line, in id order, to a file a SIEM
+    # follows ("file": audit_export_path, appended, reopened when rotated) or to syslog
+    # ("syslog": RFC 5424 over audit_syslog_address, "/dev/log" or host:port UDP).
+    audit_export: Literal["", "file", "syslog"] = ""
+    audit_export_path: Path | None = None
+    audit_syslog_address: str = "/dev/log"
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.audit_export == "file" and self.audit_export_path is None:
+            raise ValueError('audit_export = "file" needs audit_export_path')
+        if self.audit_export == "syslog" and not (
+            self.audit_syslog_address.startswith("/") or _host_port(self.audit_syslog_address)
+        ):
+            raise ValueError('audit_syslog_address is a socket path ("/dev/log") or host:port')
         return self
+
+
+def _host_port(value: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` split, or None."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 class _DaemonConfig(_Section):

@@ -8,3 +8,11 @@ ALTER TABLE api_tokens
     ADD COLUMN IF NOT EXISTS expires_at timestamptz,
     ADD COLUMN IF NOT EXISTS networks cidr[] NOT NULL DEFAULT '{}',
     ADD COLUMN IF NOT EXISTS rotated_at timestamptz;
+
+-- The audit export's position per target (a file path, a syslog address): the last audit
+-- row id written there, so an export resumes after a restart without a gap or a repeat.
+CREATE TABLE IF NOT EXISTS audit_export (
+    target     text PRIMARY KEY,
+    last_id    bigint NOT NULL DEFAULT 0,
+    updated_at timestamptz NOT NULL DEFAULT now()
+);
