@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import ipaddress
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Request, Security
@@ -124,6 +125,31 @@ class Authenticator:
         self._gcra = cache.client.register_script(_GCRA)
         self._used: set[int] = set()
         self._last_touch = time.monotonic()
+        # mutual TLS: the HTTP listener's verified client certificates by (ip, port), and
+        # certificate subject CN -> role (api.client_cert_roles)
+        self.peer_certs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.cert_roles: dict[str, str] = {}
+
+    def certificate_principal(self, cn: str) -> Principal:
+        """The principal of a verified client certificate with subject ``cn``. Raises
+        ApiError 401 when the CN is mapped to no role."""
+        role = self.cert_roles.get(cn)
+        if role is None:
+            raise ApiError(
+                401,
+                f"the client certificate (CN={cn}) is not mapped to a role "
+                "(api.client_cert_roles), and no bearer token was given",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        # a negative id of its own: its own rate-limit bucket, never a token row
+        return Principal(-(zlib.crc32(cn.encode()) + 1), f"cert:{cn}", role)
+
+    def http_certificate(self, request: Request) -> str | None:
+        """The subject CN of the HTTP client's verified certificate, if it gave one."""
+        if not self.peer_certs or request.client is None:
+            return None
+        cert = self.peer_certs.get((request.client.host, request.client.port))
+        return subject_cn(cert) if cert else None
 
     def forget(self) -> None:
         """Drop cached lookups (after a revoke in this process)."""
@@ -199,12 +225,23 @@ class Authenticator:
 
     async def note_use(self, principal: Principal) -> None:
         """Record last_used_at, at most once a minute for all tokens together."""
+        if principal.token_id <= 0:
+            return  # a client certificate: no token row
         self._used.add(principal.token_id)
         now = time.monotonic()
         if now - self._last_touch >= 60.0:
             used, self._used = list(self._used), set()
             self._last_touch = now
             await api_store.touch_tokens(self.pool, used)
+
+
+def subject_cn(cert: dict[str, Any]) -> str | None:
+    """The subject commonName of a certificate as ``SSLSocket.getpeercert()`` gives it."""
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def bearer(header: str) -> str | None:
@@ -222,6 +259,20 @@ async def admit(request: Request, role: str) -> Principal:
     header = request.headers.get("authorization")
     token = bearer(header) if header is not None else request.cookies.get(COOKIE)
     client = request.client.host if request.client else None
+    cn = auth.http_certificate(request) if token is None else None
+    if cn is not None:  # mutual TLS, no token: the certificate's role
+        principal = auth.certificate_principal(cn)
+        request.state.principal = principal
+        await auth.authorize(principal, role)
+        if request.method in MUTATING and (
+            request.headers.get("origin") or request.headers.get("sec-fetch-site")
+        ):
+            raise ApiError(
+                403,
+                "a write authenticated by a client certificate is refused from a browser "
+                "(Origin or Sec-Fetch-Site present): use a bearer token there",
+            )
+        return principal
     try:
         found = await auth.authenticate(token, client)
     except TokenRefused as exc:

@@ -127,8 +127,17 @@ class ApiService(Daemon):
         self.app = build_app(ctx)
         tls = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
         self.server = HttpServer(
-            self.app, cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout, tls=tls
+            self.app,
+            cfg.host,
+            cfg.port,
+            ctx.config.lifecycle.drain_timeout,
+            tls=tls,
+            client_ca=cfg.tls_client_ca,
+            client_required=cfg.tls_client_required,
         )
+        auth: Authenticator = self.app.state.auth
+        auth.peer_certs = self.server.peers  # mutual TLS: certificates mapped to roles
+        auth.cert_roles = dict(cfg.client_cert_roles)
         self.audit = AuditKeeper(ctx.pool, cfg)  # retention and export of the audit log
         # The northbound gRPC API: the same state, tokens and operations as the HTTP API.
         self.grpc = (
@@ -139,6 +148,7 @@ class ApiService(Daemon):
                 cfg.grpc_port,
                 ctx.config.lifecycle.drain_timeout,
                 tls=tls,
+                client_ca=cfg.tls_client_ca if cfg.tls_client_required else None,
             )
             if cfg.grpc_port
             else None

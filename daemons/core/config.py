@@ -151,6 +151,15 @@ class ApiConfig(_Section):
     coa_timeout: Seconds = 1.0
     coa_retries: int = Field(default=3, ge=1, le=10)
     grpc_port: StatusPort = 9190  # the northbound gRPC API on api.host; 0 turns it off
+    # Mutual TLS (HTTP and gRPC): client certificates signed by these CAs (PEM) are asked
+    # for and verified; one whose subject CN is in client_cert_roles is admitted with that
+    # role, without a token. tls_client_required refuses a handshake without one.
+    tls_client_ca: Path | None = None
+    tls_client_required: bool = False
+    client_cert_roles: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@ -]{1,64}$")],
+        Literal["viewer", "operator", "admin"],
+    ] = Field(default_factory=dict)
     # The audit log: rows older than this many days are deleted (hourly); 0 keeps them all.
     audit_retention_days: int = Field(default=0, ge=0, le=36500)
     # Every audit row (API, gRPC, CLI) also as one JSON line, in id order, to a file a SIEM
@@ -164,6 +173,12 @@ class ApiConfig(_Section):
     def _tls_pair(self) -> ApiConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.tls_client_required and self.tls_client_ca is None:
+            raise ValueError("tls_client_required needs tls_client_ca")
+        if self.client_cert_roles and self.tls_client_ca is None:
+            raise ValueError("client_cert_roles needs tls_client_ca")
         if self.audit_export == "file" and self.audit_export_path is None:
             raise ValueError('audit_export = "file" needs audit_export_path')
         if self.audit_export == "syslog" and not (

@@ -92,6 +92,7 @@ class Nbi:
 
     def __init__(self, state: ApiState, registry: CollectorRegistry | None) -> None:
         self.st = state
+        self.mutual = False  # mutual TLS required: a verified client certificate's CN counts
         self.draining = asyncio.Event()
         self.requests = Counter(
             "netd_grpc_requests_total",
@@ -116,6 +117,12 @@ class Nbi:
                 header = value
         auth = self.st.auth
         client = _peer_address(str(context.peer() or ""))
+        if not bearer(header) and self.mutual:
+            names = (context.auth_context() or {}).get("x509_common_name") or []
+            if names:  # verified by the handshake (mutual TLS is required on gRPC)
+                call.principal = auth.certificate_principal(names[0].decode())
+                await auth.authorize(call.principal, role)
+                return
         try:
             call.principal = await auth.authenticate(bearer(header), client)
         except TokenRefused as exc:
@@ -550,8 +557,14 @@ class GrpcServer:
         port: int,
         drain_timeout: float,
         tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
     ) -> None:
+        """``client_ca``: mutual TLS, a client certificate signed by these CAs is required
+        (gRPC verifies a client certificate only when it requires one) and its subject CN
+        maps to a role (api.client_cert_roles) for a call without a token."""
         self.nbi = Nbi(state, registry)
+        self.client_ca = client_ca.read_bytes() if client_ca is not None else None
+        self.nbi.mutual = self.client_ca is not None
         self.host = host
         self.port = port
         self.tls = tls
@@ -586,7 +599,9 @@ class GrpcServer:
                 # asked at every new handshake: a reloaded pair (SIGHUP) reaches new
                 # connections, open ones keep theirs
                 creds = grpc.dynamic_ssl_server_credentials(
-                    grpc.ssl_server_certificate_configuration([(key, cert)]), self._fetch_tls
+                    grpc.ssl_server_certificate_configuration([(key, cert)], self.client_ca),
+                    self._fetch_tls,
+                    require_client_authentication=self.client_ca is not None,
                 )
                 bound = server.add_secure_port(address, creds)
             else:
@@ -619,7 +634,7 @@ class GrpcServer:
                 extra={"fields": {"listener": "grpc", "problem": str(exc)}},
             )
             return False
-        self._next_tls = grpc.ssl_server_certificate_configuration([(key, cert)])
+        self._next_tls = grpc.ssl_server_certificate_configuration([(key, cert)], self.client_ca)
         log.info("TLS certificate reloaded", extra={"fields": {"listener": "grpc"}})
         return True
 
