@@ -74,6 +74,9 @@ def test_no_auth_off_loopback_is_refused_and_allow_insecure_says_so(
         assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
         assert 'acs.auth = "none" with acs.host = "127.1" (not loopback)' in lines[0]
         assert "acs.allow_insecure = true" in lines[0]
+    insecure = _run(["check-config"], {**env, "NETD_ACS_ALLOW_INSECURE": "true"}, tmp_path)
+    assert insecure.returncode == 0, insecure.stderr
+    assert "none on 127.1 (INSECURE: acs.allow_insecure)" in insecure.stdout
     proc = NetdProcess(["acs"], {**env, "NETD_ACS_ALLOW_INSECURE": "true"}, tmp_path)
     try:
         proc.wait_http(f"http://127.0.0.1:{env['NETD_ACS_STATUS_PORT']}/health/ready")
