@@ -159,9 +159,9 @@ def run(loaded: Loaded, out: TextIO = sys.stdout) -> int:
     rows = {"config file": source, "state directory": str(config.state_dir)}
     rows |= _stores(config)
     rows |= found
-    rows |= exposure(config)
-    width = max(len(k) for k in rows)
-    for key, value in rows.items():
-        print(f"{key + ':':{width + 1}} {value}", file=out)
+    for block in (rows, exposure(config)):
+        width = max(len(k) for k in block)
+        for key, value in block.items():
+            print(f"{key + ':':{width + 1}} {value}", file=out)
     print("config ok", file=out)
     return 0

@@ -10,15 +10,11 @@ records what the engine reports in PostgreSQL before it answers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gzip
-import hashlib
-import hmac
 import ipaddress
 import logging
 import math
-import re
 import secrets
 import time
 import zlib
@@ -31,6 +27,7 @@ from prometheus_client import Counter, Gauge, Histogram
 
 from daemons.acs import cwmp, files, guard, planning, pokes, presets
 from daemons.acs import engine as eng
+from daemons.acs.cpeauth import CpeAuth
 from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -47,7 +44,6 @@ COOKIE = "netd_acs"
 #: source addresses tracked by the per-IP rate limit at most (a spoofed-source flood makes
 #: one entry per address: the least recently seen go first)
 RATE_TABLE_MAX = 65_536
-_DIGEST_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]+))')
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -138,10 +134,10 @@ class AcsApp:
         self.by_device: dict[str, _Live] = {}
         self.metrics = _Metrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
-        self._nonce_key = secrets.token_bytes(32)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
+        self.auth = CpeAuth(ctx.pool, ctx.sealer, self.cfg.auth, self._global)
         self.files = file_store(ctx.config)
         self.limits = guard.Limits(
             frozenset(self.cfg.auto_register_ouis),
@@ -200,7 +196,7 @@ class AcsApp:
             return
         if scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/files/"):
             try:
-                allowed = await self._file_auth(scope)
+                allowed = await self.auth.file_request(scope)
             except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
                 self.ratelog.log(logging.WARNING, "acs-store", "store unavailable", error=repr(exc))
                 allowed = False
@@ -212,7 +208,7 @@ class AcsApp:
                 receive,
                 send,
                 lambda _sc: allowed,
-                lambda: self._challenge(mode),
+                lambda: self.auth.challenge(mode),
             )
             return
         try:
@@ -287,71 +283,6 @@ class AcsApp:
         elif encoding not in ("", "identity"):
             raise _Reject(415, f"content-encoding {encoding[:20]}")
         return body
-
-    # --- CPE authentication ---
-
-    async def _credentials(self, device_id: str) -> tuple[str, tuple[str, str]]:
-        """The auth mode and (username, password) for a device: its own credentials (Digest
-        unless acs.auth is basic), else the global ones under acs.auth."""
-        own = await store.get_credentials(self.ctx.pool, self.ctx.sealer, device_id)
-        if own is not None:
-            return ("basic" if self.cfg.auth == "basic" else "digest"), own
-        return self.cfg.auth, self._global
-
-    async def _file_auth(self, scope: dict[str, Any]) -> bool:
-        """May this /files/ request download: its Basic or Digest credentials are the
-        global ones (acs.auth) or a device's own (Digest unless acs.auth is basic), as for
-        CWMP. Without credentials only when acs.auth is "none", which the config accepts
-        on loopback or with acs.allow_insecure."""
-        username = _auth_username(files.header(scope, b"authorization"))
-        if username is None:
-            return self.cfg.auth == "none"
-        if (
-            self.cfg.auth != "none"
-            and username == self._global[0]
-            and self._authenticated(scope, self.cfg.auth, self._global)
-        ):
-            return True
-        mode = "basic" if self.cfg.auth == "basic" else "digest"
-        own = await store.credentials_for_username(self.ctx.pool, self.ctx.sealer, username)
-        return any(self._authenticated(scope, mode, creds) for creds in own)
-
-    def _challenge(self, mode: str) -> list[tuple[bytes, bytes]]:
-        if mode == "basic":
-            return [(b"www-authenticate", b'Basic realm="netd-acs"')]
-        stamp = str(int(time.time()))
-        mac = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        nonce = f"{stamp}.{mac}"
-        value = f'Digest realm="netd-acs", qop="auth", nonce="{nonce}", algorithm=MD5'
-        return [(b"www-authenticate", value.encode())]
-
-    def _authenticated(self, scope: dict[str, Any], mode: str, creds: tuple[str, str]) -> bool:
-        username, password = creds
-        header = files.header(scope, b"authorization")
-        scheme, _, rest = header.partition(" ")
-        if scheme.lower() == "basic":  # preemptive Basic, accepted when the mode is Basic
-            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-            return mode == "basic" and hmac.compare_digest(rest.strip(), basic)
-        if scheme.lower() != "digest" or mode != "digest":
-            return False
-        p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
-        nonce = p.get("nonce", "")
-        stamp, _, mac = nonce.partition(".")
-        good = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        if not stamp.isdigit() or not hmac.compare_digest(mac, good):
-            return False
-        if time.time() - int(stamp) > 300 or p.get("username") != username:
-            return False
-        ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
-            f"{username}:netd-acs:{password}".encode()
-        ).hexdigest()
-        ha2 = hashlib.md5(f"{scope['method']}:{p.get('uri', '')}".encode()).hexdigest()  # noqa: S324
-        if p.get("qop"):
-            raw = f"{ha1}:{nonce}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
-        else:
-            raw = f"{ha1}:{nonce}:{ha2}"
-        expected = hashlib.md5(raw.encode()).hexdigest()  # noqa: S324
-        return hmac.compare_digest(expected, p.get("response", ""))
 
     # --- sessions ---
 
@@ -436,9 +367,9 @@ class AcsApp:
             earlier = self.by_device.get(env.args["device"].key)
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
-            mode, creds = await self._credentials(env.args["device"].key)
-            if mode != "none" and not self._authenticated(scope, mode, creds):
-                raise _Reject(401, "auth: credentials missing or wrong", self._challenge(mode))
+            mode, creds = await self.auth.credentials(env.args["device"].key)
+            if mode != "none" and not self.auth.verify(scope, mode, creds):
+                raise _Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
             return await self._inform(scope, env)
         if live is None:
             raise _Reject(400, "no session: a session starts with an Inform")
@@ -605,21 +536,6 @@ _KNOWN = frozenset(
         )
     }
 )
-
-
-def _auth_username(header: str) -> str | None:
-    """The username an Authorization header (Basic or Digest) names; None without one."""
-    scheme, _, rest = header.partition(" ")
-    if scheme.lower() == "basic":
-        try:
-            user = base64.b64decode(rest.strip(), validate=True).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            return ""
-        return user
-    if scheme.lower() == "digest":
-        p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
-        return str(p.get("username", ""))
-    return None
 
 
 def _cookie(scope: dict[str, Any]) -> str:

@@ -83,7 +83,7 @@ def build_app(ctx: Context) -> FastAPI:
         files=file_store(ctx.config),
     )
     refusals = Counter(
-        "netd_acs_connection_requests_refused_total",
+        "netd_api_connection_requests_refused_total",
         "connection requests (API, gRPC) not sent: the target's check refused it, by reason",
         ["reason"],
         registry=ctx.registry,

@@ -122,7 +122,7 @@ async def test_a_hostile_connection_request_url_is_refused(
     target = url or f"http://127.0.0.1:{trap.port}/"
     cpe = await _cpe_reporting(acs, target, f"-h{zlib.crc32(target.encode())}")
     metrics = f"{base}/metrics"
-    before = _metric(metrics, "netd_acs_connection_requests_refused_total", reason)
+    before = _metric(metrics, "netd_api_connection_requests_refused_total", reason)
     async with httpx.AsyncClient(timeout=10, headers={"authorization": f"Bearer {token}"}) as c:
         resp = await c.post(f"{base}/api/v1/cpes/{cpe.device_id}/connection-request")
         assert resp.status_code == 200, resp.text
@@ -134,7 +134,7 @@ async def test_a_hostile_connection_request_url_is_refused(
         assert queued.json()["connection_request"] == f"refused-{reason}"
     await asyncio.sleep(0.2)
     assert trap.requests == []  # nothing reached the target
-    after = _metric(metrics, "netd_acs_connection_requests_refused_total", reason)
+    after = _metric(metrics, "netd_api_connection_requests_refused_total", reason)
     assert after == before + 2
     rows = await acs.pool.fetch(
         "SELECT data FROM events WHERE kind = 'cpe.connection_request_refused' AND subject = $1",
