@@ -20,7 +20,7 @@ from jinja2.sandbox import SandboxedEnvironment
 from daemons import resources
 from daemons.acs.presets import load_presets
 from daemons.core import output
-from daemons.core.config import Config, Loaded, default_locations
+from daemons.core.config import Config, Loaded, default_locations, is_loopback
 from daemons.core.policies import PolicyError, PolicySet, load_policies
 from daemons.poller.profiles import load_profiles
 from daemons.radius.dictionary import Dictionary, DictionaryError
@@ -82,6 +82,43 @@ def check(config: Config) -> dict[str, str]:
     return found
 
 
+def exposure(config: Config) -> dict[str, str]:
+    """What the edges expose, for the report (the refusals themselves are the config's:
+    an ACS without authentication off loopback never loads)."""
+    acs = config.acs
+    if acs.auth == "none":
+        where = "loopback only" if is_loopback(acs.host) else "INSECURE: acs.allow_insecure"
+        auth = f"none on {acs.host} ({where}); /files/ without credentials"
+    else:
+        auth = f"{acs.auth} (global and per-device credentials, /files/ too)"
+    limits = [
+        f"{name} {', '.join(values)}"
+        for name, values in (
+            ("OUIs", acs.auto_register_ouis),
+            ("product classes", acs.auto_register_product_classes),
+            ("networks", acs.auto_register_networks),
+        )
+        if values
+    ]
+    register = "off" if not acs.auto_register else ("; ".join(limits) or "any CPE")
+    reach = ", ".join(acs.connection_request_networks) or "the CPE's last Inform address"
+    internal = ", ".join(acs.connection_request_internal) or "none listed"
+    extra = "; loopback allowed (lab)" if acs.connection_request_allow_loopback else ""
+    scheme = "Digest or Basic" if acs.connection_request_basic else "Digest only"
+    api = config.api
+    mtls = "off"
+    if api.tls_client_ca is not None:
+        mtls = ("required" if api.tls_client_required else "optional") + (
+            f", {len(api.client_cert_roles)} certificate(s) mapped to roles"
+        )
+    return {
+        "acs authentication": auth,
+        "acs auto-registration": register,
+        "connection requests": f"to {reach}; internal {internal}; {scheme}{extra}",
+        "api mutual tls": mtls,
+    }
+
+
 def _count(policies: PolicySet) -> int:
     return len(policies.documents)
 
@@ -122,8 +159,9 @@ def run(loaded: Loaded, out: TextIO = sys.stdout) -> int:
     rows = {"config file": source, "state directory": str(config.state_dir)}
     rows |= _stores(config)
     rows |= found
-    width = max(len(k) for k in rows)
-    for key, value in rows.items():
-        print(f"{key + ':':{width + 1}} {value}", file=out)
+    for block in (rows, exposure(config)):
+        width = max(len(k) for k in block)
+        for key, value in block.items():
+            print(f"{key + ':':{width + 1}} {value}", file=out)
     print("config ok", file=out)
     return 0

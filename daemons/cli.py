@@ -21,7 +21,7 @@ from daemons.acs import admin as acs_admin
 from daemons.api import admin as api_admin
 from daemons.api import client as api_client
 from daemons.core import logging as netd_logging
-from daemons.core import output
+from daemons.core import output, rotate
 from daemons.core.config import ConfigError, Loaded, load
 from daemons.core.lifecycle import (
     Daemon,
@@ -138,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     devices_admin.add_parsers(sub)
     files.add_parsers(sub)
     backup.add_parsers(sub)
+    rotate.add_parsers(sub)
     output.add_flag(parser)
     for leaf in _leaves(parser):
         if leaf.prog.split()[1:2] and leaf.prog.split()[1] in ADMIN:
@@ -241,6 +242,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return uvloop.run(_migrate(loaded, args.status))
     if args.command in ("backup", "restore"):
         return uvloop.run(backup.run(loaded, args))
+    if args.command == "secrets":
+        return uvloop.run(rotate.run(loaded, args))
     if args.command == "radius-worker":
         from daemons.radius.service import RadiusWorker, die_with_parent  # noqa: PLC0415
 

@@ -46,6 +46,9 @@ def netd_env(overrides: Mapping[str, str]) -> dict[str, str]:
     # The gRPC API's default port (9190) is the same for every `netd api`: off unless a test
     # picks a free port for it (tests/nbi), so that processes started side by side agree.
     env["NETD_API_GRPC_PORT"] = "0"
+    # Every simulated CPE listens on loopback, where connection requests never go by default
+    # (acs.guard); tests/security/test_connreq_targets.py turns this off to show that.
+    env["NETD_ACS_CONNECTION_REQUEST_ALLOW_LOOPBACK"] = "true"
     env.update(overrides)
     return env
 

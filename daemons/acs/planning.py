@@ -15,6 +15,7 @@ from daemons.acs import engine as eng
 from daemons.core.config import AcsConfig
 from daemons.core.http import hostport as _hostport
 from daemons.core.ratelog import RateLimitedLog
+from daemons.core.secrets import Sealer
 from daemons.store import acs as store
 
 
@@ -26,7 +27,9 @@ class Planner:
         file_store: files.FileStore,
         credentials: tuple[str, str],
         ratelog: RateLimitedLog,
+        sealer: Sealer,
     ) -> None:
+        self.sealer = sealer
         self.pool = pool
         self.cfg = cfg
         self.files = file_store
@@ -42,8 +45,8 @@ class Planner:
     async def prepare(self, task: eng.Task, device_id: str) -> eng.Task:
         """A Download by file name gets its URL, FileType and size from the file store. A
         transfer from our file store (by name, or a URL under ``files_base``) carries the
-        CWMP credentials when acs.auth asks for them, added here in memory: the password
-        is never written into the task row."""
+        device's own CWMP credentials, else the global ones when acs.auth asks for them,
+        added here in memory: the password is never written into the task row."""
         if task.kind == "runPreset":
             return await self._preset_task(task, device_id)
         if task.kind not in ("download", "upload"):
@@ -58,9 +61,14 @@ class Planner:
             args.update(url=self.files_base() + name, file_size=info.size)
             args.setdefault("file_type", info.file_type)
         ours = str(args.get("url") or "").startswith(self.files_base())
-        if (ours or args.get("acs_credentials")) and self.cfg.auth != "none":
-            args.setdefault("username", self.credentials[0])
-            args.setdefault("password", self.credentials[1])
+        if ours or args.get("acs_credentials"):
+            # the device's own credentials when it has them (the file store honours them
+            # as CWMP does), else the global ones under acs.auth
+            own = await store.get_credentials(self.pool, self.sealer, device_id)
+            creds = own if own is not None else self.credentials
+            if own is not None or self.cfg.auth != "none":
+                args.setdefault("username", creds[0])
+                args.setdefault("password", creds[1])
         return eng.Task(task.id, task.kind, args, task.attempts)
 
     async def _preset_task(self, task: eng.Task, device_id: str) -> eng.Task:

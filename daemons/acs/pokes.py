@@ -76,6 +76,14 @@ class Dispatcher:
             ["outcome"],
             registry=ctx.registry,
         )
+        refusals = Counter(
+            "netd_acs_connection_requests_refused_total",
+            "connection requests not sent: the target (loopback, link-local, internal, "
+            "outside the CPE networks, not the Inform address, not an address) or Basic only",
+            ["reason"],
+            registry=ctx.registry,
+        )
+        self.refused: acs_tasks.Refused = lambda reason: refusals.labels(reason).inc()
 
     async def start(self) -> None:
         self._task = asyncio.get_running_loop().create_task(self._run())
@@ -108,7 +116,9 @@ class Dispatcher:
     async def _poke_one(self, device_id: str) -> None:
         device = await store.get_device(self.ctx.pool, device_id)
         if device is not None:
-            outcome = await acs_tasks.poke_device(self.ctx.pool, self.cfg, device, self._send())
+            outcome = await acs_tasks.poke_device(
+                self.ctx.pool, self.cfg, device, self._send(), self.refused
+            )
             self.sent.labels(outcome).inc()
 
     async def _run(self) -> None:
@@ -135,7 +145,9 @@ class Dispatcher:
 
     async def _poke(self, device: dict[str, Any]) -> None:
         try:
-            outcome = await acs_tasks.poke_device(self.ctx.pool, self.cfg, device, self._send())
+            outcome = await acs_tasks.poke_device(
+                self.ctx.pool, self.cfg, device, self._send(), self.refused
+            )
             self.sent.labels(outcome).inc()
             await cpe_bulk.record_pokes(self.ctx.pool, [(t, outcome) for t in device["tasks"]])
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:

@@ -10,15 +10,11 @@ records what the engine reports in PostgreSQL before it answers.
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import gzip
-import hashlib
-import hmac
 import ipaddress
 import logging
 import math
-import re
 import secrets
 import time
 import zlib
@@ -29,8 +25,10 @@ from typing import Any, ClassVar
 import asyncpg
 from prometheus_client import Counter, Gauge, Histogram
 
-from daemons.acs import cwmp, files, planning, pokes, presets
+from daemons.acs import cwmp, files, guard, planning, pokes, presets
 from daemons.acs import engine as eng
+from daemons.acs.cpeauth import CpeAuth
+from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
 from daemons.core.lifecycle import Context, Daemon
@@ -46,7 +44,6 @@ COOKIE = "netd_acs"
 #: source addresses tracked by the per-IP rate limit at most (a spoofed-source flood makes
 #: one entry per address: the least recently seen go first)
 RATE_TABLE_MAX = 65_536
-_DIGEST_PARAM = re.compile(r'(\w+)=(?:"([^"]*)"|([^\s,]+))')
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 
@@ -137,12 +134,19 @@ class AcsApp:
         self.by_device: dict[str, _Live] = {}
         self.metrics = _Metrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
-        self._nonce_key = secrets.token_bytes(32)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
         self._global = (self.cfg.username, password)
+        self.auth = CpeAuth(ctx.pool, ctx.sealer, self.cfg.auth, self._global)
         self.files = file_store(ctx.config)
-        self.planner = planning.Planner(ctx.pool, self.cfg, self.files, self._global, self.ratelog)
+        self.limits = guard.Limits(
+            frozenset(self.cfg.auto_register_ouis),
+            frozenset(self.cfg.auto_register_product_classes),
+            guard.parse_networks(self.cfg.auto_register_networks),
+        )
+        self.planner = planning.Planner(
+            ctx.pool, self.cfg, self.files, self._global, self.ratelog, ctx.sealer
+        )
         self.limiter: KeyedBuckets[str] | None = None
         if self.cfg.rate_limit > 0:
             self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
@@ -191,15 +195,20 @@ class AcsApp:
             await send({"type": "http.response.body", "body": b""})
             return
         if scope["method"] in ("GET", "HEAD") and scope["path"].startswith("/files/"):
-            mode = self.cfg.auth
+            try:
+                allowed = await self.auth.file_request(scope)
+            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+                self.ratelog.log(logging.WARNING, "acs-store", "store unavailable", error=repr(exc))
+                allowed = False
+            mode = "basic" if self.cfg.auth == "basic" else "digest"
             await files.serve(
                 self.files,
                 self.ctx.pool,
                 scope,
                 receive,
                 send,
-                lambda sc: mode == "none" or self._authenticated(sc, mode, self._global),
-                lambda: self._challenge(mode),
+                lambda _sc: allowed,
+                lambda: self.auth.challenge(mode),
             )
             return
         try:
@@ -274,53 +283,6 @@ class AcsApp:
         elif encoding not in ("", "identity"):
             raise _Reject(415, f"content-encoding {encoding[:20]}")
         return body
-
-    # --- CPE authentication ---
-
-    async def _credentials(self, device_id: str) -> tuple[str, tuple[str, str]]:
-        """The auth mode and (username, password) for a device: its own credentials (Digest
-        unless acs.auth is basic), else the global ones under acs.auth."""
-        own = await store.get_credentials(self.ctx.pool, self.ctx.sealer, device_id)
-        if own is not None:
-            return ("basic" if self.cfg.auth == "basic" else "digest"), own
-        return self.cfg.auth, self._global
-
-    def _challenge(self, mode: str) -> list[tuple[bytes, bytes]]:
-        if mode == "basic":
-            return [(b"www-authenticate", b'Basic realm="netd-acs"')]
-        stamp = str(int(time.time()))
-        mac = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        nonce = f"{stamp}.{mac}"
-        value = f'Digest realm="netd-acs", qop="auth", nonce="{nonce}", algorithm=MD5'
-        return [(b"www-authenticate", value.encode())]
-
-    def _authenticated(self, scope: dict[str, Any], mode: str, creds: tuple[str, str]) -> bool:
-        username, password = creds
-        header = files.header(scope, b"authorization")
-        scheme, _, rest = header.partition(" ")
-        if scheme.lower() == "basic":  # preemptive Basic, accepted when the mode is Basic
-            basic = base64.b64encode(f"{username}:{password}".encode()).decode()
-            return mode == "basic" and hmac.compare_digest(rest.strip(), basic)
-        if scheme.lower() != "digest" or mode != "digest":
-            return False
-        p = {m[0]: m[1] or m[2] for m in _DIGEST_PARAM.findall(rest)}
-        nonce = p.get("nonce", "")
-        stamp, _, mac = nonce.partition(".")
-        good = hmac.new(self._nonce_key, stamp.encode(), hashlib.sha256).hexdigest()[:32]
-        if not stamp.isdigit() or not hmac.compare_digest(mac, good):
-            return False
-        if time.time() - int(stamp) > 300 or p.get("username") != username:
-            return False
-        ha1 = hashlib.md5(  # noqa: S324 - RFC 2617 Digest is MD5 by definition
-            f"{username}:netd-acs:{password}".encode()
-        ).hexdigest()
-        ha2 = hashlib.md5(f"{scope['method']}:{p.get('uri', '')}".encode()).hexdigest()  # noqa: S324
-        if p.get("qop"):
-            raw = f"{ha1}:{nonce}:{p.get('nc', '')}:{p.get('cnonce', '')}:{p['qop']}:{ha2}"
-        else:
-            raw = f"{ha1}:{nonce}:{ha2}"
-        expected = hashlib.md5(raw.encode()).hexdigest()  # noqa: S324
-        return hmac.compare_digest(expected, p.get("response", ""))
 
     # --- sessions ---
 
@@ -405,9 +367,9 @@ class AcsApp:
             earlier = self.by_device.get(env.args["device"].key)
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
-            mode, creds = await self._credentials(env.args["device"].key)
-            if mode != "none" and not self._authenticated(scope, mode, creds):
-                raise _Reject(401, "auth: credentials missing or wrong", self._challenge(mode))
+            mode, creds = await self.auth.credentials(env.args["device"].key)
+            if mode != "none" and not self.auth.verify(scope, mode, creds):
+                raise _Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
             return await self._inform(scope, env)
         if live is None:
             raise _Reject(400, "no session: a session starts with an Inform")
@@ -436,6 +398,8 @@ class AcsApp:
         session = eng.Session(self.engine_cfg, env)
         client = scope.get("client")
         ip = str(client[0]) if client else None
+        dev = session.device
+        refused = guard.may_register(self.limits, dev.oui, dev.product_class, ip)
         known = await store.register_device(
             self.ctx.pool,
             session.device,
@@ -444,10 +408,11 @@ class AcsApp:
             ip=ip,
             events=session.events,
             params=session.inform_params,
-            auto_register=self.cfg.auto_register,
+            auto_register=self.cfg.auto_register and refused is None,
         )
         if known is None:
-            raise _Reject(403, "unknown device: acs.auto_register is off")
+            why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
+            raise _Reject(403, f"unknown device: {why}")
         was_known, discovered, listed = known
         if not was_known:
             with contextlib.suppress(Exception):
@@ -604,6 +569,10 @@ class AcsService(Daemon):
         self._stun_transport: asyncio.DatagramTransport | None = None
         self.dispatcher: pokes.Dispatcher | None = None
 
+    def reload_tls(self) -> dict[str, bool]:
+        ok = self.server.reload_tls("acs")
+        return {} if ok is None else {"acs": ok}
+
     def check_policies(self, policies: PolicySet) -> None:
         self._pending = presets.load_presets(policies)
 
@@ -616,8 +585,21 @@ class AcsService(Daemon):
     async def start(self) -> None:
         with contextlib.suppress(OSError):
             await self.app.files.sweep(self.ctx.pool)  # temp and orphan files of a crash
-        if self.ctx.config.acs.auth == "none":
-            log.warning('CPE authentication is off (acs.auth = "none")')
+        acs = self.ctx.config.acs
+        if acs.auth == "none" and not is_loopback(acs.host):  # config allowed it: allow_insecure
+            log.warning(
+                'INSECURE: CPE authentication is off (acs.auth = "none") on a non-loopback '
+                "address because acs.allow_insecure = true: anyone reaching %s may register "
+                "devices and download files",
+                _hostport(acs.host, acs.port),
+            )
+        elif acs.auth == "none":
+            log.warning('CPE authentication is off (acs.auth = "none"), loopback only')
+        if acs.connection_request_allow_loopback:
+            log.warning(
+                "connection requests may go to loopback URLs "
+                "(acs.connection_request_allow_loopback = true: labs and tests only)"
+            )
         await self.server.start()
         cfg = self.ctx.config.acs
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ a check of where requests may go belongs there.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import secrets
 import time
@@ -17,12 +18,13 @@ from urllib.parse import urlsplit
 
 import asyncpg
 
-from daemons.acs import stun
+from daemons.acs import guard, stun
 from daemons.acs.connreq import connection_request
 from daemons.acs.engine import TASK_KINDS
 from daemons.core.config import AcsConfig
 from daemons.store import acs as store
 from daemons.store import cpe_bulk
+from daemons.store.events import append_event
 
 
 class TaskError(ValueError):
@@ -73,6 +75,7 @@ async def queue(
     actor: str,
     expires_in: float | None = None,
     poke: bool = True,
+    refused: Refused | None = None,
 ) -> tuple[int, str]:
     """Queue a task; then, if the device gave a ConnectionRequestURL, ask it to call in.
     Returns the task id and the connection request's outcome (``not-sent`` without one)."""
@@ -84,12 +87,14 @@ async def queue(
     task_id = await store.queue_task(pool, device_id, kind, args, actor, expires)
     outcome = "not-sent"
     if poke and (device["connection_request_url"] or udp_address(device)):
-        outcome = await poke_device(pool, cfg, device)
+        outcome = await poke_device(pool, cfg, device, refused=refused)
     return task_id, outcome
 
 
 #: sends one datagram from the ACS's STUN socket: (host, port, data)
 UdpSend = Callable[[str, int, bytes], None]
+#: counts a refused connection request by reason (the caller's metric)
+Refused = Callable[[str], None]
 POKE_CHANNEL = "netd_acs_poke"  # NOTIFY: a device id whose UDP request the ACS sends
 
 
@@ -138,15 +143,61 @@ async def cancel(pool: asyncpg.Pool, task_id: int) -> tuple[dict[str, Any], str]
     return was, cancel_note(was)
 
 
+def reach(cfg: AcsConfig) -> guard.Reach:
+    """Where this config lets connection requests go."""
+    return guard.Reach(
+        guard.parse_networks(cfg.connection_request_networks),
+        guard.parse_networks(cfg.connection_request_internal),
+        cfg.connection_request_allow_loopback,
+    )
+
+
+async def _refuse(
+    pool: asyncpg.Pool,
+    device: dict[str, Any],
+    why: str,
+    target: str,
+    refused: Refused | None,
+) -> str:
+    """Record a refused connection request (an event, the caller's metric); its outcome."""
+    word = why.split(":", 1)[0]
+    if refused is not None:
+        refused(word)
+    # the outcome still says so when the store is down (reported elsewhere)
+    with contextlib.suppress(OSError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        await append_event(
+            pool,
+            "acs",
+            "cpe.connection_request_refused",
+            subject=str(device["id"]),
+            data={"target": target[:512], "reason": why, "inform_ip": device.get("ip")},
+            severity="warning",
+        )
+    return f"refused-{word}"
+
+
 async def poke_device(
-    pool: asyncpg.Pool, cfg: AcsConfig, device: dict[str, Any], udp: UdpSend | None = None
+    pool: asyncpg.Pool,
+    cfg: AcsConfig,
+    device: dict[str, Any],
+    udp: UdpSend | None = None,
+    refused: Refused | None = None,
 ) -> str:
     """Ask the CPE to call in now. A CPE with STUN on and a UDPConnectionRequestAddress
     gets the signed UDP request (``udp-sent`` from the ACS's STUN socket; ``udp-queued``
     when another process, the API or CLI, hands it to the ACS by NOTIFY); HTTP is tried
     when there is no UDP binding, or when the ConnectionRequestURL is on the address the
     CPE calls from (reachable), and its outcome wins when ``ok``: ``ok``,
-    ``unauthorized``, ``unreachable``, ``no-url``, ``http-<status>``."""
+    ``unauthorized``, ``unreachable``, ``no-url``, ``http-<status>``.
+
+    Every target is checked first (``guard``: an IP address in the CPE networks, by
+    default the address of the CPE's last Inform; never loopback, link-local or the
+    operator's internal networks): a refused one is not contacted, it is an event
+    ``cpe.connection_request_refused`` and ``refused(reason)``, and the outcome is
+    ``refused-<reason>``."""
+    where = reach(cfg)
+    inform_ip = device.get("ip")
+    inform = str(inform_ip) if inform_ip else None
     username = cfg.connection_request_username
     if not username:
         found = await store.device_params(
@@ -160,6 +211,11 @@ async def poke_device(
     )
     outcome = ""
     address = udp_address(device)
+    if address is not None:
+        why = guard.target_refused(where, address[0], inform)
+        if why is not None:
+            outcome = await _refuse(pool, device, why, f"udp:{address[0]}:{address[1]}", refused)
+            address = None
     if address is not None and udp is not None:
         host, port = address
         message = stun.udp_connection_request(
@@ -178,9 +234,21 @@ async def poke_device(
         await pool.execute("SELECT pg_notify($1, $2)", POKE_CHANNEL, str(device["id"]))
         outcome = "udp-queued"
     url = str(device["connection_request_url"] or "")
-    if not outcome or (url and _reachable(url, device.get("ip"))):
-        http = await connection_request(url, username, password, cfg.connection_request_timeout)
-        return http if http == "ok" or not outcome else outcome
+    sent = outcome in ("udp-sent", "udp-queued")
+    if not sent or (url and _reachable(url, inform)):
+        if not url.startswith(("http://", "https://")):
+            return outcome or "no-url"
+        why = guard.url_refused(where, url, inform)
+        if why is not None:
+            refusal = await _refuse(pool, device, why, url, refused)
+            return outcome if sent else refusal
+        http = await connection_request(
+            url, username, password, cfg.connection_request_timeout, cfg.connection_request_basic
+        )
+        if http == "refused-basic":
+            why = "basic: the CPE offers only Basic and acs.connection_request_basic is off"
+            http = await _refuse(pool, device, why, url, refused)
+        return http if http == "ok" or not sent else outcome
     return outcome
 
 

@@ -13,11 +13,14 @@ role), so no page of another site can make a signed-in browser change anything.
 
 from __future__ import annotations
 
+import ipaddress
 import time
+import zlib
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from datetime import UTC, datetime
+from typing import Annotated, Any
 
 import asyncpg
 from fastapi import Request, Security
@@ -57,11 +60,35 @@ return 0
 """
 
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
 @dataclass(frozen=True, slots=True)
 class Principal:
     token_id: int
     name: str
     role: str
+    expires_at: float | None = None  # epoch seconds; None: never
+    networks: tuple[Network, ...] = ()  # the sources it may be used from; empty: any
+
+    def refusal(self, now: float, client: str | None) -> tuple[str, str] | None:
+        """Why this token may not be used now from ``client``: (reason, message) with
+        reason ``expired`` or ``network``; None when it may."""
+        if self.expires_at is not None and now >= self.expires_at:
+            when = datetime.fromtimestamp(self.expires_at, UTC).isoformat(timespec="seconds")
+            return "expired", f"the token {self.name} expired at {when}"
+        if self.networks:
+            try:
+                address = ipaddress.ip_address(client or "")
+            except ValueError:
+                address = None
+            if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+                address = address.ipv4_mapped
+            if address is None or not any(
+                address.version == n.version and address in n for n in self.networks
+            ):
+                return "network", f"the token {self.name} may not be used from {client or '?'}"
+        return None
 
     @property
     def actor(self) -> str:
@@ -69,6 +96,15 @@ class Principal:
 
     def may(self, role: str) -> bool:
         return RANK[self.role] >= RANK[role]
+
+
+class TokenRefused(ApiError):
+    """A known token used past its expiry or from outside its networks (401)."""
+
+    def __init__(self, principal: Principal, reason: str, message: str) -> None:
+        super().__init__(401, message, headers={"WWW-Authenticate": 'Bearer error="invalid_token"'})
+        self.principal = principal
+        self.reason = reason
 
 
 class Authenticator:
@@ -89,6 +125,31 @@ class Authenticator:
         self._gcra = cache.client.register_script(_GCRA)
         self._used: set[int] = set()
         self._last_touch = time.monotonic()
+        # mutual TLS: the HTTP listener's verified client certificates by (ip, port), and
+        # certificate subject CN -> role (api.client_cert_roles)
+        self.peer_certs: dict[tuple[str, int], dict[str, Any]] = {}
+        self.cert_roles: dict[str, str] = {}
+
+    def certificate_principal(self, cn: str) -> Principal:
+        """The principal of a verified client certificate with subject ``cn``. Raises
+        ApiError 401 when the CN is mapped to no role."""
+        role = self.cert_roles.get(cn)
+        if role is None:
+            raise ApiError(
+                401,
+                f"the client certificate (CN={cn}) is not mapped to a role "
+                "(api.client_cert_roles), and no bearer token was given",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        # a negative id of its own: its own rate-limit bucket, never a token row
+        return Principal(-(zlib.crc32(cn.encode()) + 1), f"cert:{cn}", role)
+
+    def http_certificate(self, request: Request) -> str | None:
+        """The subject CN of the HTTP client's verified certificate, if it gave one."""
+        if not self.peer_certs or request.client is None:
+            return None
+        cert = self.peer_certs.get((request.client.host, request.client.port))
+        return subject_cn(cert) if cert else None
 
     def forget(self) -> None:
         """Drop cached lookups (after a revoke in this process)."""
@@ -101,7 +162,17 @@ class Authenticator:
         if hit is not None and hit[0] > now:
             return hit[1]
         row = await api_store.lookup_token(self.pool, token)
-        found = Principal(row.id, row.name, row.role) if row else None
+        found = (
+            Principal(
+                row.id,
+                row.name,
+                row.role,
+                row.expires_at.timestamp() if row.expires_at else None,
+                tuple(ipaddress.ip_network(n, strict=False) for n in row.networks),
+            )
+            if row
+            else None
+        )
         self._known[digest] = (now + self.ttl, found)
         self._known.move_to_end(digest)
         while len(self._known) > _CACHE_MAX:
@@ -116,8 +187,10 @@ class Authenticator:
         )
         return int(wait_ms) / 1000.0
 
-    async def authenticate(self, token: str | None) -> Principal:
-        """The principal of a bearer token. Raises ApiError 401 (none, unknown, revoked)."""
+    async def authenticate(self, token: str | None, client: str | None = None) -> Principal:
+        """The principal of a bearer token used from ``client`` (an address). Raises
+        ApiError 401 (none, unknown, revoked), TokenRefused 401 (expired, or from outside
+        the token's networks)."""
         if token is None:
             raise ApiError(
                 401,
@@ -131,6 +204,9 @@ class Authenticator:
                 "the token is unknown or revoked",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
+        refused = found.refusal(time.time(), client)
+        if refused is not None:
+            raise TokenRefused(found, *refused)
         return found
 
     async def authorize(self, principal: Principal, role: str) -> None:
@@ -149,12 +225,23 @@ class Authenticator:
 
     async def note_use(self, principal: Principal) -> None:
         """Record last_used_at, at most once a minute for all tokens together."""
+        if principal.token_id <= 0:
+            return  # a client certificate: no token row
         self._used.add(principal.token_id)
         now = time.monotonic()
         if now - self._last_touch >= 60.0:
             used, self._used = list(self._used), set()
             self._last_touch = now
             await api_store.touch_tokens(self.pool, used)
+
+
+def subject_cn(cert: dict[str, Any]) -> str | None:
+    """The subject commonName of a certificate as ``SSLSocket.getpeercert()`` gives it."""
+    for rdn in cert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                return str(value)
+    return None
 
 
 def bearer(header: str) -> str | None:
@@ -171,7 +258,29 @@ async def admit(request: Request, role: str) -> Principal:
     auth: Authenticator = request.app.state.auth
     header = request.headers.get("authorization")
     token = bearer(header) if header is not None else request.cookies.get(COOKIE)
-    found = await auth.authenticate(token)
+    client = request.client.host if request.client else None
+    cn = auth.http_certificate(request) if token is None else None
+    if cn is not None:  # mutual TLS, no token: the certificate's role
+        principal = auth.certificate_principal(cn)
+        request.state.principal = principal
+        await auth.authorize(principal, role)
+        if request.method in MUTATING and (
+            request.headers.get("origin") or request.headers.get("sec-fetch-site")
+        ):
+            raise ApiError(
+                403,
+                "a write authenticated by a client certificate is refused from a browser "
+                "(Origin or Sec-Fetch-Site present): use a bearer token there",
+            )
+        return principal
+    try:
+        found = await auth.authenticate(token, client)
+    except TokenRefused as exc:
+        # audited whatever the method, naming the token and why (a stolen token in use)
+        request.state.principal = exc.principal
+        request.state.audit_refusal = True
+        request.state.audit_details = {"reason": exc.reason, "client": client or ""}
+        raise
     request.state.principal = found  # the audit row names who was refused, too
     await auth.authorize(found, role)
     if header is None and request.method in MUTATING:

@@ -266,7 +266,9 @@ def _session(api: Api, args: argparse.Namespace) -> int:
 
 def _tok(api: Api, args: argparse.Namespace) -> int:
     if args.action == "create":
-        body = m.TokenCreate(name=args.name, role=args.role)
+        body = m.TokenCreate(
+            name=args.name, role=args.role, expires_in=args.expires_in, networks=args.network
+        )
         made = api.call("POST", "/tokens", json=body.model_dump())
         print(made["token"])
         print(
@@ -277,6 +279,14 @@ def _tok(api: Api, args: argparse.Namespace) -> int:
     elif args.action == "list":
         found = api.pages("/tokens", {"revoked": "true" if args.revoked else None})
         output.rows(args, found, "no tokens")
+    elif args.action == "rotate":
+        made = api.call("POST", f"/tokens/{_q(args.name)}/rotate")
+        print(made["token"])
+        print(
+            f"rotated token {made['name']} (id {made['id']}); the old secret no longer works, "
+            "the new one above is shown only now",
+            file=sys.stderr,
+        )
     else:
         api.call("DELETE", f"/tokens/{_q(args.name)}")
         print(f"revoked token {args.name}")

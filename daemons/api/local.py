@@ -12,7 +12,7 @@ from __future__ import annotations
 import getpass
 import secrets
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -44,6 +44,7 @@ class LocalState:
     _sealer: Sealer | None = field(default=None, repr=False)
     _dictionary: Dictionary | None = field(default=None, repr=False)
     _policies: PolicySet | None = field(default=None, repr=False)
+    connreq_refused: Callable[[str], None] | None = None  # a command has no metrics
 
     @property
     def sealer(self) -> Sealer:

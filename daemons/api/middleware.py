@@ -79,7 +79,7 @@ class ApiMiddleware:
                 headers = list(message.get("headers", []))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
-                if audited:
+                if audited or state.get("audit_refusal"):
                     await self._audit(scope, int(message["status"]))
                 route = scope.get("route")
                 operation = getattr(route, "name", None) or "unrouted"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
@@ -452,13 +452,38 @@ class Token(BaseModel):
     role: Role
     created_at: datetime
     created_by: str
-    last_used_at: datetime | None
+    last_used_at: datetime | None = Field(description="recorded at most once a minute")
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    networks: list[str] = Field(default_factory=list, description="sources allowed; empty: any")
+    rotated_at: datetime | None = None
+
+
+TOKEN_LIFETIME = (1, 10 * 366 * 86400)  # seconds: a second to ten years
+TOKEN_NETWORKS_MAX = 64
 
 
 class TokenCreate(_Body):
     name: Annotated[str, v.str_schema(v.TOKEN_NAME), v.rule(v.token_name)]
     role: Role
+    expires_in: int | None = Field(
+        default=None,
+        ge=TOKEN_LIFETIME[0],
+        le=TOKEN_LIFETIME[1],
+        description="seconds until the token stops working; unset: never",
+    )
+    networks: Annotated[list[str], v.rule(v.networks)] = Field(
+        default_factory=list,
+        max_length=TOKEN_NETWORKS_MAX,
+        description="source addresses or CIDR prefixes it may be used from; empty: any",
+    )
+
+
+def token_expiry(body: TokenCreate) -> datetime | None:
+    """When a token made from ``body`` stops working."""
+    if body.expires_in is None:
+        return None
+    return datetime.now(UTC) + timedelta(seconds=body.expires_in)
 
 
 class TokenCreated(Token):

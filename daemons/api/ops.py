@@ -59,6 +59,8 @@ class Stores(Protocol):
     @property
     def policies(self) -> PolicySet: ...
     async def policy(self) -> Policy: ...
+    @property
+    def connreq_refused(self) -> Callable[[str], None] | None: ...
 
 
 def valid(check: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -477,7 +479,15 @@ async def queue_cpe_task(
     connection request's outcome). ApiError 404 for an unknown CPE, 422 for a bad task."""
     try:
         task_id, outcome = await acs_tasks.queue(
-            st.pool, st.config.acs, device_id, kind, args, actor, expires_in, poke=poke
+            st.pool,
+            st.config.acs,
+            device_id,
+            kind,
+            args,
+            actor,
+            expires_in,
+            poke=poke,
+            refused=st.connreq_refused,
         )
     except acs_tasks.TaskError as exc:
         status = 404 if str(exc).startswith("no device") else 422

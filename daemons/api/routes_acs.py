@@ -208,7 +208,9 @@ async def poke(device_id: str, request: Request, st: State, _: Operator) -> Conn
     """Ask the CPE to open a session now (TR-069 §3.2.2)."""
     audit(request, device_id)
     device = await _device(st, device_id)
-    outcome = await acs_tasks.poke_device(st.pool, st.config.acs, device)
+    outcome = await acs_tasks.poke_device(
+        st.pool, st.config.acs, device, refused=st.connreq_refused
+    )
     audit(request, device_id, outcome=outcome)
     return ConnectionRequestResult(device_id=device_id, outcome=outcome)
 

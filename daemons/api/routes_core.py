@@ -177,6 +177,9 @@ def _token(t: api_store.Token) -> m.Token:
         created_by=t.created_by,
         last_used_at=t.last_used_at,
         revoked_at=t.revoked_at,
+        expires_at=t.expires_at,
+        networks=list(t.networks),
+        rotated_at=t.rotated_at,
     )
 
 
@@ -200,11 +203,27 @@ async def create_token(
     request: Request, st: State, who: Admin, body: m.TokenCreate
 ) -> m.TokenCreated:
     """A new token. Its secret is in this answer only."""
-    audit(request, body.name, role=body.role)
+    audit(request, body.name, role=body.role, expires_in=body.expires_in, networks=body.networks)
     try:
-        row, secret = await api_store.create_token(st.pool, body.name, body.role, who.actor)
+        row, secret = await api_store.create_token(
+            st.pool, body.name, body.role, who.actor, m.token_expiry(body), body.networks
+        )
     except asyncpg.UniqueViolationError:
         raise ApiError(409, f"a token named {body.name} exists") from None
+    return m.TokenCreated(**_token(row).model_dump(), token=secret)
+
+
+@router.post("/tokens/{name}/rotate", name="tokens.rotate", tags=["tokens"], status_code=201)
+async def rotate_token(name: str, request: Request, st: State, _: Admin) -> m.TokenCreated:
+    """A new secret for a live token (by name or id): same role, expiry and networks. The
+    old secret stops at once on this API process and within api.token_cache_ttl seconds
+    on the others. The new secret is in this answer only."""
+    audit(request, name)
+    rotated = await api_store.rotate_token(st.pool, name)
+    if rotated is None:
+        raise ApiError(404, f"no live token {name}")
+    st.auth.forget()
+    row, secret = rotated
     return m.TokenCreated(**_token(row).model_dump(), token=secret)
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 from fastapi import FastAPI
-from prometheus_client import Gauge
+from prometheus_client import Counter, Gauge
 from redis.exceptions import RedisError
 
 from daemons import __version__, console
@@ -27,6 +27,7 @@ from daemons.api import (
     routes_snmp,
     routes_voltha,
 )
+from daemons.api.auditexport import AuditKeeper
 from daemons.api.auth import Authenticator
 from daemons.api.middleware import ApiMiddleware
 from daemons.api.state import ApiState
@@ -81,6 +82,13 @@ def build_app(ctx: Context) -> FastAPI:
         auth,
         files=file_store(ctx.config),
     )
+    refusals = Counter(
+        "netd_api_connection_requests_refused_total",
+        "connection requests (API, gRPC) not sent: the target's check refused it, by reason",
+        ["reason"],
+        registry=ctx.registry,
+    )
+    app.state.api.connreq_refused = lambda reason: refusals.labels(reason).inc()
     errors.install(app)
     # Probes and Prometheus, not API clients: kept out of the API's OpenAPI document, whose
     # every operation answers with the error envelope (the status listeners serve no schema).
@@ -119,8 +127,18 @@ class ApiService(Daemon):
         self.app = build_app(ctx)
         tls = (cfg.tls_cert, cfg.tls_key) if cfg.tls_cert and cfg.tls_key else None
         self.server = HttpServer(
-            self.app, cfg.host, cfg.port, ctx.config.lifecycle.drain_timeout, tls=tls
+            self.app,
+            cfg.host,
+            cfg.port,
+            ctx.config.lifecycle.drain_timeout,
+            tls=tls,
+            client_ca=cfg.tls_client_ca,
+            client_required=cfg.tls_client_required,
         )
+        auth: Authenticator = self.app.state.auth
+        auth.peer_certs = self.server.peers  # mutual TLS: certificates mapped to roles
+        auth.cert_roles = dict(cfg.client_cert_roles)
+        self.audit = AuditKeeper(ctx.pool, cfg)  # retention and export of the audit log
         # The northbound gRPC API: the same state, tokens and operations as the HTTP API.
         self.grpc = (
             GrpcServer(
@@ -130,10 +148,21 @@ class ApiService(Daemon):
                 cfg.grpc_port,
                 ctx.config.lifecycle.drain_timeout,
                 tls=tls,
+                client_ca=cfg.tls_client_ca if cfg.tls_client_required else None,
             )
             if cfg.grpc_port
             else None
         )
+
+    def reload_tls(self) -> dict[str, bool]:
+        out: dict[str, bool] = {}
+        http = self.server.reload_tls("api")
+        if http is not None:
+            out["api"] = http
+        grpc_ok = self.grpc.reload_tls() if self.grpc is not None else None
+        if grpc_ok is not None:
+            out["grpc"] = grpc_ok
+        return out
 
     def check_policies(self, policies: PolicySet) -> None:
         state: ApiState = self.app.state.api
@@ -150,6 +179,7 @@ class ApiService(Daemon):
             except BaseException:
                 await self.server.stop()
                 raise
+        self.audit.start()
 
     def endpoints(self) -> dict[str, str]:
         scheme = "https" if self.ctx.config.api.tls_cert else "http"
@@ -164,6 +194,7 @@ class ApiService(Daemon):
         }
 
     async def drain(self) -> None:
+        await self.audit.stop()
         if self.grpc is not None:
             await self.grpc.stop()
         await self.server.stop()

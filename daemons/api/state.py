@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Annotated
 
@@ -32,6 +33,8 @@ class ApiState:
     auth: Authenticator
     extra: dict[str, object] = field(default_factory=dict)
     files: FileStore | None = None
+    # counts a connection request refused by its target's check (acs.tasks.poke_device)
+    connreq_refused: Callable[[str], None] | None = None
 
     async def policy(self) -> Policy:
         """The RADIUS policy as the radius daemons see it: files plus API-managed plans."""

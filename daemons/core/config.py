@@ -36,6 +36,7 @@ from pydantic import (
 from pydantic.config import JsonDict
 
 from daemons import resources
+from daemons.core import validate
 
 ENV_PREFIX = "NETD_"
 ENV_CONFIG = "NETD_CONFIG"
@@ -150,12 +151,50 @@ class ApiConfig(_Section):
     coa_timeout: Seconds = 1.0
     coa_retries: int = Field(default=3, ge=1, le=10)
     grpc_port: StatusPort = 9190  # the northbound gRPC API on api.host; 0 turns it off
+    # Mutual TLS (HTTP and gRPC): client certificates signed by these CAs (PEM) are asked
+    # for and verified; one whose subject CN is in client_cert_roles is admitted with that
+    # role, without a token. tls_client_required refuses a handshake without one.
+    tls_client_ca: Path | None = None
+    tls_client_required: bool = False
+    client_cert_roles: dict[
+        Annotated[str, Field(pattern=r"^[A-Za-z0-9_.@ -]{1,64}$")],
+        Literal["viewer", "operator", "admin"],
+    ] = Field(default_factory=dict)
+    # The audit log: rows older than this many days are deleted (hourly); 0 keeps them all.
+    audit_retention_days: int = Field(default=0, ge=0, le=36500)
+    # Every audit row (API, gRPC, CLI) also as one JSON line, in id order, to a file a SIEM
+    # follows ("file": audit_export_path, appended, reopened when rotated) or to syslog
+    # ("syslog": RFC 5424 over audit_syslog_address, "/dev/log" or host:port UDP).
+    audit_export: Literal["", "file", "syslog"] = ""
+    audit_export_path: Path | None = None
+    audit_syslog_address: str = "/dev/log"
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ApiConfig:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ValueError("give both tls_cert and tls_key, or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ValueError("tls_client_ca (mutual TLS) needs tls_cert and tls_key")
+        if self.tls_client_required and self.tls_client_ca is None:
+            raise ValueError("tls_client_required needs tls_client_ca")
+        if self.client_cert_roles and self.tls_client_ca is None:
+            raise ValueError("client_cert_roles needs tls_client_ca")
+        if self.audit_export == "file" and self.audit_export_path is None:
+            raise ValueError('audit_export = "file" needs audit_export_path')
+        if self.audit_export == "syslog" and not (
+            self.audit_syslog_address.startswith("/") or _host_port(self.audit_syslog_address)
+        ):
+            raise ValueError('audit_syslog_address is a socket path ("/dev/log") or host:port')
         return self
+
+
+def _host_port(value: str) -> tuple[str, int] | None:
+    """``host:port`` or ``[v6]:port`` split, or None."""
+    host, _, port = value.rpartition(":")
+    host = host.strip("[]")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
 
 
 class _DaemonConfig(_Section):
@@ -204,7 +243,15 @@ class AcsConfig(_DaemonConfig):
     auth: Literal["none", "basic", "digest"] = "none"
     username: str = ""
     password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
+    # auth = "none" is accepted only on a loopback acs.host, unless this is set (a lab, or
+    # CPEs reaching the ACS only through a trusted network the operator vouches for).
+    allow_insecure: bool = False
     auto_register: bool = True
+    # Auto-registration limits: an unknown CPE registers only when it matches every list
+    # given (its OUI, its ProductClass, the address its Inform comes from). Empty: any.
+    auto_register_ouis: list[str] = Field(default_factory=list)
+    auto_register_product_classes: list[str] = Field(default_factory=list)
+    auto_register_networks: list[str] = Field(default_factory=list)
     end_with_200: bool = False
     batch: int = Field(default=100, ge=1, le=5000)
     task_max_attempts: int = Field(default=5, ge=1, le=100)
@@ -221,6 +268,16 @@ class AcsConfig(_DaemonConfig):
     connection_request_username: str = ""
     connection_request_password: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
     connection_request_timeout: Seconds = 3.0
+    # Where connection requests may go: a ConnectionRequestURL (and a UDP binding) is used
+    # only when its host is an IP address in these CPE networks; empty: only the address
+    # the CPE's last Inform came from. Never loopback, link-local, multicast, unspecified,
+    # nor connection_request_internal (the operator's own networks: API, management).
+    connection_request_networks: list[str] = Field(default_factory=list)
+    connection_request_internal: list[str] = Field(default_factory=list)
+    # Digest is always preferred; Basic (the password in clear) only when this is set.
+    connection_request_basic: bool = False
+    # Labs and tests only: CPE simulators on this host (loopback URLs) may be poked.
+    connection_request_allow_loopback: bool = False
     public_url: str = ""
     files_dir: Path | None = None
     max_file_size: int = Field(default=1024**3, ge=1024, le=64 * 1024**3)
@@ -231,7 +288,41 @@ class AcsConfig(_DaemonConfig):
             raise ValueError("give both tls_cert and tls_key, or neither")
         if self.auth != "none" and (not self.username or self.password is None):
             raise ValueError(f"auth = {self.auth!r} needs username and password")
+        if self.auth == "none" and not self.allow_insecure and not is_loopback(self.host):
+            raise ValueError(
+                f'acs.auth = "none" with acs.host = "{self.host}" (not loopback): anyone '
+                "reaching it could register devices and download every file; set acs.auth "
+                '= "digest" with username and password, bind acs.host to 127.0.0.1, or set '
+                "acs.allow_insecure = true"
+            )
         return self
+
+    @field_validator(
+        "auto_register_networks", "connection_request_networks", "connection_request_internal"
+    )
+    @classmethod
+    def _network_list(cls, value: list[str]) -> list[str]:
+        return validate.networks(value)
+
+    @field_validator("auto_register_ouis")
+    @classmethod
+    def _ouis(cls, value: list[str]) -> list[str]:
+        return [validate.oui(v) for v in value]
+
+    @field_validator("auto_register_product_classes")
+    @classmethod
+    def _classes(cls, value: list[str]) -> list[str]:
+        return [validate.text(v, "product class", 64, 1) for v in value]
+
+
+def is_loopback(host: str) -> bool:
+    """``host`` (an acs.host, a listen address) reaches only this machine."""
+    if host.strip().lower() in ("localhost", "localhost."):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 class VolthaStack(_Section):

@@ -17,6 +17,7 @@ from uvicorn.protocols.http.auto import AutoHTTPProtocol
 
 from daemons.core.health import Health
 from daemons.core.portclaim import PortTaken, probe
+from daemons.core.tlsreload import reload_context
 
 log = logging.getLogger("netd.http")
 
@@ -80,8 +81,14 @@ def health_router(
 HEADER_TIMEOUT = 30.0
 
 
+#: a TLS client's verified certificate (``ssl.SSLSocket.getpeercert()``), by (ip, port)
+PeerCerts = dict[tuple[str, int], dict[str, Any]]
+
+
 def bounded_protocol(
-    header_timeout: float, on_timeout: Callable[[], None] | None = None
+    header_timeout: float,
+    on_timeout: Callable[[], None] | None = None,
+    peers: PeerCerts | None = None,
 ) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with a deadline on reading each request's headers.
 
@@ -98,9 +105,18 @@ def bounded_protocol(
         _header_timer: asyncio.TimerHandle | None = None
         _cycle_at_arm: object = None
 
+        _peer_key: tuple[str, int] | None = None
+
         def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
+            if peers is not None:  # mutual TLS: the client's verified certificate
+                tls = transport.get_extra_info("ssl_object")
+                cert = tls.getpeercert() if tls is not None else None
+                name = transport.get_extra_info("peername")
+                if cert and name:
+                    self._peer_key = (str(name[0]), int(name[1]))
+                    peers[self._peer_key] = cert
 
         def data_received(self, data: bytes) -> None:
             cycle = self.cycle
@@ -112,6 +128,8 @@ def bounded_protocol(
 
         def connection_lost(self, exc: Exception | None) -> None:
             self._disarm()
+            if peers is not None and self._peer_key is not None:
+                peers.pop(self._peer_key, None)
             super().connection_lost(exc)
 
         def _arm(self) -> None:
@@ -146,12 +164,23 @@ class HttpServer:
         tls: tuple[Path, Path] | None = None,
         header_timeout: float = HEADER_TIMEOUT,
         on_header_timeout: Callable[[], None] | None = None,
+        client_ca: Path | None = None,
+        client_required: bool = False,
     ) -> None:
+        #: mutual TLS (``client_ca``): the verified client certificate of each connection
+        self.peers: PeerCerts = {}
+        mutual = tls is not None and client_ca is not None
+        peers = self.peers if mutual else None
+        protocol = bounded_protocol(header_timeout, on_header_timeout, peers)
         config = uvicorn.Config(
             app,
             host=host,
             port=port,
-            http=bounded_protocol(header_timeout, on_header_timeout),
+            http=protocol,
+            ssl_ca_certs=str(client_ca) if mutual else None,
+            ssl_cert_reqs=(ssl.CERT_REQUIRED if client_required else ssl.CERT_OPTIONAL)
+            if mutual
+            else ssl.CERT_NONE,
             log_config=None,
             access_log=False,
             lifespan="off",
@@ -168,6 +197,16 @@ class HttpServer:
         self._server.lifespan = config.lifespan_class(config)
         self.host = host
         self.port = port
+        self.tls = tls
+        self._ssl = config.ssl
+
+    def reload_tls(self, listener: str) -> bool | None:
+        """Read the certificate and key again (SIGHUP): new connections get them, open
+        ones keep theirs; a bad pair keeps the one in force and is logged. None without
+        TLS, else whether the new pair is in force."""
+        if self.tls is None or self._ssl is None:
+            return None
+        return reload_context(self._ssl, self.tls[0], self.tls[1], listener)
 
     async def start(self) -> None:
         """Bind and serve. Raises OSError if the address cannot be bound."""

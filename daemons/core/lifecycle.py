@@ -109,6 +109,12 @@ class RunnerMetrics:
         self.policy_reloads = Counter(
             "netd_policy_reloads_total", "policy reloads by result", ["result"], registry=registry
         )
+        self.tls_reloads = Counter(
+            "netd_tls_reloads_total",
+            "TLS certificate reloads (SIGHUP) by listener and result (ok, kept: a bad pair)",
+            ["listener", "result"],
+            registry=registry,
+        )
         self.drain_overruns = Counter(
             "netd_drain_overruns_total",
             "drains cut short by the deadline or a second signal",
@@ -174,6 +180,11 @@ class Daemon:
     def apply_policies(self, policies: PolicySet) -> None:
         """Switch to ``policies`` (already checked)."""
 
+    def reload_tls(self) -> dict[str, bool]:
+        """Read TLS certificates again (SIGHUP): listener name → whether the new pair is
+        in force (False: a bad pair, the old one kept and the reason logged)."""
+        return {}
+
     def counters(self) -> dict[str, float]:
         """Key counters for the heartbeat and the status API."""
         return {}
@@ -193,7 +204,9 @@ def make_sealer(config: Config, create: bool = False) -> Sealer:
             f"no secrets key in state directory {config.state_dir} (secrets.key): "
             "`netd migrate` or a daemon's first start creates it; or give secrets.key"
         )
-    return Sealer(load_or_create_key(key, config.state_dir))
+    if key:
+        return Sealer(load_or_create_key(key, config.state_dir))
+    return Sealer(load_or_create_key(None, config.state_dir), config.state_dir)
 
 
 def _check_state_dir(config: Config) -> None:
@@ -347,6 +360,14 @@ class Runner:
 
     def _on_hup(self) -> None:
         self._spawn(self.reload_policies())
+        for daemon in self.daemons:
+            try:
+                results = daemon.reload_tls()
+            except Exception as exc:  # noqa: BLE001 - a reload never takes the daemon down
+                log.error("TLS reload failed", extra={"fields": {"error": repr(exc)}})
+                continue
+            for listener, ok in results.items():
+                self.metrics.tls_reloads.labels(listener, "ok" if ok else "kept").inc()
 
     def _spawn(self, coro: Any) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro)

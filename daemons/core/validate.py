@@ -207,6 +207,22 @@ def network(value: str, what: str = "network") -> str:
         raise Invalid(f"{what} {show(value)} is not an address or CIDR prefix") from None
 
 
+def networks(values: Iterable[str], what: str = "network") -> list[str]:
+    """A list of addresses or prefixes, each in CIDR form (``network``)."""
+    return [network(v, what) for v in values]
+
+
+_OUI = re.compile(r"^[0-9A-F]{6}$")
+
+
+def oui(value: str) -> str:
+    """An IEEE OUI as CWMP's DeviceId carries it: six hex digits, upper case."""
+    digits = value.strip().upper()
+    if not _OUI.match(digits):
+        raise Invalid(f"oui {show(value)} is not an OUI (6 hex digits, e.g. 00259E)")
+    return digits
+
+
 def pool_ranges(ranges: Iterable[str]) -> list[str]:
     """IPv4 ranges (CIDR) for an IP pool: netd pools hand out Framed-IP-Address, which is
     IPv4; at most POOL_ADD_MAX addresses in all."""

@@ -16,6 +16,7 @@ import asyncio
 import logging
 import secrets
 import time
+import urllib.parse
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -29,11 +30,12 @@ from pydantic import ValidationError
 from redis.exceptions import RedisError
 
 from daemons.api import middleware, ops
-from daemons.api.auth import Principal, bearer
+from daemons.api.auth import Principal, TokenRefused, bearer
 from daemons.api.errors import ApiError
 from daemons.api.state import ApiState
 from daemons.core.http import hostport
 from daemons.core.ratelog import RateLimitedLog
+from daemons.core.tlsreload import TlsError, check_pair
 from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import devices_pb2_grpc as dv_grpc
@@ -70,7 +72,7 @@ Resp = TypeVar("Resp")
 class Call:
     """One RPC as the shell sees it: who, the request id, and what to audit."""
 
-    __slots__ = ("details", "method", "principal", "request_id", "target")
+    __slots__ = ("details", "method", "principal", "refused", "request_id", "target")
 
     def __init__(self, method: str, context: Any) -> None:
         self.method = method
@@ -82,6 +84,7 @@ class Call:
         self.principal: Principal | None = None
         self.target = ""
         self.details: dict[str, object] = {}
+        self.refused = False  # a known token refused (expired, another network)
 
 
 class Nbi:
@@ -89,6 +92,7 @@ class Nbi:
 
     def __init__(self, state: ApiState, registry: CollectorRegistry | None) -> None:
         self.st = state
+        self.mutual = False  # mutual TLS required: a verified client certificate's CN counts
         self.draining = asyncio.Event()
         self.requests = Counter(
             "netd_grpc_requests_total",
@@ -112,7 +116,20 @@ class Nbi:
             if key == "authorization" and isinstance(value, str):
                 header = value
         auth = self.st.auth
-        call.principal = await auth.authenticate(bearer(header))
+        client = _peer_address(str(context.peer() or ""))
+        if not bearer(header) and self.mutual:
+            names = (context.auth_context() or {}).get("x509_common_name") or []
+            if names:  # verified by the handshake (mutual TLS is required on gRPC)
+                call.principal = auth.certificate_principal(names[0].decode())
+                await auth.authorize(call.principal, role)
+                return
+        try:
+            call.principal = await auth.authenticate(bearer(header), client)
+        except TokenRefused as exc:
+            call.principal = exc.principal
+            call.details = {**call.details, "reason": exc.reason, "client": client or ""}
+            call.refused = True  # audited whatever the method (a stolen token in use)
+            raise
         await auth.authorize(call.principal, role)
 
     def problem(self, call: Call, exc: Exception) -> convert.Problem:
@@ -196,8 +213,9 @@ class Nbi:
             response = await impl(call)
         except Exception as exc:  # noqa: BLE001 - the one place a call's failure ends up
             problem = self.problem(call, exc)
-        if action:
-            await self.audit(call, action, problem.http_status if problem else 200)
+        if action or call.refused:
+            status = problem.http_status if problem else 200
+            await self.audit(call, action or "auth.refused", status)
         code = problem.code if problem else grpc.StatusCode.OK
         self.requests.labels(method, code.name).inc()
         self.seconds.labels(method).observe(time.perf_counter() - t0)
@@ -403,6 +421,8 @@ class Sessions:
             except Exception as exc:  # noqa: BLE001 - answered as the call's status
                 problem = nbi.problem(call, exc)
                 code = problem.code
+                if call.refused:
+                    await nbi.audit(call, "auth.refused", problem.http_status)
                 await nbi.abort(context, call, problem)
             first = ss.WatchSessionsResponse(cursor=after)
             if gap is not None:
@@ -560,11 +580,18 @@ class GrpcServer:
         port: int,
         drain_timeout: float,
         tls: tuple[Path, Path] | None = None,
+        client_ca: Path | None = None,
     ) -> None:
+        """``client_ca``: mutual TLS, a client certificate signed by these CAs is required
+        (gRPC verifies a client certificate only when it requires one) and its subject CN
+        maps to a role (api.client_cert_roles) for a call without a token."""
         self.nbi = Nbi(state, registry)
+        self.client_ca = client_ca.read_bytes() if client_ca is not None else None
+        self.nbi.mutual = self.client_ca is not None
         self.host = host
         self.port = port
         self.tls = tls
+        self._next_tls: Any = None  # a checked pair for gRPC's fetcher, taken once
         self.drain_timeout = drain_timeout
         self.health = health_aio.HealthServicer()
         self._server: Any = None
@@ -588,8 +615,17 @@ class GrpcServer:
         address = hostport(self.host, self.port)
         try:
             if self.tls is not None:
-                cert, key = (p.read_bytes() for p in self.tls)
-                creds = grpc.ssl_server_credentials([(key, cert)])
+                try:
+                    cert, key = check_pair(*self.tls)
+                except TlsError as exc:
+                    raise OSError(f"gRPC TLS: {exc}") from None
+                # asked at every new handshake: a reloaded pair (SIGHUP) reaches new
+                # connections, open ones keep theirs
+                creds = grpc.dynamic_ssl_server_credentials(
+                    grpc.ssl_server_certificate_configuration([(key, cert)], self.client_ca),
+                    self._fetch_tls,
+                    require_client_authentication=self.client_ca is not None,
+                )
                 bound = server.add_secure_port(address, creds)
             else:
                 bound = server.add_insecure_port(address)
@@ -602,6 +638,28 @@ class GrpcServer:
         self._server = server
         await self._set_health(True)
         self._watch = asyncio.create_task(self._follow_readiness(), name="nbi-health")
+
+    def _fetch_tls(self) -> Any:
+        """gRPC's certificate fetcher: a reloaded configuration once, else None (keep)."""
+        pending, self._next_tls = self._next_tls, None
+        return pending
+
+    def reload_tls(self) -> bool | None:
+        """Read the certificate and key again (SIGHUP); a bad pair keeps the one in force
+        and is logged. None without TLS, else whether the new pair is in force."""
+        if self.tls is None:
+            return None
+        try:
+            cert, key = check_pair(*self.tls)
+        except TlsError as exc:
+            log.error(
+                "TLS certificate not reloaded; the one in force stays",
+                extra={"fields": {"listener": "grpc", "problem": str(exc)}},
+            )
+            return False
+        self._next_tls = grpc.ssl_server_certificate_configuration([(key, cert)], self.client_ca)
+        log.info("TLS certificate reloaded", extra={"fields": {"listener": "grpc"}})
+        return True
 
     async def _set_health(self, ok: bool) -> None:
         status = (
@@ -630,3 +688,13 @@ class GrpcServer:
         await self.health.enter_graceful_shutdown()
         await self._server.stop(self.drain_timeout)
         self._server = None
+
+
+def _peer_address(peer: str) -> str | None:
+    """The address of a gRPC peer (``ipv4:1.2.3.4:5``, ``ipv6:[::1]:5``); None if none."""
+    kind, _, rest = peer.partition(":")
+    if kind == "ipv4":
+        return rest.rsplit(":", 1)[0]
+    if kind == "ipv6":
+        return urllib.parse.unquote(rest.rsplit(":", 1)[0].strip("[]"))
+    return None

@@ -107,9 +107,7 @@ async def ensure_partitions(pool: asyncpg.Pool, now: float) -> None:
         nxt = (day.replace(day=28) + timedelta(days=4)).replace(day=1)
         name = f"accounting_events_{day:%Y_%m}"
         await pg.create_partition(
-            pool,
-            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF accounting_events "
-            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{nxt.isoformat()}')",
+            pool, "accounting_events", name, "event_time", day.isoformat(), nxt.isoformat()
         )
         day = nxt
 

@@ -549,6 +549,27 @@ async def get_credentials(
     return str(row["username"]), password
 
 
+#: at most this many devices sharing one username are tried for a /files/ request
+CREDENTIALS_PER_USERNAME = 8
+
+
+async def credentials_for_username(
+    pool: asyncpg.Pool, sealer: Sealer, username: str
+) -> list[tuple[str, str]]:
+    """The per-device credentials carrying ``username`` (at most CREDENTIALS_PER_USERNAME),
+    opened: (username, password) each, for a /files/ request that names only its user."""
+    rows = await pool.fetch(
+        "SELECT device_id, password_enc FROM cpe_credentials WHERE username = $1 "
+        "ORDER BY device_id LIMIT $2",
+        username,
+        CREDENTIALS_PER_USERNAME,
+    )
+    return [
+        (username, sealer.open(r["password_enc"], f"cpe:{r['device_id']}".encode()).decode())
+        for r in rows
+    ]
+
+
 async def delete_credentials(pool: asyncpg.Pool, device_id: str) -> bool:
     status = await pool.execute("DELETE FROM cpe_credentials WHERE device_id = $1", device_id)
     return bool(status.endswith(" 1"))

@@ -7,6 +7,7 @@ import hashlib
 import json
 import re
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,6 +28,9 @@ class Token:
     created_by: str
     last_used_at: datetime | None
     revoked_at: datetime | None
+    expires_at: datetime | None = None
+    networks: tuple[str, ...] = ()  # CIDR; empty: any source
+    rotated_at: datetime | None = None
 
 
 def hash_token(token: str) -> bytes:
@@ -38,27 +42,45 @@ def new_token() -> str:
     return TOKEN_PREFIX + base64.urlsafe_b64encode(secrets.token_bytes(32)).decode().rstrip("=")
 
 
-_TOKEN_COLUMNS = "id, name, role, created_at, created_by, last_used_at, revoked_at"  # noqa: S105
+_TOKEN_COLUMNS = (
+    "id, name, role, created_at, created_by, last_used_at, revoked_at, expires_at, "  # noqa: S105
+    "networks::text[] AS networks, rotated_at"
+)
+
+
+def _token(row: asyncpg.Record) -> Token:
+    d = dict(row)
+    d["networks"] = tuple(d["networks"] or ())
+    return Token(**d)
 
 
 async def create_token(
-    pool: asyncpg.Pool, name: str, role: str, created_by: str
+    pool: asyncpg.Pool,
+    name: str,
+    role: str,
+    created_by: str,
+    expires_at: datetime | None = None,
+    networks: Sequence[str] = (),
 ) -> tuple[Token, str]:
-    """A new token: its row and the secret, which is never stored or shown again.
-    Raises asyncpg.UniqueViolationError for a name in use, ValueError for a bad role."""
+    """A new token: its row and the secret, which is never stored or shown again. It
+    stops working at ``expires_at`` (None: never) and outside ``networks`` (CIDR, already
+    validated; empty: anywhere). Raises asyncpg.UniqueViolationError for a name in use,
+    ValueError for a bad role."""
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}")
     secret = new_token()
     row = await pool.fetchrow(
-        f"INSERT INTO api_tokens (name, role, token_hash, created_by) VALUES ($1, $2, $3, $4) "
-        f"RETURNING {_TOKEN_COLUMNS}",
+        "INSERT INTO api_tokens (name, role, token_hash, created_by, expires_at, networks) "
+        f"VALUES ($1, $2, $3, $4, $5, $6::text[]::cidr[]) RETURNING {_TOKEN_COLUMNS}",
         name,
         role,
         hash_token(secret),
         created_by,
+        expires_at,
+        list(networks),
     )
     assert row is not None
-    return Token(**dict(row)), secret
+    return _token(row), secret
 
 
 async def lookup_token(pool: asyncpg.Pool, token: str) -> Token | None:
@@ -67,7 +89,24 @@ async def lookup_token(pool: asyncpg.Pool, token: str) -> Token | None:
         f"SELECT {_TOKEN_COLUMNS} FROM api_tokens WHERE token_hash = $1 AND revoked_at IS NULL",
         hash_token(token),
     )
-    return Token(**dict(row)) if row else None
+    return _token(row) if row else None
+
+
+async def rotate_token(pool: asyncpg.Pool, name_or_id: str) -> tuple[Token, str] | None:
+    """A new secret for a live token (by name or numeric id), same name, role, expiry and
+    networks; the old secret stops working (at once here, within api.token_cache_ttl in
+    the other API processes). The row and the new secret, or None if no live token."""
+    digits = name_or_id.isascii() and name_or_id.isdigit()
+    token_id = int(name_or_id) if digits and len(name_or_id) < 10 else None
+    secret = new_token()
+    row = await pool.fetchrow(
+        f"UPDATE api_tokens SET token_hash = $3, rotated_at = now() WHERE (name = $1 OR id = $2) "
+        f"AND revoked_at IS NULL RETURNING {_TOKEN_COLUMNS}",
+        name_or_id,
+        token_id,
+        hash_token(secret),
+    )
+    return (_token(row), secret) if row else None
 
 
 async def touch_tokens(pool: asyncpg.Pool, ids: list[int]) -> None:
@@ -86,7 +125,7 @@ async def revoke_token(pool: asyncpg.Pool, name_or_id: str) -> Token | None:
         name_or_id,
         token_id,
     )
-    return Token(**dict(row)) if row else None
+    return _token(row) if row else None
 
 
 async def list_tokens(
@@ -99,7 +138,7 @@ async def list_tokens(
         include_revoked,
         limit,
     )
-    return [Token(**dict(r)) for r in rows]
+    return [_token(r) for r in rows]
 
 
 # --- audit -------------------------------------------------------------------------------

@@ -45,11 +45,33 @@ async def create_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncp
         raise StoreUnavailable(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from None
 
 
-async def create_partition(pool: asyncpg.Pool | Conn, ddl: str) -> None:
-    """Run a CREATE TABLE IF NOT EXISTS ... PARTITION OF. IF NOT EXISTS does not hold
-    against a concurrent creator: the loser gets DuplicateTableError (or a unique violation
-    on pg_type), which means the partition is there. Seen under load: a worker's first two
-    batches both creating this month's partition, the second taken for an outage and
-    spooled, and the worker then spooling and replaying every record."""
+async def create_partition(
+    pool: asyncpg.Pool, parent: str, name: str, column: str, low: str, high: str
+) -> None:
+    """Make ``name``, the partition of ``parent`` for ``column`` in [low, high).
+
+    IF NOT EXISTS does not hold against a concurrent creator: the loser gets
+    DuplicateTableError (or a unique violation on pg_type), which means the partition is
+    there. Seen under load: a worker's first two batches both creating this month's
+    partition, the second taken for an outage and spooled, and the worker then spooling and
+    replaying every record.
+
+    Rows of that range already in the parent's default partition (``<parent>_default``:
+    written before the partition existed, e.g. a session closed by the API on a fresh
+    install before the first accounting commit) make PostgreSQL refuse the partition
+    (CheckViolationError), every time after. Then they are moved into it, in one
+    transaction with its creation: seen as every later accounting record quarantined."""
+    bounds = f"FOR VALUES FROM ('{low}') TO ('{high}')"
     with contextlib.suppress(asyncpg.DuplicateTableError, asyncpg.UniqueViolationError):
-        await pool.execute(ddl)
+        try:
+            await pool.execute(f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {parent} {bounds}")
+        except asyncpg.CheckViolationError:
+            async with pool.acquire() as conn, conn.transaction():
+                await conn.execute(
+                    f"CREATE TABLE {name} (LIKE {parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"
+                )
+                await conn.execute(
+                    f"WITH moved AS (DELETE FROM {parent}_default WHERE {column} >= '{low}' "
+                    f"AND {column} < '{high}' RETURNING *) INSERT INTO {name} SELECT * FROM moved"
+                )
+                await conn.execute(f"ALTER TABLE {parent} ATTACH PARTITION {name} {bounds}")

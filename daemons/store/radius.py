@@ -254,6 +254,11 @@ _UPDATE = (
 )
 
 
+async def uncache_subscribers(cache: Cache, usernames: Sequence[str]) -> None:
+    """Drop these subscribers' cached records (the next read takes PostgreSQL's)."""
+    await _uncache(cache, usernames)
+
+
 async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow) -> None:
     """Insert or replace a subscriber in PostgreSQL, then write the cache through.
 

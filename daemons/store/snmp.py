@@ -140,11 +140,8 @@ async def ensure_partitions(pool: asyncpg.Pool, now: datetime, retention_days: i
     today = _day(now.astimezone(UTC))
     for day in (today, today + timedelta(days=1)):
         name = f"snmp_samples_{day:%Y%m%d}"
-        await create_partition(
-            pool,
-            f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF snmp_samples "
-            f"FOR VALUES FROM ('{day.isoformat()}') TO ('{(day + timedelta(days=1)).isoformat()}')",
-        )
+        high = (day + timedelta(days=1)).isoformat()
+        await create_partition(pool, "snmp_samples", name, "ts", day.isoformat(), high)
     cutoff = today - timedelta(days=retention_days)
     rows = await pool.fetch(
         "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "

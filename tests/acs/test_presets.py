@@ -87,7 +87,9 @@ async def test_a_queued_task_makes_an_online_cpe_call_in(acs: AcsServer) -> None
     cpe.tree["Device.ManagementServer.ConnectionRequestUsername"].value = "cr-user"
     try:
         await run_session(cpe, "127.0.0.1", acs.port)
-        cfg = AcsConfig(connection_request_password="cr-pass")  # type: ignore[arg-type]
+        cfg = AcsConfig(  # type: ignore[arg-type]
+            connection_request_password="cr-pass", connection_request_allow_loopback=True
+        )
         task_id, outcome = await tasks.queue(acs.pool, cfg, cpe.device_id, "reboot", {}, "test")
         assert outcome == "ok" and listener.accepted == 1
         await asyncio.wait_for(listener.called.wait(), 5)
@@ -96,7 +98,9 @@ async def test_a_queued_task_makes_an_online_cpe_call_in(acs: AcsServer) -> None
         assert cpe.seen == ["Reboot"]
         task = await store.get_task(acs.pool, task_id)
         assert task is not None and task["status"] == "done"
-        bad = AcsConfig(connection_request_password="wrong")  # type: ignore[arg-type]
+        bad = AcsConfig(  # type: ignore[arg-type]
+            connection_request_password="wrong", connection_request_allow_loopback=True
+        )
         _, refused = await tasks.queue(acs.pool, bad, cpe.device_id, "reboot", {}, "test")
         assert refused == "unauthorized"
         await listener.close()
@@ -114,7 +118,10 @@ async def test_connection_request_with_basic(acs: AcsServer) -> None:
     try:
         await run_session(cpe, "127.0.0.1", acs.port)
         cfg = AcsConfig(  # type: ignore[arg-type]
-            connection_request_username="cr-basic", connection_request_password="cr-pass"
+            connection_request_username="cr-basic",
+            connection_request_password="cr-pass",
+            connection_request_allow_loopback=True,
+            connection_request_basic=True,  # Basic only when configured (issue 26)
         )
         _, outcome = await tasks.queue(acs.pool, cfg, cpe.device_id, "reboot", {}, "test")
         assert outcome == "ok" and listener.accepted == 1

@@ -86,6 +86,7 @@ async def test_a_cpe_behind_nat_is_woken_by_a_udp_connection_request(acs: AcsSer
     # STUN socket sends the request, which the NAT lets in.
     cfg = AcsConfig(
         stun_port=STUN_PORT,
+        connection_request_allow_loopback=True,
         connection_request_username="cr-user",
         connection_request_password="cr-secret",  # type: ignore[arg-type]
     )

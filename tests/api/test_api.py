@@ -115,6 +115,13 @@ CALLS = [
     Call(
         "DELETE", "/api/v1/tokens/{name}", "admin", 204, path=lambda: "/api/v1/tokens/rbac-victim"
     ),
+    Call(
+        "POST",
+        "/api/v1/tokens/{name}/rotate",
+        "admin",
+        201,
+        path=lambda: "/api/v1/tokens/rbac-rotated/rotate",
+    ),
     Call("GET", "/api/v1/nas", "viewer", 200),
     Call(
         "POST",
@@ -560,6 +567,7 @@ def _octet() -> int:
 async def _prepare_rbac(api: ApiServer) -> None:
     """What the single successful admin call of each DELETE removes."""
     await api_store.create_token(api.pool, "rbac-victim", "viewer", "test")
+    await api_store.create_token(api.pool, "rbac-rotated", "viewer", "test")
     async with api.client("admin") as c:
         (
             await c.post(

@@ -65,3 +65,61 @@ async def test_partitions_made_by_many_at_once(migrated: str) -> None:
     finally:
         for p in pools:
             await p.close()
+
+
+async def test_a_partition_made_after_its_rows_reached_the_default(migrated: str) -> None:
+    """Ledger rows written before their month's partition existed (a session closed through
+    the API on a fresh install, before the first accounting commit) sit in the default
+    partition, and PostgreSQL then refuses that partition for ever: every later record was
+    quarantined as "refused for its content". The rows now move into the new partition."""
+    from datetime import UTC, datetime  # noqa: PLC0415
+
+    from daemons.radius.acct import AcctRecord, AcctStatus  # noqa: PLC0415
+    from daemons.store import accounting  # noqa: PLC0415
+    from daemons.store import snmp as snmp_store  # noqa: PLC0415
+
+    pool = await create_pool(DatabaseConfig(), migrated, "test")
+    try:
+        when = datetime(2033, 2, 10, tzinfo=UTC).timestamp()  # a month no other test makes
+        early = [
+            AcctRecord(
+                nas="bng1",
+                status=AcctStatus.START,
+                acct_session_id=f"early-{i}",
+                unique_id=f"early-{i}",
+                idem_key=f"k-early-{i}",
+                event_time=when + i,
+                username="early",
+            )
+            for i in range(3)
+        ]
+        await accounting.append_accounting(pool, early)
+        in_default = "SELECT count(*) FROM accounting_events_default WHERE username = 'early'"
+        assert await pool.fetchval(in_default) == 3
+        await accounting.ensure_partitions(pool, when)
+        assert await pool.fetchval(in_default) == 0
+        assert await pool.fetchval("SELECT count(*) FROM accounting_events_2033_02") == 3
+        late = [
+            AcctRecord(
+                nas="bng1",
+                status=AcctStatus.STOP,
+                acct_session_id="early-0",
+                unique_id="early-0",
+                idem_key="k-late-0",
+                event_time=when + 60,
+                username="early",
+            )
+        ]
+        await accounting.append_accounting(pool, late)
+        assert await pool.fetchval("SELECT count(*) FROM accounting_events_2033_02") == 4
+        # the SNMP samples' daily partitions take the same path
+        day = datetime(2033, 2, 10, 12, tzinfo=UTC)
+        await pool.execute(
+            "INSERT INTO snmp_samples (ts, target, metric, labels, value) "
+            "VALUES ($1, 't', 'm', '{}', 1)",
+            day,
+        )
+        await snmp_store.ensure_partitions(pool, day, 100_000)
+        assert await pool.fetchval("SELECT count(*) FROM snmp_samples_20330210") == 1
+    finally:
+        await pool.close()
