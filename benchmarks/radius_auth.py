@@ -18,6 +18,10 @@ medians of BENCH_RUNS runs of BENCH_DURATION seconds (after a 2 s warm-up). The 
 has 2 cores shared by netd, Redis and the generator: netd with 2 workers competes with
 the generator for CPU.
 
+The authentication history (issue 21, radius.auth_log) first: two netd (1 worker), history
+on and off, loaded in turn closed loop at window 64; the row "auth log on / off" is the
+ratio of their median rates (BENCH_AUTH_LOG_ONLY=1 runs this part alone).
+
 Side by side with FreeRADIUS 3.2, when /usr/sbin/freeradius is installed (`apt-get install
 -y freeradius freeradius-postgresql`; without it one line says these rows are skipped and
 the rows above still run). After the netd rows, the benchmark starts a FreeRADIUS of its own
@@ -64,6 +68,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 
 from benchmarks import freeradius
@@ -88,6 +93,8 @@ OPEN_FRACTION = 0.7
 SIDE_FRACTION = 0.8  # issue 10: p99 at 80% of FreeRADIUS's peak, both servers
 SOCKETS = 32  # source sockets of the generator (SO_REUSEPORT hashes them to workers)
 WORKERS = tuple(int(w) for w in os.environ.get("BENCH_RADIUS_WORKERS", "1,2").split(","))
+# Only the authentication history's on/off comparison (issue 21), not the other rows.
+AUTH_LOG_ONLY = os.environ.get("BENCH_AUTH_LOG_ONLY", "") == "1"
 SECRET = "bench-s3cret"
 REPO = Path(__file__).resolve().parents[1]
 LOADGEN_TIMEOUT = WARMUP + DURATION + 60
@@ -450,7 +457,7 @@ def run() -> list[dict[str, Any]]:
         prefix = "bench"
         # The generator's ceiling first: against the reflector, same settings.
         with reflector() as (port, pid):
-            for window in WINDOWS:
+            for window in () if AUTH_LOG_ONLY else WINDOWS:
                 results = []
                 for i in range(RUNS):
                     results.append(
@@ -484,6 +491,9 @@ def run() -> list[dict[str, Any]]:
             }
             redis_pid = stores.redis.pid()
             best: dict[int, Best] = {}
+            rows += _bench_auth_log(tmp, urls, redis_pid, dsn)
+            if AUTH_LOG_ONLY:
+                return rows
             for workers in WORKERS:
                 rows += _bench_netd(tmp, urls, workers, redis_pid, reflector_max, best)
             if freeradius.available():
@@ -567,6 +577,62 @@ def _bench_netd(
     finally:
         netd.stop()
     return rows
+
+
+def _bench_auth_log(
+    tmp: Path, urls: dict[str, str], redis_pid: int | None, dsn: str
+) -> list[dict[str, Any]]:
+    """The authentication history's cost (issue 21): two `netd radius` (1 worker), one with
+    radius.auth_log on (the default) and one with it off, loaded in turn (on, off, on...)
+    closed loop at window 64, so drift on the shared machine falls on both alike."""
+    runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
+    servers = {
+        mode: Netd(
+            tmp,
+            urls,
+            1,
+            {
+                "NETD_RADIUS_AUTH_LOG": "true" if mode == "on" else "false",
+                "NETD_STATE_DIR": str(tmp / f"state-authlog-{mode}"),
+            },
+        )
+        for mode in ("on", "off")
+    }
+    try:
+        for netd in servers.values():
+            probe(netd.port)
+        for i in range(RUNS):
+            for mode, netd in servers.items():
+                watch = _netd_watch(netd, redis_pid)
+                runs[mode].append(loadgen(netd.port, watch, mode="closed", window=64))
+                _log(f"auth log {mode} run {i}: {json.dumps(_brief(runs[mode][-1]))}")
+        time.sleep(1.5)  # the last batch of the history is written
+        recorded = asyncio.run(_count_auth_log(dsn))
+    finally:
+        for netd in servers.values():
+            netd.stop()
+    rows: list[dict[str, Any]] = []
+    for mode in ("on", "off"):
+        got = _rows(f"netd 1 worker, auth log {mode}, closed loop, window 64", runs[mode], ["netd"])
+        rows += [got[0], got[2]]  # throughput, p99
+    on, off = median([r["rate"] for r in runs["on"]]), median([r["rate"] for r in runs["off"]])
+    rows.append(
+        _row(
+            "auth log on / off: throughput",
+            [on / off if off else float("nan")],
+            "ratio",
+            f"{recorded:,} authentications recorded by the 'on' server (radius_auth_log)",
+        )
+    )
+    return rows
+
+
+async def _count_auth_log(dsn: str) -> int:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return int(await conn.fetchval("SELECT count(*) FROM radius_auth_log"))
+    finally:
+        await conn.close()
 
 
 def _netd_watch(netd: Netd, redis_pid: int | None) -> dict[str, list[int]]:

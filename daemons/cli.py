@@ -46,6 +46,7 @@ ADMIN = (
     "subscriber",
     "session",
     "pool",
+    "auth-log",
     "token",
     "cpe",
     "snmp",

@@ -10,7 +10,7 @@ from functools import partial
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from fastapi import Query
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, model_validator
 
 from daemons.api.errors import ApiError
 from daemons.core import validate as v
@@ -44,6 +44,14 @@ Password = Annotated[
 ]
 Mac = Annotated[str, v.str_schema(most=32), v.rule(lambda s: s and v.mac(s))]
 FramedIp = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.framed_ip(s))]
+FramedIpv6 = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_address(s))]
+Ipv6Prefix = Annotated[
+    str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_prefix(s, "framed_ipv6_prefix"))
+]
+DelegatedPrefix = Annotated[
+    str, v.str_schema(most=64), v.rule(lambda s: s and v.ipv6_prefix(s, "delegated_ipv6_prefix"))
+]
+PoolRef = Annotated[str, v.str_schema(most=64), v.rule(lambda s: s and v.name(s, "pool"))]
 Retries = Annotated[
     int,
     v.int_schema(v.COA_RETRIES),
@@ -177,6 +185,11 @@ class Subscriber(BaseModel):
     state: SubscriberState
     mac: str | None
     framed_ip: str | None
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
     credentials: list[str] = Field(description="which are stored: cleartext, nt-hash, hash")
 
 
@@ -191,6 +204,21 @@ class SubscriberFields(_Body):
     mac: Mac | None = Field(default=None, description="the Calling-Station-Id; '' unbinds")
     framed_ip: FramedIp | None = Field(
         default=None, description="a static Framed-IP-Address (IPv4); '' clears"
+    )
+    framed_ipv6_address: FramedIpv6 | None = Field(
+        default=None, description="a static Framed-IPv6-Address (RFC 6911); '' clears"
+    )
+    framed_ipv6_prefix: Ipv6Prefix | None = Field(
+        default=None, description="a static Framed-IPv6-Prefix, the WAN /64 (RFC 3162); '' clears"
+    )
+    delegated_ipv6_prefix: DelegatedPrefix | None = Field(
+        default=None, description="a static Delegated-IPv6-Prefix (RFC 4818); '' clears"
+    )
+    framed_ipv6_pool: PoolRef | None = Field(
+        default=None, description="Framed-IPv6-Pool: a NAS pool name (RFC 3162); '' clears"
+    )
+    delegated_ipv6_pool: PoolRef | None = Field(
+        default=None, description="Delegated-IPv6-Prefix-Pool: a NAS pool (RFC 6911); '' clears"
     )
 
 
@@ -259,6 +287,9 @@ class Session(BaseModel):
     updated_at: datetime
     input_octets: int
     output_octets: int
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
 
 
 class SessionDetail(Session):
@@ -323,6 +354,32 @@ class PoolAdd(_Body):
         v.rule(v.pool_ranges),
     ] = Field(description=f"IPv4 addresses or prefixes (CIDR), at most {v.POOL_ADD_MAX} addresses")
     lease_time: LeaseTime = Field(default=900, description="seconds")
+
+
+class Pool6Add(_Body):
+    """A netd IPv6 pool (issue 21): ``prefix`` cut into per-subscriber prefixes of
+    ``length``, leased at Access-Accept to the plans and subscribers naming it."""
+
+    prefix: Annotated[str, v.str_schema(most=64)] = Field(examples=["2001:db8::/40"])
+    length: int = Field(ge=1, le=128, examples=[56], description="/56, /60 delegated; /64 WAN")
+    lease_time: LeaseTime = Field(default=900, description="seconds")
+
+    @model_validator(mode="after")
+    def _fits(self) -> Pool6Add:
+        try:
+            self.prefix, self.length = v.ipv6_pool(self.prefix, self.length)
+        except v.Invalid as exc:
+            raise ValueError(str(exc)) from None
+        return self
+
+
+class Pool6(BaseModel):
+    name: str
+    prefix: str
+    length: int
+    lease_time: int = Field(description="seconds")
+    capacity: int = Field(description="prefixes the pool holds")
+    leased: int = Field(description="prefixes leased now")
 
 
 # --- accounting ----------------------------------------------------------------------------
@@ -431,3 +488,25 @@ def token_expiry(body: TokenCreate) -> datetime | None:
 
 class TokenCreated(Token):
     token: str = Field(description="the secret: shown once, never again")
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+class AuthLogEntry(BaseModel):
+    id: int
+    at: datetime
+    username: str
+    nas: str
+    nas_port: str = Field(description="NAS-Port-Id, else NAS-Port; empty: not sent")
+    calling_station: str = Field(description="Calling-Station-Id; empty: not sent")
+    method: str = Field(description="pap, chap, mschapv1, mschapv2, eap-md5 or none")
+    result: Literal["accept", "reject"]
+    reason: str = Field(description="ok, or why it was rejected (bad_password, unknown_user...)")
+    plan: str | None
+    given: dict[str, Any] = Field(description="addresses, prefixes and pools the Accept gave")
+    session: str | None = Field(
+        default=None, description="the session this login started (user, NAS, port, time)"
+    )
+    session_started: datetime | None = None
+    session_stopped: datetime | None = None

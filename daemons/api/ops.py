@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import replace
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 import asyncpg
@@ -32,6 +33,8 @@ from daemons.radius.policy import Policy
 from daemons.radius.sessions import CoaError, CoaOutcome, act, plan_change
 from daemons.store import accounting, cpe_bulk, pools
 from daemons.store import acs as acs_store
+from daemons.store import authlog as authlog_store
+from daemons.store import pools6 as pools6_store
 from daemons.store import radius as store
 from daemons.store import voltha as voltha_store
 from daemons.store.cache import Cache, unpack
@@ -88,7 +91,12 @@ def _apply(st: Stores, row: store.SubscriberRow, body: m.SubscriberFields) -> st
         row = replace(row, mac=body.mac or None)
     if body.framed_ip is not None:
         row = replace(row, framed_ip=body.framed_ip or None)
-    return row
+    ipv6: dict[str, Any] = {
+        name: getattr(body, name) or None
+        for name in store.IPV6_FIELDS
+        if getattr(body, name) is not None
+    }
+    return replace(row, **ipv6) if ipv6 else row
 
 
 def plan_known(policy: Policy, plan: str | None) -> None:
@@ -283,6 +291,23 @@ async def add_pool(st: Stores, body: m.PoolAdd) -> tuple[m.PoolAdded, bool]:
     total = sum(sum(1 for _ in pools.usable_hosts(r)) for r in body.ranges)
     now = await get_pool(st, body.name)
     return m.PoolAdded(**now.model_dump(), added=added, taken=total - added), not existed
+
+
+async def add_pool6(st: Stores, name: str, body: m.Pool6Add) -> m.Pool6:
+    """Create a netd IPv6 pool (or change its lease time). ApiError 422 for a name taken
+    by an IPv4 pool, 409 for an existing pool given another prefix or length."""
+    valid(validate.name, name, "pool")
+    if name in await pools.pool_names(st.pool):
+        raise ApiError(422, f"pool {name} is an IPv4 pool")
+    try:
+        await pools6_store.add_pool(st.pool, name, body.prefix, body.length, body.lease_time)
+    except ValueError as exc:
+        raise ApiError(409, str(exc)) from None
+    return next(p for p in await list_pools6(st) if p.name == name)
+
+
+async def list_pools6(st: Stores) -> list[m.Pool6]:
+    return [m.Pool6(**r) for r in await pools6_store.list_pools(st.pool)]
 
 
 async def remove_pool(st: Stores, name: str, force: bool = False) -> m.Pool:
@@ -526,3 +551,36 @@ async def voltha_detail(
         return ports, None, None
     binding = await voltha_store.binding(st.pool, dev["serial"])
     return ports, binding, await onu_optics(st, dev["serial"])
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+async def list_auth_log(
+    st: Stores,
+    *,
+    user: str | None,
+    nas: str | None,
+    since: datetime | None,
+    until: datetime | None,
+    result: str | None,
+    before_id: int | None,
+    limit: int,
+) -> list[m.AuthLogEntry]:
+    """Accepts and rejects, newest first. ApiError 422 for a result other than accept or
+    reject, or a period that ends before it starts."""
+    if result is not None and result not in ("accept", "reject"):
+        raise ApiError(422, f"result {result!r} is accept or reject")
+    if since is not None and until is not None and since >= until:
+        raise ApiError(422, "since must be before until")
+    rows = await authlog_store.list_auth_events(
+        st.pool,
+        username=user,
+        nas=nas,
+        since=since,
+        until=until,
+        result=result,
+        before_id=before_id,
+        limit=limit,
+    )
+    return [m.AuthLogEntry(**r) for r in rows]

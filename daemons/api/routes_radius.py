@@ -7,7 +7,7 @@ Handlers read and write through the store verbs the CLI uses and act through
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request, Response
 
@@ -105,6 +105,19 @@ async def add_pool(
     added, created = await ops.add_pool(st, body)
     response.status_code = 201 if created else 200
     return added
+
+
+@router.get("/pools6", name="pools6.list", tags=["pools"])
+async def list_pools6(st: State, _: Viewer) -> list[m.Pool6]:
+    """netd's IPv6 pools (issue 21): per-subscriber prefixes leased at Access-Accept."""
+    return await ops.list_pools6(st)
+
+
+@router.put("/pools6/{name}", name="pools6.put", tags=["pools"])
+async def put_pool6(request: Request, name: str, st: State, _: Admin, body: m.Pool6Add) -> m.Pool6:
+    """Create an IPv6 pool (or change its lease time): ``prefix`` in ``length`` slices."""
+    audit(request, name, prefix=body.prefix, length=body.length)
+    return await ops.add_pool6(st, name, body)
 
 
 @router.delete("/pools/{name}", name="pools.delete", tags=["pools"], status_code=204)
@@ -440,3 +453,33 @@ async def ledger_usage(
     start, end = _period(since, until)
     totals = await accounting.ledger_usage(st.pool, user, start, end)
     return m.Usage(username=user, since=start, until=end, **totals)
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+@router.get("/auth-log", name="auth_log.list", tags=["accounting"])
+async def auth_log(
+    st: State,
+    _: Viewer,
+    user: Annotated[str | None, Query(min_length=1, max_length=253)] = None,
+    nas: Annotated[str | None, Query(min_length=1, max_length=64)] = None,
+    since: Annotated[datetime | None, Query(description="from (inclusive)")] = None,
+    until: Annotated[datetime | None, Query(description="to (exclusive)")] = None,
+    result: Annotated[Literal["accept", "reject"] | None, Query()] = None,
+    limit: m.Limit = 100,
+    cursor: m.Cursor = None,
+) -> m.Page[m.AuthLogEntry]:
+    """Every Access-Accept and Access-Reject (``radius.auth_log``), newest first, with the
+    session each login started: why could a customer not log in at 09:00."""
+    rows = await ops.list_auth_log(
+        st,
+        user=user,
+        nas=nas,
+        since=since,
+        until=until,
+        result=result,
+        before_id=m.decode_int_cursor(cursor),
+        limit=limit,
+    )
+    return m.page(rows, limit, lambda r: r.id)

@@ -2,9 +2,10 @@
 API (no SQL here). Each part of a page is read on its own: a store that does not answer
 blanks the parts that need it, with the reason, and the rest of the page still shows.
 
-Where netd records nothing yet, a part says so instead of guessing: there is no
-authentication history (accepts are not recorded, rejects only counted and logged) until
-the history of issue 21; the console lists reject events from the stream when they come.
+A subscriber's recent authentications are its rows of the authentication history
+(``radius.auth_log``: every Accept and Reject), through the same operation as
+``GET /api/v1/auth-log``; the overview's recent rejects are the ``auth.reject`` entries of
+the event stream.
 """
 
 from __future__ import annotations
@@ -37,13 +38,11 @@ from daemons.store.events import list_events
 DAEMONS = ("radius", "acs", "voltha", "poller", "devices", "api")
 RECENT = 1000  # stream entries read for the rates and the recent events
 RATE_WINDOW = 60.0  # seconds
-# Reject events: issue 21 adds them to the stream; any kind that says reject counts.
+# Reject events on the stream (auth.reject, and any other kind that says reject).
 REJECT_WORDS = ("reject", "refused")
-NO_AUTH_HISTORY = (
-    "netd keeps no authentication history yet: accepts are not recorded and rejects are only "
-    "counted by reason (netd_radius_rejects_total, Grafana's RADIUS dashboard) and logged by "
-    "the radius daemon. Reject events on the stream (the authentication history of issue 21) "
-    "appear here when they come."
+AUTH_HISTORY_NOTE = (
+    "From the authentication history (radius.auth_log: every Access-Accept and Access-Reject, "
+    "kept radius.auth_log_retention days); all of it: GET /api/v1/auth-log or netd auth-log."
 )
 STORE_ERRORS = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, RedisError, TimeoutError)
 
@@ -230,7 +229,7 @@ async def overview(st: ApiState) -> dict[str, Any]:
         "voltha": voltha,
         "acs": await part(_acs(st, beats)),
         "jobs": jobs,
-        "no_auth_history": NO_AUTH_HISTORY,
+        "auth_history_note": AUTH_HISTORY_NOTE,
     }
 
 
@@ -253,9 +252,10 @@ async def _onus(st: ApiState, username: str) -> list[dict[str, Any]]:
     return found
 
 
-async def _auth_events(st: ApiState, username: str) -> list[dict[str, Any]]:
-    rows = await list_events(st.pool, before=None, limit=50, subject=username)
-    return [r for r in rows if _is_reject(r["kind"]) or r["kind"].startswith("auth.")][:20]
+async def _auth_events(st: ApiState, username: str) -> list[Any]:
+    return await ops.list_auth_log(
+        st, user=username, nas=None, since=None, until=None, result=None, before_id=None, limit=20
+    )
 
 
 async def subscriber(st: ApiState, username: str) -> dict[str, Any]:
@@ -274,7 +274,7 @@ async def subscriber(st: ApiState, username: str) -> dict[str, Any]:
         "sessions": sessions,
         "usage": await part(_usage(st, username)),
         "auth": await part(_auth_events(st, username)),
-        "no_auth_history": NO_AUTH_HISTORY,
+        "auth_history_note": AUTH_HISTORY_NOTE,
         "addresses": addresses,
         "cpes": await part(acs_store.devices_at(st.pool, addresses)),
         "onus": await part(_onus(st, username)),

@@ -213,6 +213,8 @@ class RadiusConfig(_DaemonConfig):
     acct_batch_max: int = Field(default=256, ge=1, le=10_000)
     acct_batch_window: float = Field(default=0.003, gt=0, le=1.0)
     acct_commit_timeout: Seconds = 5.0  # a batch's ledger commit; past it the batch is spooled
+    auth_log: bool = True  # the authentication history (every Accept and Reject, batched)
+    auth_log_retention: int = Field(default=90, ge=1, le=3650)  # days
     cache_timeout: Seconds = 1.0  # a Redis call on the request path; past it: as if Redis were down
     workers: int = Field(default=1, ge=1, le=64)
     dictionaries: list[Path] = Field(default_factory=list)

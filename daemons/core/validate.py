@@ -159,10 +159,44 @@ def framed_ip(value: str) -> str:
         raise Invalid(f"framed_ip {show(value)} is not an IPv4 address") from None
     if address.version != 4:
         raise Invalid(
-            f"framed_ip {show(value)} is IPv6: Framed-IP-Address is an IPv4 address "
-            "(IPv6 subscriber prefixes are not supported yet)"
+            f"framed_ip {show(value)} is IPv6: Framed-IP-Address is an IPv4 address; an IPv6 "
+            "subscriber takes framed_ipv6_address (--ipv6), framed_ipv6_prefix "
+            "(--ipv6-prefix), delegated_ipv6_prefix (--delegated-prefix) or the pools "
+            "framed_ipv6_pool (--ipv6-pool) and delegated_ipv6_pool (--delegated-pool)"
         )
     return str(address)
+
+
+def ipv6_address(value: str, what: str = "framed_ipv6_address") -> str:
+    """A static Framed-IPv6-Address (RFC 6911 §3.1): IPv6 only, canonical spelling."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise Invalid(f"{what} {show(value)} is not an IPv6 address") from None
+    if address.version != 6:
+        raise Invalid(f"{what} {show(value)} is IPv4: give it as framed_ip (--ip)")
+    return str(address)
+
+
+IPV6_PREFIX = (1, 128)  # RFC 3162 §2.3, RFC 4818 §3: a prefix length of at most 128
+
+
+def ipv6_prefix(value: str, what: str = "framed_ipv6_prefix") -> str:
+    """An IPv6 prefix (Framed-IPv6-Prefix, RFC 3162 §2.3; Delegated-IPv6-Prefix, RFC 4818):
+    CIDR with its length; host bits are refused (a typo more often than an intent)."""
+    if "/" not in value:
+        raise Invalid(f"{what} {show(value)} needs a prefix length, e.g. 2001:db8:1:2::/64")
+    try:
+        net = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise Invalid(f"{what} {show(value)} is not an IPv6 prefix (2001:db8:1:2::/64)") from None
+    if net.version != 6:
+        raise Invalid(f"{what} {show(value)} is IPv4: {what} is an IPv6 prefix")
+    if not IPV6_PREFIX[0] <= net.prefixlen <= IPV6_PREFIX[1]:
+        raise Invalid(f"{what} {show(value)}: the length is 1 to 128")
+    if ipaddress.ip_interface(value).ip != net.network_address:
+        raise Invalid(f"{what} {show(value)} has host bits set: the prefix is {net}")
+    return str(net)
 
 
 def network(value: str, what: str = "network") -> str:
@@ -209,6 +243,20 @@ def pool_ranges(ranges: Iterable[str]) -> list[str]:
             f"the ranges hold {total} addresses: at most {POOL_ADD_MAX} at a time (a /14)"
         )
     return out
+
+
+IPV6_POOL_LENGTHS = (48, 64)  # per-subscriber prefixes: /48 to /64 (/56, /60 delegated; /64 WAN)
+
+
+def ipv6_pool(prefix: str, length: int) -> tuple[str, int]:
+    """A netd IPv6 pool: an IPv6 prefix cut into per-subscriber prefixes of ``length``
+    (longer than the pool's, /48 to /64)."""
+    net = ipaddress.ip_network(ipv6_prefix(prefix, "prefix"))
+    if not IPV6_POOL_LENGTHS[0] <= length <= IPV6_POOL_LENGTHS[1]:
+        raise Invalid(f"length {length}: a subscriber's prefix is /48 to /64 (/56, /60, /64)")
+    if length <= net.prefixlen:
+        raise Invalid(f"length {length}: a /{length} does not fit in {net} more than once")
+    return str(net), length
 
 
 _OID = re.compile(r"^\.?(0|[1-9][0-9]{0,9})(\.(0|[1-9][0-9]{0,9})){1,127}$")

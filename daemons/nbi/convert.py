@@ -265,7 +265,7 @@ def _upsert_fields(msg: sb.SubscriberUpsert) -> dict[str, Any]:
     if msg.HasField("password"):
         fields["password"] = msg.password
     fields["hash"] = _HASHES.get(msg.hash, f"unknown ({msg.hash})")
-    for name in ("plan", "mac", "framed_ip"):
+    for name in ("plan", "mac", "framed_ip", *radius_store.IPV6_FIELDS):
         if msg.HasField(name):
             fields[name] = getattr(msg, name)
     if msg.state != sb.SUBSCRIBER_STATE_UNSPECIFIED:
@@ -293,6 +293,7 @@ def subscriber(row: radius_store.SubscriberRow) -> sb.Subscriber:
         mac=view["mac"] or "",
         framed_ip=view["framed_ip"] or "",
         credentials=view["credentials"],
+        **{name: view[name] or "" for name in radius_store.IPV6_FIELDS},
     )
 
 
@@ -311,6 +312,9 @@ def session(d: Mapping[str, Any]) -> ss.Session:
         updated_at=ts(d["updated_at"]),
         input_octets=int(d["input_octets"]),
         output_octets=int(d["output_octets"]),
+        framed_ipv6_address=d.get("framed_ipv6_address") or "",
+        framed_ipv6_prefix=d.get("framed_ipv6_prefix") or "",
+        delegated_ipv6_prefix=d.get("delegated_ipv6_prefix") or "",
     )
 
 
@@ -561,3 +565,30 @@ def cpe_bulk(d: Mapping[str, Any]) -> dv.CpeBulk:
         created_by=d["created_by"] or "",
         finished_at=opt_ts(d["finished_at"]),
     )
+
+
+# --- the authentication history (issue 21) -------------------------------------------------
+
+
+def auth_event(e: m.AuthLogEntry) -> ss.AuthEvent:
+    return ss.AuthEvent(
+        id=e.id,
+        at=ts(e.at),
+        username=e.username,
+        nas=e.nas,
+        nas_port=e.nas_port,
+        calling_station=e.calling_station,
+        method=e.method,
+        result=e.result,
+        reason=e.reason,
+        plan=e.plan or "",
+        given={k: str(v) for k, v in e.given.items()},
+        session=e.session or "",
+    )
+
+
+def opt_time(msg: Any, name: str) -> datetime | None:
+    """An optional Timestamp field as an aware datetime (None when unset)."""
+    if not msg.HasField(name):
+        return None
+    return getattr(msg, name).ToDatetime(tzinfo=UTC)  # type: ignore[no-any-return]

@@ -340,6 +340,29 @@ class Sessions:
             sessions=[convert.session(s) for s in found], next_page_token=convert.next_token(nxt)
         )
 
+    @rpc("SessionsService", "viewer")
+    async def ListAuthEvents(
+        self, request: ss.ListAuthEventsRequest, call: Call
+    ) -> ss.ListAuthEventsResponse:
+        limit = convert.page_size(request.page_size)
+        after = convert.page_after(request.page_token)
+        if after and (not after.isdigit() or len(after) > 19):
+            raise ApiError(400, "the page token is not one this API gave out")
+        rows = await ops.list_auth_log(
+            self.st,
+            user=request.username or None,
+            nas=request.nas or None,
+            since=convert.opt_time(request, "since"),
+            until=convert.opt_time(request, "until"),
+            result=request.result or None,
+            before_id=int(after) if after else None,
+            limit=limit,
+        )
+        nxt = str(rows[-1].id) if len(rows) == limit and rows else None
+        return ss.ListAuthEventsResponse(
+            events=[convert.auth_event(r) for r in rows], next_page_token=convert.next_token(nxt)
+        )
+
     async def _act(self, call: Call, session_id: str, kind: str, body: Any) -> ss.CoaResult:
         principal = call.principal
         assert principal is not None

@@ -10,14 +10,13 @@ packet bytes differ. The key is what stays the same:
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import socket
-import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import Any
 
-from daemons.radius.codec import Attr, DecodeError, DropReason, Packet, iter_vsa
+from daemons.radius import ledger
+from daemons.radius.codec import Attr, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import Dictionary
 
 
@@ -33,6 +32,8 @@ class AcctStatus(IntEnum):
 STATUS_TYPE, DELAY_TIME, INPUT_OCTETS, OUTPUT_OCTETS, SESSION_ID = 40, 41, 42, 43, 44
 SESSION_TIME, INPUT_PACKETS, OUTPUT_PACKETS, TERMINATE_CAUSE = 46, 47, 48, 49
 INPUT_GIGAWORDS, OUTPUT_GIGAWORDS, EVENT_TIMESTAMP, NAS_PORT, NAS_PORT_ID = 52, 53, 55, 5, 87
+# RFC 3162 §2.3, RFC 4818 §3, RFC 6911 §3.1
+FRAMED_IPV6_PREFIX, DELEGATED_IPV6_PREFIX, FRAMED_IPV6_ADDRESS = 97, 123, 168
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +55,18 @@ class AcctRecord:
     terminate_cause: int | None = None
     delay_time: int = 0
     attributes: dict[str, Any] = field(default_factory=dict)
+    framed_ipv6_address: str | None = None  # RFC 6911 §3.1
+    framed_ipv6_prefix: str | None = None  # RFC 3162 §2.3
+    delegated_ipv6_prefix: str | None = None  # RFC 4818
+
+    @property
+    def ipv6(self) -> tuple[str, ...]:
+        """The IPv6 address and prefixes the session holds (its live index entries)."""
+        return tuple(
+            x
+            for x in (self.framed_ipv6_address, self.framed_ipv6_prefix, self.delegated_ipv6_prefix)
+            if x
+        )
 
     @property
     def is_session_event(self) -> bool:
@@ -142,56 +155,13 @@ def parse(pkt: Packet, nas: str, dictionary: Dictionary, now: float) -> AcctReco
         terminate_cause=_int(a, TERMINATE_CAUSE),
         delay_time=delay,
         attributes=describe(pkt, dictionary),
+        framed_ipv6_address=ledger.ipv6_address(a.get(FRAMED_IPV6_ADDRESS)),
+        framed_ipv6_prefix=ledger.ipv6_prefix(a.get(FRAMED_IPV6_PREFIX)),
+        delegated_ipv6_prefix=ledger.ipv6_prefix(a.get(DELEGATED_IPV6_PREFIX)),
     )
 
 
 def describe(pkt: Packet, dictionary: Dictionary) -> dict[str, Any]:
-    """Every attribute by dictionary name (unknown ones as ``Attr-N`` / ``Vendor-V-Attr-N``),
-    values typed where the dictionary says how; repeated attributes become lists."""
-    out: dict[str, Any] = {}
-    names = dictionary.names
-    for atype, raw in pkt.attributes:
-        if atype == Attr.MESSAGE_AUTHENTICATOR:
-            continue
-        if atype == Attr.VENDOR_SPECIFIC:
-            for vendor, vtype, value in iter_vsa(raw):
-                known = names.get((vendor, vtype))
-                if known is None:
-                    _put(out, f"Vendor-{vendor}-Attr-{vtype}", _value("octets", value))
-                else:
-                    _put(out, known[0], _value(known[1], value))
-            continue
-        known = names.get((0, atype))
-        if known is None:
-            _put(out, f"Attr-{atype}", _value("octets", raw))
-        elif known[1] == "integer" and len(raw) == 4:  # most of a record: counters
-            _put(out, known[0], int.from_bytes(raw, "big"))
-        else:
-            _put(out, known[0], _value(known[1], raw))
-    return out
-
-
-def _put(out: dict[str, Any], name: str, value: Any) -> None:
-    prev = out.get(name, _ABSENT)
-    if prev is _ABSENT:
-        out[name] = value
-    else:
-        out[name] = [*prev, value] if isinstance(prev, list) else [prev, value]
-
-
-_ABSENT = object()
-
-
-def _value(kind: str, raw: bytes) -> Any:
-    try:
-        if kind in ("integer", "date") and len(raw) == 4:
-            return struct.unpack("!I", raw)[0]
-        if kind == "ipaddr" and len(raw) == 4:
-            return socket.inet_ntoa(raw)
-        if kind == "ipv6addr" and len(raw) == 16:
-            return str(ipaddress.IPv6Address(raw))
-        if kind == "string" and b"\0" not in raw:  # JSONB refuses U+0000: those as hex
-            return raw.decode("utf-8")
-    except (UnicodeDecodeError, ValueError, struct.error):
-        pass
-    return "0x" + raw.hex()
+    """Every attribute by dictionary name as FreeRADIUS prints it (``radius/ledger.py``);
+    repeated attributes become lists."""
+    return ledger.describe(pkt.attributes, dictionary)

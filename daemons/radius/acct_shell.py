@@ -109,6 +109,10 @@ class AcctShell:
                 sender.sendto(verdict.reply, addr)
             return
         pkt, nas = verdict.pkt, verdict.nas
+        if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4: answer with Accounting-Response
+            job = Job(pkt, nas, addr, sender, verdict.key, t0, None)
+            self.admission.answer(Code.ACCOUNTING_RESPONSE, job, [], "status")
+            return
         # Shed before parsing (the dearest step left): under overload a drop costs the
         # authenticator check and no more.
         load = self.inflight.load()

@@ -11,6 +11,7 @@ them), and are sealed before they reach PostgreSQL or Redis.
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +142,17 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p.add_argument("--state", choices=["active", "suspended", "disabled"])
         p.add_argument("--mac", help="bind to this Calling-Station-Id ('' to unbind)")
         p.add_argument("--ip", help="static Framed-IP-Address, IPv4 ('' to clear)")
+        p.add_argument("--ipv6", help="static Framed-IPv6-Address (RFC 6911; '' to clear)")
+        p.add_argument(
+            "--ipv6-prefix", help="static Framed-IPv6-Prefix, the WAN prefix (RFC 3162; '' clears)"
+        )
+        p.add_argument(
+            "--delegated-prefix", help="static Delegated-IPv6-Prefix (RFC 4818; '' to clear)"
+        )
+        p.add_argument("--ipv6-pool", help="Framed-IPv6-Pool, a pool on the NAS ('' to clear)")
+        p.add_argument(
+            "--delegated-pool", help="Delegated-IPv6-Prefix-Pool, a pool on the NAS ('' clears)"
+        )
     lst = s_sub.add_parser("list", help="list subscribers")
     lst.add_argument("--plan")
     lst.add_argument("--state", choices=["active", "suspended", "disabled"])
@@ -150,6 +162,7 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
         p = s_sub.add_parser(action, help=f"{action} one subscriber")
         p.add_argument("username")
     _session_parsers(sub)
+    _auth_log_parser(sub)
     pl = sub.add_parser("pool", help="IP pools allocated by netd at Access-Accept")
     pls = pl.add_subparsers(dest="action", required=True, metavar="ACTION")
     pa = pls.add_parser("add", help="create a pool, or add addresses to it")
@@ -157,9 +170,34 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     pa.add_argument("ranges", nargs="+", metavar="CIDR", help="IPv4 addresses or prefixes")
     pa.add_argument("--lease", type=int, default=900, help="lease time in seconds")
     pls.add_parser("list", help="pools with their size and addresses leased")
+    p6 = pls.add_parser(
+        "add6", help="create an IPv6 pool: per-subscriber prefixes leased at Access-Accept"
+    )
+    p6.add_argument("name")
+    p6.add_argument("prefix", help="the pool's prefix, e.g. 2001:db8::/40")
+    p6.add_argument("--length", type=int, required=True, help="each subscriber's: 56, 60, 64")
+    p6.add_argument("--lease", type=int, default=900, help="lease time in seconds")
+    pls.add_parser("list6", help="IPv6 pools with their capacity and prefixes leased")
     pr = pls.add_parser("remove", help="remove a pool and its addresses")
     pr.add_argument("name")
     pr.add_argument("--force", action="store_true", help="even while addresses are leased")
+
+
+def _auth_log_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    al = sub.add_parser(
+        "auth-log",
+        help="the authentication history: every Accept and Reject, newest first",
+        description="Every Access-Accept and Access-Reject netd answered (radius.auth_log), "
+        "newest first, with the reason of a reject and the session a login started.",
+    )
+    al.set_defaults(action="list")
+    al.add_argument("user", nargs="?", help="only this User-Name")
+    al.add_argument("--nas", help="only this NAS client")
+    al.add_argument("--since", help="from this time (ISO 8601, e.g. 2026-12-07T09:00Z)")
+    al.add_argument("--until", help="before this time (ISO 8601)")
+    al.add_argument("--result", choices=["accept", "reject"])
+    al.add_argument("--before", type=int, help="older than this record id (paging)")
+    al.add_argument("--limit", type=int, default=100)
 
 
 def _session_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -239,7 +277,54 @@ async def _dispatch(st: local.LocalState, args: argparse.Namespace) -> int:
         return await _session(st, args)
     if args.command == "pool":
         return await _pool(st, args)
+    if args.command == "auth-log":
+        return await _auth_log(st, args)
     return await _subscriber(st, args)
+
+
+AUTH_LOG_COLUMNS = (
+    "id",
+    "at",
+    "username",
+    "nas",
+    "nas_port",
+    "calling_station",
+    "method",
+    "result",
+    "reason",
+    "plan",
+    "session",
+)
+
+
+def _when(text: str | None, what: str) -> datetime | None:
+    if text is None:
+        return None
+    try:
+        when = datetime.fromisoformat(text)
+    except ValueError:
+        raise validate.Invalid(f"{what} {validate.show(text)} is not an ISO 8601 time") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+async def _auth_log(st: local.LocalState, args: argparse.Namespace) -> int:
+    limit = validate.bounded(args.limit, validate.LIMIT, "--limit")
+    rows = await ops.list_auth_log(
+        st,
+        user=args.user,
+        nas=args.nas,
+        since=_when(args.since, "--since"),
+        until=_when(args.until, "--until"),
+        result=args.result,
+        before_id=args.before,
+        limit=limit,
+    )
+    return output.rows(
+        args,
+        [r.model_dump(mode="json") for r in rows],
+        "no authentications recorded",
+        AUTH_LOG_COLUMNS,
+    )
 
 
 def nas_view(row: store.NasRow) -> dict[str, Any]:
@@ -317,6 +402,11 @@ def subscriber_fields(args: argparse.Namespace) -> dict[str, Any]:
         ("state", args.state),
         ("mac", args.mac),
         ("framed_ip", args.ip),
+        ("framed_ipv6_address", args.ipv6),
+        ("framed_ipv6_prefix", args.ipv6_prefix),
+        ("delegated_ipv6_prefix", args.delegated_prefix),
+        ("framed_ipv6_pool", args.ipv6_pool),
+        ("delegated_ipv6_pool", args.delegated_pool),
     ):
         if value is not None:
             body[key] = value
@@ -363,6 +453,19 @@ async def _pool(st: local.LocalState, args: argparse.Namespace) -> int:
             f"{added.size} in all, {added.leased} leased"
         )
         return 0
+    if args.action == "add6":
+        made = await ops.add_pool6(
+            st,
+            args.name,
+            m.Pool6Add(prefix=args.prefix, length=args.length, lease_time=args.lease),
+        )
+        print(
+            f"IPv6 pool {made.name}: {made.prefix} in /{made.length}s, "
+            f"{made.capacity} prefixes, {made.leased} leased"
+        )
+        return 0
+    if args.action == "list6":
+        return output.rows(args, [p.model_dump() for p in await ops.list_pools6(st)], "no pools")
     if args.action == "remove":
         gone = await ops.remove_pool(st, args.name, args.force)
         print(f"removed pool {gone.name} ({gone.size} addresses, {gone.leased} were leased)")

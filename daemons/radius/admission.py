@@ -146,7 +146,9 @@ class Admission:
             return _DROPPED[DropReason.RATE_LIMITED]
         try:
             pkt = decode(data)
-            if accounting:
+            if accounting and pkt.code == Code.STATUS_SERVER:  # RFC 5997 §3, §4
+                check_message_authenticator(pkt, nas.secret, True)
+            elif accounting:
                 if pkt.code != Code.ACCOUNTING_REQUEST:
                     raise DecodeError(DropReason.UNEXPECTED_CODE, str(pkt.code))
                 # RFC 2866 §3: the Request Authenticator is an MD5 keyed over the packet.

@@ -26,7 +26,7 @@ from daemons.radius.codec import (
     vsa,
 )
 from daemons.radius.dictionary import Dictionary, ReplyAttr
-from daemons.radius.policy import Policy
+from daemons.radius.policy import Ipv6, Policy
 
 MICROSOFT = 311  # RFC 2548 vendor id
 MS_CHAP_RESPONSE, MS_CHAP_ERROR, MS_CHAP_MPPE_KEYS, MS_CHAP_CHALLENGE = 1, 2, 12, 11
@@ -57,6 +57,29 @@ class Subscriber:
     password: bytes | None = None
     nt_hash: bytes | None = None
     password_hash: str | None = None
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
+
+    @property
+    def ipv6(self) -> Ipv6 | None:
+        if not (
+            self.framed_ipv6_address
+            or self.framed_ipv6_prefix
+            or self.delegated_ipv6_prefix
+            or self.framed_ipv6_pool
+            or self.delegated_ipv6_pool
+        ):
+            return None
+        return Ipv6(
+            self.framed_ipv6_address,
+            self.framed_ipv6_prefix,
+            self.delegated_ipv6_prefix,
+            self.framed_ipv6_pool,
+            self.delegated_ipv6_pool,
+        )
 
 
 class Method(StrEnum):
@@ -75,6 +98,7 @@ class Outcome:
     reason: str
     attributes: tuple[ReplyAttr, ...] = ()
     raw: tuple[tuple[int, bytes], ...] = ()
+    plan: str = ""  # the plan applied (the authentication history records it)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +268,9 @@ def _mschap(
     else:
         keys = hide_password(mschap.v1_mppe_keys(pw_hash), nas.secret, req.authenticator)
         raw = (*outcome.raw, vsa(MICROSOFT, MS_CHAP_MPPE_KEYS, keys))
-    return Outcome(outcome.code, method, outcome.reason, outcome.attributes + tuple(mppe), raw)
+    return Outcome(
+        outcome.code, method, outcome.reason, outcome.attributes + tuple(mppe), raw, outcome.plan
+    )
 
 
 def authorize(
@@ -278,10 +304,10 @@ def authorize(
         return reject(
             method, "simultaneous_use", ReplyAttr("Reply-Message", "Simultaneous-Use limit reached")
         )
-    attrs = policy.reply(plan, nas.vendor, sub.framed_ip)
+    attrs = policy.reply(plan, nas.vendor, sub.framed_ip, sub.ipv6)
     if plan.reply_message:
         attrs.append(ReplyAttr("Reply-Message", plan.reply_message))
-    return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw)
+    return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw, plan.name)
 
 
 def _eap(
@@ -334,5 +360,7 @@ def _eap(
     success = eap.eap_attributes(eap.EapPacket(eap.EapCode.SUCCESS, packet.identifier, None, b""))
     outcome = authorize(req, nas, sub, sessions, cfg, method, tuple(success))
     if outcome.code != Code.ACCESS_ACCEPT:
-        return Outcome(outcome.code, method, outcome.reason, outcome.attributes, tuple(failure))
+        return Outcome(
+            outcome.code, method, outcome.reason, outcome.attributes, tuple(failure), outcome.plan
+        )
     return outcome

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import time
@@ -31,7 +32,7 @@ from redis.exceptions import RedisError
 from daemons.core.config import RadiusConfig
 from daemons.core.ratelog import RateLimitedLog
 from daemons.core.secrets import Sealer, SealError
-from daemons.radius import hashes
+from daemons.radius import hashes, pools6
 from daemons.radius.admission import Admission, Admitted, Resend
 from daemons.radius.auth import (
     HashCheck,
@@ -42,6 +43,7 @@ from daemons.radius.auth import (
     method_of,
     user_name,
 )
+from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import ReplyAttr
 from daemons.radius.inflight import Inflight
@@ -49,6 +51,7 @@ from daemons.radius.metrics import RadiusMetrics
 from daemons.radius.shared import Drops, Job, Sender, Stores, hold, within
 from daemons.radius.tables import Tables
 from daemons.store import pools
+from daemons.store import pools6 as pools6_store
 from daemons.store import radius as store
 
 log = logging.getLogger("netd.radius")
@@ -73,6 +76,7 @@ def open_subscriber(row: store.SubscriberRow, sealer: Sealer, method: Method) ->
         password,
         nt_hash,
         row.password_hash,
+        **{name: getattr(row, name) for name in store.IPV6_FIELDS},
     )
 
 
@@ -111,6 +115,8 @@ class AuthShell:
         # Tasks nobody awaits: store calls past their deadline, cache fills (see hold).
         self._abandoned: set[asyncio.Task[Any]] = set()
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
+        # issue 21: the authentication history (radius.auth_log), made by the daemon's start
+        self.authlog: AuthLogWriter | None = None
         inflight.register(self.held)
 
     def held(self) -> int:
@@ -266,6 +272,9 @@ class AuthShell:
 
     def _finish(self, outcome: Outcome, job: Job) -> None:
         """Reply, after allocating an address when the plan names one of our pools."""
+        if outcome.code == Code.ACCESS_ACCEPT and pools6.wanted(outcome, self.tables.pools6):
+            self.inflight.spawn(self._allocate6(outcome, job))  # IPv6 prefixes first
+            return
         our_pools = self.tables.pools
         if outcome.code == Code.ACCESS_ACCEPT and our_pools:
             pool = next(
@@ -281,6 +290,23 @@ class AuthShell:
                 return
         self._reply(outcome, job)
 
+    async def _allocate6(self, outcome: Outcome, job: Job) -> None:
+        """A prefix from each netd IPv6 pool the Accept names, then on as before."""
+        given: dict[str, str] = {}
+        try:
+            for attr, name in pools6.wanted(outcome, self.tables.pools6):
+                prefix = await pools6_store.allocate(
+                    self.stores.pool, name, job.username or "", job.nas.name
+                )
+                if prefix is None:
+                    self._reply(Outcome(Code.ACCESS_REJECT, outcome.method, "pool6_exhausted"), job)
+                    return
+                given[attr] = prefix
+        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
+            self.admission.give_up(job, DropReason.STORE_ERROR, repr(exc))
+            return
+        self._finish(pools6.with_prefixes(outcome, given), job)
+
     async def _allocate(self, outcome: Outcome, job: Job, pool: str) -> None:
         try:
             address = await pools.allocate(self.stores.pool, pool, job.username or "", job.nas.name)
@@ -294,7 +320,7 @@ class AuthShell:
             ReplyAttr("Framed-IP-Address", address) if a.name == "Framed-Pool" else a
             for a in outcome.attributes
         )
-        self._reply(Outcome(outcome.code, outcome.method, outcome.reason, attrs, outcome.raw), job)
+        self._reply(dataclasses.replace(outcome, attributes=attrs), job)
 
     async def _check_hash(
         self, job: Job, sub: Subscriber | None, sessions: int, check: HashCheck
@@ -336,3 +362,5 @@ class AuthShell:
                 },
             )
         self.admission.answer(outcome.code, job, [*attrs, *outcome.raw], outcome.method.value)
+        if self.authlog is not None:  # issue 21: recorded, never waited for
+            self.authlog.add(job.pkt, job.nas.name, job.username, outcome, time.time())

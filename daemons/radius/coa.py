@@ -2,7 +2,7 @@
 
 A session is named to the NAS by the attributes its vendor expects (a ``coa_identify`` list
 in the vendor's table in policies/radius/vendors.toml; the default is Acct-Session-Id,
-User-Name and, when known, Framed-IP-Address and NAS-IP-Address).
+User-Name and, when known, Framed-IP-Address, Framed-IPv6-Prefix and NAS-IP-Address).
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from daemons.radius.codec import (
 )
 from daemons.radius.dictionary import Dictionary, ReplyAttr
 
-DEFAULT_IDENTIFY = ("Acct-Session-Id", "User-Name", "Framed-IP-Address", "NAS-IP-Address")
+DEFAULT_IDENTIFY = (
+    "Acct-Session-Id",
+    "User-Name",
+    "Framed-IP-Address",
+    "Framed-IPv6-Prefix",  # RFC 5176 §3: an IPv6 session is named by its prefix
+    "NAS-IP-Address",
+)
 ERROR_CAUSE = 101  # RFC 5176 §3.6
 
 
@@ -34,6 +40,8 @@ class SessionRef:
     username: str
     framed_ip: str | None = None
     nas_ip: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,6 +56,8 @@ def identify(ref: SessionRef, names: tuple[str, ...] = DEFAULT_IDENTIFY) -> list
         "User-Name": ref.username,
         "Framed-IP-Address": ref.framed_ip,
         "NAS-IP-Address": ref.nas_ip,
+        "Framed-IPv6-Prefix": ref.framed_ipv6_prefix,
+        "Delegated-IPv6-Prefix": ref.delegated_ipv6_prefix,
     }
     return [ReplyAttr(n, values[n]) for n in names if values.get(n)]
 

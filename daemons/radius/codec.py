@@ -428,6 +428,13 @@ def salt_decrypt(value: bytes, secret: bytes, authenticator: bytes) -> bytes:
     return bytes(out[1 : 1 + n])
 
 
+def ascend_secret(plain: bytes, secret: bytes, authenticator: bytes) -> bytes:
+    """encrypt=3 (Ascend-Send-Secret, Ascend-Receive-Secret): the value, zero-padded or cut
+    to 16 octets, XORed with MD5(authenticator + secret). Not reversible by FreeRADIUS, which
+    prints the octets as they came."""
+    return _xor(plain[:AUTH_LEN].ljust(AUTH_LEN, b"\0"), _md5(authenticator, secret))
+
+
 def vsa(vendor: int, vtype: int, value: bytes) -> tuple[int, bytes]:
     """One Vendor-Specific attribute holding one sub-attribute (RFC 2865 §5.26)."""
     if len(value) > MAX_ATTR_VALUE - 6:

@@ -33,7 +33,20 @@ _PLAN_KEYS = {
     "data_cap",
     "time_limit",
     "quota_action",
+    "stack",
+    "framed_ipv6_pool",
+    "delegated_ipv6_pool",
 }
+STACKS = ("dual", "ipv4", "ipv6")  # what a plan gives: IPv4 and IPv6, or one of them
+# The IPv6 attributes a subscriber or plan gives (RFC 3162, 4818, 6911), in reply order;
+# a vendor's ``ipv6`` table may spell any of them its own way.
+IPV6_ATTRIBUTES = (
+    "Framed-IPv6-Address",
+    "Framed-IPv6-Prefix",
+    "Framed-IPv6-Pool",
+    "Delegated-IPv6-Prefix",
+    "Delegated-IPv6-Prefix-Pool",
+)
 
 
 def parse_bytes(text: object) -> int:
@@ -66,6 +79,9 @@ class Plan:
     data_cap: int | None = None  # octets per calendar month, both directions
     time_limit: int | None = None  # seconds online per calendar month
     quota_action: str | None = None  # "disconnect" or "coa:<plan>"
+    stack: str = "dual"  # "ipv4": no IPv6 attributes; "ipv6": no IPv4 address or pool
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
 
     @property
     def has_quota(self) -> bool:
@@ -77,6 +93,18 @@ class VendorMap:
     name: str
     rate_limit: tuple[tuple[str, str], ...] = ()  # (attribute name, value template)
     coa_identify: tuple[str, ...] = ()  # how its NAS wants a session named in CoA
+    ipv6: tuple[tuple[str, str], ...] = ()  # (standard IPv6 attribute, this vendor's own)
+
+
+@dataclass(frozen=True, slots=True)
+class Ipv6:
+    """A subscriber's static IPv6 addressing (any may be None)."""
+
+    address: str | None = None
+    prefix: str | None = None
+    delegated: str | None = None
+    pool: str | None = None
+    delegated_pool: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,21 +121,44 @@ class Policy:
     def plan_for(self, name: str) -> Plan | None:
         return self.plans.get(name)
 
-    def reply(self, plan: Plan, vendor: str, framed_ip: str | None) -> list[ReplyAttr]:
+    def reply(
+        self, plan: Plan, vendor: str, framed_ip: str | None, ipv6: Ipv6 | None = None
+    ) -> list[ReplyAttr]:
         """The reply attributes of ``plan`` on a NAS of ``vendor``. The per-plan part is
-        built once per (plan, vendor): a Policy never changes, a reload makes a new one."""
+        built once per (plan, vendor): a Policy never changes, a reload makes a new one.
+        A static address or prefix wins over the pool that would give one."""
         key = (plan.name, vendor)
         base = self._replies.get(key)
         if base is None:
             base = self._plan_reply(plan, vendor)
             self._replies[key] = base
         out = list(base)
-        if framed_ip:
-            out.append(ReplyAttr("Framed-IP-Address", framed_ip))
-        elif plan.framed_pool:
-            out.append(ReplyAttr("Framed-Pool", plan.framed_pool))
+        if plan.stack != "ipv6":
+            if framed_ip:
+                out.append(ReplyAttr("Framed-IP-Address", framed_ip))
+            elif plan.framed_pool:
+                out.append(ReplyAttr("Framed-Pool", plan.framed_pool))
+        if plan.stack != "ipv4":
+            out += self._ipv6(plan, vendor, ipv6 or _NO_IPV6)
         out += [ReplyAttr(name, value) for name, value in plan.attributes]
         return out
+
+    def _ipv6(self, plan: Plan, vendor: str, v6: Ipv6) -> list[ReplyAttr]:
+        """RFC 6911 §3.1 (address), RFC 3162 §2.3/§2.6 (WAN prefix or pool), RFC 4818
+        (delegated prefix) or RFC 6911 §3.4 (its pool), each in the vendor's spelling."""
+        given = (
+            ("Framed-IPv6-Address", v6.address),
+            ("Framed-IPv6-Prefix", v6.prefix),
+            ("Framed-IPv6-Pool", None if v6.prefix else v6.pool or plan.framed_ipv6_pool),
+            ("Delegated-IPv6-Prefix", v6.delegated),
+            (
+                "Delegated-IPv6-Prefix-Pool",
+                None if v6.delegated else v6.delegated_pool or plan.delegated_ipv6_pool,
+            ),
+        )
+        vmap = self.vendors.get(vendor)
+        names = dict(vmap.ipv6) if vmap is not None else {}
+        return [ReplyAttr(names.get(attr, attr), value) for attr, value in given if value]
 
     def _plan_reply(self, plan: Plan, vendor: str) -> tuple[ReplyAttr, ...]:
         out: list[ReplyAttr] = []
@@ -126,6 +177,9 @@ class Policy:
             if value is not None and value != "":
                 out.append(ReplyAttr(name, value))
         return tuple(out)
+
+
+_NO_IPV6 = Ipv6()
 
 
 def _rate_values(plan: Plan) -> dict[str, str]:
@@ -240,7 +294,13 @@ def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
         raise ValueError(f"plan {name!r}: a data_cap or time_limit needs a quota_action")
     if action is not None and action != "disconnect" and not str(action).startswith("coa:"):
         raise ValueError(f"plan {name!r}: quota_action is 'disconnect' or 'coa:<plan>'")
+    stack = str(spec.get("stack", "dual"))
+    if stack not in STACKS:
+        raise ValueError(f"plan {name!r}: stack is one of {', '.join(STACKS)}, not {stack!r}")
     return Plan(
+        stack=stack,
+        framed_ipv6_pool=spec.get("framed_ipv6_pool"),
+        delegated_ipv6_pool=spec.get("delegated_ipv6_pool"),
         data_cap=data_cap,
         time_limit=time_limit,
         quota_action=action,
@@ -257,7 +317,7 @@ def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
 
 
 def _vendor(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> VendorMap:
-    unknown = set(spec) - {"rate_limit", "coa_identify"}
+    unknown = set(spec) - {"rate_limit", "coa_identify", "ipv6"}
     if unknown:
         raise ValueError(f"vendor {name!r}: unknown key(s) {sorted(unknown)}")
     pairs: list[tuple[str, str]] = []
@@ -273,6 +333,26 @@ def _vendor(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Vendo
         pairs.append((attr, tmpl))
     identify = tuple(str(a) for a in spec.get("coa_identify", ()))
     for attr in identify:
-        if attr not in ("Acct-Session-Id", "User-Name", "Framed-IP-Address", "NAS-IP-Address"):
+        if attr not in COA_IDENTIFY:
             raise ValueError(f"vendor {name!r}: coa_identify cannot use {attr!r}")
-    return VendorMap(name, tuple(pairs), identify)
+    ipv6: list[tuple[str, str]] = []
+    for standard, own in dict(spec.get("ipv6", {})).items():
+        if standard not in IPV6_ATTRIBUTES:
+            raise ValueError(
+                f"vendor {name!r}: ipv6 renames one of {', '.join(IPV6_ATTRIBUTES)}, "
+                f"not {standard!r}"
+            )
+        if str(own) not in dictionary:
+            raise ValueError(f"vendor {name!r}: no attribute {own!r} in the dictionaries")
+        ipv6.append((standard, str(own)))
+    return VendorMap(name, tuple(pairs), identify, tuple(ipv6))
+
+
+COA_IDENTIFY = (
+    "Acct-Session-Id",
+    "User-Name",
+    "Framed-IP-Address",
+    "NAS-IP-Address",
+    "Framed-IPv6-Prefix",
+    "Delegated-IPv6-Prefix",
+)

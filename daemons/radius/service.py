@@ -35,6 +35,7 @@ from daemons.radius.acct_shell import AcctShell
 from daemons.radius.acct_upkeep import Upkeep
 from daemons.radius.admission import Admission
 from daemons.radius.auth_shell import AuthShell
+from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
@@ -138,6 +139,10 @@ class RadiusService(Daemon):
     # --- lifecycle ---
 
     async def start(self) -> None:
+        if self.cfg.auth_log:  # the authentication history, batched off the hot path
+            self.auth.authlog = AuthLogWriter(
+                self.ctx.pool, self.ctx.cache, self.cfg.auth_log_retention
+            )
         await self.tables.start()
         for transport in self.transports:
             await transport.open()
@@ -178,6 +183,8 @@ class RadiusService(Daemon):
         for transport in self.transports:
             transport.release()
         self.auth.close()
+        if self.auth.authlog is not None:  # what is buffered is written
+            await self.auth.authlog.close()
 
 
 class RadiusWorker(RadiusService):

@@ -98,6 +98,8 @@ async def act(
         str(session["username"]),
         session.get("framed_ip"),
         reported,
+        session.get("framed_ipv6_prefix"),
+        session.get("delegated_ipv6_prefix"),
     )
     request = coa.build(
         kind, int.from_bytes(os.urandom(1), "big"), ref, extra, dictionary, secret, names

@@ -32,6 +32,7 @@ from daemons.radius.policy import Policy, load_policy
 from daemons.radius.shared import Stores
 from daemons.store import api as api_store
 from daemons.store import pools
+from daemons.store import pools6 as pools6_store
 from daemons.store import radius as store
 
 log = logging.getLogger("netd.radius")
@@ -110,6 +111,7 @@ class Tables:
         self.ratelog = ratelog
         self.nas = NasTable([])
         self.pools: set[str] = set()
+        self.pools6: set[str] = set()  # netd-managed IPv6 pools (issue 21)
         self.engine: EngineConfig | None = None
         self._pending_policy: Policy | None = None
         self._policy_set: PolicySet | None = None
@@ -165,6 +167,7 @@ class Tables:
         self.nas = NasTable(entries)
         self.metrics.nas_clients.set(len(self.nas))
         self.pools = await pools.pool_names(self.stores.pool)
+        self.pools6 = await pools6_store.pool_names(self.stores.pool)
 
     async def _watch(self) -> None:
         """Reload NAS clients, pools and API-managed plans on NOTIFY, and every

@@ -14,11 +14,13 @@ from typing import Any
 import asyncpg
 
 from daemons.radius.acct import AcctRecord, AcctStatus
-from daemons.store import live, pg, stream
+from daemons.store import live, pg, pools6, stream
 from daemons.store.cache import Cache
 from daemons.store.live import (
     NAS_REBOOT,
+    V6_SQL,
     ip_session_key,
+    ipv6_candidates,
     live_index_key,
     live_session_count,
     live_session_ids,
@@ -69,9 +71,11 @@ RETURNING idem_key
 _UPSERT_SESSION = """
 INSERT INTO radius_sessions AS s (unique_id, nas, acct_session_id, username, nas_port,
     framed_ip, started_at, updated_at, stopped_at, session_time, input_octets,
-    output_octets, input_packets, output_packets, terminate_cause, close_reason)
+    output_octets, input_packets, output_packets, terminate_cause, close_reason,
+    framed_ipv6_address, framed_ipv6_prefix, delegated_ipv6_prefix)
 VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END)
+        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END,
+        $16::inet, $17::cidr, $18::cidr)
 ON CONFLICT (unique_id) DO UPDATE SET
     updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
@@ -84,6 +88,9 @@ ON CONFLICT (unique_id) DO UPDATE SET
     terminate_cause = COALESCE(s.terminate_cause, EXCLUDED.terminate_cause),
     close_reason = COALESCE(s.close_reason, EXCLUDED.close_reason),
     framed_ip = COALESCE(EXCLUDED.framed_ip, s.framed_ip),
+    framed_ipv6_address = COALESCE(EXCLUDED.framed_ipv6_address, s.framed_ipv6_address),
+    framed_ipv6_prefix = COALESCE(EXCLUDED.framed_ipv6_prefix, s.framed_ipv6_prefix),
+    delegated_ipv6_prefix = COALESCE(EXCLUDED.delegated_ipv6_prefix, s.delegated_ipv6_prefix),
     username = CASE WHEN s.username = '' THEN EXCLUDED.username ELSE s.username END
 """
 
@@ -103,6 +110,10 @@ async def ensure_partitions(pool: asyncpg.Pool, now: float) -> None:
             pool, "accounting_events", name, "event_time", day.isoformat(), nxt.isoformat()
         )
         day = nxt
+
+
+def _prefixes(r: AcctRecord) -> list[str]:
+    return [p for p in (r.framed_ipv6_prefix, r.delegated_ipv6_prefix) if p]
 
 
 async def append_accounting(
@@ -144,10 +155,21 @@ async def append_accounting(
                     r.input_packets,
                     r.output_packets,
                     r.terminate_cause if r.status == AcctStatus.STOP else None,
+                    r.framed_ipv6_address,
+                    r.framed_ipv6_prefix,
+                    r.delegated_ipv6_prefix,
                 )
                 for r in fresh
                 if r.is_session_event
             ],
+        )
+        # Issue 21: netd-managed IPv6 prefixes, released by a Stop, renewed by the others.
+        held = [(r, p) for r in fresh if r.is_session_event for p in _prefixes(r)]
+        await pools6.release(
+            conn, [(p, r.username) for r, p in held if r.status == AcctStatus.STOP]
+        )
+        await pools6.refresh(
+            conn, [(p, r.username) for r, p in held if r.status != AcctStatus.STOP]
         )
         for r in fresh:
             if r.status in (AcctStatus.ACCOUNTING_ON, AcctStatus.ACCOUNTING_OFF):
@@ -205,7 +227,7 @@ _CLOSE = (
     "close_reason = $3 WHERE stopped_at IS NULL AND {which} "
     "RETURNING unique_id, nas, acct_session_id, username, nas_port, "
     "host(framed_ip) AS ip, extract(epoch FROM updated_at) AS at, updated_at, session_time, "
-    "input_octets, output_octets, input_packets, output_packets"
+    f"input_octets, output_octets, input_packets, output_packets, {V6_SQL}"
 )
 
 
@@ -268,9 +290,12 @@ async def close_sessions(
         [r["ip"] for r in rows if r["ip"]],
         [r["username"] for r in rows if r["ip"]],
     )
+    await pools6.release(  # issue 21: netd-managed IPv6 prefixes
+        pool, [(p, r["username"]) for r in rows for p in r["ipv6"] if "/" in p]
+    )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
-            live.forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+            live.forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"], r["ipv6"])
             stream.add(
                 pipe,
                 cache,
@@ -312,7 +337,9 @@ async def reap_stale_sessions(
 _SESSION_COLUMNS = (
     "unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS framed_ip, "
     "started_at, updated_at, stopped_at, session_time, input_octets, output_octets, "
-    "terminate_cause, close_reason"
+    "terminate_cause, close_reason, host(framed_ipv6_address) AS framed_ipv6_address, "
+    "framed_ipv6_prefix::text AS framed_ipv6_prefix, "
+    "delegated_ipv6_prefix::text AS delegated_ipv6_prefix"
 )
 
 
@@ -332,7 +359,9 @@ async def find_sessions(
     rows = await pool.fetch(
         f"SELECT {_SESSION_COLUMNS} FROM radius_sessions WHERE "
         "($1::text IS NULL OR unique_id = $1) AND ($2::text IS NULL OR username = $2) AND "
-        "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4) AND "
+        "($3::text IS NULL OR nas = $3) AND ($4::inet IS NULL OR framed_ip = $4 OR "
+        "framed_ipv6_address = $4 OR framed_ipv6_prefix >>= $4 OR delegated_ipv6_prefix >>= $4) "
+        "AND "
         "($5 OR stopped_at IS NULL) AND ($7::text IS NULL OR acct_session_id = $7) "
         "ORDER BY started_at DESC LIMIT $6",
         unique_id,
@@ -477,6 +506,7 @@ __all__ = [
     "find_sessions",
     "finish_coa",
     "ip_session_key",
+    "ipv6_candidates",
     "ledger_records",
     "ledger_usage",
     "live_index_key",

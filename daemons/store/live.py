@@ -11,6 +11,7 @@ may have missed updates. ``store.accounting`` re-exports these verbs for its cal
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -57,8 +58,39 @@ def live_session_key(cache: Cache, unique_id: str) -> str:
 _STATUS_KIND: dict[int, str] = {AcctStatus.START: "start", AcctStatus.INTERIM_UPDATE: "interim"}
 
 
+# IPv6 index entries (an address, a prefix) also expire: the Accounting-On/Off path closes
+# sessions without knowing their prefixes, and every interim writes them again.
+IPV6_INDEX_TTL = 7 * 86400
+# A session row's IPv6 address and prefixes, as one text array column named ipv6.
+V6_SQL = (
+    "array_remove(ARRAY[host(framed_ipv6_address), framed_ipv6_prefix::text, "
+    "delegated_ipv6_prefix::text], NULL) AS ipv6"
+)
+
+
+def ipv6_candidates(address: str) -> list[str]:
+    """The index entries that may hold an IPv6 address: itself and each prefix of it."""
+    addr = ipaddress.IPv6Address(address)
+    return [str(addr)] + [
+        str(ipaddress.IPv6Network((addr, n), strict=False)) for n in range(128, -1, -1)
+    ]
+
+
+def _v6_details(address: str | None, prefix: str | None, delegated: str | None) -> dict[str, str]:
+    """A live session's IPv6 entries (left out when absent: an older reader knows none)."""
+    out = {}
+    if address:
+        out["ipv6"] = address
+    if prefix:
+        out["ipv6_prefix"] = prefix
+    if delegated:
+        out["delegated_prefix"] = delegated
+    return out
+
+
 def _stream_data(r: AcctRecord) -> dict[str, object]:
     return {
+        **_v6_details(r.framed_ipv6_address, r.framed_ipv6_prefix, r.delegated_ipv6_prefix),
         "session": r.unique_id,
         "user": r.username,
         "nas": r.nas,
@@ -77,7 +109,13 @@ def _stream_data(r: AcctRecord) -> dict[str, object]:
 
 
 def forget(
-    pipe: Any, cache: Cache, unique_id: str, username: str, nas: str, address: str | None
+    pipe: Any,
+    cache: Cache,
+    unique_id: str,
+    username: str,
+    nas: str,
+    address: str | None,
+    ipv6: Sequence[str] = (),
 ) -> None:
     pipe.srem(sessions_key(cache, username), unique_id)
     pipe.zrem(nas_sessions_key(cache, nas), unique_id)
@@ -85,6 +123,8 @@ def forget(
     pipe.delete(_session_key(cache, unique_id))
     if address:
         pipe.delete(ip_session_key(cache, address))
+    for entry in ipv6:
+        pipe.delete(ip_session_key(cache, entry))
 
 
 def remember(
@@ -95,6 +135,7 @@ def remember(
     nas: str,
     address: str | None,
     details: dict[str, object],
+    ipv6: Sequence[str] = (),
 ) -> None:
     pipe.sadd(sessions_key(cache, username), unique_id)
     pipe.zadd(nas_sessions_key(cache, nas), {unique_id: 0})
@@ -102,6 +143,8 @@ def remember(
     pipe.set(_session_key(cache, unique_id), pack(details))
     if address:
         pipe.set(ip_session_key(cache, address), unique_id.encode())
+    for entry in ipv6:
+        pipe.set(ip_session_key(cache, entry), unique_id.encode(), px=IPV6_INDEX_TTL * 1000)
 
 
 async def update_live_sessions(
@@ -116,7 +159,7 @@ async def update_live_sessions(
         if not r.is_session_event:
             continue
         if r.status == AcctStatus.STOP:
-            forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip)
+            forget(pipe, cache, r.unique_id, r.username, r.nas, r.framed_ip, r.ipv6)
             stream.add(pipe, cache, "session.stop", {**_stream_data(r), "reason": "stop"})
             continue
         stream.add(pipe, cache, f"session.{_STATUS_KIND[r.status]}", _stream_data(r))
@@ -137,7 +180,9 @@ async def update_live_sessions(
                 "updated": r.event_time,
                 "in": r.input_octets,
                 "out": r.output_octets,
+                **_v6_details(r.framed_ipv6_address, r.framed_ipv6_prefix, r.delegated_ipv6_prefix),
             },
+            r.ipv6,
         )
     nas = next((r.nas for r in records if not r.is_session_event), "")
     for unique_id, username, address in closed:
@@ -184,7 +229,9 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, 
     rows = await pool.fetch(
         "SELECT unique_id, nas, acct_session_id, username, nas_port, host(framed_ip) AS ip, "
         "extract(epoch FROM started_at) AS start, extract(epoch FROM updated_at) AS updated, "
-        "input_octets, output_octets FROM radius_sessions WHERE stopped_at IS NULL"
+        "input_octets, output_octets, host(framed_ipv6_address) AS v6a, "
+        f"framed_ipv6_prefix::text AS v6p, delegated_ipv6_prefix::text AS v6d, {V6_SQL} "
+        "FROM radius_sessions WHERE stopped_at IS NULL"
     )
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rows:
@@ -205,20 +252,22 @@ async def rebuild_live_sessions(pool: asyncpg.Pool, cache: Cache) -> tuple[int, 
                     "updated": float(r["updated"]),
                     "in": r["input_octets"],
                     "out": r["output_octets"],
+                    **_v6_details(r["v6a"], r["v6p"], r["v6d"]),
                 },
+                r["ipv6"],
             )
         pipe.set(_live_marker(cache), b"1")
         await pipe.execute()
     live = {r["unique_id"] for r in rows}
     closed = await pool.fetch(
-        "SELECT unique_id, username, nas, host(framed_ip) AS ip FROM radius_sessions "
+        f"SELECT unique_id, username, nas, host(framed_ip) AS ip, {V6_SQL} FROM radius_sessions "
         "WHERE unique_id = ANY($1::text[]) AND stopped_at IS NOT NULL",
         sorted(listed | live),
     )
     if closed:
         async with cache.client.pipeline(transaction=False) as pipe:
             for r in closed:
-                forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"])
+                forget(pipe, cache, r["unique_id"], r["username"], r["nas"], r["ip"], r["ipv6"])
             await pipe.execute()
     live -= {r["unique_id"] for r in closed}
     return len(live), sum(1 for r in closed if r["unique_id"] in listed)
@@ -236,6 +285,9 @@ def _live_view(unique_id: str, details: dict[str, Any]) -> dict[str, Any]:
         "updated_at": _ts(float(details.get("updated", 0))),
         "input_octets": int(details.get("in", 0)),
         "output_octets": int(details.get("out", 0)),
+        "framed_ipv6_address": details.get("ipv6"),
+        "framed_ipv6_prefix": details.get("ipv6_prefix"),
+        "delegated_ipv6_prefix": details.get("delegated_prefix"),
     }
 
 
@@ -261,7 +313,13 @@ async def live_session_ids(
         raw = await client.zrangebylex(key, start, "+", 0, limit)
         return [x.decode() if isinstance(x, bytes) else str(x) for x in raw]
     # An address names one session and a user a few: read those, then check the rest.
-    if ip is not None:
+    if ip is not None and ":" in ip:  # IPv6: the session whose address or prefix holds it
+        keys = [ip_session_key(cache, entry) for entry in ipv6_candidates(ip)]
+        candidates = _texts(x for x in await _get_many(cache, keys) if x)
+        if username is not None and candidates:
+            members = await client.smembers(sessions_key(cache, username))
+            candidates &= _texts(members)
+    elif ip is not None:
         held = await client.get(ip_session_key(cache, ip))
         candidates = _texts([held] if held else [])
         if username is not None and candidates:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import asyncpg
@@ -40,16 +40,48 @@ class SubscriberRow:
     state: str = "active"
     mac: str | None = None
     framed_ip: str | None = None
+    framed_ipv6_address: str | None = None
+    framed_ipv6_prefix: str | None = None
+    delegated_ipv6_prefix: str | None = None
+    framed_ipv6_pool: str | None = None
+    delegated_ipv6_pool: str | None = None
 
+
+# A subscriber's IPv6 fields (issue 21): cached only when set, so an older daemon that
+# knows none of them still reads every IPv4-only record of a rolling upgrade.
+IPV6_FIELDS = (
+    "framed_ipv6_address",
+    "framed_ipv6_prefix",
+    "delegated_ipv6_prefix",
+    "framed_ipv6_pool",
+    "delegated_ipv6_pool",
+)
+_FIELDS = frozenset(f.name for f in fields(SubscriberRow))
 
 _SUB_COLUMNS = (
     "username, password_hash, password_enc, nt_hash_enc, plan, state, "
-    "mac::text AS mac, host(framed_ip) AS framed_ip"
+    "mac::text AS mac, host(framed_ip) AS framed_ip, "
+    "host(framed_ipv6_address) AS framed_ipv6_address, "
+    "framed_ipv6_prefix::text AS framed_ipv6_prefix, "
+    "delegated_ipv6_prefix::text AS delegated_ipv6_prefix, framed_ipv6_pool, delegated_ipv6_pool"
 )
 
 
 def _sub(row: asyncpg.Record) -> SubscriberRow:
     return SubscriberRow(**dict(row))
+
+
+def _packed(sub: SubscriberRow) -> bytes:
+    record = asdict(sub)
+    for name in IPV6_FIELDS:
+        if record[name] is None:
+            del record[name]
+    return pack(record)
+
+
+def _unpacked(raw: bytes) -> SubscriberRow:
+    """A cached record; keys a newer release added are ignored."""
+    return SubscriberRow(**{k: v for k, v in unpack(raw).items() if k in _FIELDS})
 
 
 # --- NAS clients -------------------------------------------------------------------------
@@ -171,7 +203,7 @@ async def cached_subscribers(
         elif raw == _NEGATIVE:
             out[name] = (True, None, sessions)
         else:
-            out[name] = (True, SubscriberRow(**unpack(raw)), sessions)
+            out[name] = (True, _unpacked(raw), sessions)
     return out
 
 
@@ -193,7 +225,7 @@ async def cache_subscribers(
             if row is None:
                 pipe.set(key, _NEGATIVE, px=max(1, int(negative_ttl * 1000)), nx=True)
             else:
-                pipe.set(key, pack(asdict(row)), nx=True)
+                pipe.set(key, _packed(row), nx=True)
         await pipe.execute()
 
 
@@ -210,6 +242,18 @@ async def _uncache(cache: Cache, usernames: Sequence[str]) -> None:
         await pipe.execute()
 
 
+_UPDATE = (
+    "password_hash = EXCLUDED.password_hash, password_enc = EXCLUDED.password_enc, "
+    "nt_hash_enc = EXCLUDED.nt_hash_enc, plan = EXCLUDED.plan, state = EXCLUDED.state, "
+    "mac = EXCLUDED.mac, framed_ip = EXCLUDED.framed_ip, "
+    "framed_ipv6_address = EXCLUDED.framed_ipv6_address, "
+    "framed_ipv6_prefix = EXCLUDED.framed_ipv6_prefix, "
+    "delegated_ipv6_prefix = EXCLUDED.delegated_ipv6_prefix, "
+    "framed_ipv6_pool = EXCLUDED.framed_ipv6_pool, "
+    "delegated_ipv6_pool = EXCLUDED.delegated_ipv6_pool, updated_at = now()"
+)
+
+
 async def uncache_subscribers(cache: Cache, usernames: Sequence[str]) -> None:
     """Drop these subscribers' cached records (the next read takes PostgreSQL's)."""
     await _uncache(cache, usernames)
@@ -224,11 +268,10 @@ async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow
     await _uncache(cache, [sub.username])
     await pool.execute(
         "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, plan, "
-        "state, mac, framed_ip) VALUES ($1, $2, $3, $4, $5, $6, $7::macaddr, $8::inet) "
-        "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
-        "password_enc = EXCLUDED.password_enc, nt_hash_enc = EXCLUDED.nt_hash_enc, "
-        "plan = EXCLUDED.plan, state = EXCLUDED.state, mac = EXCLUDED.mac, "
-        "framed_ip = EXCLUDED.framed_ip, updated_at = now()",
+        "state, mac, framed_ip, framed_ipv6_address, framed_ipv6_prefix, delegated_ipv6_prefix, "
+        "framed_ipv6_pool, delegated_ipv6_pool) VALUES ($1, $2, $3, $4, $5, $6, $7::macaddr, "
+        "$8::inet, $9::inet, $10::cidr, $11::cidr, $12, $13) "
+        f"ON CONFLICT (username) DO UPDATE SET {_UPDATE}",
         sub.username,
         sub.password_hash,
         sub.password_enc,
@@ -237,13 +280,14 @@ async def upsert_subscriber(pool: asyncpg.Pool, cache: Cache, sub: SubscriberRow
         sub.state,
         sub.mac,
         sub.framed_ip,
+        *(getattr(sub, name) for name in IPV6_FIELDS),
     )
     fresh = await fetch_subscriber_db(pool, sub.username)  # normalised mac/ip, as stored
     key = _cache_key(cache, sub.username)
     if fresh is None:  # removed meanwhile
         await cache.client.delete(key)
     else:
-        await cache.client.set(key, pack(asdict(fresh)))
+        await cache.client.set(key, _packed(fresh))
 
 
 async def bulk_upsert_subscribers(
@@ -256,7 +300,9 @@ async def bulk_upsert_subscribers(
         # mac and framed_ip travel as text: asyncpg's binary COPY has no macaddr encoder.
         await conn.execute(
             "CREATE TEMP TABLE sub_load (username text, password_hash text, password_enc bytea, "
-            "nt_hash_enc bytea, plan text, state text, mac text, framed_ip text) ON COMMIT DROP"
+            "nt_hash_enc bytea, plan text, state text, mac text, framed_ip text, "
+            "framed_ipv6_address text, framed_ipv6_prefix text, delegated_ipv6_prefix text, "
+            "framed_ipv6_pool text, delegated_ipv6_pool text) ON COMMIT DROP"
         )
         await conn.copy_records_to_table(
             "sub_load",
@@ -270,6 +316,7 @@ async def bulk_upsert_subscribers(
                     s.state,
                     s.mac,
                     s.framed_ip,
+                    *(getattr(s, name) for name in IPV6_FIELDS),
                 )
                 for s in subs
             ],
@@ -282,20 +329,21 @@ async def bulk_upsert_subscribers(
                 "state",
                 "mac",
                 "framed_ip",
+                *IPV6_FIELDS,
             ],
         )
         await conn.execute(
             "INSERT INTO subscribers (username, password_hash, password_enc, nt_hash_enc, "
-            "plan, state, mac, framed_ip) SELECT username, password_hash, password_enc, "
-            "nt_hash_enc, plan, state, mac::macaddr, framed_ip::inet FROM sub_load "
-            "ON CONFLICT (username) DO UPDATE SET password_hash = EXCLUDED.password_hash, "
-            "password_enc = EXCLUDED.password_enc, nt_hash_enc = EXCLUDED.nt_hash_enc, "
-            "plan = EXCLUDED.plan, state = EXCLUDED.state, mac = EXCLUDED.mac, "
-            "framed_ip = EXCLUDED.framed_ip, updated_at = now()"
+            "plan, state, mac, framed_ip, framed_ipv6_address, framed_ipv6_prefix, "
+            "delegated_ipv6_prefix, framed_ipv6_pool, delegated_ipv6_pool) SELECT username, "
+            "password_hash, password_enc, nt_hash_enc, plan, state, mac::macaddr, "
+            "framed_ip::inet, framed_ipv6_address::inet, framed_ipv6_prefix::cidr, "
+            "delegated_ipv6_prefix::cidr, framed_ipv6_pool, delegated_ipv6_pool FROM sub_load "
+            f"ON CONFLICT (username) DO UPDATE SET {_UPDATE}"
         )
     async with cache.client.pipeline(transaction=False) as pipe:
         for s in subs:
-            pipe.set(_cache_key(cache, s.username), pack(asdict(s)))
+            pipe.set(_cache_key(cache, s.username), _packed(s))
         await pipe.execute()
 
 
@@ -335,6 +383,7 @@ def public_view(sub: SubscriberRow) -> dict[str, Any]:
         "state": sub.state,
         "mac": sub.mac,
         "framed_ip": sub.framed_ip,
+        **{name: getattr(sub, name) for name in IPV6_FIELDS},
         "credentials": [
             name
             for name, present in (

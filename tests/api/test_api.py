@@ -18,8 +18,10 @@ import pytest
 from daemons.core.secrets import Sealer
 from daemons.poller.engine import Sample
 from daemons.radius.acct import AcctRecord, AcctStatus
+from daemons.radius.authlog import AuthEvent
 from daemons.store import accounting, pools
 from daemons.store import api as api_store
+from daemons.store import authlog as authlog_store
 from daemons.store import devices as devices_store
 from daemons.store import radius as store
 from daemons.store import snmp as snmp_store
@@ -233,6 +235,16 @@ CALLS = [
         "viewer",
         200,
         path=lambda: "/api/v1/accounting/records?user=alice",
+    ),
+    Call("GET", "/api/v1/auth-log", "viewer", 200, path=lambda: "/api/v1/auth-log?user=alice"),
+    Call("GET", "/api/v1/pools6", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/pools6/{name}",
+        "admin",
+        200,
+        path=lambda: "/api/v1/pools6/pd" + _uniq(),
+        body=lambda: {"prefix": "2001:db8:" + str(len(_uniq())) + "::/48", "length": 56},
     ),
     Call(
         "GET",
@@ -911,6 +923,38 @@ async def test_live_sessions_filter_by_user_nas_and_ip(api: ApiServer) -> None:
     assert one["live"] is True and one["framed_ip"] == "100.65.0.1"
 
 
+async def test_live_session_found_by_an_ipv6_address_inside_its_prefixes(api: ApiServer) -> None:
+    """Issue 21: GET /api/v1/sessions?ip= with an IPv6 address inside a session's
+    Delegated-IPv6-Prefix or Framed-IPv6-Prefix; the session shows its prefixes."""
+    tag = _uniq()
+    n = int(tag[:4], 16)
+    rec = AcctRecord(
+        nas="bng1",
+        status=AcctStatus.START,
+        acct_session_id="v6-" + tag,
+        unique_id="v6" + tag,
+        idem_key="k-v6" + tag,
+        event_time=time.time(),
+        username="v6u" + tag,
+        framed_ipv6_prefix=f"2001:db8:{n:x}:1::/64",
+        delegated_ipv6_prefix=f"2001:db9:{n:x}:100::/56",
+    )
+    await accounting.append_accounting(api.pool, [rec])
+    await accounting.update_live_sessions(api.cache, [rec], [])
+    async with api.client("viewer") as c:
+        inside = (await c.get("/api/v1/sessions", params={"ip": f"2001:db9:{n:x}:1ab::7"})).json()[
+            "items"
+        ]
+        wan = (await c.get("/api/v1/sessions", params={"ip": f"2001:db8:{n:x}:1::9"})).json()
+        outside = (await c.get("/api/v1/sessions", params={"ip": f"2001:db9:{n:x}:200::1"})).json()
+        one = (await c.get(f"/api/v1/sessions/v6{tag}")).json()
+    assert [x["unique_id"] for x in inside] == ["v6" + tag]
+    assert inside[0]["delegated_ipv6_prefix"] == f"2001:db9:{n:x}:100::/56"
+    assert [x["unique_id"] for x in wan["items"]] == ["v6" + tag]
+    assert outside["items"] == []
+    assert one["framed_ipv6_prefix"] == f"2001:db8:{n:x}:1::/64"
+
+
 # --- the event stream ------------------------------------------------------------------------
 
 
@@ -1165,6 +1209,84 @@ async def test_ledger_records_and_usage(api: ApiServer) -> None:
     )
     assert empty.json()["records"] == 0
     assert backwards.status_code == 422
+
+
+async def test_auth_log(api: ApiServer) -> None:
+    """Issue 21: GET /api/v1/auth-log, filtered and paged, newest first."""
+    user = "al" + _uniq()
+    now = time.time()
+    events = [
+        AuthEvent(
+            now - 60 + i,
+            user,
+            "bng1" if i % 2 else "bng2",
+            "p1",
+            "",
+            "pap",
+            "reject" if i < 3 else "accept",
+            "bad_password" if i < 3 else "ok",
+            None if i < 3 else "fiber-100",
+            {} if i < 3 else {"Framed-Pool": "fiber"},
+        )
+        for i in range(5)
+    ]
+    await authlog_store.append_auth_events(api.pool, events)
+    async with api.client("viewer") as c:
+        page1 = (await c.get("/api/v1/auth-log", params={"user": user, "limit": 3})).json()
+        page2 = (
+            await c.get(
+                "/api/v1/auth-log",
+                params={"user": user, "limit": 3, "cursor": page1["next_cursor"]},
+            )
+        ).json()
+        rejects = (
+            await c.get("/api/v1/auth-log", params={"user": user, "result": "reject"})
+        ).json()
+        on_nas = (await c.get("/api/v1/auth-log", params={"user": user, "nas": "bng1"})).json()
+        late = (
+            await c.get(
+                "/api/v1/auth-log",
+                params={"user": user, "since": datetime.fromtimestamp(now - 58, UTC).isoformat()},
+            )
+        ).json()
+        bad = await c.get("/api/v1/auth-log", params={"result": "maybe"})
+    items = page1["items"] + page2["items"]
+    assert [x["reason"] for x in items] == [
+        "ok",
+        "ok",
+        "bad_password",
+        "bad_password",
+        "bad_password",
+    ]
+    assert page2["next_cursor"] is None and items[0]["given"] == {"Framed-Pool": "fiber"}
+    assert len(rejects["items"]) == 3 and {x["nas"] for x in on_nas["items"]} == {"bng1"}
+    assert len(late["items"]) == 3
+    assert bad.status_code == 422
+
+
+async def test_ipv6_pools(api: ApiServer) -> None:
+    """Issue 21: an IPv6 pool by the API, checked by the same rules as the CLI."""
+    name = "pd" + _uniq()
+    async with api.client("admin") as c:
+        made = await c.put(
+            f"/api/v1/pools6/{name}", json={"prefix": "2001:db8:a00::/40", "length": 56}
+        )
+        listed = (await c.get("/api/v1/pools6")).json()
+        host_bits = await c.put(
+            f"/api/v1/pools6/{name}x", json={"prefix": "2001:db8:a00::1/40", "length": 56}
+        )
+        too_long = await c.put(
+            f"/api/v1/pools6/{name}y", json={"prefix": "2001:db8:a00::/40", "length": 96}
+        )
+        moved = await c.put(
+            f"/api/v1/pools6/{name}", json={"prefix": "2001:db8:b00::/40", "length": 56}
+        )
+    assert made.status_code == 200, made.text
+    assert (made.json()["capacity"], made.json()["leased"]) == (65536, 0)
+    assert name in [p["name"] for p in listed]
+    assert host_bits.status_code == 422 and "host bits" in host_bits.text
+    assert too_long.status_code == 422 and "/48 to /64" in too_long.text
+    assert moved.status_code == 409
 
 
 async def test_status_lists_the_daemon_instances(api: ApiServer) -> None:

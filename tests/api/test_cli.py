@@ -182,6 +182,14 @@ PARITY = [
         ("PATCH", "/subscribers/alice", {"framed_ip": "2001:db8::5"}),
     ),
     (
+        ["subscriber", "set", "alice", "--ipv6-prefix", "10.0.0.0/8"],
+        ("PATCH", "/subscribers/alice", {"framed_ipv6_prefix": "10.0.0.0/8"}),
+    ),
+    (
+        ["subscriber", "set", "alice", "--delegated-prefix", "2001:db8:2::1/56"],
+        ("PATCH", "/subscribers/alice", {"delegated_ipv6_prefix": "2001:db8:2::1/56"}),
+    ),
+    (
         ["subscriber", "add", "zed", "--mac", "zz:zz"],
         ("POST", "/subscribers", {"username": "zed", "mac": "zz:zz"}),
     ),

@@ -74,12 +74,17 @@ def test_show_on_a_terminal_and_in_a_pipe(cli_env: dict[str, str]) -> None:
     assert made.status == 0, made
     shown = run(cli_env, "subscriber", "show", "alice", tty=True).lines
     assert shown == [
-        "username     alice",
-        "plan         default",
-        "state        active",
-        "mac          aa:bb:cc:00:11:22",
-        "framed_ip    -",
-        "credentials  cleartext,nt-hash",
+        "username               alice",
+        "plan                   default",
+        "state                  active",
+        "mac                    aa:bb:cc:00:11:22",
+        "framed_ip              -",
+        "framed_ipv6_address    -",  # issue 21: the IPv6 fields, unset
+        "framed_ipv6_prefix     -",
+        "delegated_ipv6_prefix  -",
+        "framed_ipv6_pool       -",
+        "delegated_ipv6_pool    -",
+        "credentials            cleartext,nt-hash",
     ]
     assert json.loads(run(cli_env, "subscriber", "show", "alice").out)["mac"] == "aa:bb:cc:00:11:22"
     assert run(cli_env, "subscriber", "list", "--plan", "nope", tty=True).out == "no subscribers\n"

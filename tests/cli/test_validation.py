@@ -34,6 +34,70 @@ def test_framed_ip_is_ipv4(cli_env: dict[str, str]) -> None:
     assert run(cli_env, "subscriber", "set", "alice", "--ip", "100.64.0.7").status == 0
 
 
+def test_ipv6_subscribers(cli_env: dict[str, str]) -> None:
+    """Issue 21: an IPv6 --ip is refused pointing to the IPv6 options (on main it named no
+    way to give one); those options are checked by the same rules and stored."""
+    _add_alice(cli_env)
+    bad = run(cli_env, "subscriber", "set", "alice", "--ip", "2001:db8::5")
+    assert one_line_error(bad) and bad.status == 2, bad
+    assert "--ipv6" in bad.err and "--delegated-prefix" in bad.err
+    for flag, value, says in (
+        ("--ipv6", "100.64.0.1", "is IPv4"),
+        ("--ipv6-prefix", "2001:db8:1:2::5/64", "host bits"),
+        ("--ipv6-prefix", "10.0.0.0/8", "is IPv4"),
+        ("--delegated-prefix", "2001:db8:2::", "prefix length"),
+        ("--delegated-pool", "bad pool", "pool"),
+    ):
+        refused = run(cli_env, "subscriber", "set", "alice", flag, value)
+        assert one_line_error(refused) and refused.status == 2 and says in refused.err, refused
+    ok = run(
+        cli_env,
+        "subscriber",
+        "set",
+        "alice",
+        "--ipv6",
+        "2001:DB8:1:2::5",
+        "--ipv6-prefix",
+        "2001:db8:1:2::/64",
+        "--delegated-prefix",
+        "2001:db8:2:ab00::/56",
+        "--ipv6-pool",
+        "wan6",
+        "--delegated-pool",
+        "pd6",
+    )
+    assert ok.status == 0, ok
+    shown = run(cli_env, "subscriber", "show", "alice", "--json").out
+    for text in (
+        '"framed_ipv6_address": "2001:db8:1:2::5"',
+        '"framed_ipv6_prefix": "2001:db8:1:2::/64"',
+        '"delegated_ipv6_prefix": "2001:db8:2:ab00::/56"',
+        '"framed_ipv6_pool": "wan6"',
+        '"delegated_ipv6_pool": "pd6"',
+    ):
+        assert text in shown, shown
+    assert run(cli_env, "subscriber", "set", "alice", "--delegated-prefix", "").status == 0
+    assert (
+        '"delegated_ipv6_prefix": null' in run(cli_env, "subscriber", "show", "alice", "--json").out
+    )
+
+
+def test_ipv6_pools(cli_env: dict[str, str]) -> None:
+    """Issue 21: netd's IPv6 pools, by the same rules as the API."""
+    for argv, says in (
+        (["2001:db8::/40", "--length", "96"], "/48 to /64"),
+        (["2001:db8::1/40", "--length", "56"], "host bits"),
+        (["10.0.0.0/8", "--length", "56"], "is IPv4"),
+        (["2001:db8::/60", "--length", "56"], "does not fit"),
+    ):
+        bad = run(cli_env, "pool", "add6", "pd6", *argv)
+        assert one_line_error(bad) and bad.status == 2 and says in bad.err, bad
+    ok = run(cli_env, "pool", "add6", "pd6", "2001:db8::/40", "--length", "56")
+    assert ok.status == 0 and "65536 prefixes" in ok.out, ok
+    listed = run(cli_env, "pool", "list6", "--json").out
+    assert '"prefix": "2001:db8::/40"' in listed and '"length": 56' in listed
+
+
 def test_unknown_vendor_is_refused(cli_env: dict[str, str]) -> None:
     bad = run(
         cli_env,

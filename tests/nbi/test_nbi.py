@@ -26,9 +26,12 @@ from daemons.nbi import convert
 from daemons.nbi.gen.netd.v1 import devices_pb2 as dv
 from daemons.nbi.gen.netd.v1 import sessions_pb2 as ss
 from daemons.nbi.gen.netd.v1 import subscribers_pb2 as sb
+from daemons.radius.acct import AcctRecord, AcctStatus
+from daemons.radius.authlog import AuthEvent
+from daemons.store import accounting, stream
 from daemons.store import acs as acs_store
+from daemons.store import authlog as authlog_store
 from daemons.store import radius as store
-from daemons.store import stream
 from daemons.store import voltha as voltha_store
 from daemons.store.cache import pack
 from tests.nbi.conftest import (
@@ -189,6 +192,112 @@ async def test_invalid_subscribers_are_refused_with_field_violations(nbi: NbiSer
     assert await store.fetch_subscriber_db(nbi.pool, "bad-mac") is None
 
 
+async def test_ipv6_subscriber_fields(nbi: NbiServer) -> None:
+    """Issue 21: the IPv6 fields by gRPC, through the HTTP API's rules: stored, read back,
+    refused alike (an IPv6 framed_ip names the IPv6 fields)."""
+    s = nbi.stubs("admin")
+    name = f"v6-{_tag()}"
+    sub = sb.SubscriberUpsert(
+        username=name,
+        plan="fiber-100-dual",
+        framed_ipv6_address="2001:db8:1:2::5",
+        framed_ipv6_prefix="2001:db8:1:2::/64",
+        delegated_ipv6_prefix="2001:db8:2:ab00::/56",
+        delegated_ipv6_pool="pd6",
+    )
+    await s.subscribers.UpsertSubscriber(
+        sb.UpsertSubscriberRequest(subscriber=sub), metadata=s.metadata
+    )
+    got = (
+        await s.subscribers.GetSubscriber(
+            sb.GetSubscriberRequest(username=name), metadata=s.metadata
+        )
+    ).subscriber
+    assert (got.framed_ipv6_prefix, got.delegated_ipv6_prefix) == (
+        "2001:db8:1:2::/64",
+        "2001:db8:2:ab00::/56",
+    )
+    assert (got.framed_ipv6_address, got.delegated_ipv6_pool) == ("2001:db8:1:2::5", "pd6")
+    for field, bad in (
+        ("framed_ip", sb.SubscriberUpsert(username=name, framed_ip="2001:db8::5")),
+        ("delegated_ipv6_prefix", sb.SubscriberUpsert(username=name, delegated_ipv6_prefix="::1")),
+    ):
+        exc = await _fails(
+            s.subscribers.UpsertSubscriber(
+                sb.UpsertSubscriberRequest(subscriber=bad), metadata=s.metadata
+            )
+        )
+        assert exc.code() == grpc.StatusCode.INVALID_ARGUMENT, field
+        assert field in str(exc.details()), exc.details()
+
+
+async def test_list_sessions_by_an_ipv6_address(nbi: NbiServer) -> None:
+    """Issue 21: ListSessions(ip=) with an address inside a live session's prefix; the
+    session carries its IPv6 prefixes."""
+    t = _tag()
+    n = int(t[:4], 16)  # a hex tag: a prefix of its own
+    rec = AcctRecord(
+        nas="bng1",
+        status=AcctStatus.START,
+        acct_session_id=f"g6-{t}",
+        unique_id=f"g6-{t}",
+        idem_key=f"k-g6-{t}",
+        event_time=time.time(),
+        username=f"g6u-{t}",
+        delegated_ipv6_prefix=f"2001:db8:{n:x}:ab00::/56",
+    )
+    await accounting.append_accounting(nbi.pool, [rec])
+    await accounting.update_live_sessions(nbi.cache, [rec], [])
+    s = nbi.stubs("viewer")
+    got = await s.sessions.ListSessions(
+        ss.ListSessionsRequest(ip=f"2001:db8:{n:x}:abcd::1"), metadata=s.metadata
+    )
+    assert [x.unique_id for x in got.sessions] == [f"g6-{t}"]
+    assert got.sessions[0].delegated_ipv6_prefix == f"2001:db8:{n:x}:ab00::/56"
+
+
+async def test_list_auth_events(nbi: NbiServer) -> None:
+    """Issue 21: the authentication history by gRPC, as GET /api/v1/auth-log gives it."""
+    s = nbi.stubs("viewer")
+    user = f"ae-{_tag()}"
+    now = time.time()
+    await authlog_store.append_auth_events(
+        nbi.pool,
+        [
+            AuthEvent(now - 10, user, "bng1", "p", "", "pap", "reject", "bad_password", None),
+            AuthEvent(
+                now - 5,
+                user,
+                "bng1",
+                "p",
+                "",
+                "pap",
+                "accept",
+                "ok",
+                "fiber-100",
+                {"Delegated-IPv6-Prefix": "2001:db8:2:ab00::/56"},
+            ),
+        ],
+    )
+    first = await s.sessions.ListAuthEvents(
+        ss.ListAuthEventsRequest(username=user, page_size=1), metadata=s.metadata
+    )
+    (accept,) = first.events
+    assert (accept.result, accept.plan) == ("accept", "fiber-100")
+    assert dict(accept.given) == {"Delegated-IPv6-Prefix": "2001:db8:2:ab00::/56"}
+    rest = await s.sessions.ListAuthEvents(
+        ss.ListAuthEventsRequest(username=user, page_size=1, page_token=first.next_page_token),
+        metadata=s.metadata,
+    )
+    assert [e.reason for e in rest.events] == ["bad_password"]
+    bad = await _fails(
+        s.sessions.ListAuthEvents(
+            ss.ListAuthEventsRequest(username=user, result="maybe"), metadata=s.metadata
+        )
+    )
+    assert bad.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
 async def test_batch_upsert_of_10000_subscribers(nbi: NbiServer) -> None:
     t = _tag()
     s = nbi.stubs("admin")
@@ -326,6 +435,11 @@ RBAC: list[tuple[str, str, Rpc]] = [
             ss.ChangeAuthorizationRequest(session_id="rbac-none", plan="fiber-100"),
             metadata=s.metadata,
         ),
+    ),
+    (
+        "ListAuthEvents",
+        "viewer",
+        lambda s: s.sessions.ListAuthEvents(ss.ListAuthEventsRequest(), metadata=s.metadata),
     ),
     (
         "GetCpe",

@@ -170,6 +170,10 @@ async def test_console_follows_a_session_and_refuses_a_viewers_write(
     assert noc.shared["cpe"] in _text(driver, "main")
     assert "BRCM00000001" in _text(driver, "main") and "-21.50" in _text(driver, "main")
     wait(driver).until(lambda d: _text(d, "#live-state") == "live")
+    # her login, from the authentication history (written in batches: reload until it is)
+    wait(driver).until(lambda d: "accept" in _text(d, "#auth") or d.refresh())
+    assert "bng1" in _text(driver, "#auth") and "pap" in _text(driver, "#auth")
+    wait(driver).until(lambda d: _text(d, "#live-state") == "live")
     screenshot(driver, ARTEFACTS / "console-subscriber-live.png")
     # A viewer's write, from the signed-in page: refused for the role, and audited.
     answer = driver.execute_async_script(

@@ -54,7 +54,7 @@ def test_gigawords_event_timestamp_and_attributes() -> None:
     )
     assert r.input_octets == (3 << 32) + 7 and r.output_octets == 1
     assert r.event_time == 1_700_000_000 and r.framed_ip == "100.64.0.1"
-    assert r.attributes["Acct-Terminate-Cause"] == 1
+    assert r.attributes["Acct-Terminate-Cause"] == "User-Request"  # as FreeRADIUS prints it
     assert r.attributes["Framed-IP-Address"] == "100.64.0.1"
 
 

@@ -119,6 +119,11 @@ async def test_nas_and_subscriber_commands(
         "state": "suspended",
         "mac": "aa:bb:cc:00:11:22",
         "framed_ip": "100.64.1.1",
+        "framed_ipv6_address": None,  # issue 21: the IPv6 fields, unset
+        "framed_ipv6_prefix": None,
+        "delegated_ipv6_prefix": None,
+        "framed_ipv6_pool": None,
+        "delegated_ipv6_pool": None,
         "credentials": ["cleartext", "nt-hash"],
     }
     rows = [

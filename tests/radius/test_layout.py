@@ -24,11 +24,13 @@ MAY_IMPORT: dict[str, set[str]] = {
     "auth_shell": {
         "admission",
         "auth",
+        "authlog_writer",
         "codec",
         "dictionary",
         "hashes",
         "inflight",
         "metrics",
+        "pools6",
         "shared",
         "tables",
     },

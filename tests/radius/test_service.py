@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import subprocess
 import time
 
 import pytest
@@ -228,3 +229,25 @@ async def test_api_managed_plan_reaches_the_daemon_by_notify(radius: RadiusServe
     finally:
         await api_store.delete_plan(radius.pool, "api-turbo")
         await store.remove_subscriber(radius.pool, radius.cache, "turbo")
+
+
+def test_status_server_on_the_accounting_port(radius: RadiusServer) -> None:
+    """RFC 5997 §4: Status-Server sent to the accounting port is answered with an
+    Accounting-Response (issue 21; it was dropped as unexpected_code). radclient is the NAS."""
+    port = f"127.0.0.1:{radius.acct_port}"
+    out = subprocess.run(
+        ["radclient", "-x", "-r", "1", "-t", "2", port, "status", SECRET.decode()],
+        input=b"Message-Authenticator = 0x00\n",
+        capture_output=True,
+        timeout=15,
+        check=False,
+    )
+    text = out.stdout.decode() + out.stderr.decode()
+    assert "Received Accounting-Response" in text, text
+    # RFC 5997 §3: without Message-Authenticator it is discarded, as on the auth port
+    bare = encode_request(Code.STATUS_SERVER, 9, [], SECRET, os.urandom(16), message_auth=False)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(0.5)
+        sock.sendto(bare, ("127.0.0.1", radius.acct_port))
+        with pytest.raises(TimeoutError):
+            sock.recv(4096)

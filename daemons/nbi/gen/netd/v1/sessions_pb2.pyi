@@ -43,8 +43,69 @@ COA_OUTCOME_ACK: CoaOutcome
 COA_OUTCOME_NAK: CoaOutcome
 COA_OUTCOME_TIMEOUT: CoaOutcome
 
+class ListAuthEventsRequest(_message.Message):
+    __slots__ = ("page_size", "page_token", "username", "nas", "since", "until", "result")
+    PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
+    PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    NAS_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    UNTIL_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    page_size: int
+    page_token: str
+    username: str
+    nas: str
+    since: _timestamp_pb2.Timestamp
+    until: _timestamp_pb2.Timestamp
+    result: str
+    def __init__(self, page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., since: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., until: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., result: _Optional[str] = ...) -> None: ...
+
+class AuthEvent(_message.Message):
+    __slots__ = ("id", "at", "username", "nas", "nas_port", "calling_station", "method", "result", "reason", "plan", "given", "session")
+    class GivenEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    ID_FIELD_NUMBER: _ClassVar[int]
+    AT_FIELD_NUMBER: _ClassVar[int]
+    USERNAME_FIELD_NUMBER: _ClassVar[int]
+    NAS_FIELD_NUMBER: _ClassVar[int]
+    NAS_PORT_FIELD_NUMBER: _ClassVar[int]
+    CALLING_STATION_FIELD_NUMBER: _ClassVar[int]
+    METHOD_FIELD_NUMBER: _ClassVar[int]
+    RESULT_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    PLAN_FIELD_NUMBER: _ClassVar[int]
+    GIVEN_FIELD_NUMBER: _ClassVar[int]
+    SESSION_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    at: _timestamp_pb2.Timestamp
+    username: str
+    nas: str
+    nas_port: str
+    calling_station: str
+    method: str
+    result: str
+    reason: str
+    plan: str
+    given: _containers.ScalarMap[str, str]
+    session: str
+    def __init__(self, id: _Optional[int] = ..., at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., nas_port: _Optional[str] = ..., calling_station: _Optional[str] = ..., method: _Optional[str] = ..., result: _Optional[str] = ..., reason: _Optional[str] = ..., plan: _Optional[str] = ..., given: _Optional[_Mapping[str, str]] = ..., session: _Optional[str] = ...) -> None: ...
+
+class ListAuthEventsResponse(_message.Message):
+    __slots__ = ("events", "next_page_token")
+    EVENTS_FIELD_NUMBER: _ClassVar[int]
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    events: _containers.RepeatedCompositeFieldContainer[AuthEvent]
+    next_page_token: str
+    def __init__(self, events: _Optional[_Iterable[_Union[AuthEvent, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+
 class Session(_message.Message):
-    __slots__ = ("unique_id", "username", "nas", "nas_port", "framed_ip", "acct_session_id", "started_at", "updated_at", "input_octets", "output_octets")
+    __slots__ = ("unique_id", "username", "nas", "nas_port", "framed_ip", "acct_session_id", "started_at", "updated_at", "input_octets", "output_octets", "framed_ipv6_address", "framed_ipv6_prefix", "delegated_ipv6_prefix")
     UNIQUE_ID_FIELD_NUMBER: _ClassVar[int]
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     NAS_FIELD_NUMBER: _ClassVar[int]
@@ -55,6 +116,9 @@ class Session(_message.Message):
     UPDATED_AT_FIELD_NUMBER: _ClassVar[int]
     INPUT_OCTETS_FIELD_NUMBER: _ClassVar[int]
     OUTPUT_OCTETS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
     unique_id: str
     username: str
     nas: str
@@ -65,7 +129,10 @@ class Session(_message.Message):
     updated_at: _timestamp_pb2.Timestamp
     input_octets: int
     output_octets: int
-    def __init__(self, unique_id: _Optional[str] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., nas_port: _Optional[str] = ..., framed_ip: _Optional[str] = ..., acct_session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_octets: _Optional[int] = ..., output_octets: _Optional[int] = ...) -> None: ...
+    framed_ipv6_address: str
+    framed_ipv6_prefix: str
+    delegated_ipv6_prefix: str
+    def __init__(self, unique_id: _Optional[str] = ..., username: _Optional[str] = ..., nas: _Optional[str] = ..., nas_port: _Optional[str] = ..., framed_ip: _Optional[str] = ..., acct_session_id: _Optional[str] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., updated_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., input_octets: _Optional[int] = ..., output_octets: _Optional[int] = ..., framed_ipv6_address: _Optional[str] = ..., framed_ipv6_prefix: _Optional[str] = ..., delegated_ipv6_prefix: _Optional[str] = ...) -> None: ...
 
 class ListSessionsRequest(_message.Message):
     __slots__ = ("page_size", "page_token", "username", "nas", "ip")

@@ -55,6 +55,11 @@ class SessionsServiceStub:
                 request_serializer=netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationRequest.SerializeToString,
                 response_deserializer=netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationResponse.FromString,
                 _registered_method=True)
+        self.ListAuthEvents = channel.unary_unary(
+                '/netd.v1.SessionsService/ListAuthEvents',
+                request_serializer=netd_dot_v1_dot_sessions__pb2.ListAuthEventsRequest.SerializeToString,
+                response_deserializer=netd_dot_v1_dot_sessions__pb2.ListAuthEventsResponse.FromString,
+                _registered_method=True)
 
 
 class SessionsServiceServicer:
@@ -98,6 +103,14 @@ class SessionsServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListAuthEvents(self, request, context):
+        """The authentication history: every Access-Accept and Access-Reject, newest first, with
+        the session each login started (GET /api/v1/auth-log). Role: viewer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SessionsServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -120,6 +133,11 @@ def add_SessionsServiceServicer_to_server(servicer, server):
                     servicer.ChangeAuthorization,
                     request_deserializer=netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationRequest.FromString,
                     response_serializer=netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationResponse.SerializeToString,
+            ),
+            'ListAuthEvents': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListAuthEvents,
+                    request_deserializer=netd_dot_v1_dot_sessions__pb2.ListAuthEventsRequest.FromString,
+                    response_serializer=netd_dot_v1_dot_sessions__pb2.ListAuthEventsResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -231,6 +249,33 @@ class SessionsService:
             '/netd.v1.SessionsService/ChangeAuthorization',
             netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationRequest.SerializeToString,
             netd_dot_v1_dot_sessions__pb2.ChangeAuthorizationResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListAuthEvents(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/netd.v1.SessionsService/ListAuthEvents',
+            netd_dot_v1_dot_sessions__pb2.ListAuthEventsRequest.SerializeToString,
+            netd_dot_v1_dot_sessions__pb2.ListAuthEventsResponse.FromString,
             options,
             channel_credentials,
             insecure,

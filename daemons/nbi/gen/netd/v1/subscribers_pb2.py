@@ -24,41 +24,41 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19netd/v1/subscribers.proto\x12\x07netd.v1\"\x8a\x01\n\nSubscriber\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.netd.v1.SubscriberState\x12\x0b\n\x03mac\x18\x04 \x01(\t\x12\x11\n\tframed_ip\x18\x05 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x06 \x03(\t\"\xf2\x01\n\x10SubscriberUpsert\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\x08password\x18\x02 \x01(\tH\x00\x88\x01\x01\x12#\n\x04hash\x18\x03 \x01(\x0e\x32\x15.netd.v1.PasswordHash\x12\x11\n\x04plan\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.netd.v1.SubscriberState\x12\x10\n\x03mac\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x16\n\tframed_ip\x18\x07 \x01(\tH\x03\x88\x01\x01\x42\x0b\n\t_passwordB\x07\n\x05_planB\x06\n\x04_macB\x0c\n\n_framed_ip\"(\n\x14GetSubscriberRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"@\n\x15GetSubscriberResponse\x12\'\n\nsubscriber\x18\x01 \x01(\x0b\x32\x13.netd.v1.Subscriber\"v\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.netd.v1.SubscriberState\"\\\n\x17ListSubscribersResponse\x12(\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x13.netd.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x17UpsertSubscriberRequest\x12-\n\nsubscriber\x18\x01 \x01(\x0b\x32\x19.netd.v1.SubscriberUpsert\"T\n\x18UpsertSubscriberResponse\x12\'\n\nsubscriber\x18\x01 \x01(\x0b\x32\x13.netd.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"O\n\x1d\x42\x61tchUpsertSubscribersRequest\x12.\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x19.netd.v1.SubscriberUpsert\"C\n\x1e\x42\x61tchUpsertSubscribersResponse\x12\x10\n\x08upserted\x18\x01 \x01(\r\x12\x0f\n\x07\x63reated\x18\x02 \x01(\r\"+\n\x17\x44\x65leteSubscriberRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteSubscriberResponse*\x8f\x01\n\x0fSubscriberState\x12 \n\x1cSUBSCRIBER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBSCRIBER_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aSUBSCRIBER_STATE_SUSPENDED\x10\x02\x12\x1d\n\x19SUBSCRIBER_STATE_DISABLED\x10\x03*\xbe\x01\n\x0cPasswordHash\x12\x1d\n\x19PASSWORD_HASH_UNSPECIFIED\x10\x00\x12\x18\n\x14PASSWORD_HASH_ARGON2\x10\x01\x12\x18\n\x14PASSWORD_HASH_BCRYPT\x10\x02\x12\x1e\n\x1aPASSWORD_HASH_SHA512_CRYPT\x10\x03\x12\x1e\n\x1aPASSWORD_HASH_SHA256_CRYPT\x10\x04\x12\x1b\n\x17PASSWORD_HASH_MD5_CRYPT\x10\x05\x32\xd7\x03\n\x12SubscribersService\x12N\n\rGetSubscriber\x12\x1d.netd.v1.GetSubscriberRequest\x1a\x1e.netd.v1.GetSubscriberResponse\x12T\n\x0fListSubscribers\x12\x1f.netd.v1.ListSubscribersRequest\x1a .netd.v1.ListSubscribersResponse\x12W\n\x10UpsertSubscriber\x12 .netd.v1.UpsertSubscriberRequest\x1a!.netd.v1.UpsertSubscriberResponse\x12i\n\x16\x42\x61tchUpsertSubscribers\x12&.netd.v1.BatchUpsertSubscribersRequest\x1a\'.netd.v1.BatchUpsertSubscribersResponse\x12W\n\x10\x44\x65leteSubscriber\x12 .netd.v1.DeleteSubscriberRequest\x1a!.netd.v1.DeleteSubscriberResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19netd/v1/subscribers.proto\x12\x07netd.v1\"\x99\x02\n\nSubscriber\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x0c\n\x04plan\x18\x02 \x01(\t\x12\'\n\x05state\x18\x03 \x01(\x0e\x32\x18.netd.v1.SubscriberState\x12\x0b\n\x03mac\x18\x04 \x01(\t\x12\x11\n\tframed_ip\x18\x05 \x01(\t\x12\x13\n\x0b\x63redentials\x18\x06 \x03(\t\x12\x1b\n\x13\x66ramed_ipv6_address\x18\x07 \x01(\t\x12\x1a\n\x12\x66ramed_ipv6_prefix\x18\x08 \x01(\t\x12\x1d\n\x15\x64\x65legated_ipv6_prefix\x18\t \x01(\t\x12\x18\n\x10\x66ramed_ipv6_pool\x18\n \x01(\t\x12\x1b\n\x13\x64\x65legated_ipv6_pool\x18\x0b \x01(\t\"\x90\x04\n\x10SubscriberUpsert\x12\x10\n\x08username\x18\x01 \x01(\t\x12\x15\n\x08password\x18\x02 \x01(\tH\x00\x88\x01\x01\x12#\n\x04hash\x18\x03 \x01(\x0e\x32\x15.netd.v1.PasswordHash\x12\x11\n\x04plan\x18\x04 \x01(\tH\x01\x88\x01\x01\x12\'\n\x05state\x18\x05 \x01(\x0e\x32\x18.netd.v1.SubscriberState\x12\x10\n\x03mac\x18\x06 \x01(\tH\x02\x88\x01\x01\x12\x16\n\tframed_ip\x18\x07 \x01(\tH\x03\x88\x01\x01\x12 \n\x13\x66ramed_ipv6_address\x18\x08 \x01(\tH\x04\x88\x01\x01\x12\x1f\n\x12\x66ramed_ipv6_prefix\x18\t \x01(\tH\x05\x88\x01\x01\x12\"\n\x15\x64\x65legated_ipv6_prefix\x18\n \x01(\tH\x06\x88\x01\x01\x12\x1d\n\x10\x66ramed_ipv6_pool\x18\x0b \x01(\tH\x07\x88\x01\x01\x12 \n\x13\x64\x65legated_ipv6_pool\x18\x0c \x01(\tH\x08\x88\x01\x01\x42\x0b\n\t_passwordB\x07\n\x05_planB\x06\n\x04_macB\x0c\n\n_framed_ipB\x16\n\x14_framed_ipv6_addressB\x15\n\x13_framed_ipv6_prefixB\x18\n\x16_delegated_ipv6_prefixB\x13\n\x11_framed_ipv6_poolB\x16\n\x14_delegated_ipv6_pool\"(\n\x14GetSubscriberRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"@\n\x15GetSubscriberResponse\x12\'\n\nsubscriber\x18\x01 \x01(\x0b\x32\x13.netd.v1.Subscriber\"v\n\x16ListSubscribersRequest\x12\x11\n\tpage_size\x18\x01 \x01(\r\x12\x12\n\npage_token\x18\x02 \x01(\t\x12\x0c\n\x04plan\x18\x03 \x01(\t\x12\'\n\x05state\x18\x04 \x01(\x0e\x32\x18.netd.v1.SubscriberState\"\\\n\x17ListSubscribersResponse\x12(\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x13.netd.v1.Subscriber\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"H\n\x17UpsertSubscriberRequest\x12-\n\nsubscriber\x18\x01 \x01(\x0b\x32\x19.netd.v1.SubscriberUpsert\"T\n\x18UpsertSubscriberResponse\x12\'\n\nsubscriber\x18\x01 \x01(\x0b\x32\x13.netd.v1.Subscriber\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"O\n\x1d\x42\x61tchUpsertSubscribersRequest\x12.\n\x0bsubscribers\x18\x01 \x03(\x0b\x32\x19.netd.v1.SubscriberUpsert\"C\n\x1e\x42\x61tchUpsertSubscribersResponse\x12\x10\n\x08upserted\x18\x01 \x01(\r\x12\x0f\n\x07\x63reated\x18\x02 \x01(\r\"+\n\x17\x44\x65leteSubscriberRequest\x12\x10\n\x08username\x18\x01 \x01(\t\"\x1a\n\x18\x44\x65leteSubscriberResponse*\x8f\x01\n\x0fSubscriberState\x12 \n\x1cSUBSCRIBER_STATE_UNSPECIFIED\x10\x00\x12\x1b\n\x17SUBSCRIBER_STATE_ACTIVE\x10\x01\x12\x1e\n\x1aSUBSCRIBER_STATE_SUSPENDED\x10\x02\x12\x1d\n\x19SUBSCRIBER_STATE_DISABLED\x10\x03*\xbe\x01\n\x0cPasswordHash\x12\x1d\n\x19PASSWORD_HASH_UNSPECIFIED\x10\x00\x12\x18\n\x14PASSWORD_HASH_ARGON2\x10\x01\x12\x18\n\x14PASSWORD_HASH_BCRYPT\x10\x02\x12\x1e\n\x1aPASSWORD_HASH_SHA512_CRYPT\x10\x03\x12\x1e\n\x1aPASSWORD_HASH_SHA256_CRYPT\x10\x04\x12\x1b\n\x17PASSWORD_HASH_MD5_CRYPT\x10\x05\x32\xd7\x03\n\x12SubscribersService\x12N\n\rGetSubscriber\x12\x1d.netd.v1.GetSubscriberRequest\x1a\x1e.netd.v1.GetSubscriberResponse\x12T\n\x0fListSubscribers\x12\x1f.netd.v1.ListSubscribersRequest\x1a .netd.v1.ListSubscribersResponse\x12W\n\x10UpsertSubscriber\x12 .netd.v1.UpsertSubscriberRequest\x1a!.netd.v1.UpsertSubscriberResponse\x12i\n\x16\x42\x61tchUpsertSubscribers\x12&.netd.v1.BatchUpsertSubscribersRequest\x1a\'.netd.v1.BatchUpsertSubscribersResponse\x12W\n\x10\x44\x65leteSubscriber\x12 .netd.v1.DeleteSubscriberRequest\x1a!.netd.v1.DeleteSubscriberResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'netd.v1.subscribers_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_SUBSCRIBERSTATE']._serialized_start=1130
-  _globals['_SUBSCRIBERSTATE']._serialized_end=1273
-  _globals['_PASSWORDHASH']._serialized_start=1276
-  _globals['_PASSWORDHASH']._serialized_end=1466
+  _globals['_SUBSCRIBERSTATE']._serialized_start=1559
+  _globals['_SUBSCRIBERSTATE']._serialized_end=1702
+  _globals['_PASSWORDHASH']._serialized_start=1705
+  _globals['_PASSWORDHASH']._serialized_end=1895
   _globals['_SUBSCRIBER']._serialized_start=39
-  _globals['_SUBSCRIBER']._serialized_end=177
-  _globals['_SUBSCRIBERUPSERT']._serialized_start=180
-  _globals['_SUBSCRIBERUPSERT']._serialized_end=422
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=424
-  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=464
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=466
-  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=530
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=532
-  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=650
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=652
-  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=744
-  _globals['_UPSERTSUBSCRIBERREQUEST']._serialized_start=746
-  _globals['_UPSERTSUBSCRIBERREQUEST']._serialized_end=818
-  _globals['_UPSERTSUBSCRIBERRESPONSE']._serialized_start=820
-  _globals['_UPSERTSUBSCRIBERRESPONSE']._serialized_end=904
-  _globals['_BATCHUPSERTSUBSCRIBERSREQUEST']._serialized_start=906
-  _globals['_BATCHUPSERTSUBSCRIBERSREQUEST']._serialized_end=985
-  _globals['_BATCHUPSERTSUBSCRIBERSRESPONSE']._serialized_start=987
-  _globals['_BATCHUPSERTSUBSCRIBERSRESPONSE']._serialized_end=1054
-  _globals['_DELETESUBSCRIBERREQUEST']._serialized_start=1056
-  _globals['_DELETESUBSCRIBERREQUEST']._serialized_end=1099
-  _globals['_DELETESUBSCRIBERRESPONSE']._serialized_start=1101
-  _globals['_DELETESUBSCRIBERRESPONSE']._serialized_end=1127
-  _globals['_SUBSCRIBERSSERVICE']._serialized_start=1469
-  _globals['_SUBSCRIBERSSERVICE']._serialized_end=1940
+  _globals['_SUBSCRIBER']._serialized_end=320
+  _globals['_SUBSCRIBERUPSERT']._serialized_start=323
+  _globals['_SUBSCRIBERUPSERT']._serialized_end=851
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_start=853
+  _globals['_GETSUBSCRIBERREQUEST']._serialized_end=893
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_start=895
+  _globals['_GETSUBSCRIBERRESPONSE']._serialized_end=959
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_start=961
+  _globals['_LISTSUBSCRIBERSREQUEST']._serialized_end=1079
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_start=1081
+  _globals['_LISTSUBSCRIBERSRESPONSE']._serialized_end=1173
+  _globals['_UPSERTSUBSCRIBERREQUEST']._serialized_start=1175
+  _globals['_UPSERTSUBSCRIBERREQUEST']._serialized_end=1247
+  _globals['_UPSERTSUBSCRIBERRESPONSE']._serialized_start=1249
+  _globals['_UPSERTSUBSCRIBERRESPONSE']._serialized_end=1333
+  _globals['_BATCHUPSERTSUBSCRIBERSREQUEST']._serialized_start=1335
+  _globals['_BATCHUPSERTSUBSCRIBERSREQUEST']._serialized_end=1414
+  _globals['_BATCHUPSERTSUBSCRIBERSRESPONSE']._serialized_start=1416
+  _globals['_BATCHUPSERTSUBSCRIBERSRESPONSE']._serialized_end=1483
+  _globals['_DELETESUBSCRIBERREQUEST']._serialized_start=1485
+  _globals['_DELETESUBSCRIBERREQUEST']._serialized_end=1528
+  _globals['_DELETESUBSCRIBERRESPONSE']._serialized_start=1530
+  _globals['_DELETESUBSCRIBERRESPONSE']._serialized_end=1556
+  _globals['_SUBSCRIBERSSERVICE']._serialized_start=1898
+  _globals['_SUBSCRIBERSSERVICE']._serialized_end=2369
 # @@protoc_insertion_point(module_scope)

@@ -34,23 +34,33 @@ PASSWORD_HASH_SHA256_CRYPT: PasswordHash
 PASSWORD_HASH_MD5_CRYPT: PasswordHash
 
 class Subscriber(_message.Message):
-    __slots__ = ("username", "plan", "state", "mac", "framed_ip", "credentials")
+    __slots__ = ("username", "plan", "state", "mac", "framed_ip", "credentials", "framed_ipv6_address", "framed_ipv6_prefix", "delegated_ipv6_prefix", "framed_ipv6_pool", "delegated_ipv6_pool")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PLAN_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     FRAMED_IP_FIELD_NUMBER: _ClassVar[int]
     CREDENTIALS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_POOL_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_POOL_FIELD_NUMBER: _ClassVar[int]
     username: str
     plan: str
     state: SubscriberState
     mac: str
     framed_ip: str
     credentials: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, username: _Optional[str] = ..., plan: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., mac: _Optional[str] = ..., framed_ip: _Optional[str] = ..., credentials: _Optional[_Iterable[str]] = ...) -> None: ...
+    framed_ipv6_address: str
+    framed_ipv6_prefix: str
+    delegated_ipv6_prefix: str
+    framed_ipv6_pool: str
+    delegated_ipv6_pool: str
+    def __init__(self, username: _Optional[str] = ..., plan: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., mac: _Optional[str] = ..., framed_ip: _Optional[str] = ..., credentials: _Optional[_Iterable[str]] = ..., framed_ipv6_address: _Optional[str] = ..., framed_ipv6_prefix: _Optional[str] = ..., delegated_ipv6_prefix: _Optional[str] = ..., framed_ipv6_pool: _Optional[str] = ..., delegated_ipv6_pool: _Optional[str] = ...) -> None: ...
 
 class SubscriberUpsert(_message.Message):
-    __slots__ = ("username", "password", "hash", "plan", "state", "mac", "framed_ip")
+    __slots__ = ("username", "password", "hash", "plan", "state", "mac", "framed_ip", "framed_ipv6_address", "framed_ipv6_prefix", "delegated_ipv6_prefix", "framed_ipv6_pool", "delegated_ipv6_pool")
     USERNAME_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
     HASH_FIELD_NUMBER: _ClassVar[int]
@@ -58,6 +68,11 @@ class SubscriberUpsert(_message.Message):
     STATE_FIELD_NUMBER: _ClassVar[int]
     MAC_FIELD_NUMBER: _ClassVar[int]
     FRAMED_IP_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_ADDRESS_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_PREFIX_FIELD_NUMBER: _ClassVar[int]
+    FRAMED_IPV6_POOL_FIELD_NUMBER: _ClassVar[int]
+    DELEGATED_IPV6_POOL_FIELD_NUMBER: _ClassVar[int]
     username: str
     password: str
     hash: PasswordHash
@@ -65,7 +80,12 @@ class SubscriberUpsert(_message.Message):
     state: SubscriberState
     mac: str
     framed_ip: str
-    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., hash: _Optional[_Union[PasswordHash, str]] = ..., plan: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., mac: _Optional[str] = ..., framed_ip: _Optional[str] = ...) -> None: ...
+    framed_ipv6_address: str
+    framed_ipv6_prefix: str
+    delegated_ipv6_prefix: str
+    framed_ipv6_pool: str
+    delegated_ipv6_pool: str
+    def __init__(self, username: _Optional[str] = ..., password: _Optional[str] = ..., hash: _Optional[_Union[PasswordHash, str]] = ..., plan: _Optional[str] = ..., state: _Optional[_Union[SubscriberState, str]] = ..., mac: _Optional[str] = ..., framed_ip: _Optional[str] = ..., framed_ipv6_address: _Optional[str] = ..., framed_ipv6_prefix: _Optional[str] = ..., delegated_ipv6_prefix: _Optional[str] = ..., framed_ipv6_pool: _Optional[str] = ..., delegated_ipv6_pool: _Optional[str] = ...) -> None: ...
 
 class GetSubscriberRequest(_message.Message):
     __slots__ = ("username",)

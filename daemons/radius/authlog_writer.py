@@ -1,0 +1,119 @@
+"""The authentication history's writer (issue 21): the shell around ``radius/authlog.py``.
+
+The hot path only appends a record to a bounded buffer; a task writes the buffer to
+PostgreSQL in one statement every ``interval`` seconds (and publishes rejects on the event
+stream), and purges records past the retention once an hour. When PostgreSQL does not
+answer, records wait in the buffer (at most ``max_buffer``; beyond, the oldest are
+dropped and counted) and the next flush retries them. A drain writes what is buffered,
+within its deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from daemons.radius import authlog
+from daemons.radius.auth import Outcome
+from daemons.radius.codec import Code, Packet
+from daemons.store import authlog as store
+from daemons.store.cache import Cache
+
+log = logging.getLogger("netd.radius")
+PURGE_EVERY = 3600.0
+STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
+
+
+class AuthLogWriter:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        cache: Cache,
+        retention_days: float,
+        interval: float = 0.5,
+        max_buffer: int = 200_000,
+        on_drop: Callable[[int], None] | None = None,
+    ) -> None:
+        self._pool, self._cache = pool, cache
+        self._retention = retention_days * 86400.0
+        self._interval = interval
+        self._buffer: deque[tuple[Packet, str, str | None, Outcome, float]] = deque()
+        self._max = max_buffer
+        self._on_drop = on_drop
+        self._task: asyncio.Task[None] | None = None
+        self._purged_at = 0.0
+        self.written = 0
+        self.dropped = 0
+
+    def add(
+        self, pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float
+    ) -> None:
+        """O(1), never waits: the row is made at the flush. Access-Challenges are steps,
+        not results: not recorded. The oldest record goes when the buffer is full."""
+        if outcome.code == Code.ACCESS_CHALLENGE:
+            return
+        buf = self._buffer
+        if len(buf) >= self._max:
+            buf.popleft()
+            self.dropped += 1
+            if self._on_drop is not None:
+                self._on_drop(1)
+        buf.append((pkt, nas, username, outcome, now))
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._interval)
+            await self.flush()
+            now = time.time()
+            if now - self._purged_at >= PURGE_EVERY:
+                self._purged_at = now
+                try:
+                    n = await store.purge_auth_events(self._pool, now - self._retention)
+                except STORE_ERRORS as exc:
+                    log.warning("auth log not purged", extra={"fields": {"error": repr(exc)}})
+                else:
+                    if n:
+                        log.info("auth log purged", extra={"fields": {"records": n}})
+
+    async def flush(self) -> None:
+        """Write what is buffered; on a store error it stays for the next flush."""
+        if not self._buffer:
+            return
+        pending = list(self._buffer)
+        dropped = self.dropped
+        batch = [authlog.row(*p) for p in pending]
+        try:
+            await store.copy_auth_rows(self._pool, batch)
+        except STORE_ERRORS as exc:
+            log.warning(
+                "auth log not written; kept for the next try",
+                extra={"fields": {"records": len(batch), "error": repr(exc)}},
+            )
+            return
+        # Records added meanwhile stay; any dropped meanwhile were the batch's oldest.
+        for _ in range(max(0, len(batch) - (self.dropped - dropped))):
+            self._buffer.popleft()
+        self.written += len(batch)
+        try:
+            await store.publish_rejects(self._cache, batch)
+        except (RedisError, OSError) as exc:
+            log.warning("auth rejects not published", extra={"fields": {"error": repr(exc)}})
+
+    async def close(self, deadline: float = 5.0) -> None:
+        """Stop the task and write what is left, within ``deadline`` seconds."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.flush(), deadline)

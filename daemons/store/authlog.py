@@ -1,0 +1,123 @@
+"""Store verbs for the authentication history (issue 21): append a batch, read it back
+with the session each login started, purge what is older than the retention."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+
+from daemons.radius.authlog import COLUMNS, AuthEvent, Row, reject_data
+from daemons.store import stream
+from daemons.store.cache import Cache
+
+_INSERT = """
+INSERT INTO radius_auth_log (at, username, nas, nas_port, calling_station, method, result,
+    reason, plan, given)
+SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], $5::text[],
+                     $6::text[], $7::text[], $8::text[], $9::text[], $10::jsonb[])
+"""
+
+
+def _ts(seconds: float) -> datetime:
+    return datetime.fromtimestamp(seconds, UTC)
+
+
+async def append_auth_events(pool: asyncpg.Pool, events: Sequence[AuthEvent]) -> None:
+    """One statement for the batch. Raises asyncpg/OS errors (then nothing was written)."""
+    if not events:
+        return
+    await pool.execute(
+        _INSERT,
+        [_ts(e.at) for e in events],
+        [e.username for e in events],
+        [e.nas for e in events],
+        [e.nas_port for e in events],
+        [e.calling_station for e in events],
+        [e.method for e in events],
+        [e.result for e in events],
+        [e.reason for e in events],
+        [e.plan for e in events],
+        [json.dumps(e.given) for e in events],
+    )
+
+
+async def copy_auth_rows(pool: asyncpg.Pool, rows: Sequence[Row]) -> None:
+    """The writer's batch, by binary COPY (cheaper for PostgreSQL than an INSERT). Raises
+    asyncpg/OS errors (then nothing was written)."""
+    if rows:
+        async with pool.acquire() as conn:
+            await conn.copy_records_to_table("radius_auth_log", records=rows, columns=COLUMNS)
+
+
+async def publish_rejects(cache: Cache, rows: Sequence[Row]) -> None:
+    """Rejects on the event stream (``auth.reject``), one round trip. Raises RedisError."""
+    rejects = [r for r in rows if r[6] == "reject"]
+    if not rejects:
+        return
+    async with cache.client.pipeline(transaction=False) as pipe:
+        for r in rejects:
+            stream.add(pipe, cache, "auth.reject", reject_data(r))
+        await pipe.execute()
+
+
+async def purge_auth_events(pool: asyncpg.Pool, before: float, batch: int = 10_000) -> int:
+    """Delete records older than ``before`` (epoch seconds), a batch at a time."""
+    total = 0
+    while True:
+        status = await pool.execute(
+            "DELETE FROM radius_auth_log WHERE id IN (SELECT id FROM radius_auth_log "
+            "WHERE at < $1 LIMIT $2)",
+            _ts(before),
+            batch,
+        )
+        n = int(status.rsplit(" ", 1)[-1])
+        total += n
+        if n < batch:
+            return total
+
+
+# The session a login started: the first one of that user on that NAS (and port, when the
+# request named one) starting within a minute of the Accept (RFC 2866 §5: a NAS sends
+# Start once the service is up).
+_LIST = """
+SELECT l.id, l.at, l.username, l.nas, l.nas_port, l.calling_station, l.method, l.result,
+       l.reason, l.plan, l.given, s.unique_id AS session, s.started_at AS session_started,
+       s.stopped_at AS session_stopped
+FROM radius_auth_log l
+LEFT JOIN LATERAL (
+    SELECT unique_id, started_at, stopped_at FROM radius_sessions s
+    WHERE l.result = 'accept' AND s.username = l.username AND s.nas = l.nas
+      AND (l.nas_port = '' OR s.nas_port = l.nas_port)
+      AND s.started_at BETWEEN l.at - interval '5 seconds' AND l.at + interval '60 seconds'
+    ORDER BY s.started_at LIMIT 1
+) s ON true
+WHERE ($1::text IS NULL OR l.username = $1) AND ($2::text IS NULL OR l.nas = $2)
+  AND ($3::timestamptz IS NULL OR l.at >= $3) AND ($4::timestamptz IS NULL OR l.at < $4)
+  AND ($5::text IS NULL OR l.result = $5) AND ($6::bigint IS NULL OR l.id < $6)
+ORDER BY l.id DESC LIMIT $7
+"""
+
+
+async def list_auth_events(
+    pool: asyncpg.Pool,
+    *,
+    username: str | None = None,
+    nas: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    result: str | None = None,
+    before_id: int | None = None,
+    limit: int = 100,
+) -> list[dict[str, Any]]:
+    """Newest first; page with ``before_id`` (the last id of the previous page)."""
+    rows = await pool.fetch(_LIST, username, nas, since, until, result, before_id, limit)
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["given"] = json.loads(d["given"]) if isinstance(d["given"], str) else d["given"]
+        out.append(d)
+    return out

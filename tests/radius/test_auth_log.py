@@ -1,0 +1,133 @@
+"""The authentication history (issue 21): every Accept and Reject recorded with who, where,
+how, why and what was given; rejects on the event stream; a login linked to the session it
+started; `netd auth-log USER`. On main nothing of this existed (rejects only in the log)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from daemons import resources
+from daemons.radius.codec import Attr, Code, encode_request, hide_password
+from daemons.store import authlog, stream
+from tests.radius.conftest import SECRET, RadiusServer
+from tests.radius.test_service import send_raw
+from tests.support import netd_env
+
+PORT_ID = b"olt7/1/1:42"
+
+
+def login(radius: RadiusServer, user: bytes, password: bytes) -> int | None:
+    auth = os.urandom(16)
+    raw = encode_request(
+        Code.ACCESS_REQUEST,
+        7,
+        [
+            (Attr.USER_NAME, user),
+            (Attr.USER_PASSWORD, hide_password(password, SECRET, auth)),
+            (87, PORT_ID),  # NAS-Port-Id
+            (Attr.CALLING_STATION_ID, b"aa-bb-cc-00-00-07"),
+        ],
+        SECRET,
+        auth,
+    )
+    reply = send_raw(radius, raw, wait=2)
+    return reply[0] if reply else None
+
+
+def start(radius: RadiusServer, user: bytes) -> None:
+    raw = encode_request(
+        Code.ACCOUNTING_REQUEST,
+        8,
+        [
+            (Attr.USER_NAME, user),
+            (40, (1).to_bytes(4, "big")),
+            (44, b"al-1"),
+            (87, PORT_ID),
+        ],
+        SECRET,
+        message_auth=False,
+    )
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(2)
+        sock.sendto(raw, ("127.0.0.1", radius.acct_port))
+        assert sock.recv(4096)[0] == Code.ACCOUNTING_RESPONSE
+
+
+def auth_log_cli(radius: RadiusServer, tmp: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": radius.database,
+            "NETD_REDIS_URL": radius.redis_url,
+            "NETD_REDIS_KEY_PREFIX": radius.prefix,
+            "NETD_SECRETS_KEY": radius.key.hex(),
+            "NETD_LOG_LEVEL": "warning",
+            "NETD_POLICIES_DIR": str(resources.path("policies")),
+            "NETD_STATE_DIR": str(tmp / "state"),
+        }
+    )
+    return subprocess.run(
+        [sys.executable, "-m", "daemons.cli", "auth-log", *args, "--json"],
+        env=env,
+        cwd=tmp,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+async def test_accepts_and_rejects_are_recorded(radius: RadiusServer, tmp_path: Path) -> None:
+    before = await stream.last_id(radius.cache)
+    t0 = time.time()
+    assert await asyncio.to_thread(login, radius, b"alice", b"wrong") == Code.ACCESS_REJECT
+    assert await asyncio.to_thread(login, radius, b"alice", b"pw1") == Code.ACCESS_ACCEPT
+    assert await asyncio.to_thread(login, radius, b"nobody", b"x") == Code.ACCESS_REJECT
+    await asyncio.to_thread(start, radius, b"alice")
+
+    deadline = time.monotonic() + 10
+    rows: list[dict[str, object]] = []
+    while time.monotonic() < deadline:
+        rows = await authlog.list_auth_events(radius.pool, username="alice")
+        if len(rows) >= 2 and rows[0]["session"]:
+            break
+        await asyncio.sleep(0.2)
+    accept, reject = rows[0], rows[1]
+    assert (reject["result"], reject["reason"], reject["method"]) == (
+        "reject",
+        "bad_password",
+        "pap",
+    )
+    assert (accept["result"], accept["reason"], accept["plan"]) == ("accept", "ok", "fiber-100")
+    assert accept["nas"] == "lo" and accept["nas_port"] == PORT_ID.decode()
+    assert accept["calling_station"] == "aa-bb-cc-00-00-07"
+    assert accept["given"] == {"Framed-Pool": "fiber"}
+    assert accept["session"] and reject["session"] is None  # login -> session
+    assert accept["at"].timestamp() >= t0 - 1  # type: ignore[attr-defined]
+    unknown = await authlog.list_auth_events(radius.pool, username="nobody")
+    assert [r["reason"] for r in unknown] == ["unknown_user"]
+    only = await authlog.list_auth_events(radius.pool, username="alice", result="reject")
+    assert [r["id"] for r in only] == [reject["id"]]
+
+    # Rejects on the event stream, for realtime consumers.
+    entries = await stream.read_after(radius.cache, before, 200)
+    kinds = [(kind, data.get("user"), data.get("reason")) for _, kind, data in entries]
+    assert ("auth.reject", "alice", "bad_password") in kinds
+    assert ("auth.reject", "nobody", "unknown_user") in kinds
+    assert not any(k == "auth.accept" for k, _, _ in kinds)
+
+    # netd auth-log USER: the same records, newest first.
+    out = await asyncio.to_thread(auth_log_cli, radius, tmp_path, "alice")
+    assert out.returncode == 0, out.stderr
+    lines = [json.loads(x) for x in out.stdout.splitlines()]
+    assert [x["result"] for x in lines[:2]] == ["accept", "reject"]
+    assert lines[0]["session"] == accept["session"]
+    bad = await asyncio.to_thread(auth_log_cli, radius, tmp_path, "alice", "--since", "noon")
+    assert bad.returncode == 2 and "--since 'noon' is not an ISO 8601 time" in bad.stderr
+    assert "Traceback" not in bad.stderr
