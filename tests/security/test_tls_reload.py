@@ -10,8 +10,6 @@ connections are still served B.
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import signal
 import socket
@@ -22,43 +20,18 @@ from pathlib import Path
 import grpc
 import httpx
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from tests.certs import self_signed_pem
 from tests.conftest import StoreUrls, fresh_database
 from tests.support import NetdProcess, free_port, netd_env
 
 
 def make_pair(folder: Path, days: float = 1.0, start: float = -0.01) -> tuple[bytes, bytes]:
-    """A self-signed P-256 certificate for 127.0.0.1 valid from now+start to now+days
-    (days), PEM; and its key, PEM."""
+    """A self-signed pair for 127.0.0.1 valid from now+start to now+days (days), PEM."""
     folder.mkdir(parents=True, exist_ok=True)
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
-    now = dt.datetime.now(dt.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now + dt.timedelta(days=start))
-        .not_valid_after(now + dt.timedelta(days=days))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    )
-    return cert.public_bytes(serialization.Encoding.PEM), key_pem
+    return self_signed_pem(days, start)
 
 
 def install(cert_path: Path, key_path: Path, pair: tuple[bytes, bytes]) -> None:
