@@ -94,7 +94,7 @@ def test_check_config_names_a_broken_dictionary(tmp_path: Path, policies: Path) 
     proc = netd(env, tmp_path, "--config", str(config), "check-config")
     assert proc.returncode == 2, proc.stdout
     lines = proc.stderr.splitlines()
-    assert len(lines) == 1 and str(bad) in lines[0] and "(2)" in lines[0], lines
+    assert len(lines) == 1 and f"{bad}:2:" in lines[0], lines
     assert "nope" in lines[0], lines
 
 
