@@ -5,29 +5,42 @@ A plain ASGI app on uvicorn. A session is found by its TCP connection (uvicorn k
 always starts a new session, whatever cookie it carries. The session's decisions are
 ``daemons.acs.engine``; this shell reads bodies (gzip, size cap), authenticates CPEs, and
 records what the engine reports in PostgreSQL before it answers.
+
+This module owns the HTTP/session shell (the session table, Inform and the steps after it,
+file requests handed to :mod:`daemons.acs.files`) and the daemon (STUN, connection-request
+dispatcher, sweeps, drain). What a request goes through before the engine (rate-limit key,
+body reading, cookie) is :mod:`daemons.acs.intake`; a live session and writing its effects
+:mod:`daemons.acs.recording`; the metrics :mod:`daemons.acs.metrics`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import gzip
-import ipaddress
 import logging
 import math
 import secrets
 import time
-import zlib
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import asyncpg
-from prometheus_client import Counter, Gauge, Histogram
 
 from daemons.acs import cwmp, files, guard, planning, pokes, presets
 from daemons.acs import engine as eng
 from daemons.acs.cpeauth import CpeAuth
+from daemons.acs.intake import (
+    COOKIE,
+    KNOWN_METHODS,
+    RATE_TABLE_MAX,
+    Receive,
+    Reject,
+    Send,
+    rate_key,
+    read_body,
+    session_cookie,
+)
+from daemons.acs.metrics import AcsMetrics
+from daemons.acs.recording import Live, record
 from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -40,86 +53,6 @@ from daemons.store import acs as store
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.acs")
-COOKIE = "netd_acs"
-#: source addresses tracked by the per-IP rate limit at most (a spoofed-source flood makes
-#: one entry per address: the least recently seen go first)
-RATE_TABLE_MAX = 65_536
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Receive = Callable[[], Awaitable[dict[str, Any]]]
-
-
-@dataclass
-class _Live:
-    session: eng.Session
-    sid: str
-    conn: tuple[Any, ...]
-    ip: str | None
-    started: float = field(default_factory=time.monotonic)
-    last: float = field(default_factory=time.monotonic)
-    tasks: dict[int, int] = field(default_factory=dict)  # started: id -> attempts (fence)
-    kinds: list[eng.Task] = field(default_factory=list)  # the tasks this session started
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-def rate_key(ip: str) -> str:
-    """The rate-limit key of a source address: an IPv4 address (an IPv4-mapped IPv6 one
-    too), or an IPv6 address's /64, since one subscriber line gets a whole /64 (RFC 6177)
-    and could otherwise take a fresh address, and a fresh bucket, for every request."""
-    if ":" not in ip:
-        return ip
-    try:
-        addr = ipaddress.IPv6Address(ip.split("%", 1)[0])
-    except ValueError:
-        return ip
-    if addr.ipv4_mapped is not None:
-        return str(addr.ipv4_mapped)
-    return str(ipaddress.IPv6Network((int(addr) >> 64 << 64, 64)))
-
-
-class _Reject(Exception):
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.headers = headers or []
-
-
-class _Metrics:
-    def __init__(self, registry: Any) -> None:
-        self.sessions = Counter(
-            "netd_acs_sessions_total", "CWMP sessions by outcome", ["outcome"], registry=registry
-        )
-        self.live = Gauge("netd_acs_sessions_live", "CWMP sessions open now", registry=registry)
-        self.rpcs = Counter(
-            "netd_acs_messages_total",
-            "CWMP messages received by method",
-            ["method"],
-            registry=registry,
-        )
-        self.rejects = Counter(
-            "netd_acs_rejects_total", "requests refused, by reason", ["reason"], registry=registry
-        )
-        self.faults = Counter(
-            "netd_acs_cpe_faults_total",
-            "faults CPEs answered with, by code",
-            ["code"],
-            registry=registry,
-        )
-        self.seconds = Histogram(
-            "netd_acs_session_seconds",
-            "session duration",
-            registry=registry,
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300),
-        )
-        self.rate_limited = Counter(
-            "netd_acs_rate_limited_total",
-            "requests refused with 503 by the per-source-IP rate limit (acs.rate_limit)",
-            registry=registry,
-        )
-        self.rate_table = Gauge(
-            "netd_acs_rate_limit_sources",
-            "source addresses tracked by the per-source-IP rate limit",
-            registry=registry,
-        )
 
 
 class AcsApp:
@@ -129,10 +62,10 @@ class AcsApp:
         self.ctx = ctx
         self.cfg = ctx.config.acs
         self.engine_cfg = eng.EngineConfig(batch=self.cfg.batch)
-        self.by_conn: dict[tuple[Any, ...], _Live] = {}
-        self.by_sid: dict[str, _Live] = {}
-        self.by_device: dict[str, _Live] = {}
-        self.metrics = _Metrics(ctx.registry)
+        self.by_conn: dict[tuple[Any, ...], Live] = {}
+        self.by_sid: dict[str, Live] = {}
+        self.by_device: dict[str, Live] = {}
+        self.metrics = AcsMetrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
@@ -213,7 +146,7 @@ class AcsApp:
             return
         try:
             status, headers, body = await self._handle(scope, receive)
-        except _Reject as exc:
+        except Reject as exc:
             self.metrics.rejects.labels(exc.args[0].split(":")[0][:40]).inc()
             self.ratelog.log(
                 logging.INFO,
@@ -244,55 +177,24 @@ class AcsApp:
         tasks its session had started go back to the queue, and it gets a 408."""
         try:
             async with asyncio.timeout(self.cfg.session_timeout):
-                return await self._read_body(scope, receive)
+                return await read_body(scope, receive, self.cfg.max_body)
         except TimeoutError:
             self._drop(scope, "read-timeout")
-            raise _Reject(
+            raise Reject(
                 408,
                 f"body-timeout: not received in {self.cfg.session_timeout:g} s",
                 [(b"connection", b"close")],
             ) from None
-
-    async def _read_body(self, scope: dict[str, Any], receive: Receive) -> bytes:
-        cap = self.cfg.max_body
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            msg = await receive()
-            if msg["type"] == "http.disconnect":
-                raise _Reject(400, "client went away")
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > cap:
-                raise _Reject(413, f"body over {cap} bytes")
-            chunks.append(chunk)
-            if not msg.get("more_body"):
-                break
-        body = b"".join(chunks)
-        encoding = files.header(scope, b"content-encoding").lower()
-        if encoding in ("gzip", "x-gzip", "deflate"):
-            try:
-                d = zlib.decompressobj(wbits=47 if "gzip" in encoding else 15)
-                body = d.decompress(body, cap + 1)
-                if len(body) > cap or d.unconsumed_tail:
-                    raise _Reject(413, f"decoded body over {cap} bytes")
-                if not d.eof:  # cut short: the gzip CRC and length were never checked
-                    raise _Reject(400, "truncated gzip body")
-            except (zlib.error, gzip.BadGzipFile):
-                raise _Reject(400, "bad gzip body") from None
-        elif encoding not in ("", "identity"):
-            raise _Reject(415, f"content-encoding {encoding[:20]}")
-        return body
 
     # --- sessions ---
 
     def _conn(self, scope: dict[str, Any]) -> tuple[Any, ...]:
         return (tuple(scope.get("client") or ()), tuple(scope.get("server") or ()))
 
-    def _find(self, scope: dict[str, Any]) -> _Live | None:
+    def _find(self, scope: dict[str, Any]) -> Live | None:
         live = self.by_conn.get(self._conn(scope))
         if live is None:
-            cookie = _cookie(scope)
+            cookie = session_cookie(scope)
             live = self.by_sid.get(cookie) if cookie else None
             if live is not None:  # the CPE reconnected: follow it
                 self.by_conn.pop(live.conn, None)
@@ -305,7 +207,7 @@ class AcsApp:
         if live is not None:
             self._forget(live, outcome)
 
-    def _forget(self, live: _Live, outcome: str, later: bool = True) -> list[tuple[int, int]]:
+    def _forget(self, live: Live, outcome: str, later: bool = True) -> list[tuple[int, int]]:
         """Drop a session; its started, unanswered tasks go back to the queue, in the
         background unless ``later`` is False: then the caller awaits ``_requeue`` of the
         leases returned."""
@@ -350,7 +252,7 @@ class AcsApp:
         self, scope: dict[str, Any], receive: Receive
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         if scope["method"] != "POST":
-            raise _Reject(405, "method: CWMP is POST", [(b"allow", b"POST")])
+            raise Reject(405, "method: CWMP is POST", [(b"allow", b"POST")])
         body = await self._read(scope, receive)
         live = self._find(scope)
         try:
@@ -358,8 +260,10 @@ class AcsApp:
         except cwmp.EnvelopeError as exc:
             if live is not None:
                 self._forget(live, "bad-envelope")
-            raise _Reject(400, f"envelope: {exc}") from None
-        self.metrics.rpcs.labels(env.method or "empty" if env.method in _KNOWN else "other").inc()
+            raise Reject(400, f"envelope: {exc}") from None
+        self.metrics.rpcs.labels(
+            env.method or "empty" if env.method in KNOWN_METHODS else "other"
+        ).inc()
         if env.method == "Inform":
             # The CPE left its earlier session (it dropped the connection, rebooted): the
             # tasks that session started go back to the queue, with backoff, before this
@@ -369,22 +273,22 @@ class AcsApp:
                 await self._requeue(self._forget(old, "replaced", later=False))
             mode, creds = await self.auth.credentials(env.args["device"].key)
             if mode != "none" and not self.auth.verify(scope, mode, creds):
-                raise _Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
+                raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
             return await self._inform(scope, env)
         if live is None:
-            raise _Reject(400, "no session: a session starts with an Inform")
+            raise Reject(400, "no session: a session starts with an Inform")
         async with live.lock:
             live.last = time.monotonic()
             try:
                 step = live.session.receive(env)
             except eng.SessionError as exc:
                 self._forget(live, "protocol")
-                raise _Reject(400, f"protocol: {exc}") from None
-            await self._record(live, step.effects)
+                raise Reject(400, f"protocol: {exc}") from None
+            await record(self.ctx, self.cfg, self.metrics, live, step.effects)
             while step.task is not None and await store.is_cancelled(self.ctx.pool, step.task.id):
                 live.tasks.pop(step.task.id, None)  # cancelled before its RPC went out
                 step = live.session.withdraw(step.task.id)
-                await self._record(live, step.effects)
+                await record(self.ctx, self.cfg, self.metrics, live, step.effects)
             if step.body is None:
                 live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
@@ -412,7 +316,7 @@ class AcsApp:
         )
         if known is None:
             why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
-            raise _Reject(403, f"unknown device: {why}")
+            raise Reject(403, f"unknown device: {why}")
         was_known, discovered, listed = known
         if not was_known:
             with contextlib.suppress(Exception):
@@ -434,7 +338,7 @@ class AcsApp:
             unread = await store.unread_names(self.ctx.pool, session.device_id)
         session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
-        live = _Live(
+        live = Live(
             session,
             sid,
             self._conn(scope),
@@ -443,7 +347,7 @@ class AcsApp:
             kinds=tasks,
         )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
-            await self._record(live, session.confirmed)
+            await record(self.ctx, self.cfg, self.metrics, live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
         self.by_device[session.device_id] = live
@@ -455,95 +359,6 @@ class AcsApp:
             [(b"set-cookie", cookie)],
             cwmp.envelope(session.ns, env.cwmp_id, step.body or ""),
         )
-
-    def _deadline(self, task_id: int, live: _Live) -> float:
-        """How long a task may wait on the CPE (a transfer's TransferComplete), by kind."""
-        kind = next((t.kind for t in live.kinds if t.id == task_id), "download")
-        return self.cfg.upload_deadline if kind == "upload" else self.cfg.download_deadline
-
-    async def _record(self, live: _Live, effects: list[eng.Effect]) -> None:
-        """Write one step's effects in one transaction (one commit per CPE message)."""
-        if not effects:
-            return
-        device_id = live.session.device_id
-        events: list[eng.DownloadRequested] = []
-        done: list[int] = []
-        async with self.ctx.pool.acquire() as conn, conn.transaction():
-            for e in effects:
-                if isinstance(e, eng.Params):
-                    await store.put_params(
-                        conn,
-                        device_id,
-                        e.values,
-                        e.names,
-                        e.discovered,
-                        prune=e.prune,
-                        listing=e.listing,
-                        listed=e.listed,
-                        unreadable=e.unreadable,
-                    )
-                elif isinstance(e, eng.Removed):
-                    await store.remove_subtree(conn, device_id, e.path)
-                elif isinstance(e, eng.TaskResult):
-                    deadline = self._deadline(e.task_id, live) if e.status == "running" else None
-                    await store.finish_task(conn, e.task_id, e.status, e.result, deadline)
-                    done.append(e.task_id)
-                elif isinstance(e, eng.Fault):
-                    self.metrics.faults.labels(str(e.code)).inc()
-                    await store.record_fault(
-                        conn, device_id, e.task_id, e.code, e.message, e.detail
-                    )
-                elif isinstance(e, eng.TransferDone):
-                    task_id = await store.transfer_complete(
-                        conn, device_id, e.command_key, e.fault_code, e.detail
-                    )
-                    if e.fault_code:
-                        await store.record_fault(
-                            conn, device_id, task_id, e.fault_code, e.fault_string, e.detail
-                        )
-                elif isinstance(e, eng.DownloadRequested):
-                    events.append(e)
-        live.tasks = {t: a for t, a in live.tasks.items() if t not in done}
-        for e in events:
-            await append_event(
-                self.ctx.pool,
-                "acs",
-                "cpe.download_requested",
-                subject=device_id,
-                data={"file_type": e.file_type, "args": e.args},
-                cache=self.ctx.cache,
-            )
-
-
-_KNOWN = frozenset(
-    {*cwmp.CPE_TO_ACS, "", "Fault"}
-    | {
-        f"{m}Response"
-        for m in (
-            "GetParameterNames",
-            "GetParameterValues",
-            "GetParameterAttributes",
-            "SetParameterValues",
-            "SetParameterAttributes",
-            "AddObject",
-            "DeleteObject",
-            "Reboot",
-            "FactoryReset",
-            "Download",
-            "Upload",
-            "ScheduleInform",
-            "GetRPCMethods",
-        )
-    }
-)
-
-
-def _cookie(scope: dict[str, Any]) -> str:
-    for part in files.header(scope, b"cookie").split(";"):
-        k, _, v = part.strip().partition("=")
-        if k == COOKIE:
-            return v
-    return ""
 
 
 class AcsService(Daemon):
@@ -670,7 +485,7 @@ class AcsService(Daemon):
             await asyncio.wait(set(self.app._background), timeout=5.0)
 
 
-__all__ = ["AcsApp", "AcsService"]
+__all__ = ["AcsApp", "AcsService", "file_store", "rate_key"]
 
 
 def file_store(config: Any) -> files.FileStore:

@@ -5,6 +5,10 @@ SIGTERM/SIGINT drain: stop accepting, finish in-flight work within
 ``lifecycle.drain_timeout``, close the stores, exit 0 (a second signal cuts the drain short).
 SIGHUP reloads ``policies/`` without stopping traffic. Under systemd the runner sends
 READY=1, STOPPING=1 and WATCHDOG=1 from the event loop, so a stuck loop stops the pings.
+
+This module owns the runner (signals, start-up, heartbeats, drain, shutdown) and its
+metrics. The daemon base and its context are :mod:`daemons.core.daemon`; opening the stores
+and the schema check are :mod:`daemons.core.stores`; both are re-exported here.
 """
 
 from __future__ import annotations
@@ -17,11 +21,8 @@ import os
 import signal
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import asyncpg
 from prometheus_client import (
     CollectorRegistry,
     Counter,
@@ -33,17 +34,35 @@ from prometheus_client import (
 )
 
 from daemons import __version__
-from daemons.core.config import Config, Loaded
+from daemons.core.config import Loaded
+from daemons.core.daemon import Context, Daemon, make_sealer
 from daemons.core.health import Health
-from daemons.core.policies import PolicyError, PolicySet, load_policies
-from daemons.core.secrets import Sealer, load_or_create_key
+from daemons.core.policies import PolicyError, load_policies
+from daemons.core.stores import (
+    StartupError,
+    Stores,
+    close_stores,
+    ensure_schema,
+    open_stores,
+)
 from daemons.core.systemd import Notifier
-from daemons.store import migrate
-from daemons.store.cache import Cache
-from daemons.store.cache import connect as connect_cache
-from daemons.store.embedded import EmbeddedError, EmbeddedStores
 from daemons.store.events import append_event
-from daemons.store.pg import StoreUnavailable, create_pool, redact
+from daemons.store.pg import redact
+
+__all__ = [
+    "GC_THRESHOLD",
+    "Context",
+    "Daemon",
+    "Runner",
+    "RunnerMetrics",
+    "StartupError",
+    "Stores",
+    "close_stores",
+    "ensure_schema",
+    "make_sealer",
+    "open_stores",
+    "tune_gc",
+]
 
 log = logging.getLogger("netd.lifecycle")
 
@@ -60,29 +79,6 @@ def tune_gc() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLD)
-
-
-class StartupError(Exception):
-    """Startup cannot go on; the message is for the operator. ``status`` is the exit code."""
-
-    def __init__(self, message: str, status: int = 1) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-@dataclass
-class Stores:
-    pool: asyncpg.Pool
-    cache: Cache | None
-    postgres_url: str
-    redis_url: str
-    embedded: EmbeddedStores | None = None
-
-    @property
-    def redis(self) -> Cache:
-        if self.cache is None:
-            raise RuntimeError("these stores were opened without Redis")
-        return self.cache
 
 
 class RunnerMetrics:
@@ -119,206 +115,6 @@ class RunnerMetrics:
             "netd_drain_overruns_total",
             "drains cut short by the deadline or a second signal",
             registry=registry,
-        )
-
-
-@dataclass
-class Context:
-    """What a daemon gets from the process: config, stores, metrics, policies."""
-
-    config: Config
-    config_path: Path | None
-    stores: Stores
-    registry: CollectorRegistry
-    health: Health
-    policies: PolicySet
-    instance: str
-    started_at: float = field(default_factory=time.time)
-    _sealer: Sealer | None = field(default=None, init=False, repr=False)
-
-    @property
-    def sealer(self) -> Sealer:
-        """Seals secrets at rest. Raises ValueError for a malformed key."""
-        if self._sealer is None:
-            self._sealer = make_sealer(self.config, create=True)
-        return self._sealer
-
-    @property
-    def pool(self) -> asyncpg.Pool:
-        return self.stores.pool
-
-    @property
-    def cache(self) -> Cache:
-        return self.stores.redis
-
-
-class Daemon:
-    """Base of every daemon. Subclasses override the hooks they need.
-
-    ``start`` begins serving; ``drain`` stops accepting and waits for in-flight work (the
-    runner bounds it by the deadline); ``close`` releases what ``start`` took.
-    """
-
-    name: ClassVar[str] = "daemon"
-    heartbeat: ClassVar[bool] = True
-
-    def __init__(self, ctx: Context) -> None:
-        self.ctx = ctx
-
-    async def start(self) -> None:
-        return None
-
-    async def drain(self) -> None:
-        return None
-
-    async def close(self) -> None:
-        return None
-
-    def check_policies(self, policies: PolicySet) -> None:
-        """Raise PolicyError if ``policies`` cannot be applied; change nothing."""
-
-    def apply_policies(self, policies: PolicySet) -> None:
-        """Switch to ``policies`` (already checked)."""
-
-    def reload_tls(self) -> dict[str, bool]:
-        """Read TLS certificates again (SIGHUP): listener name → whether the new pair is
-        in force (False: a bad pair, the old one kept and the reason logged)."""
-        return {}
-
-    def counters(self) -> dict[str, float]:
-        """Key counters for the heartbeat and the status API."""
-        return {}
-
-    def endpoints(self) -> dict[str, str]:
-        """What this daemon listens on, for the startup log line (name -> address)."""
-        return {}
-
-
-def make_sealer(config: Config, create: bool = False) -> Sealer:
-    """The sealer for ``secrets.key``, or the key kept under state_dir, generated there
-    first if ``create`` (daemons and ``netd migrate``; an admin command never makes a key
-    that would seal secrets no daemon can open). Raises ValueError naming the problem."""
-    key = config.secrets.key.get_secret_value() if config.secrets.key else None
-    if not key and not create and not (config.state_dir / "secrets.key").exists():
-        raise ValueError(
-            f"no secrets key in state directory {config.state_dir} (secrets.key): "
-            "`netd migrate` or a daemon's first start creates it; or give secrets.key"
-        )
-    if key:
-        return Sealer(load_or_create_key(key, config.state_dir))
-    return Sealer(load_or_create_key(None, config.state_dir), config.state_dir)
-
-
-def _check_state_dir(config: Config) -> None:
-    """An admin command runs on an instance's existing stores: refuse, with one line naming
-    the state directory looked at, when it holds no embedded database yet (rather than
-    starting a new empty one and answering from it).
-
-    Raises StartupError.
-    """
-    data = config.state_dir / "postgres" / "PG_VERSION"
-    try:
-        present = data.is_file()
-    except PermissionError:
-        raise StartupError(
-            f"cannot read state directory {config.state_dir}: permission denied "
-            "(run as the user the daemons run as, e.g. `sudo -u netd netd ...`)"
-        ) from None
-    if not present:
-        raise StartupError(
-            f"no database in state directory {config.state_dir}: run `netd migrate` to "
-            "create one, or give the config of the instance you mean (--config, $NETD_CONFIG)"
-        )
-
-
-async def open_stores(config: Config, with_redis: bool = True, create: bool = False) -> Stores:
-    """Connect to the configured stores, starting embedded ones for what is not configured.
-    Without ``create`` (admin commands) an embedded database must exist already.
-
-    Raises StartupError when a store cannot be reached or started, or does not exist.
-    """
-    embedded: EmbeddedStores | None = None
-    if config.database.embedded and not create:
-        _check_state_dir(config)
-    pg_url = config.database.url.get_secret_value()
-    redis_url = config.redis.url.get_secret_value()
-    embed_redis = with_redis and config.redis.embedded
-    if config.database.embedded or embed_redis:
-        embedded = EmbeddedStores(
-            config.state_dir,
-            postgres=config.database.embedded,
-            redis=embed_redis,
-            run_as=config.embedded.run_as,
-            timeout=config.embedded.start_timeout,
-        )
-        try:
-            await asyncio.to_thread(embedded.acquire)
-        except (EmbeddedError, OSError) as exc:
-            raise StartupError(
-                f"cannot start embedded stores in {config.state_dir}: {exc}"
-            ) from None
-        if embedded.postgres is not None:
-            pg_url = embedded.postgres.dsn
-        if embedded.redis is not None:
-            redis_url = embedded.redis.url
-    try:
-        pool = await create_pool(config.database, pg_url, f"netd-{os.getpid()}")
-        try:
-            cache = await connect_cache(config.redis, redis_url) if with_redis else None
-        except StoreUnavailable:
-            await pool.close()
-            raise
-    except StoreUnavailable as exc:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.release)
-        raise StartupError(str(exc)) from None
-    return Stores(pool, cache, pg_url, redis_url, embedded)
-
-
-async def close_stores(stores: Stores) -> None:
-    try:
-        await asyncio.wait_for(stores.pool.close(), 5.0)
-    except TimeoutError:
-        stores.pool.terminate()
-    if stores.cache is not None:
-        with contextlib.suppress(Exception):
-            await stores.cache.close()
-    if stores.embedded is not None:
-        await asyncio.to_thread(stores.embedded.release)
-
-
-async def ensure_schema(pool: asyncpg.Pool, apply: bool, create: bool = False) -> None:
-    """Apply pending migrations, or with ``apply`` False refuse to run on an old schema.
-    Without ``create`` (admin commands) a database with no netd schema at all is refused
-    rather than given one. Raises StartupError."""
-    migrations = migrate.available()
-    async with pool.acquire() as conn:
-        try:
-            if not create and not await migrate.has_schema(conn):
-                raise StartupError(
-                    "the database has no netd schema yet: run `netd migrate` first "
-                    "(or give the config of the instance you mean)"
-                )
-            ahead = await migrate.applied_newer(conn, migrations)
-            if ahead:
-                log.warning(
-                    "the database schema is newer than this netd (a rolling upgrade?): "
-                    "running on it; upgrade this node",
-                    extra={"fields": {"newer_migrations": ahead, "version": __version__}},
-                )
-            if apply:
-                done = await migrate.apply(conn, migrations, allow_newer=True)
-                for mig in done:
-                    log.info("migration applied", extra={"fields": {"migration": mig.filename}})
-                return
-            states = await migrate.status(conn, migrations, allow_newer=True)
-        except migrate.MigrationError as exc:
-            raise StartupError(str(exc)) from None
-    pending = [s.migration.filename for s in states if s.applied_at is None]
-    if pending:
-        raise StartupError(
-            f"database schema is behind ({', '.join(pending)} pending): "
-            "run `netd migrate` or set database.migrate_on_start = true"
         )
 
 

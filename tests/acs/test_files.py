@@ -395,7 +395,7 @@ async def test_client_going_away_mid_download(
         reads.append(n)
         return pread(fd, n, pos)
 
-    monkeypatch.setattr("daemons.acs.files.os.pread", counted)
+    monkeypatch.setattr("daemons.acs.fileserve.os.pread", counted)
     for _ in range(3):
         async with (
             httpx.AsyncClient(base_url=files.base, headers={"authorization": GOOD}) as c,
