@@ -268,6 +268,14 @@ def load_policy(
     return policy
 
 
+_NAMED_REPLY = (
+    ("filter_id", "Filter-Id"),
+    ("class", "Class"),
+    ("reply_message", "Reply-Message"),
+    ("framed_pool", "Framed-Pool"),
+)
+
+
 def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
     unknown = set(spec) - _PLAN_KEYS
     if unknown:
@@ -282,6 +290,17 @@ def _plan(name: str, spec: Mapping[str, Any], dictionary: Dictionary) -> Plan:
         if attr not in dictionary:
             raise ValueError(f"plan {name!r}: no attribute {attr!r} in the dictionaries")
         encode_value(dictionary[attr], value)
+    # The named reply values are checked as their attributes will carry them: a Class is
+    # octets, so "0x..." is hex (as in FreeRADIUS) and must be whole hex; text over 253
+    # octets does not fit. Refused here, at load, rather than as policy_error at each login.
+    for key, attr in _NAMED_REPLY:
+        if spec.get(key) not in (None, ""):
+            try:
+                encode_value(dictionary[attr], spec[key])
+            except ValueError as exc:
+                raise ValueError(
+                    f"plan {name!r}: {key} {spec[key]!r} does not fit {attr}: {exc}"
+                ) from None
     ints = {
         k: int(spec[k])
         for k in ("session_timeout", "idle_timeout", "interim_interval", "simultaneous_use")

@@ -317,3 +317,18 @@ def test_text_attributes_take_numbers_as_text_and_cap_length() -> None:
     assert encode_value(d["Reply-Message"], "x" * 253) == b"x" * 253
     with pytest.raises(ValueError, match="253"):
         encode_value(d["Reply-Message"], "x" * 254)
+
+
+def test_a_plan_value_its_attribute_cannot_carry_is_refused_at_load() -> None:
+    """A Class is octets: "0x..." is hex, as in FreeRADIUS. "0x0" loaded, then every login
+    on the plan was rejected as policy_error (found by tests/radius/test_scapy_replies.py's
+    hypothesis run in CI). Refused at load now, naming the plan; whole hex still loads."""
+
+    def plan(**extra: str) -> PolicySet:
+        spec = {"download": "1M", "upload": "1M", **extra}
+        return PolicySet(Path("."), 1, {"radius/plans.toml": {"plans": {"p": spec}}})
+
+    for key, value in (("class", "0x0"), ("class", "0xzz"), ("filter_id", "x" * 254)):
+        with pytest.raises(PolicyError, match=f"plan 'p': {key}"):
+            load_policy(plan(**{key: value}), DICT)
+    assert load_policy(plan(**{"class": "0x41"}), DICT).plans["p"].class_ == "0x41"

@@ -9,12 +9,12 @@ import struct
 import tomllib
 from pathlib import Path
 
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from scapy.layers.radius import Radius
 
 from daemons import resources
-from daemons.core.policies import PolicySet
+from daemons.core.policies import PolicyError, PolicySet
 from daemons.radius.auth import EngineConfig, Nas, Outcome, Subscriber, authenticate
 from daemons.radius.codec import (
     Attr,
@@ -68,12 +68,18 @@ def test_replies_decode_in_scapy(
     static_ip: str | None,
     state: str,
 ) -> None:
-    policy = load_policy(
-        PolicySet(
-            Path("."), 1, {"radius/p.toml": {"plans": {"p": plan}, "vendors": _vendor_tables()}}
-        ),
-        DICT,
-    )
+    try:
+        policy = load_policy(
+            PolicySet(
+                Path("."), 1, {"radius/p.toml": {"plans": {"p": plan}, "vendors": _vendor_tables()}}
+            ),
+            DICT,
+        )
+    except PolicyError:
+        # a value its attribute cannot carry (a Class "0x..." that is not whole hex) is refused
+        # at load (test_engine.py); no reply to check
+        assume(False)
+        return
     cfg = EngineConfig(DICT, policy, b"k" * 32)
     nas = Nas("n", ipaddress.ip_network("127.0.0.1/32"), SECRET, vendor, False)
     auth = os.urandom(16)
