@@ -1,5 +1,5 @@
 """The authentication history (issue 21): one record per Access-Accept or Access-Reject.
-Pure: the shell (``authlog_writer``) makes the rows (``row``) at its flush and copies them
+Pure: the shell (``authlog_writer``) makes each row (``row``) as it is answered and copies them
 into PostgreSQL off the hot path; ``AuthEvent`` is the same record for other writers.
 
 A record says who (User-Name), where (NAS, NAS-Port-Id or NAS-Port, Calling-Station-Id),
