@@ -11,6 +11,7 @@ exchange, not results, and are not recorded.
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -56,10 +57,107 @@ class AuthEvent:
 Row = tuple[datetime, str, str, str, str, str, str, str, str | None, str]
 _PORT_ATTRS = (NAS_PORT_ID, NAS_PORT, Attr.CALLING_STATION_ID)
 
+# PostgreSQL's binary COPY (the "Binary Format" of the COPY command's documentation): a
+# signature, flags and header extension length; then per tuple a field count and per field a
+# length (-1: NULL) and its bytes; then -1 as the trailer. timestamptz is microseconds since
+# 2000-01-01 UTC as int64, text is UTF-8, jsonb is a version octet (1) and the JSON text.
+COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + bytes(8)
+COPY_TRAILER = b"\xff\xff"
+_PG_EPOCH = 946_684_800.0
+_HEAD = struct.Struct("!hiqi").pack  # field count, 8, the time, the user name's length
+_LEN = struct.Struct("!i").pack
+
 
 def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float) -> Row:
-    """The table row of an Accept or Reject, in one pass (what the writer copies in: a few
-    µs a request, off the reply's path)."""
+    """The table row of an Accept or Reject, in one pass (``reject_data`` and tests)."""
+    port, calling = _where(pkt)
+    accept = outcome.code == Code.ACCESS_ACCEPT
+    return (
+        datetime.fromtimestamp(now, UTC),
+        username or "",
+        nas,
+        port.decode(),
+        calling.decode(),
+        outcome.method.value,
+        "accept" if accept else "reject",
+        outcome.reason,
+        outcome.plan or None,
+        _given_json(outcome) if accept else "{}",
+    )
+
+
+def line(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float) -> bytes:
+    """The record as one tuple of a binary COPY into ``radius_auth_log`` (``COPY_COLUMNS``
+    order), made as the request is answered: bytes, which the garbage collector does not
+    track, and about 1 µs; the writer joins a batch's tuples and sends them as they are.
+    What every record of one NAS, method, result and plan shares is encoded once."""
+    port, calling = _where(pkt)
+    accept = outcome.code == Code.ACCESS_ACCEPT
+    given = _given_json(outcome) if accept else "{}"
+    key = (nas, outcome.method.value, accept, outcome.reason, outcome.plan, given)
+    tail = _TAILS.get(key)
+    if tail is None:
+        if len(_TAILS) >= 4096:
+            _TAILS.clear()
+        tail = _TAILS[key] = _tail(nas, outcome, accept, given)
+    user = username.encode() if username else b""
+    return b"".join(
+        (
+            _HEAD(10, 8, round((now - _PG_EPOCH) * 1e6), len(user)),
+            user,
+            _LEN(len(port)),
+            port,
+            _LEN(len(calling)),
+            calling,
+            tail,
+        )
+    )
+
+
+COPY_COLUMNS = (
+    "at",
+    "username",
+    "nas_port",
+    "calling_station",
+    "nas",
+    "method",
+    "result",
+    "reason",
+    "plan",
+    "given",
+)
+
+
+def _field(value: bytes | None) -> bytes:
+    return _LEN(-1) if value is None else _LEN(len(value)) + value
+
+
+def _tail(nas: str, outcome: Outcome, accept: bool, given: str) -> bytes:
+    """nas, method, result, reason, plan and given as binary COPY fields."""
+    return b"".join(
+        (
+            _field(_pg_text(nas.encode("utf-8", "replace"))),
+            _field(outcome.method.value.encode()),
+            _field(b"accept" if accept else b"reject"),
+            _field(_pg_text(outcome.reason.encode("utf-8", "replace"))),
+            _field(_pg_text(outcome.plan.encode("utf-8", "replace")) if outcome.plan else None),
+            _field(b"\x01" + given.encode()),
+        )
+    )
+
+
+_TAILS: dict[tuple[str, str, bool, str, str, str], bytes] = {}
+
+
+def _pg_text(raw: bytes) -> bytes:
+    """A text attribute as PostgreSQL takes it (``acct.text``): ASCII without NUL as it is."""
+    if raw.isascii() and b"\0" not in raw:
+        return raw
+    return text(raw).encode()
+
+
+def _where(pkt: Packet) -> tuple[bytes, bytes]:
+    """NAS-Port-Id (else NAS-Port as a number) and Calling-Station-Id, as stored."""
     port_id = port = calling = None
     for t, v in pkt.attributes:
         if t in _PORT_ATTRS:
@@ -69,24 +167,20 @@ def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: floa
                 port = v
             else:
                 calling = v
-    accept = outcome.code == Code.ACCESS_ACCEPT
-    given = "{}"
-    if accept:
-        found = tuple((a.name, a.value) for a in outcome.attributes if a.name in GIVEN)
-        if found:
-            given = _GIVEN.get(found) or _given(found)
-    return (
-        datetime.fromtimestamp(now, UTC),
-        username or "",
-        nas,
-        text(port_id) if port_id else (str(int.from_bytes(port, "big")) if port else ""),
-        text(calling) if calling else "",
-        outcome.method.value,
-        "accept" if accept else "reject",
-        outcome.reason,
-        outcome.plan or None,
-        given,
-    )
+    if port_id:
+        where = port_id if port_id.isascii() and b"\0" not in port_id else _pg_text(port_id)
+    else:
+        where = str(int.from_bytes(port, "big")).encode() if port else b""
+    if calling and not (calling.isascii() and b"\0" not in calling):
+        calling = _pg_text(calling)
+    return where, calling or b""
+
+
+def _given_json(outcome: Outcome) -> str:
+    found = tuple((a.name, a.value) for a in outcome.attributes if a.name in GIVEN)
+    if not found:
+        return "{}"
+    return _GIVEN.get(found) or _given(found)
 
 
 _GIVEN: dict[tuple[tuple[str, Any], ...], str] = {}

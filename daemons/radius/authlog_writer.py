@@ -44,11 +44,14 @@ class AuthLogWriter:
         self._pool, self._cache = pool, cache
         self._retention = retention_days * 86400.0
         self._interval = interval
-        # Rows, not requests: a row is a tuple of strings, a datetime and None, which the
-        # garbage collector stops tracking; holding the requests' packets instead (thousands
-        # between flushes) made every collection walk them: the history then cost 25% of
-        # closed-loop throughput (benchmarks/radius_auth.py, auth log on / off 0.75).
-        self._buffer: deque[authlog.Row] = deque()
+        # Records as binary COPY tuples (``authlog.line``), not requests nor rows: bytes are
+        # not tracked by the garbage collector (holding the requests' packets, thousands
+        # between flushes, made every collection walk them), and the flush only joins them:
+        # asyncpg's encoding of rows of Python values cost netd ~1 µs a record on the loop,
+        # and the rows themselves ~1.7 µs (benchmarks/radius_auth.py, BENCH_AUTH_LOG_ONLY).
+        self._buffer: deque[bytes] = deque()
+        # The event-stream entries of the buffered rejects (few: only rejects make one).
+        self._rejects: deque[dict[str, object]] = deque()
         self._max = max_buffer
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
@@ -69,7 +72,12 @@ class AuthLogWriter:
             self.dropped += 1
             if self._on_drop is not None:
                 self._on_drop(1)
-        buf.append(authlog.row(pkt, nas, username, outcome, now))
+        buf.append(authlog.line(pkt, nas, username, outcome, now))
+        if outcome.code == Code.ACCESS_REJECT:
+            rejects = self._rejects
+            if len(rejects) >= self._max:
+                rejects.popleft()
+            rejects.append(authlog.reject_data(authlog.row(pkt, nas, username, outcome, now)))
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
@@ -93,9 +101,10 @@ class AuthLogWriter:
         if not self._buffer:
             return
         batch = list(self._buffer)
+        rejects = list(self._rejects)
         dropped = self.dropped
         try:
-            await store.copy_auth_rows(self._pool, batch)
+            await store.copy_auth_lines(self._pool, batch)
         except STORE_ERRORS as exc:
             log.warning(
                 "auth log not written; kept for the next try",
@@ -106,8 +115,10 @@ class AuthLogWriter:
         for _ in range(max(0, len(batch) - (self.dropped - dropped))):
             self._buffer.popleft()
         self.written += len(batch)
+        for _ in range(min(len(rejects), len(self._rejects))):
+            self._rejects.popleft()
         try:
-            await store.publish_rejects(self._cache, batch)
+            await store.publish_rejects(self._cache, rejects)
         except (RedisError, OSError) as exc:
             log.warning("auth rejects not published", extra={"fields": {"error": repr(exc)}})
 

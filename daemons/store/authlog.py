@@ -4,13 +4,20 @@ with the session each login started, purge what is older than the retention."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 
-from daemons.radius.authlog import COLUMNS, AuthEvent, Row, reject_data
+from daemons.radius.authlog import (
+    COLUMNS,
+    COPY_COLUMNS,
+    COPY_HEADER,
+    COPY_TRAILER,
+    AuthEvent,
+    Row,
+)
 from daemons.store import stream
 from daemons.store.cache import Cache
 
@@ -46,21 +53,36 @@ async def append_auth_events(pool: asyncpg.Pool, events: Sequence[AuthEvent]) ->
 
 
 async def copy_auth_rows(pool: asyncpg.Pool, rows: Sequence[Row]) -> None:
-    """The writer's batch, by binary COPY (cheaper for PostgreSQL than an INSERT). Raises
-    asyncpg/OS errors (then nothing was written)."""
+    """Rows by binary COPY (cheaper for PostgreSQL than an INSERT). Raises asyncpg/OS
+    errors (then nothing was written)."""
     if rows:
         async with pool.acquire() as conn:
             await conn.copy_records_to_table("radius_auth_log", records=rows, columns=COLUMNS)
 
 
-async def publish_rejects(cache: Cache, rows: Sequence[Row]) -> None:
-    """Rejects on the event stream (``auth.reject``), one round trip. Raises RedisError."""
-    rejects = [r for r in rows if r[6] == "reject"]
+async def copy_auth_lines(pool: asyncpg.Pool, lines: Sequence[bytes]) -> None:
+    """The writer's batch: tuples already in binary COPY form (``authlog.line``), sent as
+    one COPY as they are. Raises asyncpg/OS errors (then nothing was written)."""
+    if lines:
+        async with pool.acquire() as conn:
+            await conn.copy_to_table(
+                "radius_auth_log", source=_once(lines), columns=COPY_COLUMNS, format="binary"
+            )
+
+
+async def _once(lines: Sequence[bytes]) -> AsyncIterator[bytes]:
+    """The COPY's data in one piece (asyncpg takes an async iterable of bytes)."""
+    yield b"".join((COPY_HEADER, *lines, COPY_TRAILER))
+
+
+async def publish_rejects(cache: Cache, rejects: Sequence[dict[str, object]]) -> None:
+    """Rejects (``authlog.reject_data``) on the event stream (``auth.reject``), one round
+    trip. Raises RedisError."""
     if not rejects:
         return
     async with cache.client.pipeline(transaction=False) as pipe:
         for r in rejects:
-            stream.add(pipe, cache, "auth.reject", reject_data(r))
+            stream.add(pipe, cache, "auth.reject", r)
         await pipe.execute()
 
 

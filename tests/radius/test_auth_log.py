@@ -14,7 +14,10 @@ import time
 from pathlib import Path
 
 from daemons import resources
-from daemons.radius.codec import Attr, Code, encode_request, hide_password
+from daemons.radius import authlog as pure
+from daemons.radius.auth import Method, Outcome
+from daemons.radius.codec import Attr, Code, Packet, encode_request, hide_password
+from daemons.radius.dictionary import ReplyAttr
 from daemons.store import authlog, stream
 from tests.radius.conftest import SECRET, RadiusServer
 from tests.radius.test_service import send_raw
@@ -131,3 +134,41 @@ async def test_accepts_and_rejects_are_recorded(radius: RadiusServer, tmp_path: 
     bad = await asyncio.to_thread(auth_log_cli, radius, tmp_path, "alice", "--since", "noon")
     assert bad.returncode == 2 and "--since 'noon' is not an ISO 8601 time" in bad.stderr
     assert "Traceback" not in bad.stderr
+
+
+async def test_copied_records_are_the_rows(radius: RadiusServer) -> None:
+    """The writer's binary COPY tuples (``authlog.line``, issue 30) store exactly the row
+    ``authlog.row`` makes, including text a NAS sends that PostgreSQL refuses as it is
+    (NUL, invalid UTF-8), a numeric NAS-Port, a NULL plan and what an Accept gave."""
+
+    def pkt(*attrs: tuple[int, bytes]) -> Packet:
+        return Packet(Code.ACCESS_REQUEST, 1, bytes(16), attrs, b"")
+
+    accept = Outcome(
+        Code.ACCESS_ACCEPT,
+        Method.PAP,
+        "ok",
+        (ReplyAttr("Framed-IP-Address", "100.64.0.9"), ReplyAttr("Session-Timeout", 60)),
+        (),
+        "fiber-100",
+    )
+    reject = Outcome(Code.ACCESS_REJECT, Method.CHAP, "bad_password")
+    cases = [
+        (pkt((87, b"olt1/2\x00\x00"), (31, b"aa\xffbb")), "ünïcode", accept),
+        (pkt((5, (70000).to_bytes(4, "big"))), "copy-two", reject),
+        (pkt(), None, reject),
+    ]
+    now = time.time()
+    rows = [pure.row(p, "nas-é", u, o, now + i) for i, (p, u, o) in enumerate(cases)]
+    lines = [pure.line(p, "nas-é", u, o, now + i) for i, (p, u, o) in enumerate(cases)]
+    await authlog.copy_auth_lines(radius.pool, lines)
+    got = await radius.pool.fetch(
+        f"SELECT {', '.join(pure.COLUMNS)} FROM radius_auth_log WHERE nas = 'nas-é' ORDER BY at"
+    )
+    assert len(got) == len(rows)
+    for stored, want in zip(got, rows, strict=True):
+        assert abs((stored["at"] - want[0]).total_seconds()) <= 1e-6
+        assert (*tuple(stored)[1:9], json.loads(stored["given"])) == (
+            *want[1:9],
+            json.loads(want[9]),
+        )
