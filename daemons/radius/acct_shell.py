@@ -1,11 +1,14 @@
 """The accounting shell: Accounting-Requests acknowledged only once durable.
 
 Per datagram, synchronously: admission → overload check (before parsing, the dearest step
-left) → ``acct.parse`` → the pending batch. A batch is committed when it holds
-``radius.acct_batch_max`` records or ``radius.acct_batch_window`` after its first: one
-PostgreSQL transaction (``store.accounting.append_accounting``: ledger, dedup gate,
-sessions), or, when PostgreSQL is down or past ``radius.acct_commit_timeout``, one fsynced
-append to the local spool, which drains into the ledger in order before new records go
+left) → ``acct.parse`` → the pending batch. A batch is committed as soon as fewer than
+``radius.acct_commits`` commits are running (at the next turn of the loop, so what arrived
+together goes together; else when one returns): batches grow with the load, up to
+``radius.acct_batch_max`` records (or, with ``radius.acct_batch_window`` above 0, at that
+fixed time after the batch's first record). A commit is one PostgreSQL transaction
+(``store.accounting.append_accounting``: ledger, dedup gate, sessions), or, when
+PostgreSQL is down or past ``radius.acct_commit_timeout``, one fsynced append to the local
+spool, which drains into the ledger in order before new records go
 there again. Records PostgreSQL refuses for their content go to the quarantine (batch
 halved until each is alone). Then the live sessions in Redis, then the
 Accounting-Responses, then the sinks (``after_commit``).
@@ -85,6 +88,8 @@ class AcctShell:
         self._pending: list[tuple[acct.AcctRecord, Job]] = []
         self._committing = 0  # records of batches handed to _commit, not yet done
         self._timer: asyncio.TimerHandle | None = None
+        self._running = 0  # commits in flight (radius.acct_commits)
+        self._soon = False  # a _next is scheduled
         self._partitions_until = 0.0
         self._partitions_lock = asyncio.Lock()
         # Tasks nobody awaits: store calls past their deadline (see shared.hold).
@@ -129,21 +134,39 @@ class AcctShell:
         self._pending.append(
             (record, Job(pkt, nas, addr, sender, verdict.key, t0, record.username))
         )
-        if len(self._pending) >= self.cfg.acct_batch_max:
+        if not self.cfg.acct_batch_window:
+            if not self._soon and self._running < self.cfg.acct_commits:
+                self._soon = True
+                asyncio.get_running_loop().call_soon(self._next)
+        elif len(self._pending) >= self.cfg.acct_batch_max:
             self.commit_now()
         elif self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(
                 self.cfg.acct_batch_window, self.commit_now
             )
 
+    def _next(self) -> None:
+        """Start batches (at most radius.acct_batch_max records each) while commit slots
+        are free; what arrives meanwhile waits for the next free slot."""
+        self._soon = False
+        limit = self.cfg.acct_batch_max
+        while self._pending and self._running < self.cfg.acct_commits:
+            batch, self._pending = self._pending[:limit], self._pending[limit:]
+            self._start(batch)
+
     def commit_now(self) -> None:
+        """Commit everything pending now (a drain; the fixed window's end)."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
         batch, self._pending = self._pending, []
         if batch:
-            self._committing += len(batch)
-            self.inflight.spawn(self._commit(batch), batch=True)
+            self._start(batch)
+
+    def _start(self, batch: list[tuple[acct.AcctRecord, Job]]) -> None:
+        self._running += 1
+        self._committing += len(batch)
+        self.inflight.spawn(self._commit(batch), batch=True)
 
     async def _commit(self, batch: list[tuple[acct.AcctRecord, Job]]) -> None:
         """Make the batch durable (ledger, or the local spool when PostgreSQL is down);
@@ -153,6 +176,9 @@ class AcctShell:
             await self._commit_batch(batch)
         finally:
             self._committing -= len(batch)
+            self._running -= 1
+            if self._pending and not self.cfg.acct_batch_window and not self._soon:
+                self._next()
 
     async def _commit_batch(self, batch: list[tuple[acct.AcctRecord, Job]]) -> None:
         records = [r for r, _ in batch]

@@ -7,7 +7,7 @@ The live sessions in Redis are ``store.live``'s; their verbs are re-exported her
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -52,12 +52,32 @@ _EVENT_COLUMNS = (
     "attributes",
 )
 
+_EVENT_TYPES = (
+    "timestamptz",
+    "text",
+    "text",
+    "smallint",
+    "text",
+    "text",
+    "text",
+    "text",
+    "inet",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+    "bigint",
+    "int",
+    "int",
+    "jsonb",
+)
+_UNNEST_EVENTS = "unnest({}) AS u({})".format(
+    ", ".join(f"${i + 1}::{t}[]" for i, t in enumerate(_EVENT_TYPES)), ", ".join(_EVENT_COLUMNS)
+)
+
 _INSERT_EVENTS = f"""
 INSERT INTO accounting_events ({", ".join(_EVENT_COLUMNS)})
-SELECT * FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::smallint[], $5::text[],
-                     $6::text[], $7::text[], $8::text[], $9::inet[], $10::bigint[],
-                     $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[],
-                     $16::int[], $17::jsonb[])
+SELECT * FROM {_UNNEST_EVENTS}
 ON CONFLICT (idem_key, event_time) DO NOTHING
 """
 
@@ -67,15 +87,40 @@ ON CONFLICT (idem_key) DO NOTHING
 RETURNING idem_key
 """
 
+# The gate and the ledger rows of the records it let through, in one statement (one round
+# trip; issue 30): the gate's RETURNING feeds the insert and is the statement's result.
+_GATE_AND_EVENTS = f"""
+WITH gate AS (
+    INSERT INTO accounting_dedup (idem_key) SELECT unnest($2::text[])
+    ON CONFLICT (idem_key) DO NOTHING
+    RETURNING idem_key
+), events AS (
+    INSERT INTO accounting_events ({", ".join(_EVENT_COLUMNS)})
+    SELECT u.* FROM {_UNNEST_EVENTS} JOIN gate USING (idem_key)
+    ON CONFLICT (idem_key, event_time) DO NOTHING
+)
+SELECT idem_key FROM gate
+"""
+
 # Counters only grow: GREATEST keeps an out-of-order Interim from moving them back.
 _UPSERT_SESSION = """
 INSERT INTO radius_sessions AS s (unique_id, nas, acct_session_id, username, nas_port,
     framed_ip, started_at, updated_at, stopped_at, session_time, input_octets,
     output_octets, input_packets, output_packets, terminate_cause, close_reason,
     framed_ipv6_address, framed_ipv6_prefix, delegated_ipv6_prefix)
-VALUES ($1, $2, $3, $4, $5, $6::inet, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-        CASE WHEN $9::timestamptz IS NULL THEN NULL ELSE 'stop' END,
-        $16::inet, $17::cidr, $18::cidr)
+SELECT u.unique_id, u.nas, u.acct_session_id, u.username, u.nas_port, u.framed_ip,
+       u.started_at, u.updated_at, u.stopped_at, u.session_time, u.input_octets,
+       u.output_octets, u.input_packets, u.output_packets, u.terminate_cause,
+       CASE WHEN u.stopped_at IS NULL THEN NULL ELSE 'stop' END,
+       u.framed_ipv6_address, u.framed_ipv6_prefix, u.delegated_ipv6_prefix
+FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::inet[],
+            $7::timestamptz[], $8::timestamptz[], $9::timestamptz[], $10::bigint[],
+            $11::bigint[], $12::bigint[], $13::bigint[], $14::bigint[], $15::int[],
+            $16::inet[], $17::cidr[], $18::cidr[])
+     AS u(unique_id, nas, acct_session_id, username, nas_port, framed_ip, started_at,
+          updated_at, stopped_at, session_time, input_octets, output_octets, input_packets,
+          output_packets, terminate_cause, framed_ipv6_address, framed_ipv6_prefix,
+          delegated_ipv6_prefix)
 ON CONFLICT (unique_id) DO UPDATE SET
     updated_at = GREATEST(s.updated_at, EXCLUDED.updated_at),
     started_at = LEAST(s.started_at, EXCLUDED.started_at),
@@ -130,39 +175,16 @@ async def append_accounting(
     for r in sorted(records, key=lambda rec: rec.unique_id):
         unique.setdefault(r.idem_key, r)  # retransmits may land in the same batch
     closed: list[tuple[str, str, str | None]] = []
+    keys = sorted(unique)
+    ordered = [unique[k] for k in keys]
     async with pool.acquire() as conn, conn.transaction():
-        new = {row["idem_key"] for row in await conn.fetch(_GATE, sorted(unique))}
+        new = {row["idem_key"] for row in await conn.fetch(_GATE_AND_EVENTS, *_columns(ordered))}
         fresh = [r for k, r in unique.items() if k in new]
-        if fresh:
-            await conn.execute(_INSERT_EVENTS, *_columns(fresh))
-        # Sessions in one pipelined round trip, in arrival order (Start, Interim, Stop).
-        await conn.executemany(
-            _UPSERT_SESSION,
-            [
-                (
-                    r.unique_id,
-                    r.nas,
-                    r.acct_session_id,
-                    r.username,
-                    r.nas_port,
-                    r.framed_ip,
-                    _ts(r.event_time - r.session_time),
-                    _ts(r.event_time),
-                    _ts(r.event_time) if r.status == AcctStatus.STOP else None,
-                    r.session_time,
-                    r.input_octets,
-                    r.output_octets,
-                    r.input_packets,
-                    r.output_packets,
-                    r.terminate_cause if r.status == AcctStatus.STOP else None,
-                    r.framed_ipv6_address,
-                    r.framed_ipv6_prefix,
-                    r.delegated_ipv6_prefix,
-                )
-                for r in fresh
-                if r.is_session_event
-            ],
-        )
+        # Sessions in one statement: each session's records of the batch folded into one
+        # row first (ON CONFLICT DO UPDATE may touch a row once per statement).
+        sessions = _fold_sessions(r for r in fresh if r.is_session_event)
+        if sessions:
+            await conn.execute(_UPSERT_SESSION, *map(list, zip(*sessions, strict=True)))
         # Issue 21: netd-managed IPv6 prefixes, released by a Stop, renewed by the others.
         held = [(r, p) for r in fresh if r.is_session_event for p in _prefixes(r)]
         await pools6.release(
@@ -184,6 +206,63 @@ async def append_accounting(
                 )
                 closed += [(row["unique_id"], row["username"], row["ip"]) for row in rows]
     return new, closed
+
+
+# A session row as _UPSERT_SESSION takes it (its $1..$18).
+_SessionRow = list[Any]
+_UID, _USER, _FRAMED, _STARTED, _UPDATED, _STOPPED, _TIME, _CAUSE = 0, 3, 5, 6, 7, 8, 9, 14
+_COUNTERS, _V6 = (10, 11, 12, 13), (15, 16, 17)
+
+
+def _session_row(r: AcctRecord) -> _SessionRow:
+    stop = r.status == AcctStatus.STOP
+    return [
+        r.unique_id,
+        r.nas,
+        r.acct_session_id,
+        r.username,
+        r.nas_port,
+        r.framed_ip,
+        _ts(r.event_time - r.session_time),
+        _ts(r.event_time),
+        _ts(r.event_time) if stop else None,
+        r.session_time,
+        r.input_octets,
+        r.output_octets,
+        r.input_packets,
+        r.output_packets,
+        r.terminate_cause if stop else None,
+        r.framed_ipv6_address,
+        r.framed_ipv6_prefix,
+        r.delegated_ipv6_prefix,
+    ]
+
+
+def _fold_sessions(records: Iterable[AcctRecord]) -> list[_SessionRow]:
+    """One row per session, in arrival order within it, that leaves the session as the
+    upsert applied to each record in turn would (its ON CONFLICT rules): times and
+    counters at their extremes, the first stop, cause and user name, the last addresses;
+    the identity (NAS, Acct-Session-Id, port) of the first record."""
+    rows: dict[str, _SessionRow] = {}
+    for r in records:
+        new = _session_row(r)
+        row = rows.get(r.unique_id)
+        if row is None:
+            rows[r.unique_id] = new
+            continue
+        row[_STARTED] = min(row[_STARTED], new[_STARTED])
+        row[_UPDATED] = max(row[_UPDATED], new[_UPDATED])
+        for i in (_TIME, *_COUNTERS):
+            row[i] = max(row[i], new[i])
+        for i in (_STOPPED, _CAUSE):
+            if row[i] is None:
+                row[i] = new[i]
+        if not row[_USER]:
+            row[_USER] = new[_USER]
+        for i in (_FRAMED, *_V6):
+            if new[i] is not None:
+                row[i] = new[i]
+    return list(rows.values())
 
 
 def _columns(records: Sequence[AcctRecord]) -> list[list[object]]:
