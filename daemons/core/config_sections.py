@@ -179,7 +179,7 @@ class RadiusConfig(_DaemonConfig):
     # 0: a batch commits as soon as a commit slot is free (issue 30: batches grow with the
     # load); above 0: the old fixed window after a batch's first record.
     acct_batch_window: float = Field(default=0.0, ge=0, le=1.0)
-    acct_commits: int = Field(default=1, ge=1, le=32)  # ledger commits in flight per process
+    acct_commits: int = Field(default=2, ge=1, le=32)  # ledger commits in flight per process
     acct_commit_timeout: Seconds = 5.0  # a batch's ledger commit; past it the batch is spooled
     auth_log: bool = True  # the authentication history (every Accept and Reject, batched)
     auth_log_retention: int = Field(default=90, ge=1, le=3650)  # days
