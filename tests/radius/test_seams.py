@@ -347,3 +347,32 @@ async def test_overload_is_shed_across_both_shells(stack: Stack) -> None:
     await settle(stack)
     assert len(wire.sent) == 16
     assert sample(stack.registry, "netd_radius_inflight_peak") == 16
+
+
+async def test_acct_batches_start_when_a_commit_slot_is_free(stack: Stack) -> None:
+    """Issue 30: no fixed window. By default (radius.acct_batch_window 0), with one commit
+    slot, what arrives together commits at the next turn of the loop, and what arrives
+    during that commit goes as one batch when it returns (batches grow with the load). On
+    main a batch
+    waited for its window (3 ms by default; here 1 s) or acct_batch_max records."""
+    acct = stack.layers.acct
+    default = RadiusConfig().acct_batch_window  # 0 now; 0.003 on main
+    acct.cfg = acct.cfg.model_copy(update={"acct_batch_window": default, "acct_commits": 1})
+    wire = ListTransport()
+    sid = "slot-" + os.urandom(4).hex()
+    first = [accounting_request(START, f"{sid}-{i}", i) for i in range(3)]
+    later = [accounting_request(START, f"{sid}-{i}", i) for i in range(3, 8)]
+    t0 = time.monotonic()
+    wire.deliver(acct, [(r, NAS_ADDR) for r in first])
+    await asyncio.sleep(0)  # the loop turns: the first batch's commit starts
+    assert acct.held() == 3 and not acct._pending
+    wire.deliver(acct, [(r, NAS_ADDR) for r in later])  # while it runs: they wait
+    await asyncio.sleep(0)
+    assert len(acct._pending) == 5
+    deadline = time.monotonic() + 10
+    while len(wire.sent) < 8 and time.monotonic() < deadline:
+        await asyncio.sleep(0.005)
+    assert len(wire.sent) == 8
+    assert time.monotonic() - t0 < 0.9  # neither batch waited for the 1 s window
+    assert sample(stack.registry, "netd_radius_acct_batch_records_count") == 2
+    assert sample(stack.registry, "netd_radius_acct_batch_records_sum") == 8
