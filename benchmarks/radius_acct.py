@@ -3,7 +3,8 @@
 Embedded PostgreSQL (fsync and synchronous_commit at their defaults: on) and Redis in a
 temporary directory, schema migrated, one NAS client (127.0.0.1, vendor mikrotik).
 `netd radius` runs as a real process on loopback (1 worker, then 2 sharing the port) with
-the default group commit (up to 256 records per transaction, 3 ms window); an
+the default group commit (a batch starts as soon as fewer than radius.acct_commits = 2
+commits run, up to 1,024 records: batches grow with the load); an
 Accounting-Response leaves only once the record's transaction has committed. The load
 comes from another process, benchmarks/radius_loadgen.py --kind acct (uvloop, 32 source
 sockets): sessions of Start, 3 Interim-Updates (increasing Acct-Session-Time) and Stop,
