@@ -1,5 +1,5 @@
 """Issue 30: a batch's sessions go to radius_sessions in one statement, each session's
-records folded into one row first (``accounting._fold_sessions``). The fold must leave a
+records folded into one row first (``ledger_rows.fold_sessions``). The fold must leave a
 session exactly as the upsert applied to each record in turn (the old executemany, one
 record a statement) would: checked on the real PostgreSQL, over random record sequences."""
 
@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from daemons.core.config import DatabaseConfig
 from daemons.radius.acct import AcctRecord, AcctStatus
-from daemons.store import accounting
+from daemons.store import ledger_rows
 from daemons.store.pg import create_pool
 
 _STATUS = st.sampled_from([AcctStatus.START, AcctStatus.INTERIM_UPDATE, AcctStatus.STOP])
@@ -71,18 +71,18 @@ def test_fold_is_the_upserts_in_turn(migrated: str) -> None:
             for side in ("a", "b"):  # what the sessions held before the batch
                 for r in existing:
                     await conn.execute(
-                        accounting._UPSERT_SESSION,
-                        *map(list, zip(accounting._session_row(named(r, side)), strict=True)),
+                        ledger_rows.UPSERT_SESSION,
+                        *map(list, zip(ledger_rows.session_row(named(r, side)), strict=True)),
                     )
             for r in batch:  # the reference: one record a statement, in turn
                 await conn.execute(
-                    accounting._UPSERT_SESSION,
-                    *map(list, zip(accounting._session_row(named(r, "a")), strict=True)),
+                    ledger_rows.UPSERT_SESSION,
+                    *map(list, zip(ledger_rows.session_row(named(r, "a")), strict=True)),
                 )
-            folded = accounting._fold_sessions(named(r, "b") for r in batch)
+            folded = ledger_rows.fold_sessions(named(r, "b") for r in batch)
             if folded:
                 await conn.execute(
-                    accounting._UPSERT_SESSION, *map(list, zip(*folded, strict=True))
+                    ledger_rows.UPSERT_SESSION, *map(list, zip(*folded, strict=True))
                 )
             for sid in {r.unique_id for r in existing + batch}:
                 a = await conn.fetchrow(
