@@ -9,7 +9,7 @@ is durable, exactly as over UDP.
 
 - **TCP**: the NAS is found by source address and its own secret (RFC 6613 §2.2); an
   unknown source is refused at once.
-- **TLS**: the handshake is ours (``loop.start_tls`` on the accepted connection), so every
+- **TLS**: we accept, then await the handshake (``loop.connect_accepted_socket``), so every
   failure is counted by reason (unknown CA, no certificate, TLS 1.1, not TLS, timeout);
   then the verified certificate must name a NAS (``nas_clients.tls_identity``), whose
   requests are checked with the fixed secret ``radsec`` (RFC 6614 §2.3). The peer handed
@@ -35,7 +35,7 @@ import socket
 import ssl
 import time
 from collections import Counter
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from daemons.core.config import RadsecConfig
 from daemons.core.lifecycle import StartupError
@@ -77,7 +77,8 @@ class StreamListeners:
         self.connections: set[_Connection] = set()
         self.per_nas: Counter[str] = Counter()
         self.bound: dict[Kind, list[tuple[str, int]]] = {"tcp": [], "tls": []}
-        self._servers: list[asyncio.Server] = []
+        self._socks: list[socket.socket] = []
+        self.handshaking = 0  # accepted, TLS handshake not done: they count in the limit
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
 
@@ -101,7 +102,6 @@ class StreamListeners:
                 )
             except TlsError as exc:
                 raise StartupError(f"radius.radsec: {exc}") from None
-        loop = asyncio.get_running_loop()
         for host in self.hosts:
             for kind, port in self.ports():
                 try:
@@ -110,17 +110,57 @@ class StreamListeners:
                     raise StartupError(
                         f"radius: cannot listen on [{host}]:{port}/tcp ({kind}): {exc}"
                     ) from None
-                factory = functools.partial(_Connection, self, kind)
-                server = await loop.create_server(factory, sock=sock, backlog=1024)
-                self._servers.append(server)
+                self._socks.append(sock)
                 self.bound[kind].append(sock.getsockname()[:2])
+                self.spawn(self._accept(sock, kind))
+
+    async def _accept(self, listener: socket.socket, kind: Kind) -> None:
+        """Accept, then set the connection up in a task of its own. The handshake is
+        awaited here (``connect_accepted_socket``), so its failure comes with its reason."""
+        loop = asyncio.get_running_loop()
+        while not self.closing:
+            try:
+                conn, addr = await loop.sock_accept(listener)
+            except OSError as exc:  # EMFILE and the like: wait, do not spin
+                self.ratelog.log(
+                    logging.ERROR, f"stream-accept:{kind}", "accept failed", error=str(exc)
+                )
+                await asyncio.sleep(0.1)
+                continue
+            if len(self.connections) + self.handshaking >= self.cfg.max_connections:
+                self.refuse(kind, "limit_total", addr)
+                conn.close()
+                continue
+            self.spawn(self._setup(conn, addr, kind))
+
+    async def _setup(self, conn: socket.socket, addr: Any, kind: Kind) -> None:
+        loop = asyncio.get_running_loop()
+        factory = functools.partial(_Connection, self, kind, addr)
+        self.handshaking += 1
+        try:
+            if kind == "tcp":
+                await loop.connect_accepted_socket(factory, conn)
+                return
+            context = self.context
+            assert context is not None
+            await loop.connect_accepted_socket(
+                factory, conn, ssl=context, ssl_handshake_timeout=self.cfg.handshake_timeout
+            )
+        except ssl.SSLError as exc:
+            self.refuse(kind, tls_refusal(exc.reason), addr, str(exc.reason or exc))
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            timeout = "taking longer" in str(exc) or isinstance(exc, TimeoutError)
+            reason = "handshake_timeout" if timeout else "handshake_failed"
+            self.refuse(kind, reason, addr, repr(exc))
+        finally:
+            self.handshaking -= 1
 
     def close(self) -> None:
         """No new connections; the open ones are closed (what they were sent is flushed:
         the daemon calls this after the requests in flight were answered)."""
         self.closing = True
-        for server in self._servers:
-            server.close()
+        for sock in self._socks:
+            sock.close()
         for conn in list(self.connections):
             conn.finish("drain")
 
@@ -180,6 +220,7 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
     try:
         sock.bind((host, port))
+        sock.listen(1024)
     except OSError:
         sock.close()
         raise
@@ -190,13 +231,13 @@ def _bind_tcp(host: str, port: int) -> socket.socket:
 class _Connection(asyncio.Protocol):
     """One NAS connection: its identity, its frames, its replies."""
 
-    def __init__(self, owner: StreamListeners, kind: Kind) -> None:
+    def __init__(self, owner: StreamListeners, kind: Kind, source: Any) -> None:
         self.owner = owner
         self.kind = kind
         self.transport: asyncio.Transport | None = None
         self.framer = Framer()
-        self.peer: tuple[str, int] | None = None  # what admission sees; None: not yet known
-        self.source: Any = None
+        self.peer: tuple[str, int] | None = None  # what admission sees; None: refused
+        self.source = source
         self.nas: str | None = None  # counted in owner.per_nas
         self.closed = False
         self.reason = ""
@@ -209,17 +250,13 @@ class _Connection(asyncio.Protocol):
     # --- setting up ---
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
+        """TCP: at once; TLS: once the handshake verified the client's certificate."""
+        # uvloop's transports quack like asyncio.Transport without subclassing it.
+        transport = cast(asyncio.Transport, transport)
         owner = self.owner
         self.transport = transport
-        self.source = transport.get_extra_info("peername")
         if owner.closing:
             self.closed = True
-            transport.abort()
-            return
-        if len(owner.connections) >= owner.cfg.max_connections:
-            self.closed = True
-            owner.refuse(self.kind, "limit_total", self.source)
             transport.abort()
             return
         owner.connections.add(self)
@@ -231,35 +268,8 @@ class _Connection(asyncio.Protocol):
                 self.refuse("unknown_nas")
                 return
             self.admit(nas.name, (self.source[0], self.source[1]))
-        else:
-            transport.pause_reading()  # the ClientHello waits for start_tls
-            owner.spawn(self._handshake(transport))
-
-    async def _handshake(self, plain: asyncio.Transport) -> None:
-        owner = self.owner
-        context = owner.context
-        assert context is not None
-        loop = asyncio.get_running_loop()
-        try:
-            tls = await loop.start_tls(
-                plain,
-                self,
-                context,
-                server_side=True,
-                ssl_handshake_timeout=owner.cfg.handshake_timeout,
-            )
-        except ssl.SSLError as exc:
-            self.refuse(tls_refusal(exc.reason), str(exc.reason or exc))
             return
-        except (ConnectionError, OSError, TimeoutError) as exc:
-            timeout = "taking longer" in str(exc) or isinstance(exc, TimeoutError)
-            self.refuse("handshake_timeout" if timeout else "handshake_failed", repr(exc))
-            return
-        if tls is None or self.closed:
-            self.finish(self.reason or "peer_closed")
-            return
-        self.transport = tls
-        ssl_object = tls.get_extra_info("ssl_object")
+        ssl_object = transport.get_extra_info("ssl_object")
         cert = ssl_object.getpeercert() if ssl_object is not None else None
         der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
         if not cert or not der:  # CERT_REQUIRED makes this unreachable; never trust it
