@@ -3,8 +3,12 @@ radsecproxy (Debian 1.9.2) run as a peer: the shared fixtures of the RadSec test
 
 from __future__ import annotations
 
+import os
+import socket
+import ssl
 import subprocess
 import time
+import warnings
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,6 +16,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 
+from daemons.radius.codec import Code, encode_request, hide_password
 from daemons.radius.stream import fingerprint
 from daemons.store import radius as store
 from tests.certs import Authority
@@ -106,8 +111,8 @@ async def radsec(
                 "NETD_RADIUS_RADSEC_TLS_KEY": str(pki.server[1]),
                 "NETD_RADIUS_RADSEC_TLS_CLIENT_CA": str(pki.ca.path),
                 "NETD_RADIUS_RADSEC_HANDSHAKE_TIMEOUT": "2",
-                "NETD_RADIUS_RADSEC_IDLE_TIMEOUT": "30",
-                "NETD_RADIUS_RADSEC_MAX_CONNECTIONS_PER_NAS": "8",
+                "NETD_RADIUS_RADSEC_IDLE_TIMEOUT": "3",
+                "NETD_RADIUS_RADSEC_MAX_CONNECTIONS_PER_NAS": "4",
             },
         )
         proc = NetdProcess(["radius"], env, tmp)
@@ -186,3 +191,63 @@ def radsecproxy_factory(tmp_path: Path) -> Iterator[list[Radsecproxy]]:
     yield started
     for proxy in started:
         proxy.stop()
+
+
+# --- a plain client, for what a peer cannot be made to do (no certificate, TLS 1.1...) ---
+
+
+def tls_client(
+    server: RadsecServer,
+    pair: tuple[Path, Path] | None,
+    tls11: bool = False,
+    ca: Path | None = None,
+) -> ssl.SSLSocket:
+    """A TLS connection to netd's RadSec port, with ``pair`` as the client certificate.
+    Raises ssl.SSLError / OSError when the handshake fails on our side."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.load_verify_locations(cafile=str(ca or server.certs.ca.path))
+    if pair is not None:
+        context.load_cert_chain(str(pair[0]), str(pair[1]))
+    if tls11:  # OpenSSL 3 keeps TLS 1.1 only at security level 0
+        context.set_ciphers("DEFAULT:@SECLEVEL=0")
+        with warnings.catch_warnings():  # deprecated: that is the point
+            warnings.simplefilter("ignore", DeprecationWarning)
+            context.minimum_version = ssl.TLSVersion.TLSv1
+            context.maximum_version = ssl.TLSVersion.TLSv1_1
+    sock = socket.create_connection(("127.0.0.1", server.tls_port), timeout=5)
+    try:
+        return context.wrap_socket(sock)
+    except BaseException:
+        sock.close()
+        raise
+
+
+def access_request(user: str, password: str, secret: bytes, ident: int = 1) -> bytes:
+    auth = os.urandom(16)
+    hidden = hide_password(password.encode(), secret, auth)
+    return encode_request(Code.ACCESS_REQUEST, ident, [(1, user.encode()), (2, hidden)], secret, auth)
+
+
+def accounting_start(user: str, sid: str, secret: bytes, ident: int = 1) -> bytes:
+    attrs = [(1, user.encode()), (40, (1).to_bytes(4, "big")), (44, sid.encode())]
+    return encode_request(Code.ACCOUNTING_REQUEST, ident, attrs, secret, None, message_auth=False)
+
+
+def status_server(secret: bytes, ident: int = 1) -> bytes:
+    return encode_request(Code.STATUS_SERVER, ident, [], secret, os.urandom(16))
+
+
+def read_packet(sock: socket.socket, timeout: float = 5.0) -> bytes:
+    """One framed packet; b"" when the peer closed (or reset) first. Raises TimeoutError."""
+    sock.settimeout(timeout)
+    data = b""
+    try:
+        while len(data) < 4 or len(data) < int.from_bytes(data[2:4], "big"):
+            chunk = sock.recv(4096)
+            if not chunk:
+                return b""
+            data += chunk
+    except (ConnectionResetError, ssl.SSLError):
+        return b""
+    return data
