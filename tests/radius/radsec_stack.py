@@ -40,6 +40,7 @@ class Pki:
     stranger_ca: Authority
     stranger: tuple[Path, Path]  # signed by another CA
     own_fingerprint: str
+    crl: Path  # revokes nothing at first
 
 
 @dataclass
@@ -72,6 +73,7 @@ def make_pki(tmp: Path) -> Pki:
         stranger_ca,
         stranger[:2],
         fingerprint(own[2].public_bytes(Encoding.DER)),
+        ca.crl([]),
     )
 
 
@@ -110,6 +112,7 @@ async def radsec(
                 "NETD_RADIUS_RADSEC_TLS_CERT": str(pki.server[0]),
                 "NETD_RADIUS_RADSEC_TLS_KEY": str(pki.server[1]),
                 "NETD_RADIUS_RADSEC_TLS_CLIENT_CA": str(pki.ca.path),
+                "NETD_RADIUS_RADSEC_TLS_CRL": str(pki.crl),
                 "NETD_RADIUS_RADSEC_HANDSHAKE_TIMEOUT": "2",
                 "NETD_RADIUS_RADSEC_IDLE_TIMEOUT": "3",
                 "NETD_RADIUS_RADSEC_MAX_CONNECTIONS_PER_NAS": "4",
