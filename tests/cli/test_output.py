@@ -45,7 +45,15 @@ def test_a_list_on_a_terminal_and_in_a_pipe(cli_env: dict[str, str]) -> None:
         "TLS",
         "IDENTITY",
     ]
-    assert table[1].split() == ["bng-long-name", "198.51.100.0/24", "cisco", "yes", "3799", "-", "-"]
+    assert table[1].split() == [
+        "bng-long-name",
+        "198.51.100.0/24",
+        "cisco",
+        "yes",
+        "3799",
+        "-",
+        "-",
+    ]
     assert table[2].split() == ["bng1", "192.0.2.1/32", "cisco", "yes", "3799", "-", "-"]
     assert table[1].index("198.51") == table[2].index("192.0.2.1")  # aligned columns
     piped = [json.loads(line) for line in run(cli_env, "nas", "list").lines]

@@ -229,7 +229,9 @@ def tls_client(
 def access_request(user: str, password: str, secret: bytes, ident: int = 1) -> bytes:
     auth = os.urandom(16)
     hidden = hide_password(password.encode(), secret, auth)
-    return encode_request(Code.ACCESS_REQUEST, ident, [(1, user.encode()), (2, hidden)], secret, auth)
+    return encode_request(
+        Code.ACCESS_REQUEST, ident, [(1, user.encode()), (2, hidden)], secret, auth
+    )
 
 
 def accounting_start(user: str, sid: str, secret: bytes, ident: int = 1) -> bytes:

@@ -95,7 +95,7 @@ async def test_accounting_through_radsecproxy_is_acked_and_in_the_ledger(
     sid = uuid.uuid4().hex[:16]
     start = (
         f'User-Name = "carol", Acct-Session-Id = "{sid}", Acct-Status-Type = Start, '
-        'NAS-IP-Address = 192.0.2.1, Framed-IP-Address = 100.64.9.9\n'
+        "NAS-IP-Address = 192.0.2.1, Framed-IP-Address = 100.64.9.9\n"
     )
     acked = radclient(port, "acct", start)
     assert "Accounting-Response" in acked.stdout, acked.stdout + acked.stderr
@@ -142,8 +142,8 @@ async def test_radius_over_tcp_through_radsecproxy(
     )
     assert [r["nas"] for r in rows] == ["lo"]  # by its source address, over TCP
     wait_until(
-        lambda: radsec.metric(
-            "netd_radius_stream_packets_total", transport="tcp", direction="out"
+        lambda: (
+            radsec.metric("netd_radius_stream_packets_total", transport="tcp", direction="out")
+            >= before + 3
         )
-        >= before + 3
     )

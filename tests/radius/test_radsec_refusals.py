@@ -106,9 +106,10 @@ def test_unmapped_certificate_is_refused_radsecproxy(
     out = radclient(udp, "auth", f'User-Name = "alice", User-Password = "pw1", {MA}\n')
     assert "Access-Accept" not in out.stdout and "Access-Reject" not in out.stdout
     assert refused(radsec, "unmapped_certificate") >= before + 1
-    assert radsec.metric(
-        "netd_radius_responses_total", nas=PROXY_NAS, code="ACCESS_ACCEPT"
-    ) == answered
+    assert (
+        radsec.metric("netd_radius_responses_total", nas=PROXY_NAS, code="ACCESS_ACCEPT")
+        == answered
+    )
     assert NAS_SECRET  # the proxy's UDP side was the one the NAS used
 
 
@@ -119,7 +120,9 @@ def test_status_server_and_access_over_radsec_with_our_own_client(radsec: Radsec
         alive = decode(read_packet(sock))
         assert (alive.code, alive.identifier) == (Code.ACCESS_ACCEPT, 7)
         # two requests in one write: framed apart, both answered on this connection
-        sock.sendall(access_request("alice", "pw1", RADSEC, 8) + access_request("x", "y", RADSEC, 9))
+        sock.sendall(
+            access_request("alice", "pw1", RADSEC, 8) + access_request("x", "y", RADSEC, 9)
+        )
         answers = {decode(read_packet(sock)).identifier for _ in range(2)}
         assert answers == {8, 9}
     finally:
@@ -152,10 +155,10 @@ def test_bad_framing_closes_a_tcp_connection(radsec: RadsecServer, length: int) 
     assert read_packet(sock) == b""
     sock.close()
     wait_until(
-        lambda: radsec.metric(
-            "netd_radius_stream_closed_total", transport="tcp", reason="bad_length"
+        lambda: (
+            radsec.metric("netd_radius_stream_closed_total", transport="tcp", reason="bad_length")
+            == before + 1
         )
-        == before + 1
     )
 
 
@@ -178,8 +181,10 @@ def test_idle_connection_is_closed(radsec: RadsecServer) -> None:
     assert 2.5 <= time.monotonic() - started <= 6
     sock.close()
     wait_until(
-        lambda: radsec.metric("netd_radius_stream_closed_total", transport="tls", reason="idle")
-        == before + 1
+        lambda: (
+            radsec.metric("netd_radius_stream_closed_total", transport="tls", reason="idle")
+            == before + 1
+        )
     )
 
 

@@ -73,8 +73,10 @@ def test_sighup_reloads_the_pair_and_the_crl(radsec: RadsecServer) -> None:
         assert read_packet(sock) == b""
         sock.close()
     wait_until(
-        lambda: radsec.metric(
-            "netd_radius_stream_refused_total", transport="tls", reason="bad_certificate"
+        lambda: (
+            radsec.metric(
+                "netd_radius_stream_refused_total", transport="tls", reason="bad_certificate"
+            )
+            == before + 1
         )
-        == before + 1
     )

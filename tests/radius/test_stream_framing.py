@@ -5,6 +5,7 @@ reasons; and the NAS field and config keys RadSec adds (core/validate, config)."
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -21,6 +22,8 @@ from daemons.radius.stream import (
     route,
     tls_refusal,
 )
+from tests.certs import Authority
+from tests.support import netd_env, run_netd
 
 
 def packet(ident: int, size: int) -> bytes:
@@ -109,3 +112,31 @@ def test_radsec_config_needs_its_certificates(tmp_path: object) -> None:
     env = {"NETD_RADIUS_RADSEC_TCP_PORT": "2083", "NETD_RADIUS_RADSEC_LISTEN": "not-an-ip"}
     with pytest.raises(ConfigError, match="not an IP address"):
         load(None, {**env, "HOME": "/nonexistent"})
+
+
+def test_check_config_loads_the_radsec_certificates(tmp_path: Path) -> None:
+    ca = Authority(tmp_path / "pki")
+    cert, key, _ = ca.issue("server", "netd.test")
+    env = netd_env(
+        {
+            "NETD_STATE_DIR": str(tmp_path / "s"),
+            "NETD_RADIUS_RADSEC_TLS_PORT": "2083",
+            "NETD_RADIUS_RADSEC_TCP_PORT": "1812",
+            "NETD_RADIUS_RADSEC_TLS_CERT": str(cert),
+            "NETD_RADIUS_RADSEC_TLS_KEY": str(key),
+            "NETD_RADIUS_RADSEC_TLS_CLIENT_CA": str(ca.path),
+        }
+    )
+    ok = run_netd(env, tmp_path, "check-config")
+    assert ok.returncode == 0, ok.stderr
+    assert (
+        "radius streams:   RadSec tls 127.0.0.1,::1 port 2083 (mutual TLS); "
+        "RADIUS/TCP 127.0.0.1,::1 port 1812"
+    ) in ok.stdout
+    _, other_key, _ = ca.issue("other", "other")
+    bad = run_netd({**env, "NETD_RADIUS_RADSEC_TLS_KEY": str(other_key)}, tmp_path, "check-config")
+    assert bad.returncode == 2 and bad.stdout == ""
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("netd: radius.radsec: "), (
+        bad.stderr
+    )
+    assert "KEY_VALUES_MISMATCH" in bad.stderr
