@@ -2,8 +2,9 @@
 
 The config file (and the environment), the RADIUS dictionaries, every policy file (the
 RADIUS plans and vendor tables, the CWMP presets, the SNMP profiles and the configuration
-templates) and RadSec's certificates, each through the same loader the daemon uses. Then it says where everything is:
-the config file read, the state directory, the stores, the policies and the dictionaries.
+templates) and RadSec's certificates, each through the same loader the daemon uses. Then it
+says where everything is: the config file read, the state directory, the stores, the
+policies and the dictionaries.
 No store is opened. Any problem is one line naming the file and line; exit status 2.
 """
 

@@ -91,7 +91,8 @@ def _unpacked(raw: bytes) -> SubscriberRow:
 async def list_nas(pool: asyncpg.Pool) -> list[NasRow]:
     rows = await pool.fetch(
         "SELECT name, network::text AS network, secret_enc, vendor, "
-        "require_message_authenticator, coa_port, description, tls_identity FROM nas_clients ORDER BY name"
+        "require_message_authenticator, coa_port, description, tls_identity "
+        "FROM nas_clients ORDER BY name"
     )
     return [NasRow(**dict(r)) for r in rows]
 
@@ -145,7 +146,8 @@ async def update_nas(pool: asyncpg.Pool, nas: NasRow) -> bool:
 async def list_nas_page(pool: asyncpg.Pool, after: str, limit: int) -> list[NasRow]:
     rows = await pool.fetch(
         "SELECT name, network::text AS network, secret_enc, vendor, "
-        "require_message_authenticator, coa_port, description, tls_identity FROM nas_clients "
+        "require_message_authenticator, coa_port, description, tls_identity "
+        "FROM nas_clients "
         "WHERE name > $1 ORDER BY name LIMIT $2",
         after,
         limit,
