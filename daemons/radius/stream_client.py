@@ -174,7 +174,7 @@ class StreamUpstream:
 
     def _delay(self, attempt: int) -> float:
         low, high = self.backoff
-        return min(high, low * 2 ** min(attempt, 16)) * random.uniform(0.5, 1.0)  # noqa: S311
+        return min(high, low * 2.0 ** min(attempt, 16)) * random.uniform(0.5, 1.0)  # noqa: S311
 
     async def _connect(self) -> _Link:
         loop = asyncio.get_running_loop()
