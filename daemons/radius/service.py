@@ -177,6 +177,7 @@ class RadiusService(Daemon):
             "handled": self.admission.handled,
             "inflight": self.inflight.load(),
             "nas": len(self.tables.nas),
+            **({"stream_connections": len(self.streams.connections)} if self.streams else {}),
         }
 
     async def drain(self) -> None:
