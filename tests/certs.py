@@ -78,7 +78,7 @@ class Authority:
         )
         self.path = directory / f"{name.replace(' ', '-')}.crt"
         self.path.write_bytes(self.cert.public_bytes(serialization.Encoding.PEM))
-        self.revoked: list[x509.Certificate] = []
+        self.pem = self.cert.public_bytes(serialization.Encoding.PEM)
 
     def issue(
         self,
