@@ -78,6 +78,7 @@ class StreamListeners:
         self.per_nas: Counter[str] = Counter()
         self.bound: dict[Kind, list[tuple[str, int]]] = {"tcp": [], "tls": []}
         self._socks: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self.handshaking = 0  # accepted, TLS handshake not done: they count in the limit
         self._tasks: set[asyncio.Task[Any]] = set()
         self.closing = False
@@ -112,7 +113,8 @@ class StreamListeners:
                     ) from None
                 self._socks.append(sock)
                 self.bound[kind].append(sock.getsockname()[:2])
-                self.spawn(self._accept(sock, kind))
+                accepting = asyncio.get_running_loop().create_task(self._accept(sock, kind))
+                self._accepting.append(accepting)
 
     async def _accept(self, listener: socket.socket, kind: Kind) -> None:
         """Accept, then set the connection up in a task of its own. The handshake is
@@ -122,6 +124,8 @@ class StreamListeners:
             try:
                 conn, addr = await loop.sock_accept(listener)
             except OSError as exc:  # EMFILE and the like: wait, do not spin
+                if self.closing:
+                    return
                 self.ratelog.log(
                     logging.ERROR, f"stream-accept:{kind}", "accept failed", error=str(exc)
                 )
@@ -159,6 +163,8 @@ class StreamListeners:
         """No new connections; the open ones are closed (what they were sent is flushed:
         the daemon calls this after the requests in flight were answered)."""
         self.closing = True
+        for accepting in self._accepting:
+            accepting.cancel()
         for sock in self._socks:
             sock.close()
         for conn in list(self.connections):
