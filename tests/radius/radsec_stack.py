@@ -79,10 +79,13 @@ def make_pki(tmp: Path) -> Pki:
 
 @pytest.fixture(scope="module")
 async def radsec(
-    store_urls: StoreUrls, tmp_path_factory: pytest.TempPathFactory
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
 ) -> AsyncIterator[RadsecServer]:
     """netd with UDP, RADIUS/TCP and RadSec on loopback; NAS ``rsp`` and ``own`` known by
-    their certificates, ``lo`` (127.0.0.1) by address."""
+    their certificates, ``lo`` (127.0.0.1) by address. A test module may tune the daemon
+    with a module-level RADSEC_ENV dict."""
     tmp = tmp_path_factory.mktemp("radsec")
     pki = make_pki(tmp)
     async with seeded_stores(store_urls.postgres, store_urls.redis, "rs_", "rs") as st:
@@ -118,6 +121,7 @@ async def radsec(
                 "NETD_RADIUS_RADSEC_MAX_CONNECTIONS_PER_NAS": "4",
             },
         )
+        env.update(getattr(request.module, "RADSEC_ENV", {}))
         proc = NetdProcess(["radius"], env, tmp)
         try:
             proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")

@@ -1,21 +1,24 @@
 """RadSec's certificate, key and CRL are read again on SIGHUP (as issue 26's TLS listeners):
 new handshakes get the new ones, an open connection carries on, a bad pair is refused
-and the pair in force stays."""
+and the pair in force stays. And the instance's total connection limit."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
+import socket
 
 from cryptography.hazmat.primitives.serialization import Encoding
 
 from daemons.radius.codec import Code, decode
-from tests.radius.conftest import wait_until
+from tests.radius.conftest import SECRET, wait_until
 from tests.radius.radsec_stack import RadsecServer, radsec, read_packet, status_server, tls_client
 
 __all__ = ["radsec"]
 
 RADSEC = b"radsec"
+RADSEC_ENV = {"NETD_RADIUS_RADSEC_MAX_CONNECTIONS": "3"}  # for the total limit below
 
 
 def reloads(server: RadsecServer, result: str) -> float:
@@ -80,3 +83,38 @@ def test_sighup_reloads_the_pair_and_the_crl(radsec: RadsecServer) -> None:
             == before + 1
         )
     )
+
+
+def test_total_connection_limit(radsec: RadsecServer) -> None:
+    """radius.radsec.max_connections is 3 here: a fourth connection, TLS or TCP, is closed
+    unanswered and counted; once one closes, a new one is served."""
+    before = radsec.metric(
+        "netd_radius_stream_refused_total", transport="tcp", reason="limit_total"
+    )
+    held = [tls_client(radsec, radsec.certs.own) for _ in range(3)]
+    try:
+        for sock in held:
+            sock.sendall(status_server(RADSEC, 1))
+            assert read_packet(sock)
+        extra = socket.create_connection(("127.0.0.1", radsec.tcp_port), timeout=5)
+        with contextlib.suppress(OSError):
+            extra.sendall(status_server(SECRET, 2))
+        assert read_packet(extra) == b""
+        extra.close()
+        wait_until(
+            lambda: (
+                radsec.metric(
+                    "netd_radius_stream_refused_total", transport="tcp", reason="limit_total"
+                )
+                == before + 1
+            )
+        )
+    finally:
+        held.pop().close()
+    wait_until(lambda: radsec.metric("netd_radius_stream_connections", transport="tls") == 2)
+    again = socket.create_connection(("127.0.0.1", radsec.tcp_port), timeout=5)
+    again.sendall(status_server(SECRET, 3))
+    assert decode(read_packet(again)).code == Code.ACCESS_ACCEPT
+    again.close()
+    for sock in held:
+        sock.close()
