@@ -171,8 +171,10 @@ class StreamListeners:
             conn.finish("drain")
 
     def release(self) -> None:
-        for task in list(self._tasks):
+        for task in [*self._accepting, *self._tasks]:
             task.cancel()
+        for sock in self._socks:  # a start that failed half-way closed nothing yet
+            sock.close()
 
     def endpoints(self) -> dict[str, str]:
         hosts = ",".join(self.hosts)
