@@ -197,3 +197,15 @@ async def test_radsec_accounting_is_acked_only_after_the_ledger_commit(
     sock.close()
     assert decode(reply).code == Code.ACCOUNTING_RESPONSE
     assert await radsec.pool.fetchval(count, sid) == 1
+
+
+def test_a_silent_client_is_refused_after_the_handshake_timeout(radsec: RadsecServer) -> None:
+    """Connects to the RadSec port and says nothing: refused after handshake_timeout (2 s
+    in this stack), so a connection cannot be held open without TLS."""
+    before = refused(radsec, "handshake_timeout")
+    sock = socket.create_connection(("127.0.0.1", radsec.tls_port), timeout=5)
+    started = time.monotonic()
+    assert read_packet(sock, timeout=8) == b""
+    assert 1.5 <= time.monotonic() - started <= 6
+    sock.close()
+    wait_until(lambda: refused(radsec, "handshake_timeout") == before + 1)
