@@ -21,9 +21,9 @@ from daemons.radius.stream import fingerprint
 from daemons.store import radius as store
 from tests.certs import Authority
 from tests.conftest import StoreUrls
-from tests.radius.conftest import NAS, SUBSCRIBERS, RadiusServer
+from tests.radius.conftest import NAS, SUBSCRIBERS, RadiusServer, running
 from tests.stack import assert_clean_log, seeded_stores
-from tests.support import NetdProcess, free_port, free_udp_port, tool
+from tests.support import free_port, free_udp_port, tool
 
 PROXY_NAS = "rsp"  # radsecproxy's certificate (SAN DNS name) maps to it
 OWN_NAS = "own"  # our StreamUpstream's certificate (by fingerprint)
@@ -122,28 +122,11 @@ async def radsec(
             },
         )
         env.update(getattr(request.module, "RADSEC_ENV", {}))
-        proc = NetdProcess(["radius"], env, tmp)
-        try:
-            proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-            yield RadsecServer(
-                port,
-                acct_port,
-                status_port,
-                st.dsn,
-                st.prefix,
-                st.key,
-                proc,
-                st.cache,
-                st.pool,
-                store_urls.redis,
-                tls_port=tls_port,
-                tcp_port=tcp_port,
-                pki=pki,
-                tmp=tmp,
-            )
-        finally:
-            proc.stop()
-            out = proc.output()
+        ports = (port, acct_port, status_port)
+        extra = {"tls_port": tls_port, "tcp_port": tcp_port, "pki": pki, "tmp": tmp}
+        with running(st, tmp, env, ports, RadsecServer, **extra) as server:
+            yield server
+        out = server.proc.output()
     assert_clean_log(out, ("pw1", "pw2", "s3cret-lo"))
 
 
