@@ -1,9 +1,10 @@
 """``netd check-config``: load and validate everything a daemon would, without starting one.
 
-The config file (and the environment), the RADIUS dictionaries, and every policy file: the
+The config file (and the environment), the RADIUS dictionaries, every policy file (the
 RADIUS plans and vendor tables, the CWMP presets, the SNMP profiles and the configuration
-templates, each through the same loader the daemon uses. Then it says where everything is:
-the config file read, the state directory, the stores, the policies and the dictionaries.
+templates) and RadSec's certificates, each through the same loader the daemon uses. Then it
+says where everything is: the config file read, the state directory, the stores, the
+policies and the dictionaries.
 No store is opened. Any problem is one line naming the file and line; exit status 2.
 """
 
@@ -22,9 +23,11 @@ from daemons.acs.presets import load_presets
 from daemons.core import output
 from daemons.core.config import Config, Loaded, default_locations, is_loopback
 from daemons.core.policies import PolicyError, PolicySet, load_policies
+from daemons.core.tlsreload import TlsError
 from daemons.poller.profiles import load_profiles
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.policy import load_policy
+from daemons.radius.stream_tls import server_context
 from daemons.store.pg import redact
 
 
@@ -79,7 +82,27 @@ def check(config: Config) -> dict[str, str]:
     found["cwmp presets"] = str(len(presets))
     found["snmp profiles"] = ", ".join(sorted(profiles)) or "none"
     found["config templates"] = str(templates)
+    found["radius streams"] = _streams(config)
     return found
+
+
+def _streams(config: Config) -> str:
+    """RadSec and RADIUS/TCP as the daemon would open them; its TLS files loaded as the
+    listener loads them. Raises CheckError naming the file."""
+    rs = config.radius.radsec
+    hosts = ",".join(rs.listen or config.radius.listen)
+    parts = []
+    if rs.tls_port:
+        assert rs.tls_cert and rs.tls_key and rs.tls_client_ca  # the config's own check
+        try:
+            server_context(rs.tls_cert, rs.tls_key, rs.tls_client_ca, rs.tls_crl)
+        except TlsError as exc:
+            raise CheckError(f"radius.radsec: {exc}") from None
+        crl = ", CRL checked" if rs.tls_crl else ""
+        parts.append(f"RadSec tls {hosts} port {rs.tls_port} (mutual TLS{crl})")
+    if rs.tcp_port:
+        parts.append(f"RADIUS/TCP {hosts} port {rs.tcp_port}")
+    return "; ".join(parts) or "off"
 
 
 def exposure(config: Config) -> dict[str, str]:

@@ -21,7 +21,7 @@ import os
 import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import asyncpg
@@ -80,13 +80,14 @@ async def add_nas(
     vendor: str = "mikrotik",
     require_message_authenticator: bool = False,
     coa_port: int = 3799,
+    tls_identity: str | None = None,
 ) -> None:
     """A NAS client, its secret sealed as the daemons expect (context ``nas:<name>``)."""
     sealed = sealer.seal(secret, f"nas:{name}".encode())
-    await radius_store.add_nas(
-        pool,
-        radius_store.NasRow(name, network, sealed, vendor, require_message_authenticator, coa_port),
+    row = radius_store.NasRow(
+        name, network, sealed, vendor, require_message_authenticator, coa_port
     )
+    await radius_store.add_nas(pool, replace(row, tls_identity=tls_identity))
 
 
 async def add_subscribers(
@@ -131,6 +132,7 @@ class Seeded:
         vendor: str = "mikrotik",
         require_message_authenticator: bool = False,
         coa_port: int = 3799,
+        tls_identity: str | None = None,
     ) -> None:
         await add_nas(
             self.pool,
@@ -141,6 +143,7 @@ class Seeded:
             vendor,
             require_message_authenticator,
             coa_port,
+            tls_identity,
         )
 
     async def add_subscribers(

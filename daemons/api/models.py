@@ -26,6 +26,9 @@ PAGE_MAX = 1000
 Vendor = Annotated[str, v.str_schema(NAME), v.rule(partial(v.name, what="vendor"))]
 PlanName = Annotated[str, v.str_schema(NAME), v.rule(partial(v.name, what="plan"))]
 CoaPort = Annotated[int, v.int_schema(v.PORT), v.rule(partial(v.port, what="coa_port"))]
+TlsIdentity = Annotated[
+    str, v.str_schema(most=300), v.rule(v.tls_identity)
+]  # "" in an update: the NAS no longer uses RadSec
 Network = Annotated[str, v.str_schema(most=64), v.rule(v.network)]
 Description = Annotated[
     str,
@@ -155,6 +158,7 @@ class Nas(BaseModel):
     require_message_authenticator: bool
     coa_port: int
     description: str
+    tls_identity: str | None = None
 
 
 class NasCreate(_Body):
@@ -165,6 +169,9 @@ class NasCreate(_Body):
     require_message_authenticator: bool = True
     coa_port: CoaPort = 3799
     description: Description = ""
+    tls_identity: TlsIdentity = Field(
+        default="", description="RadSec client certificate: sha256:<hex>, DNS name or CN"
+    )
 
 
 class NasUpdate(_Body):
@@ -174,6 +181,7 @@ class NasUpdate(_Body):
     require_message_authenticator: bool | None = None
     coa_port: CoaPort | None = None
     description: Description | None = None
+    tls_identity: TlsIdentity | None = None
 
 
 # --- subscribers ---------------------------------------------------------------------------

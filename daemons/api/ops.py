@@ -227,12 +227,15 @@ async def create_nas(st: Stores, body: m.NasCreate) -> store.NasRow:
         body.require_message_authenticator,
         body.coa_port,
         body.description,
+        body.tls_identity or None,
     )
     try:
         await store.add_nas(st.pool, row)
     except asyncpg.UniqueViolationError:
         raise ApiError(
-            409, f"a NAS named {body.name} or with network {body.network} exists"
+            409,
+            f"a NAS named {body.name}, with network {body.network} or with that "
+            "tls_identity exists",
         ) from None
     return row
 
@@ -256,11 +259,15 @@ async def update_nas(st: Stores, name: str, body: m.NasUpdate) -> store.NasRow:
         row = replace(row, coa_port=body.coa_port)
     if body.description is not None:
         row = replace(row, description=body.description)
+    if body.tls_identity is not None:
+        row = replace(row, tls_identity=body.tls_identity or None)
     try:
         if not await store.update_nas(st.pool, row):
             raise ApiError(404, f"no NAS named {name}")
     except asyncpg.UniqueViolationError:
-        raise ApiError(409, f"another NAS has network {row.network}") from None
+        raise ApiError(
+            409, f"another NAS has network {row.network} or tls_identity {row.tls_identity}"
+        ) from None
     return row
 
 

@@ -32,6 +32,7 @@ def _nas(row: store.NasRow) -> m.Nas:
         require_message_authenticator=row.require_message_authenticator,
         coa_port=row.coa_port,
         description=row.description,
+        tls_identity=row.tls_identity,
     )
 
 

@@ -170,6 +170,42 @@ class SecretsConfig(_Section):
     key: SecretStr | None = Field(default=None, json_schema_extra=_SECRET)
 
 
+class RadsecConfig(_Section):
+    """``[radius.radsec]``: RADIUS over TCP (RFC 6613) and over TLS (RFC 6614). Off unless a
+    port is given; the instance listens (not its workers), on ``listen`` or else
+    ``radius.listen``. Both ports take authentication and accounting (by packet code)."""
+
+    tls_port: StatusPort = 0  # RadSec; RFC 6614's port is 2083. 0: off
+    tcp_port: StatusPort = 0  # RADIUS/TCP with the NAS's own secret; 0: off
+    listen: list[str] = Field(default_factory=list)
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None  # client certificates must chain to it (mutual TLS)
+    tls_crl: Path | None = None  # PEM CRLs of that CA, checked on every client certificate
+    handshake_timeout: Seconds = 10.0
+    idle_timeout: Seconds = 300.0  # a connection with no request for this long is closed
+    max_connections: int = Field(default=1024, ge=1, le=100_000)
+    max_connections_per_nas: int = Field(default=16, ge=1, le=10_000)
+    write_buffer: int = Field(default=1024 * 1024, ge=16 * 1024, le=256 * 1024 * 1024)
+
+    @field_validator("listen")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        for host in value:
+            validate.ip_address(host)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_files(self) -> RadsecConfig:
+        if self.tls_port and (
+            self.tls_cert is None or self.tls_key is None or self.tls_client_ca is None
+        ):
+            raise ValueError("tls_port needs tls_cert, tls_key and tls_client_ca (mutual TLS)")
+        if self.tls_port and self.tls_port == self.tcp_port:
+            raise ValueError("tls_port and tcp_port must differ")
+        return self
+
+
 class RadiusConfig(_DaemonConfig):
     status_port: StatusPort = 9181
     listen: list[str] = Field(default_factory=lambda: ["127.0.0.1", "::1"], min_length=1)
@@ -196,6 +232,7 @@ class RadiusConfig(_DaemonConfig):
     live_sessions_check_interval: Seconds = 5.0
     interim_interval: Seconds = 300.0
     reaper_interval: Seconds = 60.0
+    radsec: RadsecConfig = Field(default_factory=RadsecConfig)
 
 
 class AcsConfig(_DaemonConfig):

@@ -151,6 +151,30 @@ def ip_address(value: str, what: str = "address") -> str:
         raise Invalid(f"{what} {show(value)} is not an IP address") from None
 
 
+TLS_IDENTITY = r"^[a-z0-9]([a-z0-9_.-]{0,252})$"
+TLS_IDENTITY_RULE = (
+    "sha256:<64 hex digits> (the certificate's fingerprint) or a DNS name / subject CN "
+    "(1 to 253 of a-z 0-9 _ . -)"
+)
+
+
+def tls_identity(value: str) -> str:
+    """A NAS's RadSec client certificate (RFC 6614 §2.4): its SHA-256 fingerprint
+    (``sha256:`` and 64 hex digits, colons allowed) or a subjectAltName DNS name / subject
+    CN; lowercase. "" is none (an update clearing it)."""
+    lowered = value.strip().lower() if isinstance(value, str) else value
+    if lowered == "":
+        return ""
+    if isinstance(lowered, str) and lowered.startswith("sha256:"):
+        digits = lowered[7:].replace(":", "")
+        if re.fullmatch(r"[0-9a-f]{64}", digits) is None:
+            raise Invalid(f"tls_identity {show(value)} must be {TLS_IDENTITY_RULE}")
+        return "sha256:" + digits
+    if isinstance(lowered, str) and "*" in lowered:
+        raise Invalid(f"tls_identity {show(value)}: no wildcards, one certificate a NAS")
+    return pattern(lowered, TLS_IDENTITY, "tls_identity", TLS_IDENTITY_RULE)
+
+
 def framed_ip(value: str) -> str:
     """A subscriber's static Framed-IP-Address (RFC 2865 §5.8): IPv4 only."""
     try:

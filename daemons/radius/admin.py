@@ -82,6 +82,11 @@ def _nas_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     add.add_argument("--coa-port", type=int, default=3799, help="default 3799")
     add.add_argument("--description", default="")
+    add.add_argument(
+        "--tls-identity",
+        default="",
+        help="RadSec: the NAS's client certificate (sha256:<hex>, SAN DNS name or CN)",
+    )
     st = nas_sub.add_parser(
         "set", help="change a NAS client: rotate its secret, vendor, address, CoA port..."
     )
@@ -106,6 +111,7 @@ def _nas_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     )
     st.add_argument("--coa-port", type=int)
     st.add_argument("--description")
+    st.add_argument("--tls-identity", help='RadSec client certificate; "" stops RadSec')
     nas_sub.add_parser("list", help="list NAS clients (secrets are not shown)")
     rm = nas_sub.add_parser("remove", help="remove a NAS client")
     rm.add_argument("name")
@@ -335,6 +341,7 @@ def nas_view(row: store.NasRow) -> dict[str, Any]:
         require_message_authenticator=row.require_message_authenticator,
         coa_port=row.coa_port,
         description=row.description,
+        tls_identity=row.tls_identity,
     ).model_dump()
 
 
@@ -348,12 +355,14 @@ def nas_update(args: argparse.Namespace) -> m.NasUpdate:
         "require_message_authenticator": args.require_ma,
         "coa_port": args.coa_port,
         "description": args.description,
+        "tls_identity": args.tls_identity,
     }
     given = {k: v for k, v in fields.items() if v is not None}
     if not given:
         raise validate.Invalid(
             "nothing to change: give --address, --secret-stdin/--secret-file, --vendor, "
-            "--coa-port, --description or --[no-]require-message-authenticator"
+            "--coa-port, --description, --tls-identity or "
+            "--[no-]require-message-authenticator"
         )
     return m.NasUpdate(**given)
 
@@ -367,6 +376,7 @@ def nas_create(args: argparse.Namespace) -> m.NasCreate:
         require_message_authenticator=not args.no_require_message_authenticator,
         coa_port=args.coa_port,
         description=args.description,
+        tls_identity=args.tls_identity,
     )
 
 

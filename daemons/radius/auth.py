@@ -43,6 +43,7 @@ class Nas:
     vendor: str = "generic"
     require_message_authenticator: bool = True
     coa_port: int = 3799
+    tls_identity: str | None = None  # its RadSec client certificate (stream.identities)
 
 
 @dataclass(frozen=True, slots=True)

@@ -132,3 +132,28 @@ class RadiusMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        # RADIUS over TCP and TLS (stream_server.py); transport: "tcp" or "tls".
+        self.stream_open = Gauge(
+            "netd_radius_stream_connections",
+            "RADIUS/TCP and RadSec connections open",
+            ["transport"],
+            registry=r,
+        )
+        self.stream_refused = Counter(
+            "netd_radius_stream_refused_total",
+            "stream connections refused (TLS handshake, certificate, limits), by reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.stream_closed = Counter(
+            "netd_radius_stream_closed_total",
+            "stream connections closed by us or the peer, by reason",
+            ["transport", "reason"],
+            registry=r,
+        )
+        self.stream_packets = Counter(
+            "netd_radius_stream_packets_total",
+            "packets read from and written to stream connections",
+            ["transport", "direction"],
+            registry=r,
+        )

@@ -6,6 +6,7 @@
                                              │            │             duplicate cache, replies)
                                    engine (auth.py) ◀──┘            └──▶ ledger, spool (store)
                                                                          └─ sinks: Upkeep
+    transport (StreamListeners: RADIUS/TCP, RadSec) ──framed request──▶ the same shells
 
 Per datagram: NAS by source address → decode → Message-Authenticator → duplicate cache →
 (Status-Server answered at once) → subscriber from Redis (PostgreSQL on a miss) → engine →
@@ -40,6 +41,7 @@ from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
 from daemons.radius.shared import Drops, LedgerState, Stores
+from daemons.radius.stream_server import StreamListeners
 from daemons.radius.tables import NasTable, Tables
 from daemons.radius.transport import Transport, UdpListeners
 from daemons.radius.workers import Workers, die_with_parent
@@ -122,6 +124,13 @@ class RadiusService(Daemon):
                 workers=cfg.workers,
             )
         ]
+        self.streams: StreamListeners | None = None
+        if self.spawns_workers and (cfg.radsec.tls_port or cfg.radsec.tcp_port):
+            # RADIUS/TCP and RadSec (RFC 6613/6614): the instance alone, so the connection
+            # limits hold for it whole; its workers serve UDP.
+            layers_in = (self.tables, self.auth, self.acct, self.metrics, self.ratelog)
+            self.streams = StreamListeners(cfg.radsec, cfg.listen, *layers_in)
+            self.transports.append(self.streams)
         self.workers = Workers(ctx.config_path)
 
     @property
@@ -135,6 +144,10 @@ class RadiusService(Daemon):
 
     def apply_policies(self, policies: PolicySet) -> None:
         self.tables.apply_policies(policies)
+
+    def reload_tls(self) -> dict[str, bool]:
+        done = self.streams.reload_tls() if self.streams is not None else None
+        return {} if done is None else {"radsec": done}
 
     # --- lifecycle ---
 
@@ -164,6 +177,7 @@ class RadiusService(Daemon):
             "handled": self.admission.handled,
             "inflight": self.inflight.load(),
             "nas": len(self.tables.nas),
+            **({"stream_connections": len(self.streams.connections)} if self.streams else {}),
         }
 
     async def drain(self) -> None:

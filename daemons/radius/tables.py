@@ -18,6 +18,7 @@ import contextlib
 import ipaddress
 import logging
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 from daemons.core.config import RadiusConfig
@@ -30,6 +31,7 @@ from daemons.radius.dictionary import Dictionary
 from daemons.radius.metrics import RadiusMetrics
 from daemons.radius.policy import Policy, load_policy
 from daemons.radius.shared import Stores
+from daemons.radius.stream import RADSEC_SECRET, TLS_PREFIX
 from daemons.store import api as api_store
 from daemons.store import pools
 from daemons.store import pools6 as pools6_store
@@ -39,25 +41,44 @@ log = logging.getLogger("netd.radius")
 
 
 class NasTable:
-    """NAS clients by source address: exact addresses first, then longest prefix."""
+    """NAS clients by source address: exact addresses first, then longest prefix.
+
+    A NAS with a ``tls_identity`` is also found by its client certificate
+    (:meth:`lookup_tls`), and then as the peer host ``tls:<name>`` with RFC 6614's fixed
+    secret: a RadSec connection's requests go through the same ``lookup``."""
 
     def __init__(self, entries: Sequence[Nas]) -> None:
+        self.entries = list(entries)
         self.exact: dict[str, Nas] = {}
         self.prefixes: list[Nas] = []
+        self.tls: dict[str, Nas] = {}
         for nas in entries:
             if nas.network.num_addresses == 1:
                 self.exact[str(nas.network.network_address)] = nas
             else:
                 self.prefixes.append(nas)
+            if nas.tls_identity:
+                radsec = replace(nas, secret=RADSEC_SECRET)
+                self.tls[nas.tls_identity] = radsec
+                self.exact[TLS_PREFIX + nas.name] = radsec
         self.prefixes.sort(key=lambda n: n.network.prefixlen, reverse=True)
         self._memo: dict[str, Nas | None] = {}
 
     def __len__(self) -> int:
-        return len(self.exact) + len(self.prefixes)
+        return len(self.entries)
 
     def lookup_name(self, name: str) -> Nas | None:
-        for nas in (*self.exact.values(), *self.prefixes):
+        for nas in self.entries:
             if nas.name == name:
+                return nas
+        return None
+
+    def lookup_tls(self, identities: Sequence[str]) -> Nas | None:
+        """The NAS a verified client certificate names (``stream.identities``), with the
+        ``radsec`` secret; None: an unmapped certificate."""
+        for identity in identities:
+            nas = self.tls.get(identity)
+            if nas is not None:
                 return nas
         return None
 
@@ -90,6 +111,7 @@ def nas_from_row(row: store.NasRow, sealer: Sealer) -> Nas:
         row.vendor,
         row.require_message_authenticator,
         row.coa_port,
+        row.tls_identity,
     )
 
 

@@ -28,6 +28,7 @@ class NasRow:
     require_message_authenticator: bool
     coa_port: int
     description: str = ""
+    tls_identity: str | None = None  # RadSec client certificate (migration 0020)
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,8 @@ def _unpacked(raw: bytes) -> SubscriberRow:
 async def list_nas(pool: asyncpg.Pool) -> list[NasRow]:
     rows = await pool.fetch(
         "SELECT name, network::text AS network, secret_enc, vendor, "
-        "require_message_authenticator, coa_port, description FROM nas_clients ORDER BY name"
+        "require_message_authenticator, coa_port, description, tls_identity "
+        "FROM nas_clients ORDER BY name"
     )
     return [NasRow(**dict(r)) for r in rows]
 
@@ -107,8 +109,8 @@ async def add_nas(pool: asyncpg.Pool, nas: NasRow) -> None:
     async with pool.acquire() as conn, conn.transaction():
         await conn.execute(
             "INSERT INTO nas_clients (name, network, secret_enc, vendor, "
-            "require_message_authenticator, coa_port, description) "
-            "VALUES ($1, $2::cidr, $3, $4, $5, $6, $7)",
+            "require_message_authenticator, coa_port, description, tls_identity) "
+            "VALUES ($1, $2::cidr, $3, $4, $5, $6, $7, $8)",
             nas.name,
             str(ipaddress.ip_network(nas.network, strict=False)),
             nas.secret_enc,
@@ -116,6 +118,7 @@ async def add_nas(pool: asyncpg.Pool, nas: NasRow) -> None:
             nas.require_message_authenticator,
             nas.coa_port,
             nas.description,
+            nas.tls_identity,
         )
         await conn.execute(f"NOTIFY {NAS_CHANNEL}")
 
@@ -126,7 +129,7 @@ async def update_nas(pool: asyncpg.Pool, nas: NasRow) -> bool:
         status = await conn.execute(
             "UPDATE nas_clients SET network = $2::cidr, secret_enc = $3, vendor = $4, "
             "require_message_authenticator = $5, coa_port = $6, description = $7, "
-            "updated_at = now() WHERE name = $1",
+            "tls_identity = $8, updated_at = now() WHERE name = $1",
             nas.name,
             str(ipaddress.ip_network(nas.network, strict=False)),
             nas.secret_enc,
@@ -134,6 +137,7 @@ async def update_nas(pool: asyncpg.Pool, nas: NasRow) -> bool:
             nas.require_message_authenticator,
             nas.coa_port,
             nas.description,
+            nas.tls_identity,
         )
         await conn.execute(f"NOTIFY {NAS_CHANNEL}")
     return bool(status.endswith(" 1"))
@@ -142,7 +146,8 @@ async def update_nas(pool: asyncpg.Pool, nas: NasRow) -> bool:
 async def list_nas_page(pool: asyncpg.Pool, after: str, limit: int) -> list[NasRow]:
     rows = await pool.fetch(
         "SELECT name, network::text AS network, secret_enc, vendor, "
-        "require_message_authenticator, coa_port, description FROM nas_clients "
+        "require_message_authenticator, coa_port, description, tls_identity "
+        "FROM nas_clients "
         "WHERE name > $1 ORDER BY name LIMIT $2",
         after,
         limit,

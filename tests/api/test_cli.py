@@ -203,6 +203,14 @@ PARITY = [
     ),
     (["nas", "set", "bng1", "--coa-port", "0"], ("PATCH", "/nas/bng1", {"coa_port": 0})),
     (
+        ["nas", "set", "bng1", "--tls-identity", "*.example.net"],
+        ("PATCH", "/nas/bng1", {"tls_identity": "*.example.net"}),
+    ),
+    (
+        ["nas", "set", "bng1", "--tls-identity", "sha256:12ab"],
+        ("PATCH", "/nas/bng1", {"tls_identity": "sha256:12ab"}),
+    ),
+    (
         [
             "snmp",
             "target",

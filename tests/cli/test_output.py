@@ -42,9 +42,19 @@ def test_a_list_on_a_terminal_and_in_a_pipe(cli_env: dict[str, str]) -> None:
         "COA",
         "PORT",
         "DESCRIPTION",
+        "TLS",
+        "IDENTITY",
     ]
-    assert table[1].split() == ["bng-long-name", "198.51.100.0/24", "cisco", "yes", "3799", "-"]
-    assert table[2].split() == ["bng1", "192.0.2.1/32", "cisco", "yes", "3799", "-"]
+    assert table[1].split() == [
+        "bng-long-name",
+        "198.51.100.0/24",
+        "cisco",
+        "yes",
+        "3799",
+        "-",
+        "-",
+    ]
+    assert table[2].split() == ["bng1", "192.0.2.1/32", "cisco", "yes", "3799", "-", "-"]
     assert table[1].index("198.51") == table[2].index("192.0.2.1")  # aligned columns
     piped = [json.loads(line) for line in run(cli_env, "nas", "list").lines]
     forced = [json.loads(line) for line in run(cli_env, "nas", "list", "--json", tty=True).lines]
@@ -57,6 +67,7 @@ def test_a_list_on_a_terminal_and_in_a_pipe(cli_env: dict[str, str]) -> None:
         "require_message_authenticator": True,
         "coa_port": 3799,
         "description": "",
+        "tls_identity": None,
     }
 
 

@@ -3,10 +3,12 @@ database, shared by a test module."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar
 
 import asyncpg
 import httpx
@@ -15,7 +17,7 @@ import pytest
 from daemons.store import radius as store
 from daemons.store.cache import Cache
 from tests.conftest import StoreUrls
-from tests.stack import assert_clean_log, seeded_stores
+from tests.stack import Seeded, assert_clean_log, seeded_stores
 from tests.support import NetdProcess, free_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,27 +104,48 @@ async def radius(
             },
         )
         env.update(getattr(request.module, "RADIUS_ENV", {}))
-        proc = NetdProcess(["radius"], env, tmp)
-        try:
-            proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-            yield RadiusServer(
-                port,
-                acct_port,
-                status_port,
-                st.dsn,
-                st.prefix,
-                st.key,
-                proc,
-                st.cache,
-                st.pool,
-                store_urls.redis,
-            )
-        finally:
-            proc.stop()
-            out = proc.output()
+        with running(st, tmp, env, (port, acct_port, status_port), RadiusServer) as server:
+            yield server
+        out = server.proc.output()
     assert_clean_log(out, ())
     for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), st.key.hex()):
         assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
+
+
+_S = TypeVar("_S", bound=RadiusServer)
+
+
+@contextlib.contextmanager
+def running(
+    st: Seeded,
+    tmp: Path,
+    env: dict[str, str],
+    ports: tuple[int, int, int],
+    cls: type[_S],
+    /,
+    **extra: Any,
+) -> Iterator[_S]:
+    """`netd radius` on ``env`` (its auth, accounting and status ports), ready, until the
+    block ends; ``cls`` and ``extra``: what the tests get to know of it."""
+    port, acct_port, status_port = ports
+    proc = NetdProcess(["radius"], env, tmp)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
+        yield cls(
+            port,
+            acct_port,
+            status_port,
+            st.dsn,
+            st.prefix,
+            st.key,
+            proc,
+            st.cache,
+            st.pool,
+            st.redis_url,
+            **extra,
+        )
+    finally:
+        proc.stop()
 
 
 def wait_until(check: object, timeout: float = 5.0) -> None:

@@ -35,6 +35,8 @@ async def test_nas_and_subscriber_commands(
         "192.0.2.0/28",
         "--vendor",
         "mikrotik",
+        "--tls-identity",
+        "BNG1.Example.Net",
         "--secret-stdin",
         stdin="very-secret\n",
     )
@@ -62,6 +64,7 @@ async def test_nas_and_subscriber_commands(
             "require_message_authenticator": True,
             "coa_port": 3799,
             "description": "",
+            "tls_identity": "bng1.example.net",  # RadSec: its certificate's name, lowercase
         }
     ]
     assert (

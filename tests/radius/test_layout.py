@@ -9,7 +9,18 @@ from pathlib import Path
 import pytest
 
 RADIUS = Path(__file__).resolve().parents[2] / "daemons" / "radius"
-PURE = {"codec", "dictionary", "auth", "eap", "mschap", "policy", "acct", "coa", "hashes"}
+PURE = {
+    "codec",
+    "dictionary",
+    "auth",
+    "eap",
+    "mschap",
+    "policy",
+    "acct",
+    "coa",
+    "hashes",
+    "stream",
+}
 IO = {"asyncio", "socket", "asyncpg", "redis", "daemons.store"}
 #: acct.py takes socket.inet_ntoa (an address to text), no socket I/O.
 IO_EXEMPT = {("acct", "socket")}
@@ -19,7 +30,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "metrics": {"codec"},
     "shared": {"auth", "codec", "metrics"},
     "inflight": {"metrics"},
-    "tables": {"auth", "dictionary", "metrics", "policy", "shared"},
+    "tables": {"auth", "dictionary", "metrics", "policy", "shared", "stream"},
     "admission": {"auth", "codec", "inflight", "metrics", "shared", "tables"},
     "auth_shell": {
         "admission",
@@ -38,6 +49,11 @@ MAY_IMPORT: dict[str, set[str]] = {
     "acct_upkeep": {"acct", "inflight", "metrics", "sessions", "shared", "tables"},
     "transport": {"shared"},
     "workers": set(),
+    # RADIUS over TCP and TLS (issue 28): framing pure, the listener a transport beside UDP.
+    "stream": {"codec"},
+    "stream_tls": set(),
+    "stream_server": {"metrics", "shared", "stream", "stream_tls", "tables"},
+    "stream_client": {"codec", "stream"},
 }
 
 
@@ -66,8 +82,9 @@ def test_each_layer_imports_only_what_it_may(module: str) -> None:
 
 def test_the_shells_do_not_know_each_other_or_the_transport() -> None:
     shells = {"auth_shell", "acct_shell", "acct_upkeep"}
+    transports = {"transport", "stream_server", "stream_client"}
     for shell in shells:
-        assert not radius_imports(shell) & (shells | {"transport", "service", "workers"})
+        assert not radius_imports(shell) & (shells | transports | {"service", "workers"})
 
 
 def test_admission_and_the_cores_do_no_io() -> None:

@@ -11,8 +11,6 @@ Attacks tried against real `netd api` processes:
 
 from __future__ import annotations
 
-import datetime as dt
-import ipaddress
 import os
 import ssl
 from pathlib import Path
@@ -21,81 +19,24 @@ import asyncpg
 import grpc
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.certs import Authority
 from tests.conftest import StoreUrls, fresh_database
 from tests.security.test_api_auth import _grpc_call, _grpc_methods, _request
 from tests.support import NetdProcess, free_port, netd_env
 
-PEM = serialization.Encoding.PEM
 #: a refused client certificate: under TLS 1.3 the client learns it only when it reads
 REFUSED = (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError, ssl.SSLError)
 
 
-def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
-    return key.private_bytes(PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-
-
-class Ca:
-    def __init__(self, name: str) -> None:
-        self.key = ec.generate_private_key(ec.SECP256R1())
-        self.name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-        now = dt.datetime.now(dt.UTC)
-        self.cert = (
-            x509.CertificateBuilder()
-            .subject_name(self.name)
-            .issuer_name(self.name)
-            .public_key(self.key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-            .sign(self.key, hashes.SHA256())
-        )
-        self.pem = self.cert.public_bytes(PEM)
-
-    def issue(self, folder: Path, cn: str, server: bool = False) -> tuple[Path, Path]:
-        key = ec.generate_private_key(ec.SECP256R1())
-        now = dt.datetime.now(dt.UTC)
-        builder = (
-            x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-            .issuer_name(self.name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - dt.timedelta(minutes=5))
-            .not_valid_after(now + dt.timedelta(days=1))
-            .add_extension(
-                x509.ExtendedKeyUsage(
-                    [ExtendedKeyUsageOID.SERVER_AUTH if server else ExtendedKeyUsageOID.CLIENT_AUTH]
-                ),
-                critical=False,
-            )
-        )
-        if server:
-            builder = builder.add_extension(
-                x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-                critical=False,
-            )
-        cert = builder.sign(self.key, hashes.SHA256())
-        folder.mkdir(parents=True, exist_ok=True)
-        cert_path, key_path = folder / f"{cn}.crt", folder / f"{cn}.key"
-        cert_path.write_bytes(cert.public_bytes(PEM))
-        key_path.write_bytes(_key_pem(key))
-        return cert_path, key_path
-
-
-def _client(ca: Ca, cert: tuple[Path, Path] | None, port: int) -> httpx.Client:
+def _client(ca: Authority, cert: tuple[Path, Path] | None, port: int) -> httpx.Client:
     ctx = ssl.create_default_context(cadata=ca.pem.decode())
     if cert is not None:
         ctx.load_cert_chain(str(cert[0]), str(cert[1]))
     return httpx.Client(base_url=f"https://127.0.0.1:{port}", verify=ctx, timeout=10)
 
 
-def _wait_ready(proc: NetdProcess, ca: Ca, cert: tuple[Path, Path], port: int) -> None:
+def _wait_ready(proc: NetdProcess, ca: Authority, cert: tuple[Path, Path], port: int) -> None:
     import time  # noqa: PLC0415
 
     deadline = time.monotonic() + 30
@@ -112,7 +53,7 @@ def _wait_ready(proc: NetdProcess, ca: Ca, cert: tuple[Path, Path], port: int) -
 
 
 async def _grpc(
-    ca: Ca, cert: tuple[Path, Path] | None, port: int, token: str = ""
+    ca: Authority, cert: tuple[Path, Path] | None, port: int, token: str = ""
 ) -> grpc.StatusCode:
     chain = (cert[1].read_bytes(), cert[0].read_bytes()) if cert else (None, None)
     creds = grpc.ssl_channel_credentials(ca.pem, *chain)
@@ -130,15 +71,14 @@ async def _grpc(
 
 
 async def test_client_certificates_map_to_roles(store_urls: StoreUrls, tmp_path: Path) -> None:
-    ca, rogue = Ca("netd-clients"), Ca("rogue")
     tls = tmp_path / "tls"
-    server = ca.issue(tls, "127.0.0.1", server=True)
-    bot = ca.issue(tls / "ok", "noc-bot")
-    watcher = ca.issue(tls / "ok", "noc-watch")
-    stranger = ca.issue(tls / "ok", "stranger")
-    impostor = rogue.issue(tls / "rogue", "noc-bot")
-    ca_file = tls / "clients-ca.pem"
-    ca_file.write_bytes(ca.pem)
+    ca, rogue = Authority(tls / "ok", "netd-clients"), Authority(tls / "rogue", "rogue")
+    server = ca.issue("server", "127.0.0.1")[:2]
+    bot = ca.issue("noc-bot", "noc-bot", ips=())[:2]
+    watcher = ca.issue("noc-watch", "noc-watch", ips=())[:2]
+    stranger = ca.issue("stranger", "stranger", ips=())[:2]
+    impostor = rogue.issue("noc-bot", "noc-bot", ips=())[:2]
+    ca_file = ca.path
     config = tmp_path / "netd.toml"  # a table: the config file's business, not the env's
     config.write_text('[api.client_cert_roles]\n"noc-bot" = "operator"\n"noc-watch" = "viewer"\n')
     async with fresh_database(store_urls, "mt_", migrated=True) as dsn:
