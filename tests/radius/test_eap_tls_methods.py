@@ -1,0 +1,111 @@
+"""EAP-TLS, PEAPv0/EAP-MSCHAPv2 and EAP-TTLS (PAP, CHAP, MS-CHAPv2, EAP-MSCHAPv2) against
+wpa_supplicant's eapol_test (issue 29): every method authenticates with the MPPE keys
+eapol_test derives itself (``MPPE keys OK: 1 mismatch: 0``), wrong passwords and bad
+client certificates are refused."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from tests.radius.conftest import SECRET, RadiusServer
+from tests.radius.eap_pki import make_pki
+from tests.support import tool
+
+_root = Path(os.environ.get("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir()))
+_root.mkdir(parents=True, exist_ok=True)
+PKI = make_pki(Path(tempfile.mkdtemp(prefix="eap-pki-", dir=_root)))
+RADIUS_ENV = {
+    "NETD_RADIUS_EAP_CERT": str(PKI.server_cert),
+    "NETD_RADIUS_EAP_KEY": str(PKI.server_key),
+    "NETD_RADIUS_EAP_CA": str(PKI.ca),
+    "NETD_RADIUS_EAP_CRL": str(PKI.crl),
+    "NETD_RADIUS_EAP_FRAGMENT_SIZE": "400",  # several fragments each way
+}
+ANON = "anonymous@example.net"
+
+
+def eapol(
+    radius: RadiusServer, tmp: Path, network: dict[str, str], *extra: str, name: str = "eap"
+) -> subprocess.CompletedProcess[str]:
+    body = "".join(
+        f"\t{k}={v}\n" if k in ("eapol_flags", "key_mgmt", "eap", "fragment_size") else f'\t{k}="{v}"\n'
+        for k, v in network.items()
+    )
+    conf = tmp / f"{name}.conf"
+    conf.write_text("network={\n\tkey_mgmt=IEEE8021X\n\teapol_flags=0\n" + body + "}\n")
+    args = [tool("eapol_test", "eapoltest"), "-c", str(conf), "-a", "127.0.0.1"]
+    args += ["-p", str(radius.port), "-s", SECRET.decode(), "-t", "10", *extra]
+    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+
+
+def assert_ok(out: subprocess.CompletedProcess[str]) -> None:
+    assert out.returncode == 0, out.stdout[-4000:]
+    assert "CTRL-EVENT-EAP-SUCCESS" in out.stdout
+    assert "MPPE keys OK: 1  mismatch: 0" in out.stdout, out.stdout[-2000:]
+
+
+def assert_rejected(out: subprocess.CompletedProcess[str]) -> None:
+    assert out.returncode != 0, out.stdout[-3000:]
+    assert "CTRL-EVENT-EAP-SUCCESS" not in out.stdout
+    assert "Access-Reject" in out.stdout or "EAP-FAILURE" in out.stdout, out.stdout[-3000:]
+
+
+def tunnelled(eap: str, phase2: str, password: str, user: str = "alice") -> dict[str, str]:
+    net = {
+        "eap": eap,
+        "identity": user,
+        "anonymous_identity": ANON,
+        "password": password,
+        "ca_cert": str(PKI.ca),
+        "phase2": phase2,
+    }
+    if eap == "PEAP":
+        net["phase1"] = "peapver=0"
+    return net
+
+
+CASES = [
+    ("PEAP", "auth=MSCHAPV2"),
+    ("TTLS", "auth=PAP"),
+    ("TTLS", "auth=CHAP"),
+    ("TTLS", "auth=MSCHAPV2"),
+    ("TTLS", "autheap=MSCHAPV2"),
+]
+
+
+@pytest.mark.parametrize(("eap", "phase2"), CASES)
+def test_tunnelled_methods(radius: RadiusServer, tmp_path: Path, eap: str, phase2: str) -> None:
+    assert_ok(eapol(radius, tmp_path, tunnelled(eap, phase2, "pw1")))
+    assert_rejected(eapol(radius, tmp_path, tunnelled(eap, phase2, "wrong"), "-n"))
+
+
+def tls(stem: str, tls13: bool = False) -> dict[str, str]:
+    cert, key = PKI.client(stem)
+    net = {
+        "eap": "TLS",
+        "identity": "alice",
+        "ca_cert": str(PKI.ca),
+        "client_cert": str(cert),
+        "private_key": str(key),
+    }
+    net["phase1"] = "tls_disable_tlsv1_3=0" if tls13 else "tls_disable_tlsv1_3=1"
+    return net
+
+
+@pytest.mark.parametrize("tls13", [False, True], ids=["tls1.2", "tls1.3"])
+def test_eap_tls(radius: RadiusServer, tmp_path: Path, tls13: bool) -> None:
+    out = eapol(radius, tmp_path, tls("alice", tls13))
+    assert_ok(out)
+    assert ("TLSv1.3" in out.stdout) == tls13 or tls13 is False
+
+
+@pytest.mark.parametrize("stem", ["expired", "revoked", "stranger"])
+def test_eap_tls_refuses_bad_client_certificates(
+    radius: RadiusServer, tmp_path: Path, stem: str
+) -> None:
+    assert_rejected(eapol(radius, tmp_path, tls(stem), "-n"))
