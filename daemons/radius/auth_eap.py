@@ -60,6 +60,8 @@ class ExchangeStore(Protocol):
 
     def end(self, ex: Exchange, how: str) -> None: ...
 
+    def remember(self, session: bytes, name: str, now: float) -> None: ...
+
 
 @dataclass(frozen=True, slots=True)
 class SubscriberLookup:
@@ -145,7 +147,7 @@ def decide(
         )
     if isinstance(result, Need):
         return SubscriberLookup(result.name, INNER_METHODS.get(result.method, method))
-    return _done(req, nas, cfg, ex, result, method, packet.identifier, failure, exchanges)
+    return _done(req, nas, cfg, ex, result, method, packet.identifier, failure, exchanges, now)
 
 
 def _done(
@@ -158,11 +160,15 @@ def _done(
     identifier: int,
     failure: tuple[tuple[int, bytes], ...],
     exchanges: ExchangeStore,
+    now: float,
 ) -> Outcome:
     if not result.ok or not isinstance(ex.verified, tuple):
         exchanges.end(ex, result.reason if not result.ok else "eap_bad_state")
         return reject(method, result.reason if not result.ok else "eap_bad_state", raw=failure)
     msk, _emsk = ex.tunnel.msk(ex.eap_type)
+    ex.tunnel.keep()
+    if not ex.tunnel.tls13:
+        exchanges.remember(ex.tunnel.session_key(), ex.inner_name, now)
     exchanges.end(ex, "ok")
     isub, isessions = ex.verified
     assert isinstance(isub, Subscriber)

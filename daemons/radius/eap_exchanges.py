@@ -127,6 +127,23 @@ class EapExchanges:
         self.instance = os.urandom(4)
         self._held: OrderedDict[bytes, Exchange] = OrderedDict()
         self._ends: dict[int, float] = {}  # key → the exchange's own deadline
+        # TLS session → who authenticated in it, for TTLS resumption (skips phase 2)
+        self._sessions: OrderedDict[bytes, tuple[str, float]] = OrderedDict()
+
+    def remember(self, session: bytes, name: str, now: float) -> None:
+        """``name`` authenticated in TLS session ``session`` (bounded like the exchanges,
+        forgotten after radius.eap_resumption_lifetime)."""
+        if self.cfg.eap_resumption_lifetime <= 0:
+            return
+        while len(self._sessions) >= self.cfg.eap_max_exchanges:
+            self._sessions.popitem(last=False)
+        self._sessions[session] = (name, now + self.cfg.eap_resumption_lifetime)
+
+    def recall(self, session: bytes, now: float) -> str | None:
+        got = self._sessions.get(session)
+        if got is None or got[1] < now:
+            return None
+        return got[0]
 
     def available(self) -> frozenset[int]:
         out = set()
@@ -156,6 +173,7 @@ class EapExchanges:
             self.cfg.eap_fragment_size,
             now + self.cfg.eap_state_ttl,
         )
+        ex.recall = lambda session: self.recall(session, now)
         self._ends[id(ex)] = now + self.cfg.eap_exchange_timeout
         self._held[key] = ex
         self.metrics.eap_exchanges.set(len(self._held))

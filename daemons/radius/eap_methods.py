@@ -107,6 +107,8 @@ class Exchange:
     awaiting: tuple[str, object] | None = None
     eap_inner: bool = False  # TTLS carrying EAP-MSCHAPv2 in EAP-Message
     verified: object = None  # the engine's (subscriber, live sessions) once checked
+    # who authenticated in a TLS session (by Tunnel.session_key), for a resumed one
+    recall: Callable[[bytes], str | None] | None = None
 
     def start(self) -> bytes:
         """The Type-Data of the EAP-Request that starts the method: S flag, version 0."""
@@ -158,7 +160,7 @@ def resume(ex: Exchange, creds: Credentials | None, rand: Callable[[int], bytes]
     if awaiting is None:
         return Done(False, "eap_bad_state")
     kind, data = awaiting
-    if kind == "tls":
+    if kind in ("tls", "resumed"):
         return (
             Done(True, "ok", ex.inner_name) if creds else Done(False, "unknown_user", ex.inner_name)
         )
@@ -248,6 +250,14 @@ def _ttls(ex: Exchange, plain: bytes, rand: Callable[[int], bytes]) -> Step:
         ex.phase = Phase.DONE
         return Done(True, "ok", ex.inner_name)
     if not plain:
+        if ex.phase is Phase.STARTED and ex.tunnel.resumed:
+            # RFC 5281 §7.1 (session resumption): phase 2 may be skipped, and a peer that
+            # resumed expects it to be; the subscriber is who authenticated in the session.
+            name = ex.recall(ex.tunnel.session_key()) if ex.recall else None
+            if not name:
+                return Done(False, "eap_resumed_unknown")
+            ex.inner_name, ex.awaiting = name, ("resumed", None)
+            return Need(name, "resumed")
         if ex.phase is Phase.STARTED:  # the peer ACKed our Finished: ask for its AVPs
             return _send_app(ex, b"")
         return Done(False, "eap_inner_malformed", ex.inner_name)

@@ -16,10 +16,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from dataclasses import dataclass, field
 
 from OpenSSL import SSL, crypto
+from OpenSSL._util import lib as _lib
 
 from daemons.radius.codec import DecodeError, DropReason
 
@@ -172,8 +174,17 @@ class Tunnel:
                 raise TlsError("record", _ssl_reason(exc)) from None
         return b"".join(out)
 
+    def keep(self) -> None:
+        """The exchange succeeded: mark the connection shut down cleanly so OpenSSL keeps
+        its session for resumption (freeing one that was not drops it from the cache)."""
+        self.conn.set_shutdown(SSL.SENT_SHUTDOWN | SSL.RECEIVED_SHUTDOWN)
+
     def write(self, data: bytes) -> None:
-        self.conn.sendall(data)
+        """Application data for the peer. Raises TlsError."""
+        try:
+            self.conn.sendall(data)
+        except SSL.Error as exc:
+            raise TlsError("record", _ssl_reason(exc)) from None
 
     def pending_out(self) -> bytes:
         """Everything the TLS layer has for the peer."""
@@ -195,7 +206,13 @@ class Tunnel:
 
     @property
     def resumed(self) -> bool:
-        return bool(self.conn.session_reused())
+        # pyOpenSSL has no wrapper for it; its binding has the OpenSSL call.
+        return bool(_lib.SSL_session_reused(self.conn._ssl))
+
+    def session_key(self) -> bytes:
+        """A name for the TLS session, the same when it is resumed (TLS 1.2: a digest of
+        the master secret; never the secret itself)."""
+        return hashlib.sha256(b"netd-eap-session" + self.conn.master_key()).digest()[:16]
 
     def peer_certificate(self) -> crypto.X509 | None:
         cert = self.conn.get_peer_certificate()
