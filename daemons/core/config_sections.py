@@ -207,7 +207,6 @@ class RadiusConfig(_DaemonConfig):
     interim_interval: Seconds = 300.0
     reaper_interval: Seconds = 60.0
 
-
     @field_validator("eap_methods")
     @classmethod
     def _eap_methods(cls, value: list[str]) -> list[str]:

@@ -95,7 +95,9 @@ def decide(
     packet = eap.eap_from_radius(req)
     if packet is None or packet.code != eap.EapCode.RESPONSE:
         raise DecodeError(DropReason.MALFORMED, "EAP-Message is not a Response")
-    failure = tuple(eap.eap_attributes(eap.EapPacket(eap.EapCode.FAILURE, packet.identifier, None, b"")))
+    failure = tuple(
+        eap.eap_attributes(eap.EapPacket(eap.EapCode.FAILURE, packet.identifier, None, b""))
+    )
     types = allowed(cfg, nas, exchanges)
     kind = packet.type
     if kind == eap.EapType.IDENTITY:
@@ -197,7 +199,10 @@ def _start(
     if kind == eap.EapType.MD5_CHALLENGE:
         challenge = rand(16)
         state = eap.make_state(
-            cfg.eap_key, eap.Md5State(int(now + cfg.eap_state_ttl), ident, challenge), name, nas.name
+            cfg.eap_key,
+            eap.Md5State(int(now + cfg.eap_state_ttl), ident, challenge),
+            name,
+            nas.name,
         )
         request = eap.md5_challenge_request(ident, challenge)
         return Outcome(

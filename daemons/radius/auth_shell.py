@@ -251,7 +251,9 @@ class AuthShell:
         with contextlib.suppress(RedisError, OSError):
             await store.cache_subscribers(self.stores.cache, rows, self.cfg.negative_cache_ttl)
 
-    def _open(self, row: store.SubscriberRow | None, method: Method, name: str | None) -> Subscriber | None:
+    def _open(
+        self, row: store.SubscriberRow | None, method: Method, name: str | None
+    ) -> Subscriber | None:
         if row is None:
             return None
         try:

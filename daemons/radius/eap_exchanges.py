@@ -96,7 +96,9 @@ def tls_contexts(cfg: RadiusConfig) -> Contexts:
     tls = None
     if "tls" in methods:
         if cfg.eap_ca is None:
-            raise EapConfigError("radius.eap_ca: EAP-TLS needs the CA bundle of client certificates")
+            raise EapConfigError(
+                "radius.eap_ca: EAP-TLS needs the CA bundle of client certificates"
+            )
         tls = _base(cfg, tls13_ok=True)
         _read(cfg.eap_ca, "eap_ca")
         try:

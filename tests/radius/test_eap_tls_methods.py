@@ -5,16 +5,20 @@ client certificates are refused."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import subprocess
 import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
 from tests.radius.conftest import SECRET, RadiusServer
 from tests.radius.eap_pki import make_pki
-from tests.support import tool
+from tests.radius.test_workers import second_daemon_env
+from tests.support import NetdProcess, free_port, free_udp_port, tool
 
 _root = Path(os.environ.get("PYTEST_DEBUG_TEMPROOT", tempfile.gettempdir()))
 _root.mkdir(parents=True, exist_ok=True)
@@ -33,7 +37,9 @@ def eapol(
     radius: RadiusServer, tmp: Path, network: dict[str, str], *extra: str, name: str = "eap"
 ) -> subprocess.CompletedProcess[str]:
     body = "".join(
-        f"\t{k}={v}\n" if k in ("eapol_flags", "key_mgmt", "eap", "fragment_size") else f'\t{k}="{v}"\n'
+        f"\t{k}={v}\n"
+        if k in ("eapol_flags", "key_mgmt", "eap", "fragment_size")
+        else f'\t{k}="{v}"\n'
         for k, v in network.items()
     )
     conf = tmp / f"{name}.conf"
@@ -134,3 +140,52 @@ def test_second_authentication_resumes(
     assert_ok(out, runs=2)
     first, _, second = out.stdout.partition("CTRL-EVENT-EAP-SUCCESS")
     assert RESUMED not in first and RESUMED in second, out.stdout[-3000:]
+
+
+async def test_each_method_through_two_workers(radius: RadiusServer, tmp_path: Path) -> None:
+    """``radius.workers = 2``: the exchanges are pinned to the worker that began them
+    (SO_REUSEPORT hashes the NAS's address and port); eapol_test runs, each from its own
+    port, spread over both workers and every one authenticates."""
+    port, status = free_udp_port(), free_port()
+    env = second_daemon_env(
+        radius,
+        port,
+        status,
+        tmp_path,
+        {
+            **RADIUS_ENV,
+            "NETD_RADIUS_WORKERS": "2",
+            "NETD_INSTANCE_NAME": "eap-workers",
+            "NETD_LIFECYCLE_HEARTBEAT_INTERVAL": "0.3",
+        },
+    )
+    proc = NetdProcess(["radius"], env, tmp_path)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status}/health/ready")
+        two = dataclasses.replace(radius, port=port)
+        networks = [
+            *(tunnelled(eap, phase2, "pw1") for eap, phase2 in CASES),
+            tls("alice"),
+            tls("alice", tls13=True),
+        ]
+        pids: set[int] = set()
+        for round_ in range(6):
+            with ThreadPoolExecutor(4) as pool:
+                runs = pool.map(
+                    lambda i_net: eapol(two, tmp_path, i_net[1], name=f"w{round_}-{i_net[0]}"),
+                    enumerate(networks),
+                )
+                for out in runs:
+                    assert_ok(out)
+            time.sleep(0.7)  # a heartbeat or two
+            beats = await radius.cache.list_heartbeats()
+            pids = {
+                b["pid"]
+                for b in beats
+                if b["instance"] == "eap-workers" and b["counters"].get("handled", 0) > 0
+            }
+            if len(pids) == 2:
+                break
+        assert len(pids) == 2, f"only {pids} answered"
+    finally:
+        proc.stop()

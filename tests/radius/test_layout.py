@@ -10,6 +10,7 @@ import pytest
 
 RADIUS = Path(__file__).resolve().parents[2] / "daemons" / "radius"
 PURE = {"codec", "dictionary", "auth", "eap", "mschap", "policy", "acct", "coa", "hashes"}
+PURE |= {"auth_eap", "eap_methods", "eap_tls", "eap_inner"}  # issue 29
 IO = {"asyncio", "socket", "asyncpg", "redis", "daemons.store"}
 #: acct.py takes socket.inet_ntoa (an address to text), no socket I/O.
 IO_EXEMPT = {("acct", "socket")}
@@ -24,6 +25,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "auth_shell": {
         "admission",
         "auth",
+        "auth_eap",
         "authlog_writer",
         "codec",
         "dictionary",
@@ -37,6 +39,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "acct_shell": {"acct", "admission", "codec", "dictionary", "inflight", "metrics", "shared"},
     "acct_upkeep": {"acct", "inflight", "metrics", "sessions", "shared", "tables"},
     "transport": {"shared"},
+    "eap_exchanges": {"eap_methods", "eap_tls", "metrics"},
     "workers": set(),
 }
 
