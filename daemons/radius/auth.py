@@ -12,8 +12,8 @@ import ipaddress
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from daemons.radius import eap, mschap
 from daemons.radius.codec import (

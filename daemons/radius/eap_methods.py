@@ -26,8 +26,8 @@ from enum import Enum
 
 from daemons.radius import eap_inner as inner
 from daemons.radius import mschap
-from daemons.radius.eap import md5_expected
 from daemons.radius.codec import DecodeError, DropReason
+from daemons.radius.eap import md5_expected
 from daemons.radius.eap_tls import (
     FLAG_S,
     TYPE_PEAP,
@@ -253,16 +253,16 @@ def _ttls(ex: Exchange, plain: bytes, rand: Callable[[int], bytes]) -> Step:
         if ex.phase is Phase.STARTED and ex.tunnel.resumed:
             # RFC 5281 §7.1 (session resumption): phase 2 may be skipped, and a peer that
             # resumed expects it to be; the subscriber is who authenticated in the session.
-            name = ex.recall(ex.tunnel.session_key()) if ex.recall else None
-            if not name:
+            who = ex.recall(ex.tunnel.session_key()) if ex.recall else None
+            if not who:
                 return Done(False, "eap_resumed_unknown")
-            ex.inner_name, ex.awaiting = name, ("resumed", None)
-            return Need(name, "resumed")
+            ex.inner_name, ex.awaiting = who, ("resumed", None)
+            return Need(who, "resumed")
         if ex.phase is Phase.STARTED:  # the peer ACKed our Finished: ask for its AVPs
             return _send_app(ex, b"")
         return Done(False, "eap_inner_malformed", ex.inner_name)
     avps = inner.parse_avps(plain)
-    if ex.eap_inner or ex.phase is Phase.STARTED and inner.find_avp(avps, inner.AVP_EAP_MESSAGE):
+    if ex.eap_inner or (ex.phase is Phase.STARTED and inner.find_avp(avps, inner.AVP_EAP_MESSAGE)):
         return _ttls_eap(ex, avps, rand)
     name = inner.find_avp(avps, inner.AVP_USER_NAME)
     if name is None:

@@ -212,7 +212,8 @@ class Tunnel:
     def session_key(self) -> bytes:
         """A name for the TLS session, the same when it is resumed (TLS 1.2: a digest of
         the master secret; never the secret itself)."""
-        return hashlib.sha256(b"netd-eap-session" + self.conn.master_key()).digest()[:16]
+        secret = self.conn.master_key() or b""
+        return hashlib.sha256(b"netd-eap-session" + secret).digest()[:16]
 
     def peer_certificate(self) -> crypto.X509 | None:
         cert = self.conn.get_peer_certificate()

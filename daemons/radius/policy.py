@@ -285,7 +285,8 @@ def _eap_table(table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
     for nas, methods in dict(table.get("nas", {})).items():
         validate.name(nas, "eap.nas")
         if not isinstance(methods, list):
-            raise ValueError(f'eap.nas.{nas}: a list of methods like ["peap", "ttls"]')
+            # ValueError: load_policy turns it into a PolicyError naming the file
+            raise ValueError(f'eap.nas.{nas}: a list of methods like ["peap", "ttls"]')  # noqa: TRY004
         out[nas] = tuple(validate.eap_methods(methods, f"eap.nas.{nas}"))
     return out
 

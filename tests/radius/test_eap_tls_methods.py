@@ -172,8 +172,8 @@ async def test_each_method_through_two_workers(radius: RadiusServer, tmp_path: P
         for round_ in range(6):
             with ThreadPoolExecutor(4) as pool:
                 runs = pool.map(
-                    lambda i_net: eapol(two, tmp_path, i_net[1], name=f"w{round_}-{i_net[0]}"),
-                    enumerate(networks),
+                    lambda i_net: eapol(two, tmp_path, i_net[1], name=i_net[0]),
+                    ((f"w{round_}-{i}", net) for i, net in enumerate(networks)),
                 )
                 for out in runs:
                     assert_ok(out)
