@@ -10,8 +10,8 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
@@ -123,7 +123,6 @@ class EngineConfig:
     eap_key: bytes
     eap_state_ttl: float = 30.0
     eap_methods: tuple[str, ...] = ("md5",)  # in the order proposed (radius.eap_methods)
-    eap_nas_methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # policy
 
 
 def method_of(req: Packet) -> Method:

@@ -58,7 +58,7 @@ class ExchangeStore(Protocol):
 
     def find(self, key: bytes, nas: str, outer: bytes, now: float) -> Exchange | str: ...
 
-    def end(self, ex: Exchange, how: str) -> None: ...
+    def end(self, ex: Exchange, how: str, detail: str = "") -> None: ...
 
     def remember(self, session: bytes, name: str, now: float) -> None: ...
 
@@ -73,7 +73,7 @@ class SubscriberLookup:
 
 def allowed(cfg: EngineConfig, nas: Nas, exchanges: ExchangeStore | None) -> list[int]:
     """The EAP types this NAS may use, in the order they are proposed."""
-    names = cfg.eap_nas_methods.get(nas.name, cfg.eap_methods)
+    names = cfg.policy.eap_nas_methods.get(nas.name, cfg.eap_methods)
     have = exchanges.available() if exchanges is not None else frozenset()
     return [TYPES[n] for n in names if n == "md5" or TYPES[n] in have]
 
@@ -107,7 +107,7 @@ def decide(
     if kind == eap.EapType.NAK:
         wanted = [t for t in packet.data if t in types]
         if not wanted:
-            return reject(Method.EAP_MD5, "eap_method_refused", raw=failure)
+            return reject(Method.EAP_MD5, "eap_method_unsupported", raw=failure)
         return _start(wanted[0], req, packet, nas, cfg, now, rand, exchanges)
     assert kind is not None
     method = METHODS.get(kind)
@@ -133,10 +133,10 @@ def decide(
         else:
             result = step(ex, packet.data, rand)
     except TlsError as exc:
-        exchanges.end(ex, f"tls_{exc.reason}")
+        exchanges.end(ex, f"tls_{exc.reason}", exc.detail)
         return reject(method, f"eap_tls_{exc.reason}", raw=failure)
-    except DecodeError:
-        exchanges.end(ex, "malformed")
+    except DecodeError as exc:
+        exchanges.end(ex, "malformed", exc.detail)
         raise
     if isinstance(result, Send):
         ex.ident = (packet.identifier + 1) & 0xFF

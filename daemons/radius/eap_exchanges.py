@@ -21,6 +21,7 @@ reading of the certificate files that ``netd check-config`` and the daemon's sta
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -30,10 +31,12 @@ from cryptography import x509
 from OpenSSL import SSL, crypto
 
 from daemons.core.config import RadiusConfig
+from daemons.core.ratelog import RateLimitedLog
 from daemons.radius.eap_methods import Exchange
 from daemons.radius.eap_tls import TYPE_PEAP, TYPE_TLS, TYPE_TTLS, Tunnel
 from daemons.radius.metrics import RadiusMetrics
 
+_LOGGED = {"expired", "evicted", "malformed"}
 MAGIC = b"\xe7T"  # a State that names an exchange here (EAP-MD5's starts with 0x01)
 METHOD_NAMES = {TYPE_TLS: "eap-tls", TYPE_PEAP: "peap", TYPE_TTLS: "eap-ttls"}
 _VERSIONS = {"1.2": SSL.TLS1_2_VERSION, "1.3": SSL.TLS1_3_VERSION}
@@ -122,8 +125,15 @@ class EapExchanges:
     """The exchanges of this process (module docstring). Implements the engine's
     ``ExchangeStore``."""
 
-    def __init__(self, cfg: RadiusConfig, contexts: Contexts, metrics: RadiusMetrics) -> None:
+    def __init__(
+        self,
+        cfg: RadiusConfig,
+        contexts: Contexts,
+        metrics: RadiusMetrics,
+        ratelog: RateLimitedLog | None = None,
+    ) -> None:
         self.cfg = cfg
+        self.ratelog = ratelog
         self.contexts = contexts
         self.metrics = metrics
         self.instance = os.urandom(4)
@@ -198,14 +208,28 @@ class EapExchanges:
         self._held.move_to_end(key)
         return ex
 
-    def end(self, ex: Exchange, how: str) -> None:
+    def end(self, ex: Exchange, how: str, detail: str = "") -> None:
+        """``ex`` ended (``ok``, or why not): released, counted; an unusual end (a TLS
+        failure, bad framing) logged at most once per kind per 10 s, with the detail."""
         if self._held.pop(ex.key, None) is not None:
-            self._end(ex, how)
+            self._end(ex, how, detail)
 
-    def _end(self, ex: Exchange, how: str) -> None:
+    def _end(self, ex: Exchange, how: str, detail: str = "") -> None:
         self._ends.pop(id(ex), None)
-        self.metrics.child(self.metrics.eap_ends, METHOD_NAMES[ex.eap_type], how).inc()
+        method = METHOD_NAMES[ex.eap_type]
+        self.metrics.child(self.metrics.eap_ends, method, how).inc()
         self.metrics.eap_exchanges.set(len(self._held))
+        if self.ratelog is not None and (how in _LOGGED or how.startswith("tls_")):
+            self.ratelog.log(
+                logging.WARNING,
+                f"eap-{how}",
+                "EAP exchange ended without success",
+                method=method,
+                nas=ex.nas,
+                end=how,
+                detail=detail,
+                phase=ex.phase.value,
+            )
 
     def sweep(self, now: float) -> int:
         """Release the exchanges past their deadline (the least recently used come first,

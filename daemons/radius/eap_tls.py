@@ -20,7 +20,9 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 
-from OpenSSL import SSL, crypto
+from cryptography import x509
+from cryptography.x509.oid import NameOID
+from OpenSSL import SSL
 from OpenSSL._util import lib as _lib
 
 from daemons.radius.codec import DecodeError, DropReason
@@ -215,9 +217,8 @@ class Tunnel:
         secret = self.conn.master_key() or b""
         return hashlib.sha256(b"netd-eap-session" + secret).digest()[:16]
 
-    def peer_certificate(self) -> crypto.X509 | None:
-        cert = self.conn.get_peer_certificate()
-        return cert
+    def peer_certificate(self) -> x509.Certificate | None:
+        return self.conn.get_peer_certificate(as_cryptography=True)
 
     def msk(self, eap_type: int) -> tuple[bytes, bytes]:
         """(MSK, EMSK) for ``eap_type`` (module docstring)."""
@@ -240,10 +241,10 @@ def _ssl_reason(exc: SSL.Error) -> str:
         return str(exc)
 
 
-def certificate_identity(cert: crypto.X509) -> str | None:
+def certificate_identity(cert: x509.Certificate) -> str | None:
     """The subscriber a client certificate names: its subject CN (RFC 5216 §5.2 leaves
     the choice to the server)."""
-    for key, value in cert.get_subject().get_components():
-        if key == b"CN":
-            return value.decode("utf-8", "replace")
+    for attr in cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME):
+        value = attr.value
+        return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
     return None

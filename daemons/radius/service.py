@@ -81,7 +81,7 @@ def assemble(
     tables = Tables(cfg, stores, sealer, dictionary, metrics, ratelog)
     inflight = Inflight(cfg.max_inflight, metrics, ratelog)
     admission = Admission(cfg, tables, inflight, metrics, drops)
-    exchanges = EapExchanges(cfg, tls_contexts(cfg), metrics)
+    exchanges = EapExchanges(cfg, tls_contexts(cfg), metrics, ratelog)
     auth = AuthShell(
         cfg, stores, sealer, tables, admission, inflight, metrics, drops, ratelog, exchanges
     )

@@ -136,7 +136,6 @@ class Tables:
             self.sealer.derive(b"eap-state"),
             self.cfg.eap_state_ttl,
             tuple(self.cfg.eap_methods),
-            policy.eap_nas_methods,
         )
 
     async def reload_managed_plans(self) -> None:
