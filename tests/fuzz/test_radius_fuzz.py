@@ -14,7 +14,7 @@ import json
 import struct
 import time
 
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemons.core.config import DatabaseConfig
@@ -32,6 +32,8 @@ from daemons.radius.codec import (
 from daemons.store import accounting
 from daemons.store.pg import create_pool
 from tests.fuzz import seeds
+from tests.fuzz.eap_paths import eap_tls_receive
+from tests.fuzz.eap_paths import seed as eap_seed
 from tests.fuzz.paths import DICT, NOW, SECRET, STATE, radius_receive
 from tests.fuzz.strategies import (
     attributes,
@@ -152,3 +154,12 @@ async def test_hostile_accounting_records_reach_the_ledger(migrated: str) -> Non
         assert [r[0] for r in ids] == ["good-1", "sess\ufffd-1"]
     finally:
         await pool.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+@example(eap_seed())
+def test_eap_tls_engine_takes_any_bytes(data: bytes) -> None:
+    """EAP-TLS/PEAP/TTLS Type-Data, any bytes over up to four rounds: a Challenge, a
+    Reject or a drop; an ended exchange is released (issue 29)."""
+    eap_tls_receive(data)
