@@ -135,6 +135,8 @@ def _eap(config: Config, contexts: Contexts) -> str:
         or (m == "tls" and contexts.tls is not None)
     ]
     text = ", ".join(offered) or "none"
+    if "tls" in r.eap_methods and contexts.tls is None and contexts.tunnel is not None:
+        text += " (not tls: no radius.eap_ca)"
     if contexts.tunnel is not None or contexts.tls is not None:
         text += f" (certificate {r.eap_cert}; TLS {r.eap_tls_min_version}-{r.eap_tls_max_version}"
         text += f"; CRLs {len(r.eap_crl)})" if contexts.tls is not None else ")"

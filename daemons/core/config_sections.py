@@ -201,7 +201,7 @@ class RadiusConfig(_DaemonConfig):
     eap_tls_min_version: Literal["1.2", "1.3"] = "1.2"
     eap_tls_max_version: Literal["1.2", "1.3"] = "1.3"  # EAP-TLS; PEAP and TTLS stay at 1.2
     eap_resumption_lifetime: float = Field(default=3600.0, ge=0, le=86400)  # 0: no resumption
-    eap_max_exchanges: int = Field(default=10_000, ge=16, le=1_000_000)
+    eap_max_exchanges: int = Field(default=4096, ge=16, le=1_000_000)  # ~51 KiB each at most
     eap_exchange_timeout: Seconds = 60.0  # a whole TLS-based exchange, at most
     live_sessions_check_interval: Seconds = 5.0
     interim_interval: Seconds = 300.0

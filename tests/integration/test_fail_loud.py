@@ -148,10 +148,12 @@ def test_check_config_and_start_name_an_unusable_eap_certificate(
     ok = netd(netd_env({**good, "NETD_RADIUS_EAP_CA": str(cert)}), tmp_path, "check-config")
     assert ok.returncode == 0, ok.stderr
     assert "radius eap:" in ok.stdout and "md5, peap, ttls, tls (certificate" in ok.stdout
+    no_ca = netd(netd_env(good), tmp_path, "check-config")
+    assert "md5, peap, ttls (not tls: no radius.eap_ca)" in no_ca.stdout, no_ca.stdout
     for env, said in (
         ({**good, "NETD_RADIUS_EAP_CERT": str(tmp_path / "nope.crt")}, "radius.eap_cert: "),
         ({**good, "NETD_RADIUS_EAP_KEY": str(other_key)}, "radius.eap_key: "),
-        (good, "radius.eap_ca: EAP-TLS needs"),
+        ({**good, "NETD_RADIUS_EAP_CA": str(tmp_path / "nope.ca")}, "radius.eap_ca: "),
         ({**good, "NETD_RADIUS_EAP_METHODS": "peap,tlsx"}, "tlsx"),
     ):
         bad = netd(netd_env(env), tmp_path, "check-config")
