@@ -110,6 +110,19 @@ server inner {{
 """
 
 
+@dataclass(frozen=True)
+class EapSetup:
+    """What the generated configuration is made of."""
+
+    secret: str
+    cert: Path
+    key: Path
+    ca: Path
+    users: dict[str, str]
+    cache: bool  # the TLS session cache (resumption)
+    default: str = "peap"  # default_eap_type
+
+
 @dataclass
 class EapServer:
     port: int
@@ -118,17 +131,8 @@ class EapServer:
     log: Path
 
 
-def write_config(
-    confdir: Path,
-    secret: str,
-    port: int,
-    cert: Path,
-    key: Path,
-    ca: Path,
-    users: dict[str, str],
-    cache: bool,
-    default: str = "peap",
-) -> None:
+def write_config(confdir: Path, port: int, setup: EapSetup) -> None:
+    secret, users = setup.secret, setup.users
     (confdir / "mods").mkdir(parents=True)
     (confdir / "sites").mkdir()
     radiusd = fr._RADIUSD.format(confdir=confdir, threads=fr.THREADS)
@@ -143,11 +147,11 @@ def write_config(
     mods = confdir / "mods"
     (mods / "eap").write_text(
         _EAP.format(
-            default=default,
-            key=key,
-            cert=cert,
-            ca=ca,
-            cache="yes" if cache else "no",
+            default=setup.default,
+            key=setup.key,
+            cert=setup.cert,
+            ca=setup.ca,
+            cache="yes" if setup.cache else "no",
         )
     )
     (mods / "mschap").write_text("mschap {\n}\n")
@@ -160,16 +164,7 @@ def write_config(
 
 
 @contextlib.contextmanager
-def eap_server(
-    secret: str,
-    cert: Path,
-    key: Path,
-    ca: Path,
-    users: dict[str, str],
-    cache: bool,
-    default: str = "peap",
-    start_timeout: float = 30.0,
-) -> Iterator[EapServer]:
+def eap_server(setup: EapSetup, start_timeout: float = 30.0) -> Iterator[EapServer]:
     """FreeRADIUS with the eap module until the block ends. Raises RuntimeError naming its
     log when it does not start."""
     if not fr.available():
@@ -177,7 +172,7 @@ def eap_server(
     with tempfile.TemporaryDirectory(prefix="freeradius-eap-") as tmp:
         confdir = Path(tmp) / "raddb"
         port = fr._free_udp_port(set())
-        write_config(confdir, secret, port, cert, key, ca, users, cache, default)
+        write_config(confdir, port, setup)
         log = confdir / "radius.log"
         out_path = confdir / "stdout.log"
         with out_path.open("wb") as out:

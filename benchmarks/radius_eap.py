@@ -40,7 +40,7 @@ from typing import Any
 
 from benchmarks import freeradius as fr
 from benchmarks.common import median
-from benchmarks.freeradius_eap import eap_server
+from benchmarks.freeradius_eap import EapSetup, eap_server
 from benchmarks.radius_auth import SECRET, USERS, Netd, _log, _row, password, seed, user
 from daemons import resources
 from daemons.core.secrets import Sealer
@@ -201,13 +201,15 @@ def run() -> list[dict[str, Any]]:
                 for mode in MODES:
                     for method in METHODS:
                         server: AbstractContextManager[Any] = eap_server(
-                            SECRET,
-                            pki.server_cert,
-                            pki.server_key,
-                            pki.ca,
-                            users,
-                            cache=mode == "resumed",
-                            default="peap" if method == "peap" else "tls",
+                            EapSetup(
+                                SECRET,
+                                pki.server_cert,
+                                pki.server_key,
+                                pki.ca,
+                                users,
+                                cache=mode == "resumed",
+                                default="peap" if method == "peap" else "tls",
+                            )
                         )
                         with server as fr_eap:
                             label = f"FreeRADIUS, {method}, {mode}"

@@ -222,13 +222,9 @@ def _peap(ex: Exchange, plain: bytes, rand: Callable[[int], bytes]) -> Step:
     data = _strip_header(plain)
     if not data:
         return Done(False, "eap_inner_malformed", ex.inner_name)
-    if ex.phase is Phase.IDENTITY:
-        if data[0] != inner.TYPE_IDENTITY:
-            return Done(False, "eap_inner_malformed")
-        ex.inner_name = _name(data[1:])
-        return _mschap_challenge(ex, rand, compressed=True)
-    if ex.phase is Phase.MSCHAP:
-        return _mschap_response(ex, data, "mschapv2")
+    started = _inner_mschapv2(ex, data, rand, Phase.IDENTITY)
+    if started is not None:
+        return started
     if ex.phase is Phase.MSCHAP_OK:
         if data[0] != inner.TYPE_MSCHAPV2 or inner.mschapv2_opcode(data[1:]) != inner.OP_SUCCESS:
             return Done(False, "eap_inner_malformed", ex.inner_name)
@@ -303,18 +299,29 @@ def _ttls_eap(ex: Exchange, avps: list[inner.Avp], rand: Callable[[int], bytes])
         return Done(False, "eap_inner_malformed", ex.inner_name)
     ex.inner_ident = raw[1]
     data = raw[4:]
-    if ex.phase is Phase.STARTED:
-        if data[0] != inner.TYPE_IDENTITY:
-            return Done(False, "eap_inner_malformed")
-        ex.inner_name = _name(data[1:])
-        return _mschap_challenge(ex, rand, compressed=False)
-    if ex.phase is Phase.MSCHAP:
-        return _mschap_response(ex, data, "mschapv2")
+    started = _inner_mschapv2(ex, data, rand, Phase.STARTED)
+    if started is not None:
+        return started
     if ex.phase is Phase.MSCHAP_OK:
         ok = data[0] == inner.TYPE_MSCHAPV2 and data[1:2] == bytes((inner.OP_SUCCESS,))
         ex.phase = Phase.DONE
         return Done(ok, "ok" if ok else "eap_inner_malformed", ex.inner_name)
     return Done(False, "eap_bad_state", ex.inner_name)
+
+
+def _inner_mschapv2(
+    ex: Exchange, data: bytes, rand: Callable[[int], bytes], asked: Phase
+) -> Step | None:
+    """Inner EAP-MSCHAPv2, as PEAP and TTLS share it: the inner Identity (in phase
+    ``asked``) → our Challenge → the peer's Response; None past those phases."""
+    if ex.phase is asked:
+        if data[0] != inner.TYPE_IDENTITY:
+            return Done(False, "eap_inner_malformed")
+        ex.inner_name = _name(data[1:])
+        return _mschap_challenge(ex, rand, compressed=ex.eap_type == TYPE_PEAP)
+    if ex.phase is Phase.MSCHAP:
+        return _mschap_response(ex, data, "mschapv2")
+    return None
 
 
 def _mschap_challenge(ex: Exchange, rand: Callable[[int], bytes], compressed: bool) -> Step:
