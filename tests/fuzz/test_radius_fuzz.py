@@ -10,6 +10,7 @@ checks and reach the engines behind them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import time
@@ -18,7 +19,7 @@ from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemons.core.config import DatabaseConfig
-from daemons.radius import acct, coa
+from daemons.radius import acct, coa, eap_inner
 from daemons.radius.auth import user_name
 from daemons.radius.codec import (
     HEADER,
@@ -163,3 +164,22 @@ def test_eap_tls_engine_takes_any_bytes(data: bytes) -> None:
     """EAP-TLS/PEAP/TTLS Type-Data, any bytes over up to four rounds: a Challenge, a
     Reject or a drop; an ended exchange is released (issue 29)."""
     eap_tls_receive(data)
+
+
+@given(st.binary(max_size=600))
+def test_tunnelled_parsers_take_any_bytes(data: bytes) -> None:
+    """What PEAP and TTLS decrypt: AVPs, EAP-MSCHAPv2 and the Result TLV parse or raise
+    DecodeError, nothing else (issue 29)."""
+    try:
+        avps = eap_inner.parse_avps(data)
+        assert len(avps) <= eap_inner.MAX_AVPS
+        rebuilt = b"".join(eap_inner.encode_avp(a.code, a.data, a.vendor) for a in avps)
+        assert [(a.code, a.vendor, a.data) for a in eap_inner.parse_avps(rebuilt)] == [
+            (a.code, a.vendor, a.data) for a in avps
+        ]
+    except DecodeError:
+        pass
+    with contextlib.suppress(DecodeError):
+        resp = eap_inner.parse_mschapv2_response(data)
+        assert len(resp.peer_challenge) == 16 and len(resp.nt_response) == 24
+    assert eap_inner.parse_result_tlv(data) in (None, *range(65536))
