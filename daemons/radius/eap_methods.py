@@ -166,6 +166,10 @@ def resume(ex: Exchange, creds: Credentials | None, rand: Callable[[int], bytes]
         )
     if creds is None:
         return Done(False, "unknown_user", ex.inner_name)
+    if kind == "resumed-peap":
+        ex.phase = Phase.TLV
+        ex.inner_ident = (ex.ident + 1) & 0xFF
+        return _send_app(ex, inner.result_tlv(ex.inner_ident, True))
     if kind == "pap":
         assert isinstance(data, bytes)
         if creds.password is None:
@@ -216,6 +220,13 @@ def _tls_done(ex: Exchange) -> Step:
 
 
 def _peap(ex: Exchange, plain: bytes, rand: Callable[[int], bytes]) -> Step:
+    if ex.phase is Phase.STARTED and ex.tunnel.resumed and ex.recall is not None:
+        # A resumed session of a known subscriber skips the inner method: straight to the
+        # protected Result TLV, as FreeRADIUS does (PEAP fast reconnect).
+        who = ex.recall(ex.tunnel.session_key())
+        if who:
+            ex.inner_name, ex.awaiting = who, ("resumed-peap", None)
+            return Need(who, "resumed")
     if ex.phase is Phase.STARTED:  # ask the inner identity (PEAPv0: no EAP header)
         ex.phase = Phase.IDENTITY
         return _send_app(ex, bytes((inner.TYPE_IDENTITY,)))
