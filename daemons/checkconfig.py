@@ -26,6 +26,7 @@ from daemons.core.policies import PolicyError, PolicySet, load_policies
 from daemons.core.tlsreload import TlsError
 from daemons.poller.profiles import load_profiles
 from daemons.radius.dictionary import Dictionary, DictionaryError
+from daemons.radius.eap_exchanges import Contexts, EapConfigError, tls_contexts
 from daemons.radius.policy import load_policy
 from daemons.radius.stream_tls import server_context
 from daemons.store.pg import redact
@@ -76,6 +77,11 @@ def check(config: Config) -> dict[str, str]:
         templates = check_templates(root)
     except PolicyError as exc:
         raise CheckError(_where(root, exc)) from None
+    try:  # issue 29: the EAP certificates, key, CA and CRLs, read as the daemon reads them
+        contexts = tls_contexts(config.radius)
+    except EapConfigError as exc:
+        raise CheckError(str(exc)) from None
+    found["radius eap"] = _eap(config, contexts)
     packaged = " (packaged with netd)" if config.policies.dir is None else ""
     found["policies"] = f"{root}{packaged}: {_count(policies)} files"
     found["radius plans"] = f"{len(policy.plans)}, vendor tables {len(policy.vendors)}"
@@ -140,6 +146,24 @@ def exposure(config: Config) -> dict[str, str]:
         "connection requests": f"to {reach}; internal {internal}; {scheme}{extra}",
         "api mutual tls": mtls,
     }
+
+
+def _eap(config: Config, contexts: Contexts) -> str:
+    r = config.radius
+    offered = [
+        m
+        for m in r.eap_methods
+        if m == "md5"
+        or (m in ("peap", "ttls") and contexts.tunnel is not None)
+        or (m == "tls" and contexts.tls is not None)
+    ]
+    text = ", ".join(offered) or "none"
+    if "tls" in r.eap_methods and contexts.tls is None and contexts.tunnel is not None:
+        text += " (not tls: no radius.eap_ca)"
+    if contexts.tunnel is not None or contexts.tls is not None:
+        text += f" (certificate {r.eap_cert}; TLS {r.eap_tls_min_version}-{r.eap_tls_max_version}"
+        text += f"; CRLs {len(r.eap_crl)})" if contexts.tls is not None else ")"
+    return text
 
 
 def _count(policies: PolicySet) -> int:

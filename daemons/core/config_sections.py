@@ -228,11 +228,37 @@ class RadiusConfig(_DaemonConfig):
     nas_rate_burst: int = Field(default=40_000, ge=1, le=100_000_000)
     nas_refresh_interval: Seconds = 60.0
     negative_cache_ttl: Seconds = 30.0
-    eap_state_ttl: Seconds = 30.0
+    eap_state_ttl: Seconds = 30.0  # a round trip of an EAP exchange, at most
+    # issue 29: EAP-TLS, PEAP, EAP-TTLS. Methods offered in this order (the first is
+    # proposed, a NAK picks another); the TLS ones only with eap_cert and eap_key.
+    eap_methods: list[str] = Field(default_factory=lambda: ["md5", "peap", "ttls", "tls"])
+    eap_cert: Path | None = None  # the server certificate (PEM, chain after it)
+    eap_key: Path | None = None
+    eap_ca: Path | None = None  # EAP-TLS: the CA bundle client certificates must chain to
+    eap_crl: list[Path] = Field(default_factory=list)  # EAP-TLS: CRLs (PEM), checked when given
+    eap_fragment_size: int = Field(default=1020, ge=64, le=4000)  # TLS octets per EAP-Request
+    eap_tls_min_version: Literal["1.2", "1.3"] = "1.2"
+    eap_tls_max_version: Literal["1.2", "1.3"] = "1.3"  # EAP-TLS; PEAP and TTLS stay at 1.2
+    eap_resumption_lifetime: float = Field(default=3600.0, ge=0, le=86400)  # 0: no resumption
+    eap_max_exchanges: int = Field(default=4096, ge=16, le=1_000_000)  # ~51 KiB each at most
+    eap_exchange_timeout: Seconds = 60.0  # a whole TLS-based exchange, at most
     live_sessions_check_interval: Seconds = 5.0
     interim_interval: Seconds = 300.0
     reaper_interval: Seconds = 60.0
     radsec: RadsecConfig = Field(default_factory=RadsecConfig)
+
+    @field_validator("eap_methods")
+    @classmethod
+    def _eap_methods(cls, value: list[str]) -> list[str]:
+        return validate.eap_methods(value)
+
+    @model_validator(mode="after")
+    def _eap_pairs(self) -> RadiusConfig:
+        if (self.eap_cert is None) != (self.eap_key is None):
+            raise ValueError("give both eap_cert and eap_key, or neither")
+        if self.eap_tls_min_version > self.eap_tls_max_version:
+            raise ValueError("eap_tls_min_version is above eap_tls_max_version")
+        return self
 
 
 class AcsConfig(_DaemonConfig):

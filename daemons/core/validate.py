@@ -59,6 +59,9 @@ _MAC_SEPARATORS = re.compile(r"[-:.]")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+EAP_METHODS = ("md5", "peap", "ttls", "tls")  # radius.eap_methods and the policy's
+
+
 class Invalid(ValueError):
     """An input that breaks a rule. The message names the input and the rule."""
 
@@ -343,3 +346,17 @@ def str_schema(regex: str | None = None, most: int | None = None) -> WithJsonSch
     if most:
         schema["maxLength"] = most
     return WithJsonSchema(schema)
+
+
+def eap_methods(values: Iterable[str], what: str = "eap_methods") -> list[str]:
+    """EAP method names, each once, in the order given (the first is proposed first)."""
+    out: list[str] = []
+    for value in values:
+        method = str(value).strip().lower()
+        if method not in EAP_METHODS:
+            raise Invalid(f"{what}: {show(value)} is not one of {', '.join(EAP_METHODS)}")
+        if method not in out:
+            out.append(method)
+    if not out:
+        raise Invalid(f"{what}: name at least one of {', '.join(EAP_METHODS)}")
+    return out

@@ -13,6 +13,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from daemons.radius import eap, mschap
 from daemons.radius.codec import (
@@ -27,6 +28,9 @@ from daemons.radius.codec import (
 )
 from daemons.radius.dictionary import Dictionary, ReplyAttr
 from daemons.radius.policy import Ipv6, Policy
+
+if TYPE_CHECKING:
+    from daemons.radius.auth_eap import ExchangeStore, SubscriberLookup
 
 MICROSOFT = 311  # RFC 2548 vendor id
 MS_CHAP_RESPONSE, MS_CHAP_ERROR, MS_CHAP_MPPE_KEYS, MS_CHAP_CHALLENGE = 1, 2, 12, 11
@@ -89,6 +93,9 @@ class Method(StrEnum):
     MSCHAP1 = "mschapv1"
     MSCHAP2 = "mschapv2"
     EAP_MD5 = "eap-md5"
+    EAP_TLS = "eap-tls"
+    PEAP = "peap"
+    EAP_TTLS = "eap-ttls"
     NONE = "none"
 
 
@@ -116,6 +123,7 @@ class EngineConfig:
     policy: Policy
     eap_key: bytes
     eap_state_ttl: float = 30.0
+    eap_methods: tuple[str, ...] = ("md5",)  # in the order proposed (radius.eap_methods)
 
 
 def method_of(req: Packet) -> Method:
@@ -173,11 +181,18 @@ def authenticate(
     now: float,
     rand: Callable[[int], bytes],
     hash_ok: bool | None = None,
-) -> Outcome | HashCheck:
-    """Decide an Access-Request. Raises DecodeError for malformed credentials (discard)."""
+    exchanges: ExchangeStore | None = None,
+    inner: tuple[Subscriber | None, int] | None = None,
+) -> Outcome | HashCheck | SubscriberLookup:
+    """Decide an Access-Request. Raises DecodeError for malformed credentials (discard).
+
+    EAP (``auth_eap``): the TLS-based methods keep their state in ``exchanges``; ``inner``
+    is the subscriber (and live sessions) a :class:`SubscriberLookup` asked for."""
     method = method_of(req)
     if method is Method.EAP_MD5:
-        return _eap(req, nas, sub, sessions, cfg, now, rand)
+        from daemons.radius import auth_eap  # noqa: PLC0415 - it builds on this module
+
+        return auth_eap.decide(req, nas, sub, sessions, cfg, now, rand, exchanges, inner)
     if method is Method.NONE:
         return reject(method, "no_credentials")
     if sub is None:
@@ -216,7 +231,7 @@ def _chap(req: Packet, nas: Nas, sub: Subscriber, sessions: int, cfg: EngineConf
     return authorize(req, nas, sub, sessions, cfg, Method.CHAP)
 
 
-def _nt_hash(sub: Subscriber) -> bytes | None:
+def nt_hash_of(sub: Subscriber) -> bytes | None:
     if sub.nt_hash is not None:
         return sub.nt_hash
     if sub.password is not None:
@@ -233,7 +248,7 @@ def _mschap(
     if challenge is None or resp is None or len(resp) != 50 or len(challenge) != (16 if v2 else 8):
         raise DecodeError(DropReason.MALFORMED, "MS-CHAP challenge or response size")
     ident = resp[0]
-    pw_hash = _nt_hash(sub)
+    pw_hash = nt_hash_of(sub)
     if pw_hash is None:
         return reject(method, "method_needs_cleartext")
     if v2:
@@ -309,59 +324,3 @@ def authorize(
     if plan.reply_message:
         attrs.append(ReplyAttr("Reply-Message", plan.reply_message))
     return Outcome(Code.ACCESS_ACCEPT, method, "ok", tuple(attrs), raw, plan.name)
-
-
-def _eap(
-    req: Packet,
-    nas: Nas,
-    sub: Subscriber | None,
-    sessions: int,
-    cfg: EngineConfig,
-    now: float,
-    rand: Callable[[int], bytes],
-) -> Outcome:
-    # RFC 3579 §3.3: an Access-Request with EAP-Message and no Message-Authenticator is
-    # silently discarded.
-    if req.get(Attr.MESSAGE_AUTHENTICATOR) is None:
-        raise DecodeError(DropReason.MISSING_MESSAGE_AUTHENTICATOR, "EAP without it")
-    packet = eap.eap_from_radius(req)
-    if packet is None or packet.code != eap.EapCode.RESPONSE:
-        raise DecodeError(DropReason.MALFORMED, "EAP-Message is not a Response")
-    name = req.get(Attr.USER_NAME) or b""
-    failure = eap.eap_attributes(eap.EapPacket(eap.EapCode.FAILURE, packet.identifier, None, b""))
-    method = Method.EAP_MD5
-    if packet.type == eap.EapType.IDENTITY:
-        challenge = rand(16)
-        ident = (packet.identifier + 1) & 0xFF
-        state = eap.make_state(
-            cfg.eap_key,
-            eap.Md5State(int(now + cfg.eap_state_ttl), ident, challenge),
-            name,
-            nas.name,
-        )
-        request = eap.md5_challenge_request(ident, challenge)
-        return Outcome(
-            Code.ACCESS_CHALLENGE,
-            method,
-            "challenge",
-            raw=(*eap.eap_attributes(request), (Attr.STATE, state)),
-        )
-    if packet.type != eap.EapType.MD5_CHALLENGE:
-        return reject(method, "eap_method_unsupported", raw=tuple(failure))
-    st = eap.open_state(cfg.eap_key, req.get(Attr.STATE) or b"", name, nas.name, now)
-    if st is None or st.identifier != packet.identifier:
-        return reject(method, "eap_bad_state", raw=tuple(failure))
-    value = eap.md5_response_value(packet)
-    if sub is None:
-        return reject(method, "unknown_user", raw=tuple(failure))
-    if sub.password is None:
-        return reject(method, "method_needs_cleartext", raw=tuple(failure))
-    if not hmac.compare_digest(eap.md5_expected(st.identifier, sub.password, st.challenge), value):
-        return reject(method, "bad_password", raw=tuple(failure))
-    success = eap.eap_attributes(eap.EapPacket(eap.EapCode.SUCCESS, packet.identifier, None, b""))
-    outcome = authorize(req, nas, sub, sessions, cfg, method, tuple(success))
-    if outcome.code != Code.ACCESS_ACCEPT:
-        return Outcome(
-            outcome.code, method, outcome.reason, outcome.attributes, tuple(failure), outcome.plan
-        )
-    return outcome

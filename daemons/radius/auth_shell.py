@@ -43,6 +43,7 @@ from daemons.radius.auth import (
     method_of,
     user_name,
 )
+from daemons.radius.auth_eap import ExchangeStore, SubscriberLookup
 from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import ReplyAttr
@@ -99,8 +100,10 @@ class AuthShell:
         metrics: RadiusMetrics,
         drops: Drops,
         ratelog: RateLimitedLog,
+        exchanges: ExchangeStore | None = None,
     ) -> None:
         self.cfg = cfg
+        self.exchanges = exchanges  # issue 29: the TLS-based EAP exchanges (eap_exchanges.py)
         self.stores = stores
         self.sealer = sealer
         self.tables = tables
@@ -248,27 +251,61 @@ class AuthShell:
         with contextlib.suppress(RedisError, OSError):
             await store.cache_subscribers(self.stores.cache, rows, self.cfg.negative_cache_ttl)
 
-    def _decide(self, job: Job, row: store.SubscriberRow | None, sessions: int) -> None:
+    def _open(
+        self, row: store.SubscriberRow | None, method: Method, name: str | None
+    ) -> Subscriber | None:
+        if row is None:
+            return None
+        try:
+            return open_subscriber(row, self.sealer, method)
+        except SealError:
+            log.error(
+                "subscriber credentials cannot be opened with this key",
+                extra={"fields": {"user": name}},
+            )
+            return None
+
+    def _decide(
+        self,
+        job: Job,
+        row: store.SubscriberRow | None,
+        sessions: int,
+        inner: tuple[Subscriber | None, int] | None = None,
+    ) -> None:
         engine = self.tables.engine
         assert engine is not None
         sub: Subscriber | None = None
         try:
-            if row is not None:
-                try:
-                    sub = open_subscriber(row, self.sealer, method_of(job.pkt))
-                except SealError:
-                    log.error(
-                        "subscriber credentials cannot be opened with this key",
-                        extra={"fields": {"user": job.username}},
-                    )
-            outcome = authenticate(job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom)
+            if inner is None:
+                sub = self._open(row, method_of(job.pkt), job.username)
+            outcome = authenticate(
+                job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom,
+                exchanges=self.exchanges, inner=inner,
+            )  # fmt: skip
         except DecodeError as exc:
             self.admission.give_up(job, exc.reason, exc.detail)
             return
         if isinstance(outcome, HashCheck):
             self.inflight.spawn(self._check_hash(job, sub, sessions, outcome))
             return
+        if isinstance(outcome, SubscriberLookup):
+            self.inflight.spawn(self._lookup_inner(job, outcome))
+            return
         self._finish(outcome, job)
+
+    async def _lookup_inner(self, job: Job, want: SubscriberLookup) -> None:
+        """EAP's inner identity (PEAP, TTLS) or certificate identity (EAP-TLS): its record
+        and live sessions, as the batch looks names up; then the engine goes on."""
+        hits, misses = await self._cached([want.name])
+        if misses:
+            found, failed = await self._fetch(misses)
+            if failed:
+                self.admission.give_up(job, DropReason.STORE_ERROR)
+                return
+            hits.update(found)
+        row, sessions = hits.get(want.name, (None, 0))
+        sub = self._open(row, want.method, want.name)
+        self._decide(job, None, 0, (sub, sessions))
 
     def _finish(self, outcome: Outcome, job: Job) -> None:
         """Reply, after allocating an address when the plan names one of our pools."""
@@ -332,7 +369,7 @@ class AuthShell:
             self._hash_pool, hashes.verify, check.hash, check.password
         )
         outcome = authenticate(job.pkt, job.nas, sub, sessions, engine, time.time(), os.urandom, ok)
-        assert not isinstance(outcome, HashCheck)
+        assert isinstance(outcome, Outcome)
         self._finish(outcome, job)
 
     def _reply(self, outcome: Outcome, job: Job) -> None:

@@ -157,3 +157,14 @@ class RadiusMetrics:
             ["transport", "direction"],
             registry=r,
         )
+        # issue 29: the TLS-based EAP exchanges (eap_exchanges.py)
+        self.eap_exchanges = Gauge(
+            "netd_radius_eap_exchanges", "TLS-based EAP exchanges held by this process", registry=r
+        )
+        self.eap_ends = Counter(
+            "netd_radius_eap_exchange_ends_total",
+            "TLS-based EAP exchanges ended, by method and how (ok, a reject reason, expired, "
+            "evicted, full, unknown)",
+            ["method", "end"],
+            registry=r,
+        )

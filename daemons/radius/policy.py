@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from daemons.core import validate
 from daemons.core.policies import PolicyError, PolicySet
 from daemons.radius.dictionary import Dictionary, ReplyAttr, encode_value
 
@@ -114,6 +115,9 @@ class Policy:
     walled_garden_plan: str | None = None
     disabled_message: str = "Account disabled"
     default_plan: str = "default"
+    # issue 29: the EAP methods a NAS may use ([eap.nas] "name" = [...]), in the order
+    # proposed; a NAS not listed uses radius.eap_methods.
+    eap_nas_methods: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     _replies: dict[tuple[str, str], tuple[ReplyAttr, ...]] = field(
         default_factory=dict, compare=False, repr=False
     )
@@ -211,6 +215,7 @@ def load_policy(
     plans: dict[str, Plan] = {}
     vendors: dict[str, VendorMap] = {}
     settings: dict[str, Any] = {}
+    eap_nas: dict[str, tuple[str, ...]] = {}
     docs = sorted(policies.under("radius").items())
     if managed:
         in_files = {n for _, doc in docs for n in doc.get("plans", {})}
@@ -223,7 +228,7 @@ def load_policy(
     for path, doc in docs:
         where: tuple[str, ...] = ()
         try:
-            unknown = set(doc) - {"plans", "vendors", "settings"}
+            unknown = set(doc) - {"plans", "vendors", "settings", "eap"}
             if unknown:
                 where = (sorted(unknown)[0],)
                 raise ValueError(f"unknown table(s) {sorted(unknown)}")
@@ -237,6 +242,8 @@ def load_policy(
             for name, spec in doc.get("vendors", {}).items():
                 where = ("vendors", name)
                 vendors[name] = _vendor(name, spec, dictionary)
+            where = ("eap",)
+            eap_nas.update(_eap_table(doc.get("eap", {})))
         except (ValueError, TypeError, KeyError) as exc:
             raise policies.error(path, str(exc).strip("'\""), where) from None
     if not plans:
@@ -251,6 +258,7 @@ def load_policy(
         settings.get("walled_garden_plan"),
         str(settings.get("disabled_message", "Account disabled")),
         str(settings.get("default_plan", "default")),
+        eap_nas,
     )
     unknown_settings = set(settings) - {"walled_garden_plan", "disabled_message", "default_plan"}
     if unknown_settings:
@@ -266,6 +274,21 @@ def load_policy(
             "radius/", f"walled_garden_plan {policy.walled_garden_plan!r} is not a plan"
         )
     return policy
+
+
+def _eap_table(table: Mapping[str, Any]) -> dict[str, tuple[str, ...]]:
+    """``[eap.nas]``: NAS name → the EAP methods it allows. Raises ValueError."""
+    unknown = set(table) - {"nas"}
+    if unknown:
+        raise ValueError(f"unknown eap key(s) {sorted(unknown)}")
+    out: dict[str, tuple[str, ...]] = {}
+    for nas, methods in dict(table.get("nas", {})).items():
+        validate.name(nas, "eap.nas")
+        if not isinstance(methods, list):
+            # ValueError: load_policy turns it into a PolicyError naming the file
+            raise ValueError(f'eap.nas.{nas}: a list of methods like ["peap", "ttls"]')  # noqa: TRY004
+        out[nas] = tuple(validate.eap_methods(methods, f"eap.nas.{nas}"))
+    return out
 
 
 _NAMED_REPLY = (

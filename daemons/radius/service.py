@@ -38,6 +38,7 @@ from daemons.radius.admission import Admission
 from daemons.radius.auth_shell import AuthShell
 from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.dictionary import Dictionary, DictionaryError
+from daemons.radius.eap_exchanges import EapConfigError, EapExchanges, tls_contexts
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
 from daemons.radius.shared import Drops, LedgerState, Stores
@@ -61,6 +62,7 @@ class Layers:
     auth: AuthShell
     acct: AcctShell
     upkeep: Upkeep
+    exchanges: EapExchanges
 
 
 def assemble(
@@ -72,7 +74,8 @@ def assemble(
     state_dir: Path,
 ) -> Layers:
     """Wire the layers: the one place that knows them all (the daemon and the seam tests
-    use it). A transport then takes ``auth`` and ``acct`` as its receivers."""
+    use it). A transport then takes ``auth`` and ``acct`` as its receivers. Raises
+    EapConfigError when an EAP certificate, key, CA or CRL cannot be used."""
     metrics = RadiusMetrics(registry)
     ratelog = RateLimitedLog(log)
     drops = Drops(metrics, ratelog)
@@ -80,13 +83,16 @@ def assemble(
     tables = Tables(cfg, stores, sealer, dictionary, metrics, ratelog)
     inflight = Inflight(cfg.max_inflight, metrics, ratelog)
     admission = Admission(cfg, tables, inflight, metrics, drops)
-    auth = AuthShell(cfg, stores, sealer, tables, admission, inflight, metrics, drops, ratelog)
+    exchanges = EapExchanges(cfg, tls_contexts(cfg), metrics, ratelog)
+    auth = AuthShell(
+        cfg, stores, sealer, tables, admission, inflight, metrics, drops, ratelog, exchanges
+    )
     acct = AcctShell(
         cfg, stores, dictionary, admission, inflight, metrics, drops, ratelog, state_dir, ledger
     )
     upkeep = Upkeep(cfg, stores, sealer, tables, inflight, metrics, ratelog, ledger)
     acct.after_commit.append(upkeep.after_commit)
-    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep)
+    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep, exchanges)
 
 
 class RadiusService(Daemon):
@@ -101,9 +107,12 @@ class RadiusService(Daemon):
             self.sealer = ctx.sealer
         except (DictionaryError, ValueError) as exc:
             raise StartupError(f"radius: {exc}", status=2) from None
-        layers = assemble(
-            cfg, ctx, self.sealer, self.dictionary, ctx.registry, ctx.config.state_dir
-        )
+        try:
+            layers = assemble(
+                cfg, ctx, self.sealer, self.dictionary, ctx.registry, ctx.config.state_dir
+            )
+        except EapConfigError as exc:
+            raise StartupError(f"radius: {exc}", status=2) from None
         self.metrics = layers.metrics
         self.ratelog = layers.ratelog
         self.tables = layers.tables

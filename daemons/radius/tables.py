@@ -148,10 +148,17 @@ class Tables:
     def apply_policies(self, policies: PolicySet) -> None:
         policy = self._pending_policy or load_policy(policies, self.dictionary, self._managed_plans)
         self._policy_set = policies
-        self.engine = EngineConfig(
-            self.dictionary, policy, self.sealer.derive(b"eap-state"), self.cfg.eap_state_ttl
-        )
+        self.engine = self._engine(policy)
         self._pending_policy = None
+
+    def _engine(self, policy: Policy) -> EngineConfig:
+        return EngineConfig(
+            self.dictionary,
+            policy,
+            self.sealer.derive(b"eap-state"),
+            self.cfg.eap_state_ttl,
+            tuple(self.cfg.eap_methods),
+        )
 
     async def reload_managed_plans(self) -> None:
         """Plans created through the API: rebuild the policy when they changed. A set that
@@ -168,9 +175,7 @@ class Tables:
             )
             return
         self._managed_plans = managed
-        self.engine = EngineConfig(
-            self.dictionary, policy, self.sealer.derive(b"eap-state"), self.cfg.eap_state_ttl
-        )
+        self.engine = self._engine(policy)
         log.info("API-managed plans applied", extra={"fields": {"plans": len(managed)}})
 
     # --- NAS clients ---

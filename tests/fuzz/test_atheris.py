@@ -1,6 +1,6 @@
 """The atheris targets (fuzz/) run briefly in the suite: a crash fails it.
 
-Both targets run at once, ``NETD_ATHERIS_TIME`` seconds each (10 by default; ``make fuzz``
+The targets run at once, ``NETD_ATHERIS_TIME`` seconds each (10 by default; ``make fuzz``
 runs them for minutes), from the committed seeds into a scratch corpus. A crash makes
 libFuzzer stop with a non-zero status and leave the input as ``crash-*`` under tmp_path:
 the failure message names it, and ``python fuzz/fuzz_radius.py FILE`` replays it.
@@ -20,6 +20,7 @@ REPO = Path(__file__).resolve().parents[2]
 SECONDS = int(os.environ.get("NETD_ATHERIS_TIME", "10"))
 TARGETS = {
     "radius": ["-max_len=4096"],
+    "eap_tls": ["-max_len=4096"],  # issue 29: EAP-TLS, PEAP, TTLS
     "cwmp": ["-max_len=16384", f"-dict={REPO / 'fuzz' / 'cwmp.dict'}"],
 }
 

@@ -10,15 +10,16 @@ checks and reach the engines behind them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import struct
 import time
 
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from daemons.core.config import DatabaseConfig
-from daemons.radius import acct, coa
+from daemons.radius import acct, coa, eap_inner
 from daemons.radius.auth import user_name
 from daemons.radius.codec import (
     HEADER,
@@ -32,6 +33,8 @@ from daemons.radius.codec import (
 from daemons.store import accounting
 from daemons.store.pg import create_pool
 from tests.fuzz import seeds
+from tests.fuzz.eap_paths import eap_tls_receive
+from tests.fuzz.eap_paths import seed as eap_seed
 from tests.fuzz.paths import DICT, NOW, SECRET, STATE, radius_receive
 from tests.fuzz.strategies import (
     attributes,
@@ -152,3 +155,31 @@ async def test_hostile_accounting_records_reach_the_ledger(migrated: str) -> Non
         assert [r[0] for r in ids] == ["good-1", "sess\ufffd-1"]
     finally:
         await pool.close()
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.binary(max_size=3000))
+@example(eap_seed())
+def test_eap_tls_engine_takes_any_bytes(data: bytes) -> None:
+    """EAP-TLS/PEAP/TTLS Type-Data, any bytes over up to four rounds: a Challenge, a
+    Reject or a drop; an ended exchange is released (issue 29)."""
+    eap_tls_receive(data)
+
+
+@given(st.binary(max_size=600))
+def test_tunnelled_parsers_take_any_bytes(data: bytes) -> None:
+    """What PEAP and TTLS decrypt: AVPs, EAP-MSCHAPv2 and the Result TLV parse or raise
+    DecodeError, nothing else (issue 29)."""
+    try:
+        avps = eap_inner.parse_avps(data)
+        assert len(avps) <= eap_inner.MAX_AVPS
+        rebuilt = b"".join(eap_inner.encode_avp(a.code, a.data, a.vendor) for a in avps)
+        assert [(a.code, a.vendor, a.data) for a in eap_inner.parse_avps(rebuilt)] == [
+            (a.code, a.vendor, a.data) for a in avps
+        ]
+    except DecodeError:
+        pass
+    with contextlib.suppress(DecodeError):
+        resp = eap_inner.parse_mschapv2_response(data)
+        assert len(resp.peer_challenge) == 16 and len(resp.nt_response) == 24
+    assert eap_inner.parse_result_tlv(data) in (None, *range(65536))

@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from daemons import resources
+from tests.certs import write_self_signed
 from tests.conftest import StoreUrls
 from tests.support import free_port, free_udp_port, netd_env
 from tests.support import run_netd as netd
@@ -133,3 +134,47 @@ def test_admin_commands_are_quiet_unless_verbose(tmp_path: Path) -> None:
     loud = netd(env, tmp_path, "-v", "nas", "list")
     assert loud.returncode == 0, loud.stderr
     assert "embedded PostgreSQL started" in loud.stderr, loud.stderr
+
+
+def test_check_config_and_start_name_an_unusable_eap_certificate(
+    tmp_path: Path, policies: Path, store_urls: StoreUrls, migrated: str
+) -> None:
+    """issue 29: a missing or unreadable EAP certificate, or a key that is not its key, is
+    one line at check-config and at start (exit 2), naming the key and the file."""
+    cert, key = write_self_signed(tmp_path / "pki", "server")
+    _, other_key = write_self_signed(tmp_path / "pki", "other")
+    base = {"NETD_POLICIES_DIR": str(policies), "NETD_STATE_DIR": str(tmp_path / "s")}
+    good = {**base, "NETD_RADIUS_EAP_CERT": str(cert), "NETD_RADIUS_EAP_KEY": str(key)}
+    ok = netd(netd_env({**good, "NETD_RADIUS_EAP_CA": str(cert)}), tmp_path, "check-config")
+    assert ok.returncode == 0, ok.stderr
+    assert "radius eap:" in ok.stdout and "md5, peap, ttls, tls (certificate" in ok.stdout
+    no_ca = netd(netd_env(good), tmp_path, "check-config")
+    assert "md5, peap, ttls (not tls: no radius.eap_ca)" in no_ca.stdout, no_ca.stdout
+    for env, said in (
+        ({**good, "NETD_RADIUS_EAP_CERT": str(tmp_path / "nope.crt")}, "radius.eap_cert: "),
+        ({**good, "NETD_RADIUS_EAP_KEY": str(other_key)}, "radius.eap_key: "),
+        ({**good, "NETD_RADIUS_EAP_CA": str(tmp_path / "nope.ca")}, "radius.eap_ca: "),
+        ({**good, "NETD_RADIUS_EAP_METHODS": "peap,tlsx"}, "tlsx"),
+    ):
+        bad = netd(netd_env(env), tmp_path, "check-config")
+        assert bad.returncode == 2 and bad.stdout == "", bad.stdout
+        lines = bad.stderr.splitlines()
+        assert len(lines) == 1 and said in lines[0], lines
+    start = netd(
+        netd_env(
+            {
+                **good,
+                "NETD_RADIUS_EAP_CERT": str(tmp_path / "nope.crt"),
+                "NETD_DATABASE_URL": migrated,
+                "NETD_REDIS_URL": store_urls.redis,
+                "NETD_RADIUS_AUTH_PORT": str(free_udp_port()),
+                "NETD_RADIUS_ACCT_PORT": str(free_udp_port()),
+                "NETD_RADIUS_STATUS_PORT": str(free_port()),
+                "NETD_LOG_FORMAT": "text",
+            }
+        ),
+        tmp_path,
+        "radius",
+    )
+    assert start.returncode == 2, start.stderr
+    assert "radius.eap_cert: " in start.stderr and "Traceback" not in start.stderr

@@ -21,6 +21,7 @@ PURE = {
     "hashes",
     "stream",
 }
+PURE |= {"auth_eap", "eap_methods", "eap_tls", "eap_inner"}  # issue 29
 IO = {"asyncio", "socket", "asyncpg", "redis", "daemons.store"}
 #: acct.py takes socket.inet_ntoa (an address to text), no socket I/O.
 IO_EXEMPT = {("acct", "socket")}
@@ -35,6 +36,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "auth_shell": {
         "admission",
         "auth",
+        "auth_eap",
         "authlog_writer",
         "codec",
         "dictionary",
@@ -48,6 +50,7 @@ MAY_IMPORT: dict[str, set[str]] = {
     "acct_shell": {"acct", "admission", "codec", "dictionary", "inflight", "metrics", "shared"},
     "acct_upkeep": {"acct", "inflight", "metrics", "sessions", "shared", "tables"},
     "transport": {"shared"},
+    "eap_exchanges": {"eap_methods", "eap_tls", "metrics"},
     "workers": set(),
     # RADIUS over TCP and TLS (issue 28): framing pure, the listener a transport beside UDP.
     "stream": {"codec"},
