@@ -48,7 +48,7 @@ from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import ReplyAttr
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
-from daemons.radius.shared import Drops, Job, Sender, Stores, hold, within
+from daemons.radius.shared import Drops, Job, Router, Sender, Stores, hold, within
 from daemons.radius.tables import Tables
 from daemons.store import pools
 from daemons.store import pools6 as pools6_store
@@ -117,6 +117,7 @@ class AuthShell:
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         # issue 21: the authentication history (radius.auth_log), made by the daemon's start
         self.authlog: AuthLogWriter | None = None
+        self.route: Router | None = None  # issue 28: realms and proxying, set by assemble
         inflight.register(self.held)
 
     def held(self) -> int:
@@ -143,6 +144,8 @@ class AuthShell:
         if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
             self.admission.answer(Code.ACCESS_ACCEPT, job, [], "status")
             return
+        if self.route is not None and self.route(verdict.key, verdict.now, job):
+            return  # issue 28: a realm proxied or refused
         load = self.inflight.load()
         if load >= self.inflight.limit or self.tables.engine is None:
             self.drops.drop(DropReason.OVERLOAD, nas.name, addr)

@@ -74,9 +74,8 @@ def forward_of(
         if atype == Attr.USER_PASSWORD:
             password = unhide_password(value, nas_secret, pkt.authenticator)
             continue
-        if atype == Attr.USER_NAME and user_name is not None:
-            value = user_name.encode()
-        attrs.append((atype, value))
+        renamed = atype == Attr.USER_NAME and user_name is not None
+        attrs.append((atype, user_name.encode() if renamed and user_name else value))
         if atype == Attr.CHAP_PASSWORD and not has_challenge:
             attrs.append((Attr.CHAP_CHALLENGE, pkt.authenticator))
             has_challenge = True
@@ -101,7 +100,8 @@ def upstream_request(
         attrs = [(t, v) for t, v in attrs if t != ACCT_DELAY_TIME] + [(ACCT_DELAY_TIME, new)]
     if fwd.password is not None:
         attrs.insert(
-            _after_user_name(attrs), (Attr.USER_PASSWORD, hide_password(fwd.password, secret, authenticator))
+            _after_user_name(attrs),
+            (Attr.USER_PASSWORD, hide_password(fwd.password, secret, authenticator)),
         )
     attrs.append((Attr.PROXY_STATE, fwd.proxy_state))
     computed = fwd.code == Code.ACCOUNTING_REQUEST
@@ -163,10 +163,13 @@ def downstream_reply(
             continue
         if atype == TUNNEL_PASSWORD and len(value) > 1:  # RFC 2868 §3.5: a tag, then salted
             plain = salt_decrypt(value[1:], home_secret, home_auth)
-            value = value[:1] + salt_encrypt(plain, nas_secret, nas_auth, salt())
+            out.append((atype, value[:1] + salt_encrypt(plain, nas_secret, nas_auth, salt())))
         elif atype == Attr.VENDOR_SPECIFIC:
-            value = _reseal_vsa(value, home_secret, home_auth, nas_secret, nas_auth, salt)
-        out.append((atype, value))
+            out.append(
+                (atype, _reseal_vsa(value, home_secret, home_auth, nas_secret, nas_auth, salt))
+            )
+        else:
+            out.append((atype, value))
     return out
 
 
@@ -184,8 +187,10 @@ def _reseal_vsa(
     out = bytearray(value[:4])
     for vendor, st, sv in subs:
         if st in MS_MPPE_KEYS:
-            sv = salt_encrypt(salt_decrypt(sv, home_secret, home_auth), nas_secret, nas_auth, salt())
-        out += vsa(vendor, st, sv)[1][4:]
+            plain = salt_decrypt(sv, home_secret, home_auth)
+            out += vsa(vendor, st, salt_encrypt(plain, nas_secret, nas_auth, salt()))[1][4:]
+        else:
+            out += vsa(vendor, st, sv)[1][4:]
     return bytes(out)
 
 

@@ -185,7 +185,9 @@ def _bool(spec: Mapping[str, Any], key: str, default: bool) -> bool:
     return value
 
 
-def _seconds(spec: Mapping[str, Any], key: str, default: float, bounds: tuple[float, float]) -> float:
+def _seconds(
+    spec: Mapping[str, Any], key: str, default: float, bounds: tuple[float, float]
+) -> float:
     value = spec.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise validate.Invalid(f"{key} is a number of seconds (got {validate.show(value, 24)})")
@@ -194,7 +196,7 @@ def _seconds(spec: Mapping[str, Any], key: str, default: float, bounds: tuple[fl
 
 def _delimiters(value: object) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:
-        raise validate.Invalid("delimiters is a non-empty list, e.g. [\"@\", \"\\\\\"]")
+        raise validate.Invalid('delimiters is a non-empty list, e.g. ["@", "\\\\"]')
     return tuple(validate.realm_delimiter(str(d)) for d in value)
 
 
@@ -255,7 +257,7 @@ def parse_pool(name: str, spec: Mapping[str, Any], servers: Mapping[str, HomeSer
 
 
 def parse_realm(name: str, spec: Mapping[str, Any], pools: Mapping[str, HomePool]) -> Realm:
-    key = name if name in (DEFAULT, NULL) else name
+    key = name
     if key.startswith("*."):
         validate.realm(key[2:])
         key = "*." + key[2:].lower()
@@ -269,7 +271,7 @@ def parse_realm(name: str, spec: Mapping[str, Any], pools: Mapping[str, HomePool
     if action == Action.PROXY:
         validate.known(str(pool), pools, "home server pool", "[home_server_pools]")
     elif pool is not None:
-        raise validate.Invalid("pool is for action = \"proxy\"")
+        raise validate.Invalid('pool is for action = "proxy"')
     plan = spec.get("plan")
     if plan is not None:
         validate.name(str(plan), "plan")
@@ -292,7 +294,7 @@ def load_realms(policies: PolicySet) -> RealmPolicy:
     servers: dict[str, HomeServer] = {}
     pools: dict[str, HomePool] = {}
     realms: dict[str, Realm] = {}
-    delimiters = DEFAULT_DELIMITERS
+    delimiters: tuple[str, ...] = DEFAULT_DELIMITERS
     per_nas: dict[str, tuple[str, ...]] = {}
     # Servers first, then pools, then realms: a realm names a pool in any file.
     for stage in ("home_servers", "home_server_pools", "realms", "realm_parsing"):
@@ -304,15 +306,17 @@ def load_realms(policies: PolicySet) -> RealmPolicy:
                     _keys(table, {"delimiters", "nas"}, "[realm_parsing]")
                     if "delimiters" in table:
                         delimiters = _delimiters(table["delimiters"])
-                    for nas, spec in _table(table.get("nas", {}), "[realm_parsing.nas]").items():
+                    for nas, raw in _table(table.get("nas", {}), "[realm_parsing.nas]").items():
                         where = (stage, "nas", nas)
-                        spec = _table(spec, f"[realm_parsing.nas.{nas}]")
-                        _keys(spec, {"delimiters"}, f"[realm_parsing.nas.{nas}]")
-                        per_nas[validate.name(nas, "NAS name")] = _delimiters(spec.get("delimiters"))
+                        nas_spec = _table(raw, f"[realm_parsing.nas.{nas}]")
+                        _keys(nas_spec, {"delimiters"}, f"[realm_parsing.nas.{nas}]")
+                        per_nas[validate.name(nas, "NAS name")] = _delimiters(
+                            nas_spec.get("delimiters")
+                        )
                     continue
-                for name, spec in table.items():
+                for name, raw in table.items():
                     where = (stage, name)
-                    spec = _table(spec, f"[{stage}.{name}]")
+                    spec = _table(raw, f"[{stage}.{name}]")
                     if stage == "home_servers":
                         servers[name] = parse_server(name, spec, policies.root)
                     elif stage == "home_server_pools":

@@ -39,6 +39,7 @@ from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
+from daemons.radius.proxy_shell import ProxyShell
 from daemons.radius.shared import Drops, LedgerState, Stores
 from daemons.radius.tables import NasTable, Tables
 from daemons.radius.transport import Transport, UdpListeners
@@ -59,6 +60,7 @@ class Layers:
     auth: AuthShell
     acct: AcctShell
     upkeep: Upkeep
+    proxy: ProxyShell
 
 
 def assemble(
@@ -84,7 +86,9 @@ def assemble(
     )
     upkeep = Upkeep(cfg, stores, sealer, tables, inflight, metrics, ratelog, ledger)
     acct.after_commit.append(upkeep.after_commit)
-    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep)
+    proxy = ProxyShell(cfg, stores, admission, inflight, metrics, drops, ratelog)
+    auth.route = acct.route = proxy.route  # realms (issue 28): after admission
+    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep, proxy)
 
 
 class RadiusService(Daemon):
@@ -110,6 +114,7 @@ class RadiusService(Daemon):
         self.auth = layers.auth
         self.acct = layers.acct
         self.upkeep = layers.upkeep
+        self.proxy = layers.proxy
         self.transports: list[Transport] = [
             UdpListeners(
                 cfg.listen,
@@ -132,9 +137,11 @@ class RadiusService(Daemon):
 
     def check_policies(self, policies: PolicySet) -> None:
         self.tables.check_policies(policies)
+        self.proxy.check_policies(policies)
 
     def apply_policies(self, policies: PolicySet) -> None:
         self.tables.apply_policies(policies)
+        self.proxy.apply_policies(policies)
 
     # --- lifecycle ---
 
@@ -150,6 +157,7 @@ class RadiusService(Daemon):
         if self.spawns_workers:  # one process per instance keeps the live sessions whole
             self.upkeep.start()
         self.acct.start()
+        await self.proxy.start(forwarder=self.spawns_workers)
         if self.spawns_workers and self.cfg.workers > 1:
             self.workers.spawn(self.cfg.workers - 1)
 
@@ -172,11 +180,13 @@ class RadiusService(Daemon):
         self.acct.commit_now()
         self.workers.stop()
         await self.inflight.wait()
+        await self.proxy.wait(self.ctx.config.lifecycle.drain_timeout)
         for transport in self.transports:
             transport.close()
         await self.workers.wait()
 
     async def close(self) -> None:
+        await self.proxy.close()
         await self.upkeep.close()
         await self.tables.close()
         self.workers.kill()

@@ -4,6 +4,7 @@
   ``sendto``), a stream connection later. Admission and the shells only ever call it.
 - :class:`Receiver` is what a transport hands a datagram to: the auth shell and the
   accounting shell each are one.
+- :class:`Router` is what may take a request after admission (the proxy shell).
 - :class:`Stores` is how a shell reaches PostgreSQL and Redis (the daemon's ``Context``
   is one; a test passes its own).
 - :class:`Job` is one admitted request between its datagram and its reply.
@@ -41,6 +42,13 @@ class Receiver(Protocol):
     """Takes a request's bytes, its peer and the way back; never raises."""
 
     def received(self, data: bytes, addr: Any, sender: Sender) -> None: ...
+
+
+class Router(Protocol):
+    """Takes an admitted request before its shell does (the proxy: realms, RFC 2865
+    §2.3); True when it took it. May replace ``job.username`` (a stripped realm)."""
+
+    def __call__(self, key: tuple[Any, ...], now: float, job: Job) -> bool: ...
 
 
 class Stores(Protocol):

@@ -67,7 +67,7 @@ class UdpUpstream:
 
     async def open(self) -> None:
         family = socket.AF_INET6 if ":" in self.server.address else socket.AF_INET
-        local = ("::1", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)  # noqa: S104
+        local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
         if self.server.address in ("127.0.0.1", "::1"):
             local = (self.server.address, 0)
         sock = socket.socket(family, socket.SOCK_DGRAM)

@@ -38,7 +38,10 @@ async def next_spooled(pool: asyncpg.Pool, home_pool: str, limit: int) -> list[S
         home_pool,
         limit,
     )
-    return [Spooled(r["id"], r["pool"], r["realm"], r["nas"], float(r["age"]), r["attributes"]) for r in rows]
+    return [
+        Spooled(r["id"], r["pool"], r["realm"], r["nas"], float(r["age"]), r["attributes"])
+        for r in rows
+    ]
 
 
 async def forwarded(pool: asyncpg.Pool, ids: Sequence[int]) -> None:
