@@ -414,7 +414,8 @@ class ProxyShell:
             state.outstanding -= 1
             state.answered(now, probe=out.kind == "probe")
             self._publish(state)
-        self.metrics.child(self.metrics.proxy_answers, server.name, CODE_NAMES[pkt.code]).inc()
+        code = "STATUS_SERVER" if out.kind == "probe" else CODE_NAMES[pkt.code]  # the probe's
+        self.metrics.child(self.metrics.proxy_answers, server.name, code).inc()
         if out.kind == "spool":
             assert out.done is not None
             out.done(True)
