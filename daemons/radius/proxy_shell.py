@@ -42,7 +42,7 @@ from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.radius import proxy
 from daemons.radius.admission import Admission
-from daemons.radius.codec import Attr, Code, DecodeError, DropReason, decode
+from daemons.radius.codec import Attr, Code, DecodeError, DropReason
 from daemons.radius.homeservers import STATE_VALUE, Ids, ServerState, State, choose
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import CODE_NAMES, RadiusMetrics
@@ -304,6 +304,8 @@ class ProxyShell:
             link.ids.release(ident)
             if out.job is not None:
                 self._give_up(out, DropReason.MALFORMED, str(exc))
+            elif out.done is not None:
+                out.done(False)
             return True
         now = time.monotonic()
         out.authenticator, out.sent_at = auth, now
@@ -477,5 +479,16 @@ class ProxyShell:
     def live_server(self, pool: HomePool) -> ServerState | None:
         return choose(pool, self.states)
 
+    def forward_spooled(
+        self, pool: HomePool, fwd: proxy.Forward, delay: int, done: Callable[[bool], None]
+    ) -> bool:
+        """Send a spooled record to a live member of ``pool``; ``done`` is told whether it
+        was answered. False when no member can take it now."""
+        state = self.live_server(pool)
+        if state is None:
+            return False
+        out = Outstanding("spool", fwd, b"", 0.0, pool=pool, done=done)
+        return self.send_on(self.links[state.server.name], out, delay)
 
-__all__ = ["Link", "Outstanding", "ProxyShell", "decode"]
+
+__all__ = ["Link", "Outstanding", "ProxyShell"]

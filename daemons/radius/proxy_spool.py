@@ -21,17 +21,45 @@ import asyncio
 import contextlib
 import logging
 import os
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any, Protocol
 
 from daemons.core.ratelog import RateLimitedLog
 from daemons.radius import proxy
+from daemons.radius.admission import Admission
 from daemons.radius.codec import Code, DecodeError, DropReason, decode
+from daemons.radius.homeservers import ServerState
+from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
-from daemons.radius.shared import Stores, within
+from daemons.radius.realms import HomePool, Realm, RealmPolicy
+from daemons.radius.shared import Job, Stores, within
 from daemons.store import proxy_spool as store
 
-if TYPE_CHECKING:
-    from daemons.radius.proxy_shell import Outstanding, ProxyShell
+
+class Held(Protocol):
+    """A NAS request the proxy holds (``proxy_shell.Outstanding``)."""
+
+    job: Job | None
+    pool: HomePool | None
+    realm: Realm | None
+    fwd: proxy.Forward | None
+
+
+class Shell(Protocol):
+    """What the spool needs of the proxy shell."""
+
+    admission: Admission
+    inflight: Inflight
+    policy: RealmPolicy
+
+    def finish(self, out: Any) -> None: ...
+
+    def live_server(self, pool: HomePool) -> ServerState | None: ...
+
+    def forward_spooled(
+        self, pool: HomePool, fwd: proxy.Forward, delay: int, done: Callable[[bool], None]
+    ) -> bool: ...
+
 
 log = logging.getLogger("netd.radius")
 
@@ -52,13 +80,13 @@ def unpack(raw: bytes) -> tuple[tuple[int, bytes], ...]:
 
 class ProxySpool:
     def __init__(
-        self, stores: Stores, shell: ProxyShell, metrics: RadiusMetrics, ratelog: RateLimitedLog
+        self, stores: Stores, shell: Shell, metrics: RadiusMetrics, ratelog: RateLimitedLog
     ) -> None:
         self.stores = stores
         self.shell = shell
         self.metrics = metrics
         self.ratelog = ratelog
-        self._batch: list[Outstanding] = []
+        self._batch: list[Held] = []
         self._committing = 0
         self._spooling: set[str] = set()  # pools with records in the table
         self._wake = asyncio.Event()
@@ -73,7 +101,7 @@ class ProxySpool:
 
     # --- acknowledging ---
 
-    def add(self, out: Outstanding) -> None:
+    def add(self, out: Held) -> None:
         """Spool ``out`` (its Accounting-Response follows the commit)."""
         self._batch.append(out)
         if len(self._batch) == 1:
@@ -83,7 +111,7 @@ class ProxySpool:
         await asyncio.sleep(0)  # what arrives this loop tick joins the batch
         batch, self._batch = self._batch, []
         self._committing += len(batch)
-        by_pool: dict[str, list[Outstanding]] = {}
+        by_pool: dict[str, list[Held]] = {}
         for out in batch:
             assert out.pool is not None
             by_pool.setdefault(out.pool.name, []).append(out)
@@ -169,9 +197,9 @@ class ProxySpool:
             if len(answered) < len(rows):
                 return  # something went unanswered: the pool may be dying; later
 
-    async def _send_window(self, pool: Any, rows: list[store.Spooled]) -> list[int]:
-        from daemons.radius.proxy_shell import Outstanding  # noqa: PLC0415 - a cycle
-
+    async def _send_window(self, pool: HomePool, rows: list[store.Spooled]) -> list[int]:
+        """Send ``rows`` (in order) and wait for each one's answer or timeout; the ids of
+        those answered."""
         loop = asyncio.get_running_loop()
         futures: list[tuple[int, asyncio.Future[bool]]] = []
         for row in rows:
@@ -180,23 +208,16 @@ class ProxySpool:
             except DecodeError:
                 log.error("unreadable proxy spool record skipped", extra={"fields": {"id": row.id}})
                 continue
-            state = self.shell.live_server(pool)
-            if state is None:
-                break
             fut: asyncio.Future[bool] = loop.create_future()
             fwd = proxy.Forward(
-                Code.ACCOUNTING_REQUEST,
-                attrs,
-                None,
-                proxy.proxy_state_token(row.id, os.urandom(8)),
+                Code.ACCOUNTING_REQUEST, attrs, None, proxy.proxy_state_token(row.id, os.urandom(8))
             )
 
             def done(ok: bool, fut: asyncio.Future[bool] = fut) -> None:
                 if not fut.done():
                     fut.set_result(ok)
 
-            out = Outstanding("spool", fwd, b"", 0.0, pool=pool, done=done)
-            if not self.shell.send_on(self.shell.links[state.server.name], out, int(row.age)):
+            if not self.shell.forward_spooled(pool, fwd, int(row.age), done):
                 break
             futures.append((row.id, fut))
         answered = []

@@ -9,7 +9,20 @@ from pathlib import Path
 import pytest
 
 RADIUS = Path(__file__).resolve().parents[2] / "daemons" / "radius"
-PURE = {"codec", "dictionary", "auth", "eap", "mschap", "policy", "acct", "coa", "hashes"}
+PURE = {
+    "codec",
+    "dictionary",
+    "auth",
+    "eap",
+    "mschap",
+    "policy",
+    "acct",
+    "coa",
+    "hashes",
+    "realms",
+    "homeservers",
+    "proxy",
+}
 IO = {"asyncio", "socket", "asyncpg", "redis", "daemons.store"}
 #: acct.py takes socket.inet_ntoa (an address to text), no socket I/O.
 IO_EXEMPT = {("acct", "socket")}
@@ -38,6 +51,33 @@ MAY_IMPORT: dict[str, set[str]] = {
     "acct_upkeep": {"acct", "inflight", "metrics", "sessions", "shared", "tables"},
     "transport": {"shared"},
     "workers": set(),
+    # issue 28: realms and proxying
+    "realms": set(),
+    "homeservers": {"realms"},
+    "proxy": {"codec"},
+    "upstream": {"codec", "realms"},
+    "proxy_shell": {
+        "admission",
+        "codec",
+        "homeservers",
+        "inflight",
+        "metrics",
+        "proxy",
+        "proxy_spool",
+        "realms",
+        "shared",
+        "upstream",
+    },
+    "proxy_spool": {
+        "admission",
+        "codec",
+        "homeservers",
+        "inflight",
+        "metrics",
+        "proxy",
+        "realms",
+        "shared",
+    },
 }
 
 
@@ -65,7 +105,7 @@ def test_each_layer_imports_only_what_it_may(module: str) -> None:
 
 
 def test_the_shells_do_not_know_each_other_or_the_transport() -> None:
-    shells = {"auth_shell", "acct_shell", "acct_upkeep"}
+    shells = {"auth_shell", "acct_shell", "acct_upkeep", "proxy_shell"}
     for shell in shells:
         assert not radius_imports(shell) & (shells | {"transport", "service", "workers"})
 
