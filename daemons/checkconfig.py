@@ -25,6 +25,7 @@ from daemons.core.policies import PolicyError, PolicySet, load_policies
 from daemons.poller.profiles import load_profiles
 from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.policy import load_policy
+from daemons.radius.upstream import checked_realms
 from daemons.store.pg import redact
 
 
@@ -68,6 +69,7 @@ def check(config: Config) -> dict[str, str]:
     try:
         policies = load_policies(root, 1)
         policy = load_policy(policies, dictionary)
+        realms = checked_realms(policies)
         presets = load_presets(policies)
         profiles = load_profiles(policies)
         templates = check_templates(root)
@@ -76,6 +78,9 @@ def check(config: Config) -> dict[str, str]:
     packaged = " (packaged with netd)" if config.policies.dir is None else ""
     found["policies"] = f"{root}{packaged}: {_count(policies)} files"
     found["radius plans"] = f"{len(policy.plans)}, vendor tables {len(policy.vendors)}"
+    found["radius realms"] = (
+        f"{len(realms.realms)}, home servers {len(realms.home_servers)}, pools {len(realms.pools)}"
+    )
     found["cwmp presets"] = str(len(presets))
     found["snmp profiles"] = ", ".join(sorted(profiles)) or "none"
     found["config templates"] = str(templates)

@@ -37,7 +37,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from daemons.core.config import ConfigError, RadiusConfig
+from daemons.core.config import RadiusConfig
 from daemons.core.policies import PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.radius import proxy
@@ -47,9 +47,9 @@ from daemons.radius.homeservers import STATE_VALUE, Ids, ServerState, State, cho
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import CODE_NAMES, RadiusMetrics
 from daemons.radius.proxy_spool import ProxySpool
-from daemons.radius.realms import Action, HomePool, HomeServer, Realm, RealmPolicy, load_realms
+from daemons.radius.realms import Action, HomePool, HomeServer, Realm, RealmPolicy
 from daemons.radius.shared import Drops, Job, Stores
-from daemons.radius.upstream import Upstream, check_transport, make_upstream
+from daemons.radius.upstream import Upstream, checked_realms, make_upstream
 
 log = logging.getLogger("netd.radius")
 
@@ -114,20 +114,10 @@ class ProxyShell:
     # --- policies ---
 
     def check_policies(self, policies: PolicySet) -> None:
-        policy = load_realms(policies)
-        for server in policy.home_servers.values():
-            try:
-                check_transport(server)
-            except ConfigError as exc:
-                raise policies.error(
-                    "radius/realms.toml",
-                    f"{exc.key}: {exc.expected}",
-                    ("home_servers", server.name),
-                ) from None
-        self._pending_policy = policy
+        self._pending_policy = checked_realms(policies)
 
     def apply_policies(self, policies: PolicySet) -> None:
-        policy = self._pending_policy or load_realms(policies)
+        policy = self._pending_policy or checked_realms(policies)
         self._pending_policy = None
         self.policy = policy
         for name, server in policy.home_servers.items():

@@ -21,8 +21,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from daemons.core.config import ConfigError
+from daemons.core.policies import PolicySet
 from daemons.radius.codec import Code
-from daemons.radius.realms import HomeServer
+from daemons.radius.realms import HomeServer, RealmPolicy, load_realms
 
 log = logging.getLogger("netd.radius")
 
@@ -122,3 +123,25 @@ def make_upstream(server: HomeServer, on_reply: OnReply) -> Upstream:
     """The connection to ``server`` by its transport. Raises ConfigError."""
     check_transport(server)
     return FACTORIES[server.transport](server, on_reply)
+
+
+def checked_realms(policies: PolicySet) -> RealmPolicy:
+    """The realm policy, every home server's transport one this build can open. Raises
+    PolicyError naming the file, the home server and the line."""
+    policy = load_realms(policies)
+    for server in policy.home_servers.values():
+        try:
+            check_transport(server)
+        except ConfigError as exc:
+            where = next(
+                (
+                    p
+                    for p, d in policies.under("radius").items()
+                    if server.name in d.get("home_servers", {})
+                ),
+                "radius/realms.toml",
+            )
+            raise policies.error(
+                where, f"{exc.key}: {exc.expected}", ("home_servers", server.name)
+            ) from None
+    return policy

@@ -282,3 +282,26 @@ def test_ids_are_256_and_come_back() -> None:
     assert ids.take() is None
     ids.release(7)
     assert ids.take() == 7
+
+
+def test_check_config_refuses_a_transport_this_build_cannot_open(tmp_path: Path) -> None:
+    import shutil  # noqa: PLC0415
+
+    from daemons import resources  # noqa: PLC0415
+    from tests.support import netd_env, run_netd  # noqa: PLC0415
+
+    policies = tmp_path / "policies"
+    shutil.copytree(resources.path("policies"), policies)
+    (policies / "radius" / "realms.toml").write_text(
+        GOOD.replace('secret = "s3cret"', 'secret = "s3cret"\ntransport = "tls"')
+    )
+    (policies / "b.secret").write_text("x\n")
+    env = netd_env({"NETD_POLICIES_DIR": str(policies), "NETD_STATE_DIR": str(tmp_path / "s")})
+    out = run_netd(env, tmp_path, "check-config")
+    assert out.returncode == 2, out.stdout + out.stderr
+    lines = (out.stdout + out.stderr).strip().splitlines()
+    assert len(lines) == 1 and "realms.toml:" in lines[0] and "transport" in lines[0], lines
+    assert "Traceback" not in out.stderr
+    (policies / "radius" / "realms.toml").write_text(GOOD)
+    ok = run_netd(env, tmp_path, "check-config")
+    assert ok.returncode == 0 and "radius realms" in ok.stdout, ok.stdout + ok.stderr
