@@ -200,17 +200,14 @@ class ProxyShell:
                     out.timer.cancel()
             link.upstream.close()
 
-    def status(self) -> dict[str, Any]:
-        """Each home server's state, for the status API."""
-        return {
-            name: {
-                "state": st.state.value,
-                "outstanding": st.outstanding,
-                "address": st.server.address,
-                "transport": st.server.transport,
-            }
-            for name, st in self.states.items()
-        }
+    def counters(self) -> dict[str, float]:
+        """Each home server's state (1 alive, 0.5 zombie, 0 dead) and requests outstanding,
+        for the heartbeat and so the status API (``GET /status``)."""
+        out: dict[str, float] = {}
+        for name, st in self.states.items():
+            out[f"home_server:{name}:state"] = STATE_VALUE[st.state]
+            out[f"home_server:{name}:outstanding"] = st.outstanding
+        return out
 
     # --- routing ---
 

@@ -172,6 +172,7 @@ class RadiusService(Daemon):
             "handled": self.admission.handled,
             "inflight": self.inflight.load(),
             "nas": len(self.tables.nas),
+            **self.proxy.counters(),  # each home server's state (issue 28)
         }
 
     async def drain(self) -> None:
