@@ -133,9 +133,20 @@ class AcctShell:
             return
         self.inflight.taken(load)
         self.admission.taking(verdict.key, verdict.now)
-        self._pending.append(
-            (record, Job(pkt, nas, addr, sender, verdict.key, t0, record.username))
-        )
+        self._enqueue(record, Job(pkt, nas, addr, sender, verdict.key, t0, record.username))
+
+    def take(self, job: Job) -> None:
+        """A request the proxy has forwarded, for the ledger as well (issue 28, a realm's
+        ``ledger``): acknowledged after its commit like any other."""
+        try:
+            record = acct.parse(job.pkt, job.nas.name, self.dictionary, time.time())
+        except DecodeError as exc:
+            self.admission.give_up(job, exc.reason, exc.detail)
+            return
+        self._enqueue(record, job)
+
+    def _enqueue(self, record: acct.AcctRecord, job: Job) -> None:
+        self._pending.append((record, job))
         if len(self._pending) >= self.cfg.acct_batch_max:
             self.commit_now()
         elif self._timer is None:

@@ -109,6 +109,9 @@ class ProxyShell:
         self._ticker: asyncio.Task[None] | None = None
         self._started = False
         self._nas_id = os.uname().nodename.encode()[:64] or b"netd"
+        # issue 28: proxied accounting of a realm with ``ledger`` goes on to the accounting
+        # shell (``AcctShell.take``), set by assemble
+        self.ledger: Callable[[Job], None] | None = None
         inflight.register(lambda: self._held + self.spool.held())
 
     # --- policies ---
@@ -330,6 +333,16 @@ class ProxyShell:
         """A NAS request answered or given up by the spool."""
         self._held -= 1
 
+    def to_ledger(self, out: Outstanding) -> bool:
+        """An Accounting-Request of a realm with ``ledger``, now with a home server or in
+        the spool: to the accounting shell, which answers it once in the ledger too."""
+        if self.ledger is None or out.realm is None or not out.realm.ledger or out.job is None:
+            return False
+        if out.job.pkt.code != Code.ACCOUNTING_REQUEST:
+            return False
+        self.ledger(out.job)
+        return True
+
     def _give_up(self, out: Outstanding, reason: DropReason, detail: str = "") -> None:
         assert out.job is not None
         self._held -= 1
@@ -413,6 +426,8 @@ class ProxyShell:
             return
         assert out.job is not None
         self._held -= 1
+        if self.to_ledger(out):
+            return
         # An Accounting-Response carries no Message-Authenticator (RFC 2866; as the acct
         # shell answers): radclient checks one against the Request Authenticator wrongly.
         signed = pkt.code != Code.ACCOUNTING_RESPONSE

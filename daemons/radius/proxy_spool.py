@@ -54,6 +54,8 @@ class Shell(Protocol):
 
     def finish(self, out: Any) -> None: ...
 
+    def to_ledger(self, out: Any) -> bool: ...
+
     def live_server(self, pool: HomePool) -> ServerState | None: ...
 
     def forward_spooled(
@@ -139,6 +141,8 @@ class ProxySpool:
                 for out in outs:
                     assert out.job is not None
                     self.shell.finish(out)
+                    if self.shell.to_ledger(out):
+                        continue
                     self.shell.admission.answer(
                         Code.ACCOUNTING_RESPONSE, out.job, [], "proxy", message_auth=False
                     )

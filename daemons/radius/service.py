@@ -88,6 +88,7 @@ def assemble(
     acct.after_commit.append(upkeep.after_commit)
     proxy = ProxyShell(cfg, stores, admission, inflight, metrics, drops, ratelog)
     auth.route = acct.route = proxy.route  # realms (issue 28): after admission
+    proxy.ledger = acct.take  # a realm's proxied accounting in our ledger too
     return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep, proxy)
 
 

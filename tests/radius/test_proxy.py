@@ -40,6 +40,11 @@ action = "proxy"
 pool = "isp"
 strip = false
 
+[realms."bill.example"]  # a wholesale partner we bill: its accounting in our ledger too
+action = "proxy"
+pool = "isp"
+ledger = true
+
 [realms."front.example"]
 action = "local"
 strip = true
@@ -195,3 +200,21 @@ def test_accounting_packet_helper_is_accepted(netd: RadiusServer, home: Running)
     reply = exchange(netd.acct_port, accounting_request(9, "bob@isp.example", "helper-1"))
     assert reply is not None and reply[0] == 5
     wait_until(lambda: ["Start", "helper-1", "bob", "0"] in home.records())
+
+
+async def test_a_ledger_realm_is_in_the_home_servers_records_and_ours(
+    netd: RadiusServer, home: Running
+) -> None:
+    session = f"bill-{time.time_ns()}"
+    out = radclient(
+        netd.acct_port,
+        "acct",
+        f'User-Name = "carol@bill.example", Acct-Status-Type = Start, '
+        f'Acct-Session-Id = "{session}"\n',
+    )
+    assert out.returncode == 0 and "Accounting-Response" in out.stdout, out.stdout + out.stderr
+    assert ["Start", session, "carol", "0"] in home.records()
+    rows = await netd.pool.fetch(
+        "SELECT username, status_type FROM accounting_events WHERE acct_session_id = $1", session
+    )
+    assert [(r["username"], r["status_type"]) for r in rows] == [("carol@bill.example", 1)]
