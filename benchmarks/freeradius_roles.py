@@ -84,12 +84,12 @@ eap {
 }
 """
 
-_LINELOG = """\
-linelog acctlog {{
-    filename = {path}
-    format = "%{{Acct-Status-Type}} %{{Acct-Session-Id}} %{{User-Name}} %{{%{{Acct-Delay-Time}}:-0}}"
-}}
-"""
+_FIELDS = "%{Acct-Status-Type} %{Acct-Session-Id} %{User-Name} %{%{Acct-Delay-Time}:-0}"
+_LINELOG = (
+    'linelog acctlog {{\n    filename = {path}\n    format = "'
+    + _FIELDS.replace("{", "{{").replace("}", "}}")
+    + '"\n}}\n'
+)
 
 _PROXY_SITE = """\
 server front {{
@@ -152,7 +152,7 @@ home_server_pool netd-acct-pool {{
 realm {realm} {{
     auth_pool = netd-auth-pool
     acct_pool = netd-acct-pool
-    nostrip
+    {strip}
 }}
 """
 
@@ -177,7 +177,7 @@ class Running:
         return [line.split() for line in text.splitlines() if line.strip()]
 
     def stop(self) -> None:
-        fr._stop(self.proc)  # noqa: SLF001 - the generator's own stop
+        fr._stop(self.proc)
 
     @property
     def pid(self) -> int:
@@ -196,7 +196,7 @@ def _start(confdir: Path, auth_port: int, acct_port: int, ready: str, secret: st
         )
     try:
         if ready == "auth":
-            fr._wait_ready(  # noqa: SLF001
+            fr._wait_ready(
                 proc,
                 auth_port,
                 acct_port,
@@ -211,14 +211,14 @@ def _start(confdir: Path, auth_port: int, acct_port: int, ready: str, secret: st
             import time  # noqa: PLC0415
 
             deadline = time.monotonic() + 30
-            while not (fr._bound(auth_port) and fr._bound(acct_port)):  # noqa: SLF001
+            while not (fr._bound(auth_port) and fr._bound(acct_port)):
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(
-                        f"FreeRADIUS did not start; see {out_path}:\n{fr._tail(out_path)}"  # noqa: SLF001
+                        f"FreeRADIUS did not start; see {out_path}:\n{fr._tail(out_path)}"
                     )
                 time.sleep(0.05)
     except BaseException:
-        fr._stop(proc)  # noqa: SLF001
+        fr._stop(proc)
         raise
     return Running(auth_port, acct_port, confdir, proc)
 
@@ -247,7 +247,7 @@ def write_home(
     reply = ",\n".join(f"\t{name} = {value}" for name, value in fr.REPLY)
     with (confdir / "users").open("a") as f:
         for name, pw in (extra_users or {}).items():
-            f.write(f"\n{fr._q(name)} Cleartext-Password := {fr._q(pw)}\n{reply}\n")  # noqa: SLF001
+            f.write(f"\n{fr._q(name)} Cleartext-Password := {fr._q(pw)}\n{reply}\n")
     (confdir / "sites" / "bench").unlink()
     (confdir / "sites" / "home").write_text(
         _HOME_SITE.format(auth_port=auth_port, acct_port=acct_port)
@@ -274,9 +274,9 @@ def home_server(
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fr-home-")))
-        auth_port, acct_port = ports or (fr._free_udp_port(set()), 0)  # noqa: SLF001
+        auth_port, acct_port = ports or (fr._free_udp_port(set()), 0)
         if not acct_port:
-            acct_port = fr._free_udp_port({auth_port})  # noqa: SLF001
+            acct_port = fr._free_udp_port({auth_port})
         confdir = workdir / f"home-{auth_port}"
         write_home(confdir, secret, auth_port, acct_port, users, extra_users, threads)
         running = start_home(confdir, secret, auth_port, acct_port)
@@ -295,13 +295,15 @@ def proxy_server(
     realm: str,
     workdir: Path | None = None,
     threads: int = 4,
+    strip: bool = False,
 ) -> Iterator[Running]:
-    """FreeRADIUS proxying ``realm`` to a home server (netd) on 127.0.0.1."""
+    """FreeRADIUS proxying ``realm`` to a home server (netd, or another FreeRADIUS) on
+    127.0.0.1; ``strip``: the realm is taken off the User-Name."""
     with contextlib.ExitStack() as stack:
         if workdir is None:
             workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="fr-proxy-")))
-        auth_port = fr._free_udp_port({home_auth, home_acct})  # noqa: SLF001
-        acct_port = fr._free_udp_port({home_auth, home_acct, auth_port})  # noqa: SLF001
+        auth_port = fr._free_udp_port({home_auth, home_acct})
+        acct_port = fr._free_udp_port({home_auth, home_acct, auth_port})
         confdir = workdir / f"proxy-{auth_port}"
         fr.write_config(
             confdir,
@@ -326,7 +328,8 @@ def proxy_server(
                 home_auth=home_auth,
                 home_acct=home_acct,
                 secret=fr._q(home_secret),
-                realm=realm,  # noqa: SLF001
+                realm=realm,
+                strip="" if strip else "nostrip",
             )
         )
         (confdir / "sites" / "bench").unlink()

@@ -270,15 +270,23 @@ class ProxyShell:
         return zlib.crc32(session)
 
     def _send(self, out: Outstanding) -> None:
+        """To the next live member not tried yet; none left: the dead-pool answer. A member
+        with all 256 identifiers outstanding is skipped; when that is why none took it,
+        the request is dropped as overload (the NAS retransmits), not refused."""
         assert out.pool is not None and out.fwd is not None
+        busy: list[str] = []
         while True:
-            state = choose(out.pool, self.states, out.tried, self._key(out))
+            state = choose(out.pool, self.states, [*out.tried, *busy], self._key(out))
             if state is None:
-                self._dead_pool(out)
-                return
-            out.tried.append(state.server.name)
+                break
             if self.send_on(self.links[state.server.name], out):
+                out.tried.append(state.server.name)
                 return
+            busy.append(state.server.name)
+        if busy and out.job is not None:
+            self._give_up(out, DropReason.OVERLOAD, "home servers' identifiers all in use")
+        else:
+            self._dead_pool(out)
 
     def send_on(self, link: Link, out: Outstanding, delay: int = 0) -> bool:
         """Send ``out`` on ``link`` with a fresh identifier; False when the link has none
