@@ -197,12 +197,25 @@ def run() -> list[dict[str, Any]]:
                             f"acct closed {label}",
                             lambda i, p=acct_port, w=w, r=realm, n=n: _acct(p, w, r, f"b{n}r{i}"),
                         )
-                        rows += _rows(f"acct closed w{WINDOW}, {label}", acct[label], list(w))[:3]
+                        rows += _acct_rows(f"acct closed w{WINDOW}, {label}", acct[label])
                     rows += _compare(closed, opened, acct)
                 rows += radsec_rows(home, tmp, urls)
             finally:
                 netd.stop()
     return rows
+
+
+def _acct_rows(label: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    notes = "; ".join(
+        f"{r['abandoned']} abandoned, {r['retransmits']} retransmits"
+        for r in results
+        if r["abandoned"] or r["retransmits"]
+    )
+    return [
+        _row(f"{label}: throughput", [r["rate"] for r in results], "records/s", notes),
+        _row(f"{label}: latency p50", [r["p50_ms"] for r in results], "ms"),
+        _row(f"{label}: latency p99", [r["p99_ms"] for r in results], "ms"),
+    ]
 
 
 def _med(results: list[dict[str, Any]], key: str) -> float:
