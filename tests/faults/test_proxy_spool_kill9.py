@@ -113,7 +113,7 @@ async def test_spooled_proxy_accounting_survives_kill9(
                 again.stop()
             sessions = [r[1] for r in back.records()]
             print(
-                f"\nproxy spool kill -9: sent {RECORDS}, acknowledged {len(acked)}, in the spool at "
+                f"\nproxy spool kill -9: sent {RECORDS}, acknowledged {len(acked)}, spooled at "
                 f"SIGKILL {spooled}, at the home server {len(set(sessions))} "
                 f"(duplicates {len(sessions) - len(set(sessions))}), left in the spool {left}"
             )
