@@ -30,16 +30,7 @@ from benchmarks import freeradius as fr
 
 _HOME_SITE = """\
 server home {{
-    listen {{
-        type = auth
-        ipaddr = 127.0.0.1
-        port = {auth_port}
-    }}
-    listen {{
-        type = acct
-        ipaddr = 127.0.0.1
-        port = {acct_port}
-    }}
+{listen}
     authorize {{
         eap {{
             ok = return
@@ -73,6 +64,19 @@ server home {{
 }}
 """
 
+# Both roles listen on 127.0.0.1 only: Access-Requests on one port, accounting on another.
+_LISTEN = """\
+    listen {
+        type = auth
+        ipaddr = 127.0.0.1
+        port = %d
+    }
+    listen {
+        type = acct
+        ipaddr = 127.0.0.1
+        port = %d
+    }"""
+
 _EAP = """\
 eap {
     default_eap_type = md5
@@ -93,16 +97,7 @@ _LINELOG = (
 
 _PROXY_SITE = """\
 server front {{
-    listen {{
-        type = auth
-        ipaddr = 127.0.0.1
-        port = {auth_port}
-    }}
-    listen {{
-        type = acct
-        ipaddr = 127.0.0.1
-        port = {acct_port}
-    }}
+{listen}
     authorize {{
         suffix
     }}
@@ -250,7 +245,7 @@ def write_home(
             f.write(f"\n{fr._q(name)} Cleartext-Password := {fr._q(pw)}\n{reply}\n")
     (confdir / "sites" / "bench").unlink()
     (confdir / "sites" / "home").write_text(
-        _HOME_SITE.format(auth_port=auth_port, acct_port=acct_port)
+        _HOME_SITE.format(listen=_LISTEN % (auth_port, acct_port))
     )
     (confdir / "mods" / "eap").write_text(_EAP)
     (confdir / "mods" / "linelog").write_text(_LINELOG.format(path=confdir / "acct.log"))
@@ -334,7 +329,7 @@ def proxy_server(
         )
         (confdir / "sites" / "bench").unlink()
         (confdir / "sites" / "front").write_text(
-            _PROXY_SITE.format(auth_port=auth_port, acct_port=acct_port)
+            _PROXY_SITE.format(listen=_LISTEN % (auth_port, acct_port))
         )
         (confdir / "mods" / "realm").write_text(
             'realm suffix {\n    format = suffix\n    delimiter = "@"\n}\n'

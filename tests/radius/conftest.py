@@ -3,8 +3,9 @@ database, shared by a test module."""
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +16,7 @@ import pytest
 from daemons.store import radius as store
 from daemons.store.cache import Cache
 from tests.conftest import StoreUrls
-from tests.stack import assert_clean_log, seeded_stores
+from tests.stack import Seeded, assert_clean_log, seeded_stores
 from tests.support import NetdProcess, free_port, free_udp_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -72,37 +73,39 @@ SUBSCRIBERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-async def radius(
-    store_urls: StoreUrls,
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
+@contextlib.asynccontextmanager
+async def radius_process(
+    postgres: str,
+    redis: str,
+    tmp: Path,
+    env: Mapping[str, str],
+    prefixes: tuple[str, str] = ("r_", "r"),
+    prepare: Callable[[Seeded], Awaitable[None]] | None = None,
+    secrets: Iterable[str] = (),
 ) -> AsyncIterator[RadiusServer]:
-    """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
-    tmp = tmp_path_factory.mktemp("radius")
-    async with seeded_stores(store_urls.postgres, store_urls.redis, "r_", "r") as st:
+    """A `netd radius` on fresh stores holding NAS and SUBSCRIBERS (``prepare`` adds to
+    them, and may write policies under ``tmp/policies``), on loopback ports of its own;
+    its log is checked for tracebacks and secrets (``secrets`` too) at the end."""
+    async with seeded_stores(postgres, redis, *prefixes) as st:
         for nas_name, net, secret, vendor, strict in NAS:
             await st.add_nas(nas_name, net, secret, vendor, strict)
         await st.add_subscribers(
             (store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip), pw, scheme)
             for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS
         )
-        # frank already has a live session: his plan allows one.
-        await st.cache.client.sadd(store.sessions_key(st.cache, "frank"), "sess-1")
         port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
-        env = st.env(
+        environ = st.env(
             tmp,
             {
                 "NETD_RADIUS_AUTH_PORT": str(port),
                 "NETD_RADIUS_ACCT_PORT": str(acct_port),
-                "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
                 "NETD_RADIUS_STATUS_PORT": str(status_port),
-                "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
-                "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+                **env,
             },
         )
-        env.update(getattr(request.module, "RADIUS_ENV", {}))
-        proc = NetdProcess(["radius"], env, tmp)
+        if prepare is not None:
+            await prepare(st)
+        proc = NetdProcess(["radius"], environ, tmp)
         try:
             proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
             yield RadiusServer(
@@ -115,14 +118,41 @@ async def radius(
                 proc,
                 st.cache,
                 st.pool,
-                store_urls.redis,
+                redis,
             )
         finally:
             proc.stop()
             out = proc.output()
-    assert_clean_log(out, ())
+    assert_clean_log(out, secrets)
     for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), st.key.hex()):
         assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
+
+
+@pytest.fixture(scope="module")
+async def radius(
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[RadiusServer]:
+    """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
+
+    async def frank_is_online(st: Seeded) -> None:  # his plan allows one session
+        await st.cache.client.sadd(store.sessions_key(st.cache, "frank"), "sess-1")
+
+    env = {
+        "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
+        "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
+        "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+        **getattr(request.module, "RADIUS_ENV", {}),
+    }
+    async with radius_process(
+        store_urls.postgres,
+        store_urls.redis,
+        tmp_path_factory.mktemp("radius"),
+        env,
+        prepare=frank_is_online,
+    ) as server:
+        yield server
 
 
 def wait_until(check: object, timeout: float = 5.0) -> None:

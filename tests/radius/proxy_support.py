@@ -15,10 +15,9 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from daemons.radius.codec import Attr, Code, encode_request, hide_password
-from daemons.store import radius as store
-from tests.radius.conftest import NAS, SECRET, SUBSCRIBERS, RadiusServer
-from tests.stack import assert_clean_log, seeded_stores
-from tests.support import NetdProcess, free_port, free_udp_port, tool
+from tests.radius.conftest import SECRET, RadiusServer, radius_process
+from tests.stack import Seeded
+from tests.support import tool
 
 HOME_SECRET = "home-s3cret"
 
@@ -115,41 +114,16 @@ def exchange(
 async def proxy_netd(
     postgres: str, redis: str, tmp: Path, realms: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[RadiusServer]:
-    async with seeded_stores(postgres, redis, "p_", "p") as st:
-        for nas_name, net, secret, vendor, strict in NAS:
-            await st.add_nas(nas_name, net, secret, vendor, strict)
-        await st.add_subscribers(
-            (store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip), pw, scheme)
-            for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS
-        )
-        port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
-        environ = st.env(
-            tmp,
-            {
-                "NETD_RADIUS_AUTH_PORT": str(port),
-                "NETD_RADIUS_ACCT_PORT": str(acct_port),
-                "NETD_RADIUS_STATUS_PORT": str(status_port),
-                "NETD_RADIUS_LISTEN": "127.0.0.1",
-                **(env or {}),
-            },
-        )
+    async def write_realms(_st: Seeded) -> None:
         (tmp / "policies" / "radius" / "realms.toml").write_text(realms)
-        proc = NetdProcess(["radius"], environ, tmp)
-        try:
-            proc.wait_http(f"http://127.0.0.1:{status_port}/health/ready")
-            yield RadiusServer(
-                port,
-                acct_port,
-                status_port,
-                st.dsn,
-                st.prefix,
-                st.key,
-                proc,
-                st.cache,
-                st.pool,
-                redis,
-            )
-        finally:
-            proc.stop()
-            out = proc.output()
-    assert_clean_log(out, (HOME_SECRET,))
+
+    async with radius_process(
+        postgres,
+        redis,
+        tmp,
+        {"NETD_RADIUS_LISTEN": "127.0.0.1", **(env or {})},
+        ("p_", "p"),
+        write_realms,
+        (HOME_SECRET,),
+    ) as server:
+        yield server
