@@ -38,7 +38,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemons.core.config import RadiusConfig
-from daemons.core.policies import PolicySet
+from daemons.core.listen import reload_on_notify
+from daemons.core.policies import PolicyError, PolicySet
 from daemons.core.ratelog import RateLimitedLog
 from daemons.radius import proxy
 from daemons.radius.admission import Admission
@@ -50,6 +51,7 @@ from daemons.radius.proxy_spool import ProxySpool
 from daemons.radius.realms import Action, HomePool, HomeServer, Realm, RealmPolicy
 from daemons.radius.shared import Drops, Job, Stores
 from daemons.radius.upstream import Upstream, checked_realms, make_upstream
+from daemons.store import api as api_store
 
 log = logging.getLogger("netd.radius")
 
@@ -94,6 +96,7 @@ class ProxyShell:
         ratelog: RateLimitedLog,
     ) -> None:
         self.cfg = cfg
+        self.stores = stores
         self.admission = admission
         self.inflight = inflight
         self.metrics = metrics
@@ -104,6 +107,9 @@ class ProxyShell:
         self.states: dict[str, ServerState] = {}
         self.spool = ProxySpool(stores, self, metrics, ratelog)
         self._pending_policy: RealmPolicy | None = None
+        self._policy_set: PolicySet | None = None
+        self._managed: dict[str, dict[str, Any]] = {}
+        self._watch: asyncio.Task[None] | None = None
         self._held = 0  # NAS requests outstanding upstream
         self._counter = 0
         self._ticker: asyncio.Task[None] | None = None
@@ -117,11 +123,31 @@ class ProxyShell:
     # --- policies ---
 
     def check_policies(self, policies: PolicySet) -> None:
-        self._pending_policy = checked_realms(policies)
+        self._pending_policy = checked_realms(policies, self._managed)
 
     def apply_policies(self, policies: PolicySet) -> None:
-        policy = self._pending_policy or checked_realms(policies)
+        policy = self._pending_policy or checked_realms(policies, self._managed)
         self._pending_policy = None
+        self._policy_set = policies
+        self._install(policy)
+
+    async def reload_managed(self) -> None:
+        """Realms managed through the API (``radius_realms``): the policy rebuilt when
+        they changed. A set that does not load keeps the policy in force."""
+        managed = await api_store.list_realms(self.stores.pool)
+        if managed == self._managed or self._policy_set is None:
+            return
+        try:
+            policy = checked_realms(self._policy_set, managed)
+        except PolicyError as exc:
+            self.ratelog.log(
+                logging.ERROR, "managed-realms", "API-managed realms not applied", error=str(exc)
+            )
+            return
+        self._managed = managed
+        self._install(policy)
+
+    def _install(self, policy: RealmPolicy) -> None:
         self.policy = policy
         for name, server in policy.home_servers.items():
             link = self.links.get(name)
@@ -180,7 +206,18 @@ class ProxyShell:
         instance) the spool's forwarding."""
         self._started = True
         await self._open_links()
-        self._ticker = asyncio.get_running_loop().create_task(self._tick())
+        loop = asyncio.get_running_loop()
+        self._ticker = loop.create_task(self._tick())
+        self._watch = loop.create_task(
+            reload_on_notify(
+                self.stores.pool,
+                (api_store.REALMS_CHANNEL,),
+                self.reload_managed,
+                self.cfg.nas_refresh_interval,
+                self.ratelog,
+                "API-managed realms not reloaded; keeping the realms in force",
+            )
+        )
         if forwarder:
             self.spool.start()
 
@@ -192,10 +229,11 @@ class ProxyShell:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        if self._ticker is not None:
-            self._ticker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._ticker
+        for task in (self._ticker, self._watch):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self.spool.close()
         for link in self.links.values():
             for out in link.outstanding.values():

@@ -287,10 +287,17 @@ def parse_realm(name: str, spec: Mapping[str, Any], pools: Mapping[str, HomePool
     )
 
 
-def load_realms(policies: PolicySet) -> RealmPolicy:
-    """The realm policy of ``policies/radius/*.toml`` (empty: every request local).
-    Raises PolicyError naming the file, table and line."""
-    docs = sorted(policies.under("radius").items())
+def load_realms(
+    policies: PolicySet, managed: Mapping[str, Mapping[str, Any]] | None = None
+) -> RealmPolicy:
+    """The realm policy of ``policies/radius/*.toml`` and the realms managed through the
+    API (``managed``: name → the keys of a realm table; a file realm of the same name
+    wins). Empty: every request local. Raises PolicyError naming the file, table, line."""
+    docs: list[tuple[str, Mapping[str, Any]]] = sorted(policies.under("radius").items())
+    if managed:
+        in_files = {n for _, doc in docs for n in doc.get("realms", {})}
+        extra = {k: v for k, v in managed.items() if k not in in_files}
+        docs.append(("api:radius_realms", {"realms": extra}))
     servers: dict[str, HomeServer] = {}
     pools: dict[str, HomePool] = {}
     realms: dict[str, Realm] = {}

@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import logging
 import socket
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from daemons.core.config import ConfigError
@@ -125,10 +125,12 @@ def make_upstream(server: HomeServer, on_reply: OnReply) -> Upstream:
     return FACTORIES[server.transport](server, on_reply)
 
 
-def checked_realms(policies: PolicySet) -> RealmPolicy:
-    """The realm policy, every home server's transport one this build can open. Raises
-    PolicyError naming the file, the home server and the line."""
-    policy = load_realms(policies)
+def checked_realms(
+    policies: PolicySet, managed: Mapping[str, Mapping[str, Any]] | None = None
+) -> RealmPolicy:
+    """The realm policy (files and API-managed realms), every home server's transport one
+    this build can open. Raises PolicyError naming the file, the home server, the line."""
+    policy = load_realms(policies, managed)
     for server in policy.home_servers.values():
         try:
             check_transport(server)

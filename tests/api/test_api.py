@@ -188,6 +188,23 @@ CALLS = [
         body=lambda: {"download": "50M", "upload": "10M"},
     ),
     Call("DELETE", "/api/v1/plans/{name}", "admin", 204, path=lambda: "/api/v1/plans/rbac-plan"),
+    Call("GET", "/api/v1/realms", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/realms/{name}",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/realms/r{_uniq()}.example",
+        body=lambda: {"action": "reject", "reason": "not here"},
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/realms/{name}",
+        "admin",
+        204,
+        path=lambda: "/api/v1/realms/rbac.example",
+    ),
+    Call("GET", "/api/v1/home-servers", "viewer", 200),
     Call("GET", "/api/v1/sessions", "viewer", 200),
     Call(
         "GET",
@@ -576,6 +593,7 @@ async def _prepare_rbac(api: ApiServer) -> None:
         ).raise_for_status()
         (await c.post("/api/v1/subscribers", json={"username": "rbac-sub"})).raise_for_status()
         (await c.put("/api/v1/plans/rbac-plan", json={"session_timeout": 60})).raise_for_status()
+        (await c.put("/api/v1/realms/rbac.example", json={"action": "local"})).raise_for_status()
     await start_session(api, "rbac-s1", "alice", "100.64.9.1")
     for i in range(1, 6):  # one for each caller of POST .../clear (two of them clear one)
         await start_session(api, f"rbac-c{i}", "bob")

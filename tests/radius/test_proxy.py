@@ -7,6 +7,7 @@ radclient and eapol_test as the NAS; and FreeRADIUS as a proxy in front of netd.
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -218,3 +219,22 @@ async def test_a_ledger_realm_is_in_the_home_servers_records_and_ours(
         "SELECT username, status_type FROM accounting_events WHERE acct_session_id = $1", session
     )
     assert [(r["username"], r["status_type"]) for r in rows] == [("carol@bill.example", 1)]
+
+
+async def test_a_realm_managed_through_the_api_applies_without_a_reload(
+    netd: RadiusServer,
+) -> None:
+    from daemons.store import api as api_store  # noqa: PLC0415
+
+    await api_store.put_realm(
+        netd.pool, "api.example", {"action": "reject", "reason": "managed through the API"}
+    )
+    deadline = time.monotonic() + 10
+    out = ""
+    while time.monotonic() < deadline:  # NOTIFY, then the proxy shell rebuilds its policy
+        out = radtest(netd.port, "bob@api.example", "x")
+        if "managed through the API" in out:
+            break
+        await asyncio.sleep(0.2)
+    assert "Received Access-Reject" in out and "managed through the API" in out, out
+    await api_store.delete_realm(netd.pool, "api.example")

@@ -10,3 +10,11 @@ CREATE TABLE radius_proxy_spool (
     attributes  bytea NOT NULL  -- the request's attributes as on the wire, for the home server
 );
 CREATE INDEX radius_proxy_spool_pool_idx ON radius_proxy_spool (pool, id);
+
+-- Issue 28: realms managed through the API (policies/radius/realms.toml's [realms.<name>]
+-- tables; a realm of the same name in a file wins). Home servers and pools stay in files.
+CREATE TABLE radius_realms (
+    name        text PRIMARY KEY CHECK (length(name) BETWEEN 1 AND 253),
+    spec        jsonb NOT NULL,
+    updated_at  timestamptz NOT NULL DEFAULT now()
+);
