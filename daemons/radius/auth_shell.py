@@ -255,6 +255,8 @@ class AuthShell:
         engine = self.tables.engine
         assert engine is not None
         sub: Subscriber | None = None
+        if row is not None and job.plan is not None and row.plan == "default":
+            row = dataclasses.replace(row, plan=job.plan)  # the realm's plan (issue 28)
         try:
             if row is not None:
                 try:

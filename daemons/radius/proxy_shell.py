@@ -264,6 +264,7 @@ class ProxyShell:
         ).inc()
         if realm.action is Action.LOCAL:
             job.username = decision.user
+            job.plan = realm.plan
             return False
         accounting = job.pkt.code == Code.ACCOUNTING_REQUEST
         if realm.action is Action.REJECT:

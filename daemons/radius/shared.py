@@ -72,6 +72,7 @@ class Job:
     key: tuple[Any, ...]
     t0: float
     username: str | None
+    plan: str | None = None  # issue 28: a local realm's plan for its subscribers on "default"
 
 
 @dataclass(slots=True)

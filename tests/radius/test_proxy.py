@@ -50,6 +50,10 @@ ledger = true
 action = "local"
 strip = true
 
+[realms."gold.example"]  # local, its subscribers on the default plan get fiber-1000
+action = "local"
+plan = "fiber-1000"
+
 [realms."blocked.example"]
 action = "reject"
 reason = "no roaming for blocked.example"
@@ -101,6 +105,11 @@ def test_a_rejecting_realm_says_why_and_a_local_realm_is_stripped(netd: RadiusSe
     assert "Received Access-Reject" in out and "no roaming for blocked.example" in out, out
     local = radtest(netd.port, "alice@front.example", "pw1")  # netd's own alice
     assert "Received Access-Accept" in local, local
+    gold = radtest(netd.port, "frank@gold.example", "pw6")  # frank is on "default"
+    plain = radtest(netd.port, "frank", "pw6")
+    assert "Received Access-Accept" in gold and "Received Access-Accept" in plain, gold + plain
+    gold_class = b"plan=fiber-1000".hex()  # radtest prints Class in hex
+    assert gold_class in gold and gold_class not in plain, gold + plain
 
 
 def test_accounting_is_relayed_once_the_home_server_has_it(
