@@ -462,7 +462,8 @@ class ProxyShell:
         if state is not None:
             state.outstanding -= 1
             state.answered(now, probe=out.kind == "probe")
-            self._publish(state)
+            if state.changes:  # the gauge is set every tick anyway
+                self._publish(state)
         code = "STATUS_SERVER" if out.kind == "probe" else CODE_NAMES[pkt.code]  # the probe's
         self.metrics.child(self.metrics.proxy_answers, server.name, code).inc()
         if out.kind == "spool":
