@@ -430,7 +430,8 @@ class ProxyShell:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
             return
         try:
-            pkt = proxy.check_reply(data, out.authenticator, server.secret, out.kind == "request")
+            signed = out.kind == "request" and server.require_message_authenticator
+            pkt = proxy.check_reply(data, out.authenticator, server.secret, signed)
             attrs: list[tuple[int, bytes]] = []
             if out.kind == "request":
                 assert out.job is not None and out.fwd is not None

@@ -65,6 +65,9 @@ class HomeServer:
     zombie_period: float = 10.0  # no answer at all in this long: zombie, then dead
     status_interval: float = 5.0  # Status-Server probes of a zombie or dead server
     answers_to_alive: int = 3  # answered probes in a row that make a dead server live
+    # BlastRADIUS (CVE-2024-3596): an Access-* reply without a Message-Authenticator is
+    # dropped; false only for an old home server that cannot send one
+    require_message_authenticator: bool = True
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
@@ -159,6 +162,7 @@ _SERVER_KEYS = {
     "zombie_period",
     "status_interval",
     "answers_to_alive",
+    "require_message_authenticator",
     "tls_cert",
     "tls_key",
     "tls_ca",
@@ -236,6 +240,7 @@ def parse_server(name: str, spec: Mapping[str, Any], root: Path) -> HomeServer:
         _seconds(spec, "zombie_period", 10.0, PERIOD),
         _seconds(spec, "status_interval", 5.0, PERIOD),
         validate.bounded(answers, (1, 100), "answers_to_alive"),
+        _bool(spec, "require_message_authenticator", True),
         *(str(root / v) if v is not None else None for v in tls.values()),
     )
 

@@ -59,6 +59,7 @@ secret = "s3cret"
 [home_servers.b]
 address = "2001:db8::2"
 secret_file = "b.secret"
+require_message_authenticator = false
 auth_port = 11812
 acct_port = 11813
 
@@ -78,6 +79,8 @@ def policy_dir(tmp_path: Path, text: str) -> Path:
 def test_a_realm_policy_loads_and_decides(tmp_path: Path) -> None:
     policy = load_realms(load_policies(policy_dir(tmp_path, GOOD), 1))
     assert policy.home_servers["b"].secret == b"from-a-file"
+    assert policy.home_servers["a"].require_message_authenticator  # BlastRADIUS by default
+    assert not policy.home_servers["b"].require_message_authenticator
     assert policy.pools["isp"].type is PoolType.LOAD_BALANCE
     d = policy.decide("bob@ISP.example")
     assert (d.action, d.realm_name, d.user) == (Action.PROXY, "isp.example", "bob@ISP.example")
