@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -247,3 +248,48 @@ async def test_a_realm_managed_through_the_api_applies_without_a_reload(
         await asyncio.sleep(0.2)
     assert "Received Access-Reject" in out and "managed through the API" in out, out
     await api_store.delete_realm(netd.pool, "api.example")
+
+
+def test_realm_commands_on_the_local_stores(netd: RadiusServer) -> None:
+    import json  # noqa: PLC0415
+
+    from tests.support import netd_env, run_netd  # noqa: PLC0415
+
+    tmp = netd.proc.log_path.parent
+    env = netd_env(
+        {
+            "NETD_DATABASE_URL": netd.database,
+            "NETD_REDIS_URL": netd.redis_url,
+            "NETD_REDIS_KEY_PREFIX": netd.prefix,
+            "NETD_SECRETS_KEY": netd.key.hex(),
+            "NETD_POLICIES_DIR": str(tmp / "policies"),
+            "NETD_STATE_DIR": str(tmp / "state"),
+        }
+    )
+
+    def netd_cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return run_netd(env, tmp, *args)
+
+    made = netd_cli("realm", "set", "cli.example", "--realm-action", "reject", "--reason", "CLI")
+    assert made.returncode == 0, made.stdout + made.stderr
+    listed = [json.loads(line) for line in netd_cli("realm", "list", "--json").stdout.splitlines()]
+    assert {
+        "name": "cli.example",
+        "source": "api",
+        "spec": {"action": "reject", "reason": "CLI"},
+    } in listed
+    assert {r["name"] for r in listed if r["source"] == "file"} >= {"isp.example", "eap.example"}
+    filed = netd_cli("realm", "set", "isp.example", "--realm-action", "local")
+    assert filed.returncode == 1 and "edit the file" in filed.stderr, filed.stderr
+    nopool = netd_cli("realm", "set", "x.example", "--realm-action", "proxy", "--pool", "nope")
+    assert nopool.returncode == 2 and len(nopool.stderr.strip().splitlines()) == 1, nopool.stderr
+    servers = [
+        json.loads(x) for x in netd_cli("realm", "home-servers", "--json").stdout.splitlines()
+    ]
+    assert [(s["name"], s["pools"]) for s in servers] == [("home-a", ["isp"])]
+    deadline = time.monotonic() + 10
+    out = ""
+    while time.monotonic() < deadline and "CLI" not in out:
+        out = radtest(netd.port, "bob@cli.example", "x")
+    assert "Received Access-Reject" in out and "CLI" in out, out
+    assert netd_cli("realm", "remove", "cli.example").returncode == 0
