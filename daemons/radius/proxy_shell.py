@@ -118,7 +118,7 @@ class ProxyShell:
         # issue 28: proxied accounting of a realm with ``ledger`` goes on to the accounting
         # shell (``AcctShell.take``), set by assemble
         self.ledger: Callable[[Job], None] | None = None
-        inflight.register(lambda: self._held + self.spool.held())
+        inflight.register(lambda: self._held)  # the spool's records are in _held until acked
 
     # --- policies ---
 

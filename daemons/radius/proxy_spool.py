@@ -8,8 +8,10 @@ PostgreSQL refuses, the requests are given up unanswered: the NAS retransmits.
 
 While a pool has records spooled, its new records are spooled too, so a home server gets
 each pool's records in the order they came. The forwarder (one process of the instance)
-sends them, oldest first, in windows of ``WINDOW``, once the pool has a live member; a
-record leaves the spool when a home server has answered it. Forwarding is at least once:
+sends them, oldest first, in windows of at most ``WINDOW`` with one record per
+Acct-Session-Id (so a session's records arrive in order even at a home server that works
+on requests concurrently), once the pool has a live member; a record leaves the spool
+when a home server has answered it. Forwarding is at least once:
 a netd killed between a home server's answer and the delete sends that record again
 (same Acct-Session-Id and Acct-Status-Type, Acct-Delay-Time grown), which RFC 2866
 §2 allows and home servers de-duplicate.
@@ -66,6 +68,7 @@ class Shell(Protocol):
 log = logging.getLogger("netd.radius")
 
 WINDOW = 32  # spooled records in flight to a home server at once
+ACCT_SESSION_ID = 44
 RESCAN = 5.0  # seconds between looks at the table for records of other runs
 COMMIT_TIMEOUT = 5.0
 
@@ -206,12 +209,19 @@ class ProxySpool:
         those answered."""
         loop = asyncio.get_running_loop()
         futures: list[tuple[int, asyncio.Future[bool]]] = []
+        sessions: set[bytes] = set()
         for row in rows:
             try:
                 attrs = unpack(row.attributes)
             except DecodeError:
                 log.error("unreadable proxy spool record skipped", extra={"fields": {"id": row.id}})
                 continue
+            # A session's records go one at a time (its Stop never overtakes its Start at a
+            # home server that answers concurrently); different sessions go together.
+            session = next((v for t, v in attrs if t == ACCT_SESSION_ID), b"")
+            if session in sessions:
+                break
+            sessions.add(session)
             fut: asyncio.Future[bool] = loop.create_future()
             fwd = proxy.Forward(
                 Code.ACCOUNTING_REQUEST, attrs, None, proxy.proxy_state_token(row.id, os.urandom(8))

@@ -45,6 +45,7 @@ answers_to_alive = 1
 servers = ["home"]
 """
 RECORDS = 30
+_STATUS = {"Start": 1, "Stop": 2}
 
 
 async def test_spooled_proxy_accounting_survives_kill9(
@@ -77,11 +78,12 @@ async def test_spooled_proxy_accounting_survives_kill9(
             try:
                 daemon.wait_http(ready)
                 acked = []
-                for i in range(RECORDS):
-                    session = f"k9-{i}"
-                    reply = exchange(acct_port, accounting_request(i, "u@solo.example", session), 8)
+                for i in range(RECORDS):  # Start, then Stop, of RECORDS / 2 sessions
+                    session, status = f"k9-{i // 2}", 1 + i % 2
+                    packet = accounting_request(i, "u@solo.example", session, status)
+                    reply = exchange(acct_port, packet, 8)
                     if reply is not None and reply[0] == 5:
-                        acked.append(session)
+                        acked.append(f"{session}:{status}")
                 conn = await asyncpg.connect(st.dsn)
                 try:
                     spooled = await conn.fetchval("SELECT count(*) FROM radius_proxy_spool")
@@ -97,7 +99,9 @@ async def test_spooled_proxy_accounting_survives_kill9(
             try:
                 again.wait_http(ready)
                 back = start_home(home.confdir, HOME_SECRET, home.auth_port, home.acct_port)
-                wait_until(lambda: {r[1] for r in back.records()} >= set(acked), 30)
+                wait_until(
+                    lambda: {f"{r[1]}:{_STATUS[r[0]]}" for r in back.records()} >= set(acked), 30
+                )
                 conn = await asyncpg.connect(st.dsn)
                 try:
                     for _ in range(50):  # the delete follows the home server's answers
@@ -111,13 +115,14 @@ async def test_spooled_proxy_accounting_survives_kill9(
                 if back is not None:
                     back.stop()
                 again.stop()
-            sessions = [r[1] for r in back.records()]
+            records = [f"{r[1]}:{_STATUS[r[0]]}" for r in back.records()]
             print(
                 f"\nproxy spool kill -9: sent {RECORDS}, acknowledged {len(acked)}, spooled at "
-                f"SIGKILL {spooled}, at the home server {len(set(sessions))} "
-                f"(duplicates {len(sessions) - len(set(sessions))}), left in the spool {left}"
+                f"SIGKILL {spooled}, at the home server {len(set(records))} "
+                f"(duplicates {len(records) - len(set(records))}), left in the spool {left}"
             )
             assert len(acked) == RECORDS == spooled
-            assert set(sessions) == set(acked) and left == 0
-            assert sessions == sorted(sessions, key=lambda s: int(s.split("-")[1]))  # in order
+            assert set(records) == set(acked) and left == 0
+            for i in range(RECORDS // 2):  # each session's Stop after its Start
+                assert records.index(f"k9-{i}:1") < records.index(f"k9-{i}:2"), records
             assert "Traceback" not in again.output()
