@@ -29,6 +29,7 @@ from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.eap_exchanges import Contexts, EapConfigError, tls_contexts
 from daemons.radius.policy import load_policy
 from daemons.radius.stream_tls import server_context
+from daemons.radius.upstream import checked_realms
 from daemons.store.pg import redact
 
 
@@ -72,6 +73,7 @@ def check(config: Config) -> dict[str, str]:
     try:
         policies = load_policies(root, 1)
         policy = load_policy(policies, dictionary)
+        realms = checked_realms(policies)
         presets = load_presets(policies)
         profiles = load_profiles(policies)
         templates = check_templates(root)
@@ -85,6 +87,9 @@ def check(config: Config) -> dict[str, str]:
     packaged = " (packaged with netd)" if config.policies.dir is None else ""
     found["policies"] = f"{root}{packaged}: {_count(policies)} files"
     found["radius plans"] = f"{len(policy.plans)}, vendor tables {len(policy.vendors)}"
+    found["radius realms"] = (
+        f"{len(realms.realms)}, home servers {len(realms.home_servers)}, pools {len(realms.pools)}"
+    )
     found["cwmp presets"] = str(len(presets))
     found["snmp profiles"] = ", ".join(sorted(profiles)) or "none"
     found["config templates"] = str(templates)

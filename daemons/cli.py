@@ -55,6 +55,7 @@ ADMIN = (
     "onu-firmware",
     "device",
     "config-job",
+    "realm",
 )
 
 

@@ -281,6 +281,38 @@ class Plan(BaseModel):
     spec: dict[str, Any]
 
 
+# --- realms and home servers (issue 28) ---------------------------------------------------
+
+
+class RealmSpec(_Body):
+    """A ``[realms.<name>]`` table of policies/radius/realms.toml (checked as that file is)."""
+
+    action: Literal["local", "proxy", "reject"]
+    pool: str | None = Field(default=None, max_length=64, description="proxy: the pool")
+    strip: bool | None = Field(default=None, description="take the realm off the name")
+    plan: str | None = Field(default=None, max_length=64)
+    reason: str | None = Field(default=None, max_length=200, description="reject: why")
+    ledger: bool | None = Field(default=None, description="proxy: accounting in ours too")
+
+
+class Realm(BaseModel):
+    name: str
+    source: Literal["file", "api"] = Field(description="a policy file, or created here")
+    spec: dict[str, Any]
+
+
+class HomeServer(BaseModel):
+    name: str
+    address: str
+    auth_port: int
+    acct_port: int
+    transport: str
+    pools: list[str]
+    states: dict[str, str] = Field(
+        description="per radius instance: alive, zombie or dead (its last heartbeat)"
+    )
+
+
 # --- sessions ------------------------------------------------------------------------------
 
 

@@ -24,6 +24,7 @@ from daemons.api import (
     routes_cpe_bulk,
     routes_devices,
     routes_radius,
+    routes_realms,
     routes_snmp,
     routes_voltha,
 )
@@ -107,6 +108,7 @@ def build_app(ctx: Context) -> FastAPI:
     app.include_router(health_router(ctx.health, ctx.registry, collect), include_in_schema=False)
     app.include_router(routes_core.router)
     app.include_router(routes_radius.router)
+    app.include_router(routes_realms.router)
     app.include_router(routes_acs.router)
     app.include_router(routes_cpe_bulk.router)
     app.include_router(routes_snmp.router)

@@ -296,6 +296,23 @@ def oid(value: str) -> str:
     return value.lstrip(".")
 
 
+REALM = r"^(?=.{1,253}$)[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$"
+REALM_RULE = "a domain-like name: labels of A-Z a-z 0-9 _ - joined by dots, at most 253"
+REALM_DELIMITERS = ("@", "\\", "/", "%", "!")
+
+
+def realm(value: str) -> str:
+    """A RADIUS realm (``isp.example``), lower-cased: realms match case-insensitively."""
+    return pattern(value, REALM, "realm", REALM_RULE).lower()
+
+
+def realm_delimiter(value: str) -> str:
+    """A realm delimiter: ``@`` (``user@realm``), ``\\`` (``realm\\user``), ``/``, ``%``, ``!``."""
+    if value not in REALM_DELIMITERS:
+        raise Invalid(f"realm delimiter {show(value)} is not one of {' '.join(REALM_DELIMITERS)}")
+    return value
+
+
 def known(value: str, names: Iterable[str], what: str, where: str) -> str:
     """``value`` if it is one of ``names``, else Invalid listing them."""
     choices = sorted(set(names))

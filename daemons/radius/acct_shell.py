@@ -41,7 +41,7 @@ from daemons.radius.codec import Code, DecodeError, DropReason
 from daemons.radius.dictionary import Dictionary
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
-from daemons.radius.shared import Drops, Job, LedgerState, Sender, Stores, within
+from daemons.radius.shared import Drops, Job, LedgerState, Router, Sender, Stores, within
 from daemons.store import accounting
 from daemons.store.spool import Spool, SpoolError
 
@@ -85,6 +85,7 @@ class AcctShell:
         self.spool = Spool(state_dir / "spool" / "accounting")
         self.quarantine = Spool(state_dir / "spool" / "quarantine")
         self.after_commit: list[Sink] = []
+        self.route: Router | None = None  # issue 28: realms and proxying, set by assemble
         self._pending: list[tuple[acct.AcctRecord, Job]] = []
         self._committing = 0  # records of batches handed to _commit, not yet done
         self._timer: asyncio.TimerHandle | None = None
@@ -118,6 +119,12 @@ class AcctShell:
             job = Job(pkt, nas, addr, sender, verdict.key, t0, None)
             self.admission.answer(Code.ACCOUNTING_RESPONSE, job, [], "status")
             return
+        if self.route is not None:  # issue 28: a realm proxied or refused
+            name = pkt.get(1)  # User-Name
+            user = name.decode("utf-8", "replace") if name else None
+            job = Job(pkt, nas, addr, sender, verdict.key, t0, user)
+            if self.route(verdict.key, verdict.now, job):
+                return
         # Shed before parsing (the dearest step left): under overload a drop costs the
         # authenticator check and no more.
         load = self.inflight.load()
@@ -131,9 +138,20 @@ class AcctShell:
             return
         self.inflight.taken(load)
         self.admission.taking(verdict.key, verdict.now)
-        self._pending.append(
-            (record, Job(pkt, nas, addr, sender, verdict.key, t0, record.username))
-        )
+        self._enqueue(record, Job(pkt, nas, addr, sender, verdict.key, t0, record.username))
+
+    def take(self, job: Job) -> None:
+        """A request the proxy has forwarded, for the ledger as well (issue 28, a realm's
+        ``ledger``): acknowledged after its commit like any other."""
+        try:
+            record = acct.parse(job.pkt, job.nas.name, self.dictionary, time.time())
+        except DecodeError as exc:
+            self.admission.give_up(job, exc.reason, exc.detail)
+            return
+        self._enqueue(record, job)
+
+    def _enqueue(self, record: acct.AcctRecord, job: Job) -> None:
+        self._pending.append((record, job))
         if not self.cfg.acct_batch_window:
             if not self._soon and self._running < self.cfg.acct_commits:
                 self._soon = True

@@ -27,7 +27,7 @@ from daemons.core.lifecycle import (
     open_stores,
 )
 from daemons.core.policies import PolicyError
-from daemons.radius import hashes
+from daemons.radius import admin_realms, hashes
 from daemons.radius.credentials import credentials, nt_hash
 from daemons.radius.dictionary import DictionaryError
 from daemons.store import accounting
@@ -37,6 +37,7 @@ __all__ = ["add_parsers", "credentials", "run"]
 
 # The commands that change something, by the API operation they are (their audit action).
 AUDITED = {
+    **admin_realms.AUDITED,
     ("nas", "add"): "nas.create",
     ("nas", "set"): "nas.update",
     ("nas", "remove"): "nas.delete",
@@ -119,6 +120,7 @@ def _nas_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
 
 def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     _nas_parsers(sub)
+    admin_realms.add_parsers(sub)
     subs = sub.add_parser("subscriber", help="manage RADIUS subscribers")
     s_sub = subs.add_subparsers(dest="action", required=True, metavar="ACTION")
     for action in ("add", "set"):
@@ -277,6 +279,8 @@ def _target(args: argparse.Namespace) -> str:
 
 
 async def _dispatch(st: local.LocalState, args: argparse.Namespace) -> int:
+    if args.command == "realm":  # issue 28
+        return await admin_realms.dispatch(st, args)
     if args.command == "nas":
         return await _nas(st, args)
     if args.command == "session":

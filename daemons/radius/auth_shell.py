@@ -49,7 +49,7 @@ from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import ReplyAttr
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
-from daemons.radius.shared import Drops, Job, Sender, Stores, hold, within
+from daemons.radius.shared import Drops, Job, Router, Sender, Stores, hold, within
 from daemons.radius.tables import Tables
 from daemons.store import pools
 from daemons.store import pools6 as pools6_store
@@ -120,6 +120,7 @@ class AuthShell:
         self._hash_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="pap-hash")
         # issue 21: the authentication history (radius.auth_log), made by the daemon's start
         self.authlog: AuthLogWriter | None = None
+        self.route: Router | None = None  # issue 28: realms and proxying, set by assemble
         inflight.register(self.held)
 
     def held(self) -> int:
@@ -146,6 +147,8 @@ class AuthShell:
         if pkt.code == Code.STATUS_SERVER:  # RFC 5997 §4.1: answer with Access-Accept
             self.admission.answer(Code.ACCESS_ACCEPT, job, [], "status")
             return
+        if self.route is not None and self.route(verdict.key, verdict.now, job):
+            return  # issue 28: a realm proxied or refused
         load = self.inflight.load()
         if load >= self.inflight.limit or self.tables.engine is None:
             self.drops.drop(DropReason.OVERLOAD, nas.name, addr)
@@ -275,6 +278,8 @@ class AuthShell:
         engine = self.tables.engine
         assert engine is not None
         sub: Subscriber | None = None
+        if row is not None and job.plan is not None and row.plan == "default":
+            row = dataclasses.replace(row, plan=job.plan)  # the realm's plan (issue 28)
         try:
             if inner is None:
                 sub = self._open(row, method_of(job.pkt), job.username)

@@ -168,3 +168,53 @@ class RadiusMetrics:
             ["method", "end"],
             registry=r,
         )
+        # issue 28: realms and proxying, per home server and realm
+        self.realm_requests = Counter(
+            "netd_radius_realm_requests_total",
+            "requests by realm and what the realm said to do",
+            ["realm", "action"],
+            registry=r,
+        )
+        self.proxy_requests = Counter(
+            "netd_radius_proxy_requests_total",
+            "requests sent to a home server (retransmits and probes included)",
+            ["server", "code"],
+            registry=r,
+        )
+        self.proxy_answers = Counter(
+            "netd_radius_proxy_answers_total",
+            "valid replies from a home server",
+            ["server", "code"],
+            registry=r,
+        )
+        self.proxy_timeouts = Counter(
+            "netd_radius_proxy_timeouts_total",
+            "requests a home server left unanswered for its response_window",
+            ["server"],
+            registry=r,
+        )
+        self.proxy_bad_replies = Counter(
+            "netd_radius_proxy_bad_replies_total",
+            "replies from a home server dropped (unknown id, bad authenticator, no "
+            "Message-Authenticator)",
+            ["server"],
+            registry=r,
+        )
+        self.home_server_state = Gauge(
+            "netd_radius_home_server_state",
+            "1 alive, 0.5 zombie, 0 dead",
+            ["server"],
+            registry=r,
+        )
+        self.proxy_spooled = Counter(
+            "netd_radius_proxy_spooled_total",
+            "proxied accounting records acknowledged from the proxy spool (pool dead)",
+            ["pool"],
+            registry=r,
+        )
+        self.proxy_forwarded = Counter(
+            "netd_radius_proxy_spool_forwarded_total",
+            "spooled accounting records a home server has answered",
+            ["pool"],
+            registry=r,
+        )

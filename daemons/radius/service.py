@@ -41,6 +41,7 @@ from daemons.radius.dictionary import Dictionary, DictionaryError
 from daemons.radius.eap_exchanges import EapConfigError, EapExchanges, tls_contexts
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
+from daemons.radius.proxy_shell import ProxyShell
 from daemons.radius.shared import Drops, LedgerState, Stores
 from daemons.radius.stream_server import StreamListeners
 from daemons.radius.tables import NasTable, Tables
@@ -63,6 +64,7 @@ class Layers:
     acct: AcctShell
     upkeep: Upkeep
     exchanges: EapExchanges
+    proxy: ProxyShell
 
 
 def assemble(
@@ -92,7 +94,12 @@ def assemble(
     )
     upkeep = Upkeep(cfg, stores, sealer, tables, inflight, metrics, ratelog, ledger)
     acct.after_commit.append(upkeep.after_commit)
-    return Layers(metrics, ratelog, tables, inflight, admission, auth, acct, upkeep, exchanges)
+    proxy = ProxyShell(cfg, stores, admission, inflight, metrics, drops, ratelog)
+    auth.route = acct.route = proxy.route  # realms (issue 28): after admission
+    proxy.ledger = acct.take  # a realm's proxied accounting in our ledger too
+    return Layers(
+        metrics, ratelog, tables, inflight, admission, auth, acct, upkeep, exchanges, proxy
+    )
 
 
 class RadiusService(Daemon):
@@ -121,6 +128,7 @@ class RadiusService(Daemon):
         self.auth = layers.auth
         self.acct = layers.acct
         self.upkeep = layers.upkeep
+        self.proxy = layers.proxy
         self.transports: list[Transport] = [
             UdpListeners(
                 cfg.listen,
@@ -150,9 +158,11 @@ class RadiusService(Daemon):
 
     def check_policies(self, policies: PolicySet) -> None:
         self.tables.check_policies(policies)
+        self.proxy.check_policies(policies)
 
     def apply_policies(self, policies: PolicySet) -> None:
         self.tables.apply_policies(policies)
+        self.proxy.apply_policies(policies)
 
     def reload_tls(self) -> dict[str, bool]:
         done = self.streams.reload_tls() if self.streams is not None else None
@@ -172,6 +182,7 @@ class RadiusService(Daemon):
         if self.spawns_workers:  # one process per instance keeps the live sessions whole
             self.upkeep.start()
         self.acct.start()
+        await self.proxy.start(forwarder=self.spawns_workers)
         if self.spawns_workers and self.cfg.workers > 1:
             self.workers.spawn(self.cfg.workers - 1)
 
@@ -187,6 +198,7 @@ class RadiusService(Daemon):
             "inflight": self.inflight.load(),
             "nas": len(self.tables.nas),
             **({"stream_connections": len(self.streams.connections)} if self.streams else {}),
+            **self.proxy.counters(),  # each home server's state (issue 28)
         }
 
     async def drain(self) -> None:
@@ -195,11 +207,13 @@ class RadiusService(Daemon):
         self.acct.commit_now()
         self.workers.stop()
         await self.inflight.wait()
+        await self.proxy.wait(self.ctx.config.lifecycle.drain_timeout)
         for transport in self.transports:
             transport.close()
         await self.workers.wait()
 
     async def close(self) -> None:
+        await self.proxy.close()
         await self.upkeep.close()
         await self.tables.close()
         self.workers.kill()

@@ -4,6 +4,7 @@
   ``sendto``), a stream connection later. Admission and the shells only ever call it.
 - :class:`Receiver` is what a transport hands a datagram to: the auth shell and the
   accounting shell each are one.
+- :class:`Router` is what may take a request after admission (the proxy shell).
 - :class:`Stores` is how a shell reaches PostgreSQL and Redis (the daemon's ``Context``
   is one; a test passes its own).
 - :class:`Job` is one admitted request between its datagram and its reply.
@@ -43,6 +44,13 @@ class Receiver(Protocol):
     def received(self, data: bytes, addr: Any, sender: Sender) -> None: ...
 
 
+class Router(Protocol):
+    """Takes an admitted request before its shell does (the proxy: realms, RFC 2865
+    §2.3); True when it took it. May replace ``job.username`` (a stripped realm)."""
+
+    def __call__(self, key: tuple[Any, ...], now: float, job: Job) -> bool: ...
+
+
 class Stores(Protocol):
     """PostgreSQL and Redis, looked up when used (``daemons.core.lifecycle.Context``)."""
 
@@ -64,6 +72,7 @@ class Job:
     key: tuple[Any, ...]
     t0: float
     username: str | None
+    plan: str | None = None  # issue 28: a local realm's plan for its subscribers on "default"
 
 
 @dataclass(slots=True)

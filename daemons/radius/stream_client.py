@@ -1,4 +1,5 @@
-"""A RADIUS/TCP (RFC 6613) or RadSec (RFC 6614) connection to a home server, for the proxy.
+"""A RADIUS/TCP (RFC 6613) or RadSec (RFC 6614) connection to a home server, for the proxy
+(an :class:`~daemons.radius.upstream.Upstream`; ``upstream.stream_upstream`` builds it).
 
 :class:`StreamUpstream` keeps one connection up: connect (within ``connect_timeout``),
 then reconnect after a loss with exponential backoff and jitter. Requests go out with
@@ -26,25 +27,12 @@ import os
 import random
 import ssl
 from collections.abc import Callable
-from typing import Protocol, cast
+from typing import cast
 
 from daemons.radius.codec import Code, check_response_authenticator, encode_request
 from daemons.radius.stream import RADSEC_SECRET, Framer, FramingError
 
 log = logging.getLogger("netd.radius.upstream")
-
-
-class Upstream(Protocol):
-    """What the proxy sends through (part A's ``upstream.py`` defines the same)."""
-
-    async def open(self) -> None: ...
-
-    def send(self, packet: bytes) -> None: ...
-
-    def close(self) -> None: ...
-
-    @property
-    def connected(self) -> bool: ...
 
 
 class _Link(asyncio.Protocol):

@@ -219,20 +219,50 @@ async def list_plans(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
 
 async def put_plan(pool: asyncpg.Pool, name: str, spec: dict[str, Any]) -> bool:
     """Create or replace a plan; True if it was created. Notifies the radius daemons."""
+    return await _put_spec(pool, "radius_plans", PLANS_CHANNEL, name, spec)
+
+
+async def _put_spec(
+    pool: asyncpg.Pool, table: str, channel: str, name: str, spec: dict[str, Any]
+) -> bool:
+    """Create or replace a named spec (a plan, a realm); True if created. NOTIFY."""
     async with pool.acquire() as conn, conn.transaction():
         created: bool = await conn.fetchval(
-            "INSERT INTO radius_plans (name, spec) VALUES ($1, $2::jsonb) "
+            f"INSERT INTO {table} (name, spec) VALUES ($1, $2::jsonb) "
             "ON CONFLICT (name) DO UPDATE SET spec = EXCLUDED.spec, updated_at = now() "
             "RETURNING (xmax = 0)",
             name,
             json.dumps(spec),
         )
-        await conn.execute(f"NOTIFY {PLANS_CHANNEL}")
+        await conn.execute(f"NOTIFY {channel}")
     return created
 
 
-async def delete_plan(pool: asyncpg.Pool, name: str) -> bool:
+async def _delete_spec(pool: asyncpg.Pool, table: str, channel: str, name: str) -> bool:
     async with pool.acquire() as conn, conn.transaction():
-        status = await conn.execute("DELETE FROM radius_plans WHERE name = $1", name)
-        await conn.execute(f"NOTIFY {PLANS_CHANNEL}")
+        status = await conn.execute(f"DELETE FROM {table} WHERE name = $1", name)
+        await conn.execute(f"NOTIFY {channel}")
     return bool(status.endswith(" 1"))
+
+
+# --- realms managed through the API (issue 28) ---------------------------------------------
+
+REALMS_CHANNEL = "netd_realms_changed"
+
+
+async def list_realms(pool: asyncpg.Pool) -> dict[str, dict[str, Any]]:
+    rows = await pool.fetch("SELECT name, spec FROM radius_realms ORDER BY name")
+    return {r["name"]: json.loads(r["spec"]) for r in rows}
+
+
+async def put_realm(pool: asyncpg.Pool, name: str, spec: dict[str, Any]) -> bool:
+    """Create or replace a realm; True if created. Notifies the radius daemons."""
+    return await _put_spec(pool, "radius_realms", REALMS_CHANNEL, name, spec)
+
+
+async def delete_realm(pool: asyncpg.Pool, name: str) -> bool:
+    return await _delete_spec(pool, "radius_realms", REALMS_CHANNEL, name)
+
+
+async def delete_plan(pool: asyncpg.Pool, name: str) -> bool:
+    return await _delete_spec(pool, "radius_plans", PLANS_CHANNEL, name)

@@ -188,6 +188,23 @@ CALLS = [
         body=lambda: {"download": "50M", "upload": "10M"},
     ),
     Call("DELETE", "/api/v1/plans/{name}", "admin", 204, path=lambda: "/api/v1/plans/rbac-plan"),
+    Call("GET", "/api/v1/realms", "viewer", 200),
+    Call(
+        "PUT",
+        "/api/v1/realms/{name}",
+        "admin",
+        201,
+        path=lambda: f"/api/v1/realms/r{_uniq()}.example",
+        body=lambda: {"action": "reject", "reason": "not here"},
+    ),
+    Call(
+        "DELETE",
+        "/api/v1/realms/{name}",
+        "admin",
+        204,
+        path=lambda: "/api/v1/realms/rbac.example",
+    ),
+    Call("GET", "/api/v1/home-servers", "viewer", 200),
     Call("GET", "/api/v1/sessions", "viewer", 200),
     Call(
         "GET",
@@ -576,6 +593,7 @@ async def _prepare_rbac(api: ApiServer) -> None:
         ).raise_for_status()
         (await c.post("/api/v1/subscribers", json={"username": "rbac-sub"})).raise_for_status()
         (await c.put("/api/v1/plans/rbac-plan", json={"session_timeout": 60})).raise_for_status()
+        (await c.put("/api/v1/realms/rbac.example", json={"action": "local"})).raise_for_status()
     await start_session(api, "rbac-s1", "alice", "100.64.9.1")
     for i in range(1, 6):  # one for each caller of POST .../clear (two of them clear one)
         await start_session(api, f"rbac-c{i}", "bob")
@@ -1433,3 +1451,24 @@ async def test_snmp_status_samples_events_and_traps(api: ApiServer) -> None:
     assert bad.status_code == 422
     assert [e["kind"] for e in events["items"]] == ["snmp.error"]
     assert [e["data"]["trap"] for e in trapped["items"]] == ["linkDown"]
+
+
+async def test_realms_managed_through_the_api(api: ApiServer) -> None:
+    name = f"r{_uniq()}.example"
+    async with api.client("admin") as c:
+        made = await c.put(f"/api/v1/realms/{name}", json={"action": "reject", "reason": "no"})
+        again = await c.put(f"/api/v1/realms/{name}", json={"action": "local", "strip": True})
+        nopool = await c.put("/api/v1/realms/x.example", json={"action": "proxy", "pool": "nope"})
+        badname = await c.put("/api/v1/realms/bad name", json={"action": "local"})
+        badkey = await c.put("/api/v1/realms/y.example", json={"action": "local", "x": 1})
+        listed = (await c.get("/api/v1/realms")).json()
+        servers = await c.get("/api/v1/home-servers")
+        gone = await c.delete(f"/api/v1/realms/{name}")
+        missing = await c.delete(f"/api/v1/realms/{name}")
+    assert made.status_code == 201 and again.status_code == 200, (made.text, again.text)
+    assert nopool.status_code == 422 and "no home server pool 'nope'" in nopool.text
+    assert badname.status_code == 422 and "realm" in badname.text
+    assert badkey.status_code == 422
+    assert {"name": name, "source": "api", "spec": {"action": "local", "strip": True}} in listed
+    assert servers.status_code == 200 and servers.json() == []
+    assert gone.status_code == 204 and missing.status_code == 404

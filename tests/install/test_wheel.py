@@ -55,6 +55,7 @@ NEEDED = (
     "daemons/resources/dictionaries/dictionary.rfc2865",
     "daemons/resources/policies/radius/plans.toml",
     "daemons/resources/policies/radius/vendors.toml",
+    "daemons/resources/policies/radius/realms.toml",  # issue 28
     "daemons/resources/policies/cwmp/presets.toml",
     "daemons/resources/policies/snmp/if-mib.toml",
     "daemons/resources/netd.example.toml",

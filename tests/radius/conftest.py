@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -74,40 +74,42 @@ SUBSCRIBERS = [
 ]
 
 
-@pytest.fixture(scope="module")
-async def radius(
-    store_urls: StoreUrls,
-    tmp_path_factory: pytest.TempPathFactory,
-    request: pytest.FixtureRequest,
+@contextlib.asynccontextmanager
+async def radius_process(
+    postgres: str,
+    redis: str,
+    tmp: Path,
+    env: Mapping[str, str],
+    prefixes: tuple[str, str] = ("r_", "r"),
+    prepare: Callable[[Seeded], Awaitable[None]] | None = None,
+    secrets: Iterable[str] = (),
 ) -> AsyncIterator[RadiusServer]:
-    """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
-    tmp = tmp_path_factory.mktemp("radius")
-    async with seeded_stores(store_urls.postgres, store_urls.redis, "r_", "r") as st:
+    """A `netd radius` on fresh stores holding NAS and SUBSCRIBERS (``prepare`` adds to
+    them, and may write policies under ``tmp/policies``), on loopback ports of its own;
+    its log is checked for tracebacks and secrets (``secrets`` too) at the end."""
+    async with seeded_stores(postgres, redis, *prefixes) as st:
         for nas_name, net, secret, vendor, strict in NAS:
             await st.add_nas(nas_name, net, secret, vendor, strict)
         await st.add_subscribers(
             (store.SubscriberRow(user, plan=plan, state=state, mac=mac, framed_ip=ip), pw, scheme)
             for user, pw, scheme, plan, state, mac, ip in SUBSCRIBERS
         )
-        # frank already has a live session: his plan allows one.
-        await st.cache.client.sadd(store.sessions_key(st.cache, "frank"), "sess-1")
         port, acct_port, status_port = free_udp_port(), free_udp_port(), free_port()
-        env = st.env(
+        environ = st.env(
             tmp,
             {
                 "NETD_RADIUS_AUTH_PORT": str(port),
                 "NETD_RADIUS_ACCT_PORT": str(acct_port),
-                "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
                 "NETD_RADIUS_STATUS_PORT": str(status_port),
-                "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
-                "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+                **env,
             },
         )
-        env.update(getattr(request.module, "RADIUS_ENV", {}))
-        with running(st, tmp, env, (port, acct_port, status_port), RadiusServer) as server:
+        if prepare is not None:
+            await prepare(st)
+        with running(st, tmp, environ, (port, acct_port, status_port), RadiusServer) as server:
             yield server
         out = server.proc.output()
-    assert_clean_log(out, ())
+    assert_clean_log(out, secrets)
     for secret in ("pw1", "pw2", "clientPass", SECRET.decode(), st.key.hex()):
         assert f'"{secret}"' not in out and f"={secret} " not in out, "secret in log"
 
@@ -146,6 +148,33 @@ def running(
         )
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+async def radius(
+    store_urls: StoreUrls,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> AsyncIterator[RadiusServer]:
+    """A test module may tune the daemon with a module-level RADIUS_ENV dict."""
+
+    async def frank_is_online(st: Seeded) -> None:  # his plan allows one session
+        await st.cache.client.sadd(store.sessions_key(st.cache, "frank"), "sess-1")
+
+    env = {
+        "NETD_RADIUS_LIVE_SESSIONS_CHECK_INTERVAL": "0.3",
+        "NETD_RADIUS_LISTEN": "127.0.0.1,::1,2001:db8::1",
+        "NETD_RADIUS_NAS_REFRESH_INTERVAL": "30",
+        **getattr(request.module, "RADIUS_ENV", {}),
+    }
+    async with radius_process(
+        store_urls.postgres,
+        store_urls.redis,
+        tmp_path_factory.mktemp("radius"),
+        env,
+        prepare=frank_is_online,
+    ) as server:
+        yield server
 
 
 def wait_until(check: object, timeout: float = 5.0) -> None:

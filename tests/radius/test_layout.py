@@ -20,6 +20,9 @@ PURE = {
     "coa",
     "hashes",
     "stream",
+    "realms",
+    "homeservers",
+    "proxy",
 }
 PURE |= {"auth_eap", "eap_methods", "eap_tls", "eap_inner"}  # issue 29
 IO = {"asyncio", "socket", "asyncpg", "redis", "daemons.store"}
@@ -57,6 +60,33 @@ MAY_IMPORT: dict[str, set[str]] = {
     "stream_tls": set(),
     "stream_server": {"metrics", "shared", "stream", "stream_tls", "tables"},
     "stream_client": {"codec", "stream"},
+    # issue 28: realms and proxying
+    "realms": set(),
+    "homeservers": {"realms"},
+    "proxy": {"codec"},
+    "upstream": {"codec", "realms", "stream_client", "stream_tls"},
+    "proxy_shell": {
+        "admission",
+        "codec",
+        "homeservers",
+        "inflight",
+        "metrics",
+        "proxy",
+        "proxy_spool",
+        "realms",
+        "shared",
+        "upstream",
+    },
+    "proxy_spool": {
+        "admission",
+        "codec",
+        "homeservers",
+        "inflight",
+        "metrics",
+        "proxy",
+        "realms",
+        "shared",
+    },
 }
 
 
@@ -84,7 +114,7 @@ def test_each_layer_imports_only_what_it_may(module: str) -> None:
 
 
 def test_the_shells_do_not_know_each_other_or_the_transport() -> None:
-    shells = {"auth_shell", "acct_shell", "acct_upkeep"}
+    shells = {"auth_shell", "acct_shell", "acct_upkeep", "proxy_shell"}
     transports = {"transport", "stream_server", "stream_client"}
     for shell in shells:
         assert not radius_imports(shell) & (shells | transports | {"service", "workers"})
