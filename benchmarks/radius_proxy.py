@@ -26,16 +26,13 @@ Access-Request, replies' Response Authenticators checked:
 
 Figures are medians of BENCH_RUNS runs of BENCH_DURATION seconds (after a warm-up). The
 rows "netd / FreeRADIUS proxy" are ratios of medians (above 1: netd carries more, or has
-the higher latency). Hook for RadSec (issue 28, part B): :func:`radsec_rows` is called
-with the running home server; ``benchmarks/radius_radsec.py`` provides its
-``radsec_auth_vs_udp(home, tmp, urls)`` rows (RadSec authentication throughput against
-UDP) when it exists.
+the higher latency). Then RadSec authentication throughput against UDP to the same netd
+(:func:`radsec_rows`: ``benchmarks/radius_radsec.py``'s rows, its own netd and stores).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import os
 import shutil
 import sys
@@ -43,9 +40,9 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from benchmarks import freeradius
+from benchmarks import freeradius, radius_radsec
 from benchmarks.common import median, migrated_stores
-from benchmarks.freeradius_roles import Running, home_server, proxy_server
+from benchmarks.freeradius_roles import home_server, proxy_server
 from benchmarks.radius_auth import SECRET, Netd, _log, _row, _rows, loadgen
 from daemons import resources
 from daemons.core.config import DatabaseConfig
@@ -109,14 +106,10 @@ def _series(name: str, fn: Any) -> list[dict[str, Any]]:
     return out
 
 
-def radsec_rows(home: Running, tmp: Path, urls: dict[str, str]) -> list[dict[str, Any]]:
-    """Part B's hook: RadSec authentication throughput vs UDP (benchmarks/radius_radsec.py)."""
-    try:
-        radsec = importlib.import_module("benchmarks.radius_radsec")
-    except ModuleNotFoundError:
-        return []
-    fn = getattr(radsec, "radsec_auth_vs_udp", None)
-    return list(fn(home, tmp, urls)) if fn is not None else []
+def radsec_rows() -> list[dict[str, Any]]:
+    """RadSec authentication throughput vs UDP to the same netd: benchmarks/radius_radsec.py's
+    rows (its own netd and stores, run after the proxy rows), part of this benchmark."""
+    return radius_radsec.run()
 
 
 def run() -> list[dict[str, Any]]:
@@ -199,10 +192,9 @@ def run() -> list[dict[str, Any]]:
                         )
                         rows += _acct_rows(f"acct closed w{WINDOW}, {label}", acct[label])
                     rows += _compare(closed, opened, acct)
-                rows += radsec_rows(home, tmp, urls)
             finally:
                 netd.stop()
-    return rows
+    return rows + radsec_rows()
 
 
 def _acct_rows(label: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
