@@ -5,6 +5,7 @@ client certificates are refused."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import os
 import subprocess
@@ -164,6 +165,16 @@ async def test_each_method_through_two_workers(radius: RadiusServer, tmp_path: P
     proc = NetdProcess(["radius"], env, tmp_path)
     try:
         proc.wait_http(f"http://127.0.0.1:{status}/health/ready")
+        # The instance is ready once it has bound; its worker binds after. A socket joining
+        # the SO_REUSEPORT group re-maps the hash, so an exchange begun before it would move
+        # (eap_other_worker, the supplicant starts again): begin once both have beaten.
+        deadline = time.monotonic() + 30
+        while True:
+            beats = await radius.cache.list_heartbeats()
+            if len({b["pid"] for b in beats if b["instance"] == "eap-workers"}) >= 2:
+                break
+            assert time.monotonic() < deadline, "the second worker never beat"
+            await asyncio.sleep(0.2)
         two = dataclasses.replace(radius, port=port)
         networks = [
             *(tunnelled(eap, phase2, "pw1") for eap, phase2 in CASES),
