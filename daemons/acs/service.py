@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import secrets
 import time
 from typing import Any, ClassVar
@@ -50,7 +51,9 @@ from daemons.core.portclaim import PortTaken, probe
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
+from daemons.store import acs_session as session_store
 from daemons.store.events import append_event
+from daemons.store.pg import Conn
 
 log = logging.getLogger("netd.acs")
 
@@ -65,6 +68,9 @@ class AcsApp:
         self.by_conn: dict[tuple[Any, ...], Live] = {}
         self.by_sid: dict[str, Live] = {}
         self.by_device: dict[str, Live] = {}
+        #: the session verbs' pool (``store.acs_session.open_session_pool``), opened by the
+        #: service's start; the shared pool until then
+        self.db: asyncpg.Pool = ctx.pool
         self.metrics = AcsMetrics(ctx.registry)
         self.ratelog = RateLimitedLog(log)
         self._background: set[asyncio.Task[None]] = set()
@@ -271,10 +277,12 @@ class AcsApp:
             earlier = self.by_device.get(env.args["device"].key)
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
-            mode, creds = await self.auth.credentials(env.args["device"].key)
-            if mode != "none" and not self.auth.verify(scope, mode, creds):
-                raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
-            return await self._inform(scope, env)
+            async with self.db.acquire() as conn:
+                mode, creds = await self.auth.credentials(env.args["device"].key, conn)
+                if mode != "none" and not self.auth.verify(scope, mode, creds):
+                    challenge = self.auth.challenge(mode)
+                    raise Reject(401, "auth: credentials missing or wrong", challenge)
+                return await self._inform(scope, env, conn)
         if live is None:
             raise Reject(400, "no session: a session starts with an Inform")
         async with live.lock:
@@ -284,11 +292,11 @@ class AcsApp:
             except eng.SessionError as exc:
                 self._forget(live, "protocol")
                 raise Reject(400, f"protocol: {exc}") from None
-            await record(self.ctx, self.cfg, self.metrics, live, step.effects)
-            while step.task is not None and await store.is_cancelled(self.ctx.pool, step.task.id):
+            cancelled = await self._record(live, step)
+            while step.task is not None and cancelled:
                 live.tasks.pop(step.task.id, None)  # cancelled before its RPC went out
                 step = live.session.withdraw(step.task.id)
-                await record(self.ctx, self.cfg, self.metrics, live, step.effects)
+                cancelled = await self._record(live, step)
             if step.body is None:
                 live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
@@ -296,16 +304,24 @@ class AcsApp:
             cwmp_id = step.reply_to if step.echo else secrets.token_hex(4)
             return 200, [], cwmp.envelope(live.session.ns, cwmp_id, step.body)
 
+    async def _record(self, live: Live, step: eng.Step) -> bool:
+        """Record a step's effects; whether the task of its RPC was cancelled meanwhile."""
+        task = step.task.id if step.task is not None else None
+        return await record(self.ctx, self.cfg, self.metrics, live, step.effects, self.db, task)
+
     async def _inform(
-        self, scope: dict[str, Any], env: cwmp.Envelope
+        self, scope: dict[str, Any], env: cwmp.Envelope, conn: Conn
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         session = eng.Session(self.engine_cfg, env)
         client = scope.get("client")
         ip = str(client[0]) if client else None
         dev = session.device
         refused = guard.may_register(self.limits, dev.oui, dev.product_class, ip)
-        known = await store.register_device(
-            self.ctx.pool,
+        # Presets read the device as this Inform left it and may queue a firmware Download
+        # that this session starts: then the tasks start after them, else in one statement.
+        at_once = not self.planner.presets
+        informed = await session_store.inform(
+            conn,
             session.device,
             ns=session.ns,
             root=session.root,
@@ -313,12 +329,14 @@ class AcsApp:
             events=session.events,
             params=session.inform_params,
             auto_register=self.cfg.auto_register and refused is None,
+            max_attempts=self.cfg.task_max_attempts,
+            start=at_once,
         )
-        if known is None:
+        if informed is None:
             why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
             raise Reject(403, f"unknown device: {why}")
-        was_known, discovered, listed = known
-        if not was_known:
+        discovered, listed = informed.discovered, informed.listed
+        if not informed.known:
             with contextlib.suppress(Exception):
                 await append_event(
                     self.ctx.pool,
@@ -329,13 +347,15 @@ class AcsApp:
                     cache=self.ctx.cache,
                 )
         preset_values = await self.planner.preset_values(session)
-        started = await store.start_tasks(
-            self.ctx.pool, session.device_id, self.cfg.task_max_attempts
-        )
+        started = informed.tasks
+        if not at_once:
+            started = await session_store.start_tasks(
+                conn, session.device_id, self.cfg.task_max_attempts
+            )
         tasks = [await self.planner.prepare(t, session.device_id) for t in started]
         unread = None
         if listed and not discovered:  # an earlier session listed the tree: resume
-            unread = await store.unread_names(self.ctx.pool, session.device_id)
+            unread = await store.unread_names(conn, session.device_id)
         session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
         live = Live(
@@ -347,7 +367,7 @@ class AcsApp:
             kinds=tasks,
         )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
-            await record(self.ctx, self.cfg, self.metrics, live, session.confirmed)
+            await record(self.ctx, self.cfg, self.metrics, live, session.confirmed, self.db)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
         self.by_device[session.device_id] = live
@@ -398,6 +418,10 @@ class AcsService(Daemon):
         self._pending = None
 
     async def start(self) -> None:
+        stores = self.ctx.stores
+        self.app.db = await session_store.open_session_pool(
+            self.ctx.config.database, stores.postgres_url, f"netd-acs-{os.getpid()}"
+        )
         with contextlib.suppress(OSError):
             await self.app.files.sweep(self.ctx.pool)  # temp and orphan files of a crash
         acs = self.ctx.config.acs
@@ -483,6 +507,11 @@ class AcsService(Daemon):
             self.app._forget(live, "shutdown")
         if self.app._background:
             await asyncio.wait(set(self.app._background), timeout=5.0)
+        if self.app.db is not self.ctx.pool:
+            try:
+                await asyncio.wait_for(self.app.db.close(), 5.0)
+            except TimeoutError:
+                self.app.db.terminate()
 
 
 __all__ = ["AcsApp", "AcsService", "file_store", "rate_key"]

@@ -1,0 +1,271 @@
+"""Store verbs of a CWMP session's hot path: one statement per CPE message.
+
+A session of a CPE with queued work is an Inform, an empty POST and an answer per RPC.
+Each message's writes are one SQL statement here (data-modifying CTEs: one round trip to
+PostgreSQL and one commit, atomic as a transaction), where :mod:`daemons.store.acs`'s
+general verbs take a transaction of several statements:
+
+- :func:`inform`: the device row (registered, or updated; a BOOTSTRAP forgets the tree),
+  the Inform's parameters, and the device's due tasks started, in task-id order;
+- :func:`record_step`: the values an RPC read and the task results it gave, and whether
+  the task of the next RPC has been cancelled meanwhile (``is_cancelled``).
+
+These run on the ACS's session pool (:func:`open_session_pool`): its connections carry
+no session state (no LISTEN, no session-level advisory lock, no SET), so a release only
+rolls back an open transaction instead of asyncpg's reset query, one round trip saved per
+message. The ledger of what is decided stays the same: the combined statements do what
+``register_device`` + ``start_tasks`` and ``put_params`` + ``finish_task`` +
+``is_cancelled`` do, and the tests hold both to it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+
+from daemons.acs import cwmp
+from daemons.acs.engine import Task
+from daemons.core.config import DatabaseConfig
+from daemons.store.pg import Conn, create_pool
+
+Db = asyncpg.Pool | Conn
+
+_UDP_ADDRESS = "ManagementServer.UDPConnectionRequestAddress"
+_STUN_ENABLE = "ManagementServer.STUNEnable"
+
+#: the upsert of a device's parameter values from unnest($2, $3, $4) (name, value, type)
+VALUES_UPSERT = (
+    "INSERT INTO cpe_parameters (device_id, name, value, type) "
+    "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) {where}"
+    "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
+    "type = EXCLUDED.type, unread = false, fault = NULL, updated_at = now()"
+)
+
+#: The device $1's due tasks started (one more attempt each), those past their expiry
+#: expired, and those still running unanswered after $max attempts failed: one UPDATE
+#: whose rows are locked in id order (as ``cpe_bulk.record_pokes`` locks them). A task
+#: still running with no answer is started again: a CPE holds one session at a time, so
+#: its new Inform means the session that started it is over. ``{max}`` is the parameter.
+TASKS_START = (
+    "UPDATE cpe_tasks t SET status = f.fate, "
+    "attempts = t.attempts + (f.fate = 'running')::int, poke_at = NULL, "
+    "finished_at = CASE WHEN f.fate = 'running' THEN t.finished_at ELSE now() END, "
+    "result = CASE WHEN f.fate = 'fault' THEN jsonb_build_object('string', format("
+    "'no answer after %s attempts: the CPE ended each session without answering', "
+    "t.attempts)) ELSE t.result END "
+    "FROM (SELECT id, CASE WHEN expires_at < now() THEN 'expired' "
+    "WHEN status = 'running' AND result IS NULL AND attempts >= {max} THEN 'fault' "
+    "ELSE 'running' END AS fate FROM cpe_tasks WHERE device_id = $1 "
+    "AND ((status IN ('queued', 'running') AND expires_at < now()) "
+    "OR (status = 'queued' AND not_before <= now()) "
+    "OR (status = 'running' AND result IS NULL)) ORDER BY id FOR UPDATE) f "
+    "WHERE t.id = f.id {where}"
+    "RETURNING t.id, t.kind, t.args, t.attempts, f.fate"
+)
+
+_INFORM = (
+    "WITH old AS (SELECT discovered_at IS NOT NULL AS discovered, "
+    "listed_at IS NOT NULL AS listed FROM cpe_devices WHERE id = $1 FOR UPDATE), "
+    "dev AS (INSERT INTO cpe_devices AS d (id, oui, product_class, serial, manufacturer, "
+    "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, last_events, "
+    "udp_connection_request_address, stun_enabled) "
+    "SELECT $1, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, now(), $14, "
+    "coalesce($15, ''), coalesce($16, false) WHERE $17 OR EXISTS (SELECT 1 FROM old) "
+    "ON CONFLICT (id) DO UPDATE SET manufacturer = EXCLUDED.manufacturer, "
+    "software_version = CASE WHEN EXCLUDED.software_version = '' "
+    "THEN d.software_version ELSE EXCLUDED.software_version END, "
+    "root = EXCLUDED.root, cwmp_ns = EXCLUDED.cwmp_ns, ip = EXCLUDED.ip, "
+    "connection_request_url = CASE WHEN EXCLUDED.connection_request_url = '' "
+    "THEN d.connection_request_url ELSE EXCLUDED.connection_request_url END, "
+    "last_inform = now(), last_events = EXCLUDED.last_events, "
+    "discovered_at = CASE WHEN $18 THEN NULL ELSE d.discovered_at END, "
+    "listed_at = CASE WHEN $18 THEN NULL ELSE d.listed_at END, "
+    "udp_connection_request_address = coalesce($15, d.udp_connection_request_address), "
+    "stun_enabled = coalesce($16, d.stun_enabled) RETURNING 1), "
+    f"vals AS ({VALUES_UPSERT.format(where='WHERE EXISTS (SELECT 1 FROM dev) ')}), "
+    f"tasks AS ({TASKS_START.format(max='$19', where='AND $20 AND EXISTS (SELECT 1 FROM dev) ')}) "
+    "SELECT (SELECT count(*) FROM dev) AS written, o.discovered, o.listed, "
+    "t.id, t.kind, t.args, t.attempts, t.fate "
+    "FROM (SELECT 1) AS one LEFT JOIN old o ON true LEFT JOIN tasks t ON true"
+)
+
+
+@dataclass(frozen=True)
+class Informed:
+    """What an Inform found: the device was known before, its tree is discovered, its
+    names are listed (both False after a BOOTSTRAP), and the tasks started, in id order."""
+
+    known: bool
+    discovered: bool
+    listed: bool
+    tasks: list[Task]
+
+
+async def open_session_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncpg.Pool:
+    """The pool of the session verbs: a release rolls back an open transaction and runs no
+    reset query (what runs on it keeps no session state). Raises StoreUnavailable."""
+    return await create_pool(cfg, dsn, application, reset=_rollback_only)
+
+
+async def _rollback_only(conn: asyncpg.Connection) -> None:
+    """asyncpg has already rolled back an open transaction: nothing more to undo."""
+
+
+def management(params: Sequence[cwmp.ParamValue]) -> tuple[str | None, bool | None]:
+    """The UDP connection request address and STUNEnable among values (None: absent)."""
+    udp = next((p.value for p in params if p.name.endswith(_UDP_ADDRESS)), None)
+    stun = next((p.value for p in params if p.name.endswith(_STUN_ENABLE)), None)
+    return (
+        udp.strip() if udp is not None else None,
+        stun.strip().lower() in ("1", "true") if stun is not None else None,
+    )
+
+
+def value_columns(params: Sequence[cwmp.ParamValue]) -> tuple[list[str], list[str], list[str]]:
+    """Names, values (no NUL) and types, one row per name (the last value counts): an
+    upsert touching a row twice is refused whole by PostgreSQL (CardinalityViolation)."""
+    rows = list({p.name: p for p in params}.values())
+    return (
+        [p.name for p in rows],
+        [p.value.replace("\x00", "") for p in rows],
+        [p.type for p in rows],
+    )
+
+
+def _task(r: asyncpg.Record) -> Task:
+    return Task(r["id"], r["kind"], json.loads(r["args"]), r["attempts"])
+
+
+async def inform(
+    db: Db,
+    device: cwmp.DeviceId,
+    *,
+    ns: str,
+    root: str,
+    ip: str | None,
+    events: Sequence[str],
+    params: Sequence[cwmp.ParamValue],
+    auto_register: bool,
+    max_attempts: int,
+    start: bool = True,
+) -> Informed | None:
+    """Record an Inform and, with ``start``, start the device's due tasks, in one
+    statement; None for an unknown device when ``auto_register`` is off (nothing is
+    written then). Raises asyncpg errors."""
+    values = {p.name: p.value for p in params}
+    software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
+    cr_url = next(
+        (v for k, v in values.items() if k.endswith("ManagementServer.ConnectionRequestURL")), ""
+    )
+    names, texts, types = value_columns(params)
+    udp, stun = management(params)
+    bootstrap = "0 BOOTSTRAP" in events
+    rows = await db.fetch(
+        _INFORM,
+        device.key,
+        names,
+        texts,
+        types,
+        device.oui,
+        device.product_class,
+        device.serial,
+        device.manufacturer,
+        software,
+        root.rstrip("."),
+        ns,
+        ip,
+        cr_url,
+        list(events),
+        udp,
+        stun,
+        auto_register,
+        bootstrap,
+        max_attempts,
+        start,
+    )
+    first = rows[0]
+    if not first["written"]:
+        return None
+    known = first["discovered"] is not None
+    fresh = known and not bootstrap
+    tasks = sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
+    return Informed(known, fresh and first["discovered"], fresh and first["listed"], tasks)
+
+
+async def start_tasks(db: Db, device_id: str, max_attempts: int) -> list[Task]:
+    """The device's due tasks, in id order, now running (see :data:`TASKS_START`)."""
+    rows = await db.fetch(TASKS_START.format(max="$2", where=""), device_id, max_attempts)
+    return sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
+
+
+_STEP = (
+    f"WITH vals AS ({VALUES_UPSERT.format(where='')}), "
+    "dev AS (UPDATE cpe_devices SET "
+    "udp_connection_request_address = coalesce($5, udp_connection_request_address), "
+    "stun_enabled = coalesce($6, stun_enabled), "
+    "discovered_at = CASE WHEN $7 THEN coalesce(discovered_at, now()) ELSE discovered_at END, "
+    "refreshed_at = CASE WHEN $7 THEN now() ELSE refreshed_at END "
+    "WHERE id = $1 AND ($5::text IS NOT NULL OR $6::boolean IS NOT NULL OR $7)), "
+    "fin AS (UPDATE cpe_tasks t SET "
+    "status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE r.status END, "
+    "result = r.result::jsonb, finished_at = CASE WHEN t.status = 'cancelled' "
+    "THEN t.finished_at WHEN r.status IN ('done', 'fault') THEN now() END, "
+    "deadline_at = CASE WHEN r.status = 'running' "
+    "THEN now() + make_interval(secs => r.deadline) END "
+    "FROM unnest($8::bigint[], $9::text[], $10::text[], $11::float8[]) "
+    "AS r(id, status, result, deadline) WHERE t.id = r.id) "
+    "SELECT coalesce((SELECT status = 'cancelled' FROM cpe_tasks WHERE id = $12), false)"
+)
+
+
+@dataclass(frozen=True)
+class Finish:
+    """A task's result as ``finish_task`` writes it (``deadline``: seconds a running
+    transfer may wait for its TransferComplete)."""
+
+    task_id: int
+    status: str
+    result: dict[str, Any]
+    deadline: float | None = None
+
+    def result_json(self) -> str:
+        result = self.result
+        if self.status == "running" and self.deadline is not None:
+            result = {**result, "deadline_s": f"{self.deadline:g}"}
+        return json.dumps(result, default=str)
+
+
+async def record_step(
+    db: Db,
+    device_id: str,
+    values: Sequence[cwmp.ParamValue],
+    discovered: bool,
+    finished: Sequence[Finish],
+    next_task: int | None,
+) -> bool:
+    """Values read (and the tree now discovered) and tasks finished, in one statement;
+    whether ``next_task`` (the task of the RPC to send next) is cancelled. Each task at
+    most once in ``finished``. Raises asyncpg errors."""
+    names, texts, types = value_columns(values)
+    udp, stun = management(values)
+    return bool(
+        await db.fetchval(
+            _STEP,
+            device_id,
+            names,
+            texts,
+            types,
+            udp,
+            stun,
+            discovered,
+            [f.task_id for f in finished],
+            [f.status for f in finished],
+            [f.result_json() for f in finished],
+            [f.deadline for f in finished],
+            next_task,
+        )
+    )
