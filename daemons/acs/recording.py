@@ -1,9 +1,10 @@
 """A live CWMP session as the ACS holds it, and writing what its steps report.
 
 :class:`Live` is one entry of the ACS's session table (the engine's session, its id,
-connection, the tasks it started); :func:`record` writes one step's effects (parameters,
+connection, the tasks it started); :class:`Recorder` writes one step's effects (parameters,
 task results, faults, TransferComplete) atomically, then the events they raise: the usual
-step as one statement (``store.acs_session.record_step``), anything else in a transaction.
+step in one statement with other sessions' (``store.acs_session.record_steps``), anything
+else in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -18,12 +19,16 @@ import asyncpg
 from daemons.acs import cwmp
 from daemons.acs import engine as eng
 from daemons.acs.metrics import AcsMetrics
+from daemons.core.batch import Batcher
 from daemons.core.config import AcsConfig
 from daemons.core.lifecycle import Context
 from daemons.store import acs as store
 from daemons.store import acs_session as session
 from daemons.store.events import append_event
 from daemons.store.pg import Conn
+
+#: CPE messages written in one statement at most
+STEP_BATCH = 256
 
 
 @dataclass
@@ -46,10 +51,10 @@ def task_deadline(cfg: AcsConfig, task_id: int, live: Live) -> float:
 
 
 def _one_statement(
-    cfg: AcsConfig, live: Live, effects: list[eng.Effect]
-) -> tuple[list[cwmp.ParamValue], bool, list[session.Finish]] | None:
-    """The effects as one ``record_step`` statement (values read, the tree discovered,
-    tasks finished, each once), or None when they need the general transaction."""
+    cfg: AcsConfig, live: Live, effects: list[eng.Effect], next_task: int | None
+) -> session.StepWrite | None:
+    """The effects as one ``record_steps`` write (values read, the tree discovered, tasks
+    finished, each once), or None when they need the general transaction."""
     values: list[cwmp.ParamValue] = []
     discovered = False
     finished: dict[int, session.Finish] = {}
@@ -64,52 +69,53 @@ def _one_statement(
             finished[e.task_id] = session.Finish(e.task_id, e.status, e.result, deadline)
         else:
             return None
-    return values, discovered, list(finished.values())
-
-
-async def record(
-    ctx: Context,
-    cfg: AcsConfig,
-    metrics: AcsMetrics,
-    live: Live,
-    effects: list[eng.Effect],
-    db: asyncpg.Pool,
-    next_task: int | None = None,
-) -> bool:
-    """Write one step's effects atomically (one commit per CPE message); whether
-    ``next_task``, the task of the RPC to send next, has been cancelled meanwhile.
-
-    The usual step (values read, tasks finished) is one statement on ``db``, the ACS's
-    session pool, cancel check included; anything else one transaction, then the check."""
-    if not effects and next_task is None:
-        return False
     device_id = live.session.device_id
-    events: list[eng.DownloadRequested] = []
-    done: list[int] = []
-    simple = _one_statement(cfg, live, effects) if effects else None
-    if simple is not None:
-        values, discovered, finished = simple
-        cancelled = await session.record_step(
-            db, device_id, values, discovered, finished, next_task
+    return session.StepWrite(device_id, values, discovered, list(finished.values()), next_task)
+
+
+class Recorder:
+    """Writes what sessions' steps report. The usual step (values read, tasks finished,
+    the cancel check of the next RPC's task) goes into one statement with the steps of
+    other sessions that come while the previous one runs (``core.batch.Batcher``: one
+    round trip and one commit for them all); anything else is a transaction of its own."""
+
+    def __init__(self, ctx: Context, cfg: AcsConfig, metrics: AcsMetrics) -> None:
+        self.ctx, self.cfg, self.metrics = ctx, cfg, metrics
+        #: the ACS's session pool once the service has opened it
+        self.db: asyncpg.Pool = ctx.pool
+        self.steps: Batcher[session.StepWrite, bool] = Batcher(
+            lambda batch: session.record_steps(self.db, batch), max_batch=STEP_BATCH
         )
-        done = [f.task_id for f in finished]
-    else:
-        async with db.acquire() as conn:
-            if effects:
+
+    async def record(
+        self, live: Live, effects: list[eng.Effect], next_task: int | None = None
+    ) -> bool:
+        """Write one step's effects atomically, before the answer; whether ``next_task``,
+        the task of the RPC to send next, has been cancelled meanwhile."""
+        if not effects and next_task is None:
+            return False
+        events: list[eng.DownloadRequested] = []
+        done: list[int] = []
+        simple = _one_statement(self.cfg, live, effects, next_task)
+        if simple is not None:
+            cancelled = await self.steps.submit(simple)
+            done = [f.task_id for f in simple.finished]
+        else:
+            async with self.db.acquire() as conn:
                 async with conn.transaction():
-                    done, events = await _write(conn, cfg, metrics, live, effects)
-            cancelled = next_task is not None and await store.is_cancelled(conn, next_task)
-    live.tasks = {t: a for t, a in live.tasks.items() if t not in done}
-    for e in events:
-        await append_event(
-            ctx.pool,
-            "acs",
-            "cpe.download_requested",
-            subject=device_id,
-            data={"file_type": e.file_type, "args": e.args},
-            cache=ctx.cache,
-        )
-    return cancelled
+                    done, events = await _write(conn, self.cfg, self.metrics, live, effects)
+                cancelled = next_task is not None and await store.is_cancelled(conn, next_task)
+        live.tasks = {t: a for t, a in live.tasks.items() if t not in done}
+        for e in events:
+            await append_event(
+                self.ctx.pool,
+                "acs",
+                "cpe.download_requested",
+                subject=live.session.device_id,
+                data={"file_type": e.file_type, "args": e.args},
+                cache=self.ctx.cache,
+            )
+        return cancelled
 
 
 async def _write(

@@ -41,7 +41,7 @@ from daemons.acs.intake import (
     session_cookie,
 )
 from daemons.acs.metrics import AcsMetrics
-from daemons.acs.recording import Live, record
+from daemons.acs.recording import Live, Recorder
 from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -68,10 +68,8 @@ class AcsApp:
         self.by_conn: dict[tuple[Any, ...], Live] = {}
         self.by_sid: dict[str, Live] = {}
         self.by_device: dict[str, Live] = {}
-        #: the session verbs' pool (``store.acs_session.open_session_pool``), opened by the
-        #: service's start; the shared pool until then
-        self.db: asyncpg.Pool = ctx.pool
         self.metrics = AcsMetrics(ctx.registry)
+        self.recorder = Recorder(ctx, self.cfg, self.metrics)
         self.ratelog = RateLimitedLog(log)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
@@ -278,10 +276,6 @@ class AcsApp:
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
             async with self.db.acquire() as conn:
-                mode, creds = await self.auth.credentials(env.args["device"].key, conn)
-                if mode != "none" and not self.auth.verify(scope, mode, creds):
-                    challenge = self.auth.challenge(mode)
-                    raise Reject(401, "auth: credentials missing or wrong", challenge)
                 return await self._inform(scope, env, conn)
         if live is None:
             raise Reject(400, "no session: a session starts with an Inform")
@@ -304,10 +298,16 @@ class AcsApp:
             cwmp_id = step.reply_to if step.echo else secrets.token_hex(4)
             return 200, [], cwmp.envelope(live.session.ns, cwmp_id, step.body)
 
+    @property
+    def db(self) -> asyncpg.Pool:
+        """The session verbs' pool (``store.acs_session.open_session_pool``), opened by
+        the service's start; the shared pool until then."""
+        return self.recorder.db
+
     async def _record(self, live: Live, step: eng.Step) -> bool:
         """Record a step's effects; whether the task of its RPC was cancelled meanwhile."""
         task = step.task.id if step.task is not None else None
-        return await record(self.ctx, self.cfg, self.metrics, live, step.effects, self.db, task)
+        return await self.recorder.record(live, step.effects, task)
 
     async def _inform(
         self, scope: dict[str, Any], env: cwmp.Envelope, conn: Conn
@@ -320,19 +320,37 @@ class AcsApp:
         # Presets read the device as this Inform left it and may queue a firmware Download
         # that this session starts: then the tasks start after them, else in one statement.
         at_once = not self.planner.presets
-        informed = await session_store.inform(
-            conn,
-            session.device,
-            ns=session.ns,
-            root=session.root,
-            ip=ip,
-            events=session.events,
-            params=session.inform_params,
-            auto_register=self.cfg.auto_register and refused is None,
-            max_attempts=self.cfg.task_max_attempts,
-            start=at_once,
-        )
-        if informed is None:
+
+        async def write(admitted: bool, trusted: bool) -> session_store.Informed:
+            return await session_store.inform(
+                conn,
+                session.device,
+                ns=session.ns,
+                root=session.root,
+                ip=ip,
+                events=session.events,
+                params=session.inform_params,
+                auto_register=self.cfg.auto_register and refused is None,
+                max_attempts=self.cfg.task_max_attempts,
+                start=at_once,
+                admitted=admitted,
+                trusted=trusted,
+            )
+
+        # The CPE proves the global credentials (acs.auth), or its own: the statement
+        # writes nothing for a device that has its own, and returns them to check first.
+        mode = self.cfg.auth
+        admitted = mode == "none" or self.auth.verify(scope, mode, self._global)
+        informed = await write(admitted, False)
+        if informed.own is not None:
+            mode = "basic" if mode == "basic" else "digest"
+            own = store.open_credentials(self.ctx.sealer, session.device_id, *informed.own)
+            if not self.auth.verify(scope, mode, own):
+                raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
+            informed = await write(admitted, True)
+        elif not admitted:
+            raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
+        if not informed.written:
             why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
             raise Reject(403, f"unknown device: {why}")
         discovered, listed = informed.discovered, informed.listed
@@ -367,7 +385,7 @@ class AcsApp:
             kinds=tasks,
         )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
-            await record(self.ctx, self.cfg, self.metrics, live, session.confirmed, self.db)
+            await self.recorder.record(live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
         self.by_device[session.device_id] = live
@@ -419,7 +437,7 @@ class AcsService(Daemon):
 
     async def start(self) -> None:
         stores = self.ctx.stores
-        self.app.db = await session_store.open_session_pool(
+        self.app.recorder.db = await session_store.open_session_pool(
             self.ctx.config.database, stores.postgres_url, f"netd-acs-{os.getpid()}"
         )
         with contextlib.suppress(OSError):
@@ -507,6 +525,8 @@ class AcsService(Daemon):
             self.app._forget(live, "shutdown")
         if self.app._background:
             await asyncio.wait(set(self.app._background), timeout=5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.app.recorder.steps.wait(), 5.0)
         if self.app.db is not self.ctx.pool:
             try:
                 await asyncio.wait_for(self.app.db.close(), 5.0)

@@ -45,8 +45,9 @@ async def register_device(
         auto_register=auto_register,
         max_attempts=0,
         start=False,
+        trusted=True,
     )
-    return None if got is None else (got.known, got.discovered, got.listed)
+    return (got.known, got.discovered, got.listed) if got.written else None
 
 
 async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
@@ -472,8 +473,14 @@ async def get_credentials(pool: Db, sealer: Sealer, device_id: str) -> tuple[str
     )
     if row is None:
         return None
-    password = sealer.open(row["password_enc"], f"cpe:{device_id}".encode()).decode()
-    return str(row["username"]), password
+    return open_credentials(sealer, device_id, row["username"], row["password_enc"])
+
+
+def open_credentials(
+    sealer: Sealer, device_id: str, username: str, sealed: bytes
+) -> tuple[str, str]:
+    """A device's own credentials as stored (its password sealed), opened."""
+    return str(username), sealer.open(sealed, f"cpe:{device_id}".encode()).decode()
 
 
 #: at most this many devices sharing one username are tried for a /files/ request

@@ -7,15 +7,16 @@ general verbs take a transaction of several statements:
 
 - :func:`inform`: the device row (registered, or updated; a BOOTSTRAP forgets the tree),
   the Inform's parameters, and the device's due tasks started, in task-id order;
-- :func:`record_step`: the values an RPC read and the task results it gave, and whether
-  the task of the next RPC has been cancelled meanwhile (``is_cancelled``).
+- :func:`record_steps`: the values RPCs read and the task results they gave, and whether
+  the task of each session's next RPC has been cancelled meanwhile (``is_cancelled``), for
+  the messages of many sessions at once (``daemons.core.batch``).
 
 These run on the ACS's session pool (:func:`open_session_pool`): its connections carry
 no session state (no LISTEN, no session-level advisory lock, no SET), so a release only
 rolls back an open transaction instead of asyncpg's reset query, one round trip saved per
 message. The ledger of what is decided stays the same: the combined statements do what
 ``register_device`` + ``start_tasks`` and ``put_params`` + ``finish_task`` +
-``is_cancelled`` do, and the tests hold both to it.
+``is_cancelled`` do.
 """
 
 from __future__ import annotations
@@ -37,12 +38,16 @@ Db = asyncpg.Pool | Conn
 _UDP_ADDRESS = "ManagementServer.UDPConnectionRequestAddress"
 _STUN_ENABLE = "ManagementServer.STUNEnable"
 
+#: a parameter value read: the row's value and type, and it is no longer unread or faulty
+VALUES_CONFLICT = (
+    "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
+    "type = EXCLUDED.type, unread = false, fault = NULL, updated_at = now()"
+)
 #: the upsert of a device's parameter values from unnest($2, $3, $4) (name, value, type)
 VALUES_UPSERT = (
     "INSERT INTO cpe_parameters (device_id, name, value, type) "
     "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) {where}"
-    "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
-    "type = EXCLUDED.type, unread = false, fault = NULL, updated_at = now()"
+    + VALUES_CONFLICT
 )
 
 #: The device $1's due tasks started (one more attempt each), those past their expiry
@@ -70,11 +75,13 @@ TASKS_START = (
 _INFORM = (
     "WITH old AS (SELECT discovered_at IS NOT NULL AS discovered, "
     "listed_at IS NOT NULL AS listed FROM cpe_devices WHERE id = $1 FOR UPDATE), "
+    "own AS (SELECT username, password_enc FROM cpe_credentials WHERE device_id = $1), "
     "dev AS (INSERT INTO cpe_devices AS d (id, oui, product_class, serial, manufacturer, "
     "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, last_events, "
     "udp_connection_request_address, stun_enabled) "
     "SELECT $1, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, now(), $14, "
-    "coalesce($15, ''), coalesce($16, false) WHERE $17 OR EXISTS (SELECT 1 FROM old) "
+    "coalesce($15, ''), coalesce($16, false) WHERE ($17 OR EXISTS (SELECT 1 FROM old)) "
+    "AND ($21 AND NOT EXISTS (SELECT 1 FROM own) OR $22) "
     "ON CONFLICT (id) DO UPDATE SET manufacturer = EXCLUDED.manufacturer, "
     "software_version = CASE WHEN EXCLUDED.software_version = '' "
     "THEN d.software_version ELSE EXCLUDED.software_version END, "
@@ -89,26 +96,41 @@ _INFORM = (
     f"vals AS ({VALUES_UPSERT.format(where='WHERE EXISTS (SELECT 1 FROM dev) ')}), "
     f"tasks AS ({TASKS_START.format(max='$19', where='AND $20 AND EXISTS (SELECT 1 FROM dev) ')}) "
     "SELECT (SELECT count(*) FROM dev) AS written, o.discovered, o.listed, "
-    "t.id, t.kind, t.args, t.attempts, t.fate "
-    "FROM (SELECT 1) AS one LEFT JOIN old o ON true LEFT JOIN tasks t ON true"
+    "c.username, c.password_enc, t.id, t.kind, t.args, t.attempts, t.fate "
+    "FROM (SELECT 1) AS one LEFT JOIN old o ON true LEFT JOIN own c ON true "
+    "LEFT JOIN tasks t ON true"
 )
 
 
 @dataclass(frozen=True)
 class Informed:
-    """What an Inform found: the device was known before, its tree is discovered, its
-    names are listed (both False after a BOOTSTRAP), and the tasks started, in id order."""
+    """What an Inform found: whether it was written, the device was known before, its
+    tree is discovered, its names are listed (both False after a BOOTSTRAP), the tasks
+    started (in id order), and the device's own CWMP credentials (username, sealed
+    password) if it has them."""
 
+    written: bool
     known: bool
     discovered: bool
     listed: bool
     tasks: list[Task]
+    own: tuple[str, bytes] | None = None
 
 
 async def open_session_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncpg.Pool:
     """The pool of the session verbs: a release rolls back an open transaction and runs no
-    reset query (what runs on it keeps no session state). Raises StoreUnavailable."""
-    return await create_pool(cfg, dsn, application, reset=_rollback_only)
+    reset query (what runs on it keeps no session state). Its statements are planned once
+    per connection (generic plans): each is keyed on a device id or an id, the same plan
+    for every argument, and the Inform's CTE cost more to plan than to run, every time,
+    under PostgreSQL's default of planning the first five executions and any whose generic
+    plan looks dearer. Raises StoreUnavailable."""
+    return await create_pool(
+        cfg,
+        dsn,
+        application,
+        reset=_rollback_only,
+        settings={"plan_cache_mode": "force_generic_plan"},
+    )
 
 
 async def _rollback_only(conn: asyncpg.Connection) -> None:
@@ -152,10 +174,17 @@ async def inform(
     auto_register: bool,
     max_attempts: int,
     start: bool = True,
-) -> Informed | None:
+    admitted: bool = True,
+    trusted: bool = False,
+) -> Informed:
     """Record an Inform and, with ``start``, start the device's due tasks, in one
-    statement; None for an unknown device when ``auto_register`` is off (nothing is
-    written then). Raises asyncpg errors."""
+    statement, and read the device's own credentials.
+
+    Nothing is written for an unknown device when ``auto_register`` is off, nor unless
+    the CPE has proved who it is: ``trusted`` (its own credentials, checked), or
+    ``admitted`` (the global ones, or none needed) and the device has no credentials of
+    its own, which then are returned for the caller to check and call again with
+    ``trusted``. Raises asyncpg errors."""
     values = {p.name: p.value for p in params}
     software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
     cr_url = next(
@@ -186,40 +215,28 @@ async def inform(
         bootstrap,
         max_attempts,
         start,
+        admitted,
+        trusted,
     )
     first = rows[0]
-    if not first["written"]:
-        return None
     known = first["discovered"] is not None
     fresh = known and not bootstrap
+    own = (first["username"], first["password_enc"]) if first["username"] is not None else None
     tasks = sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
-    return Informed(known, fresh and first["discovered"], fresh and first["listed"], tasks)
+    return Informed(
+        bool(first["written"]),
+        known,
+        fresh and first["discovered"],
+        fresh and first["listed"],
+        tasks,
+        own,
+    )
 
 
 async def start_tasks(db: Db, device_id: str, max_attempts: int) -> list[Task]:
     """The device's due tasks, in id order, now running (see :data:`TASKS_START`)."""
     rows = await db.fetch(TASKS_START.format(max="$2", where=""), device_id, max_attempts)
     return sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
-
-
-_STEP = (
-    f"WITH vals AS ({VALUES_UPSERT.format(where='')}), "
-    "dev AS (UPDATE cpe_devices SET "
-    "udp_connection_request_address = coalesce($5, udp_connection_request_address), "
-    "stun_enabled = coalesce($6, stun_enabled), "
-    "discovered_at = CASE WHEN $7 THEN coalesce(discovered_at, now()) ELSE discovered_at END, "
-    "refreshed_at = CASE WHEN $7 THEN now() ELSE refreshed_at END "
-    "WHERE id = $1 AND ($5::text IS NOT NULL OR $6::boolean IS NOT NULL OR $7)), "
-    "fin AS (UPDATE cpe_tasks t SET "
-    "status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE r.status END, "
-    "result = r.result::jsonb, finished_at = CASE WHEN t.status = 'cancelled' "
-    "THEN t.finished_at WHEN r.status IN ('done', 'fault') THEN now() END, "
-    "deadline_at = CASE WHEN r.status = 'running' "
-    "THEN now() + make_interval(secs => r.deadline) END "
-    "FROM unnest($8::bigint[], $9::text[], $10::text[], $11::float8[]) "
-    "AS r(id, status, result, deadline) WHERE t.id = r.id) "
-    "SELECT coalesce((SELECT status = 'cancelled' FROM cpe_tasks WHERE id = $12), false)"
-)
 
 
 @dataclass(frozen=True)
@@ -239,33 +256,80 @@ class Finish:
         return json.dumps(result, default=str)
 
 
-async def record_step(
-    db: Db,
-    device_id: str,
-    values: Sequence[cwmp.ParamValue],
-    discovered: bool,
-    finished: Sequence[Finish],
-    next_task: int | None,
-) -> bool:
-    """Values read (and the tree now discovered) and tasks finished, in one statement;
-    whether ``next_task`` (the task of the RPC to send next) is cancelled. Each task at
-    most once in ``finished``. Raises asyncpg errors."""
-    names, texts, types = value_columns(values)
-    udp, stun = management(values)
-    return bool(
-        await db.fetchval(
-            _STEP,
-            device_id,
-            names,
-            texts,
-            types,
-            udp,
-            stun,
-            discovered,
-            [f.task_id for f in finished],
-            [f.status for f in finished],
-            [f.result_json() for f in finished],
-            [f.deadline for f in finished],
-            next_task,
+@dataclass(frozen=True)
+class StepWrite:
+    """One CPE message's writes: values read (and the tree now discovered: ``discovered``)
+    and tasks finished, each once; ``next_task``: the task of the RPC to send next."""
+
+    device_id: str
+    values: Sequence[cwmp.ParamValue] = ()
+    discovered: bool = False
+    finished: Sequence[Finish] = ()
+    next_task: int | None = None
+
+
+_STEPS = (
+    "WITH vals AS (INSERT INTO cpe_parameters (device_id, name, value, type) "
+    "SELECT d, n, v, t FROM unnest($1::text[], $2::text[], $3::text[], $4::text[]) "
+    f"AS x(d, n, v, t) {VALUES_CONFLICT}), "
+    "dev AS (UPDATE cpe_devices c SET "
+    "udp_connection_request_address = coalesce(m.udp, c.udp_connection_request_address), "
+    "stun_enabled = coalesce(m.stun, c.stun_enabled), "
+    "discovered_at = CASE WHEN m.disc THEN coalesce(c.discovered_at, now()) "
+    "ELSE c.discovered_at END, "
+    "refreshed_at = CASE WHEN m.disc THEN now() ELSE c.refreshed_at END "
+    "FROM unnest($5::text[], $6::text[], $7::boolean[], $8::boolean[]) AS m(d, udp, stun, disc) "
+    "WHERE c.id = m.d), "
+    "fin AS (UPDATE cpe_tasks t SET "
+    "status = CASE WHEN t.status = 'cancelled' THEN t.status ELSE r.status END, "
+    "result = r.result::jsonb, finished_at = CASE WHEN t.status = 'cancelled' "
+    "THEN t.finished_at WHEN r.status IN ('done', 'fault') THEN now() END, "
+    "deadline_at = CASE WHEN r.status = 'running' "
+    "THEN now() + make_interval(secs => r.deadline) END "
+    "FROM unnest($9::bigint[], $10::text[], $11::text[], $12::float8[]) "
+    "AS r(id, status, result, deadline) WHERE t.id = r.id) "
+    "SELECT id FROM cpe_tasks WHERE id = ANY($13::bigint[]) AND status = 'cancelled'"
+)
+
+
+async def record_steps(db: Db, steps: Sequence[StepWrite]) -> list[bool]:
+    """Several messages' writes (of one CPE or many) in one statement; for each, whether
+    its ``next_task`` is cancelled (read before these writes: a cancel keeps its status).
+    A name written twice, or a task finished twice, counts once: the last. Raises asyncpg
+    errors."""
+    values: dict[tuple[str, str], cwmp.ParamValue] = {}
+    devices: dict[str, tuple[str | None, bool | None, bool]] = {}
+    finished: dict[int, Finish] = {}
+    for step in steps:
+        for p in step.values:
+            values[(step.device_id, p.name)] = p
+        udp, stun = management(step.values)
+        if udp is not None or stun is not None or step.discovered:
+            was = devices.get(step.device_id, (None, None, False))
+            devices[step.device_id] = (
+                udp if udp is not None else was[0],
+                stun if stun is not None else was[1],
+                step.discovered or was[2],
+            )
+        finished.update((f.task_id, f) for f in step.finished)
+    asked = [s.next_task for s in steps if s.next_task is not None]
+    cancelled = {
+        r["id"]
+        for r in await db.fetch(
+            _STEPS,
+            [d for d, _ in values],
+            [n for _, n in values],
+            [p.value.replace("\x00", "") for p in values.values()],
+            [p.type for p in values.values()],
+            list(devices),
+            [u for u, _, _ in devices.values()],
+            [s for _, s, _ in devices.values()],
+            [d for _, _, d in devices.values()],
+            list(finished),
+            [f.status for f in finished.values()],
+            [f.result_json() for f in finished.values()],
+            [f.deadline for f in finished.values()],
+            asked,
         )
-    )
+    }
+    return [s.next_task in cancelled for s in steps]

@@ -34,11 +34,13 @@ async def create_pool(
     dsn: str,
     application: str,
     reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    settings: dict[str, str] | None = None,
 ) -> asyncpg.Pool:
     """Open the pool; raise StoreUnavailable (with the URL redacted) if PostgreSQL is not there.
 
     ``reset`` replaces asyncpg's reset query on release (an open transaction is rolled back
-    either way): only for a pool whose users keep no session state."""
+    either way): only for a pool whose users keep no session state. ``settings``: more
+    server settings of its connections."""
     password = cfg.password.get_secret_value() if cfg.password else None
     try:
         return await asyncpg.create_pool(
@@ -48,7 +50,7 @@ async def create_pool(
             max_size=cfg.pool_max_size,
             timeout=cfg.connect_timeout,
             command_timeout=cfg.command_timeout,
-            server_settings={"application_name": application},
+            server_settings={"application_name": application, **(settings or {})},
             reset=reset,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
