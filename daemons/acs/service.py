@@ -415,6 +415,7 @@ class AcsService(Daemon):
             # a CPE's request line and headers come within the session timeout, or it is cut
             header_timeout=cfg.session_timeout,
             on_header_timeout=self.app.metrics.rejects.labels("headers-timeout").inc,
+            coalesce=True,  # a CWMP answer is small: its head and body in one send
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: list[presets.Preset] | None = None
