@@ -42,6 +42,7 @@ from daemons.acs.intake import (
 )
 from daemons.acs.metrics import AcsMetrics
 from daemons.acs.recording import Live, Recorder
+from daemons.core.batch import Batcher
 from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -53,9 +54,10 @@ from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
 from daemons.store import acs_session as session_store
 from daemons.store.events import append_event
-from daemons.store.pg import Conn
 
 log = logging.getLogger("netd.acs")
+#: Informs written in one statement at most
+INFORM_BATCH = 128
 
 
 class AcsApp:
@@ -70,6 +72,11 @@ class AcsApp:
         self.by_device: dict[str, Live] = {}
         self.metrics = AcsMetrics(ctx.registry)
         self.recorder = Recorder(ctx, self.cfg, self.metrics)
+        #: Informs that come while one is written go together in the next statement
+        self.informs: Batcher[session_store.InformWrite, session_store.Informed] = Batcher(
+            lambda batch: session_store.informs(self.db, batch, self.cfg.task_max_attempts),
+            max_batch=INFORM_BATCH,
+        )
         self.ratelog = RateLimitedLog(log)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
@@ -275,8 +282,7 @@ class AcsApp:
             earlier = self.by_device.get(env.args["device"].key)
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
-            async with self.db.acquire() as conn:
-                return await self._inform(scope, env, conn)
+            return await self._inform(scope, env)
         if live is None:
             raise Reject(400, "no session: a session starts with an Inform")
         async with live.lock:
@@ -310,7 +316,7 @@ class AcsApp:
         return await self.recorder.record(live, step.effects, task)
 
     async def _inform(
-        self, scope: dict[str, Any], env: cwmp.Envelope, conn: Conn
+        self, scope: dict[str, Any], env: cwmp.Envelope
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         session = eng.Session(self.engine_cfg, env)
         client = scope.get("client")
@@ -322,20 +328,21 @@ class AcsApp:
         at_once = not self.planner.presets
 
         async def write(admitted: bool, trusted: bool) -> session_store.Informed:
-            return await session_store.inform(
-                conn,
+            one = session_store.InformWrite(
                 session.device,
-                ns=session.ns,
-                root=session.root,
-                ip=ip,
-                events=session.events,
-                params=session.inform_params,
-                auto_register=self.cfg.auto_register and refused is None,
-                max_attempts=self.cfg.task_max_attempts,
-                start=at_once,
-                admitted=admitted,
-                trusted=trusted,
+                session.ns,
+                session.root,
+                ip,
+                session.events,
+                session.inform_params,
+                self.cfg.auto_register and refused is None,
+                admitted,
+                trusted,
             )
+            if at_once:  # with the Informs of other sessions, in one statement
+                return await self.informs.submit(one)
+            got = await session_store.informs(self.db, [one], self.cfg.task_max_attempts, False)
+            return got[0]
 
         # The CPE proves the global credentials (acs.auth), or its own: the statement
         # writes nothing for a device that has its own, and returns them to check first.
@@ -368,12 +375,12 @@ class AcsApp:
         started = informed.tasks
         if not at_once:
             started = await session_store.start_tasks(
-                conn, session.device_id, self.cfg.task_max_attempts
+                self.db, session.device_id, self.cfg.task_max_attempts
             )
         tasks = [await self.planner.prepare(t, session.device_id) for t in started]
         unread = None
         if listed and not discovered:  # an earlier session listed the tree: resume
-            unread = await store.unread_names(conn, session.device_id)
+            unread = await store.unread_names(self.db, session.device_id)
         session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
         live = Live(
@@ -527,6 +534,7 @@ class AcsService(Daemon):
         if self.app._background:
             await asyncio.wait(set(self.app._background), timeout=5.0)
         with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.app.informs.wait(), 5.0)
             await asyncio.wait_for(self.app.recorder.steps.wait(), 5.0)
         if self.app.db is not self.ctx.pool:
             try:

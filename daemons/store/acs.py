@@ -51,9 +51,7 @@ async def register_device(
 
 
 async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
-    await conn.execute(
-        session.VALUES_UPSERT.format(where=""), device_id, *session.value_columns(params)
-    )
+    await conn.execute(session.VALUES_UPSERT, device_id, *session.value_columns(params))
     udp, stun = session.management(params)
     if udp is not None or stun is not None:
         await conn.execute(

@@ -46,7 +46,7 @@ VALUES_CONFLICT = (
 #: the upsert of a device's parameter values from unnest($2, $3, $4) (name, value, type)
 VALUES_UPSERT = (
     "INSERT INTO cpe_parameters (device_id, name, value, type) "
-    "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) {where}"
+    "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) "
     + VALUES_CONFLICT
 )
 
@@ -54,7 +54,8 @@ VALUES_UPSERT = (
 #: expired, and those still running unanswered after $max attempts failed: one UPDATE
 #: whose rows are locked in id order (as ``cpe_bulk.record_pokes`` locks them). A task
 #: still running with no answer is started again: a CPE holds one session at a time, so
-#: its new Inform means the session that started it is over. ``{max}`` is the parameter.
+#: its new Inform means the session that started it is over. ``{devices}`` chooses the
+#: devices, ``{max}`` is the parameter of the attempts.
 TASKS_START = (
     "UPDATE cpe_tasks t SET status = f.fate, "
     "attempts = t.attempts + (f.fate = 'running')::int, poke_at = NULL, "
@@ -64,24 +65,34 @@ TASKS_START = (
     "t.attempts)) ELSE t.result END "
     "FROM (SELECT id, CASE WHEN expires_at < now() THEN 'expired' "
     "WHEN status = 'running' AND result IS NULL AND attempts >= {max} THEN 'fault' "
-    "ELSE 'running' END AS fate FROM cpe_tasks WHERE device_id = $1 "
+    "ELSE 'running' END AS fate FROM cpe_tasks WHERE {devices} "
     "AND ((status IN ('queued', 'running') AND expires_at < now()) "
     "OR (status = 'queued' AND not_before <= now()) "
     "OR (status = 'running' AND result IS NULL)) ORDER BY id FOR UPDATE) f "
-    "WHERE t.id = f.id {where}"
-    "RETURNING t.id, t.kind, t.args, t.attempts, f.fate"
+    "WHERE t.id = f.id "
+    "RETURNING t.device_id, t.id, t.kind, t.args, t.attempts, f.fate"
 )
 
-_INFORM = (
-    "WITH old AS (SELECT discovered_at IS NOT NULL AS discovered, "
-    "listed_at IS NOT NULL AS listed FROM cpe_devices WHERE id = $1 FOR UPDATE), "
-    "own AS (SELECT username, password_enc FROM cpe_credentials WHERE device_id = $1), "
+_INFORMS = (
+    "WITH i AS (SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], "
+    "$12::text[], $13::boolean[], $14::boolean[], $15::boolean[], $16::boolean[], "
+    "$17::boolean[]) AS i(id, oui, product_class, serial, manufacturer, software, root, ns, "
+    "ip, cr_url, events, udp, stun, auto, boot, admitted, trusted)), "
+    "old AS (SELECT id, discovered_at IS NOT NULL AS discovered, "
+    "listed_at IS NOT NULL AS listed FROM cpe_devices WHERE id = ANY($1::text[]) "
+    "ORDER BY id FOR UPDATE), "
+    "own AS (SELECT device_id, username, password_enc FROM cpe_credentials "
+    "WHERE device_id = ANY($1::text[])), "
     "dev AS (INSERT INTO cpe_devices AS d (id, oui, product_class, serial, manufacturer, "
     "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, last_events, "
     "udp_connection_request_address, stun_enabled) "
-    "SELECT $1, $5, $6, $7, $8, $9, $10, $11, $12::inet, $13, now(), $14, "
-    "coalesce($15, ''), coalesce($16, false) WHERE ($17 OR EXISTS (SELECT 1 FROM old)) "
-    "AND ($21 AND NOT EXISTS (SELECT 1 FROM own) OR $22) "
+    "SELECT i.id, i.oui, i.product_class, i.serial, i.manufacturer, i.software, i.root, "
+    "i.ns, i.ip::inet, i.cr_url, now(), "
+    "ARRAY(SELECT jsonb_array_elements_text(i.events::jsonb)), "
+    "coalesce(i.udp, ''), coalesce(i.stun, false) FROM i "
+    "WHERE (i.auto OR i.id IN (SELECT id FROM old)) "
+    "AND (i.admitted AND i.id NOT IN (SELECT device_id FROM own) OR i.trusted) ORDER BY i.id "
     "ON CONFLICT (id) DO UPDATE SET manufacturer = EXCLUDED.manufacturer, "
     "software_version = CASE WHEN EXCLUDED.software_version = '' "
     "THEN d.software_version ELSE EXCLUDED.software_version END, "
@@ -89,17 +100,41 @@ _INFORM = (
     "connection_request_url = CASE WHEN EXCLUDED.connection_request_url = '' "
     "THEN d.connection_request_url ELSE EXCLUDED.connection_request_url END, "
     "last_inform = now(), last_events = EXCLUDED.last_events, "
-    "discovered_at = CASE WHEN $18 THEN NULL ELSE d.discovered_at END, "
-    "listed_at = CASE WHEN $18 THEN NULL ELSE d.listed_at END, "
-    "udp_connection_request_address = coalesce($15, d.udp_connection_request_address), "
-    "stun_enabled = coalesce($16, d.stun_enabled) RETURNING 1), "
-    f"vals AS ({VALUES_UPSERT.format(where='WHERE EXISTS (SELECT 1 FROM dev) ')}), "
-    f"tasks AS ({TASKS_START.format(max='$19', where='AND $20 AND EXISTS (SELECT 1 FROM dev) ')}) "
-    "SELECT (SELECT count(*) FROM dev) AS written, o.discovered, o.listed, "
-    "c.username, c.password_enc, t.id, t.kind, t.args, t.attempts, t.fate "
-    "FROM (SELECT 1) AS one LEFT JOIN old o ON true LEFT JOIN own c ON true "
-    "LEFT JOIN tasks t ON true"
+    "discovered_at = CASE WHEN (SELECT boot FROM i WHERE i.id = d.id) "
+    "THEN NULL ELSE d.discovered_at END, "
+    "listed_at = CASE WHEN (SELECT boot FROM i WHERE i.id = d.id) "
+    "THEN NULL ELSE d.listed_at END, "
+    "udp_connection_request_address = "
+    "coalesce((SELECT udp FROM i WHERE i.id = d.id), d.udp_connection_request_address), "
+    "stun_enabled = coalesce((SELECT stun FROM i WHERE i.id = d.id), d.stun_enabled) "
+    "RETURNING d.id), "
+    "vals AS (INSERT INTO cpe_parameters (device_id, name, value, type) "
+    "SELECT d, n, v, t FROM unnest($18::text[], $19::text[], $20::text[], $21::text[]) "
+    f"AS x(d, n, v, t) WHERE d IN (SELECT id FROM dev) {VALUES_CONFLICT}), "
+    "tasks AS ("
+    + TASKS_START.format(devices="device_id IN (SELECT id FROM dev) AND $23", max="$22")
+    + ") SELECT i.id AS device, i.id IN (SELECT id FROM dev) AS written, o.discovered, "
+    "o.listed, c.username, c.password_enc, t.id, t.kind, t.args, t.attempts, t.fate "
+    "FROM i LEFT JOIN old o ON o.id = i.id LEFT JOIN own c ON c.device_id = i.id "
+    "LEFT JOIN tasks t ON t.device_id = i.id"
 )
+
+
+@dataclass(frozen=True)
+class InformWrite:
+    """One Inform to record: the device, its namespace and root object, the address it
+    came from, its events and parameters; ``auto_register``: an unknown device may be
+    registered; ``admitted``/``trusted``: what the CPE proved (see :func:`inform`)."""
+
+    device: cwmp.DeviceId
+    ns: str
+    root: str
+    ip: str | None
+    events: Sequence[str]
+    params: Sequence[cwmp.ParamValue]
+    auto_register: bool
+    admitted: bool = True
+    trusted: bool = False
 
 
 @dataclass(frozen=True)
@@ -185,57 +220,75 @@ async def inform(
     ``admitted`` (the global ones, or none needed) and the device has no credentials of
     its own, which then are returned for the caller to check and call again with
     ``trusted``. Raises asyncpg errors."""
-    values = {p.name: p.value for p in params}
-    software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
-    cr_url = next(
-        (v for k, v in values.items() if k.endswith("ManagementServer.ConnectionRequestURL")), ""
-    )
-    names, texts, types = value_columns(params)
-    udp, stun = management(params)
-    bootstrap = "0 BOOTSTRAP" in events
+    write = InformWrite(device, ns, root, ip, events, params, auto_register, admitted, trusted)
+    return (await informs(db, [write], max_attempts, start))[0]
+
+
+async def informs(
+    db: Db, writes: Sequence[InformWrite], max_attempts: int, start: bool = True
+) -> list[Informed]:
+    """Several Informs (of different devices) as :func:`inform` records one, in one
+    statement; what each found, in order. Two of one device in a batch are refused
+    (CardinalityViolation: the caller runs them apart). Raises asyncpg errors."""
+    values: dict[tuple[str, str], cwmp.ParamValue] = {}
+    columns: list[list[Any]] = [[] for _ in range(17)]
+    for w in writes:
+        by_name = {p.name: p.value for p in w.params}
+        software = next(
+            (v for k, v in by_name.items() if k.endswith("DeviceInfo.SoftwareVersion")), ""
+        )
+        cr_url = next(
+            (v for k, v in by_name.items() if k.endswith("ManagementServer.ConnectionRequestURL")),
+            "",
+        )
+        udp, stun = management(w.params)
+        d = w.device
+        row: tuple[Any, ...] = (d.key, d.oui, d.product_class, d.serial, d.manufacturer)
+        row += (software, w.root.rstrip("."), w.ns, w.ip, cr_url, json.dumps(list(w.events)))
+        row += (udp, stun, w.auto_register, "0 BOOTSTRAP" in w.events, w.admitted, w.trusted)
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+        for p in w.params:
+            values[(d.key, p.name)] = p
     rows = await db.fetch(
-        _INFORM,
-        device.key,
-        names,
-        texts,
-        types,
-        device.oui,
-        device.product_class,
-        device.serial,
-        device.manufacturer,
-        software,
-        root.rstrip("."),
-        ns,
-        ip,
-        cr_url,
-        list(events),
-        udp,
-        stun,
-        auto_register,
-        bootstrap,
+        _INFORMS,
+        *columns,
+        [d for d, _ in values],
+        [n for _, n in values],
+        [p.value.replace("\x00", "") for p in values.values()],
+        [p.type for p in values.values()],
         max_attempts,
         start,
-        admitted,
-        trusted,
     )
-    first = rows[0]
-    known = first["discovered"] is not None
-    fresh = known and not bootstrap
-    own = (first["username"], first["password_enc"]) if first["username"] is not None else None
-    tasks = sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
-    return Informed(
-        bool(first["written"]),
-        known,
-        fresh and first["discovered"],
-        fresh and first["listed"],
-        tasks,
-        own,
-    )
+    by_device: dict[str, list[asyncpg.Record]] = {}
+    for r in rows:
+        by_device.setdefault(r["device"], []).append(r)
+    out = []
+    for w in writes:
+        found = by_device[w.device.key]
+        first = found[0]
+        known = first["discovered"] is not None
+        fresh = known and "0 BOOTSTRAP" not in w.events
+        own = (first["username"], first["password_enc"]) if first["username"] is not None else None
+        tasks = sorted((_task(r) for r in found if r["fate"] == "running"), key=lambda t: t.id)
+        out.append(
+            Informed(
+                bool(first["written"]),
+                known,
+                fresh and first["discovered"],
+                fresh and first["listed"],
+                tasks,
+                own,
+            )
+        )
+    return out
 
 
 async def start_tasks(db: Db, device_id: str, max_attempts: int) -> list[Task]:
     """The device's due tasks, in id order, now running (see :data:`TASKS_START`)."""
-    rows = await db.fetch(TASKS_START.format(max="$2", where=""), device_id, max_attempts)
+    rows = await db.fetch(
+        TASKS_START.format(devices="device_id = $1", max="$2"), device_id, max_attempts
+    )
     return sorted((_task(r) for r in rows if r["fate"] == "running"), key=lambda t: t.id)
 
 

@@ -201,3 +201,45 @@ async def test_steps_of_several_sessions_in_one_statement(migrated: str) -> None
         assert await pool.fetchval("SELECT deadline_at > now() FROM cpe_tasks WHERE id = $1", tb)
     finally:
         await pool.close()
+
+
+async def test_informs_of_several_devices_in_one_statement(migrated: str) -> None:
+    pool = await create_pool(DatabaseConfig(), migrated, "test")
+    try:
+        a, b, c = _dev("SNX"), _dev("SNY"), _dev("SNZ")
+        await _inform(pool, a)
+        ta = await store.queue_task(pool, a.key, "reboot", {}, "t")
+        sealer = Sealer(bytes(32))
+        await _inform(pool, c)
+        await store.set_credentials(pool, sealer, c.key, "own", "pw")
+        pv = [_pv("Device.ManagementServer.STUNEnable", "1"), _pv("Device.Y", "y")]
+        writes = [
+            session.InformWrite(a, NS, "Device.", "192.0.2.1", ["0 BOOTSTRAP"], pv, True),
+            session.InformWrite(b, NS, "Device.", None, ["1 BOOT"], pv, True),
+            session.InformWrite(c, NS, "Device.", None, ["1 BOOT"], pv, True),
+        ]
+        got, queries = await _counted(migrated, lambda db: session.informs(db, writes, 3))
+        assert len(queries) == 1
+        assert [(g.written, g.known) for g in got] == [(True, True), (True, False), (False, True)]
+        assert [t.id for t in got[0].tasks] == [ta] and got[1].tasks == []
+        assert got[2].own is not None and got[0].own is None
+        rows = await pool.fetch("SELECT id, stun_enabled, last_events FROM cpe_devices ORDER BY id")
+        assert {r["id"]: (r["stun_enabled"], list(r["last_events"])) for r in rows} == {
+            a.key: (True, ["0 BOOTSTRAP"]),
+            b.key: (True, ["1 BOOT"]),
+            c.key: (False, ["1 BOOT"]),
+        }
+        assert (
+            await pool.fetchval("SELECT count(*) FROM cpe_parameters WHERE name = 'Device.Y'") == 2
+        )
+        # Two Informs of one device in a batch are refused together (the batcher then
+        # runs them one by one).
+        twice = [writes[1], writes[1]]
+        try:
+            await session.informs(pool, twice, 3)
+        except asyncpg.PostgresError:
+            pass
+        else:
+            raise AssertionError("two Informs of one device were written in one statement")
+    finally:
+        await pool.close()
