@@ -14,7 +14,9 @@ sessions/s over the whole run and each session's time from its connect to the 20
 Memory: HOLD CPEs send their Inform and stop there (sessions open, waiting); the ACS
 process's RSS before and with them open, divided by HOLD, is the memory per concurrent
 session (the sessions are then left to time out).
-CPU is utime+stime of the ACS process (/proc) and of this generator (getrusage) over a run.
+CPU is utime+stime of the ACS process (/proc), of this generator (getrusage) and of the
+PostgreSQL postmaster with its children (backends, WAL writer...) over a run; "machine
+busy %" is the whole machine's (all cores, every process: other users' too) over the run.
 Figures are medians of BENCH_RUNS runs (fresh task rows each run). There is no GenieACS
 here to compare with (it needs MongoDB, which this machine does not have), so the figures
 are absolute. The machine has 2 cores shared by netd, PostgreSQL and the generator.
@@ -38,7 +40,7 @@ import uvloop
 
 from benchmarks.common import median, table, write
 from benchmarks.radius_auth import _stop, free_port
-from benchmarks.radius_loadgen import _proc_cpu, _self_cpu
+from benchmarks.radius_loadgen import _machine_cpu, _proc_cpu, _self_cpu, _tree_cpu
 from daemons.store import migrate
 from daemons.store.embedded import EmbeddedStores
 from tests.acs.sim import Cpe, Http, load_model, model_files, run_session
@@ -134,6 +136,7 @@ def run() -> list[dict[str, Any]]:
         try:
             assert stores.postgres is not None and stores.redis is not None
             dsn, redis_url = stores.postgres.dsn, stores.redis.url
+            pg_pid = stores.postgres.pid() or 0
 
             async def prepare() -> None:
                 conn = await asyncpg.connect(dsn)
@@ -179,9 +182,12 @@ def run() -> list[dict[str, Any]]:
                     time.sleep(0.1)
                 for i in range(RUNS):
                     uvloop.run(_seed(dsn, cpes, names))
-                    acs0, gen0 = _proc_cpu(proc.pid), _self_cpu()
+                    acs0, gen0, pg0 = _proc_cpu(proc.pid), _self_cpu(), _tree_cpu(pg_pid)
+                    busy0 = _machine_cpu()[0]
                     elapsed, times, bad = uvloop.run(_sessions(cpes, port))
                     acs_cpu, gen_cpu = _proc_cpu(proc.pid) - acs0, _self_cpu() - gen0
+                    pg_cpu = _tree_cpu(pg_pid) - pg0
+                    busy = (_machine_cpu()[0] - busy0) / elapsed / (os.cpu_count() or 1)
                     times.sort()
                     r = {
                         "sessions/s": len(times) / elapsed,
@@ -189,6 +195,8 @@ def run() -> list[dict[str, Any]]:
                         "p99 ms": times[int(len(times) * 0.99)] * 1000,
                         "acs CPU ms/session": acs_cpu / len(times) * 1000,
                         "generator CPU ms/session": gen_cpu / len(times) * 1000,
+                        "postgres CPU ms/session": pg_cpu / len(times) * 1000,
+                        "machine busy %": 100 * busy,
                         "failed sessions": bad,
                     }
                     results.append(r)

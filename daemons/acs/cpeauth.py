@@ -51,14 +51,6 @@ class CpeAuth:
         self.global_creds = global_creds
         self._nonce_key = secrets.token_bytes(32)
 
-    async def credentials(self, device_id: str) -> tuple[str, tuple[str, str]]:
-        """The auth mode and (username, password) for a device: its own credentials (Digest
-        unless acs.auth is basic), else the global ones under acs.auth."""
-        own = await store.get_credentials(self.pool, self.sealer, device_id)
-        if own is not None:
-            return ("basic" if self.mode == "basic" else "digest"), own
-        return self.mode, self.global_creds
-
     async def file_request(self, scope: dict[str, Any]) -> bool:
         """May this /files/ request download: its Basic or Digest credentials are the
         global ones (acs.auth) or a device's own (Digest unless acs.auth is basic), as for

@@ -137,7 +137,9 @@ class Envelope:
 
 
 def _local(tag: object) -> str:
-    return etree.QName(tag).localname if isinstance(tag, str) else ""
+    """The local name of an element's tag (``{ns}local`` or ``local``); "" for a comment
+    or processing instruction."""
+    return tag[tag.rfind("}") + 1 :] if isinstance(tag, str) else ""
 
 
 def _children(elem: Any) -> list[Any]:
@@ -145,17 +147,25 @@ def _children(elem: Any) -> list[Any]:
 
 
 def _child(elem: Any, name: str) -> Any:
+    """The first child element named ``name`` in any namespace (or none), or None. (A
+    loop: lxml's ``find("{*}name")`` compiles its path in Python each call, slower.)"""
     for c in elem:
-        if isinstance(c.tag, str) and _local(c.tag) == name:
+        tag = c.tag
+        if isinstance(tag, str) and tag[tag.rfind("}") + 1 :] == name:
             return c
     return None
+
+
+def _all_text(elem: Any) -> str:
+    """An element's text, that of its descendants included (mixed content)."""
+    return (elem.text or "") if len(elem) == 0 else "".join(elem.itertext())
 
 
 def _text(elem: Any, name: str, default: str = "") -> str:
     c = _child(elem, name)
     if c is None:
         return default
-    return "".join(c.itertext()).strip()
+    return _all_text(c).strip()
 
 
 INT_RANGE = (-(2**31), 2**31 - 1)  # xsd:int; the store's integer columns hold no more
@@ -201,7 +211,7 @@ def _param_values(elem: Any, name: str = "ParameterList") -> list[ParamValue]:
         out.append(
             ParamValue(
                 _text(item, "Name"),
-                "".join(value.itertext()) if value is not None else "",
+                _all_text(value) if value is not None else "",
                 _xsi_type(value) if value is not None else "xsd:string",
             )
         )

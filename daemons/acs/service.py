@@ -19,11 +19,13 @@ import asyncio
 import contextlib
 import logging
 import math
+import os
 import secrets
 import time
 from typing import Any, ClassVar
 
 import asyncpg
+from prometheus_client import Counter
 
 from daemons.acs import cwmp, files, guard, planning, pokes, presets
 from daemons.acs import engine as eng
@@ -40,7 +42,8 @@ from daemons.acs.intake import (
     session_cookie,
 )
 from daemons.acs.metrics import AcsMetrics
-from daemons.acs.recording import Live, record
+from daemons.acs.recording import Live, Recorder
+from daemons.core.batch import Batcher
 from daemons.core.config import is_loopback
 from daemons.core.http import HttpServer
 from daemons.core.http import hostport as _hostport
@@ -50,9 +53,12 @@ from daemons.core.portclaim import PortTaken, probe
 from daemons.core.ratelimit import KeyedBuckets
 from daemons.core.ratelog import RateLimitedLog
 from daemons.store import acs as store
+from daemons.store import acs_session as session_store
 from daemons.store.events import append_event
 
 log = logging.getLogger("netd.acs")
+#: Informs written in one statement at most
+INFORM_BATCH = 128
 
 
 class AcsApp:
@@ -66,6 +72,13 @@ class AcsApp:
         self.by_sid: dict[str, Live] = {}
         self.by_device: dict[str, Live] = {}
         self.metrics = AcsMetrics(ctx.registry)
+        self._children: dict[tuple[int, str], Counter] = {}  # bounded: fixed label sets
+        self.recorder = Recorder(ctx, self.cfg, self.metrics)
+        #: Informs that come while one is written go together in the next statement
+        self.informs: Batcher[session_store.InformWrite, session_store.Informed] = Batcher(
+            lambda batch: session_store.informs(self.db, batch, self.cfg.task_max_attempts),
+            max_batch=INFORM_BATCH,
+        )
         self.ratelog = RateLimitedLog(log)
         self._background: set[asyncio.Task[None]] = set()
         password = self.cfg.password.get_secret_value() if self.cfg.password else ""
@@ -84,6 +97,14 @@ class AcsApp:
         if self.cfg.rate_limit > 0:
             self.limiter = KeyedBuckets(self.cfg.rate_limit, self.cfg.rate_burst, RATE_TABLE_MAX)
         self.metrics.rate_table.set_function(lambda: len(self.limiter or ()))
+
+    def _count(self, counter: Counter, label: str) -> None:
+        """``counter{label}`` + 1, its child looked up once (prometheus_client's
+        ``labels`` validates and locks on every call: it showed in the per-message profile)."""
+        child = self._children.get((id(counter), label))
+        if child is None:
+            child = self._children[(id(counter), label)] = counter.labels(label)
+        child.inc()
 
     def _over_limit(self, scope: dict[str, Any]) -> list[tuple[bytes, bytes]] | None:
         """One token from the request's source address (acs.rate_limit per second, a burst
@@ -217,7 +238,7 @@ class AcsApp:
             del self.by_sid[live.sid]
         if self.by_device.get(live.session.device_id) is live:
             del self.by_device[live.session.device_id]
-        self.metrics.sessions.labels(outcome).inc()
+        self._count(self.metrics.sessions, outcome)
         self.metrics.seconds.observe(time.monotonic() - live.started)
         self.metrics.live.set(len(self.by_sid))
         unfinished = list(live.tasks.items())
@@ -261,9 +282,9 @@ class AcsApp:
             if live is not None:
                 self._forget(live, "bad-envelope")
             raise Reject(400, f"envelope: {exc}") from None
-        self.metrics.rpcs.labels(
-            env.method or "empty" if env.method in KNOWN_METHODS else "other"
-        ).inc()
+        self._count(
+            self.metrics.rpcs, env.method or "empty" if env.method in KNOWN_METHODS else "other"
+        )
         if env.method == "Inform":
             # The CPE left its earlier session (it dropped the connection, rebooted): the
             # tasks that session started go back to the queue, with backoff, before this
@@ -271,9 +292,6 @@ class AcsApp:
             earlier = self.by_device.get(env.args["device"].key)
             for old in {id(x): x for x in (live, earlier) if x is not None}.values():
                 await self._requeue(self._forget(old, "replaced", later=False))
-            mode, creds = await self.auth.credentials(env.args["device"].key)
-            if mode != "none" and not self.auth.verify(scope, mode, creds):
-                raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
             return await self._inform(scope, env)
         if live is None:
             raise Reject(400, "no session: a session starts with an Inform")
@@ -284,17 +302,28 @@ class AcsApp:
             except eng.SessionError as exc:
                 self._forget(live, "protocol")
                 raise Reject(400, f"protocol: {exc}") from None
-            await record(self.ctx, self.cfg, self.metrics, live, step.effects)
-            while step.task is not None and await store.is_cancelled(self.ctx.pool, step.task.id):
+            cancelled = await self._record(live, step)
+            while step.task is not None and cancelled:
                 live.tasks.pop(step.task.id, None)  # cancelled before its RPC went out
                 step = live.session.withdraw(step.task.id)
-                await record(self.ctx, self.cfg, self.metrics, live, step.effects)
+                cancelled = await self._record(live, step)
             if step.body is None:
                 live.tasks = {}  # every started task has answered
                 self._forget(live, "ok")
                 return (200 if self.cfg.end_with_200 else 204), [], b""
             cwmp_id = step.reply_to if step.echo else secrets.token_hex(4)
             return 200, [], cwmp.envelope(live.session.ns, cwmp_id, step.body)
+
+    @property
+    def db(self) -> asyncpg.Pool:
+        """The session verbs' pool (``store.acs_session.open_session_pool``), opened by
+        the service's start; the shared pool until then."""
+        return self.recorder.db
+
+    async def _record(self, live: Live, step: eng.Step) -> bool:
+        """Record a step's effects; whether the task of its RPC was cancelled meanwhile."""
+        task = step.task.id if step.task is not None else None
+        return await self.recorder.record(live, step.effects, task)
 
     async def _inform(
         self, scope: dict[str, Any], env: cwmp.Envelope
@@ -304,21 +333,45 @@ class AcsApp:
         ip = str(client[0]) if client else None
         dev = session.device
         refused = guard.may_register(self.limits, dev.oui, dev.product_class, ip)
-        known = await store.register_device(
-            self.ctx.pool,
-            session.device,
-            ns=session.ns,
-            root=session.root,
-            ip=ip,
-            events=session.events,
-            params=session.inform_params,
-            auto_register=self.cfg.auto_register and refused is None,
-        )
-        if known is None:
+        # Presets read the device as this Inform left it and may queue a firmware Download
+        # that this session starts: then the tasks start after them, else in one statement.
+        at_once = not self.planner.presets
+
+        async def write(admitted: bool, trusted: bool) -> session_store.Informed:
+            one = session_store.InformWrite(
+                session.device,
+                session.ns,
+                session.root,
+                ip,
+                session.events,
+                session.inform_params,
+                self.cfg.auto_register and refused is None,
+                admitted,
+                trusted,
+            )
+            if at_once:  # with the Informs of other sessions, in one statement
+                return await self.informs.submit(one)
+            got = await session_store.informs(self.db, [one], self.cfg.task_max_attempts, False)
+            return got[0]
+
+        # The CPE proves the global credentials (acs.auth), or its own: the statement
+        # writes nothing for a device that has its own, and returns them to check first.
+        mode = self.cfg.auth
+        admitted = mode == "none" or self.auth.verify(scope, mode, self._global)
+        informed = await write(admitted, False)
+        if informed.own is not None:
+            mode = "basic" if mode == "basic" else "digest"
+            own = store.open_credentials(self.ctx.sealer, session.device_id, *informed.own)
+            if not self.auth.verify(scope, mode, own):
+                raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
+            informed = await write(admitted, True)
+        elif not admitted:
+            raise Reject(401, "auth: credentials missing or wrong", self.auth.challenge(mode))
+        if not informed.written:
             why = refused if self.cfg.auto_register and refused else "acs.auto_register is off"
             raise Reject(403, f"unknown device: {why}")
-        was_known, discovered, listed = known
-        if not was_known:
+        discovered, listed = informed.discovered, informed.listed
+        if not informed.known:
             with contextlib.suppress(Exception):
                 await append_event(
                     self.ctx.pool,
@@ -329,13 +382,15 @@ class AcsApp:
                     cache=self.ctx.cache,
                 )
         preset_values = await self.planner.preset_values(session)
-        started = await store.start_tasks(
-            self.ctx.pool, session.device_id, self.cfg.task_max_attempts
-        )
+        started = informed.tasks
+        if not at_once:
+            started = await session_store.start_tasks(
+                self.db, session.device_id, self.cfg.task_max_attempts
+            )
         tasks = [await self.planner.prepare(t, session.device_id) for t in started]
         unread = None
         if listed and not discovered:  # an earlier session listed the tree: resume
-            unread = await store.unread_names(self.ctx.pool, session.device_id)
+            unread = await store.unread_names(self.db, session.device_id)
         session.plan(tasks, discovered, preset_values, unread)
         sid = secrets.token_urlsafe(18)
         live = Live(
@@ -347,7 +402,7 @@ class AcsApp:
             kinds=tasks,
         )
         if session.confirmed:  # carried out before the ACS could record it: closed, not resent
-            await record(self.ctx, self.cfg, self.metrics, live, session.confirmed)
+            await self.recorder.record(live, session.confirmed)
         self.by_conn[live.conn] = live
         self.by_sid[sid] = live
         self.by_device[session.device_id] = live
@@ -377,6 +432,7 @@ class AcsService(Daemon):
             # a CPE's request line and headers come within the session timeout, or it is cut
             header_timeout=cfg.session_timeout,
             on_header_timeout=self.app.metrics.rejects.labels("headers-timeout").inc,
+            coalesce=True,  # a CWMP answer is small: its head and body in one send
         )
         self._sweeper: asyncio.Task[None] | None = None
         self._pending: list[presets.Preset] | None = None
@@ -398,6 +454,10 @@ class AcsService(Daemon):
         self._pending = None
 
     async def start(self) -> None:
+        stores = self.ctx.stores
+        self.app.recorder.db = await session_store.open_session_pool(
+            self.ctx.config.database, stores.postgres_url, f"netd-acs-{os.getpid()}"
+        )
         with contextlib.suppress(OSError):
             await self.app.files.sweep(self.ctx.pool)  # temp and orphan files of a crash
         acs = self.ctx.config.acs
@@ -483,6 +543,14 @@ class AcsService(Daemon):
             self.app._forget(live, "shutdown")
         if self.app._background:
             await asyncio.wait(set(self.app._background), timeout=5.0)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.app.informs.wait(), 5.0)
+            await asyncio.wait_for(self.app.recorder.steps.wait(), 5.0)
+        if self.app.db is not self.ctx.pool:
+            try:
+                await asyncio.wait_for(self.app.db.close(), 5.0)
+            except TimeoutError:
+                self.app.db.terminate()
 
 
 __all__ = ["AcsApp", "AcsService", "file_store", "rate_key"]

@@ -85,10 +85,44 @@ HEADER_TIMEOUT = 30.0
 PeerCerts = dict[tuple[str, int], dict[str, Any]]
 
 
+class CoalescedWrites:
+    """A transport whose writes of one turn of the event loop leave in one send.
+
+    uvicorn writes a response's status line and headers, then its body: two system calls,
+    and two wake-ups of the client, for each small response. Here they are joined and sent
+    at the end of the loop's turn (or at ``close``); everything else is the transport's.
+    """
+
+    def __init__(self, transport: asyncio.Transport, loop: asyncio.AbstractEventLoop) -> None:
+        self._transport = transport
+        self._loop = loop
+        self._buffer: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        if not self._buffer:
+            self._loop.call_soon(self._flush)
+        self._buffer.append(bytes(data))
+
+    def _flush(self) -> None:
+        if self._buffer:
+            data = b"".join(self._buffer)
+            self._buffer.clear()
+            if not self._transport.is_closing():
+                self._transport.write(data)
+
+    def close(self) -> None:
+        self._flush()
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)
+
+
 def bounded_protocol(
     header_timeout: float,
     on_timeout: Callable[[], None] | None = None,
     peers: PeerCerts | None = None,
+    coalesce: bool = False,
 ) -> type[asyncio.Protocol]:
     """uvicorn's HTTP/1.1 protocol with a deadline on reading each request's headers.
 
@@ -97,7 +131,8 @@ def bounded_protocol(
     byte at a time, is kept for ever. Here a timer runs from the connection (or from the
     first byte of the next request on a kept-alive connection) until the headers are
     complete; when it fires the connection is closed and ``on_timeout`` is called. Bodies are
-    the application's to bound (they may be large uploads).
+    the application's to bound (they may be large uploads). ``coalesce``: a response's
+    writes leave together (:class:`CoalescedWrites`).
     """
     base: Any = AutoHTTPProtocol
 
@@ -108,7 +143,10 @@ def bounded_protocol(
         _peer_key: tuple[str, int] | None = None
 
         def connection_made(self, transport: Any) -> None:
-            super().connection_made(transport)
+            if coalesce:
+                super().connection_made(CoalescedWrites(transport, self.loop))
+            else:
+                super().connection_made(transport)
             self._arm()
             if peers is not None:  # mutual TLS: the client's verified certificate
                 tls = transport.get_extra_info("ssl_object")
@@ -166,12 +204,13 @@ class HttpServer:
         on_header_timeout: Callable[[], None] | None = None,
         client_ca: Path | None = None,
         client_required: bool = False,
+        coalesce: bool = False,
     ) -> None:
         #: mutual TLS (``client_ca``): the verified client certificate of each connection
         self.peers: PeerCerts = {}
         mutual = tls is not None and client_ca is not None
         peers = self.peers if mutual else None
-        protocol = bounded_protocol(header_timeout, on_header_timeout, peers)
+        protocol = bounded_protocol(header_timeout, on_header_timeout, peers, coalesce)
         config = uvicorn.Config(
             app,
             host=host,

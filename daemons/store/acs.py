@@ -12,6 +12,7 @@ import asyncpg
 from daemons.acs import cwmp
 from daemons.acs.engine import Task
 from daemons.core.secrets import Sealer
+from daemons.store import acs_session as session
 from daemons.store.pg import Conn
 
 TASK_PREFIX = "netd-task-"
@@ -19,7 +20,7 @@ Db = asyncpg.Pool | Conn  # a pool, or a connection (inside the caller's transac
 
 
 async def register_device(
-    pool: asyncpg.Pool,
+    pool: Db,
     device: cwmp.DeviceId,
     *,
     ns: str,
@@ -31,84 +32,36 @@ async def register_device(
 ) -> tuple[bool, bool, bool] | None:
     """Record an Inform: (known before?, tree discovered?, its names listed?), or None for
     an unknown device when ``auto_register`` is off (nothing is written then). A BOOTSTRAP
-    (a factory reset, or a new ACS URL) makes the tree unknown again: it is read anew."""
-    values = {p.name: p.value for p in params}
-    software = next((v for k, v in values.items() if k.endswith("DeviceInfo.SoftwareVersion")), "")
-    cr_url = next(
-        (v for k, v in values.items() if k.endswith("ManagementServer.ConnectionRequestURL")), ""
+    (a factory reset, or a new ACS URL) makes the tree unknown again: it is read anew.
+    One statement (``acs_session.inform`` without starting tasks)."""
+    got = await session.inform(
+        pool,
+        device,
+        ns=ns,
+        root=root,
+        ip=ip,
+        events=events,
+        params=params,
+        auto_register=auto_register,
+        max_attempts=0,
+        start=False,
+        trusted=True,
     )
-    async with pool.acquire() as conn, conn.transaction():
-        row = await conn.fetchrow(
-            "SELECT discovered_at, listed_at FROM cpe_devices WHERE id = $1 FOR UPDATE",
-            device.key,
-        )
-        if row is None and not auto_register:
-            return None
-        state = (bool(row["discovered_at"]), bool(row["listed_at"])) if row else (False, False)
-        if row is not None and "0 BOOTSTRAP" in events:
-            await conn.execute(
-                "UPDATE cpe_devices SET discovered_at = NULL, listed_at = NULL WHERE id = $1",
-                device.key,
-            )
-            state = (False, False)
-        await conn.execute(
-            "INSERT INTO cpe_devices (id, oui, product_class, serial, manufacturer, "
-            "software_version, root, cwmp_ns, ip, connection_request_url, last_inform, "
-            "last_events) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::inet, $10, now(), $11) "
-            "ON CONFLICT (id) DO UPDATE SET manufacturer = EXCLUDED.manufacturer, "
-            "software_version = CASE WHEN EXCLUDED.software_version = '' "
-            "THEN cpe_devices.software_version ELSE EXCLUDED.software_version END, "
-            "root = EXCLUDED.root, cwmp_ns = EXCLUDED.cwmp_ns, ip = EXCLUDED.ip, "
-            "connection_request_url = CASE WHEN EXCLUDED.connection_request_url = '' "
-            "THEN cpe_devices.connection_request_url ELSE EXCLUDED.connection_request_url END, "
-            "last_inform = now(), last_events = EXCLUDED.last_events",
-            device.key,
-            device.oui,
-            device.product_class,
-            device.serial,
-            device.manufacturer,
-            software,
-            root.rstrip("."),
-            ns,
-            ip,
-            cr_url,
-            list(events),
-        )
-        if params:
-            await _put_values(conn, device.key, params)
-    return row is not None, *state
+    return (got.known, got.discovered, got.listed) if got.written else None
 
 
 async def _put_values(conn: Any, device_id: str, params: Sequence[cwmp.ParamValue]) -> None:
-    # One row per name: a CPE that lists a parameter twice (the last value counts) would
-    # otherwise make the upsert touch a row twice, which PostgreSQL refuses for the whole
-    # statement (CardinalityViolationError), failing the CPE's every session.
-    params = list({p.name: p for p in params}.values())
-    await conn.execute(
-        "INSERT INTO cpe_parameters (device_id, name, value, type) "
-        "SELECT $1, n, v, t FROM unnest($2::text[], $3::text[], $4::text[]) AS x(n, v, t) "
-        "ON CONFLICT (device_id, name) DO UPDATE SET value = EXCLUDED.value, "
-        "type = EXCLUDED.type, unread = false, fault = NULL, updated_at = now()",
-        device_id,
-        [p.name for p in params],
-        [p.value.replace("\x00", "") for p in params],
-        [p.type for p in params],
-    )
-    udp = next((p.value for p in params if p.name.endswith(_UDP_ADDRESS)), None)
-    stun = next((p.value for p in params if p.name.endswith(_STUN_ENABLE)), None)
+    await conn.execute(session.VALUES_UPSERT, device_id, *session.value_columns(params))
+    udp, stun = session.management(params)
     if udp is not None or stun is not None:
         await conn.execute(
             "UPDATE cpe_devices SET udp_connection_request_address = coalesce($2, "
             "udp_connection_request_address), stun_enabled = coalesce($3, stun_enabled) "
             "WHERE id = $1",
             device_id,
-            udp.strip() if udp is not None else None,
-            stun.strip().lower() in ("1", "true") if stun is not None else None,
+            udp,
+            stun,
         )
-
-
-_UDP_ADDRESS = "ManagementServer.UDPConnectionRequestAddress"
-_STUN_ENABLE = "ManagementServer.STUNEnable"
 
 
 async def put_params(
@@ -182,7 +135,7 @@ async def remove_subtree(db: Db, device_id: str, path: str) -> None:
     )
 
 
-async def unread_names(pool: asyncpg.Pool, device_id: str) -> list[str]:
+async def unread_names(pool: Db, device_id: str) -> list[str]:
     """The leaves a discovery listed but has not read the value of yet, in name order."""
     rows = await pool.fetch(
         "SELECT name FROM cpe_parameters WHERE device_id = $1 AND unread ORDER BY name",
@@ -191,7 +144,7 @@ async def unread_names(pool: asyncpg.Pool, device_id: str) -> list[str]:
     return [r["name"] for r in rows]
 
 
-async def start_tasks(pool: asyncpg.Pool, device_id: str, max_attempts: int = 1000) -> list[Task]:
+async def start_tasks(pool: Db, device_id: str, max_attempts: int = 1000) -> list[Task]:
     """The device's due tasks, in order, now marked running (one more attempt each). Tasks
     past their expiry are marked expired instead.
 
@@ -202,34 +155,9 @@ async def start_tasks(pool: asyncpg.Pool, device_id: str, max_attempts: int = 10
     the CPE had already executed it is decided from the Inform (``engine.Session.plan``).
     Such a restart is an attempt like any other: one that has had ``max_attempts`` fails.
     Rows are locked in id order and waited for (the dispatcher records a connection
-    request's outcome on a task while the session it caused starts it)."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(
-            "UPDATE cpe_tasks SET status = 'expired', finished_at = now(), poke_at = NULL "
-            "WHERE device_id = $1 AND status IN ('queued', 'running') AND expires_at < now()",
-            device_id,
-        )
-        await conn.execute(
-            "UPDATE cpe_tasks SET status = 'fault', finished_at = now(), poke_at = NULL, "
-            "result = jsonb_build_object('string', format('no answer after %s attempts: "
-            "the CPE ended each session without answering', attempts)) "
-            "WHERE device_id = $1 AND status = 'running' AND result IS NULL AND attempts >= $2",
-            device_id,
-            max_attempts,
-        )
-        rows = await conn.fetch(
-            "UPDATE cpe_tasks SET status = 'running', attempts = attempts + 1, poke_at = NULL "
-            "WHERE id IN (SELECT id FROM cpe_tasks WHERE device_id = $1 "
-            "AND ((status = 'queued' AND not_before <= now()) "
-            "OR (status = 'running' AND result IS NULL)) "
-            "ORDER BY id FOR UPDATE) "
-            "RETURNING id, kind, args, attempts",
-            device_id,
-        )
-    return [
-        Task(r["id"], r["kind"], json.loads(r["args"]), r["attempts"])
-        for r in sorted(rows, key=lambda r: r["id"])
-    ]
+    request's outcome on a task while the session it caused starts it). One statement
+    (``acs_session.TASKS_START``)."""
+    return await session.start_tasks(pool, device_id, max_attempts)
 
 
 async def finish_task(
@@ -537,16 +465,20 @@ async def set_credentials(
     )
 
 
-async def get_credentials(
-    pool: asyncpg.Pool, sealer: Sealer, device_id: str
-) -> tuple[str, str] | None:
+async def get_credentials(pool: Db, sealer: Sealer, device_id: str) -> tuple[str, str] | None:
     row = await pool.fetchrow(
         "SELECT username, password_enc FROM cpe_credentials WHERE device_id = $1", device_id
     )
     if row is None:
         return None
-    password = sealer.open(row["password_enc"], f"cpe:{device_id}".encode()).decode()
-    return str(row["username"]), password
+    return open_credentials(sealer, device_id, row["username"], row["password_enc"])
+
+
+def open_credentials(
+    sealer: Sealer, device_id: str, username: str, sealed: bytes
+) -> tuple[str, str]:
+    """A device's own credentials as stored (its password sealed), opened."""
+    return str(username), sealer.open(sealed, f"cpe:{device_id}".encode()).decode()
 
 
 #: at most this many devices sharing one username are tried for a /files/ request

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -28,8 +29,18 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc[1]}"))
 
 
-async def create_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncpg.Pool:
-    """Open the pool; raise StoreUnavailable (with the URL redacted) if PostgreSQL is not there."""
+async def create_pool(
+    cfg: DatabaseConfig,
+    dsn: str,
+    application: str,
+    reset: Callable[[asyncpg.Connection], Awaitable[None]] | None = None,
+    settings: dict[str, str] | None = None,
+) -> asyncpg.Pool:
+    """Open the pool; raise StoreUnavailable (with the URL redacted) if PostgreSQL is not there.
+
+    ``reset`` replaces asyncpg's reset query on release (an open transaction is rolled back
+    either way): only for a pool whose users keep no session state. ``settings``: more
+    server settings of its connections."""
     password = cfg.password.get_secret_value() if cfg.password else None
     try:
         return await asyncpg.create_pool(
@@ -39,7 +50,8 @@ async def create_pool(cfg: DatabaseConfig, dsn: str, application: str) -> asyncp
             max_size=cfg.pool_max_size,
             timeout=cfg.connect_timeout,
             command_timeout=cfg.command_timeout,
-            server_settings={"application_name": application},
+            server_settings={"application_name": application, **(settings or {})},
+            reset=reset,
         )
     except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         raise StoreUnavailable(f"cannot connect to PostgreSQL at {redact(dsn)}: {exc}") from None
