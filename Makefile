@@ -6,13 +6,19 @@ SUM    := $(shell cksum pyproject.toml | cut -d' ' -f1)
 STAMP  := $(VENV)/.installed-dev-$(SUM)
 RUN_STAMP := $(VENV)/.installed-run-$(SUM)
 PYTEST_ARGS ?=
+# make test runs pytest in TEST_JOBS worker processes (pytest-xdist), each with its own
+# embedded PostgreSQL and Redis; a test file stays on one worker (its module fixtures start
+# once). TEST_JOBS=0 runs the suite serially, in one process.
+TEST_JOBS ?= 2
+XDIST := -n $(TEST_JOBS) --dist loadfile
 FUZZ_TIME ?= 300
 
 .PHONY: help install run test lint unit bench clean proto fuzz
 
 help:
 	@echo "make run    create .venv, install, migrate, run every daemon on the embedded stores"
-	@echo "make test   lint (ruff, mypy --strict) and the whole test suite"
+	@echo "make test   lint (ruff, mypy --strict) and the whole test suite, in TEST_JOBS=2"
+	@echo "            processes (TEST_JOBS=0: serially)"
 	@echo "make lint   ruff and mypy only"
 	@echo "make bench  every benchmark under benchmarks/"
 	@echo "make fuzz   atheris on the RADIUS and CWMP decoders, FUZZ_TIME=300 s each"
@@ -55,7 +61,7 @@ lint: install
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest $(PYTEST_ARGS)
+	$(BIN)/pytest $(XDIST) $(PYTEST_ARGS)
 
 unit: install
 	$(BIN)/pytest tests/unit $(PYTEST_ARGS)

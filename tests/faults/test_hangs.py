@@ -369,6 +369,17 @@ async def test_a_hanging_voltha_core_and_onos_stall_nothing_else(
                     # ONOS now answers its headers and sends the body a byte at a time.
                     onos.mode = "drip"
                     await asyncio.sleep(2.5)
+                    # Two of the near stack's syncs end while ONOS drips: on a loaded machine
+                    # that may take longer than the 2.5 s above, so wait for them (bounded).
+                    near_m1 = _samples(m1, "netd_voltha_sync_seconds_count", stack="near")
+                    await _until(
+                        lambda: _has(
+                            metrics, "netd_voltha_sync_seconds_count", near_m1 + 2, stack="near"
+                        ),
+                        10,
+                        "two near syncs while ONOS drips",
+                        proc,
+                    )
                     m2 = await metrics()
                     t_end = time.monotonic()
                     hang_s = t_end - t_hang
