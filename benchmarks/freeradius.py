@@ -646,14 +646,7 @@ def freeradius_server(
         )
         log = confdir / "radius.log"
         out_path = confdir / "stdout.log"
-        with out_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(FREERADIUS), "-f", "-d", str(confdir)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = launch(confdir, out_path)
         try:
             _wait_ready(
                 proc,
@@ -674,6 +667,19 @@ def freeradius_server(
                 )
         finally:
             _stop(proc)
+
+
+def launch(confdir: Path, out_path: Path, append: bool = False) -> subprocess.Popen[bytes]:
+    """``freeradius -f -d CONFDIR`` in its own session, its output to ``out_path``: the one
+    way the benchmarks and tests start a FreeRADIUS (files, sql, eap, home server, proxy)."""
+    with out_path.open("ab" if append else "wb") as out:
+        return subprocess.Popen(
+            [str(FREERADIUS), "-f", "-d", str(confdir)],
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
 
 
 def _wait_ready(

@@ -16,7 +16,6 @@ Its client requires Message-Authenticator, as netd's NAS does.
 from __future__ import annotations
 
 import contextlib
-import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -175,14 +174,7 @@ def eap_server(setup: EapSetup, start_timeout: float = 30.0) -> Iterator[EapServ
         write_config(confdir, port, setup)
         log = confdir / "radius.log"
         out_path = confdir / "stdout.log"
-        with out_path.open("wb") as out:
-            proc = subprocess.Popen(
-                [str(fr.FREERADIUS), "-f", "-d", str(confdir)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+        proc = fr.launch(confdir, out_path)
         try:
             deadline = time.monotonic() + start_timeout
             while not fr._bound(port):

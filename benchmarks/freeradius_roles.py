@@ -181,14 +181,7 @@ class Running:
 
 def _start(confdir: Path, auth_port: int, acct_port: int, ready: str, secret: str) -> Running:
     out_path = confdir / "stdout.log"
-    with out_path.open("ab") as out:
-        proc = subprocess.Popen(
-            [str(fr.FREERADIUS), "-f", "-d", str(confdir)],
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+    proc = fr.launch(confdir, out_path, append=True)
     try:
         if ready == "auth":
             fr._wait_ready(
