@@ -214,3 +214,12 @@ def test_one_subscriber_lookup_an_authentication(
     before = _lookups(radius)
     assert_ok(eapol(radius, tmp_path, network))
     assert _lookups(radius) - before == 1
+
+
+def test_tunnel_stays_at_tls12_by_default(radius: RadiusServer, tmp_path: Path) -> None:
+    """Without radius.eap_tunnel_max_version, a supplicant that offers TLS 1.3 for PEAP
+    gets TLS 1.2 (test_eap_tunnel_tls13.py: with it)."""
+    net = {**tunnelled("PEAP", "auth=MSCHAPV2", "pw1"), "phase1": "tls_disable_tlsv1_3=0"}
+    out = eapol(radius, tmp_path, net)
+    assert_ok(out)
+    assert "Using TLS version TLSv1.2" in out.stdout, out.stdout[-3000:]
