@@ -172,7 +172,13 @@ class AuthShell:
             # An EAP round that needs no record of its User-Name (the TLS-based methods
             # look their inner identity up once, at the end) is not looked up at all.
             wanted = [j.username is not None and needs_subscriber(j.pkt) for j in jobs]
-            names = list({j.username for j, w in zip(jobs, wanted, strict=True) if w})
+            names = list(
+                {
+                    j.username
+                    for j, w in zip(jobs, wanted, strict=True)
+                    if w and j.username is not None
+                }
+            )
             hits, misses = await self._cached(names) if names else ({}, {})
             # The cache's hits are decided now: a PostgreSQL that is slow or unreachable
             # (a lookup held for its connect or command timeout) holds only the misses,
