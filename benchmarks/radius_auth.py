@@ -191,7 +191,12 @@ class Netd:
     """`netd radius` with ``workers`` processes, on fresh auth and accounting UDP ports."""
 
     def __init__(
-        self, cwd: Path, urls: dict[str, str], workers: int, extra_env: dict[str, str] | None = None
+        self,
+        cwd: Path,
+        urls: dict[str, str],
+        workers: int,
+        extra_env: dict[str, str] | None = None,
+        python: str = sys.executable,
     ) -> None:
         self.port = free_port(socket.SOCK_DGRAM)
         self.acct_port = free_port(socket.SOCK_DGRAM)
@@ -219,7 +224,7 @@ class Netd:
         self.log_path = cwd / f"netd-w{workers}.log"
         self._log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "daemons.cli", "radius"],
+            [python, "-m", "daemons.cli", "radius"],  # python: another tree's, to compare
             cwd=cwd,
             env=env,
             stdout=self._log,

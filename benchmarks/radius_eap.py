@@ -20,6 +20,10 @@ C client doing the client half of each handshake (and printing its debug log, se
 /dev/null): on this 2-core machine it competes with the server for the CPU, the same way
 for both servers; the server's CPU per authentication is in the notes.
 
+BENCH_EAP_BASE=<python> also runs the netd rows with that interpreter first (another
+tree's virtualenv, e.g. `git archive main` made with `make install`): "netd-base" rows and
+"netd / netd-base" ratios, before and after back to back in the same run.
+
 Rows: authentications/s (median of BENCH_RUNS runs), and "netd / FreeRADIUS" ratios of
 the medians for each method and mode. Run it when the machine is quiet: the load average
 at the start is in the notes.
@@ -31,6 +35,7 @@ import asyncio
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -51,6 +56,7 @@ RUNS = int(os.environ.get("BENCH_RUNS", "3"))
 DURATION = float(os.environ.get("BENCH_DURATION", "8"))
 CONCURRENCY = int(os.environ.get("BENCH_EAP_CONCURRENCY", "8"))
 REAUTH = int(os.environ.get("BENCH_EAP_REAUTH", "4"))
+BASE = os.environ.get("BENCH_EAP_BASE", "")
 EAPOL = shutil.which("eapol_test") or "/usr/sbin/eapol_test"
 METHODS = ("peap", "tls")
 MODES = ("full", "resumed")
@@ -155,6 +161,16 @@ def _rows(label: str, results: list[dict[str, float]]) -> dict[str, Any]:
     return _row(f"{label}: authentications/s", [r["rate"] for r in results], "auth/s", notes)
 
 
+def _ratio(label: str, ours: float, theirs: float) -> dict[str, Any]:
+    return _row(
+        label,
+        [ours / theirs if theirs else 0.0],
+        "ratio",
+        f"{ours:.0f} / {theirs:.0f} auth/s",
+        ratio=ours / theirs if theirs else None,
+    )
+
+
 def run() -> list[dict[str, Any]]:
     if not shutil.which("eapol_test") and not Path(EAPOL).exists():
         raise RuntimeError("eapol_test is missing: apt-get install -y eapoltest")
@@ -185,17 +201,25 @@ def run() -> list[dict[str, Any]]:
                 "NETD_RADIUS_EAP_CA": str(pki.ca),
                 "NETD_RADIUS_AUTH_LOG": "false",
             }
+            servers = [("netd-base", BASE)] if BASE else []
             for mode in MODES:
                 lifetime = "3600" if mode == "resumed" else "0"
-                netd = Netd(tmp, {**base, "NETD_RADIUS_EAP_RESUMPTION_LIFETIME": lifetime}, 1)
-                try:
+                env = {**base, "NETD_RADIUS_EAP_RESUMPTION_LIFETIME": lifetime}
+                for name, python in [*servers, ("netd", sys.executable)]:
+                    netd = Netd(tmp, env, 1, python=python)
+                    try:
+                        for method in METHODS:
+                            label = f"{name}, {method}, {mode}"
+                            got = _measure(label, netd.port, confs[method], netd.pids)
+                            rows.append(_rows(label, got))
+                            medians[name, method, mode] = rows[-1]["median"]
+                    finally:
+                        netd.stop()
+            for name, _python in servers:
+                for mode in MODES:
                     for method in METHODS:
-                        label = f"netd, {method}, {mode}"
-                        got = _measure(label, netd.port, confs[method], netd.pids)
-                        rows.append(_rows(label, got))
-                        medians["netd", method, mode] = rows[-1]["median"]
-                finally:
-                    netd.stop()
+                        ours, theirs = medians["netd", method, mode], medians[name, method, mode]
+                        rows.append(_ratio(f"netd / {name}, {method}, {mode}", ours, theirs))
             if fr.available():
                 users = {user(i): password(i) for i in range(USERS)}
                 for mode in MODES:
@@ -221,15 +245,7 @@ def run() -> list[dict[str, Any]]:
                 for mode in MODES:
                     for method in METHODS:
                         ours, theirs = medians["netd", method, mode], medians["fr", method, mode]
-                        rows.append(
-                            _row(
-                                f"netd / FreeRADIUS, {method}, {mode}",
-                                [ours / theirs if theirs else 0.0],
-                                "ratio",
-                                f"{ours:.0f} / {theirs:.0f} auth/s",
-                                ratio=ours / theirs if theirs else None,
-                            )
-                        )
+                        rows.append(_ratio(f"netd / FreeRADIUS, {method}, {mode}", ours, theirs))
             else:
                 print(fr.skip_message(), flush=True)
         finally:

@@ -167,6 +167,9 @@ def _eap(config: Config, contexts: Contexts) -> str:
         text += " (not tls: no radius.eap_ca)"
     if contexts.tunnel is not None or contexts.tls is not None:
         text += f" (certificate {r.eap_cert}; TLS {r.eap_tls_min_version}-{r.eap_tls_max_version}"
+        if contexts.tunnel is not None:
+            top = min(r.eap_tunnel_max_version, r.eap_tls_max_version)
+            text += f", PEAP/TTLS up to {top}"
         text += f"; CRLs {len(r.eap_crl)})" if contexts.tls is not None else ")"
     return text
 

@@ -238,7 +238,9 @@ class RadiusConfig(_DaemonConfig):
     eap_crl: list[Path] = Field(default_factory=list)  # EAP-TLS: CRLs (PEM), checked when given
     eap_fragment_size: int = Field(default=1020, ge=64, le=4000)  # TLS octets per EAP-Request
     eap_tls_min_version: Literal["1.2", "1.3"] = "1.2"
-    eap_tls_max_version: Literal["1.2", "1.3"] = "1.3"  # EAP-TLS; PEAP and TTLS stay at 1.2
+    eap_tls_max_version: Literal["1.2", "1.3"] = "1.3"
+    # PEAP and TTLS (RFC 9427 for 1.3), within eap_tls_min/max_version
+    eap_tunnel_max_version: Literal["1.2", "1.3"] = "1.2"
     eap_resumption_lifetime: float = Field(default=3600.0, ge=0, le=86400)  # 0: no resumption
     eap_max_exchanges: int = Field(default=4096, ge=16, le=1_000_000)  # ~51 KiB each at most
     eap_exchange_timeout: Seconds = 60.0  # a whole TLS-based exchange, at most
@@ -258,6 +260,13 @@ class RadiusConfig(_DaemonConfig):
             raise ValueError("give both eap_cert and eap_key, or neither")
         if self.eap_tls_min_version > self.eap_tls_max_version:
             raise ValueError("eap_tls_min_version is above eap_tls_max_version")
+        if self.eap_tls_min_version > self.eap_tunnel_max_version and (
+            {"peap", "ttls"} & set(self.eap_methods)
+        ):
+            raise ValueError(
+                "eap_tls_min_version is above eap_tunnel_max_version (PEAP, TTLS): "
+                "raise eap_tunnel_max_version or leave peap and ttls out of eap_methods"
+            )
         return self
 
 

@@ -49,6 +49,18 @@ METHODS = {
 INNER_METHODS = {"mschapv2": Method.MSCHAP2, "pap": Method.PAP, "chap": Method.CHAP}
 
 
+def needs_subscriber(req: Packet) -> bool:
+    """Whether deciding ``req`` needs the outer User-Name's subscriber record: not for an
+    EAP Identity, NAK or TLS-based round (about ten an authentication, more with
+    fragments), whose subscriber is the inner or certificate identity, looked up once
+    through :class:`SubscriberLookup`; only for an EAP-MD5 response or a non-EAP request.
+    A malformed EAP-Message is looked up as before: the decision discards it."""
+    first = req.get(Attr.EAP_MESSAGE)
+    if first is None or len(first) < 5 or first[0] != eap.EapCode.RESPONSE:
+        return True
+    return first[4] == eap.EapType.MD5_CHALLENGE
+
+
 class ExchangeStore(Protocol):
     """The owner of the TLS-based exchanges (``eap_exchanges.EapExchanges``)."""
 

@@ -43,7 +43,7 @@ from daemons.radius.auth import (
     method_of,
     user_name,
 )
-from daemons.radius.auth_eap import ExchangeStore, SubscriberLookup
+from daemons.radius.auth_eap import ExchangeStore, SubscriberLookup, needs_subscriber
 from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
 from daemons.radius.dictionary import ReplyAttr
@@ -169,24 +169,33 @@ class AuthShell:
         self.metrics.inflight.set(self.inflight.load())
         decided = 0
         try:
-            names = list({j.username for j in jobs if j.username is not None})
+            # An EAP round that needs no record of its User-Name (the TLS-based methods
+            # look their inner identity up once, at the end) is not looked up at all.
+            wanted = [j.username is not None and needs_subscriber(j.pkt) for j in jobs]
+            names = list(
+                {
+                    j.username
+                    for j, w in zip(jobs, wanted, strict=True)
+                    if w and j.username is not None
+                }
+            )
             hits, misses = await self._cached(names) if names else ({}, {})
             # The cache's hits are decided now: a PostgreSQL that is slow or unreachable
             # (a lookup held for its connect or command timeout) holds only the misses,
             # never the cached subscribers of the same batch.
-            for job in jobs:
-                if job.username in misses:
+            for job, want in zip(jobs, wanted, strict=True):
+                if want and job.username in misses:
                     continue
                 # Counted out before its decision: one that spawns a task is counted there.
                 decided += 1
                 self._in_progress -= 1
-                row, sessions = hits.get(job.username or "", (None, 0))
+                row, sessions = hits.get(job.username or "", (None, 0)) if want else (None, 0)
                 self._decide(job, row, sessions)
             if not misses:
                 return
             found, failed = await self._fetch(misses)
-            for job in jobs:
-                if job.username not in misses:
+            for job, want in zip(jobs, wanted, strict=True):
+                if not want or job.username not in misses:
                     continue
                 decided += 1
                 self._in_progress -= 1

@@ -59,13 +59,12 @@ def _read(path: Path, what: str) -> bytes:
         raise EapConfigError(f"radius.{what}: {path}: {exc.strerror or exc}") from None
 
 
-def _base(cfg: RadiusConfig, tls13_ok: bool) -> SSL.Context:
+def _base(cfg: RadiusConfig, top: str, resumable: bool = True) -> SSL.Context:
     assert cfg.eap_cert is not None and cfg.eap_key is not None
     ctx = SSL.Context(SSL.TLS_SERVER_METHOD)
     # An idle exchange gives its record buffers back: 61 KiB -> 51 each here.
     ctx.set_mode(SSL.MODE_RELEASE_BUFFERS)
     ctx.set_min_proto_version(_VERSIONS[cfg.eap_tls_min_version])
-    top = cfg.eap_tls_max_version if tls13_ok else "1.2"
     ctx.set_max_proto_version(_VERSIONS[top])
     _read(cfg.eap_cert, "eap_cert")
     _read(cfg.eap_key, "eap_key")
@@ -80,7 +79,7 @@ def _base(cfg: RadiusConfig, tls13_ok: bool) -> SSL.Context:
         raise EapConfigError(
             f"radius.eap_key: {cfg.eap_key}: not a PEM key, or not the key of eap_cert"
         ) from None
-    if cfg.eap_resumption_lifetime > 0:
+    if cfg.eap_resumption_lifetime > 0 and resumable:
         ctx.set_session_id(b"netd-eap")
         ctx.set_timeout(int(cfg.eap_resumption_lifetime))
         ctx.set_session_cache_mode(SSL.SESS_CACHE_SERVER)
@@ -95,12 +94,15 @@ def tls_contexts(cfg: RadiusConfig) -> Contexts:
     methods = set(cfg.eap_methods)
     if cfg.eap_cert is None or not methods & {"peap", "ttls", "tls"}:
         return Contexts(None, None)
-    # PEAP and TTLS over TLS 1.3 (RFC 9427) are not offered: supplicants of this
-    # generation (wpa_supplicant 2.10) keep them at TLS 1.2 by default.
-    tunnel = _base(cfg, tls13_ok=False) if methods & {"peap", "ttls"} else None
+    # PEAP and TTLS over TLS 1.3 (RFC 9427) only when asked: eap_tunnel_max_version.
+    # Then their sessions are not resumed: a resumed TTLS session skips phase 2 and is
+    # recalled by its session's secret, which TLS 1.3 renews at every ticket (each
+    # resumption would be refused), and pyOpenSSL cannot stop TLS 1.3 tickets alone.
+    top = min(cfg.eap_tunnel_max_version, cfg.eap_tls_max_version)
+    tunnel = _base(cfg, top, resumable=top == "1.2") if methods & {"peap", "ttls"} else None
     tls = None
     if "tls" in methods and cfg.eap_ca is not None:  # no CA: EAP-TLS is not offered
-        tls = _base(cfg, tls13_ok=True)
+        tls = _base(cfg, cfg.eap_tls_max_version)
         _read(cfg.eap_ca, "eap_ca")
         try:
             tls.load_verify_locations(str(cfg.eap_ca))

@@ -148,6 +148,7 @@ def test_check_config_and_start_name_an_unusable_eap_certificate(
     ok = netd(netd_env({**good, "NETD_RADIUS_EAP_CA": str(cert)}), tmp_path, "check-config")
     assert ok.returncode == 0, ok.stderr
     assert "radius eap:" in ok.stdout and "md5, peap, ttls, tls (certificate" in ok.stdout
+    assert "TLS 1.2-1.3, PEAP/TTLS up to 1.2" in ok.stdout, ok.stdout
     no_ca = netd(netd_env(good), tmp_path, "check-config")
     assert "md5, peap, ttls (not tls: no radius.eap_ca)" in no_ca.stdout, no_ca.stdout
     for env, said in (
@@ -155,6 +156,7 @@ def test_check_config_and_start_name_an_unusable_eap_certificate(
         ({**good, "NETD_RADIUS_EAP_KEY": str(other_key)}, "radius.eap_key: "),
         ({**good, "NETD_RADIUS_EAP_CA": str(tmp_path / "nope.ca")}, "radius.eap_ca: "),
         ({**good, "NETD_RADIUS_EAP_METHODS": "peap,tlsx"}, "tlsx"),
+        ({**good, "NETD_RADIUS_EAP_TLS_MIN_VERSION": "1.3"}, "eap_tunnel_max_version"),
     ):
         bad = netd(netd_env(env), tmp_path, "check-config")
         assert bad.returncode == 2 and bad.stdout == "", bad.stdout

@@ -281,3 +281,12 @@ def test_a_damaged_exchange_ends_cleanly(pki: Pki, round_: int, kind: str, at: i
         return
     assert out.code in (Code.ACCESS_ACCEPT, Code.ACCESS_REJECT)
     assert len(exchanges) == 0
+
+
+def test_min_version_above_the_tunnel_max_is_one_line() -> None:
+    """eap_tls_min_version = "1.3" with PEAP/TTLS at TLS 1.2 could never handshake: refused
+    at load, naming both keys; allowed once the tunnel may use 1.3 or without them."""
+    with pytest.raises(ValueError, match="eap_tunnel_max_version"):
+        RadiusConfig(eap_tls_min_version="1.3")
+    RadiusConfig(eap_tls_min_version="1.3", eap_tunnel_max_version="1.3")
+    RadiusConfig(eap_tls_min_version="1.3", eap_methods=["md5", "tls"])

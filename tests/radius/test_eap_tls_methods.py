@@ -202,3 +202,35 @@ async def test_each_method_through_two_workers(radius: RadiusServer, tmp_path: P
         assert len(pids) == 2, f"only {pids} answered"
     finally:
         proc.stop()
+
+
+def _lookups(radius: RadiusServer) -> float:
+    return sum(
+        radius.metric("netd_radius_subscriber_lookups_total", source=source)
+        for source in ("redis", "redis_negative", "postgres")
+    )
+
+
+@pytest.mark.parametrize(
+    "network",
+    [tunnelled("PEAP", "auth=MSCHAPV2", "pw1"), tunnelled("TTLS", "auth=PAP", "pw1"), tls("alice")],
+    ids=["peap", "ttls", "tls"],
+)
+def test_one_subscriber_lookup_an_authentication(
+    radius: RadiusServer, tmp_path: Path, network: dict[str, str]
+) -> None:
+    """A TLS-based exchange's round trips (about ten, more with fragments) need no
+    subscriber record: only the inner or certificate identity is looked up, once (the
+    outer identity, here anonymous@example.net, is never looked up)."""
+    before = _lookups(radius)
+    assert_ok(eapol(radius, tmp_path, network))
+    assert _lookups(radius) - before == 1
+
+
+def test_tunnel_stays_at_tls12_by_default(radius: RadiusServer, tmp_path: Path) -> None:
+    """Without radius.eap_tunnel_max_version, a supplicant that offers TLS 1.3 for PEAP
+    gets TLS 1.2 (test_eap_tunnel_tls13.py: with it)."""
+    net = {**tunnelled("PEAP", "auth=MSCHAPV2", "pw1"), "phase1": "tls_disable_tlsv1_3=0"}
+    out = eapol(radius, tmp_path, net)
+    assert_ok(out)
+    assert "Using TLS version TLSv1.2" in out.stdout, out.stdout[-3000:]
