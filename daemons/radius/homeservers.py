@@ -13,8 +13,9 @@ A zombie or dead server is probed with Status-Server every ``status_interval`` (
 owns the timer and asks :meth:`ServerState.probe_due`). New requests go to alive servers
 only; when a pool has none, the pool is dead and the realm's dead answer applies.
 
-:class:`Ids` hands out the 256 RADIUS identifiers of one upstream connection (RFC 2865
-§3: an identifier tells outstanding requests apart per source address and port).
+:class:`Ids` hands out the RADIUS identifiers of one upstream (RFC 2865 §3: an identifier
+tells outstanding requests apart per source address and port): 256 per channel (a UDP
+source port, or the one stream connection); a key is ``channel << 8 | identifier``.
 """
 
 from __future__ import annotations
@@ -112,22 +113,24 @@ def choose(
 
 
 class Ids:
-    """The identifiers of one connection: 256, handed out round-robin so a late reply to
-    a freed identifier is unlikely to meet its successor soon. ``take`` returns None when
-    every one is outstanding."""
+    """The identifier keys of one upstream: ``channels`` x 256, handed out round-robin so
+    a late reply to a freed identifier is unlikely to meet its successor soon. A key is
+    ``channel << 8 | identifier``. ``take`` returns None when every one is outstanding."""
 
-    def __init__(self) -> None:
+    def __init__(self, channels: int = 1) -> None:
         self._used: set[int] = set()
         self._next = 0
+        self._size = 256 * channels
 
     def take(self) -> int | None:
-        for _ in range(256):
-            ident = self._next
-            self._next = (self._next + 1) % 256
-            if ident not in self._used:
-                self._used.add(ident)
-                return ident
-        return None
+        if len(self._used) >= self._size:
+            return None
+        while True:
+            key = self._next
+            self._next = (self._next + 1) % self._size
+            if key not in self._used:
+                self._used.add(key)
+                return key
 
     def release(self, ident: int) -> None:
         self._used.discard(ident)

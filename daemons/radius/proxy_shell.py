@@ -75,12 +75,15 @@ class Outstanding:
 
 
 class Link:
-    """One home server's upstream connection, its identifiers and what is outstanding."""
+    """One home server's upstream, its identifier keys (``channel << 8 | identifier``) and
+    what is outstanding under each."""
 
-    def __init__(self, server: HomeServer, on_reply: Callable[[Link, bytes], None]) -> None:
+    def __init__(self, server: HomeServer, on_reply: Callable[[Link, bytes, int], None]) -> None:
         self.server = server
-        self.upstream: Upstream = make_upstream(server, lambda data: on_reply(self, data))
-        self.ids = Ids()
+        self.upstream: Upstream = make_upstream(
+            server, lambda data, channel: on_reply(self, data, channel)
+        )
+        self.ids = Ids(self.upstream.channels)
         self.outstanding: dict[int, Outstanding] = {}
 
 
@@ -310,8 +313,8 @@ class ProxyShell:
 
     def _send(self, out: Outstanding) -> None:
         """To the next live member not tried yet; none left: the dead-pool answer. A member
-        with all 256 identifiers outstanding is skipped; when that is why none took it,
-        the request is dropped as overload (the NAS retransmits), not refused."""
+        with all its identifiers (256 per channel) outstanding is skipped; when that is why
+        none took it, the request is dropped as overload (the NAS retransmits), not refused."""
         assert out.pool is not None and out.fwd is not None
         busy: list[str] = []
         while True:
@@ -330,15 +333,17 @@ class ProxyShell:
     def send_on(self, link: Link, out: Outstanding, delay: int = 0) -> bool:
         """Send ``out`` on ``link`` with a fresh identifier; False when the link has none
         free or is not open."""
-        ident = link.ids.take() if link.upstream.connected else None
-        if ident is None:
+        key = link.ids.take() if link.upstream.connected else None
+        if key is None:
             return False
         server = link.server
         assert out.fwd is not None
         try:
-            raw, auth = proxy.upstream_request(out.fwd, ident, server.secret, os.urandom(16), delay)
+            raw, auth = proxy.upstream_request(
+                out.fwd, key & 0xFF, server.secret, os.urandom(16), delay
+            )
         except ValueError as exc:
-            link.ids.release(ident)
+            link.ids.release(key)
             if out.job is not None:
                 self._give_up(out, DropReason.MALFORMED, str(exc))
             elif out.done is not None:
@@ -346,12 +351,12 @@ class ProxyShell:
             return True
         now = time.monotonic()
         out.authenticator, out.sent_at = auth, now
-        link.outstanding[ident] = out
+        link.outstanding[key] = out
         out.timer = asyncio.get_running_loop().call_later(
-            server.response_window, self._expired, link, ident, out
+            server.response_window, self._expired, link, key, out
         )
         self.states[server.name].outstanding += 1
-        link.upstream.send(raw)
+        link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, server.name, CODE_NAMES[raw[0]]).inc()
         return True
 
@@ -395,11 +400,11 @@ class ProxyShell:
         self._held -= 1
         self.admission.give_up(out.job, reason, detail)
 
-    def _expired(self, link: Link, ident: int, out: Outstanding) -> None:
-        if link.outstanding.get(ident) is not out:
+    def _expired(self, link: Link, key: int, out: Outstanding) -> None:
+        if link.outstanding.get(key) is not out:
             return
-        del link.outstanding[ident]
-        link.ids.release(ident)
+        del link.outstanding[key]
+        link.ids.release(key)
         now = time.monotonic()
         state = self.states.get(link.server.name)
         self.metrics.child(self.metrics.proxy_timeouts, link.server.name).inc()
@@ -420,12 +425,13 @@ class ProxyShell:
 
     # --- replies ---
 
-    def _reply(self, link: Link, data: bytes) -> None:
+    def _reply(self, link: Link, data: bytes, channel: int) -> None:
         server = link.server
         if len(data) < 20:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
             return
-        out = link.outstanding.get(data[1])
+        key = channel << 8 | data[1]
+        out = link.outstanding.get(key)
         if out is None:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
             return
@@ -454,8 +460,8 @@ class ProxyShell:
                 reason=str(exc),
             )
             return
-        del link.outstanding[data[1]]
-        link.ids.release(data[1])
+        del link.outstanding[key]
+        link.ids.release(key)
         if out.timer is not None:
             out.timer.cancel()
         now = time.monotonic()
@@ -512,19 +518,20 @@ class ProxyShell:
             await asyncio.sleep(TICK)
 
     def _probe(self, link: Link) -> None:
-        """RFC 5997 §3: Status-Server, to the port the server answers requests on."""
-        ident = link.ids.take() if link.upstream.connected else None
-        if ident is None:
+        """RFC 5997 §3: Status-Server, to the port the server answers requests on (the
+        server's ``status_check``: auth_port, or acct_port for an accounting server)."""
+        key = link.ids.take() if link.upstream.connected else None
+        if key is None:
             return
         auth = os.urandom(16)
-        raw = proxy.status_server(ident, link.server.secret, auth, self._nas_id)
+        raw = proxy.status_server(key & 0xFF, link.server.secret, auth, self._nas_id)
         out = Outstanding("probe", None, auth, time.monotonic())
-        link.outstanding[ident] = out
+        link.outstanding[key] = out
         out.timer = asyncio.get_running_loop().call_later(
-            link.server.response_window, self._expired, link, ident, out
+            link.server.response_window, self._expired, link, key, out
         )
         self.states[link.server.name].outstanding += 1
-        link.upstream.send(raw)
+        link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, link.server.name, "STATUS_SERVER").inc()
 
     def live_server(self, pool: HomePool) -> ServerState | None:
