@@ -317,3 +317,12 @@ def test_ids_of_several_channels_are_keys_of_each_channels_256() -> None:
     assert ids.take() is None
     ids.release(2 << 8 | 9)  # channel 2, identifier 9
     assert ids.take() == 2 << 8 | 9
+
+
+def test_random_bytes_are_handed_out_once_across_refills() -> None:
+    from daemons.radius.proxy_shell import RandomBytes  # noqa: PLC0415
+
+    rand = RandomBytes(chunk=64)
+    parts = [rand(16) for _ in range(10)]  # 160 bytes: refilled three times
+    assert all(len(p) == 16 for p in parts) and len(set(parts)) == 10
+    assert len(rand(100)) == 100  # more than a chunk at once
