@@ -113,27 +113,32 @@ def choose(
 
 
 class Ids:
-    """The identifier keys of one upstream: ``channels`` x 256, handed out round-robin so
-    a late reply to a freed identifier is unlikely to meet its successor soon. A key is
-    ``channel << 8 | identifier``. ``take`` returns None when every one is outstanding."""
+    """The identifier keys of one upstream: ``channels`` x 256. A key is ``channel << 8 |
+    identifier``. The first channel with one free is used (the others only when it is
+    full: at an ordinary load one socket carries everything, which costs the loop less
+    than spreading the replies over several), its identifiers handed out round-robin so
+    a late reply to a freed identifier is unlikely to meet its successor soon. ``take``
+    returns None when every one is outstanding."""
 
     def __init__(self, channels: int = 1) -> None:
-        self._used: set[int] = set()
-        self._next = 0
-        self._size = 256 * channels
+        self._used: list[set[int]] = [set() for _ in range(channels)]
+        self._next = [0] * channels
 
     def take(self) -> int | None:
-        if len(self._used) >= self._size:
-            return None
-        while True:
-            key = self._next
-            self._next = (self._next + 1) % self._size
-            if key not in self._used:
-                self._used.add(key)
-                return key
+        for channel, used in enumerate(self._used):
+            if len(used) < 256:
+                ident = self._next[channel]
+                while ident in used:
+                    ident = (ident + 1) & 0xFF
+                used.add(ident)
+                self._next[channel] = (ident + 1) & 0xFF
+                return channel << 8 | ident
+        return None
 
-    def release(self, ident: int) -> None:
-        self._used.discard(ident)
+    def release(self, key: int) -> None:
+        channel = key >> 8
+        if channel < len(self._used):
+            self._used[channel].discard(key & 0xFF)
 
     def __len__(self) -> int:
-        return len(self._used)
+        return sum(len(used) for used in self._used)
