@@ -1,4 +1,4 @@
-"""The admin commands (``netd nas|subscriber|session|token``) through the HTTP API.
+"""The admin commands (``netd nas|subscriber|session|token|realm``) through the HTTP API.
 
 ``netd --api URL --token-file F nas list`` does over the API what ``netd nas list`` does on
 the stores, with the same arguments and the same JSON-lines output, so a NOC workstation
@@ -24,6 +24,7 @@ from daemons.api.local import problem
 from daemons.core import output, validate
 from daemons.core.output import fail
 from daemons.radius import admin as radius_admin
+from daemons.radius import admin_realms
 
 TOKEN_ENV = "DOTMAC_NETD_TOKEN"  # noqa: S105 - a variable name; not NETD_*: those are config keys
 
@@ -113,7 +114,7 @@ def _q(text: str) -> str:
 
 
 # The commands this client runs through the API; the others work on the local stores only.
-COMMANDS = ("nas", "subscriber", "session", "pool", "token", "cpe")
+COMMANDS = ("nas", "subscriber", "session", "pool", "token", "cpe", "realm")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -125,6 +126,7 @@ def run(args: argparse.Namespace) -> int:
             "pool": _pool,
             "token": _tok,
             "cpe": _cpe,
+            "realm": _realm,
         }.get(args.command)
         if handler is None:
             raise CliError(f"netd {args.command} works only on the local stores, not via --api", 2)
@@ -152,6 +154,20 @@ def _nas(api: Api, args: argparse.Namespace) -> int:
         api.call("DELETE", f"/nas/{_q(args.name)}")
         print(f"removed NAS {args.name}")
     return 0
+
+
+def _realm(api: Api, args: argparse.Namespace) -> int:
+    """``netd realm`` as on the local stores (``daemons/radius/admin_realms.py``)."""
+    if args.action == "list":
+        return output.rows(args, api.call("GET", "/realms"), "no realms")
+    if args.action == "set":
+        body = admin_realms.realm_spec(args)  # the API's model: refused here as there
+        made = api.call("PUT", f"/realms/{_q(args.name)}", json=body.model_dump())
+        return output.record(args, made)
+    if args.action == "remove":
+        api.call("DELETE", f"/realms/{_q(args.name)}")
+        return 0
+    return output.rows(args, api.call("GET", "/home-servers"), "no home servers")
 
 
 def _subscriber(api: Api, args: argparse.Namespace) -> int:

@@ -1,5 +1,6 @@
 """``netd realm list|set|remove|home-servers``: realms managed through the API, on the local
-stores, by the same operations as the HTTP API (``daemons/api/ops_realms.py``). A realm in
+stores, by the same operations as the HTTP API (``daemons/api/ops_realms.py``); with
+``--api`` through that API (``daemons/api/client.py``), same arguments and output. A realm in
 a policy file wins and is edited there; home servers and pools are file-only."""
 
 from __future__ import annotations
@@ -33,20 +34,24 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     rs.add_parser("home-servers", help="home servers, their pools and state per instance")
 
 
+def realm_spec(args: argparse.Namespace) -> m.RealmSpec:
+    """``netd realm set``'s arguments as the API's body (checked as the API checks it)."""
+    return m.RealmSpec(
+        action=args.realm_action,
+        pool=args.pool,
+        strip=args.strip,
+        plan=args.plan,
+        reason=args.reason,
+        ledger=args.ledger,
+    )
+
+
 async def dispatch(st: LocalState, args: argparse.Namespace) -> int:
     if args.action == "list":
         realms = await ops_realms.list_realms(st)
         return output.rows(args, [r.model_dump() for r in realms], "no realms")
     if args.action == "set":
-        body = m.RealmSpec(
-            action=args.realm_action,
-            pool=args.pool,
-            strip=args.strip,
-            plan=args.plan,
-            reason=args.reason,
-            ledger=args.ledger,
-        )
-        realm, _created = await ops_realms.put_realm(st, args.name, body)
+        realm, _created = await ops_realms.put_realm(st, args.name, realm_spec(args))
         return output.record(args, realm.model_dump())
     if args.action == "remove":
         await ops_realms.delete_realm(st, args.name)

@@ -13,8 +13,9 @@ A zombie or dead server is probed with Status-Server every ``status_interval`` (
 owns the timer and asks :meth:`ServerState.probe_due`). New requests go to alive servers
 only; when a pool has none, the pool is dead and the realm's dead answer applies.
 
-:class:`Ids` hands out the 256 RADIUS identifiers of one upstream connection (RFC 2865
-§3: an identifier tells outstanding requests apart per source address and port).
+:class:`Ids` hands out the RADIUS identifiers of one upstream (RFC 2865 §3: an identifier
+tells outstanding requests apart per source address and port): 256 per channel (a UDP
+source port, or the one stream connection); a key is ``channel << 8 | identifier``.
 """
 
 from __future__ import annotations
@@ -112,25 +113,32 @@ def choose(
 
 
 class Ids:
-    """The identifiers of one connection: 256, handed out round-robin so a late reply to
-    a freed identifier is unlikely to meet its successor soon. ``take`` returns None when
-    every one is outstanding."""
+    """The identifier keys of one upstream: ``channels`` x 256. A key is ``channel << 8 |
+    identifier``. The first channel with one free is used (the others only when it is
+    full: at an ordinary load one socket carries everything, which costs the loop less
+    than spreading the replies over several), its identifiers handed out round-robin so
+    a late reply to a freed identifier is unlikely to meet its successor soon. ``take``
+    returns None when every one is outstanding."""
 
-    def __init__(self) -> None:
-        self._used: set[int] = set()
-        self._next = 0
+    def __init__(self, channels: int = 1) -> None:
+        self._used: list[set[int]] = [set() for _ in range(channels)]
+        self._next = [0] * channels
 
     def take(self) -> int | None:
-        for _ in range(256):
-            ident = self._next
-            self._next = (self._next + 1) % 256
-            if ident not in self._used:
-                self._used.add(ident)
-                return ident
+        for channel, used in enumerate(self._used):
+            if len(used) < 256:
+                ident = self._next[channel]
+                while ident in used:
+                    ident = (ident + 1) & 0xFF
+                used.add(ident)
+                self._next[channel] = (ident + 1) & 0xFF
+                return channel << 8 | ident
         return None
 
-    def release(self, ident: int) -> None:
-        self._used.discard(ident)
+    def release(self, key: int) -> None:
+        channel = key >> 8
+        if channel < len(self._used):
+            self._used[channel].discard(key & 0xFF)
 
     def __len__(self) -> int:
-        return len(self._used)
+        return sum(len(used) for used in self._used)

@@ -33,6 +33,7 @@ import logging
 import os
 import time
 import zlib
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -56,6 +57,25 @@ from daemons.store import api as api_store
 log = logging.getLogger("netd.radius")
 
 TICK = 0.25  # seconds between liveness checks and probes
+SWEEP = 0.05  # seconds between checks for requests past their response_window
+
+
+class RandomBytes:
+    """os.urandom read 4 KiB at a time: a proxied request takes 26 random bytes (its
+    Request Authenticator, Proxy-State, salts) and a getrandom call each cost more than
+    the slicing. The bytes are the kernel's CSPRNG's, each handed out once."""
+
+    def __init__(self, chunk: int = 4096) -> None:
+        self._chunk = chunk
+        self._buf = b""
+        self._at = 0
+
+    def __call__(self, n: int) -> bytes:
+        if self._at + n > len(self._buf):
+            self._buf, self._at = os.urandom(max(self._chunk, n)), 0
+        at = self._at
+        self._at = at + n
+        return self._buf[at : at + n]
 
 
 @dataclass(slots=True)
@@ -70,18 +90,34 @@ class Outstanding:
     pool: HomePool | None = None
     realm: Realm | None = None
     tried: list[str] = field(default_factory=list)
-    timer: asyncio.TimerHandle | None = None
     done: Callable[[bool], None] | None = None  # spool forwards: answered or not
 
 
 class Link:
-    """One home server's upstream connection, its identifiers and what is outstanding."""
+    """One home server's upstream, its identifier keys (``channel << 8 | identifier``) and
+    what is outstanding under each."""
 
-    def __init__(self, server: HomeServer, on_reply: Callable[[Link, bytes], None]) -> None:
+    def __init__(self, server: HomeServer, on_reply: Callable[[Link, bytes, int], None]) -> None:
         self.server = server
-        self.upstream: Upstream = make_upstream(server, lambda data: on_reply(self, data))
-        self.ids = Ids()
+        self.upstream: Upstream = make_upstream(
+            server, lambda data, channel: on_reply(self, data, channel)
+        )
+        self.ids = Ids(self.upstream.channels)
         self.outstanding: dict[int, Outstanding] = {}
+        # (deadline, key, what was sent): in send order, so in deadline order (one
+        # response_window per link); swept every SWEEP s by the shell instead of a loop
+        # timer armed and cancelled per request
+        self.deadlines: deque[tuple[float, int, Outstanding]] = deque()
+
+    def expired(self, now: float) -> list[tuple[int, Outstanding]]:
+        """What is still outstanding past its deadline, taken off the sweep."""
+        out: list[tuple[int, Outstanding]] = []
+        deadlines = self.deadlines
+        while deadlines and deadlines[0][0] <= now:
+            _, key, sent = deadlines.popleft()
+            if self.outstanding.get(key) is sent:
+                out.append((key, sent))
+        return out
 
 
 class ProxyShell:
@@ -113,8 +149,11 @@ class ProxyShell:
         self._held = 0  # NAS requests outstanding upstream
         self._counter = 0
         self._ticker: asyncio.Task[None] | None = None
+        self._sweeper: asyncio.Task[None] | None = None
+        self._retiring: list[Link] = []  # replaced links, swept until nothing is outstanding
         self._started = False
         self._nas_id = os.uname().nodename.encode()[:64] or b"netd"
+        self._random = RandomBytes()
         # issue 28: proxied accounting of a realm with ``ledger`` goes on to the accounting
         # shell (``AcctShell.take``), set by assemble
         self.ledger: Callable[[Job], None] | None = None
@@ -179,6 +218,7 @@ class ProxyShell:
     def _retire(self, link: Link) -> None:
         """A link whose server changed or left: what is outstanding times out on its own."""
         if self._started:
+            self._retiring.append(link)
             asyncio.get_running_loop().call_later(
                 link.server.response_window + 1, link.upstream.close
             )
@@ -208,6 +248,7 @@ class ProxyShell:
         await self._open_links()
         loop = asyncio.get_running_loop()
         self._ticker = loop.create_task(self._tick())
+        self._sweeper = loop.create_task(self._sweep())
         self._watch = loop.create_task(
             reload_on_notify(
                 self.stores.pool,
@@ -229,16 +270,14 @@ class ProxyShell:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        for task in (self._ticker, self._watch):
+        for task in (self._ticker, self._sweeper, self._watch):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
         await self.spool.close()
         for link in self.links.values():
-            for out in link.outstanding.values():
-                if out.timer is not None:
-                    out.timer.cancel()
+            link.deadlines.clear()
             link.upstream.close()
 
     def counters(self) -> dict[str, float]:
@@ -287,7 +326,7 @@ class ProxyShell:
                 job.pkt,
                 job.nas.secret,
                 decision.user if realm.strip else None,
-                proxy.proxy_state_token(self._counter, os.urandom(8)),
+                proxy.proxy_state_token(self._counter, self._random(8)),
             )
         except DecodeError as exc:
             self.drops.drop(exc.reason, job.nas.name, job.addr, exc.detail)
@@ -310,8 +349,8 @@ class ProxyShell:
 
     def _send(self, out: Outstanding) -> None:
         """To the next live member not tried yet; none left: the dead-pool answer. A member
-        with all 256 identifiers outstanding is skipped; when that is why none took it,
-        the request is dropped as overload (the NAS retransmits), not refused."""
+        with all its identifiers (256 per channel) outstanding is skipped; when that is why
+        none took it, the request is dropped as overload (the NAS retransmits), not refused."""
         assert out.pool is not None and out.fwd is not None
         busy: list[str] = []
         while True:
@@ -330,15 +369,17 @@ class ProxyShell:
     def send_on(self, link: Link, out: Outstanding, delay: int = 0) -> bool:
         """Send ``out`` on ``link`` with a fresh identifier; False when the link has none
         free or is not open."""
-        ident = link.ids.take() if link.upstream.connected else None
-        if ident is None:
+        key = link.ids.take() if link.upstream.connected else None
+        if key is None:
             return False
         server = link.server
         assert out.fwd is not None
         try:
-            raw, auth = proxy.upstream_request(out.fwd, ident, server.secret, os.urandom(16), delay)
+            raw, auth = proxy.upstream_request(
+                out.fwd, key & 0xFF, server.secret, self._random(16), delay
+            )
         except ValueError as exc:
-            link.ids.release(ident)
+            link.ids.release(key)
             if out.job is not None:
                 self._give_up(out, DropReason.MALFORMED, str(exc))
             elif out.done is not None:
@@ -346,12 +387,10 @@ class ProxyShell:
             return True
         now = time.monotonic()
         out.authenticator, out.sent_at = auth, now
-        link.outstanding[ident] = out
-        out.timer = asyncio.get_running_loop().call_later(
-            server.response_window, self._expired, link, ident, out
-        )
+        link.outstanding[key] = out
+        link.deadlines.append((now + server.response_window, key, out))
         self.states[server.name].outstanding += 1
-        link.upstream.send(raw)
+        link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, server.name, CODE_NAMES[raw[0]]).inc()
         return True
 
@@ -395,11 +434,11 @@ class ProxyShell:
         self._held -= 1
         self.admission.give_up(out.job, reason, detail)
 
-    def _expired(self, link: Link, ident: int, out: Outstanding) -> None:
-        if link.outstanding.get(ident) is not out:
+    def _expired(self, link: Link, key: int, out: Outstanding) -> None:
+        if link.outstanding.get(key) is not out:
             return
-        del link.outstanding[ident]
-        link.ids.release(ident)
+        del link.outstanding[key]
+        link.ids.release(key)
         now = time.monotonic()
         state = self.states.get(link.server.name)
         self.metrics.child(self.metrics.proxy_timeouts, link.server.name).inc()
@@ -420,12 +459,13 @@ class ProxyShell:
 
     # --- replies ---
 
-    def _reply(self, link: Link, data: bytes) -> None:
+    def _reply(self, link: Link, data: bytes, channel: int) -> None:
         server = link.server
         if len(data) < 20:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
             return
-        out = link.outstanding.get(data[1])
+        key = channel << 8 | data[1]
+        out = link.outstanding.get(key)
         if out is None:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
             return
@@ -442,7 +482,7 @@ class ProxyShell:
                     out.authenticator,
                     out.job.nas.secret,
                     out.job.pkt.authenticator,
-                    lambda: os.urandom(2),
+                    lambda: self._random(2),
                 )
         except DecodeError as exc:
             self.metrics.child(self.metrics.proxy_bad_replies, server.name).inc()
@@ -454,10 +494,8 @@ class ProxyShell:
                 reason=str(exc),
             )
             return
-        del link.outstanding[data[1]]
-        link.ids.release(data[1])
-        if out.timer is not None:
-            out.timer.cancel()
+        del link.outstanding[key]
+        link.ids.release(key)
         now = time.monotonic()
         state = self.states.get(server.name)
         if state is not None:
@@ -511,20 +549,31 @@ class ProxyShell:
             self.spool.wake_if_ready()
             await asyncio.sleep(TICK)
 
+    async def _sweep(self) -> None:
+        """Every SWEEP s: requests past their server's response_window time out (fail
+        over, or the dead-pool answer), on live and on replaced links."""
+        while True:
+            now = time.monotonic()
+            for link in [*self.links.values(), *self._retiring]:
+                for key, out in link.expired(now):
+                    self._expired(link, key, out)
+            self._retiring = [link for link in self._retiring if link.deadlines]
+            await asyncio.sleep(SWEEP)
+
     def _probe(self, link: Link) -> None:
-        """RFC 5997 §3: Status-Server, to the port the server answers requests on."""
-        ident = link.ids.take() if link.upstream.connected else None
-        if ident is None:
+        """RFC 5997 §3: Status-Server, to the port the server answers requests on (the
+        server's ``status_check``: auth_port, or acct_port for an accounting server)."""
+        key = link.ids.take() if link.upstream.connected else None
+        if key is None:
             return
-        auth = os.urandom(16)
-        raw = proxy.status_server(ident, link.server.secret, auth, self._nas_id)
-        out = Outstanding("probe", None, auth, time.monotonic())
-        link.outstanding[ident] = out
-        out.timer = asyncio.get_running_loop().call_later(
-            link.server.response_window, self._expired, link, ident, out
-        )
+        auth = self._random(16)
+        raw = proxy.status_server(key & 0xFF, link.server.secret, auth, self._nas_id)
+        now = time.monotonic()
+        out = Outstanding("probe", None, auth, now)
+        link.outstanding[key] = out
+        link.deadlines.append((now + link.server.response_window, key, out))
         self.states[link.server.name].outstanding += 1
-        link.upstream.send(raw)
+        link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, link.server.name, "STATUS_SERVER").inc()
 
     def live_server(self, pool: HomePool) -> ServerState | None:

@@ -38,6 +38,8 @@ NULL = "NULL"  # a User-Name with no realm
 TRANSPORTS = ("udp", "tcp", "tls")
 WINDOW = (0.05, 60.0)
 PERIOD = (0.1, 3600.0)
+SOCKETS = (1, 32)  # a UDP home server's source ports
+STATUS_CHECKS = ("auth", "acct")
 
 
 class Action(StrEnum):
@@ -71,6 +73,12 @@ class HomeServer:
     tls_cert: str | None = None
     tls_key: str | None = None
     tls_ca: str | None = None
+    # UDP: source ports (sockets), each its own 256 identifiers (RFC 2865 §3), so at most
+    # 256 x sockets requests are outstanding to the server
+    sockets: int = 4
+    # Status-Server probes (RFC 5997 §3) go to the port the server answers on: "auth"
+    # (auth_port) or "acct" (acct_port, for a server used only for accounting)
+    status_check: str = "auth"
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,6 +174,8 @@ _SERVER_KEYS = {
     "tls_cert",
     "tls_key",
     "tls_ca",
+    "sockets",
+    "status_check",
 }
 _POOL_KEYS = {"type", "servers"}
 
@@ -231,6 +241,14 @@ def parse_server(name: str, spec: Mapping[str, Any], root: Path) -> HomeServer:
     if transport == "tls" and tls["tls_ca"] is None:
         raise validate.Invalid("transport tls needs tls_ca (the home server's CA)")
     answers = spec.get("answers_to_alive", 3)
+    status_check = str(spec.get("status_check", "auth"))
+    if status_check not in STATUS_CHECKS:
+        raise validate.Invalid(
+            f"status_check {validate.show(status_check)} is one of {STATUS_CHECKS}"
+        )
+    if status_check == "acct" and transport != "udp":
+        raise validate.Invalid('status_check = "acct" is for transport udp (a stream has one port)')
+    sockets = validate.bounded(spec.get("sockets", 4), SOCKETS, "sockets")
     return HomeServer(
         name,
         validate.ip_address(str(spec.get("address", "")), "home server address"),
@@ -243,7 +261,9 @@ def parse_server(name: str, spec: Mapping[str, Any], root: Path) -> HomeServer:
         _seconds(spec, "status_interval", 5.0, PERIOD),
         validate.bounded(answers, (1, 100), "answers_to_alive"),
         _bool(spec, "require_message_authenticator", True),
-        *(str(root / v) if v is not None else None for v in tls.values()),
+        **{k: str(root / v) if v is not None else None for k, v in tls.items()},
+        sockets=sockets,
+        status_check=status_check,
     )
 
 

@@ -107,6 +107,10 @@ class StreamUpstream:
     # --- the Upstream protocol ---
 
     @property
+    def channels(self) -> int:
+        return 1  # one connection: one identifier space
+
+    @property
     def connected(self) -> bool:
         link = self._link
         return link is not None and link.transport is not None and not link.lost.done()
@@ -119,7 +123,7 @@ class StreamUpstream:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._up.wait(), self.connect_timeout)
 
-    def send(self, packet: bytes) -> None:
+    def send(self, packet: bytes, channel: int = 0) -> None:
         link = self._link
         transport = link.transport if link is not None and self.connected else None
         if transport is None or transport.is_closing():

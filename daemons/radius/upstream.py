@@ -2,13 +2,14 @@
 
 :class:`Upstream` is what the proxy shell sends whole RADIUS packets through and gets
 replies back from (``on_reply``, given at construction). :func:`make_upstream` builds
-the one a home server's ``transport`` names. UDP is here: one unconnected socket per
-home server, Access-Requests and Status-Server to its ``auth_port``, Accounting-Requests
-to its ``acct_port``; replies are accepted only from the server's address and those two
-ports. The proxy shell keeps one identifier space (:class:`~daemons.radius.homeservers.Ids`)
-per upstream: for UDP, that socket's source port. A stream upstream (RADIUS over TCP,
-RFC 6613; over TLS, RFC 6614) implements the same protocol and carries both kinds of
-request over one connection.
+the one a home server's ``transport`` names. UDP is here: ``sockets`` unconnected
+sockets (source ports, "channels") per home server, Access-Requests to its ``auth_port``,
+Accounting-Requests to its ``acct_port``, Status-Server to the one ``status_check`` names;
+replies are accepted only from the server's address and those two ports. Each channel is
+its own identifier space of 256 (RFC 2865 §3); the proxy shell keeps their keys
+(:class:`~daemons.radius.homeservers.Ids`, ``channel << 8 | identifier``) per upstream.
+A stream upstream (RADIUS over TCP, RFC 6613; over TLS, RFC 6614) implements the same
+protocol with one channel: both kinds of request over one connection.
 """
 
 from __future__ import annotations
@@ -31,15 +32,20 @@ from daemons.radius.stream_tls import client_context
 
 log = logging.getLogger("netd.radius")
 
-OnReply = Callable[[bytes], None]
+OnReply = Callable[[bytes, int], None]  # a reply and the channel it came on
 
 
 class Upstream(Protocol):
+    @property
+    def channels(self) -> int:
+        """Identifier spaces of 256 (UDP: source ports)."""
+
     async def open(self) -> None:
         """Be ready to send. Raises OSError when it cannot (the server counts as down)."""
 
-    def send(self, packet: bytes) -> None:
-        """Send one whole RADIUS packet; never raises (a lost packet is a timeout)."""
+    def send(self, packet: bytes, channel: int = 0) -> None:
+        """Send one whole RADIUS packet on ``channel``; never raises (a lost packet is a
+        timeout)."""
 
     def close(self) -> None: ...
 
@@ -48,14 +54,19 @@ class Upstream(Protocol):
 
 
 class _Datagrams(asyncio.DatagramProtocol):
-    def __init__(self, owner: UdpUpstream) -> None:
+    def __init__(self, owner: UdpUpstream, channel: int) -> None:
         self.owner = owner
+        self.channel = channel
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        self.owner.received(data, addr)
+        self.owner.received(data, addr, self.channel)
 
     def error_received(self, exc: Exception) -> None:  # ICMP unreachable: a timeout follows
         log.debug("home server socket error", extra={"fields": {"error": str(exc)}})
+
+
+def _protocol(owner: UdpUpstream, channel: int) -> Callable[[], _Datagrams]:
+    return lambda: _Datagrams(owner, channel)
 
 
 class UdpUpstream:
@@ -64,48 +75,72 @@ class UdpUpstream:
     def __init__(self, server: HomeServer, on_reply: OnReply) -> None:
         self.server = server
         self.on_reply = on_reply
-        self._transport: asyncio.DatagramTransport | None = None
+        self._transports: list[asyncio.DatagramTransport] = []
         host = server.address
         self._auth = (host, server.auth_port)
         self._acct = (host, server.acct_port)
+        self._status = self._acct if server.status_check == "acct" else self._auth
         self._sources = {server.auth_port, server.acct_port}
+
+    @property
+    def channels(self) -> int:
+        return self.server.sockets
 
     async def open(self) -> None:
         family = socket.AF_INET6 if ":" in self.server.address else socket.AF_INET
         local = ("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0)
         if self.server.address in ("127.0.0.1", "::1"):
             local = (self.server.address, 0)
-        sock = socket.socket(family, socket.SOCK_DGRAM)
-        with contextlib.suppress(OSError):
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
-        sock.bind(local)
-        sock.setblocking(False)
-        transport, _ = await asyncio.get_running_loop().create_datagram_endpoint(
-            lambda: _Datagrams(self), sock=sock
-        )
-        self._transport = transport
+        loop = asyncio.get_running_loop()
+        transports: list[asyncio.DatagramTransport] = []
+        try:
+            for channel in range(self.server.sockets):
+                sock = socket.socket(family, socket.SOCK_DGRAM)
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
+                try:
+                    sock.bind(local)
+                    sock.setblocking(False)
+                except OSError:
+                    sock.close()
+                    raise
+                transport, _ = await loop.create_datagram_endpoint(
+                    _protocol(self, channel), sock=sock
+                )
+                transports.append(transport)
+        except OSError:
+            for transport in transports:
+                transport.close()
+            raise
+        self._transports = transports
 
     @property
     def connected(self) -> bool:
-        return self._transport is not None and not self._transport.is_closing()
+        return bool(self._transports) and not self._transports[0].is_closing()
 
-    def send(self, packet: bytes) -> None:
-        if self._transport is None or self._transport.is_closing():
+    def send(self, packet: bytes, channel: int = 0) -> None:
+        if not self.connected:
             return
-        dest = self._acct if packet[0] == Code.ACCOUNTING_REQUEST else self._auth
-        self._transport.sendto(packet, dest)
+        code = packet[0]
+        if code == Code.ACCOUNTING_REQUEST:
+            dest = self._acct
+        elif code == Code.STATUS_SERVER:
+            dest = self._status
+        else:
+            dest = self._auth
+        self._transports[channel].sendto(packet, dest)
 
-    def received(self, data: bytes, addr: Any) -> None:
+    def received(self, data: bytes, addr: Any, channel: int = 0) -> None:
         # RFC 2865 §3: a reply must come from where the request went.
         host = addr[0].removeprefix("::ffff:")
         if host != self.server.address or addr[1] not in self._sources:
             return
-        self.on_reply(data)
+        self.on_reply(data, channel)
 
     def close(self) -> None:
-        if self._transport is not None:
-            self._transport.close()
-            self._transport = None
+        for transport in self._transports:
+            transport.close()
+        self._transports = []
 
 
 def stream_upstream(server: HomeServer, on_reply: OnReply) -> Upstream:
@@ -128,7 +163,11 @@ def stream_upstream(server: HomeServer, on_reply: OnReply) -> Upstream:
                 f"home_servers.{server.name}.tls", "policies/radius/realms.toml", str(exc)
             ) from None
     return StreamUpstream(
-        server.address, server.auth_port, on_reply, tls=context, secret=server.secret
+        server.address,
+        server.auth_port,
+        lambda data: on_reply(data, 0),
+        tls=context,
+        secret=server.secret,
     )
 
 

@@ -356,3 +356,37 @@ async def test_new_verbs_through_the_api(api: ApiServer, tmp_path: Path) -> None
         ("pools.delete", "api:test-admin", 204),
         ("nas.delete", "api:test-admin", 204),
     ]
+
+
+def test_realm_verbs_through_the_api(api: ApiServer, tmp_path: Path) -> None:
+    """netd realm set|list|remove|home-servers with --api (on main: refused, "works only
+    on the local stores"): the API's answers and refusals, its roles."""
+    admin, viewer = api.tokens["admin"], api.tokens["viewer"]
+    made = netd(
+        api, "realm", "set", "api-cli.example", "--realm-action", "reject", "--reason", "via API",
+        token=admin, tmp=tmp_path,
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["spec"] == {"action": "reject", "reason": "via API"}
+    listed = netd(api, "realm", "list", "--json", token=viewer, tmp=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = [json.loads(line) for line in listed.stdout.splitlines()]
+    assert {
+        "name": "api-cli.example",
+        "source": "api",
+        "spec": {"action": "reject", "reason": "via API"},
+    } in rows
+    nopool = netd(
+        api, "realm", "set", "x.example", "--realm-action", "proxy", "--pool", "nope",
+        token=admin, tmp=tmp_path,
+    )  # fmt: skip
+    assert nopool.returncode == 2 and "HTTP 4" in nopool.stderr, nopool.stderr
+    assert len(nopool.stderr.strip().splitlines()) == 1, nopool.stderr
+    refused = netd(api, "realm", "remove", "api-cli.example", token=viewer, tmp=tmp_path)
+    assert refused.returncode == 1 and "HTTP 403" in refused.stderr, refused.stderr
+    servers = netd(api, "realm", "home-servers", token=viewer, tmp=tmp_path)
+    assert servers.returncode == 0, servers.stderr
+    gone = netd(api, "realm", "remove", "api-cli.example", token=admin, tmp=tmp_path)
+    assert gone.returncode == 0, gone.stderr
+    after = netd(api, "realm", "list", "--json", token=viewer, tmp=tmp_path)
+    assert "api-cli.example" not in after.stdout

@@ -308,3 +308,21 @@ def test_check_config_refuses_a_transport_this_build_cannot_open(tmp_path: Path)
     (policies / "radius" / "realms.toml").write_text(GOOD)
     ok = run_netd(env, tmp_path, "check-config")
     assert ok.returncode == 0 and "radius realms" in ok.stdout, ok.stdout + ok.stderr
+
+
+def test_ids_of_several_channels_are_keys_of_each_channels_256() -> None:
+    ids = Ids(3)
+    keys = [ids.take() for _ in range(3 * 256)]
+    assert sorted(k for k in keys if k is not None) == list(range(3 * 256))
+    assert ids.take() is None
+    ids.release(2 << 8 | 9)  # channel 2, identifier 9
+    assert ids.take() == 2 << 8 | 9
+
+
+def test_random_bytes_are_handed_out_once_across_refills() -> None:
+    from daemons.radius.proxy_shell import RandomBytes  # noqa: PLC0415
+
+    rand = RandomBytes(chunk=64)
+    parts = [rand(16) for _ in range(10)]  # 160 bytes: refilled three times
+    assert all(len(p) == 16 for p in parts) and len(set(parts)) == 10
+    assert len(rand(100)) == 100  # more than a chunk at once
