@@ -46,6 +46,7 @@ from daemons.radius.auth import (
 from daemons.radius.auth_eap import ExchangeStore, SubscriberLookup
 from daemons.radius.authlog_writer import AuthLogWriter
 from daemons.radius.codec import Attr, Code, DecodeError, DropReason, Packet
+from daemons.radius.credentials import OpenedCredentials
 from daemons.radius.dictionary import ReplyAttr
 from daemons.radius.inflight import Inflight
 from daemons.radius.metrics import RadiusMetrics
@@ -58,7 +59,9 @@ from daemons.store import radius as store
 log = logging.getLogger("netd.radius")
 
 
-def open_subscriber(row: store.SubscriberRow, sealer: Sealer, method: Method) -> Subscriber:
+def open_subscriber(
+    row: store.SubscriberRow, sealer: Sealer | OpenedCredentials, method: Method
+) -> Subscriber:
     """The subscriber with the one credential ``method`` needs opened (MS-CHAP: the NT hash
     if stored, else the cleartext). Raises SealError if it cannot be opened."""
     ctx = f"sub:{row.username}:".encode()
@@ -106,6 +109,7 @@ class AuthShell:
         self.exchanges = exchanges  # issue 29: the TLS-based EAP exchanges (eap_exchanges.py)
         self.stores = stores
         self.sealer = sealer
+        self.opened = OpenedCredentials(sealer)  # issue 30: AES-GCM once per row version
         self.tables = tables
         self.admission = admission
         self.inflight = inflight
@@ -260,7 +264,7 @@ class AuthShell:
         if row is None:
             return None
         try:
-            return open_subscriber(row, self.sealer, method)
+            return open_subscriber(row, self.opened, method)
         except SealError:
             log.error(
                 "subscriber credentials cannot be opened with this key",
