@@ -268,3 +268,49 @@ def test_the_sdist_carries_what_netd_reads(tmp_path: Path) -> None:
     )
     (wheel,) = wheels.glob("dotmac_netd-*.whl")
     _assert_carries(zipfile.ZipFile(wheel).namelist(), "the wheel built from the sdist")
+
+
+def test_a_wheel_builds_without_a_compiler(tmp_path: Path) -> None:
+    """Issue 30: the sendmmsg extension is optional. With no C compiler (CC=false) the
+    wheel still builds, without it; netd then sends one datagram at a time (the pure path,
+    tests/radius/test_interop_pure_send.py). With the compiler the wheel carries it."""
+    wheels = tmp_path / "wheels"
+    env = {**os.environ, "CC": "false"}
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "-w",
+            str(wheels),
+            str(REPO),
+        ],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "daemons/radius/mmsg.py" in names
+    assert not [n for n in names if n.startswith("daemons/radius/_mmsg") and n.endswith(".so")]
+
+
+def test_the_wheel_carries_the_sendmmsg_extension(installed: Path) -> None:
+    python = str(installed / "python")
+    out = subprocess.run(
+        [python, "-c", "from daemons.radius import mmsg; print(mmsg.compiled() is not None)"],
+        cwd=installed,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.stdout.strip() == "True", out.stdout + out.stderr
