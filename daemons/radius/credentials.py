@@ -58,7 +58,7 @@ class OpenedCredentials:
     sealed form stays the only one stored. Past ``limit`` entries the cache starts over.
     """
 
-    def __init__(self, sealer: Sealer, limit: int = 200_000) -> None:
+    def __init__(self, sealer: Sealer, limit: int = 100_000) -> None:
         self.sealer = sealer
         self.limit = limit
         self._opened: dict[tuple[bytes, bytes], bytes] = {}
