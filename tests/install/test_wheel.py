@@ -41,9 +41,22 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
 
 
-def run(args: list[str], cwd: Path, stdin: str = "", timeout: float = 120) -> str:
+def run(
+    args: list[str],
+    cwd: Path,
+    stdin: str = "",
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> str:
     proc = subprocess.run(
-        args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
     assert proc.returncode == 0, f"{args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -249,55 +262,24 @@ def test_the_sdist_carries_what_netd_reads(tmp_path: Path) -> None:
     with tarfile.open(sdist) as tar:
         top = tar.getnames()[0].split("/")[0]
         _assert_carries(tar.getnames(), "the sdist", prefix=top + "/")
-    wheels = tmp_path / "wheels"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheels),
-            str(sdist),
-        ],
-        tmp_path,
-        timeout=300,
-    )
-    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    wheel = _wheel_of(sdist, tmp_path)
     _assert_carries(zipfile.ZipFile(wheel).namelist(), "the wheel built from the sdist")
+
+
+def _wheel_of(source: Path, tmp_path: Path, env: dict[str, str] | None = None) -> Path:
+    """The wheel pip builds of ``source`` (a tree or an sdist), with the build tools here."""
+    wheels = tmp_path / "wheels"
+    args = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    run([*args, "-w", str(wheels), str(source)], tmp_path, timeout=300, env=env)
+    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    return wheel
 
 
 def test_a_wheel_builds_without_a_compiler(tmp_path: Path) -> None:
     """Issue 30: the sendmmsg extension is optional. With no C compiler (CC=false) the
     wheel still builds, without it; netd then sends one datagram at a time (the pure path,
     tests/radius/test_interop_pure_send.py). With the compiler the wheel carries it."""
-    wheels = tmp_path / "wheels"
-    env = {**os.environ, "CC": "false"}
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheels),
-            str(REPO),
-        ],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stdout + proc.stderr
-    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    wheel = _wheel_of(REPO, tmp_path, {**os.environ, "CC": "false"})
     names = zipfile.ZipFile(wheel).namelist()
     assert "daemons/radius/mmsg.py" in names
     assert not [n for n in names if n.startswith("daemons/radius/_mmsg") and n.endswith(".so")]
