@@ -221,6 +221,9 @@ class RadiusConfig(_DaemonConfig):
     auth_log_retention: int = Field(default=90, ge=1, le=3650)  # days
     cache_timeout: Seconds = 1.0  # a Redis call on the request path; past it: as if Redis were down
     workers: int = Field(default=1, ge=1, le=64)
+    # issue 30: a loop iteration's UDP replies in one sendmmsg (the optional C extension);
+    # false, or an install without it: one sendto each.
+    send_batch: bool = True
     dictionaries: list[Path] = Field(default_factory=list)
     duplicate_window: Seconds = 5.0
     max_inflight: int = Field(default=4096, ge=16, le=1_000_000)

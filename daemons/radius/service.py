@@ -139,6 +139,7 @@ class RadiusService(Daemon):
                 self.ratelog,
                 claim=self.spawns_workers,
                 workers=cfg.workers,
+                send_batch=cfg.send_batch,
             )
         ]
         self.streams: StreamListeners | None = None

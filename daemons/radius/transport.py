@@ -26,7 +26,8 @@ from typing import Any, Protocol, cast
 from daemons.core.lifecycle import StartupError
 from daemons.core.portclaim import PortClaim, PortTaken
 from daemons.core.ratelog import RateLimitedLog
-from daemons.radius.shared import Receiver
+from daemons.radius.mmsg import sender_for
+from daemons.radius.shared import Receiver, Sender
 
 log = logging.getLogger("netd.radius")
 
@@ -63,18 +64,20 @@ def bind_udp(host: str, port: int) -> socket.socket:
 
 
 class _Protocol(asyncio.DatagramProtocol):
-    def __init__(self, receiver: Receiver, ratelog: RateLimitedLog) -> None:
+    def __init__(self, receiver: Receiver, ratelog: RateLimitedLog, batch: bool) -> None:
         self.received = receiver.received
+        self.batch = batch
         self.ratelog = ratelog
-        self.transport: asyncio.DatagramTransport | None = None
+        self.sender: Sender | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's UDPTransport quacks like asyncio.DatagramTransport without subclassing it.
-        self.transport = cast(asyncio.DatagramTransport, transport)
+        # issue 30: replies of one loop iteration leave in one sendmmsg (daemons/radius/mmsg).
+        self.sender = sender_for(cast(asyncio.DatagramTransport, transport), self.batch)
 
     def datagram_received(self, data: bytes, addr: Any) -> None:
-        assert self.transport is not None
-        self.received(data, addr, self.transport)
+        assert self.sender is not None
+        self.received(data, addr, self.sender)
 
     def error_received(self, exc: Exception) -> None:
         self.ratelog.log(logging.WARNING, "socket", "socket error", error=repr(exc))
@@ -93,6 +96,7 @@ class UdpListeners:
         ratelog: RateLimitedLog,
         claim: bool,
         workers: int = 1,
+        send_batch: bool = True,
     ) -> None:
         """``claim``: this process is the instance (it claims the ports; its workers
         share them without claiming)."""
@@ -102,6 +106,7 @@ class UdpListeners:
         self.ratelog = ratelog
         self.claim = claim
         self.workers = workers
+        self.send_batch = send_batch
         self._claims = PortClaim()
         self._transports: list[asyncio.DatagramTransport] = []
 
@@ -125,7 +130,8 @@ class UdpListeners:
                 except PortTaken as exc:
                     raise StartupError(f"radius: {exc}") from None
                 transport, _ = await loop.create_datagram_endpoint(
-                    functools.partial(_Protocol, receiver, self.ratelog), sock=sock
+                    functools.partial(_Protocol, receiver, self.ratelog, self.send_batch),
+                    sock=sock,
                 )
                 self._transports.append(transport)
         if not self._transports:

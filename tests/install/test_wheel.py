@@ -41,9 +41,22 @@ REPO = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.timeout(900)
 
 
-def run(args: list[str], cwd: Path, stdin: str = "", timeout: float = 120) -> str:
+def run(
+    args: list[str],
+    cwd: Path,
+    stdin: str = "",
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> str:
     proc = subprocess.run(
-        args, cwd=cwd, input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        args,
+        cwd=cwd,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env=env,
     )
     assert proc.returncode == 0, f"{args}: exit {proc.returncode}\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
@@ -227,14 +240,7 @@ def test_production_steps_from_the_readme(installed: Path, tmp_path: Path) -> No
 def test_the_sdist_carries_what_netd_reads(tmp_path: Path) -> None:
     """The sdist (built from the tracked files, as a release would be) holds every run-time
     file, and a wheel built from that sdist alone still does: nothing comes from the checkout."""
-    tree = tmp_path / "src"
-    tracked = subprocess.run(
-        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
-    ).stdout.decode()
-    for name in filter(None, tracked.split("\0")):
-        if (REPO / name).is_file():
-            (tree / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(REPO / name, tree / name)
+    tree = _tracked_tree(tmp_path)
     dist = tmp_path / "dist"
     built = run(
         [
@@ -249,22 +255,50 @@ def test_the_sdist_carries_what_netd_reads(tmp_path: Path) -> None:
     with tarfile.open(sdist) as tar:
         top = tar.getnames()[0].split("/")[0]
         _assert_carries(tar.getnames(), "the sdist", prefix=top + "/")
-    wheels = tmp_path / "wheels"
-    run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "wheel",
-            "-q",
-            "--no-deps",
-            "--no-build-isolation",
-            "-w",
-            str(wheels),
-            str(sdist),
-        ],
-        tmp_path,
-        timeout=300,
-    )
-    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    wheel = _wheel_of(sdist, tmp_path)
     _assert_carries(zipfile.ZipFile(wheel).namelist(), "the wheel built from the sdist")
+
+
+def _tracked_tree(tmp_path: Path) -> Path:
+    """A copy of the checkout's tracked files (no build/ directory, no in-place builds)."""
+    tree = tmp_path / "src"
+    tracked = subprocess.run(
+        ["git", "ls-files", "-z"], cwd=REPO, capture_output=True, check=True
+    ).stdout.decode()
+    for name in filter(None, tracked.split("\0")):
+        if (REPO / name).is_file():
+            (tree / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(REPO / name, tree / name)
+    return tree
+
+
+def _wheel_of(source: Path, tmp_path: Path, env: dict[str, str] | None = None) -> Path:
+    """The wheel pip builds of ``source`` (a tree or an sdist), with the build tools here."""
+    wheels = tmp_path / "wheels"
+    args = [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation"]
+    run([*args, "-w", str(wheels), str(source)], tmp_path, timeout=300, env=env)
+    (wheel,) = wheels.glob("dotmac_netd-*.whl")
+    return wheel
+
+
+def test_a_wheel_builds_without_a_compiler(tmp_path: Path) -> None:
+    """Issue 30: the sendmmsg extension is optional. With no C compiler (CC=false) the
+    wheel still builds, without it; netd then sends one datagram at a time (the pure path,
+    tests/radius/test_interop_pure_send.py). With the compiler the wheel carries it."""
+    wheel = _wheel_of(_tracked_tree(tmp_path), tmp_path, {**os.environ, "CC": "false"})
+    names = zipfile.ZipFile(wheel).namelist()
+    assert "daemons/radius/mmsg.py" in names
+    assert not [n for n in names if n.startswith("daemons/radius/_mmsg") and n.endswith(".so")]
+
+
+def test_the_wheel_carries_the_sendmmsg_extension(installed: Path) -> None:
+    python = str(installed / "python")
+    out = subprocess.run(
+        [python, "-c", "from daemons.radius import mmsg; print(mmsg.compiled() is not None)"],
+        cwd=installed,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert out.stdout.strip() == "True", out.stdout + out.stderr

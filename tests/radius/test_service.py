@@ -125,6 +125,25 @@ def test_hot_path_reads_no_postgres(radius: RadiusServer) -> None:
     assert radius.metric("netd_radius_subscriber_lookups_total", source="redis") >= hits + 20
 
 
+def test_lookups_are_counted_by_source(radius: RadiusServer) -> None:
+    """Issue 30 counts a batch's Redis lookups at once: hits and "no such user" apart."""
+    metric = "netd_radius_subscriber_lookups_total"
+    first = radius.metric(metric, source="redis_negative") or 0
+    for _ in range(50):  # PostgreSQL, then cached as negative in the background
+        assert not accepted(radius, "nobody-f30", "x")
+        if (radius.metric(metric, source="redis_negative") or 0) > first:
+            break
+        time.sleep(0.05)
+    neg = radius.metric(metric, source="redis_negative")
+    assert neg is not None and neg > first
+    hits = radius.metric(metric, source="redis")
+    for _ in range(3):
+        assert not accepted(radius, "nobody-f30", "x")
+        assert accepted(radius)
+    assert radius.metric(metric, source="redis_negative") == neg + 3
+    assert radius.metric(metric, source="redis") == hits + 3
+
+
 async def test_subscriber_change_is_written_through(radius: RadiusServer) -> None:
     sealer = Sealer(radius.key)
     row = await store.fetch_subscriber_db(radius.pool, "alice")
