@@ -19,8 +19,10 @@ has 2 cores shared by netd, Redis and the generator: netd with 2 workers compete
 the generator for CPU.
 
 The authentication history (issue 21, radius.auth_log) first: two netd (1 worker), history
-on and off, loaded in turn closed loop at window 64; the row "auth log on / off" is the
-ratio of their median rates (BENCH_AUTH_LOG_ONLY=1 runs this part alone).
+on and off, loaded in turn (on, off, then off, on, ...) closed loop at window 64. The rows
+"auth log on / off" are the median over the pairs of runs of on/off: throughput, and the CPU
+per request of netd, Redis and PostgreSQL's whole process tree (the history's COPY, the WAL
+writer, autovacuum) together (BENCH_AUTH_LOG_ONLY=1 runs this part alone).
 
 Side by side with FreeRADIUS 3.2, when /usr/sbin/freeradius is installed (`apt-get install
 -y freeradius freeradius-postgresql`; without it one line says these rows are skipped and
@@ -496,7 +498,7 @@ def run() -> list[dict[str, Any]]:
             }
             redis_pid = stores.redis.pid()
             best: dict[int, Best] = {}
-            rows += _bench_auth_log(tmp, urls, redis_pid, dsn)
+            rows += _bench_auth_log(tmp, urls, redis_pid, dsn, stores.postgres.pid())
             if AUTH_LOG_ONLY:
                 return rows
             for workers in WORKERS:
@@ -585,11 +587,14 @@ def _bench_netd(
 
 
 def _bench_auth_log(
-    tmp: Path, urls: dict[str, str], redis_pid: int | None, dsn: str
+    tmp: Path, urls: dict[str, str], redis_pid: int | None, dsn: str, pg_pid: int | None
 ) -> list[dict[str, Any]]:
     """The authentication history's cost (issue 21): two `netd radius` (1 worker), one with
-    radius.auth_log on (the default) and one with it off, loaded in turn (on, off, on...)
-    closed loop at window 64, so drift on the shared machine falls on both alike."""
+    radius.auth_log on (the default) and one with it off, loaded in turn (on, off, off, on,
+    on, off...) closed loop at window 64, so drift on the shared machine falls on both
+    alike. Besides the rates, the CPU per request of netd, Redis and PostgreSQL (the
+    postmaster and all its children: the history's COPY, WAL writer, autovacuum) together:
+    what the history costs the machine whatever else slows the closed loop down."""
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     servers = {
         mode: Netd(
@@ -607,9 +612,14 @@ def _bench_auth_log(
         for netd in servers.values():
             probe(netd.port)
         for i in range(RUNS):
-            for mode, netd in servers.items():
+            # on, off, then off, on: what one run leaves behind (PostgreSQL's autovacuum of
+            # the history's rows, a checkpoint) falls as often on either.
+            order = ("on", "off") if i % 2 == 0 else ("off", "on")
+            for mode in order:
+                netd = servers[mode]
                 watch = _netd_watch(netd, redis_pid)
-                runs[mode].append(loadgen(netd.port, watch, mode="closed", window=64))
+                trees = {"postgres": pg_pid} if pg_pid else {}
+                runs[mode].append(loadgen(netd.port, watch, trees, mode="closed", window=64))
                 _log(f"auth log {mode} run {i}: {json.dumps(_brief(runs[mode][-1]))}")
         time.sleep(1.5)  # the last batch of the history is written
         recorded = asyncio.run(_count_auth_log(dsn))
@@ -617,19 +627,50 @@ def _bench_auth_log(
         for netd in servers.values():
             netd.stop()
     rows: list[dict[str, Any]] = []
+    cpu: dict[str, float] = {}
     for mode in ("on", "off"):
         got = _rows(f"netd 1 worker, auth log {mode}, closed loop, window 64", runs[mode], ["netd"])
         rows += [got[0], got[2]]  # throughput, p99
-    on, off = median([r["rate"] for r in runs["on"]]), median([r["rate"] for r in runs["off"]])
+        if pg_pid:
+            per = [_stores_cpu_per_request(r) for r in runs[mode]]
+            cpu[mode] = median(per)
+            rows.append(
+                _row(
+                    f"netd 1 worker, auth log {mode}: netd + Redis + PostgreSQL CPU per request",
+                    per,
+                    "us",
+                )
+            )
+    # Each ratio is the median of the runs' pairs (run i on / run i off, loaded one after the
+    # other): the machine's speed drifts by more than the history costs, and a pair sees
+    # nearly the same machine; min and max are the pairs' extremes.
+    pairs = list(zip(runs["on"], runs["off"], strict=True))
+    if pg_pid:
+        per = [_stores_cpu_per_request(a) / _stores_cpu_per_request(b) for a, b in pairs]
+        rows.append(
+            _row(
+                "auth log on / off: netd + Redis + PostgreSQL CPU per request",
+                per,
+                "ratio",
+                f"{cpu['on'] - cpu['off']:.1f} us more per request with the history on "
+                "(medians of the runs)",
+            )
+        )
     rows.append(
         _row(
             "auth log on / off: throughput",
-            [on / off if off else float("nan")],
+            [a["rate"] / b["rate"] if b["rate"] else float("nan") for a, b in pairs],
             "ratio",
             f"{recorded:,} authentications recorded by the 'on' server (radius_auth_log)",
         )
     )
     return rows
+
+
+def _stores_cpu_per_request(r: dict[str, Any]) -> float:
+    """CPU µs per answered request of netd, Redis and PostgreSQL's process tree."""
+    cpu = sum(r["watch_cpu_s"].get(k, 0.0) for k in ("netd", "redis", "postgres"))
+    return 1e6 * cpu / (r["rate"] * r["duration"]) if r["rate"] else float("nan")
 
 
 async def _count_auth_log(dsn: str) -> int:

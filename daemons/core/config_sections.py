@@ -219,6 +219,9 @@ class RadiusConfig(_DaemonConfig):
     acct_commit_timeout: Seconds = 5.0  # a batch's ledger commit; past it the batch is spooled
     auth_log: bool = True  # the authentication history (every Accept and Reject, batched)
     auth_log_retention: int = Field(default=90, ge=1, le=3650)  # days
+    # Seconds between the history's writes (one binary COPY each): smaller batches spread
+    # PostgreSQL's work instead of a burst that competes with the request path.
+    auth_log_interval: float = Field(default=0.2, ge=0.05, le=10.0)
     cache_timeout: Seconds = 1.0  # a Redis call on the request path; past it: as if Redis were down
     workers: int = Field(default=1, ge=1, le=64)
     # issue 30: a loop iteration's UDP replies in one sendmmsg (the optional C extension);

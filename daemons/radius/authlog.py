@@ -10,15 +10,30 @@ exchange, not results, and are not recorded.
 
 from __future__ import annotations
 
+import importlib
 import json
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from daemons.radius.acct import NAS_PORT, NAS_PORT_ID, text
-from daemons.radius.auth import Outcome
+from daemons.radius.auth import Method, Outcome
 from daemons.radius.codec import Attr, Code, Packet
+
+_Fast = Callable[[tuple[tuple[int, bytes], ...], float, str, bytes], "bytes | None"]
+_fast: _Fast | None
+try:
+    _fast = importlib.import_module("daemons.radius._authlog").line
+except ImportError:  # built without a compiler: the pure path
+    _fast = None
+
+
+def compiled() -> _Fast | None:
+    """The C extension's ``line``, or None when it was not built."""
+    return _fast
+
 
 # What an Accept gave that the history keeps (RFC 2865 §5.8, §5.88; RFC 3162; RFC 4818;
 # RFC 6911), by name; a vendor's spelling of a pool is kept under its own name.
@@ -70,7 +85,7 @@ _LEN = struct.Struct("!i").pack
 
 def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float) -> Row:
     """The table row of an Accept or Reject, in one pass (``reject_data`` and tests)."""
-    port, calling = _where(pkt)
+    port, calling = _where(pkt.attributes)
     accept = outcome.code == Code.ACCESS_ACCEPT
     return (
         datetime.fromtimestamp(now, UTC),
@@ -89,18 +104,33 @@ def row(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: floa
 def line(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: float) -> bytes:
     """The record as one tuple of a binary COPY into ``radius_auth_log`` (``COPY_COLUMNS``
     order), made as the request is answered: bytes, which the garbage collector does not
-    track, and about 1 µs; the writer joins a batch's tuples and sends them as they are.
-    What every record of one NAS, method, result and plan shares is encoded once."""
-    port, calling = _where(pkt)
+    track; the writer joins a batch's tuples and sends them as they are. What every record
+    of one NAS, method, result and plan shares (the tail) is encoded once. The per-request
+    part is built by the optional C extension ``daemons.radius._authlog`` when it was
+    built (about 0.3 µs instead of 1.5), else by ``pure_line``."""
     accept = outcome.code == Code.ACCESS_ACCEPT
-    given = _given_json(outcome) if accept else "{}"
-    key = (nas, outcome.method.value, accept, outcome.reason, outcome.plan, given)
+    found = _found(outcome) if accept else ()
+    # The Method itself (a StrEnum hashes as its text), not its .value: a third of the time.
+    key = (nas, outcome.method, accept, outcome.reason, outcome.plan, found)
     tail = _TAILS.get(key)
     if tail is None:
         if len(_TAILS) >= 4096:
             _TAILS.clear()
-        tail = _TAILS[key] = _tail(nas, outcome, accept, given)
-    user = username.encode() if username else b""
+        tail = _TAILS[key] = _tail(nas, outcome, accept, _given(found) if found else "{}")
+    if _fast is not None:
+        got: bytes | None = _fast(pkt.attributes, now, username or "", tail)
+        if got is not None:
+            return got
+    return pure_line(pkt.attributes, now, username or "", tail)
+
+
+def pure_line(
+    attributes: tuple[tuple[int, bytes], ...], now: float, username: str, tail: bytes
+) -> bytes:
+    """``line``'s per-request part in Python: the time (µs since 2000-01-01 UTC), the user,
+    where (``_where``) and the tail, as one binary COPY tuple."""
+    port, calling = _where(attributes)
+    user = username.encode()
     return b"".join(
         (
             _HEAD(10, 8, round((now - _PG_EPOCH) * 1e6), len(user)),
@@ -146,7 +176,7 @@ def _tail(nas: str, outcome: Outcome, accept: bool, given: str) -> bytes:
     )
 
 
-_TAILS: dict[tuple[str, str, bool, str, str, str], bytes] = {}
+_TAILS: dict[tuple[str, Method, bool, str, str, tuple[tuple[str, Any], ...]], bytes] = {}
 
 
 def _pg_text(raw: bytes) -> bytes:
@@ -156,10 +186,10 @@ def _pg_text(raw: bytes) -> bytes:
     return text(raw).encode()
 
 
-def _where(pkt: Packet) -> tuple[bytes, bytes]:
+def _where(attributes: tuple[tuple[int, bytes], ...]) -> tuple[bytes, bytes]:
     """NAS-Port-Id (else NAS-Port as a number) and Calling-Station-Id, as stored."""
     port_id = port = calling = None
-    for t, v in pkt.attributes:
+    for t, v in attributes:
         if t in _PORT_ATTRS:
             if t == NAS_PORT_ID:
                 port_id = v
@@ -176,8 +206,13 @@ def _where(pkt: Packet) -> tuple[bytes, bytes]:
     return where, calling or b""
 
 
+def _found(outcome: Outcome) -> tuple[tuple[str, Any], ...]:
+    """What an Accept gave (``GIVEN``), as (name, value) pairs in reply order."""
+    return tuple([(a.name, a.value) for a in outcome.attributes if a.name in GIVEN])
+
+
 def _given_json(outcome: Outcome) -> str:
-    found = tuple((a.name, a.value) for a in outcome.attributes if a.name in GIVEN)
+    found = _found(outcome)
     if not found:
         return "{}"
     return _GIVEN.get(found) or _given(found)

@@ -174,7 +174,10 @@ class RadiusService(Daemon):
     async def start(self) -> None:
         if self.cfg.auth_log:  # the authentication history, batched off the hot path
             self.auth.authlog = AuthLogWriter(
-                self.ctx.pool, self.ctx.cache, self.cfg.auth_log_retention
+                self.ctx.pool,
+                self.ctx.cache,
+                self.cfg.auth_log_retention,
+                interval=self.cfg.auth_log_interval,
             )
         await self.tables.start()
         for transport in self.transports:

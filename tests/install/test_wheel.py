@@ -282,19 +282,27 @@ def _wheel_of(source: Path, tmp_path: Path, env: dict[str, str] | None = None) -
 
 
 def test_a_wheel_builds_without_a_compiler(tmp_path: Path) -> None:
-    """Issue 30: the sendmmsg extension is optional. With no C compiler (CC=false) the
-    wheel still builds, without it; netd then sends one datagram at a time (the pure path,
-    tests/radius/test_interop_pure_send.py). With the compiler the wheel carries it."""
+    """Issue 30: the sendmmsg extension is optional, and so is issue 21's authentication
+    history record. With no C compiler (CC=false) the wheel still builds, without them;
+    netd then sends one datagram at a time (the pure path, tests/radius/
+    test_interop_pure_send.py) and builds the record in Python (tests/radius/
+    test_auth_log_line.py). With the compiler the wheel carries both."""
     wheel = _wheel_of(_tracked_tree(tmp_path), tmp_path, {**os.environ, "CC": "false"})
     names = zipfile.ZipFile(wheel).namelist()
-    assert "daemons/radius/mmsg.py" in names
-    assert not [n for n in names if n.startswith("daemons/radius/_mmsg") and n.endswith(".so")]
+    assert "daemons/radius/mmsg.py" in names and "daemons/radius/authlog.py" in names
+    for ext in ("_mmsg", "_authlog"):
+        assert not [n for n in names if n.startswith(f"daemons/radius/{ext}") and n.endswith(".so")]
 
 
-def test_the_wheel_carries_the_sendmmsg_extension(installed: Path) -> None:
+def test_the_wheel_carries_the_c_extensions(installed: Path) -> None:
     python = str(installed / "python")
     out = subprocess.run(
-        [python, "-c", "from daemons.radius import mmsg; print(mmsg.compiled() is not None)"],
+        [
+            python,
+            "-c",
+            "from daemons.radius import authlog, mmsg; "
+            "print(mmsg.compiled() is not None and authlog.compiled() is not None)",
+        ],
         cwd=installed,
         capture_output=True,
         text=True,

@@ -13,6 +13,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from daemons import resources
 from daemons.radius import authlog as pure
 from daemons.radius.auth import Method, Outcome
@@ -136,10 +138,18 @@ async def test_accepts_and_rejects_are_recorded(radius: RadiusServer, tmp_path: 
     assert "Traceback" not in bad.stderr
 
 
-async def test_copied_records_are_the_rows(radius: RadiusServer) -> None:
+@pytest.mark.parametrize("path", ["c", "pure"])
+async def test_copied_records_are_the_rows(
+    radius: RadiusServer, path: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """The writer's binary COPY tuples (``authlog.line``, issue 30) store exactly the row
     ``authlog.row`` makes, including text a NAS sends that PostgreSQL refuses as it is
-    (NUL, invalid UTF-8), a numeric NAS-Port, a NULL plan and what an Accept gave."""
+    (NUL, invalid UTF-8), a numeric NAS-Port, a NULL plan and what an Accept gave; made by
+    the C extension (where it takes them) or by the pure path, as without a compiler."""
+    if path == "pure":
+        monkeypatch.setattr(pure, "_fast", None)
+    else:
+        assert pure.compiled() is not None, "daemons.radius._authlog was not built"
 
     def pkt(*attrs: tuple[int, bytes]) -> Packet:
         return Packet(Code.ACCESS_REQUEST, 1, bytes(16), attrs, b"")
@@ -157,13 +167,15 @@ async def test_copied_records_are_the_rows(radius: RadiusServer) -> None:
         (pkt((87, b"olt1/2\x00\x00"), (31, b"aa\xffbb")), "ünïcode", accept),
         (pkt((5, (70000).to_bytes(4, "big"))), "copy-two", reject),
         (pkt(), None, reject),
+        (pkt((87, b"olt1/3"), (31, b"aa-bb"), (1, b"plain")), "plain", accept),
     ]
     now = time.time()
-    rows = [pure.row(p, "nas-é", u, o, now + i) for i, (p, u, o) in enumerate(cases)]
-    lines = [pure.line(p, "nas-é", u, o, now + i) for i, (p, u, o) in enumerate(cases)]
+    nas = f"nas-é-{path}"
+    rows = [pure.row(p, nas, u, o, now + i) for i, (p, u, o) in enumerate(cases)]
+    lines = [pure.line(p, nas, u, o, now + i) for i, (p, u, o) in enumerate(cases)]
     await authlog.copy_auth_lines(radius.pool, lines)
     got = await radius.pool.fetch(
-        f"SELECT {', '.join(pure.COLUMNS)} FROM radius_auth_log WHERE nas = 'nas-é' ORDER BY at"
+        f"SELECT {', '.join(pure.COLUMNS)} FROM radius_auth_log WHERE nas = $1 ORDER BY at", nas
     )
     assert len(got) == len(rows)
     for stored, want in zip(got, rows, strict=True):
@@ -172,3 +184,46 @@ async def test_copied_records_are_the_rows(radius: RadiusServer) -> None:
             *want[1:9],
             json.loads(want[9]),
         )
+
+
+async def test_the_history_is_read_through_its_cheap_indexes(radius: RadiusServer) -> None:
+    """Migration 0022: the history's indexes are the ones cheapest to keep up at the rate of
+    logins (a hash index by user, BRIN by time), and a user's history is still read through
+    the index, not by a scan of every record."""
+    kinds: dict[str, str] = {
+        r["relname"]: r["amname"]
+        for r in await radius.pool.fetch(
+            "SELECT c.relname, a.amname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+            "JOIN pg_am a ON a.oid = c.relam "
+            "WHERE i.indrelid = 'radius_auth_log'::regclass"
+        )
+    }
+    assert kinds == {
+        "radius_auth_log_pkey": "btree",
+        "radius_auth_log_user_idx": "hash",
+        "radius_auth_log_at_idx": "brin",
+    }
+    reject = Outcome(Code.ACCESS_REJECT, Method.PAP, "bad_password")
+    now = time.time() - 3600
+    lines = [
+        pure.line(
+            Packet(Code.ACCESS_REQUEST, 1, bytes(16), (), b""),
+            "nas-plan",
+            f"plan-user-{i % 2000}",
+            reject,
+            now + i / 1000,
+        )
+        for i in range(20_000)
+    ]
+    await authlog.copy_auth_lines(radius.pool, lines)
+    await radius.pool.execute("ANALYZE radius_auth_log")
+    plan = "\n".join(
+        r[0]
+        for r in await radius.pool.fetch(
+            "EXPLAIN " + authlog._LIST, "plan-user-7", None, None, None, None, None, 100
+        )
+    )
+    assert "radius_auth_log_user_idx" in plan, plan
+    rows = await authlog.list_auth_events(radius.pool, username="plan-user-7", limit=5)
+    ids = [r["id"] for r in rows]
+    assert len(rows) == 5 and ids == sorted(ids, reverse=True)
