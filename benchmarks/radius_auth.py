@@ -19,7 +19,8 @@ has 2 cores shared by netd, Redis and the generator: netd with 2 workers compete
 the generator for CPU.
 
 The authentication history (issue 21, radius.auth_log) first: two netd (1 worker), history
-on and off, loaded in turn (on, off, then off, on, ...) closed loop at window 64. The rows
+on and off (BENCH_AUTH_LOG_WORKERS=2: 2 workers each), loaded in turn (on, off, then off,
+on, ...) closed loop at window 64. The rows
 "auth log on / off" are the median over the pairs of runs of on/off: throughput, and the CPU
 per request of netd, Redis and PostgreSQL's whole process tree (the history's COPY, the WAL
 writer, autovacuum) together (BENCH_AUTH_LOG_ONLY=1 runs this part alone).
@@ -97,6 +98,9 @@ SOCKETS = 32  # source sockets of the generator (SO_REUSEPORT hashes them to wor
 WORKERS = tuple(int(w) for w in os.environ.get("BENCH_RADIUS_WORKERS", "1,2").split(","))
 # Only the authentication history's on/off comparison (issue 21), not the other rows.
 AUTH_LOG_ONLY = os.environ.get("BENCH_AUTH_LOG_ONLY", "") == "1"
+# The history's on/off servers' worker count (1; 2 loads both cores, PostgreSQL included).
+AUTH_LOG_WORKERS = int(os.environ.get("BENCH_AUTH_LOG_WORKERS", "1"))
+AUTH_LOG_WINDOW = int(os.environ.get("BENCH_AUTH_LOG_WINDOW", "64"))
 SECRET = "bench-s3cret"
 REPO = Path(__file__).resolve().parents[1]
 LOADGEN_TIMEOUT = WARMUP + DURATION + 60
@@ -589,9 +593,10 @@ def _bench_netd(
 def _bench_auth_log(
     tmp: Path, urls: dict[str, str], redis_pid: int | None, dsn: str, pg_pid: int | None
 ) -> list[dict[str, Any]]:
-    """The authentication history's cost (issue 21): two `netd radius` (1 worker), one with
-    radius.auth_log on (the default) and one with it off, loaded in turn (on, off, off, on,
-    on, off...) closed loop at window 64, so drift on the shared machine falls on both
+    """The authentication history's cost (issue 21): two `netd radius` (1 worker, or
+    BENCH_AUTH_LOG_WORKERS), one with radius.auth_log on (the default) and one with it off,
+    loaded in turn (on, off, off, on, on, off...) closed loop at window 64 (or
+    BENCH_AUTH_LOG_WINDOW), so drift on the shared machine falls on both
     alike. Besides the rates, the CPU per request of netd, Redis and PostgreSQL (the
     postmaster and all its children: the history's COPY, WAL writer, autovacuum) together:
     what the history costs the machine whatever else slows the closed loop down."""
@@ -600,7 +605,7 @@ def _bench_auth_log(
         mode: Netd(
             tmp,
             urls,
-            1,
+            AUTH_LOG_WORKERS,
             {
                 "NETD_RADIUS_AUTH_LOG": "true" if mode == "on" else "false",
                 "NETD_STATE_DIR": str(tmp / f"state-authlog-{mode}"),
@@ -619,7 +624,9 @@ def _bench_auth_log(
                 netd = servers[mode]
                 watch = _netd_watch(netd, redis_pid)
                 trees = {"postgres": pg_pid} if pg_pid else {}
-                runs[mode].append(loadgen(netd.port, watch, trees, mode="closed", window=64))
+                runs[mode].append(
+                    loadgen(netd.port, watch, trees, mode="closed", window=AUTH_LOG_WINDOW)
+                )
                 _log(f"auth log {mode} run {i}: {json.dumps(_brief(runs[mode][-1]))}")
         time.sleep(1.5)  # the last batch of the history is written
         recorded = asyncio.run(_count_auth_log(dsn))
@@ -628,15 +635,17 @@ def _bench_auth_log(
             netd.stop()
     rows: list[dict[str, Any]] = []
     cpu: dict[str, float] = {}
+    who = f"netd {AUTH_LOG_WORKERS} worker{'s' if AUTH_LOG_WORKERS > 1 else ''}"
     for mode in ("on", "off"):
-        got = _rows(f"netd 1 worker, auth log {mode}, closed loop, window 64", runs[mode], ["netd"])
+        label = f"{who}, auth log {mode}, closed loop, window {AUTH_LOG_WINDOW}"
+        got = _rows(label, runs[mode], ["netd"])
         rows += [got[0], got[2]]  # throughput, p99
         if pg_pid:
             per = [_stores_cpu_per_request(r) for r in runs[mode]]
             cpu[mode] = median(per)
             rows.append(
                 _row(
-                    f"netd 1 worker, auth log {mode}: netd + Redis + PostgreSQL CPU per request",
+                    f"{who}, auth log {mode}: netd + Redis + PostgreSQL CPU per request",
                     per,
                     "us",
                 )

@@ -2,7 +2,8 @@
 
 The hot path only appends a record to a bounded buffer; a task writes the buffer to
 PostgreSQL in one statement every ``interval`` seconds (and publishes rejects on the event
-stream), and purges records past the retention once an hour. When PostgreSQL does not
+stream), summarizes the new ranges of the history's BRIN index every few seconds, and
+purges records past the retention once an hour. When PostgreSQL does not
 answer, records wait in the buffer (at most ``max_buffer``; beyond, the oldest are
 dropped and counted) and the next flush retries them. A drain writes what is buffered,
 within its deadline.
@@ -28,6 +29,9 @@ from daemons.store.cache import Cache
 
 log = logging.getLogger("netd.radius")
 PURGE_EVERY = 3600.0
+# How often the history's new BRIN ranges are summarized (store.authlog.summarize_auth_log):
+# until then, lookups read them whole.
+SUMMARIZE_EVERY = 5.0
 STORE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError)
 
 
@@ -56,6 +60,10 @@ class AuthLogWriter:
         self._on_drop = on_drop
         self._task: asyncio.Task[None] | None = None
         self._purged_at = 0.0
+        self._summarized_at = time.monotonic()
+        self._summary_start = 0  # the first block not known to be summarized
+        self._summarized_written = 0  # self.written at the last summary
+        self._summaries = True  # False once the role was found not to own the index
         self.written = 0
         self.dropped = 0
 
@@ -85,16 +93,53 @@ class AuthLogWriter:
         while True:
             await asyncio.sleep(self._interval)
             await self.flush()
+            if time.monotonic() - self._summarized_at >= SUMMARIZE_EVERY:
+                await self.summarize()
             now = time.time()
             if now - self._purged_at >= PURGE_EVERY:
                 self._purged_at = now
-                try:
-                    n = await store.purge_auth_events(self._pool, now - self._retention)
-                except STORE_ERRORS as exc:
-                    log.warning("auth log not purged", extra={"fields": {"error": repr(exc)}})
-                else:
-                    if n:
-                        log.info("auth log purged", extra={"fields": {"records": n}})
+                await self.purge(now - self._retention)
+
+    async def summarize(self) -> None:
+        """Summarize the history's new BRIN ranges, when anything was written since the last
+        time. Another writer (or VACUUM) holding the lock: next time."""
+        self._summarized_at = time.monotonic()
+        if not self._summaries or self.written == self._summarized_written:
+            return
+        try:
+            _, blocks = await store.summarize_auth_log(self._pool, self._summary_start)
+        except asyncpg.LockNotAvailableError:
+            return
+        except asyncpg.InsufficientPrivilegeError as exc:
+            self._summaries = False
+            log.warning(
+                "auth log index not summarized by netd: the database role does not own it; "
+                "VACUUM summarizes it, and until then lookups read the newest records whole",
+                extra={"fields": {"error": str(exc)}},
+            )
+            return
+        except STORE_ERRORS as exc:
+            log.warning("auth log index not summarized", extra={"fields": {"error": repr(exc)}})
+            return
+        self._summarized_written = self.written
+        self._summary_start = store.next_start(blocks)
+
+    async def purge(self, before: float) -> None:
+        """Delete records older than ``before``; reset the index ranges they emptied."""
+        try:
+            n, emptied = await store.purge_auth_events(self._pool, before)
+        except STORE_ERRORS as exc:
+            log.warning("auth log not purged", extra={"fields": {"error": repr(exc)}})
+            return
+        if n:
+            log.info("auth log purged", extra={"fields": {"records": n}})
+        try:
+            await store.reset_ranges(self._pool, emptied)
+        except STORE_ERRORS as exc:
+            log.warning(
+                "auth log index ranges of purged records not reset; lookups may read them whole",
+                extra={"fields": {"ranges": len(emptied), "error": repr(exc)}},
+            )
 
     async def flush(self) -> None:
         """Write what is buffered; on a store error it stays for the next flush."""

@@ -86,20 +86,95 @@ async def publish_rejects(cache: Cache, rejects: Sequence[dict[str, object]]) ->
         await pipe.execute()
 
 
-async def purge_auth_events(pool: asyncpg.Pool, before: float, batch: int = 10_000) -> int:
-    """Delete records older than ``before`` (epoch seconds), a batch at a time."""
-    total = 0
+# The history's BRIN index (migration 0022) covers a range of pages once it is summarized;
+# until then every lookup reads the range whole. Summarizing each range as the table grows
+# (from ``start``, the first block not known to be summarized) keeps lookups short; what a
+# range already summarized gets is a no-op. brin_summarize_range takes the table's
+# SHARE UPDATE EXCLUSIVE lock (as VACUUM and the other writers' summaries do): waited for at
+# most ``lock_timeout`` seconds, under deadlock_timeout, so autovacuum is never cancelled.
+AUTH_LOG_INDEX = "radius_auth_log_brin"
+PAGES_PER_RANGE = 16
+_SUMMARIZE = f"""
+WITH size AS (
+    SELECT pg_relation_size('radius_auth_log') / current_setting('block_size')::bigint AS n
+)
+SELECT coalesce((SELECT sum(brin_summarize_range('{AUTH_LOG_INDEX}', b))
+                 FROM generate_series($1::bigint, (SELECT n FROM size) - 1,
+                                      {PAGES_PER_RANGE}) AS b), 0)::bigint AS ranges,
+       (SELECT n FROM size) AS blocks
+"""
+
+
+async def summarize_auth_log(
+    pool: asyncpg.Pool, start: int, lock_timeout: float = 0.2
+) -> tuple[int, int]:
+    """Summarize the history's BRIN ranges from block ``start`` to the table's end (the
+    last, partial range too). Returns (ranges summarized, the table's blocks). Raises
+    asyncpg's LockNotAvailableError when the lock was not had in time, and its
+    InsufficientPrivilegeError when the role does not own the index."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+        row = await conn.fetchrow(_SUMMARIZE, start)
+    assert row is not None
+    return int(row["ranges"]), int(row["blocks"])
+
+
+def next_start(blocks: int) -> int:
+    """Where the next summary starts: the first block of the table's last (partial) range,
+    which grows after this one summarized it."""
+    return max(0, (blocks - 1) // PAGES_PER_RANGE * PAGES_PER_RANGE)
+
+
+_PURGE = f"""
+WITH gone AS (
+    DELETE FROM radius_auth_log WHERE id IN (
+        SELECT id FROM radius_auth_log WHERE at < $1 LIMIT $2
+    ) RETURNING ctid
+)
+SELECT count(*) AS n,
+       coalesce(array_agg(DISTINCT (ctid::text::point)[0]::bigint
+                          / {PAGES_PER_RANGE} * {PAGES_PER_RANGE}), '{{}}') AS ranges
+FROM gone
+"""
+_DESUMMARIZE = f"""
+SELECT count(brin_desummarize_range('{AUTH_LOG_INDEX}', b)) FROM unnest($1::bigint[]) AS b
+"""
+_RESUMMARIZE = f"""
+SELECT count(brin_summarize_range('{AUTH_LOG_INDEX}', b)) FROM unnest($1::bigint[]) AS b
+"""
+
+
+async def purge_auth_events(
+    pool: asyncpg.Pool, before: float, batch: int = 10_000
+) -> tuple[int, list[int]]:
+    """Delete records older than ``before`` (epoch seconds), a batch at a time. Returns how
+    many, and the first blocks of the BRIN ranges they were in (``reset_ranges``)."""
+    total, emptied = 0, set[int]()
     while True:
-        status = await pool.execute(
-            "DELETE FROM radius_auth_log WHERE id IN (SELECT id FROM radius_auth_log "
-            "WHERE at < $1 LIMIT $2)",
-            _ts(before),
-            batch,
-        )
-        n = int(status.rsplit(" ", 1)[-1])
+        row = await pool.fetchrow(_PURGE, _ts(before), batch)
+        assert row is not None
+        n = int(row["n"])
         total += n
+        emptied.update(int(b) for b in row["ranges"])
         if n < batch:
-            return total
+            return total, sorted(emptied)
+
+
+async def reset_ranges(
+    pool: asyncpg.Pool, ranges: Sequence[int], lock_timeout: float = 1.0
+) -> None:
+    """Summarize the BRIN ranges a purge emptied afresh, from what is left in them.
+
+    VACUUM frees a purged page and new records fill it again; a summary only ever widens,
+    so without this the new names and times would join those of the deleted records, and
+    every lookup would end up reading those ranges. Raises as ``summarize_auth_log``;
+    a reset not done costs lookups time, never a record."""
+    if not ranges:
+        return
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+        await conn.fetchval(_DESUMMARIZE, list(ranges))
+        await conn.fetchval(_RESUMMARIZE, list(ranges))
 
 
 # The session a login started: the first one of that user on that NAS (and port, when the
