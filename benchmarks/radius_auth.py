@@ -18,12 +18,13 @@ medians of BENCH_RUNS runs of BENCH_DURATION seconds (after a 2 s warm-up). The 
 has 2 cores shared by netd, Redis and the generator: netd with 2 workers competes with
 the generator for CPU.
 
-The authentication history (issue 21, radius.auth_log) first: two netd (1 worker), history
-on and off (BENCH_AUTH_LOG_WORKERS=2: 2 workers each), loaded in turn (on, off, then off,
-on, ...) closed loop at window 64. The rows
-"auth log on / off" are the median over the pairs of runs of on/off: throughput, and the CPU
-per request of netd, Redis and PostgreSQL's whole process tree (the history's COPY, the WAL
-writer, autovacuum) together (BENCH_AUTH_LOG_ONLY=1 runs this part alone).
+The authentication history (issue 21, radius.auth_log) first: two netd (1 worker;
+BENCH_AUTH_LOG_WORKERS=2: 2 each), history on and off, loaded in turn (on, off, then off,
+on, ...) closed loop at window 64 (BENCH_AUTH_LOG_WINDOW), BENCH_AUTH_LOG_RUNS pairs (at
+least 9). The rows "auth log on / off" are the medians over the pairs of on/off:
+throughput, and the CPU per request of netd, Redis and PostgreSQL's whole process tree (the
+history's COPY, the WAL writer, autovacuum) together (BENCH_AUTH_LOG_ONLY=1 runs this part
+alone).
 
 Side by side with FreeRADIUS 3.2, when /usr/sbin/freeradius is installed (`apt-get install
 -y freeradius freeradius-postgresql`; without it one line says these rows are skipped and
@@ -101,6 +102,8 @@ AUTH_LOG_ONLY = os.environ.get("BENCH_AUTH_LOG_ONLY", "") == "1"
 # The history's on/off servers' worker count (1; 2 loads both cores, PostgreSQL included).
 AUTH_LOG_WORKERS = int(os.environ.get("BENCH_AUTH_LOG_WORKERS", "1"))
 AUTH_LOG_WINDOW = int(os.environ.get("BENCH_AUTH_LOG_WINDOW", "64"))
+# Pairs of on/off runs: the history's cost is a few percent, each run's noise more.
+AUTH_LOG_RUNS = int(os.environ.get("BENCH_AUTH_LOG_RUNS", str(max(RUNS, 9))))
 SECRET = "bench-s3cret"
 REPO = Path(__file__).resolve().parents[1]
 LOADGEN_TIMEOUT = WARMUP + DURATION + 60
@@ -616,7 +619,7 @@ def _bench_auth_log(
     try:
         for netd in servers.values():
             probe(netd.port)
-        for i in range(RUNS):
+        for i in range(AUTH_LOG_RUNS):
             # on, off, then off, on: what one run leaves behind (PostgreSQL's autovacuum of
             # the history's rows, a checkpoint) falls as often on either.
             order = ("on", "off") if i % 2 == 0 else ("off", "on")
