@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import os
 import time
@@ -91,6 +92,7 @@ class Outstanding:
     realm: Realm | None = None
     tried: list[str] = field(default_factory=list)
     done: Callable[[bool], None] | None = None  # spool forwards: answered or not
+    serial: int = 0  # its entry in the link's deadlines (Link.sent)
 
 
 class Link:
@@ -104,18 +106,28 @@ class Link:
         )
         self.ids = Ids(self.upstream.channels)
         self.outstanding: dict[int, Outstanding] = {}
-        # (deadline, key, what was sent): in send order, so in deadline order (one
-        # response_window per link); swept every SWEEP s by the shell instead of a loop
-        # timer armed and cancelled per request
-        self.deadlines: deque[tuple[float, int, Outstanding]] = deque()
+        # (deadline, key, serial of what was sent): in send and so deadline order, swept
+        # every SWEEP s. Numbers only: an answered request is freed at once (holding them
+        # kept rate x response_window requests alive, and the collections walking them
+        # stalled the loop up to 0.4 s at 6,000/s: tests/radius/test_proxy_link.py).
+        self.deadlines: deque[tuple[float, int, int]] = deque()
+        self._serials = itertools.count(1)
+
+    def sent(self, key: int, out: Outstanding, deadline: float) -> None:
+        """``out`` is outstanding under ``key`` until answered or ``deadline``."""
+        out.serial = serial = next(self._serials)
+        self.outstanding[key] = out
+        self.deadlines.append((deadline, key, serial))
 
     def expired(self, now: float) -> list[tuple[int, Outstanding]]:
         """What is still outstanding past its deadline, taken off the sweep."""
         out: list[tuple[int, Outstanding]] = []
         deadlines = self.deadlines
+        outstanding = self.outstanding
         while deadlines and deadlines[0][0] <= now:
-            _, key, sent = deadlines.popleft()
-            if self.outstanding.get(key) is sent:
+            _, key, serial = deadlines.popleft()
+            sent = outstanding.get(key)
+            if sent is not None and sent.serial == serial:
                 out.append((key, sent))
         return out
 
@@ -387,8 +399,7 @@ class ProxyShell:
             return True
         now = time.monotonic()
         out.authenticator, out.sent_at = auth, now
-        link.outstanding[key] = out
-        link.deadlines.append((now + server.response_window, key, out))
+        link.sent(key, out, now + server.response_window)
         self.states[server.name].outstanding += 1
         link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, server.name, CODE_NAMES[raw[0]]).inc()
@@ -570,8 +581,7 @@ class ProxyShell:
         raw = proxy.status_server(key & 0xFF, link.server.secret, auth, self._nas_id)
         now = time.monotonic()
         out = Outstanding("probe", None, auth, now)
-        link.outstanding[key] = out
-        link.deadlines.append((now + link.server.response_window, key, out))
+        link.sent(key, out, now + link.server.response_window)
         self.states[link.server.name].outstanding += 1
         link.upstream.send(raw, key >> 8)
         self.metrics.child(self.metrics.proxy_requests, link.server.name, "STATUS_SERVER").inc()
