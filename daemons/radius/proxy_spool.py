@@ -39,7 +39,7 @@ from daemons.store import proxy_spool as store
 
 
 class Held(Protocol):
-    """A NAS request the proxy holds (``proxy_shell.Outstanding``)."""
+    """A NAS request the proxy holds (``proxy_link.Outstanding``)."""
 
     job: Job | None
     pool: HomePool | None

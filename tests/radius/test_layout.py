@@ -74,11 +74,13 @@ MAY_IMPORT: dict[str, set[str]] = {
         "inflight",
         "metrics",
         "proxy",
+        "proxy_link",
         "proxy_spool",
         "realms",
         "shared",
         "upstream",
     },
+    "proxy_link": {"homeservers", "proxy", "realms", "shared", "upstream"},
     "proxy_spool": {
         "admission",
         "codec",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import gc
 import weakref
 
-from daemons.radius.proxy_shell import Link, Outstanding
+from daemons.radius.proxy_link import Link, Outstanding
 from daemons.radius.realms import HomeServer
 
 
