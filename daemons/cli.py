@@ -131,6 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     worker = sub.add_parser("radius-worker")  # `netd radius` starts it; not for people
     worker.add_argument("--parent", type=int, required=True)
+    worker.add_argument("--ready-fd", type=int, default=None)  # written once bound
     radius_admin.add_parsers(sub)
     api_admin.add_parsers(sub)
     acs_admin.add_parsers(sub)
@@ -249,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from daemons.radius.service import RadiusWorker, die_with_parent  # noqa: PLC0415
 
         die_with_parent(args.parent)
+        RadiusWorker.ready_fd = args.ready_fd
         return uvloop.run(Runner(loaded, [RadiusWorker]).run())
     names = [n for n in DAEMONS if n != "api"] if args.command == "up" else [args.command]
     if args.command == "up":

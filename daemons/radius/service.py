@@ -46,7 +46,7 @@ from daemons.radius.shared import Drops, LedgerState, Stores
 from daemons.radius.stream_server import StreamListeners
 from daemons.radius.tables import NasTable, Tables
 from daemons.radius.transport import Transport, UdpListeners
-from daemons.radius.workers import Workers, die_with_parent
+from daemons.radius.workers import Workers, die_with_parent, report_bound
 
 log = logging.getLogger("netd.radius")
 
@@ -105,6 +105,7 @@ def assemble(
 class RadiusService(Daemon):
     name: ClassVar[str] = "radius"
     spawns_workers: ClassVar[bool] = True
+    ready_fd: ClassVar[int | None] = None  # a worker's pipe to its instance (workers.ready)
 
     def __init__(self, ctx: Context) -> None:
         super().__init__(ctx)
@@ -189,6 +190,12 @@ class RadiusService(Daemon):
         await self.proxy.start(forwarder=self.spawns_workers)
         if self.spawns_workers and self.cfg.workers > 1:
             self.workers.spawn(self.cfg.workers - 1)
+            # Ready once every process serves the port (a worker joining the SO_REUSEPORT
+            # group moves requests, and an EAP exchange begun then, to another process).
+            await self.workers.ready()
+        if self.ready_fd is not None:  # a worker: bound; the instance may report ready
+            report_bound(self.ready_fd)
+            type(self).ready_fd = None
 
     def endpoints(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -229,7 +236,8 @@ class RadiusService(Daemon):
 
 
 class RadiusWorker(RadiusService):
-    """A worker process: the same service, without children of its own."""
+    """A worker process: the same service, without children of its own. ``ready_fd``
+    (``netd radius-worker --ready-fd``): where it says it has bound its sockets."""
 
     spawns_workers: ClassVar[bool] = False
 

@@ -124,3 +124,27 @@ async def test_sigterm_answers_requests_in_flight(
         assert proc.wait(20) == 0, proc.output()
     finally:
         proc.stop()
+
+
+def udp_sockets_on(port: int) -> int:
+    """How many UDP sockets are bound to 127.0.0.1:``port`` (/proc/net/udp)."""
+    want = f"0100007F:{port:04X}"
+    with open("/proc/net/udp") as f:
+        return sum(1 for line in f.readlines()[1:] if line.split()[1] == want)
+
+
+async def test_ready_only_once_every_worker_has_bound(
+    radius: RadiusServer, store_urls: StoreUrls, tmp_path: Path
+) -> None:
+    """An instance of 2 workers reports ready once both serve the port. On main it was
+    ready as soon as the first had bound, while the second was still starting: a socket
+    joining the SO_REUSEPORT group then moved requests (an EAP exchange under way) to
+    the other process."""
+    port, status = free_udp_port(), free_port()
+    env = second_daemon_env(radius, port, status, tmp_path, {"NETD_RADIUS_WORKERS": "2"})
+    proc = NetdProcess(["radius"], env, tmp_path)
+    try:
+        proc.wait_http(f"http://127.0.0.1:{status}/health/ready")
+        assert udp_sockets_on(port) == 2, proc.output()
+    finally:
+        proc.stop()
