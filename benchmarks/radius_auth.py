@@ -599,10 +599,10 @@ def _bench_auth_log(
     """The authentication history's cost (issue 21): two `netd radius` (1 worker, or
     BENCH_AUTH_LOG_WORKERS), one with radius.auth_log on (the default) and one with it off,
     loaded in turn (on, off, off, on, on, off...) closed loop at window 64 (or
-    BENCH_AUTH_LOG_WINDOW), so drift on the shared machine falls on both
-    alike. Besides the rates, the CPU per request of netd, Redis and PostgreSQL (the
-    postmaster and all its children: the history's COPY, WAL writer, autovacuum) together:
-    what the history costs the machine whatever else slows the closed loop down."""
+    BENCH_AUTH_LOG_WINDOW), so drift on the shared machine falls on both alike. Besides the
+    rates, the CPU per request of netd, Redis and PostgreSQL (the postmaster and all its
+    children: the history's COPY, WAL writer, autovacuum) together: what the history costs
+    the machine whatever else slows the closed loop down."""
     runs: dict[str, list[dict[str, Any]]] = {"on": [], "off": []}
     servers = {
         mode: Netd(
@@ -637,19 +637,17 @@ def _bench_auth_log(
         for netd in servers.values():
             netd.stop()
     rows: list[dict[str, Any]] = []
-    cpu: dict[str, float] = {}
+    cpu = {mode: [_stores_cpu_per_request(r) for r in runs[mode]] for mode in runs}
     who = f"netd {AUTH_LOG_WORKERS} worker{'s' if AUTH_LOG_WORKERS > 1 else ''}"
     for mode in ("on", "off"):
         label = f"{who}, auth log {mode}, closed loop, window {AUTH_LOG_WINDOW}"
         got = _rows(label, runs[mode], ["netd"])
         rows += [got[0], got[2]]  # throughput, p99
         if pg_pid:
-            per = [_stores_cpu_per_request(r) for r in runs[mode]]
-            cpu[mode] = median(per)
             rows.append(
                 _row(
                     f"{who}, auth log {mode}: netd + Redis + PostgreSQL CPU per request",
-                    per,
+                    cpu[mode],
                     "us",
                 )
             )
@@ -658,14 +656,13 @@ def _bench_auth_log(
     # nearly the same machine; min and max are the pairs' extremes.
     pairs = list(zip(runs["on"], runs["off"], strict=True))
     if pg_pid:
-        per = [_stores_cpu_per_request(a) / _stores_cpu_per_request(b) for a, b in pairs]
         rows.append(
             _row(
                 "auth log on / off: netd + Redis + PostgreSQL CPU per request",
-                per,
+                [a / b for a, b in zip(cpu["on"], cpu["off"], strict=True)],
                 "ratio",
-                f"{cpu['on'] - cpu['off']:.1f} us more per request with the history on "
-                "(medians of the runs)",
+                f"{median(cpu['on']) - median(cpu['off']):.1f} us more per request with the "
+                "history on (medians of the runs)",
             )
         )
     rows.append(

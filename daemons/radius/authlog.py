@@ -107,7 +107,8 @@ def line(pkt: Packet, nas: str, username: str | None, outcome: Outcome, now: flo
     track; the writer joins a batch's tuples and sends them as they are. What every record
     of one NAS, method, result and plan shares (the tail) is encoded once. The per-request
     part is built by the optional C extension ``daemons.radius._authlog`` when it was
-    built (about 0.3 µs instead of 1.5), else by ``pure_line``."""
+    built (0.10-0.15 µs, measured, against 1.3-1.95 µs for ``pure_line``), else by
+    ``pure_line``."""
     accept = outcome.code == Code.ACCESS_ACCEPT
     found = _found(outcome) if accept else ()
     # The Method itself (a StrEnum hashes as its text), not its .value: a third of the time.

@@ -3,6 +3,7 @@ with the session each login started, purge what is older than the retention."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
@@ -105,6 +106,14 @@ SELECT coalesce((SELECT sum(brin_summarize_range('{AUTH_LOG_INDEX}', b))
 """
 
 
+@contextlib.asynccontextmanager
+async def _lock_bounded(pool: asyncpg.Pool, lock_timeout: float) -> AsyncIterator[Any]:
+    """A transaction whose lock waits end after ``lock_timeout`` seconds (LockNotAvailable)."""
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+        yield conn
+
+
 async def summarize_auth_log(
     pool: asyncpg.Pool, start: int, lock_timeout: float = 0.2
 ) -> tuple[int, int]:
@@ -112,8 +121,7 @@ async def summarize_auth_log(
     last, partial range too). Returns (ranges summarized, the table's blocks). Raises
     asyncpg's LockNotAvailableError when the lock was not had in time, and its
     InsufficientPrivilegeError when the role does not own the index."""
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+    async with _lock_bounded(pool, lock_timeout) as conn:
         row = await conn.fetchrow(_SUMMARIZE, start)
     assert row is not None
     return int(row["ranges"]), int(row["blocks"])
@@ -171,8 +179,7 @@ async def reset_ranges(
     a reset not done costs lookups time, never a record."""
     if not ranges:
         return
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute(f"SET LOCAL lock_timeout = {round(lock_timeout * 1000)}")
+    async with _lock_bounded(pool, lock_timeout) as conn:
         await conn.fetchval(_DESUMMARIZE, list(ranges))
         await conn.fetchval(_RESUMMARIZE, list(ranges))
 

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import stat
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -22,36 +24,39 @@ EXITS = "import sys; sys.exit(3)"
 HANGS = "import time; time.sleep(30)"
 
 
-def stand_in(tmp: Path, monkeypatch: pytest.MonkeyPatch, body: str) -> None:
-    """`sys.executable -m daemons.cli radius-worker ...` runs ``body`` instead."""
+@asynccontextmanager
+async def stand_ins(
+    tmp: Path, monkeypatch: pytest.MonkeyPatch, body: str, count: int
+) -> AsyncIterator[workers.Workers]:
+    """``count`` workers whose `sys.executable -m daemons.cli radius-worker ...` runs
+    ``body`` instead; killed and reaped afterwards."""
     script = tmp / "python"
     script.write_text(f"#!{sys.executable}\n{body}\n")
     script.chmod(script.stat().st_mode | stat.S_IEXEC)
     monkeypatch.setattr(workers.sys, "executable", str(script))
-
-
-async def test_ready_once_each_worker_says_it_is_bound(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    stand_in(tmp_path, monkeypatch, BOUND)
     pool = workers.Workers(None)
-    pool.spawn(2)
+    pool.spawn(count)
     try:
-        await pool.ready(10)
+        yield pool
     finally:
         pool.kill()
         await pool.wait()
 
 
+async def test_ready_once_each_worker_says_it_is_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async with stand_ins(tmp_path, monkeypatch, BOUND, 2) as pool:
+        await pool.ready(10)
+
+
 async def test_a_worker_that_exits_first_stops_the_start_up(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stand_in(tmp_path, monkeypatch, EXITS)
-    pool = workers.Workers(None)
-    pool.spawn(1)
-    with pytest.raises(StartupError) as err:
-        await pool.ready(10)
-    pid = pool.procs[0].pid
+    async with stand_ins(tmp_path, monkeypatch, EXITS, 1) as pool:
+        with pytest.raises(StartupError) as err:
+            await pool.ready(10)
+        pid = pool.procs[0].pid
     assert str(err.value).startswith(f"radius worker {pid} exited during start-up (status 3)")
     assert "\n" not in str(err.value)
 
@@ -59,13 +64,7 @@ async def test_a_worker_that_exits_first_stops_the_start_up(
 async def test_a_worker_never_bound_stops_the_start_up_at_the_deadline(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stand_in(tmp_path, monkeypatch, HANGS)
-    pool = workers.Workers(None)
-    pool.spawn(1)
-    try:
+    async with stand_ins(tmp_path, monkeypatch, HANGS, 1) as pool:
         with pytest.raises(StartupError, match=r"not bound within 0\.5 s"):
             await pool.ready(0.5)
         assert pool._ready == []  # its pipe closed, not left to a later start
-    finally:
-        pool.kill()
-        await pool.wait()
