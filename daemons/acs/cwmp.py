@@ -371,10 +371,17 @@ def parse(body: bytes) -> Envelope:
 
 
 _ENTITIES = {'"': "&quot;", "\r": "&#13;"}  # a bare CR would be read back as LF
+# In an attribute a parser reads a bare LF or tab back as a space (XML 1.0 §3.3.3).
+_ATTR_ENTITIES = {**_ENTITIES, "\n": "&#10;", "\t": "&#9;"}
 
 
 def _e(value: object) -> str:
     return escape(str(value), _ENTITIES)
+
+
+def _attr(value: object) -> str:
+    """An attribute's value, read back as written whatever whitespace it holds."""
+    return escape(str(value), _ATTR_ENTITIES)
 
 
 def envelope(ns: str, cwmp_id: str | None, body: str) -> bytes:
@@ -448,7 +455,7 @@ def get_parameter_attributes(names: list[str]) -> str:
 def set_parameter_values(params: list[ParamValue], key: str) -> str:
     items = "".join(
         f"<ParameterValueStruct><Name>{_e(p.name)}</Name>"
-        f'<Value xsi:type="{_e(p.type)}">{_e(p.value)}</Value></ParameterValueStruct>'
+        f'<Value xsi:type="{_attr(p.type)}">{_e(p.value)}</Value></ParameterValueStruct>'
         for p in params
     )
     return (

@@ -140,3 +140,13 @@ def test_written_requests_are_valid_xml_with_escaped_values() -> None:
         cwmp.fault(8000, "Method not supported"),
     ):
         etree.fromstring(cwmp.envelope(cwmp.DEFAULT_NS, "1", rpc))
+
+
+@pytest.mark.parametrize("xsi_type", ["xsd:\n", "xsd:\tint", "xsd:string\r"])
+def test_a_type_with_whitespace_is_written_back_as_read(xsi_type: str) -> None:
+    """Found by the fuzzers (tests/fuzz/test_cwmp_fuzz.py and fuzz/fuzz_cwmp.py, the same
+    input): a CPE's xsi:type holding a newline was written back in SetParameterValues as a
+    bare LF inside the attribute, which a parser reads as a space (XML 1.0 §3.3.3)."""
+    body = cwmp.set_parameter_values([cwmp.ParamValue("Device.A", "v", xsi_type)], "k")
+    value = etree.fromstring(cwmp.envelope(cwmp.DEFAULT_NS, "1", body)).find(".//Value")
+    assert value is not None and value.get(f"{{{cwmp.XSI}}}type") == xsi_type
